@@ -1,0 +1,403 @@
+//! The Kafka backend: an idempotent `acks=all` producer keyed by subject, topics
+//! created when missing, consumer-group positions committed to the broker.
+//!
+//! Kafka has no idempotency across producer sessions, so the event ids this producer
+//! had acknowledged are kept in a local `redb` index. An id is recorded only after the
+//! broker acknowledged its record: a crash between the two can leave one extra copy in
+//! the topic, which the transform drops by event id.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use redb::Database;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::{Appended, EventLog, LogError, LogRecord, StoredRecord, event_ids};
+
+const EVENT_ID_HEADER: &str = "event_id";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port…]`
+    pub brokers: String,
+    /// Create the topic when it does not exist.
+    pub create_topics: bool,
+    pub replication_factor: i32,
+    /// How long the producer keeps trying to deliver a record before the append fails.
+    pub message_timeout_ms: u64,
+    /// Time limit of metadata, offset and read requests.
+    pub request_timeout_ms: u64,
+    /// The local index of acknowledged event ids (see the module docs).
+    pub event_id_index: PathBuf,
+    /// Further librdkafka settings (e.g. `security.protocol`), passed through as given.
+    #[serde(default)]
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+pub struct KafkaLog {
+    topic: String,
+    partitions: u32,
+    config: KafkaConfig,
+    producer: FutureProducer,
+    reader: Arc<Mutex<BaseConsumer>>,
+    groups: Arc<Mutex<HashMap<String, Arc<BaseConsumer>>>>,
+    event_ids: Arc<Database>,
+    /// Ids being produced right now, so two concurrent batches do not both send one.
+    in_flight: Arc<Mutex<HashSet<Uuid>>>,
+}
+
+impl KafkaLog {
+    /// Connects, creates the topic if configured and missing, and opens the id index.
+    pub async fn connect(config: &KafkaConfig, topic: &str, partitions: u32) -> Result<Self, LogError> {
+        let kafka_err = |reason: String| LogError::Kafka { topic: topic.to_string(), reason };
+        let base = client_config(config);
+        let producer: FutureProducer = base
+            .clone()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("partitioner", "murmur2_random")
+            .set("message.timeout.ms", config.message_timeout_ms.to_string())
+            .set("linger.ms", "5")
+            .create()
+            .map_err(|e| kafka_err(format!("creating the producer: {e}")))?;
+        let reader: BaseConsumer = consumer_config(&base, "techmon-reader")
+            .create()
+            .map_err(|e| kafka_err(format!("creating the reader: {e}")))?;
+        let event_ids = open_index(&config.event_id_index)?;
+        let log = Self {
+            topic: topic.to_string(),
+            partitions,
+            config: config.clone(),
+            producer,
+            reader: Arc::new(Mutex::new(reader)),
+            groups: Arc::default(),
+            event_ids: Arc::new(event_ids),
+            in_flight: Arc::default(),
+        };
+        if config.create_topics {
+            log.create_topic(&base).await?;
+        }
+        Ok(log)
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.config.request_timeout_ms)
+    }
+
+    fn unavailable(&self, reason: impl std::fmt::Display) -> LogError {
+        LogError::Unavailable { backend: "kafka", reason: format!("topic {}: {reason}", self.topic) }
+    }
+
+    async fn create_topic(&self, base: &ClientConfig) -> Result<(), LogError> {
+        let admin: AdminClient<DefaultClientContext> =
+            base.create().map_err(|e| self.unavailable(format!("creating the admin client: {e}")))?;
+        let topic = NewTopic::new(&self.topic, self.partitions as i32, TopicReplication::Fixed(self.config.replication_factor));
+        let options = AdminOptions::new().operation_timeout(Some(self.timeout()));
+        let results = admin
+            .create_topics([&topic], &options)
+            .await
+            .map_err(|e| self.unavailable(format!("creating the topic: {e}")))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, code)) => return Err(self.unavailable(format!("creating the topic: {code}"))),
+            }
+        }
+        Ok(())
+    }
+
+    fn group_consumer(&self, group: &str) -> Result<Arc<BaseConsumer>, LogError> {
+        let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(consumer) = groups.get(group) {
+            return Ok(consumer.clone());
+        }
+        let consumer: BaseConsumer = consumer_config(&client_config(&self.config), group)
+            .create()
+            .map_err(|e| self.unavailable(format!("creating a consumer for group {group}: {e}")))?;
+        let consumer = Arc::new(consumer);
+        groups.insert(group.to_string(), consumer.clone());
+        Ok(consumer)
+    }
+
+    fn check_partition(&self, partition: u32) -> Result<(), LogError> {
+        if partition >= self.partitions {
+            return Err(LogError::NoSuchPartition { partition, partitions: self.partitions });
+        }
+        Ok(())
+    }
+
+    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce() -> Result<T, LogError> + Send + 'static) -> Result<T, LogError> {
+        tokio::task::spawn_blocking(f).await.map_err(|e| self.unavailable(e))?
+    }
+
+    async fn produce(&self, record: &LogRecord) -> Result<(u32, u64), LogError> {
+        let id = record.event_id.to_string();
+        let headers = OwnedHeaders::new().insert(Header { key: EVENT_ID_HEADER, value: Some(id.as_str()) });
+        let message = FutureRecord::to(&self.topic).key(record.key.as_str()).payload(record.payload.as_slice()).headers(headers);
+        // The producer's own message timeout bounds the wait.
+        match self.producer.send(message, Duration::from_secs(0)).await {
+            Ok(delivery) => Ok((delivery.partition as u32, delivery.offset as u64)),
+            Err((e, _)) => Err(self.unavailable(format!("producing event {id}: {e}"))),
+        }
+    }
+}
+
+fn client_config(config: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.brokers)
+        .set("socket.timeout.ms", config.request_timeout_ms.to_string())
+        .set("log_level", "4");
+    for (key, value) in &config.librdkafka {
+        c.set(key, value);
+    }
+    c
+}
+
+fn consumer_config(base: &ClientConfig, group: &str) -> ClientConfig {
+    let mut c = base.clone();
+    c.set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "earliest");
+    c
+}
+
+fn open_index(path: &Path) -> Result<Database, LogError> {
+    let err = |e: redb::Error| LogError::EventIdIndex { path: path.to_path_buf(), source: Box::new(e) };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| err(redb::StorageError::Io(e).into()))?;
+    }
+    Database::create(path).map_err(|e| err(e.into()))
+}
+
+/// Removes ids from the in-flight set when an append ends, however it ends.
+struct InFlight<'a> {
+    set: &'a Mutex<HashSet<Uuid>>,
+    ids: Vec<Uuid>,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut set = self.set.lock().unwrap_or_else(|p| p.into_inner());
+        for id in &self.ids {
+            set.remove(id);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl EventLog for KafkaLog {
+    fn backend(&self) -> &'static str {
+        "kafka"
+    }
+
+    fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    async fn append(&self, records: Vec<LogRecord>) -> Result<Vec<Appended>, LogError> {
+        let ids: Vec<Uuid> = records.iter().map(|r| r.event_id).collect();
+        let db = self.event_ids.clone();
+        let known = {
+            let ids = ids.clone();
+            self.blocking(move || event_ids::lookup(&db, &ids).map_err(|e| LogError::Unavailable { backend: "kafka", reason: e.to_string() }))
+                .await?
+        };
+        // Claim the ids this batch will send; an id another batch is sending right now
+        // makes this append fail as retryable, so the id is never sent twice at once.
+        let mut claimed = InFlight { set: &self.in_flight, ids: Vec::new() };
+        let mut to_send = Vec::new();
+        {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            let mut seen = HashSet::new();
+            for (i, (record, known)) in records.iter().zip(&known).enumerate() {
+                if known.is_some() || !seen.insert(record.event_id) {
+                    continue;
+                }
+                if !in_flight.insert(record.event_id) {
+                    return Err(self.unavailable(format!("event {} is being appended by another request", record.event_id)));
+                }
+                claimed.ids.push(record.event_id);
+                to_send.push(i);
+            }
+        }
+        let sent = futures::future::join_all(to_send.iter().map(|&i| self.produce(&records[i]))).await;
+
+        let mut outcome = vec![Appended::Duplicate; records.len()];
+        let mut stored = Vec::new();
+        let mut first_error = None;
+        for (&i, result) in to_send.iter().zip(sent) {
+            match result {
+                Ok((partition, offset)) => {
+                    outcome[i] = Appended::Stored { partition, offset };
+                    stored.push((records[i].event_id, partition, offset));
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        // Record what the broker acknowledged even when part of the batch failed, so a
+        // retry reports those records as duplicates instead of sending them again.
+        let db = self.event_ids.clone();
+        let path = self.config.event_id_index.clone();
+        self.blocking(move || {
+            let record = || -> Result<(), redb::Error> {
+                let txn = db.begin_write()?;
+                event_ids::record(&txn, &stored)?;
+                Ok(txn.commit()?)
+            };
+            record().map_err(|e| LogError::EventIdIndex { path, source: Box::new(e) })
+        })
+        .await?;
+        drop(claimed);
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(outcome),
+        }
+    }
+
+    async fn read(&self, partition: u32, from: u64, max: usize) -> Result<Vec<StoredRecord>, LogError> {
+        self.check_partition(partition)?;
+        let end = self.end_offset(partition).await?;
+        if from >= end || max == 0 {
+            return Ok(vec![]);
+        }
+        let reader = self.reader.clone();
+        let topic = self.topic.clone();
+        let timeout = self.timeout();
+        let want = max.min((end - from) as usize);
+        self.blocking(move || {
+            let reader = reader.lock().unwrap_or_else(|p| p.into_inner());
+            let mut assignment = TopicPartitionList::new();
+            assignment
+                .add_partition_offset(&topic, partition as i32, Offset::Offset(from as i64))
+                .map_err(|e| LogError::Kafka { topic: topic.clone(), reason: e.to_string() })?;
+            reader.assign(&assignment).map_err(|e| LogError::Kafka { topic: topic.clone(), reason: e.to_string() })?;
+            let deadline = Instant::now() + timeout;
+            let mut out = Vec::with_capacity(want);
+            while out.len() < want {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(LogError::Unavailable {
+                        backend: "kafka",
+                        reason: format!("topic {topic} partition {partition}: read from offset {from} timed out"),
+                    });
+                }
+                match reader.poll(left) {
+                    None => {}
+                    Some(Err(KafkaError::PartitionEOF(_))) => break,
+                    Some(Err(e)) => return Err(LogError::Unavailable { backend: "kafka", reason: format!("topic {topic}: {e}") }),
+                    Some(Ok(message)) => {
+                        let offset = message.offset() as u64;
+                        let corrupt = |reason: &str| LogError::CorruptRecord { partition, offset, reason: reason.to_string() };
+                        let event_id = message
+                            .headers()
+                            .and_then(|h| h.iter().find(|h| h.key == EVENT_ID_HEADER).and_then(|h| h.value))
+                            .and_then(|v| std::str::from_utf8(v).ok())
+                            .and_then(|v| Uuid::try_parse(v).ok())
+                            .ok_or_else(|| corrupt("no event_id header"))?;
+                        let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
+                        out.push(StoredRecord {
+                            partition,
+                            offset,
+                            key,
+                            event_id,
+                            timestamp_ms: message.timestamp().to_millis().unwrap_or(0),
+                            payload: message.payload().unwrap_or_default().to_vec(),
+                        });
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn end_offset(&self, partition: u32) -> Result<u64, LogError> {
+        self.check_partition(partition)?;
+        let reader = self.reader.clone();
+        let topic = self.topic.clone();
+        let timeout = self.timeout();
+        self.blocking(move || {
+            let reader = reader.lock().unwrap_or_else(|p| p.into_inner());
+            let (_, high) = reader
+                .fetch_watermarks(&topic, partition as i32, timeout)
+                .map_err(|e| LogError::Unavailable { backend: "kafka", reason: format!("topic {topic}: {e}") })?;
+            Ok(high.max(0) as u64)
+        })
+        .await
+    }
+
+    async fn commit_positions(&self, group: &str, positions: &[(u32, u64)]) -> Result<(), LogError> {
+        let mut list = TopicPartitionList::new();
+        for (partition, offset) in positions {
+            self.check_partition(*partition)?;
+            list.add_partition_offset(&self.topic, *partition as i32, Offset::Offset(*offset as i64))
+                .map_err(|e| LogError::Kafka { topic: self.topic.clone(), reason: e.to_string() })?;
+        }
+        let consumer = self.group_consumer(group)?;
+        let topic = self.topic.clone();
+        self.blocking(move || {
+            consumer
+                .commit(&list, CommitMode::Sync)
+                .map_err(|e| LogError::Unavailable { backend: "kafka", reason: format!("topic {topic}: committing positions: {e}") })
+        })
+        .await
+    }
+
+    async fn committed_position(&self, group: &str, partition: u32) -> Result<Option<u64>, LogError> {
+        self.check_partition(partition)?;
+        let mut list = TopicPartitionList::new();
+        list.add_partition(&self.topic, partition as i32);
+        let consumer = self.group_consumer(group)?;
+        let topic = self.topic.clone();
+        let timeout = self.timeout();
+        self.blocking(move || {
+            let committed = consumer
+                .committed_offsets(list, timeout)
+                .map_err(|e| LogError::Unavailable { backend: "kafka", reason: format!("topic {topic}: reading positions: {e}") })?;
+            Ok(committed
+                .find_partition(&topic, partition as i32)
+                .and_then(|p| match p.offset() {
+                    Offset::Offset(o) if o >= 0 => Some(o as u64),
+                    _ => None,
+                }))
+        })
+        .await
+    }
+
+    async fn check_ready(&self) -> Result<(), LogError> {
+        let producer = self.producer.clone();
+        let topic = self.topic.clone();
+        let timeout = self.timeout();
+        self.blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(Some(&topic), timeout)
+                .map(|_| ())
+                .map_err(|e| LogError::Unavailable { backend: "kafka", reason: format!("topic {topic}: {e}") })
+        })
+        .await
+    }
+}
+
+impl Drop for KafkaLog {
+    fn drop(&mut self) {
+        // Deliver what is queued; appends only return after delivery anyway.
+        let _ = self.producer.flush(Duration::from_secs(5));
+    }
+}
