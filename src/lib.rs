@@ -1,1 +1,9 @@
-//! techmon
+//! techmon: the research-data pipeline of the techniekhubs of the Cleantech Regio.
+//! This crate is the `techmon` command: configuration, `serve` (the services in one
+//! process) and the `push` client. The services are libraries of their own
+//! (`techmon-ingest`, `techmon-eventlog`, `techmon-schemas`).
+
+pub mod cli;
+pub mod config;
+pub mod push;
+pub mod serve;

@@ -17,7 +17,8 @@ use uuid::Uuid;
 use crate::{Appended, EventLog, LogError, LogRecord, StoredRecord, event_ids, partition_for};
 
 /// (partition, offset) → (key, event id, stored at ms, payload).
-const RECORDS: TableDefinition<(u32, u64), (&str, u128, i64, &[u8])> = TableDefinition::new("records");
+const RECORDS: TableDefinition<(u32, u64), (&str, u128, i64, &[u8])> =
+    TableDefinition::new("records");
 /// partition → next offset.
 const HEADS: TableDefinition<u32, u64> = TableDefinition::new("heads");
 /// (consumer group, partition) → committed position.
@@ -61,7 +62,10 @@ impl EmbeddedLog {
     /// Opens (or creates) the log at `path` with `partitions` partitions. The count is
     /// fixed at creation: a different count later is an error, since keys would move.
     pub fn open(path: &Path, partitions: u32) -> Result<Self, LogError> {
-        let err = |e: redb::Error| LogError::Embedded { path: path.to_path_buf(), source: Box::new(e) };
+        let err = |e: redb::Error| LogError::Embedded {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| err(redb::StorageError::Io(e).into()))?;
         }
@@ -69,7 +73,10 @@ impl EmbeddedLog {
         let txn = db.begin_write().map_err(|e| err(e.into()))?;
         {
             let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
-            let found = meta.get("partitions").map_err(|e| err(e.into()))?.map(|v| v.value());
+            let found = meta
+                .get("partitions")
+                .map_err(|e| err(e.into()))?
+                .map(|v| v.value());
             match found {
                 Some(found) if found != u64::from(partitions) => {
                     return Err(LogError::PartitionCountChanged {
@@ -80,33 +87,51 @@ impl EmbeddedLog {
                 }
                 Some(_) => {}
                 None => {
-                    meta.insert("partitions", u64::from(partitions)).map_err(|e| err(e.into()))?;
+                    meta.insert("partitions", u64::from(partitions))
+                        .map_err(|e| err(e.into()))?;
                 }
             }
             txn.open_table(RECORDS).map_err(|e| err(e.into()))?;
             txn.open_table(HEADS).map_err(|e| err(e.into()))?;
             txn.open_table(POSITIONS).map_err(|e| err(e.into()))?;
-            txn.open_table(event_ids::EVENT_IDS).map_err(|e| err(e.into()))?;
+            txn.open_table(event_ids::EVENT_IDS)
+                .map_err(|e| err(e.into()))?;
         }
         txn.commit().map_err(|e| err(e.into()))?;
 
         let db = Arc::new(db);
         let (appends, requests) = mpsc::channel();
-        let writer = Writer { db: db.clone(), path: path.to_path_buf(), partitions };
+        let writer = Writer {
+            db: db.clone(),
+            path: path.to_path_buf(),
+            partitions,
+        };
         let writer = std::thread::Builder::new()
             .name("eventlog-writer".into())
             .spawn(move || writer.run(requests))
             .map_err(|e| err(redb::StorageError::Io(e).into()))?;
-        Ok(Self { db, path: path.to_path_buf(), partitions, appends: Some(appends), writer: Some(writer) })
+        Ok(Self {
+            db,
+            path: path.to_path_buf(),
+            partitions,
+            appends: Some(appends),
+            writer: Some(writer),
+        })
     }
 
     fn error(&self, e: impl Into<redb::Error>) -> LogError {
-        LogError::Embedded { path: self.path.clone(), source: Box::new(e.into()) }
+        LogError::Embedded {
+            path: self.path.clone(),
+            source: Box::new(e.into()),
+        }
     }
 
     fn check_partition(&self, partition: u32) -> Result<(), LogError> {
         if partition >= self.partitions {
-            return Err(LogError::NoSuchPartition { partition, partitions: self.partitions });
+            return Err(LogError::NoSuchPartition {
+                partition,
+                partitions: self.partitions,
+            });
         }
         Ok(())
     }
@@ -119,7 +144,10 @@ impl EmbeddedLog {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || f(&db))
             .await
-            .map_err(|e| LogError::Unavailable { backend: "embedded", reason: e.to_string() })?
+            .map_err(|e| LogError::Unavailable {
+                backend: "embedded",
+                reason: e.to_string(),
+            })?
             .map_err(|e| self.error(e))
     }
 }
@@ -153,7 +181,10 @@ impl Writer {
                 Err(e) => {
                     tracing::error!(path = %self.path.display(), error = %e, "embedded event log commit failed");
                     for (_, reply) in group {
-                        let _ = reply.send(Err(LogError::Unavailable { backend: "embedded", reason: e.to_string() }));
+                        let _ = reply.send(Err(LogError::Unavailable {
+                            backend: "embedded",
+                            reason: e.to_string(),
+                        }));
                     }
                 }
             }
@@ -161,8 +192,13 @@ impl Writer {
     }
 
     /// Stores a group of requests in one durable transaction.
-    fn commit(&self, group: &[(Vec<LogRecord>, AppendReply)]) -> Result<Vec<Vec<Appended>>, redb::Error> {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    fn commit(
+        &self,
+        group: &[(Vec<LogRecord>, AppendReply)],
+    ) -> Result<Vec<Vec<Appended>>, redb::Error> {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
         let txn = self.db.begin_write()?;
         let mut results = Vec::with_capacity(group.len());
         {
@@ -183,7 +219,10 @@ impl Writer {
                     let partition = partition_for(&record.key, self.partitions);
                     let offset = next[partition as usize];
                     next[partition as usize] += 1;
-                    records.insert((partition, offset), (record.key.as_str(), id, now_ms, record.payload.as_slice()))?;
+                    records.insert(
+                        (partition, offset),
+                        (record.key.as_str(), id, now_ms, record.payload.as_slice()),
+                    )?;
                     ids.insert(id, (partition, offset))?;
                     outcome.push(Appended::Stored { partition, offset });
                 }
@@ -212,19 +251,34 @@ impl EventLog for EmbeddedLog {
         if records.is_empty() {
             return Ok(vec![]);
         }
-        let unavailable = || LogError::Unavailable { backend: "embedded", reason: "the writer thread has stopped".into() };
+        let unavailable = || LogError::Unavailable {
+            backend: "embedded",
+            reason: "the writer thread has stopped".into(),
+        };
         let (reply, answer) = oneshot::channel();
-        self.appends.as_ref().ok_or_else(unavailable)?.send((records, reply)).map_err(|_| unavailable())?;
+        self.appends
+            .as_ref()
+            .ok_or_else(unavailable)?
+            .send((records, reply))
+            .map_err(|_| unavailable())?;
         answer.await.map_err(|_| unavailable())?
     }
 
-    async fn read(&self, partition: u32, from: u64, max: usize) -> Result<Vec<StoredRecord>, LogError> {
+    async fn read(
+        &self,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<StoredRecord>, LogError> {
         self.check_partition(partition)?;
         self.blocking(move |db| {
             let txn = db.begin_read()?;
             let table = txn.open_table(RECORDS)?;
             let mut out = Vec::new();
-            for entry in table.range((partition, from)..(partition, u64::MAX))?.take(max) {
+            for entry in table
+                .range((partition, from)..(partition, u64::MAX))?
+                .take(max)
+            {
                 let (pos, value) = entry?;
                 let (partition, offset) = pos.value();
                 let (key, id, timestamp_ms, payload) = value.value();
@@ -252,7 +306,11 @@ impl EventLog for EmbeddedLog {
         .await
     }
 
-    async fn commit_positions(&self, group: &str, positions: &[(u32, u64)]) -> Result<(), LogError> {
+    async fn commit_positions(
+        &self,
+        group: &str,
+        positions: &[(u32, u64)],
+    ) -> Result<(), LogError> {
         for (partition, _) in positions {
             self.check_partition(*partition)?;
         }
@@ -271,11 +329,18 @@ impl EventLog for EmbeddedLog {
             Ok(())
         })
         .await
-        .map_err(|e| LogError::Unavailable { backend: "embedded", reason: e.to_string() })?
+        .map_err(|e| LogError::Unavailable {
+            backend: "embedded",
+            reason: e.to_string(),
+        })?
         .map_err(|e| self.error(e))
     }
 
-    async fn committed_position(&self, group: &str, partition: u32) -> Result<Option<u64>, LogError> {
+    async fn committed_position(
+        &self,
+        group: &str,
+        partition: u32,
+    ) -> Result<Option<u64>, LogError> {
         self.check_partition(partition)?;
         let group = group.to_string();
         self.blocking(move |db| {

@@ -60,8 +60,15 @@ pub struct KafkaLog {
 
 impl KafkaLog {
     /// Connects, creates the topic if configured and missing, and opens the id index.
-    pub async fn connect(config: &KafkaConfig, topic: &str, partitions: u32) -> Result<Self, LogError> {
-        let kafka_err = |reason: String| LogError::Kafka { topic: topic.to_string(), reason };
+    pub async fn connect(
+        config: &KafkaConfig,
+        topic: &str,
+        partitions: u32,
+    ) -> Result<Self, LogError> {
+        let kafka_err = |reason: String| LogError::Kafka {
+            topic: topic.to_string(),
+            reason,
+        };
         let base = client_config(config);
         let producer: FutureProducer = base
             .clone()
@@ -97,13 +104,21 @@ impl KafkaLog {
     }
 
     fn unavailable(&self, reason: impl std::fmt::Display) -> LogError {
-        LogError::Unavailable { backend: "kafka", reason: format!("topic {}: {reason}", self.topic) }
+        LogError::Unavailable {
+            backend: "kafka",
+            reason: format!("topic {}: {reason}", self.topic),
+        }
     }
 
     async fn create_topic(&self, base: &ClientConfig) -> Result<(), LogError> {
-        let admin: AdminClient<DefaultClientContext> =
-            base.create().map_err(|e| self.unavailable(format!("creating the admin client: {e}")))?;
-        let topic = NewTopic::new(&self.topic, self.partitions as i32, TopicReplication::Fixed(self.config.replication_factor));
+        let admin: AdminClient<DefaultClientContext> = base
+            .create()
+            .map_err(|e| self.unavailable(format!("creating the admin client: {e}")))?;
+        let topic = NewTopic::new(
+            &self.topic,
+            self.partitions as i32,
+            TopicReplication::Fixed(self.config.replication_factor),
+        );
         let options = AdminOptions::new().operation_timeout(Some(self.timeout()));
         let results = admin
             .create_topics([&topic], &options)
@@ -112,7 +127,9 @@ impl KafkaLog {
         for result in results {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((_, code)) => return Err(self.unavailable(format!("creating the topic: {code}"))),
+                Err((_, code)) => {
+                    return Err(self.unavailable(format!("creating the topic: {code}")));
+                }
             }
         }
         Ok(())
@@ -133,19 +150,33 @@ impl KafkaLog {
 
     fn check_partition(&self, partition: u32) -> Result<(), LogError> {
         if partition >= self.partitions {
-            return Err(LogError::NoSuchPartition { partition, partitions: self.partitions });
+            return Err(LogError::NoSuchPartition {
+                partition,
+                partitions: self.partitions,
+            });
         }
         Ok(())
     }
 
-    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce() -> Result<T, LogError> + Send + 'static) -> Result<T, LogError> {
-        tokio::task::spawn_blocking(f).await.map_err(|e| self.unavailable(e))?
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, LogError> + Send + 'static,
+    ) -> Result<T, LogError> {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| self.unavailable(e))?
     }
 
     async fn produce(&self, record: &LogRecord) -> Result<(u32, u64), LogError> {
         let id = record.event_id.to_string();
-        let headers = OwnedHeaders::new().insert(Header { key: EVENT_ID_HEADER, value: Some(id.as_str()) });
-        let message = FutureRecord::to(&self.topic).key(record.key.as_str()).payload(record.payload.as_slice()).headers(headers);
+        let headers = OwnedHeaders::new().insert(Header {
+            key: EVENT_ID_HEADER,
+            value: Some(id.as_str()),
+        });
+        let message = FutureRecord::to(&self.topic)
+            .key(record.key.as_str())
+            .payload(record.payload.as_slice())
+            .headers(headers);
         // The producer's own message timeout bounds the wait.
         match self.producer.send(message, Duration::from_secs(0)).await {
             Ok(delivery) => Ok((delivery.partition as u32, delivery.offset as u64)),
@@ -176,7 +207,10 @@ fn consumer_config(base: &ClientConfig, group: &str) -> ClientConfig {
 }
 
 fn open_index(path: &Path) -> Result<Database, LogError> {
-    let err = |e: redb::Error| LogError::EventIdIndex { path: path.to_path_buf(), source: Box::new(e) };
+    let err = |e: redb::Error| LogError::EventIdIndex {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| err(redb::StorageError::Io(e).into()))?;
     }
@@ -213,12 +247,20 @@ impl EventLog for KafkaLog {
         let db = self.event_ids.clone();
         let known = {
             let ids = ids.clone();
-            self.blocking(move || event_ids::lookup(&db, &ids).map_err(|e| LogError::Unavailable { backend: "kafka", reason: e.to_string() }))
-                .await?
+            self.blocking(move || {
+                event_ids::lookup(&db, &ids).map_err(|e| LogError::Unavailable {
+                    backend: "kafka",
+                    reason: e.to_string(),
+                })
+            })
+            .await?
         };
         // Claim the ids this batch will send; an id another batch is sending right now
         // makes this append fail as retryable, so the id is never sent twice at once.
-        let mut claimed = InFlight { set: &self.in_flight, ids: Vec::new() };
+        let mut claimed = InFlight {
+            set: &self.in_flight,
+            ids: Vec::new(),
+        };
         let mut to_send = Vec::new();
         {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
@@ -228,13 +270,17 @@ impl EventLog for KafkaLog {
                     continue;
                 }
                 if !in_flight.insert(record.event_id) {
-                    return Err(self.unavailable(format!("event {} is being appended by another request", record.event_id)));
+                    return Err(self.unavailable(format!(
+                        "event {} is being appended by another request",
+                        record.event_id
+                    )));
                 }
                 claimed.ids.push(record.event_id);
                 to_send.push(i);
             }
         }
-        let sent = futures::future::join_all(to_send.iter().map(|&i| self.produce(&records[i]))).await;
+        let sent =
+            futures::future::join_all(to_send.iter().map(|&i| self.produce(&records[i]))).await;
 
         let mut outcome = vec![Appended::Duplicate; records.len()];
         let mut stored = Vec::new();
@@ -260,7 +306,10 @@ impl EventLog for KafkaLog {
                 event_ids::record(&txn, &stored)?;
                 Ok(txn.commit()?)
             };
-            record().map_err(|e| LogError::EventIdIndex { path, source: Box::new(e) })
+            record().map_err(|e| LogError::EventIdIndex {
+                path,
+                source: Box::new(e),
+            })
         })
         .await?;
         drop(claimed);
@@ -270,7 +319,12 @@ impl EventLog for KafkaLog {
         }
     }
 
-    async fn read(&self, partition: u32, from: u64, max: usize) -> Result<Vec<StoredRecord>, LogError> {
+    async fn read(
+        &self,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<StoredRecord>, LogError> {
         self.check_partition(partition)?;
         let end = self.end_offset(partition).await?;
         if from >= end || max == 0 {
@@ -285,8 +339,14 @@ impl EventLog for KafkaLog {
             let mut assignment = TopicPartitionList::new();
             assignment
                 .add_partition_offset(&topic, partition as i32, Offset::Offset(from as i64))
-                .map_err(|e| LogError::Kafka { topic: topic.clone(), reason: e.to_string() })?;
-            reader.assign(&assignment).map_err(|e| LogError::Kafka { topic: topic.clone(), reason: e.to_string() })?;
+                .map_err(|e| LogError::Kafka {
+                    topic: topic.clone(),
+                    reason: e.to_string(),
+                })?;
+            reader.assign(&assignment).map_err(|e| LogError::Kafka {
+                topic: topic.clone(),
+                reason: e.to_string(),
+            })?;
             let deadline = Instant::now() + timeout;
             let mut out = Vec::with_capacity(want);
             while out.len() < want {
@@ -294,23 +354,41 @@ impl EventLog for KafkaLog {
                 if left.is_zero() {
                     return Err(LogError::Unavailable {
                         backend: "kafka",
-                        reason: format!("topic {topic} partition {partition}: read from offset {from} timed out"),
+                        reason: format!(
+                            "topic {topic} partition {partition}: read from offset {from} timed out"
+                        ),
                     });
                 }
                 match reader.poll(left) {
                     None => {}
                     Some(Err(KafkaError::PartitionEOF(_))) => break,
-                    Some(Err(e)) => return Err(LogError::Unavailable { backend: "kafka", reason: format!("topic {topic}: {e}") }),
+                    Some(Err(e)) => {
+                        return Err(LogError::Unavailable {
+                            backend: "kafka",
+                            reason: format!("topic {topic}: {e}"),
+                        });
+                    }
                     Some(Ok(message)) => {
                         let offset = message.offset() as u64;
-                        let corrupt = |reason: &str| LogError::CorruptRecord { partition, offset, reason: reason.to_string() };
+                        let corrupt = |reason: &str| LogError::CorruptRecord {
+                            partition,
+                            offset,
+                            reason: reason.to_string(),
+                        };
                         let event_id = message
                             .headers()
-                            .and_then(|h| h.iter().find(|h| h.key == EVENT_ID_HEADER).and_then(|h| h.value))
+                            .and_then(|h| {
+                                h.iter()
+                                    .find(|h| h.key == EVENT_ID_HEADER)
+                                    .and_then(|h| h.value)
+                            })
                             .and_then(|v| std::str::from_utf8(v).ok())
                             .and_then(|v| Uuid::try_parse(v).ok())
                             .ok_or_else(|| corrupt("no event_id header"))?;
-                        let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
+                        let key = message
+                            .key()
+                            .map(|k| String::from_utf8_lossy(k).into_owned())
+                            .unwrap_or_default();
                         out.push(StoredRecord {
                             partition,
                             offset,
@@ -336,30 +414,51 @@ impl EventLog for KafkaLog {
             let reader = reader.lock().unwrap_or_else(|p| p.into_inner());
             let (_, high) = reader
                 .fetch_watermarks(&topic, partition as i32, timeout)
-                .map_err(|e| LogError::Unavailable { backend: "kafka", reason: format!("topic {topic}: {e}") })?;
+                .map_err(|e| LogError::Unavailable {
+                    backend: "kafka",
+                    reason: format!("topic {topic}: {e}"),
+                })?;
             Ok(high.max(0) as u64)
         })
         .await
     }
 
-    async fn commit_positions(&self, group: &str, positions: &[(u32, u64)]) -> Result<(), LogError> {
+    async fn commit_positions(
+        &self,
+        group: &str,
+        positions: &[(u32, u64)],
+    ) -> Result<(), LogError> {
         let mut list = TopicPartitionList::new();
         for (partition, offset) in positions {
             self.check_partition(*partition)?;
-            list.add_partition_offset(&self.topic, *partition as i32, Offset::Offset(*offset as i64))
-                .map_err(|e| LogError::Kafka { topic: self.topic.clone(), reason: e.to_string() })?;
+            list.add_partition_offset(
+                &self.topic,
+                *partition as i32,
+                Offset::Offset(*offset as i64),
+            )
+            .map_err(|e| LogError::Kafka {
+                topic: self.topic.clone(),
+                reason: e.to_string(),
+            })?;
         }
         let consumer = self.group_consumer(group)?;
         let topic = self.topic.clone();
         self.blocking(move || {
             consumer
                 .commit(&list, CommitMode::Sync)
-                .map_err(|e| LogError::Unavailable { backend: "kafka", reason: format!("topic {topic}: committing positions: {e}") })
+                .map_err(|e| LogError::Unavailable {
+                    backend: "kafka",
+                    reason: format!("topic {topic}: committing positions: {e}"),
+                })
         })
         .await
     }
 
-    async fn committed_position(&self, group: &str, partition: u32) -> Result<Option<u64>, LogError> {
+    async fn committed_position(
+        &self,
+        group: &str,
+        partition: u32,
+    ) -> Result<Option<u64>, LogError> {
         self.check_partition(partition)?;
         let mut list = TopicPartitionList::new();
         list.add_partition(&self.topic, partition as i32);
@@ -367,9 +466,13 @@ impl EventLog for KafkaLog {
         let topic = self.topic.clone();
         let timeout = self.timeout();
         self.blocking(move || {
-            let committed = consumer
-                .committed_offsets(list, timeout)
-                .map_err(|e| LogError::Unavailable { backend: "kafka", reason: format!("topic {topic}: reading positions: {e}") })?;
+            let committed =
+                consumer
+                    .committed_offsets(list, timeout)
+                    .map_err(|e| LogError::Unavailable {
+                        backend: "kafka",
+                        reason: format!("topic {topic}: reading positions: {e}"),
+                    })?;
             Ok(committed
                 .find_partition(&topic, partition as i32)
                 .and_then(|p| match p.offset() {
@@ -389,7 +492,10 @@ impl EventLog for KafkaLog {
                 .client()
                 .fetch_metadata(Some(&topic), timeout)
                 .map(|_| ())
-                .map_err(|e| LogError::Unavailable { backend: "kafka", reason: format!("topic {topic}: {e}") })
+                .map_err(|e| LogError::Unavailable {
+                    backend: "kafka",
+                    reason: format!("topic {topic}: {e}"),
+                })
         })
         .await
     }

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 use uuid::Uuid;
 
-mod event_ids;
 pub mod embedded;
+mod event_ids;
 pub mod kafka;
 
 /// A record to append: the event as JSON bytes, keyed by its subject.
@@ -56,7 +56,10 @@ pub struct StoredRecord {
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     #[error("event log unavailable ({backend}): {reason}")]
-    Unavailable { backend: &'static str, reason: String },
+    Unavailable {
+        backend: &'static str,
+        reason: String,
+    },
     #[error("embedded event log at {path}: {source}")]
     Embedded {
         path: PathBuf,
@@ -67,10 +70,20 @@ pub enum LogError {
     Kafka { topic: String, reason: String },
     #[error("partition {partition} does not exist (the log has {partitions})")]
     NoSuchPartition { partition: u32, partitions: u32 },
-    #[error("the embedded log at {path} has {found} partitions, the configuration says {configured}")]
-    PartitionCountChanged { path: PathBuf, found: u32, configured: u32 },
+    #[error(
+        "the embedded log at {path} has {found} partitions, the configuration says {configured}"
+    )]
+    PartitionCountChanged {
+        path: PathBuf,
+        found: u32,
+        configured: u32,
+    },
     #[error("record at partition {partition} offset {offset} is corrupt: {reason}")]
-    CorruptRecord { partition: u32, offset: u64, reason: String },
+    CorruptRecord {
+        partition: u32,
+        offset: u64,
+        reason: String,
+    },
     #[error("event id index at {path}: {source}")]
     EventIdIndex {
         path: PathBuf,
@@ -103,16 +116,26 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Reads up to `max` records of one partition from offset `from` on, in offset order.
     /// Returns fewer (or none) when the end of the partition is reached.
-    async fn read(&self, partition: u32, from: u64, max: usize) -> Result<Vec<StoredRecord>, LogError>;
+    async fn read(
+        &self,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<StoredRecord>, LogError>;
 
     /// The offset the next record appended to this partition will get.
     async fn end_offset(&self, partition: u32) -> Result<u64, LogError>;
 
     /// Durably records a consumer group's positions (partition, next offset to read).
-    async fn commit_positions(&self, group: &str, positions: &[(u32, u64)]) -> Result<(), LogError>;
+    async fn commit_positions(&self, group: &str, positions: &[(u32, u64)])
+    -> Result<(), LogError>;
 
     /// A consumer group's committed position for a partition, if it committed one.
-    async fn committed_position(&self, group: &str, partition: u32) -> Result<Option<u64>, LogError>;
+    async fn committed_position(
+        &self,
+        group: &str,
+        partition: u32,
+    ) -> Result<Option<u64>, LogError>;
 
     /// Succeeds when the log can take appends now.
     async fn check_ready(&self) -> Result<(), LogError>;
@@ -142,8 +165,13 @@ pub struct Config {
 /// Opens the configured backend.
 pub async fn open(config: &Config) -> Result<Arc<dyn EventLog>, LogError> {
     Ok(match config.backend {
-        Backend::Embedded => Arc::new(embedded::EmbeddedLog::open(&config.embedded.path, config.partitions)?),
-        Backend::Kafka => Arc::new(kafka::KafkaLog::connect(&config.kafka, &config.topic, config.partitions).await?),
+        Backend::Embedded => Arc::new(embedded::EmbeddedLog::open(
+            &config.embedded.path,
+            config.partitions,
+        )?),
+        Backend::Kafka => Arc::new(
+            kafka::KafkaLog::connect(&config.kafka, &config.topic, config.partitions).await?,
+        ),
     })
 }
 
@@ -195,7 +223,10 @@ mod tests {
         assert_eq!(murmur2(b"foobar") as i32, -790332482);
         assert_eq!(murmur2(b"a-little-bit-long-string") as i32, -985981536);
         assert_eq!(murmur2(b"a-little-bit-longer-string") as i32, -1486304829);
-        assert_eq!(murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") as i32, -58897971);
+        assert_eq!(
+            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") as i32,
+            -58897971
+        );
         assert_eq!(murmur2(&[b'a', b'b', b'c']) as i32, 479470107);
     }
 }

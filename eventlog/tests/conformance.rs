@@ -26,7 +26,10 @@ struct Embedded {
 #[async_trait::async_trait]
 impl Backend for Embedded {
     async fn open(&self) -> Arc<dyn EventLog> {
-        Arc::new(EmbeddedLog::open(&self.dir.path().join("events.redb"), PARTITIONS).expect("open embedded log"))
+        Arc::new(
+            EmbeddedLog::open(&self.dir.path().join("events.redb"), PARTITIONS)
+                .expect("open embedded log"),
+        )
     }
 }
 
@@ -60,15 +63,24 @@ fn kafka_brokers() -> String {
 }
 
 fn embedded() -> Embedded {
-    Embedded { dir: tempfile::tempdir().expect("tempdir") }
+    Embedded {
+        dir: tempfile::tempdir().expect("tempdir"),
+    }
 }
 
 fn kafka() -> Kafka {
-    Kafka { topic: format!("conformance-{}", Uuid::new_v4()), dir: tempfile::tempdir().expect("tempdir") }
+    Kafka {
+        topic: format!("conformance-{}", Uuid::new_v4()),
+        dir: tempfile::tempdir().expect("tempdir"),
+    }
 }
 
 fn record(key: &str, seq: usize) -> LogRecord {
-    LogRecord { key: key.to_string(), event_id: Uuid::new_v4(), payload: format!("{key}#{seq}").into_bytes() }
+    LogRecord {
+        key: key.to_string(),
+        event_id: Uuid::new_v4(),
+        payload: format!("{key}#{seq}").into_bytes(),
+    }
 }
 
 async fn read_all(log: &dyn EventLog) -> Vec<StoredRecord> {
@@ -87,10 +99,18 @@ async fn read_all(log: &dyn EventLog) -> Vec<StoredRecord> {
 
 async fn append_keeps_order_per_key(backend: impl Backend) {
     let log = backend.open().await;
-    let keys = ["participant:a:1", "participant:a:2", "activity:b:7", "school:12AB00", "partner:c:9"];
+    let keys = [
+        "participant:a:1",
+        "participant:a:2",
+        "activity:b:7",
+        "school:12AB00",
+        "partner:c:9",
+    ];
     let mut appended = Vec::new();
     for round in 0..3 {
-        let batch: Vec<LogRecord> = (0..10).flat_map(|i| keys.iter().map(move |k| record(k, round * 10 + i))).collect();
+        let batch: Vec<LogRecord> = (0..10)
+            .flat_map(|i| keys.iter().map(move |k| record(k, round * 10 + i)))
+            .collect();
         let result = log.append(batch.clone()).await.expect("append");
         assert_eq!(result.len(), batch.len());
         appended.extend(batch.into_iter().zip(result));
@@ -100,14 +120,23 @@ async fn append_keeps_order_per_key(backend: impl Backend) {
     for key in keys {
         let of_key: Vec<&StoredRecord> = stored.iter().filter(|r| r.key == key).collect();
         let partitions: HashSet<u32> = of_key.iter().map(|r| r.partition).collect();
-        assert_eq!(partitions.len(), 1, "key {key} spread over partitions {partitions:?}");
-        let payloads: Vec<String> = of_key.iter().map(|r| String::from_utf8_lossy(&r.payload).into_owned()).collect();
+        assert_eq!(
+            partitions.len(),
+            1,
+            "key {key} spread over partitions {partitions:?}"
+        );
+        let payloads: Vec<String> = of_key
+            .iter()
+            .map(|r| String::from_utf8_lossy(&r.payload).into_owned())
+            .collect();
         let expected: Vec<String> = (0..30).map(|i| format!("{key}#{i}")).collect();
         assert_eq!(payloads, expected, "order of key {key}");
     }
     // Every answer names the position the record can be read back from.
     for (record, outcome) in appended {
-        let Appended::Stored { partition, offset } = outcome else { panic!("fresh record reported as {outcome:?}") };
+        let Appended::Stored { partition, offset } = outcome else {
+            panic!("fresh record reported as {outcome:?}")
+        };
         let back = log.read(partition, offset, 1).await.expect("read one");
         assert_eq!(back[0].event_id, record.event_id);
         assert_eq!(back[0].payload, record.payload);
@@ -132,44 +161,103 @@ async fn offsets_are_dense_and_reads_resume(backend: impl Backend) {
             let limited = log.read(partition, 0, 2).await.expect("read 2");
             assert_eq!(limited, all[..2].to_vec());
         }
-        assert!(log.read(partition, end, 10).await.expect("read at end").is_empty());
+        assert!(
+            log.read(partition, end, 10)
+                .await
+                .expect("read at end")
+                .is_empty()
+        );
         total += end;
     }
     assert_eq!(total, 40);
-    assert!(log.read(PARTITIONS, 0, 1).await.is_err(), "a partition past the last is an error");
+    assert!(
+        log.read(PARTITIONS, 0, 1).await.is_err(),
+        "a partition past the last is an error"
+    );
 }
 
 async fn duplicate_event_ids_are_stored_once(backend: impl Backend) {
     let log = backend.open().await;
     let first = record("k", 0);
     let other = record("k", 1);
-    let result = log.append(vec![first.clone(), first.clone(), other.clone()]).await.expect("append");
+    let result = log
+        .append(vec![first.clone(), first.clone(), other.clone()])
+        .await
+        .expect("append");
     assert!(matches!(result[0], Appended::Stored { .. }));
     assert_eq!(result[1], Appended::Duplicate, "repeat within a batch");
     assert!(matches!(result[2], Appended::Stored { .. }));
-    let again = LogRecord { payload: b"changed".to_vec(), ..first.clone() };
-    assert_eq!(log.append(vec![again]).await.expect("append"), vec![Appended::Duplicate], "repeat in a later batch");
+    let again = LogRecord {
+        payload: b"changed".to_vec(),
+        ..first.clone()
+    };
+    assert_eq!(
+        log.append(vec![again]).await.expect("append"),
+        vec![Appended::Duplicate],
+        "repeat in a later batch"
+    );
     drop(log);
     let log = backend.open().await;
-    assert_eq!(log.append(vec![first.clone()]).await.expect("append"), vec![Appended::Duplicate], "repeat after reopen");
+    assert_eq!(
+        log.append(vec![first.clone()]).await.expect("append"),
+        vec![Appended::Duplicate],
+        "repeat after reopen"
+    );
     let stored = read_all(log.as_ref()).await;
-    assert_eq!(stored.iter().filter(|r| r.event_id == first.event_id).count(), 1);
+    assert_eq!(
+        stored
+            .iter()
+            .filter(|r| r.event_id == first.event_id)
+            .count(),
+        1
+    );
     assert_eq!(stored.len(), 2);
 }
 
 async fn committed_positions_survive_reopen(backend: impl Backend) {
     let log = backend.open().await;
-    log.append((0..20).map(|i| record(&format!("k{i}"), i)).collect()).await.expect("append");
-    assert_eq!(log.committed_position("transform", 0).await.expect("committed"), None);
-    log.commit_positions("transform", &[(0, 3), (1, 5)]).await.expect("commit");
-    log.commit_positions("transform", &[(0, 4)]).await.expect("commit again");
-    log.commit_positions("audit", &[(0, 1)]).await.expect("commit other group");
+    log.append((0..20).map(|i| record(&format!("k{i}"), i)).collect())
+        .await
+        .expect("append");
+    assert_eq!(
+        log.committed_position("transform", 0)
+            .await
+            .expect("committed"),
+        None
+    );
+    log.commit_positions("transform", &[(0, 3), (1, 5)])
+        .await
+        .expect("commit");
+    log.commit_positions("transform", &[(0, 4)])
+        .await
+        .expect("commit again");
+    log.commit_positions("audit", &[(0, 1)])
+        .await
+        .expect("commit other group");
     drop(log);
     let log = backend.open().await;
-    assert_eq!(log.committed_position("transform", 0).await.expect("committed"), Some(4));
-    assert_eq!(log.committed_position("transform", 1).await.expect("committed"), Some(5));
-    assert_eq!(log.committed_position("transform", 2).await.expect("committed"), None);
-    assert_eq!(log.committed_position("audit", 0).await.expect("committed"), Some(1));
+    assert_eq!(
+        log.committed_position("transform", 0)
+            .await
+            .expect("committed"),
+        Some(4)
+    );
+    assert_eq!(
+        log.committed_position("transform", 1)
+            .await
+            .expect("committed"),
+        Some(5)
+    );
+    assert_eq!(
+        log.committed_position("transform", 2)
+            .await
+            .expect("committed"),
+        None
+    );
+    assert_eq!(
+        log.committed_position("audit", 0).await.expect("committed"),
+        Some(1)
+    );
 }
 
 async fn concurrent_producers_lose_nothing(backend: impl Backend) {
@@ -180,7 +268,9 @@ async fn concurrent_producers_lose_nothing(backend: impl Backend) {
             tokio::spawn(async move {
                 let mut ids = Vec::new();
                 for b in 0..15 {
-                    let batch: Vec<LogRecord> = (0..20).map(|i| record(&format!("producer{p}-k{}", i % 3), b * 20 + i)).collect();
+                    let batch: Vec<LogRecord> = (0..20)
+                        .map(|i| record(&format!("producer{p}-k{}", i % 3), b * 20 + i))
+                        .collect();
                     ids.extend(batch.iter().map(|r| r.event_id));
                     let result = log.append(batch).await.expect("append");
                     assert!(result.iter().all(|r| matches!(r, Appended::Stored { .. })));
@@ -204,9 +294,18 @@ async fn concurrent_producers_lose_nothing(backend: impl Backend) {
             let seqs: Vec<usize> = stored
                 .iter()
                 .filter(|r| r.key == key)
-                .map(|r| String::from_utf8_lossy(&r.payload).rsplit('#').next().and_then(|s| s.parse().ok()).expect("seq"))
+                .map(|r| {
+                    String::from_utf8_lossy(&r.payload)
+                        .rsplit('#')
+                        .next()
+                        .and_then(|s| s.parse().ok())
+                        .expect("seq")
+                })
                 .collect();
-            assert!(seqs.windows(2).all(|w| w[0] < w[1]), "order of {key}: {seqs:?}");
+            assert!(
+                seqs.windows(2).all(|w| w[0] < w[1]),
+                "order of {key}: {seqs:?}"
+            );
         }
     }
 }
@@ -237,6 +336,8 @@ fn a_changed_partition_count_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path: PathBuf = dir.path().join("events.redb");
     drop(EmbeddedLog::open(&path, 4).expect("create"));
-    let err = EmbeddedLog::open(&path, 8).err().expect("reopening with 8 partitions must fail");
+    let err = EmbeddedLog::open(&path, 8)
+        .err()
+        .expect("reopening with 8 partitions must fail");
     assert!(err.to_string().contains("has 4 partitions"), "{err}");
 }

@@ -18,7 +18,9 @@ const PARTITIONS: u32 = 4;
 /// The appending process. Does nothing unless started by the test below.
 #[tokio::test]
 async fn appending_child_process() {
-    let Ok(path) = std::env::var(CHILD_ENV) else { return };
+    let Ok(path) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let log = EmbeddedLog::open(Path::new(&path), PARTITIONS).expect("open");
     let mut stdout = std::io::stdout().lock();
     for batch_no in 0u64.. {
@@ -47,7 +49,13 @@ async fn every_acknowledged_record_survives_kill_9() {
     let mut acknowledged: HashSet<Uuid> = HashSet::new();
     for round in 0..6 {
         let mut child = Command::new(std::env::current_exe().expect("test binary"))
-            .args(["--exact", "appending_child_process", "--nocapture", "--test-threads", "1"])
+            .args([
+                "--exact",
+                "appending_child_process",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
             .env(CHILD_ENV, &path)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -83,8 +91,16 @@ async fn every_acknowledged_record_survives_kill_9() {
         let stored_set: HashSet<Uuid> = stored.iter().copied().collect();
         assert_eq!(stored_set.len(), stored.len(), "a record was stored twice");
         let lost: Vec<&Uuid> = acknowledged.difference(&stored_set).collect();
-        assert!(lost.is_empty(), "round {round}: {} acknowledged records lost after kill -9", lost.len());
+        assert!(
+            lost.is_empty(),
+            "round {round}: {} acknowledged records lost after kill -9",
+            lost.len()
+        );
     }
     eprintln!("{} acknowledged records over 6 kills", acknowledged.len());
-    assert!(acknowledged.len() > 100, "the child appended too little to test anything: {}", acknowledged.len());
+    assert!(
+        acknowledged.len() > 100,
+        "the child appended too little to test anything: {}",
+        acknowledged.len()
+    );
 }

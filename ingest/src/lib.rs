@@ -1,0 +1,349 @@
+//! The hub ingest API. Hubs push events (`POST /v1/events`: JSON array or NDJSON;
+//! `POST /v1/feeds/{kind}`: CSV); every record is validated on its own and answered
+//! on its own; valid records are acknowledged only once the event log holds them
+//! durably. The event schemas are served read-only under `/v1/schemas`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::Value;
+use techmon_eventlog::{Appended, EventLog, LogRecord};
+use techmon_schemas::{EventKind, FieldError};
+
+mod auth;
+mod error;
+mod metrics;
+mod records;
+
+pub use auth::{HubCredential, token_sha256};
+pub use error::{ApiError, IngestError};
+pub use metrics::Metrics;
+pub use records::{PushAnswer, RecordResult, RecordStatus};
+
+use records::Candidate;
+
+/// Ingest configuration (`[ingest]` in techmon's configuration).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where `techmon serve` listens.
+    pub listen: SocketAddr,
+    /// Larger request bodies are refused with 413.
+    pub max_body_bytes: usize,
+    /// More records in one request are refused with 413.
+    pub max_records_per_request: usize,
+    /// `Retry-After` of 503 answers when the event log is unavailable.
+    pub retry_after_seconds: u64,
+    /// The hubs that may push, each with the SHA-256 of its token.
+    pub hubs: Vec<HubCredential>,
+}
+
+#[derive(Clone)]
+struct Ingest {
+    log: Arc<dyn EventLog>,
+    tokens: Arc<auth::HubTokens>,
+    metrics: Metrics,
+    max_body_bytes: usize,
+    max_records: usize,
+    retry_after: u64,
+}
+
+/// The ingest routes (push API, schemas, health, readiness, metrics).
+pub fn build(config: &Config, log: Arc<dyn EventLog>) -> Result<Router, IngestError> {
+    let state = Ingest {
+        log,
+        tokens: Arc::new(auth::HubTokens::new(&config.hubs)?),
+        metrics: Metrics::new(),
+        max_body_bytes: config.max_body_bytes,
+        max_records: config.max_records_per_request,
+        retry_after: config.retry_after_seconds,
+    };
+    Ok(Router::new()
+        .route("/v1/events", post(push_events))
+        .route("/v1/feeds/{kind}", post(push_feed))
+        .route("/v1/schemas", get(schema_catalogue))
+        .route("/v1/schemas/{kind}/{version}", get(one_schema))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(state))
+}
+
+/// Serves `router` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), IngestError> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(IngestError::Serve)
+}
+
+/// Binds `config.listen` and serves the ingest API until `shutdown` completes.
+pub async fn run(
+    config: &Config,
+    log: Arc<dyn EventLog>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), IngestError> {
+    let router = build(config, log)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| IngestError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    tracing::info!(addr = %config.listen, "ingest listening");
+    serve(listener, router, shutdown).await
+}
+
+async fn read_body(state: &Ingest, body: Body) -> Result<bytes::Bytes, ApiError> {
+    to_bytes(body, state.max_body_bytes).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the body is larger than {} bytes: split it into smaller batches",
+                state.max_body_bytes
+            ),
+        )
+    })
+}
+
+async fn push_events(
+    State(state): State<Ingest>,
+    request: Request,
+) -> Result<axum::Json<PushAnswer>, ApiError> {
+    let started = Instant::now();
+    let hub = state.tokens.authenticate(request.headers())?.to_string();
+    let body = read_body(&state, request.into_body()).await?;
+    let candidates = records::parse_events(&body)?;
+    let answer = store(&state, &hub, candidates).await?;
+    state
+        .metrics
+        .request_seconds
+        .observe(started.elapsed().as_secs_f64());
+    Ok(axum::Json(answer))
+}
+
+async fn push_feed(
+    State(state): State<Ingest>,
+    Path(kind): Path<String>,
+    request: Request,
+) -> Result<axum::Json<PushAnswer>, ApiError> {
+    let started = Instant::now();
+    let hub = state.tokens.authenticate(request.headers())?.to_string();
+    let version = kind
+        .parse::<EventKind>()
+        .ok()
+        .and_then(techmon_schemas::latest_version)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_event_kind",
+                "no such event kind: see GET /v1/schemas",
+            )
+        })?;
+    let body = read_body(&state, request.into_body()).await?;
+    let candidates = records::parse_feed(&kind, version, &body)?;
+    let answer = store(&state, &hub, candidates).await?;
+    state
+        .metrics
+        .request_seconds
+        .observe(started.elapsed().as_secs_f64());
+    Ok(axum::Json(answer))
+}
+
+/// Why a record was refused, as a metric label from a fixed set.
+fn rejection_reason(errors: &[FieldError]) -> &'static str {
+    match errors.first().map(|e| e.field.as_str()) {
+        Some("/") => "malformed",
+        Some("/event_type") => "unknown_kind",
+        Some("/schema_version") => "unknown_version",
+        _ => "invalid_field",
+    }
+}
+
+/// Validates the candidates, appends the valid ones and answers for each.
+async fn store(
+    state: &Ingest,
+    hub: &str,
+    candidates: Vec<Candidate>,
+) -> Result<PushAnswer, ApiError> {
+    if candidates.len() > state.max_records {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_records",
+            format!(
+                "{} records in one request; at most {} are taken",
+                candidates.len(),
+                state.max_records
+            ),
+        ));
+    }
+    let mut results = Vec::with_capacity(candidates.len());
+    let mut to_append = Vec::new();
+    for candidate in candidates {
+        let event_id = candidate
+            .parsed
+            .as_ref()
+            .ok()
+            .and_then(|v| v.get("event_id"))
+            .and_then(Value::as_str)
+            .and_then(|id| uuid::Uuid::try_parse(id).ok());
+        let checked =
+            candidate
+                .parsed
+                .and_then(|value| match techmon_schemas::validate_event(&value) {
+                    Ok(event) if event.hub_id != hub => Err(vec![FieldError::new(
+                        "/hub_id",
+                        "the token used belongs to another hub: a hub may only send its own events",
+                    )]),
+                    Ok(event) => Ok((value, event)),
+                    Err(errors) => Err(errors),
+                });
+        let (status, errors) = match checked {
+            Ok((value, event)) => {
+                to_append.push((
+                    results.len(),
+                    LogRecord {
+                        key: event.subject_key(),
+                        event_id: event.event_id,
+                        payload: serde_json::to_vec(&value).expect("a JSON value serialises"),
+                    },
+                ));
+                (RecordStatus::Accepted, vec![])
+            }
+            Err(errors) => {
+                state
+                    .metrics
+                    .rejected
+                    .with_label_values(&[rejection_reason(&errors)])
+                    .inc();
+                (RecordStatus::Rejected, errors)
+            }
+        };
+        results.push(RecordResult {
+            index: candidate.index,
+            line: candidate.line,
+            event_id,
+            status,
+            partition: None,
+            offset: None,
+            errors,
+        });
+    }
+
+    let (slots, batch): (Vec<usize>, Vec<LogRecord>) = to_append.into_iter().unzip();
+    let append_started = Instant::now();
+    let appended = if batch.is_empty() {
+        vec![]
+    } else {
+        state
+            .log
+            .append(batch)
+            .await
+            .map_err(|e| log_failure(state, e))?
+    };
+    state
+        .metrics
+        .append_seconds
+        .observe(append_started.elapsed().as_secs_f64());
+    for (slot, outcome) in slots.into_iter().zip(appended) {
+        let result = &mut results[slot];
+        match outcome {
+            Appended::Stored { partition, offset } => {
+                result.partition = Some(partition);
+                result.offset = Some(offset);
+                state.metrics.accepted.inc();
+            }
+            Appended::Duplicate => {
+                result.status = RecordStatus::Duplicate;
+                state.metrics.duplicates.inc();
+            }
+        }
+    }
+    let count = |s: RecordStatus| results.iter().filter(|r| r.status == s).count();
+    let answer = PushAnswer {
+        accepted: count(RecordStatus::Accepted),
+        duplicates: count(RecordStatus::Duplicate),
+        rejected: count(RecordStatus::Rejected),
+        results,
+    };
+    tracing::info!(
+        hub,
+        accepted = answer.accepted,
+        duplicates = answer.duplicates,
+        rejected = answer.rejected,
+        "push"
+    );
+    Ok(answer)
+}
+
+fn log_failure(state: &Ingest, error: techmon_eventlog::LogError) -> ApiError {
+    tracing::warn!(backend = state.log.backend(), error = %error, "event log append failed; nothing acknowledged");
+    if error.is_retryable() {
+        ApiError::unavailable(
+            state.retry_after,
+            "the event log is unavailable; nothing of this request was acknowledged: send it again later (records already stored will be reported as duplicates)",
+        )
+    } else {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "log_error",
+            "the event log failed; nothing of this request was acknowledged",
+        )
+    }
+}
+
+async fn schema_catalogue() -> axum::Json<Value> {
+    axum::Json(techmon_schemas::catalogue())
+}
+
+async fn one_schema(Path((kind, version)): Path<(String, String)>) -> Result<Response, ApiError> {
+    let schema = version
+        .trim_start_matches('v')
+        .parse::<u32>()
+        .ok()
+        .and_then(|v| techmon_schemas::schema(&kind, v))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_schema",
+                "no such event kind and version: see GET /v1/schemas",
+            )
+        })?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/schema+json")],
+        axum::Json(schema),
+    )
+        .into_response())
+}
+
+async fn ready(State(state): State<Ingest>) -> Result<&'static str, ApiError> {
+    state
+        .log
+        .check_ready()
+        .await
+        .map(|()| "ready")
+        .map_err(|e| {
+            tracing::warn!(error = %e, "not ready");
+            ApiError::unavailable(state.retry_after, "the event log is unavailable")
+        })
+}
+
+async fn metrics(State(state): State<Ingest>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}

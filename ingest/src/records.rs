@@ -1,0 +1,231 @@
+//! Turning a request body into records, and the per-record answer.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use techmon_schemas::FieldError;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use axum::http::StatusCode;
+
+/// One record of a request, before validation.
+#[derive(Debug)]
+pub struct Candidate {
+    /// 0-based position in the request.
+    pub index: usize,
+    /// 1-based line in the body, for line-based bodies (NDJSON, CSV).
+    pub line: Option<usize>,
+    pub parsed: Result<Value, Vec<FieldError>>,
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordStatus {
+    Accepted,
+    Duplicate,
+    Rejected,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordResult {
+    pub index: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<Uuid>,
+    pub status: RecordStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// The answer to a push: counts and one result per record, in request order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushAnswer {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected: usize,
+    pub results: Vec<RecordResult>,
+}
+
+fn malformed(message: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", message)
+}
+
+/// Parses `POST /v1/events` bodies: a JSON array of events, or NDJSON (one event per
+/// line; a single JSON object is NDJSON of one line). A bad NDJSON line rejects that
+/// record only; a JSON array that does not parse is refused whole.
+pub fn parse_events(body: &[u8]) -> Result<Vec<Candidate>, ApiError> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    match first {
+        None => Err(malformed("the body holds no records".into())),
+        Some(b'[') => {
+            // serde_json's messages name a position, never the input.
+            let values: Vec<Value> = serde_json::from_slice(body).map_err(|e| {
+                malformed(format!("the body is not a valid JSON array of events: {e}"))
+            })?;
+            if values.is_empty() {
+                return Err(malformed("the body holds no records".into()));
+            }
+            Ok(values
+                .into_iter()
+                .enumerate()
+                .map(|(index, v)| Candidate {
+                    index,
+                    line: None,
+                    parsed: Ok(v),
+                })
+                .collect())
+        }
+        Some(_) => Ok(body
+            .split(|b| *b == b'\n')
+            .enumerate()
+            .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+            .enumerate()
+            .map(|(index, (line_no, line))| Candidate {
+                index,
+                line: Some(line_no + 1),
+                parsed: serde_json::from_slice(line).map_err(|e| {
+                    vec![FieldError::new(
+                        "/",
+                        format!("not a JSON object: {}", json_error_kind(&e)),
+                    )]
+                }),
+            })
+            .collect()),
+    }
+}
+
+/// A description of a JSON syntax error that does not quote the input.
+fn json_error_kind(e: &serde_json::Error) -> String {
+    match e.classify() {
+        serde_json::error::Category::Eof => "the line ends too early".into(),
+        _ => format!("invalid JSON at column {}", e.column()),
+    }
+}
+
+/// Parses `POST /v1/feeds/{kind}` bodies: CSV with a header row, comma- or
+/// semicolon-separated (whichever the header uses), UTF-8 with or without BOM.
+pub fn parse_feed(kind: &str, version: u32, body: &[u8]) -> Result<Vec<Candidate>, ApiError> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let header_line = body.split(|b| *b == b'\n').next().unwrap_or_default();
+    let delimiter = if header_line.contains(&b';') && !header_line.contains(&b',') {
+        b';'
+    } else {
+        b','
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_reader(body);
+    let headers = reader
+        .byte_headers()
+        .map_err(|e| malformed(format!("the CSV header row cannot be read: {e}")))?
+        .iter()
+        .map(|h| std::str::from_utf8(h).map(|h| h.trim().to_string()))
+        .collect::<Result<Vec<String>, _>>()
+        .map_err(|_| malformed("the CSV header row is not UTF-8".into()))?;
+    if headers.iter().all(String::is_empty) {
+        return Err(malformed("the body holds no CSV header row".into()));
+    }
+    let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
+    let mut candidates = Vec::new();
+    for (index, row) in reader.byte_records().enumerate() {
+        let (line, parsed) = match row {
+            Err(e) => {
+                let line = e.position().map(|p| p.line() as usize);
+                (
+                    line,
+                    Err(vec![FieldError::new("/", "the CSV row cannot be read")]),
+                )
+            }
+            Ok(row) => {
+                let line = row.position().map(|p| p.line() as usize);
+                (line, csv_row(kind, version, &header_refs, &row))
+            }
+        };
+        candidates.push(Candidate {
+            index,
+            line,
+            parsed,
+        });
+    }
+    if candidates.is_empty() {
+        return Err(malformed(
+            "the CSV holds a header row but no records".into(),
+        ));
+    }
+    Ok(candidates)
+}
+
+fn csv_row(
+    kind: &str,
+    version: u32,
+    headers: &[&str],
+    row: &csv::ByteRecord,
+) -> Result<Value, Vec<FieldError>> {
+    if row.len() != headers.len() {
+        return Err(vec![FieldError::new(
+            "/",
+            format!(
+                "the row has {} cells, the header {} columns",
+                row.len(),
+                headers.len()
+            ),
+        )]);
+    }
+    let mut cells = Vec::with_capacity(row.len());
+    let mut errors = Vec::new();
+    for (cell, header) in row.iter().zip(headers) {
+        match std::str::from_utf8(cell) {
+            Ok(cell) => cells.push(cell),
+            Err(_) => {
+                errors.push(FieldError::new(
+                    format!("/{header}"),
+                    "the cell is not UTF-8",
+                ));
+                cells.push("");
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    techmon_schemas::record_from_csv(kind, version, headers, &cells)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ndjson_lines_are_numbered_and_blank_lines_skipped() {
+        let body = b"{\"a\":1}\n\n{broken\n{\"b\":2}\n";
+        let candidates = parse_events(body).expect("parses");
+        let lines: Vec<Option<usize>> = candidates.iter().map(|c| c.line).collect();
+        assert_eq!(lines, [Some(1), Some(3), Some(4)]);
+        assert!(candidates[1].parsed.is_err());
+        assert_eq!(candidates[2].index, 2);
+    }
+
+    #[test]
+    fn a_broken_array_is_refused_whole_and_empty_bodies_are_refused() {
+        assert_eq!(
+            parse_events(b"[{\"a\":1},").err().map(|e| e.code),
+            Some("malformed_body")
+        );
+        assert_eq!(
+            parse_events(b"  \n").err().map(|e| e.code),
+            Some("malformed_body")
+        );
+        assert_eq!(
+            parse_events(b"[]").err().map(|e| e.code),
+            Some("malformed_body")
+        );
+    }
+}

@@ -1,0 +1,645 @@
+//! The ingest API against a real server on port 0 and a real event log.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use techmon_eventlog::embedded::EmbeddedLog;
+use techmon_eventlog::kafka::{KafkaConfig, KafkaLog};
+use techmon_eventlog::{EventLog, StoredRecord};
+use techmon_ingest::{Config, HubCredential, PushAnswer, RecordStatus, token_sha256};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+const TOKEN_DEVENTER: &str = "token-of-tec-deventer";
+const TOKEN_ZUTPHEN: &str = "token-of-techniekfabriek";
+
+struct Server {
+    url: String,
+    log: Arc<dyn EventLog>,
+    client: reqwest::Client,
+    _stop: oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+fn config(max_body_bytes: usize) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        max_body_bytes,
+        max_records_per_request: 100,
+        retry_after_seconds: 7,
+        hubs: vec![
+            HubCredential {
+                hub_id: "tec-deventer".into(),
+                token_sha256: token_sha256(TOKEN_DEVENTER),
+            },
+            HubCredential {
+                hub_id: "techniekfabriek".into(),
+                token_sha256: token_sha256(TOKEN_ZUTPHEN),
+            },
+        ],
+    }
+}
+
+async fn start_with(
+    log: Arc<dyn EventLog>,
+    dir: tempfile::TempDir,
+    max_body_bytes: usize,
+) -> Server {
+    let router = techmon_ingest::build(&config(max_body_bytes), log.clone()).expect("router");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(techmon_ingest::serve(listener, router, async {
+        let _ = stopped.await;
+    }));
+    Server {
+        url,
+        log,
+        client: reqwest::Client::new(),
+        _stop: stop,
+        _dir: dir,
+    }
+}
+
+async fn start() -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Arc::new(EmbeddedLog::open(&dir.path().join("events.redb"), 4).expect("log"));
+    start_with(log, dir, 64 * 1024).await
+}
+
+impl Server {
+    async fn post(
+        &self,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    async fn push_ndjson(&self, token: &str, records: &[Value]) -> PushAnswer {
+        let body: String = records.iter().map(|r| format!("{r}\n")).collect();
+        let response = self
+            .post("/v1/events", token, "application/x-ndjson", body)
+            .await;
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("answer")
+    }
+
+    async fn stored(&self) -> Vec<StoredRecord> {
+        let mut all = Vec::new();
+        for p in 0..self.log.partitions() {
+            all.extend(self.log.read(p, 0, usize::MAX).await.expect("read"));
+        }
+        all
+    }
+}
+
+fn activity(hub: &str) -> Value {
+    json!({
+        "event_id": Uuid::new_v4(),
+        "event_type": "activity_held",
+        "schema_version": 1,
+        "hub_id": hub,
+        "occurred_at": "2024-10-03T09:00:00+02:00",
+        "sent_at": "2024-10-03T16:05:12+02:00",
+        "payload": {
+            "activity_id": format!("act-{}", Uuid::new_v4()),
+            "activity_type": "proeverij",
+            "title": "Bouw je eigen windmolen",
+            "starts_at": "2024-10-03T09:00:00+02:00",
+            "ends_at": "2024-10-03T12:00:00+02:00",
+            "worlds": [2, 5],
+            "target_groups": ["po"]
+        }
+    })
+}
+
+fn group(hub: &str) -> Value {
+    json!({
+        "event_id": Uuid::new_v4(),
+        "event_type": "group_participated",
+        "schema_version": 1,
+        "hub_id": hub,
+        "occurred_at": "2024-10-03T09:00:00+02:00",
+        "sent_at": "2024-10-03T16:05:12+02:00",
+        "payload": {
+            "activity_id": "act-1",
+            "school_brin6": "12AB00",
+            "sector": "PO",
+            "groep": 7,
+            "school_year": "2024/25",
+            "participants": {"girls": 12, "boys": 14}
+        }
+    })
+}
+
+fn fields(errors: &[techmon_schemas::FieldError]) -> Vec<&str> {
+    errors.iter().map(|e| e.field.as_str()).collect()
+}
+
+#[tokio::test]
+async fn a_mixed_batch_gets_an_exact_answer_per_record_and_its_valid_records_are_stored() {
+    let server = start().await;
+    let valid_a = activity("tec-deventer");
+    let valid_b = group("tec-deventer");
+    let mut unknown_kind = group("tec-deventer");
+    unknown_kind["event_type"] = json!("group_teleported");
+    let mut wrong_types = group("tec-deventer");
+    wrong_types["payload"]["groep"] = json!("zeven");
+    wrong_types["payload"]["participants"] = json!({"girls": -1});
+    wrong_types["payload"]["school_brin6"] = json!("not-a-brin");
+    let mut unknown_field = activity("tec-deventer");
+    unknown_field["payload"]["favourite_colour"] = json!("green");
+    let mut unknown_version = activity("tec-deventer");
+    unknown_version["schema_version"] = json!(9);
+
+    let body = [
+        valid_a.to_string(),
+        unknown_kind.to_string(),
+        wrong_types.to_string(),
+        String::new(), // blank lines are skipped, but count as lines
+        valid_b.to_string(),
+        valid_a.to_string(), // repeated event_id
+        "{\"event_id\": \"truncated".to_string(),
+        unknown_field.to_string(),
+        unknown_version.to_string(),
+    ]
+    .join("\n");
+    let response = server
+        .post("/v1/events", TOKEN_DEVENTER, "application/x-ndjson", body)
+        .await;
+    assert_eq!(response.status(), 200);
+    let answer: PushAnswer = response.json().await.expect("answer");
+
+    let summary: Vec<(usize, Option<usize>, RecordStatus, Vec<&str>)> = answer
+        .results
+        .iter()
+        .map(|r| (r.index, r.line, r.status, fields(&r.errors)))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (0, Some(1), RecordStatus::Accepted, vec![]),
+            (1, Some(2), RecordStatus::Rejected, vec!["/event_type"]),
+            (
+                2,
+                Some(3),
+                RecordStatus::Rejected,
+                vec![
+                    "/payload/groep",
+                    "/payload/participants/boys",
+                    "/payload/participants/girls",
+                    "/payload/school_brin6"
+                ]
+            ),
+            (3, Some(5), RecordStatus::Accepted, vec![]),
+            (4, Some(6), RecordStatus::Duplicate, vec![]),
+            (5, Some(7), RecordStatus::Rejected, vec!["/"]),
+            (
+                6,
+                Some(8),
+                RecordStatus::Rejected,
+                vec!["/payload/favourite_colour"]
+            ),
+            (7, Some(9), RecordStatus::Rejected, vec!["/schema_version"]),
+        ],
+        "{answer:#?}"
+    );
+    assert_eq!(
+        (answer.accepted, answer.duplicates, answer.rejected),
+        (2, 1, 5)
+    );
+    assert_eq!(
+        answer.results[0].event_id.map(|u| u.to_string()),
+        valid_a["event_id"].as_str().map(str::to_string)
+    );
+    assert!(answer.results[0].partition.is_some() && answer.results[0].offset.is_some());
+
+    let stored = server.stored().await;
+    let ids: Vec<String> = stored.iter().map(|r| r.event_id.to_string()).collect();
+    assert_eq!(ids.len(), 2);
+    for valid in [&valid_a, &valid_b] {
+        assert!(ids.contains(&valid["event_id"].as_str().expect("id").to_string()));
+    }
+    // What is stored is the event as sent.
+    let stored_a = stored
+        .iter()
+        .find(|r| r.event_id.to_string() == valid_a["event_id"])
+        .expect("a stored");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&stored_a.payload).expect("json"),
+        valid_a
+    );
+
+    // Sending the same batch again stores nothing new.
+    let again = server
+        .push_ndjson(TOKEN_DEVENTER, &[valid_a.clone(), valid_b.clone()])
+        .await;
+    assert_eq!(
+        (again.accepted, again.duplicates, again.rejected),
+        (0, 2, 0)
+    );
+    assert_eq!(server.stored().await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_json_array_is_answered_by_index() {
+    let server = start().await;
+    let mut bad = group("tec-deventer");
+    bad["payload"]["sector"] = json!("kindergarten");
+    let body = json!([group("tec-deventer"), bad]).to_string();
+    let response = server
+        .post("/v1/events", TOKEN_DEVENTER, "application/json", body)
+        .await;
+    let answer: PushAnswer = response.json().await.expect("answer");
+    assert_eq!(
+        answer
+            .results
+            .iter()
+            .map(|r| (r.index, r.line, r.status))
+            .collect::<Vec<_>>(),
+        vec![
+            (0, None, RecordStatus::Accepted),
+            (1, None, RecordStatus::Rejected)
+        ]
+    );
+    assert_eq!(fields(&answer.results[1].errors), vec!["/payload/sector"]);
+}
+
+#[tokio::test]
+async fn a_hub_cannot_write_another_hubs_events_and_strangers_cannot_write_at_all() {
+    let server = start().await;
+    let answer = server
+        .push_ndjson(
+            TOKEN_ZUTPHEN,
+            &[group("tec-deventer"), group("techniekfabriek")],
+        )
+        .await;
+    assert_eq!(answer.results[0].status, RecordStatus::Rejected);
+    assert_eq!(fields(&answer.results[0].errors), vec!["/hub_id"]);
+    assert_eq!(answer.results[1].status, RecordStatus::Accepted);
+    let stored = server.stored().await;
+    assert_eq!(stored.len(), 1);
+    assert!(String::from_utf8_lossy(&stored[0].payload).contains("\"hub_id\":\"techniekfabriek\""));
+
+    for token in ["", "wrong-token", TOKEN_DEVENTER.trim_end_matches('r')] {
+        let response = server
+            .post(
+                "/v1/events",
+                token,
+                "application/x-ndjson",
+                group("tec-deventer").to_string(),
+            )
+            .await;
+        assert_eq!(response.status(), 401, "token {token:?}");
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "unauthorized");
+    }
+    let response = server
+        .client
+        .post(format!("{}/v1/events", server.url))
+        .body(group("tec-deventer").to_string())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 401);
+    assert_eq!(server.stored().await.len(), 1);
+}
+
+#[tokio::test]
+async fn oversized_requests_get_413_and_store_nothing() {
+    let server = start().await;
+    let record = group("tec-deventer").to_string();
+    let big: String =
+        std::iter::repeat_n(format!("{record}\n"), 64 * 1024 / record.len() + 1).collect();
+    let response = server
+        .post("/v1/events", TOKEN_DEVENTER, "application/x-ndjson", big)
+        .await;
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "body_too_large");
+
+    let many: Vec<Value> = (0..101)
+        .map(|_| json!({"event_id": Uuid::new_v4()}))
+        .collect();
+    let response = server
+        .post(
+            "/v1/events",
+            TOKEN_DEVENTER,
+            "application/json",
+            Value::from(many).to_string(),
+        )
+        .await;
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "too_many_records");
+    assert!(server.stored().await.is_empty());
+}
+
+#[tokio::test]
+async fn when_the_log_is_down_the_answer_is_503_with_retry_after_and_nothing_is_acknowledged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Nothing listens on port 1: every delivery times out.
+    let kafka = KafkaConfig {
+        brokers: "127.0.0.1:1".into(),
+        create_topics: false,
+        replication_factor: 1,
+        message_timeout_ms: 1500,
+        request_timeout_ms: 1500,
+        event_id_index: dir.path().join("ids.redb"),
+        librdkafka: BTreeMap::new(),
+    };
+    let log = Arc::new(
+        KafkaLog::connect(&kafka, "events", 4)
+            .await
+            .expect("connect is lazy"),
+    );
+    let server = start_with(log, dir, 64 * 1024).await;
+    let response = server
+        .post(
+            "/v1/events",
+            TOKEN_DEVENTER,
+            "application/x-ndjson",
+            format!("{}\n{}", group("tec-deventer"), activity("tec-deventer")),
+        )
+        .await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("7")
+    );
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "log_unavailable");
+    assert_eq!(body["error"]["retryable"], true);
+    assert!(
+        body.get("results").is_none(),
+        "no record may be reported as accepted"
+    );
+
+    let ready = server
+        .client
+        .get(format!("{}/readyz", server.url))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), 503);
+    let health = server
+        .client
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn csv_feeds_are_answered_by_line() {
+    let server = start().await;
+    let id1 = Uuid::new_v4();
+    let id2 = Uuid::new_v4();
+    let id3 = Uuid::new_v4();
+    let csv = format!(
+        "event_id,hub_id,occurred_at,sent_at,activity_id,school_brin6,sector,groep,school_year,participants.girls,participants.boys\n\
+         {id1},tec-deventer,2024-10-03T09:00:00+02:00,2024-10-03T16:00:00+02:00,act-1,12AB00,PO,7,2024/25,12,14\n\
+         {id2},tec-deventer,2024-10-03T09:00:00+02:00,2024-10-03T16:00:00+02:00,act-1,12AB00,PO,acht,2024/25,12,14\n\
+         {id3},tec-deventer,2024-10-04T09:00:00+02:00,2024-10-04T16:00:00+02:00,act-2,12AB01,PO,8,2024/25,10,9\n"
+    );
+    let response = server
+        .post(
+            "/v1/feeds/group_participated",
+            TOKEN_DEVENTER,
+            "text/csv",
+            csv,
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let answer: PushAnswer = response.json().await.expect("answer");
+    let summary: Vec<(Option<usize>, RecordStatus, Vec<&str>)> = answer
+        .results
+        .iter()
+        .map(|r| (r.line, r.status, fields(&r.errors)))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (Some(2), RecordStatus::Accepted, vec![]),
+            (Some(3), RecordStatus::Rejected, vec!["/payload/groep"]),
+            (Some(4), RecordStatus::Accepted, vec![]),
+        ]
+    );
+    let stored: HashSet<Uuid> = server.stored().await.iter().map(|r| r.event_id).collect();
+    assert_eq!(stored, HashSet::from([id1, id3]));
+
+    let response = server
+        .post(
+            "/v1/feeds/group_teleported",
+            TOKEN_DEVENTER,
+            "text/csv",
+            "event_id\n1\n",
+        )
+        .await;
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn malformed_bodies_never_break_the_server() {
+    let server = start().await;
+    let deep_array = "[".repeat(60_000);
+    let deep_object = "{\"a\":".repeat(12_000);
+    let corpus: Vec<(&str, &str, Vec<u8>)> = vec![
+        (
+            "/v1/events",
+            "application/json",
+            b"[{\"event_id\": \"6a1d8a52".to_vec(),
+        ),
+        (
+            "/v1/events",
+            "application/json",
+            b"[1, \"two\", null, true, [], {}]".to_vec(),
+        ),
+        (
+            "/v1/events",
+            "application/json",
+            br#"[{"event_id": 5, "schema_version": "one", "payload": []}]"#.to_vec(),
+        ),
+        (
+            "/v1/events",
+            "application/x-ndjson",
+            vec![0xff, 0xfe, 0x00, 0x7b, 0x0a, 0xc3, 0x28],
+        ),
+        (
+            "/v1/events",
+            "application/json",
+            br#"[{"schema_version": 1e999}]"#.to_vec(),
+        ),
+        (
+            "/v1/events",
+            "application/x-ndjson",
+            br#"{"schema_version": 123456789012345678901234567890123}"#.to_vec(),
+        ),
+        (
+            "/v1/events",
+            "application/x-ndjson",
+            br#"{"event_type": "activity_held", "schema_version": 18446744073709551616}"#.to_vec(),
+        ),
+        ("/v1/events", "application/json", deep_array.into_bytes()),
+        (
+            "/v1/events",
+            "application/x-ndjson",
+            deep_object.into_bytes(),
+        ),
+        ("/v1/events", "application/json", Vec::new()),
+        ("/v1/events", "application/json", b"   \n\t ".to_vec()),
+        ("/v1/events", "application/json", b"\0\0\0".to_vec()),
+        (
+            "/v1/events",
+            "application/json",
+            b"\"just a string\"".to_vec(),
+        ),
+        (
+            "/v1/feeds/group_participated",
+            "text/csv",
+            b"event_id,hub_id\n\"unterminated,tec-deventer\n".to_vec(),
+        ),
+        (
+            "/v1/feeds/group_participated",
+            "text/csv",
+            vec![b'a', b',', 0xff, b'\n', 0xfe, b',', b'1', b'\n'],
+        ),
+        (
+            "/v1/feeds/group_participated",
+            "text/csv",
+            b"event_id,hub_id\n".to_vec(),
+        ),
+        ("/v1/feeds/group_participated", "text/csv", Vec::new()),
+        (
+            "/v1/feeds/group_participated",
+            "text/csv",
+            b"event_id\n1,2,3,4\n".to_vec(),
+        ),
+    ];
+    for (path, content_type, body) in corpus {
+        let shown = String::from_utf8_lossy(&body)
+            .chars()
+            .take(40)
+            .collect::<String>();
+        let response = server.post(path, TOKEN_DEVENTER, content_type, body).await;
+        let status = response.status().as_u16();
+        assert!(
+            status == 200 || status == 400,
+            "{path} {shown:?}: status {status}"
+        );
+        let answer: Value = response.json().await.expect("a JSON answer");
+        if status == 200 {
+            assert_eq!(answer["accepted"], 0, "{shown:?}");
+        } else {
+            assert_eq!(answer["error"]["code"], "malformed_body", "{shown:?}");
+        }
+    }
+    let health = server
+        .client
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    assert!(server.stored().await.is_empty());
+}
+
+#[tokio::test]
+async fn schemas_are_served_read_only() {
+    let server = start().await;
+    let catalogue: Value = server
+        .client
+        .get(format!("{}/v1/schemas", server.url))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let kinds: Vec<&str> = catalogue
+        .as_array()
+        .or(catalogue["kinds"].as_array())
+        .expect("a list of kinds")
+        .iter()
+        .filter_map(|k| k["kind"].as_str())
+        .collect();
+    assert_eq!(kinds.len(), 12, "{kinds:?}");
+    assert!(kinds.contains(&"consent_withdrawn"));
+    let schema = server
+        .client
+        .get(format!("{}/v1/schemas/activity_held/1", server.url))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(schema.status(), 200);
+    let schema: Value = schema.json().await.expect("json");
+    assert_eq!(schema["properties"]["event_type"]["const"], "activity_held");
+    assert!(schema["properties"]["payload"]["properties"]["worlds"].is_object());
+    let missing = server
+        .client
+        .get(format!("{}/v1/schemas/activity_held/7", server.url))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(missing.status(), 404);
+    let post = server
+        .client
+        .post(format!("{}/v1/schemas/activity_held/1", server.url))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(post.status(), 405);
+}
+
+#[tokio::test]
+async fn metrics_count_accepted_rejected_and_duplicates() {
+    let server = start().await;
+    let record = group("tec-deventer");
+    let mut bad = group("tec-deventer");
+    bad["event_type"] = json!("nope");
+    server
+        .push_ndjson(TOKEN_DEVENTER, &[record.clone(), record, bad])
+        .await;
+    let text = server
+        .client
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains("techmon_ingest_records_accepted_total 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("techmon_ingest_records_duplicate_total 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("techmon_ingest_records_rejected_total{reason=\"unknown_kind\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("techmon_ingest_request_duration_seconds_count 1"),
+        "{text}"
+    );
+}

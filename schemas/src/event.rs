@@ -1,0 +1,749 @@
+//! Rust types for techmon events, matching the JSON Schemas in `schemas/json/`
+//! field for field. Serialising an [`Event`] produces JSON that validates against
+//! the schema of its kind; deserialising rejects unknown fields.
+//!
+//! `Debug` output of payloads that carry personal data redacts the direct
+//! identifiers, participant references and free text, so that a stray `{:?}` in a
+//! log line does not leak them.
+
+use std::fmt;
+
+use chrono::{DateTime, FixedOffset, NaiveDate};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::codes::{Profile, SchoolYear};
+
+string_enum! {
+    /// The kinds of event (`event_type`).
+    pub enum EventKind {
+        ActivityHeld => "activity_held",
+        GroupParticipated => "group_participated",
+        ParticipantRegistered => "participant_registered",
+        ParticipantAttended => "participant_attended",
+        SurveyAnswered => "survey_answered",
+        ProfileChosen => "profile_chosen",
+        PartnerJoined => "partner_joined",
+        PartnerLeft => "partner_left",
+        AmbassadorCommitted => "ambassador_committed",
+        TrajectoryStarted => "trajectory_started",
+        TrajectoryEnded => "trajectory_ended",
+        ConsentWithdrawn => "consent_withdrawn",
+    }
+}
+
+string_enum! {
+    /// `activity_held.activity_type`.
+    pub enum ActivityType {
+        Proeverij => "proeverij",
+        TecExperience => "tec_experience",
+        Workshop => "workshop",
+        Leskist => "leskist",
+        Bedrijfsbezoek => "bedrijfsbezoek",
+        Docentprofessionalisering => "docentprofessionalisering",
+        Ouderbijeenkomst => "ouderbijeenkomst",
+        Girlsday => "girlsday",
+        Challenge => "challenge",
+        Werkleerroute => "werkleerroute",
+        Naschools => "naschools",
+        Overig => "overig",
+    }
+}
+
+string_enum! {
+    /// `activity_held.target_groups`.
+    pub enum TargetGroup {
+        Po => "po",
+        Vo => "vo",
+        Mbo => "mbo",
+        Hbo => "hbo",
+        Teachers => "teachers",
+        Parents => "parents",
+        Adults => "adults",
+        Other => "other",
+    }
+}
+
+string_enum! {
+    /// Education sector.
+    pub enum Sector {
+        Po => "PO",
+        Vo => "VO",
+        Mbo => "MBO",
+        Hbo => "HBO",
+        Other => "other",
+    }
+}
+
+string_enum! {
+    /// Type of education (onderwijstype) of a group or participant.
+    pub enum Onderwijstype {
+        VmboBb => "vmbo-bb",
+        VmboKb => "vmbo-kb",
+        VmboGl => "vmbo-gl",
+        VmboTl => "vmbo-tl",
+        Havo => "havo",
+        Vwo => "vwo",
+        Pro => "pro",
+        Mbo1 => "mbo-1",
+        Mbo2 => "mbo-2",
+        Mbo3 => "mbo-3",
+        Mbo4 => "mbo-4",
+        Hbo => "hbo",
+        Other => "other",
+    }
+}
+
+string_enum! {
+    /// The VO onderwijstypes in which a profile is chosen (`profile_chosen.onderwijstype`).
+    pub enum VoOnderwijstype {
+        VmboBb => "vmbo-bb",
+        VmboKb => "vmbo-kb",
+        VmboGl => "vmbo-gl",
+        VmboTl => "vmbo-tl",
+        Havo => "havo",
+        Vwo => "vwo",
+    }
+}
+
+impl From<VoOnderwijstype> for Onderwijstype {
+    fn from(value: VoOnderwijstype) -> Self {
+        match value {
+            VoOnderwijstype::VmboBb => Onderwijstype::VmboBb,
+            VoOnderwijstype::VmboKb => Onderwijstype::VmboKb,
+            VoOnderwijstype::VmboGl => Onderwijstype::VmboGl,
+            VoOnderwijstype::VmboTl => Onderwijstype::VmboTl,
+            VoOnderwijstype::Havo => Onderwijstype::Havo,
+            VoOnderwijstype::Vwo => Onderwijstype::Vwo,
+        }
+    }
+}
+
+string_enum! {
+    /// `participant_registered.gender`.
+    pub enum Gender {
+        Female => "female",
+        Male => "male",
+        Other => "other",
+        Unknown => "unknown",
+    }
+}
+
+string_enum! {
+    /// Role of a participant.
+    pub enum Role {
+        Pupil => "pupil",
+        Student => "student",
+        Teacher => "teacher",
+        Parent => "parent",
+        Adult => "adult",
+    }
+}
+
+string_enum! {
+    /// `survey_answered.respondent_role`.
+    pub enum RespondentRole {
+        Pupil => "pupil",
+        Student => "student",
+        Teacher => "teacher",
+        Parent => "parent",
+        Adult => "adult",
+        Company => "company",
+        Other => "other",
+    }
+}
+
+string_enum! {
+    /// `partner_joined.organisation_kind`.
+    pub enum OrganisationKind {
+        Company => "company",
+        Education => "education",
+        Government => "government",
+        Foundation => "foundation",
+        Other => "other",
+    }
+}
+
+string_enum! {
+    /// `partner_joined.contribution`.
+    pub enum Contribution {
+        Membership => "membership",
+        Financial => "financial",
+        InKind => "in_kind",
+        Other => "other",
+    }
+}
+
+string_enum! {
+    /// `trajectory_ended.outcome`.
+    pub enum Outcome {
+        Work => "work",
+        Education => "education",
+        Returned => "returned",
+        Dropped => "dropped",
+    }
+}
+
+/// `survey_answered.scale_max`: the top of the score's scale (JSON: 5, 10 or 100).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ScaleMax {
+    Five,
+    Ten,
+    Hundred,
+}
+
+impl ScaleMax {
+    pub const ALL: &'static [ScaleMax] = &[ScaleMax::Five, ScaleMax::Ten, ScaleMax::Hundred];
+
+    pub const fn value(self) -> u32 {
+        match self {
+            ScaleMax::Five => 5,
+            ScaleMax::Ten => 10,
+            ScaleMax::Hundred => 100,
+        }
+    }
+
+    pub fn from_value(value: u64) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|s| u64::from(s.value()) == value)
+    }
+}
+
+impl Serialize for ScaleMax {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u32(self.value())
+    }
+}
+
+impl<'de> Deserialize<'de> for ScaleMax {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ScaleMax;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("5, 10 or 100")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ScaleMax, E> {
+                ScaleMax::from_value(v).ok_or_else(|| E::custom("scale_max must be 5, 10 or 100"))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ScaleMax, E> {
+                u64::try_from(v)
+                    .ok()
+                    .and_then(ScaleMax::from_value)
+                    .ok_or_else(|| E::custom("scale_max must be 5, 10 or 100"))
+            }
+        }
+        deserializer.deserialize_u64(Visitor)
+    }
+}
+
+/// Prints a struct with some fields replaced by `<redacted>`.
+macro_rules! redacted_debug {
+    ($name:ident { plain: [$($plain:ident),* $(,)?], redacted: [$($secret:ident),* $(,)?] }) => {
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let mut s = f.debug_struct(stringify!($name));
+                $( s.field(stringify!($plain), &self.$plain); )*
+                $( s.field(stringify!($secret), &Redacted(self.$secret.is_some_or_present())); )*
+                s.finish()
+            }
+        }
+    };
+}
+
+/// Stand-in for a redacted value in `Debug` output.
+struct Redacted(bool);
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0 { "<redacted>" } else { "None" })
+    }
+}
+
+/// Whether a redacted field holds a value (to show `None` for absent options).
+trait Presence {
+    fn is_some_or_present(&self) -> bool;
+}
+impl Presence for String {
+    fn is_some_or_present(&self) -> bool {
+        true
+    }
+}
+impl<T> Presence for Option<T> {
+    fn is_some_or_present(&self) -> bool {
+        self.is_some()
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// An activity held by a hub.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityHeld {
+    pub activity_id: String,
+    pub activity_type: ActivityType,
+    pub title: String,
+    pub starts_at: DateTime<FixedOffset>,
+    pub ends_at: DateTime<FixedOffset>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_minutes: Option<u32>,
+    /// Numbers of the zeven werelden van techniek (1 to 7), without repeats.
+    pub worlds: Vec<u8>,
+    pub target_groups: Vec<TargetGroup>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partner_organisations: Vec<String>,
+}
+
+/// Participants of a group by gender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Participants {
+    pub girls: u32,
+    pub boys: u32,
+    /// Other or unknown gender; 0 when left out.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub other: u32,
+}
+
+impl Participants {
+    pub fn total(&self) -> u64 {
+        u64::from(self.girls) + u64::from(self.boys) + u64::from(self.other)
+    }
+}
+
+/// A group took part in an activity (counts, no names).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupParticipated {
+    pub activity_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub school_brin6: Option<String>,
+    pub sector: Sector,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groep: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leerjaar: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onderwijstype: Option<Onderwijstype>,
+    pub school_year: SchoolYear,
+    pub participants: Participants,
+    /// 0 when left out.
+    #[serde(default)]
+    pub accompanying_teachers: u32,
+}
+
+/// An individual participant was registered (personal data).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantRegistered {
+    pub participant_ref: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birth_date: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postcode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub street_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pupil_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub school_brin6: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sector: Option<Sector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groep: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leerjaar: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onderwijstype: Option<Onderwijstype>,
+    pub gender: Gender,
+    pub role: Role,
+    pub consent_research: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+}
+
+redacted_debug!(ParticipantRegistered {
+    plain: [
+        school_brin6,
+        sector,
+        groep,
+        leerjaar,
+        onderwijstype,
+        gender,
+        role,
+        consent_research
+    ],
+    redacted: [
+        participant_ref,
+        name,
+        email,
+        phone,
+        birth_date,
+        postcode,
+        street_address,
+        pupil_number,
+        notes
+    ]
+});
+
+/// A registered participant attended an activity.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantAttended {
+    pub activity_id: String,
+    pub participant_ref: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+}
+
+redacted_debug!(ParticipantAttended {
+    plain: [activity_id, role],
+    redacted: [participant_ref]
+});
+
+/// A satisfaction survey answer.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SurveyAnswered {
+    pub activity_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant_ref: Option<String>,
+    pub respondent_role: RespondentRole,
+    pub score: f64,
+    pub scale_max: ScaleMax,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+redacted_debug!(SurveyAnswered {
+    plain: [activity_id, respondent_role, score, scale_max],
+    redacted: [participant_ref, comment]
+});
+
+impl SurveyAnswered {
+    /// The score on a 10-point scale (4.5 of 5 is 9.0).
+    pub fn score_of_10(&self) -> f64 {
+        self.score * 10.0 / f64::from(self.scale_max.value())
+    }
+}
+
+/// VO pupils chose a profile: one participant, or a count.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileChosen {
+    pub school_brin6: String,
+    pub school_year: SchoolYear,
+    pub leerjaar: u8,
+    pub onderwijstype: VoOnderwijstype,
+    /// A code from [`crate::codes::profiles`].
+    pub profile_code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant_ref: Option<String>,
+    /// Number of pupils; 1 when left out. Above 1 only without `participant_ref`.
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+redacted_debug!(ProfileChosen {
+    plain: [
+        school_brin6,
+        school_year,
+        leerjaar,
+        onderwijstype,
+        profile_code,
+        count
+    ],
+    redacted: [participant_ref]
+});
+
+impl ProfileChosen {
+    /// The chosen profile in the code list (always `Some` for a validated event).
+    pub fn profile(&self) -> Option<&'static Profile> {
+        crate::codes::profile(&self.profile_code)
+    }
+}
+
+/// An organisation affiliated with the hub.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerJoined {
+    pub partner_id: String,
+    pub organisation_name: String,
+    pub organisation_kind: OrganisationKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contribution: Option<Contribution>,
+}
+
+/// A partner organisation left.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerLeft {
+    pub partner_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+redacted_debug!(PartnerLeft {
+    plain: [partner_id],
+    redacted: [reason]
+});
+
+/// A person committed as ambassador (personal data).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmbassadorCommitted {
+    pub ambassador_ref: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organisation_name: Option<String>,
+}
+
+redacted_debug!(AmbassadorCommitted {
+    plain: [organisation_name],
+    redacted: [ambassador_ref, name, email]
+});
+
+/// An adult started a work-learning route.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrajectoryStarted {
+    pub trajectory_id: String,
+    pub participant_ref: String,
+    pub route: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub employer: Option<String>,
+}
+
+redacted_debug!(TrajectoryStarted {
+    plain: [trajectory_id, route, employer],
+    redacted: [participant_ref]
+});
+
+/// A work-learning route ended.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrajectoryEnded {
+    pub trajectory_id: String,
+    pub participant_ref: String,
+    pub outcome: Outcome,
+}
+
+redacted_debug!(TrajectoryEnded {
+    plain: [trajectory_id, outcome],
+    redacted: [participant_ref]
+});
+
+/// A participant withdrew consent: erase their data from every derived table.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentWithdrawn {
+    pub participant_ref: String,
+}
+
+redacted_debug!(ConsentWithdrawn {
+    plain: [],
+    redacted: [participant_ref]
+});
+
+macro_rules! payloads {
+    ($($kind:ident),+ $(,)?) => {
+        /// The kind-specific part of an event. Serialises as the bare payload object
+        /// (the kind is the envelope's `event_type`).
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        #[serde(untagged)]
+        pub enum Payload {
+            $($kind($kind)),+
+        }
+
+        impl Payload {
+            /// The event kind of this payload.
+            pub fn kind(&self) -> EventKind {
+                match self {
+                    $(Payload::$kind(_) => EventKind::$kind),+
+                }
+            }
+
+            /// Reads the payload object of an event of kind `kind`.
+            ///
+            /// Errors from serde may quote values; do not pass them on to a client
+            /// or a log (see [`crate::validate_event`], which never does).
+            pub fn from_value(kind: EventKind, value: serde_json::Value) -> Result<Self, serde_json::Error> {
+                Ok(match kind {
+                    $(EventKind::$kind => Payload::$kind(serde_json::from_value(value)?)),+
+                })
+            }
+        }
+
+        $(
+            impl From<$kind> for Payload {
+                fn from(value: $kind) -> Self {
+                    Payload::$kind(value)
+                }
+            }
+        )+
+    };
+}
+
+payloads!(
+    ActivityHeld,
+    GroupParticipated,
+    ParticipantRegistered,
+    ParticipantAttended,
+    SurveyAnswered,
+    ProfileChosen,
+    PartnerJoined,
+    PartnerLeft,
+    AmbassadorCommitted,
+    TrajectoryStarted,
+    TrajectoryEnded,
+    ConsentWithdrawn,
+);
+
+/// One event: the envelope and its payload. `event_type` is not stored: it is
+/// the payload's kind ([`Event::kind`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The idempotency key.
+    pub event_id: Uuid,
+    pub schema_version: u32,
+    pub hub_id: String,
+    pub occurred_at: DateTime<FixedOffset>,
+    pub sent_at: DateTime<FixedOffset>,
+    pub payload: Payload,
+}
+
+impl Event {
+    /// The event kind (`event_type`).
+    pub fn kind(&self) -> EventKind {
+        self.payload.kind()
+    }
+
+    /// The key that keeps one subject's events in order on the log (the Kafka
+    /// message key): `participant:<hub_id>:<participant_ref>` for events about a
+    /// participant, `activity:<hub_id>:<activity_id>` for activity-scoped events,
+    /// `partner:<hub_id>:<partner_id>`, `ambassador:<hub_id>:<ambassador_ref>`, and
+    /// `school:<brin6>` for counted profile choices.
+    ///
+    /// The key contains the participant reference: it is raw, personal data, like
+    /// the event itself.
+    pub fn subject_key(&self) -> String {
+        let hub = &self.hub_id;
+        match &self.payload {
+            Payload::ActivityHeld(p) => format!("activity:{hub}:{}", p.activity_id),
+            Payload::GroupParticipated(p) => format!("activity:{hub}:{}", p.activity_id),
+            Payload::ParticipantRegistered(p) => format!("participant:{hub}:{}", p.participant_ref),
+            Payload::ParticipantAttended(p) => format!("participant:{hub}:{}", p.participant_ref),
+            Payload::SurveyAnswered(p) => match &p.participant_ref {
+                Some(r) => format!("participant:{hub}:{r}"),
+                None => format!("activity:{hub}:{}", p.activity_id),
+            },
+            Payload::ProfileChosen(p) => match &p.participant_ref {
+                Some(r) => format!("participant:{hub}:{r}"),
+                None => format!("school:{}", p.school_brin6),
+            },
+            Payload::PartnerJoined(p) => format!("partner:{hub}:{}", p.partner_id),
+            Payload::PartnerLeft(p) => format!("partner:{hub}:{}", p.partner_id),
+            Payload::AmbassadorCommitted(p) => format!("ambassador:{hub}:{}", p.ambassador_ref),
+            Payload::TrajectoryStarted(p) => format!("participant:{hub}:{}", p.participant_ref),
+            Payload::TrajectoryEnded(p) => format!("participant:{hub}:{}", p.participant_ref),
+            Payload::ConsentWithdrawn(p) => format!("participant:{hub}:{}", p.participant_ref),
+        }
+    }
+
+    /// The participant the event is about, if it is about one.
+    pub fn participant_ref(&self) -> Option<&str> {
+        match &self.payload {
+            Payload::ParticipantRegistered(p) => Some(&p.participant_ref),
+            Payload::ParticipantAttended(p) => Some(&p.participant_ref),
+            Payload::SurveyAnswered(p) => p.participant_ref.as_deref(),
+            Payload::ProfileChosen(p) => p.participant_ref.as_deref(),
+            Payload::TrajectoryStarted(p) => Some(&p.participant_ref),
+            Payload::TrajectoryEnded(p) => Some(&p.participant_ref),
+            Payload::ConsentWithdrawn(p) => Some(&p.participant_ref),
+            Payload::ActivityHeld(_)
+            | Payload::GroupParticipated(_)
+            | Payload::PartnerJoined(_)
+            | Payload::PartnerLeft(_)
+            | Payload::AmbassadorCommitted(_) => None,
+        }
+    }
+
+    /// The event as JSON (the wire format).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("an Event always serialises to JSON")
+    }
+}
+
+#[derive(Serialize)]
+struct EventOut<'a> {
+    event_id: &'a Uuid,
+    event_type: EventKind,
+    schema_version: u32,
+    hub_id: &'a str,
+    occurred_at: &'a DateTime<FixedOffset>,
+    sent_at: &'a DateTime<FixedOffset>,
+    payload: &'a Payload,
+}
+
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        EventOut {
+            event_id: &self.event_id,
+            event_type: self.kind(),
+            schema_version: self.schema_version,
+            hub_id: &self.hub_id,
+            occurred_at: &self.occurred_at,
+            sent_at: &self.sent_at,
+            payload: &self.payload,
+        }
+        .serialize(serializer)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventIn {
+    event_id: Uuid,
+    event_type: EventKind,
+    schema_version: u32,
+    hub_id: String,
+    occurred_at: DateTime<FixedOffset>,
+    sent_at: DateTime<FixedOffset>,
+    payload: serde_json::Value,
+}
+
+/// Deserialises without schema validation or semantic checks: use it for events
+/// read back from the log. For records from outside use [`crate::validate_event`].
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = EventIn::deserialize(deserializer)?;
+        let payload =
+            Payload::from_value(raw.event_type, raw.payload).map_err(serde::de::Error::custom)?;
+        Ok(Event {
+            event_id: raw.event_id,
+            schema_version: raw.schema_version,
+            hub_id: raw.hub_id,
+            occurred_at: raw.occurred_at,
+            sent_at: raw.sent_at,
+            payload,
+        })
+    }
+}

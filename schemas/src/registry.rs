@@ -1,0 +1,876 @@
+//! The schema registry: every (kind, version) schema, composed from the envelope
+//! schema and the kind's payload schema, plus record validation and CSV coercion.
+//!
+//! Built once per process from the embedded files; every schema is checked with
+//! [`check_schema`] and every embedded example validated when it is built, so a
+//! broken schema file fails the first test that touches the registry.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
+
+use serde_json::{Map, Value, json};
+
+use crate::codes;
+use crate::event::{Event, EventKind, VoOnderwijstype};
+use crate::validate::{FieldError, check_schema, validate};
+
+const ENVELOPE_V1: &str = include_str!("../json/envelope/v1.schema.json");
+
+/// (kind, version, payload schema, example event).
+const FILES: &[(EventKind, u32, &str, &str)] = &[
+    (
+        EventKind::ActivityHeld,
+        1,
+        include_str!("../json/activity_held/v1.schema.json"),
+        include_str!("../examples/activity_held.v1.json"),
+    ),
+    (
+        EventKind::GroupParticipated,
+        1,
+        include_str!("../json/group_participated/v1.schema.json"),
+        include_str!("../examples/group_participated.v1.json"),
+    ),
+    (
+        EventKind::ParticipantRegistered,
+        1,
+        include_str!("../json/participant_registered/v1.schema.json"),
+        include_str!("../examples/participant_registered.v1.json"),
+    ),
+    (
+        EventKind::ParticipantAttended,
+        1,
+        include_str!("../json/participant_attended/v1.schema.json"),
+        include_str!("../examples/participant_attended.v1.json"),
+    ),
+    (
+        EventKind::SurveyAnswered,
+        1,
+        include_str!("../json/survey_answered/v1.schema.json"),
+        include_str!("../examples/survey_answered.v1.json"),
+    ),
+    (
+        EventKind::ProfileChosen,
+        1,
+        include_str!("../json/profile_chosen/v1.schema.json"),
+        include_str!("../examples/profile_chosen.v1.json"),
+    ),
+    (
+        EventKind::PartnerJoined,
+        1,
+        include_str!("../json/partner_joined/v1.schema.json"),
+        include_str!("../examples/partner_joined.v1.json"),
+    ),
+    (
+        EventKind::PartnerLeft,
+        1,
+        include_str!("../json/partner_left/v1.schema.json"),
+        include_str!("../examples/partner_left.v1.json"),
+    ),
+    (
+        EventKind::AmbassadorCommitted,
+        1,
+        include_str!("../json/ambassador_committed/v1.schema.json"),
+        include_str!("../examples/ambassador_committed.v1.json"),
+    ),
+    (
+        EventKind::TrajectoryStarted,
+        1,
+        include_str!("../json/trajectory_started/v1.schema.json"),
+        include_str!("../examples/trajectory_started.v1.json"),
+    ),
+    (
+        EventKind::TrajectoryEnded,
+        1,
+        include_str!("../json/trajectory_ended/v1.schema.json"),
+        include_str!("../examples/trajectory_ended.v1.json"),
+    ),
+    (
+        EventKind::ConsentWithdrawn,
+        1,
+        include_str!("../json/consent_withdrawn/v1.schema.json"),
+        include_str!("../examples/consent_withdrawn.v1.json"),
+    ),
+];
+
+struct Entry {
+    payload: Value,
+    full: Value,
+}
+
+struct Registry {
+    envelope: Value,
+    entries: BTreeMap<EventKind, BTreeMap<u32, Entry>>,
+    versions: BTreeMap<EventKind, Vec<u32>>,
+}
+
+static REGISTRY: LazyLock<Registry> = LazyLock::new(build);
+
+fn parse_embedded(name: &str, text: &str) -> Value {
+    match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => panic!("embedded file {name} is not valid JSON: {e}"),
+    }
+}
+
+fn build() -> Registry {
+    let envelope = parse_embedded("json/envelope/v1.schema.json", ENVELOPE_V1);
+    if let Err(e) = check_schema(&envelope, "envelope/v1") {
+        panic!("embedded envelope schema is invalid: {e}");
+    }
+    for field in ["event_type", "schema_version", "payload"] {
+        assert!(
+            envelope["properties"].get(field).is_some(),
+            "envelope schema lacks `{field}`"
+        );
+    }
+
+    let mut entries: BTreeMap<EventKind, BTreeMap<u32, Entry>> = BTreeMap::new();
+    for &(kind, version, payload_text, example_text) in FILES {
+        let name = format!("{kind}/v{version}");
+        let payload = parse_embedded(&name, payload_text);
+        if let Err(e) = check_schema(&payload, &name) {
+            panic!("embedded payload schema is invalid: {e}");
+        }
+        assert_eq!(
+            payload["$id"],
+            json!(format!("urn:techmon:schema:{kind}:v{version}")),
+            "{name}: $id does not match the file's place"
+        );
+        assert_eq!(
+            payload["type"],
+            json!("object"),
+            "{name}: a payload is an object"
+        );
+        let example = parse_embedded(&format!("examples/{kind}.v{version}.json"), example_text);
+        let full = compose(&envelope, kind, version, &payload, &example);
+        if let Err(e) = check_schema(&full, &name) {
+            panic!("composed schema is invalid: {e}");
+        }
+        let previous = entries
+            .entry(kind)
+            .or_default()
+            .insert(version, Entry { payload, full });
+        assert!(previous.is_none(), "{name} is listed twice");
+    }
+    for kind in EventKind::ALL {
+        assert!(
+            entries.contains_key(kind),
+            "no schema for event kind {kind}"
+        );
+    }
+    let versions = entries
+        .iter()
+        .map(|(k, v)| (*k, v.keys().copied().collect()))
+        .collect();
+    let registry = Registry {
+        envelope,
+        entries,
+        versions,
+    };
+
+    // Every example must pass the whole validation, including the semantic checks.
+    for &(kind, version, _, example_text) in FILES {
+        let example = parse_embedded("example", example_text);
+        if let Err(errors) = validate_with(&registry, &example) {
+            panic!("examples/{kind}.v{version}.json is not a valid event: {errors:?}");
+        }
+    }
+    registry
+}
+
+/// The full schema of one kind and version: the envelope with `event_type` and
+/// `schema_version` fixed and the kind's payload schema in place of `payload`.
+fn compose(
+    envelope: &Value,
+    kind: EventKind,
+    version: u32,
+    payload: &Value,
+    example: &Value,
+) -> Value {
+    let mut full = envelope.clone();
+    let mut payload = payload.clone();
+    let payload_description = payload
+        .get("description")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if let Some(p) = payload.as_object_mut() {
+        p.remove("$schema");
+        p.remove("$id");
+        p.remove("title");
+    }
+    let obj = full
+        .as_object_mut()
+        .expect("the envelope schema is an object (checked above)");
+    obj.insert(
+        "$id".into(),
+        json!(format!("urn:techmon:schema:event:{kind}:v{version}")),
+    );
+    obj.insert(
+        "title".into(),
+        json!(format!("techmon event {kind}, version {version}")),
+    );
+    obj.insert(
+        "description".into(),
+        json!(format!(
+            "{payload_description} Envelope: {}",
+            envelope["description"].as_str().unwrap_or_default()
+        )),
+    );
+    obj.insert("examples".into(), json!([example]));
+    let props = obj
+        .get_mut("properties")
+        .and_then(Value::as_object_mut)
+        .expect("the envelope schema has properties (checked above)");
+    props.insert(
+        "event_type".into(),
+        json!({"description": format!("The event kind: always {kind} for this schema."), "const": kind.as_str()}),
+    );
+    props.insert(
+        "schema_version".into(),
+        json!({
+            "description": format!("Version of the {kind} schema the event follows: {version} for this schema."),
+            "type": "integer",
+            "const": version
+        }),
+    );
+    props.insert("payload".into(), payload);
+    full
+}
+
+/// Every event kind with its known schema versions (ascending).
+pub fn kinds() -> impl Iterator<Item = (EventKind, &'static [u32])> {
+    REGISTRY.versions.iter().map(|(k, v)| (*k, v.as_slice()))
+}
+
+/// The newest schema version of `kind`.
+pub fn latest_version(kind: EventKind) -> Option<u32> {
+    REGISTRY.versions.get(&kind).and_then(|v| v.last().copied())
+}
+
+/// The full (composed) schema of `kind` (such as `activity_held`) in `version`,
+/// as served at `GET /v1/schemas/{kind}/{version}`.
+pub fn schema(kind: &str, version: u32) -> Option<&'static Value> {
+    let kind: EventKind = kind.parse().ok()?;
+    REGISTRY.entries.get(&kind)?.get(&version).map(|e| &e.full)
+}
+
+/// The payload schema alone, as in its file.
+pub fn payload_schema(kind: EventKind, version: u32) -> Option<&'static Value> {
+    REGISTRY
+        .entries
+        .get(&kind)?
+        .get(&version)
+        .map(|e| &e.payload)
+}
+
+/// The envelope schema, as in its file.
+pub fn envelope_schema() -> &'static Value {
+    &REGISTRY.envelope
+}
+
+/// The list of event kinds with their versions and descriptions, as served at
+/// `GET /v1/schemas`.
+pub fn catalogue() -> Value {
+    let kinds: Vec<Value> = REGISTRY
+        .entries
+        .iter()
+        .map(|(kind, versions)| {
+            let latest = versions.iter().next_back().map(|(v, e)| (*v, e));
+            json!({
+                "kind": kind.as_str(),
+                "versions": versions.keys().collect::<Vec<_>>(),
+                "latest": latest.map(|(v, _)| v),
+                "description": latest.and_then(|(_, e)| e.payload.get("description")).cloned().unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    json!({
+        "envelope": {
+            "fields": REGISTRY.envelope["required"].clone(),
+            "description": REGISTRY.envelope["description"].clone(),
+        },
+        "kinds": kinds,
+    })
+}
+
+fn known_kinds() -> String {
+    EventKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn unknown_kind() -> FieldError {
+    FieldError::new(
+        "/event_type",
+        format!("unknown event kind; known kinds: {}", known_kinds()),
+    )
+}
+
+fn unknown_version(registry: &Registry, kind: EventKind) -> FieldError {
+    let known: Vec<String> = registry
+        .versions
+        .get(&kind)
+        .into_iter()
+        .flatten()
+        .map(u32::to_string)
+        .collect();
+    FieldError::new(
+        "/schema_version",
+        format!(
+            "unknown schema version for {kind}; known: {}",
+            known.join(", ")
+        ),
+    )
+}
+
+/// An integer, also when written as an integral float (`1.0`).
+fn as_integer(value: &Value) -> Option<i64> {
+    value.as_i64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+            .map(|f| f as i64)
+    })
+}
+
+/// Validates one incoming event record: the envelope, the schema of its kind and
+/// version, and the semantic rules; returns the typed event or every problem found.
+///
+/// Reasons never contain the record's values.
+pub fn validate_event(value: &Value) -> Result<Event, Vec<FieldError>> {
+    validate_with(&REGISTRY, value)
+}
+
+fn validate_with(registry: &Registry, value: &Value) -> Result<Event, Vec<FieldError>> {
+    let Some(obj) = value.as_object() else {
+        return Err(vec![FieldError::new(
+            "/",
+            "expected a JSON object (one event)",
+        )]);
+    };
+    let mut errors = Vec::new();
+    let kind = match obj.get("event_type") {
+        None => {
+            errors.push(FieldError::new("/event_type", "required field is missing"));
+            None
+        }
+        Some(v) => {
+            let kind = v.as_str().and_then(|s| s.parse::<EventKind>().ok());
+            if kind.is_none() {
+                errors.push(unknown_kind());
+            }
+            kind
+        }
+    };
+    let entry = kind.and_then(|kind| {
+        let Some(v) = obj.get("schema_version") else {
+            errors.push(FieldError::new(
+                "/schema_version",
+                "required field is missing",
+            ));
+            return None;
+        };
+        let Some(version) = as_integer(v) else {
+            errors.push(FieldError::new("/schema_version", "expected integer"));
+            return None;
+        };
+        let entry = u32::try_from(version)
+            .ok()
+            .and_then(|v| registry.entries.get(&kind)?.get(&v));
+        if entry.is_none() {
+            errors.push(unknown_version(registry, kind));
+        }
+        entry.map(|e| (kind, e))
+    });
+    let Some((kind, entry)) = entry else {
+        // Still report the envelope's other problems in the same answer.
+        let checked_version = kind.is_some();
+        errors.extend(validate(&registry.envelope, value).into_iter().filter(|e| {
+            e.field != "/event_type" && !(checked_version && e.field == "/schema_version")
+        }));
+        return Err(errors);
+    };
+
+    let mut errors = validate(&entry.full, value);
+    let semantic = semantic_checks(kind, value, &errors);
+    errors.extend(semantic);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    match serde_json::from_value::<Event>(normalise_numbers(value.clone())) {
+        Ok(event) if event.kind() == kind => Ok(event),
+        // The serde message may quote a value: never pass it on.
+        _ => Err(vec![FieldError::new(
+            "/",
+            "the record matches the schema but could not be read; this is a bug in techmon, please report it",
+        )]),
+    }
+}
+
+/// Turns integral floats (`7.0`, which JSON Schema counts as integers) into
+/// integers, so that they deserialise into integer fields.
+fn normalise_numbers(value: Value) -> Value {
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(f as i64),
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(normalise_numbers).collect()),
+        Value::Object(obj) => Value::Object(
+            obj.into_iter()
+                .map(|(k, v)| (k, normalise_numbers(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// Rules a JSON Schema cannot express. Fields that already failed schema
+/// validation are skipped, so each problem is reported once.
+fn semantic_checks(
+    kind: EventKind,
+    event: &Value,
+    schema_errors: &[FieldError],
+) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let Some(payload) = event.get("payload").and_then(Value::as_object) else {
+        return errors;
+    };
+    let failed = |field: &str| {
+        let pointer = format!("/payload/{field}");
+        schema_errors
+            .iter()
+            .any(|e| e.field == pointer || e.field.starts_with(&format!("{pointer}/")))
+    };
+    // A field that is present and passed the schema.
+    let get = |field: &str| payload.get(field).filter(|_| !failed(field));
+
+    match kind {
+        EventKind::ActivityHeld => {
+            let time = |field| {
+                get(field)
+                    .and_then(Value::as_str)
+                    .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            };
+            if let (Some(starts), Some(ends)) = (time("starts_at"), time("ends_at")) {
+                if ends < starts {
+                    errors.push(FieldError::new(
+                        "/payload/ends_at",
+                        "must not be before starts_at",
+                    ));
+                }
+            }
+        }
+        EventKind::GroupParticipated | EventKind::ParticipantRegistered => {
+            if let Some(sector) = get("sector").and_then(Value::as_str) {
+                if sector != "PO" && get("groep").is_some() {
+                    errors.push(FieldError::new(
+                        "/payload/groep",
+                        "groep is only for sector PO; use leerjaar",
+                    ));
+                }
+                if sector == "PO" && get("leerjaar").is_some() {
+                    errors.push(FieldError::new(
+                        "/payload/leerjaar",
+                        "leerjaar is not for sector PO; use groep",
+                    ));
+                }
+            }
+        }
+        EventKind::SurveyAnswered => {
+            if let (Some(score), Some(max)) = (
+                get("score").and_then(Value::as_f64),
+                get("scale_max").and_then(Value::as_f64),
+            ) {
+                if score > max {
+                    errors.push(FieldError::new(
+                        "/payload/score",
+                        "must not exceed scale_max",
+                    ));
+                }
+            }
+        }
+        EventKind::ProfileChosen => {
+            if let Some(code) = get("profile_code").and_then(Value::as_str) {
+                match codes::profile(code) {
+                    None => {
+                        let known: Vec<&str> =
+                            codes::profiles().iter().map(|p| p.code.as_str()).collect();
+                        errors.push(FieldError::new(
+                            "/payload/profile_code",
+                            format!("unknown profile code; known codes: {}", known.join(", ")),
+                        ));
+                    }
+                    Some(profile) => {
+                        let onderwijstype = get("onderwijstype")
+                            .and_then(Value::as_str)
+                            .and_then(|s| s.parse::<VoOnderwijstype>().ok());
+                        if let Some(ot) = onderwijstype {
+                            if !profile.offered_in(ot) {
+                                let offered: Vec<&str> =
+                                    profile.onderwijstypes.iter().map(|o| o.as_str()).collect();
+                                errors.push(FieldError::new(
+                                    "/payload/profile_code",
+                                    format!(
+                                        "profile {} is not offered in {}; it is offered in: {}",
+                                        profile.code,
+                                        ot,
+                                        offered.join(", ")
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            let count = get("count").and_then(Value::as_f64);
+            if get("participant_ref").is_some() && count.is_some_and(|c| c > 1.0) {
+                errors.push(FieldError::new(
+                    "/payload/count",
+                    "a count above 1 is not allowed together with participant_ref",
+                ));
+            }
+        }
+        _ => {}
+    }
+    errors
+}
+
+// ---------------------------------------------------------------------------
+// CSV
+
+/// The JSON type a schema asks for (the first non-null `type`, or the type of its
+/// `enum` or `const` values).
+fn schema_type(schema: &Value) -> Option<&'static str> {
+    const TYPES: &[&str] = &["string", "integer", "number", "boolean", "array", "object"];
+    let declared = match schema.get("type") {
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).find(|t| *t != "null"),
+        _ => None,
+    };
+    if let Some(t) = declared {
+        return TYPES.iter().copied().find(|known| *known == t);
+    }
+    let sample = schema
+        .get("const")
+        .or_else(|| schema.get("enum").and_then(|e| e.get(0)))?;
+    Some(match sample {
+        Value::String(_) => "string",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+        Value::Null => return None,
+    })
+}
+
+fn escape(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+/// Coerces one CSV cell to the JSON type of `schema`.
+fn coerce(schema: &Value, cell: &str, field: &str, errors: &mut Vec<FieldError>) -> Option<Value> {
+    let fail = |errors: &mut Vec<FieldError>, reason: &str| {
+        errors.push(FieldError::new(field, reason));
+        None
+    };
+    match schema_type(schema) {
+        Some("integer") => match cell.parse::<i64>() {
+            Ok(n) => Some(Value::from(n)),
+            Err(_) => fail(errors, "expected integer"),
+        },
+        Some("number") => {
+            // Dutch spreadsheets write 4,5.
+            let text = if !cell.contains('.') && cell.matches(',').count() == 1 {
+                cell.replace(',', ".")
+            } else {
+                cell.to_string()
+            };
+            match text
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .and_then(serde_json::Number::from_f64)
+            {
+                Some(n) => Some(Value::Number(n)),
+                None => fail(errors, "expected number"),
+            }
+        }
+        Some("boolean") => match cell.to_lowercase().as_str() {
+            "true" | "ja" | "1" => Some(Value::Bool(true)),
+            "false" | "nee" | "0" => Some(Value::Bool(false)),
+            _ => fail(errors, "expected boolean (true/false, ja/nee, 1/0)"),
+        },
+        Some("array") => {
+            let items = schema.get("items").cloned().unwrap_or(Value::Null);
+            let mut out = Vec::new();
+            let before = errors.len();
+            for (i, piece) in cell.split('|').enumerate() {
+                let piece = piece.trim();
+                let item_field = format!("{field}/{i}");
+                if piece.is_empty() {
+                    errors.push(FieldError::new(
+                        item_field,
+                        "empty item in a |-separated list",
+                    ));
+                    continue;
+                }
+                if let Some(v) = coerce(&items, piece, &item_field, errors) {
+                    out.push(v);
+                }
+            }
+            (errors.len() == before).then_some(Value::Array(out))
+        }
+        Some("object") => fail(
+            errors,
+            "a group of fields: use one column per member, such as participants.girls",
+        ),
+        _ => Some(Value::String(cell.to_string())),
+    }
+}
+
+/// Where a column goes: its JSON Pointer and the schema of the field.
+fn resolve_column<'a>(full: &'a Value, column: &str) -> Result<(Vec<String>, &'a Value), String> {
+    const ENVELOPE_COLUMNS: &[&str] = &[
+        "event_id",
+        "event_type",
+        "schema_version",
+        "hub_id",
+        "occurred_at",
+        "sent_at",
+    ];
+    if ENVELOPE_COLUMNS.contains(&column) {
+        let schema = &full["properties"][column];
+        return Ok((vec![column.to_string()], schema));
+    }
+    let segments: Vec<&str> = column.split('.').collect();
+    let mut path = vec!["payload".to_string()];
+    path.extend(segments.iter().map(|s| s.to_string()));
+    let pointer = format!(
+        "/{}",
+        path.iter().map(|s| escape(s)).collect::<Vec<_>>().join("/")
+    );
+    let mut schema = &full["properties"]["payload"];
+    for segment in &segments {
+        match schema.get("properties").and_then(|p| p.get(*segment)) {
+            Some(sub) => schema = sub,
+            None => return Err(pointer),
+        }
+    }
+    Ok((path, schema))
+}
+
+fn insert_at(root: &mut Map<String, Value>, path: &[String], value: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut obj = root;
+    for segment in parents {
+        let next = obj
+            .entry(segment.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !next.is_object() {
+            *next = Value::Object(Map::new());
+        }
+        obj = next.as_object_mut().expect("made an object just above");
+    }
+    obj.insert(last.clone(), value);
+}
+
+/// A header cell without surrounding spaces or a byte order mark.
+fn header_name(header: &str) -> &str {
+    header.trim_start_matches('\u{feff}').trim()
+}
+
+/// Builds an event record from one CSV row of a feed of `kind` events, to be
+/// checked with [`validate_event`].
+///
+/// Columns are envelope field names (`event_id`, `hub_id`, `occurred_at`,
+/// `sent_at`; optionally `schema_version`, which defaults to `version`, and
+/// `event_type`, which must then be `kind`) and payload field names, with dotted
+/// names for fields of nested objects (`participants.girls`). Cells are trimmed;
+/// an empty cell leaves the field out; lists are `|`-separated (`1|6`); cells are
+/// coerced to the type the schema gives the field (booleans: true/false, ja/nee,
+/// 1/0; numbers may use a decimal comma). Every problem is reported, at the
+/// field's JSON Pointer and without the cell's value.
+pub fn record_from_csv(
+    kind: &str,
+    version: u32,
+    headers: &[&str],
+    row: &[&str],
+) -> Result<Value, Vec<FieldError>> {
+    let registry = &*REGISTRY;
+    let Ok(kind) = kind.parse::<EventKind>() else {
+        return Err(vec![unknown_kind()]);
+    };
+    if headers.len() != row.len() {
+        return Err(vec![FieldError::new(
+            "/",
+            format!(
+                "the row has {} cells but the header has {} columns",
+                row.len(),
+                headers.len()
+            ),
+        )]);
+    }
+    let cell_of = |column: &str| {
+        headers
+            .iter()
+            .position(|h| header_name(h) == column)
+            .map(|i| row[i].trim())
+            .filter(|c| !c.is_empty())
+    };
+
+    let mut errors = Vec::new();
+    let mut version = version;
+    if let Some(cell) = cell_of("schema_version") {
+        match cell.parse::<u32>() {
+            Ok(v) => version = v,
+            Err(_) => {
+                errors.push(FieldError::new("/schema_version", "expected integer"));
+                return Err(errors);
+            }
+        }
+    }
+    let Some(entry) = registry.entries.get(&kind).and_then(|v| v.get(&version)) else {
+        return Err(vec![unknown_version(registry, kind)]);
+    };
+    if cell_of("event_type").is_some_and(|c| c != kind.as_str()) {
+        errors.push(FieldError::new(
+            "/event_type",
+            "differs from the event kind of the feed",
+        ));
+    }
+
+    let mut record = Map::new();
+    record.insert("event_type".into(), json!(kind.as_str()));
+    record.insert("schema_version".into(), json!(version));
+    record.insert("payload".into(), Value::Object(Map::new()));
+    let mut seen = BTreeSet::new();
+    for (header, cell) in headers.iter().zip(row) {
+        let column = header_name(header);
+        match resolve_column(&entry.full, column) {
+            Err(pointer) => errors.push(FieldError::new(pointer, "unknown column")),
+            Ok((path, schema)) => {
+                let pointer = format!(
+                    "/{}",
+                    path.iter().map(|s| escape(s)).collect::<Vec<_>>().join("/")
+                );
+                if !seen.insert(pointer.clone()) {
+                    errors.push(FieldError::new(pointer, "duplicate column"));
+                    continue;
+                }
+                if matches!(column, "event_type" | "schema_version") {
+                    continue; // handled above
+                }
+                let cell = cell.trim();
+                if cell.is_empty() {
+                    continue;
+                }
+                if let Some(value) = coerce(schema, cell, &pointer, &mut errors) {
+                    insert_at(&mut record, &path, value);
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(Value::Object(record))
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registry_builds_and_covers_every_kind() {
+        let listed: Vec<EventKind> = kinds().map(|(k, _)| k).collect();
+        assert_eq!(listed, EventKind::ALL);
+        for kind in EventKind::ALL {
+            assert_eq!(latest_version(*kind), Some(1));
+            let full = schema(kind.as_str(), 1).expect("composed schema");
+            assert_eq!(
+                full["properties"]["event_type"]["const"],
+                json!(kind.as_str())
+            );
+            assert_eq!(
+                full["properties"]["payload"]["additionalProperties"],
+                json!(false)
+            );
+            assert!(full["properties"]["payload"].get("$id").is_none());
+            assert!(payload_schema(*kind, 1).is_some());
+        }
+        assert!(schema("activity_held", 2).is_none());
+        assert!(schema("nonsense", 1).is_none());
+        assert_eq!(envelope_schema()["additionalProperties"], json!(false));
+    }
+
+    #[test]
+    fn every_object_in_every_schema_is_closed_and_described() {
+        fn walk(schema: &Value, path: &str) {
+            assert!(
+                schema
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .is_some_and(|d| !d.is_empty())
+                    || path.ends_with("/items"),
+                "{path} has no description"
+            );
+            if schema.get("type") == Some(&json!("object")) && schema.get("properties").is_some() {
+                assert_eq!(
+                    schema.get("additionalProperties"),
+                    Some(&json!(false)),
+                    "{path} is not closed"
+                );
+            }
+            for (name, sub) in schema
+                .get("properties")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                walk(sub, &format!("{path}/{name}"));
+            }
+            if let Some(items) = schema.get("items") {
+                walk(items, &format!("{path}/items"));
+            }
+        }
+        for (kind, versions) in kinds() {
+            for v in versions {
+                walk(
+                    schema(kind.as_str(), *v).expect("listed"),
+                    &format!("{kind}/v{v}"),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn catalogue_lists_every_kind() {
+        let c = catalogue();
+        let kinds = c["kinds"].as_array().expect("kinds");
+        assert_eq!(kinds.len(), EventKind::ALL.len());
+        assert_eq!(kinds[0]["kind"], json!("activity_held"));
+        assert_eq!(kinds[0]["versions"], json!([1]));
+        assert_eq!(kinds[0]["latest"], json!(1));
+        assert!(
+            kinds
+                .iter()
+                .all(|k| k["description"].as_str().is_some_and(|d| d.len() > 20))
+        );
+    }
+
+    #[test]
+    fn normalises_integral_floats_only() {
+        assert_eq!(
+            normalise_numbers(json!({"a": [7.0, 7.5, 3]})),
+            json!({"a": [7, 7.5, 3]})
+        );
+    }
+}

@@ -1,0 +1,513 @@
+//! A validator for the subset of JSON Schema (draft 2020-12) that techmon's schema
+//! files use. Each schema is checked once, when the registry is built, so a schema
+//! can never carry a keyword that would silently go unenforced.
+//!
+//! Error reasons never repeat the offending value: records carry personal data,
+//! and reasons end up in HTTP answers and logs.
+
+use serde_json::{Map, Value};
+
+/// One problem with one field of a record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FieldError {
+    /// JSON Pointer to the field (`/payload/school_brin6`, `/payload/worlds/2`).
+    pub field: String,
+    /// What is wrong, without the value itself.
+    pub reason: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Keywords the validator enforces, and annotations it accepts and ignores.
+const ENFORCED: &[&str] = &[
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "enum",
+    "const",
+    "format",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "items",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+];
+const ANNOTATIONS: &[&str] = &[
+    "$schema",
+    "$id",
+    "title",
+    "description",
+    "examples",
+    "default",
+];
+
+/// String formats techmon knows. Anything else in a schema is a schema error.
+pub const FORMATS: &[&str] = &[
+    "uuid",
+    "date",
+    "date-time",
+    "brin6",
+    "postcode",
+    "email",
+    "school-year",
+];
+
+/// Checks that a schema uses only supported keywords and formats.
+pub fn check_schema(schema: &Value, path: &str) -> Result<(), String> {
+    let Some(obj) = schema.as_object() else {
+        return Err(format!("{path}: a schema must be an object"));
+    };
+    for (key, value) in obj {
+        if ANNOTATIONS.contains(&key.as_str()) {
+            continue;
+        }
+        if !ENFORCED.contains(&key.as_str()) {
+            return Err(format!("{path}: unsupported keyword `{key}`"));
+        }
+        match key.as_str() {
+            "properties" => {
+                let props = value
+                    .as_object()
+                    .ok_or(format!("{path}: properties must be an object"))?;
+                for (name, sub) in props {
+                    check_schema(sub, &format!("{path}/properties/{name}"))?;
+                }
+            }
+            "items" => check_schema(value, &format!("{path}/items"))?,
+            "additionalProperties" if value != &Value::Bool(false) => {
+                return Err(format!("{path}: additionalProperties must be false"));
+            }
+            "format" => {
+                let f = value.as_str().unwrap_or_default();
+                if !FORMATS.contains(&f) {
+                    return Err(format!("{path}: unknown format `{f}`"));
+                }
+            }
+            "required" => {
+                let props = obj.get("properties").and_then(Value::as_object);
+                for name in value.as_array().into_iter().flatten() {
+                    let name = name.as_str().unwrap_or_default();
+                    if !props.is_some_and(|p| p.contains_key(name)) {
+                        return Err(format!(
+                            "{path}: required `{name}` is not among the properties"
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Validates `instance` against `schema`, returning every problem found.
+pub fn validate(schema: &Value, instance: &Value) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    validate_at(schema, instance, &mut String::new(), &mut errors);
+    errors
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn type_matches(expected: &str, value: &Value) -> bool {
+    let actual = type_name(value);
+    actual == expected
+        || (expected == "number" && actual == "integer")
+        // 7.0 is an integer in JSON Schema
+        || (expected == "integer" && value.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() < 9.0e15))
+}
+
+fn validate_at(schema: &Value, instance: &Value, path: &mut String, errors: &mut Vec<FieldError>) {
+    let Some(schema) = schema.as_object() else {
+        return;
+    };
+    let field = |path: &str| {
+        if path.is_empty() {
+            "/".to_string()
+        } else {
+            path.to_string()
+        }
+    };
+
+    if let Some(expected) = schema.get("type") {
+        let allowed: Vec<&str> = match expected {
+            Value::String(s) => vec![s.as_str()],
+            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        if !allowed.iter().any(|t| type_matches(t, instance)) {
+            errors.push(FieldError::new(
+                field(path),
+                format!(
+                    "expected {}, found {}",
+                    allowed.join(" or "),
+                    type_name(instance)
+                ),
+            ));
+            return;
+        }
+    }
+    if let Some(c) = schema.get("const") {
+        if !json_equal(c, instance) {
+            errors.push(FieldError::new(field(path), format!("must be {c}")));
+        }
+    }
+    if let Some(Value::Array(options)) = schema.get("enum") {
+        if !options.iter().any(|o| json_equal(o, instance)) {
+            let list: Vec<String> = options.iter().map(Value::to_string).collect();
+            errors.push(FieldError::new(
+                field(path),
+                format!("not one of the allowed values: {}", list.join(", ")),
+            ));
+        }
+    }
+    match instance {
+        Value::Object(obj) => validate_object(schema, obj, path, errors),
+        Value::Array(items) => validate_array(schema, items, path, errors),
+        Value::String(s) => validate_string(schema, s, &field(path), errors),
+        Value::Number(n) => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
+                if f.is_nan() || f < min {
+                    errors.push(FieldError::new(
+                        field(path),
+                        format!("must be at least {min}"),
+                    ));
+                }
+            }
+            if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
+                if f.is_nan() || f > max {
+                    errors.push(FieldError::new(
+                        field(path),
+                        format!("must be at most {max}"),
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// JSON Schema equality: numbers are equal when mathematically equal (`1.0 == 1`).
+fn json_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
+                (Some(x), Some(y), _, _) => x == y,
+                (_, _, Some(x), Some(y)) => x == y,
+                _ => x.as_f64() == y.as_f64(),
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| json_equal(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+fn push_segment(path: &mut String, segment: &str) -> usize {
+    let len = path.len();
+    path.push('/');
+    // JSON Pointer escaping (RFC 6901)
+    path.push_str(&segment.replace('~', "~0").replace('/', "~1"));
+    len
+}
+
+fn validate_object(
+    schema: &Map<String, Value>,
+    obj: &Map<String, Value>,
+    path: &mut String,
+    errors: &mut Vec<FieldError>,
+) {
+    let props = schema.get("properties").and_then(Value::as_object);
+    for name in schema
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = name.as_str().unwrap_or_default();
+        if !obj.contains_key(name) {
+            let len = push_segment(path, name);
+            errors.push(FieldError::new(path.clone(), "required field is missing"));
+            path.truncate(len);
+        }
+    }
+    let closed = schema.get("additionalProperties") == Some(&Value::Bool(false));
+    for (name, value) in obj {
+        let len = push_segment(path, name);
+        match props.and_then(|p| p.get(name)) {
+            Some(sub) => validate_at(sub, value, path, errors),
+            None if closed => errors.push(FieldError::new(path.clone(), "unknown field")),
+            None => {}
+        }
+        path.truncate(len);
+    }
+}
+
+fn validate_array(
+    schema: &Map<String, Value>,
+    items: &[Value],
+    path: &mut String,
+    errors: &mut Vec<FieldError>,
+) {
+    let here = if path.is_empty() {
+        "/".to_string()
+    } else {
+        path.clone()
+    };
+    if let Some(min) = schema.get("minItems").and_then(Value::as_u64) {
+        if (items.len() as u64) < min {
+            errors.push(FieldError::new(
+                &here,
+                format!("must have at least {min} items"),
+            ));
+        }
+    }
+    if let Some(max) = schema.get("maxItems").and_then(Value::as_u64) {
+        if items.len() as u64 > max {
+            errors.push(FieldError::new(
+                &here,
+                format!("must have at most {max} items"),
+            ));
+        }
+    }
+    if schema.get("uniqueItems") == Some(&Value::Bool(true)) {
+        if let Some(dup) = items
+            .iter()
+            .enumerate()
+            .find(|(i, v)| items[..*i].iter().any(|w| json_equal(w, v)))
+        {
+            errors.push(FieldError::new(
+                format!("{path}/{}", dup.0),
+                "repeats an earlier item",
+            ));
+        }
+    }
+    if let Some(item_schema) = schema.get("items") {
+        for (i, item) in items.iter().enumerate() {
+            let len = push_segment(path, &i.to_string());
+            validate_at(item_schema, item, path, errors);
+            path.truncate(len);
+        }
+    }
+}
+
+fn validate_string(
+    schema: &Map<String, Value>,
+    s: &str,
+    field: &str,
+    errors: &mut Vec<FieldError>,
+) {
+    let chars = s.chars().count() as u64;
+    if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
+        if chars < min {
+            errors.push(FieldError::new(
+                field,
+                format!("must be at least {min} characters"),
+            ));
+        }
+    }
+    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
+        if chars > max {
+            errors.push(FieldError::new(
+                field,
+                format!("must be at most {max} characters"),
+            ));
+        }
+    }
+    if let Some(format) = schema.get("format").and_then(Value::as_str) {
+        if let Err(expected) = check_format(format, s) {
+            errors.push(FieldError::new(
+                field,
+                format!("not a valid {format}: expected {expected}"),
+            ));
+        }
+    }
+}
+
+/// Checks a string format; on failure returns a description of what was expected.
+pub fn check_format(format: &str, s: &str) -> Result<(), &'static str> {
+    let ok = match format {
+        "uuid" => uuid::Uuid::try_parse(s).is_ok(),
+        "date" => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() && s.len() == 10,
+        "date-time" => chrono::DateTime::parse_from_rfc3339(s).is_ok(),
+        "brin6" => is_brin6(s),
+        "postcode" => is_postcode(s),
+        "email" => is_email(s),
+        "school-year" => crate::codes::SchoolYear::parse(s).is_some(),
+        _ => false,
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(match format {
+        "uuid" => "a UUID such as 0b6f8c1e-3f0a-4c55-9b1e-2a7d6c9e4f10",
+        "date" => "a date as YYYY-MM-DD",
+        "date-time" => "an RFC 3339 time such as 2024-10-03T09:30:00+02:00",
+        "brin6" => {
+            "a BRIN6 code: four characters of BRIN (2 digits, 2 letters) and a two-digit vestiging, such as 12AB00"
+        }
+        "postcode" => "a Dutch postcode such as 7411 AB or 7411AB",
+        "email" => "an e-mail address",
+        "school-year" => "a school year such as 2024/25",
+        _ => "a known format",
+    })
+}
+
+/// BRIN (2 digits + 2 upper-case letters or digits) followed by a two-digit vestiging number.
+fn is_brin6(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 6
+        && b[..2].iter().all(u8::is_ascii_digit)
+        && b[2..4]
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        && b[4..].iter().all(u8::is_ascii_digit)
+}
+
+fn is_postcode(s: &str) -> bool {
+    let compact: Vec<u8> = s.bytes().filter(|c| *c != b' ').collect();
+    compact.len() == 6
+        && s.len() <= 7
+        && compact[0] != b'0'
+        && compact[..4].iter().all(u8::is_ascii_digit)
+        && compact[4..].iter().all(u8::is_ascii_alphabetic)
+}
+
+fn is_email(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !s.contains(char::is_whitespace)
+                && !domain.contains('@')
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> Value {
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["id", "worlds"],
+            "properties": {
+                "id": {"type": "string", "format": "uuid"},
+                "worlds": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 7}, "uniqueItems": true},
+                "kind": {"enum": ["a", "b"]},
+                "nested": {"type": "object", "additionalProperties": false, "properties": {"x/y": {"type": "number"}}}
+            }
+        })
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_path_and_never_the_value() {
+        let instance = json!({
+            "worlds": [1, 9, 1, "secret-value"],
+            "kind": "secret-kind",
+            "extra": true,
+            "nested": {"x/y": "secret-string"}
+        });
+        let errors = validate(&schema(), &instance);
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "/id",
+                "/extra",
+                "/kind",
+                "/nested/x~1y",
+                "/worlds/2",
+                "/worlds/1",
+                "/worlds/3"
+            ]
+        );
+        let text = serde_json::to_string(&errors).unwrap_or_default();
+        assert!(
+            !text.contains("secret"),
+            "reasons must not echo values: {text}"
+        );
+    }
+
+    #[test]
+    fn accepts_a_valid_instance_and_integral_floats() {
+        let instance = json!({"id": "0b6f8c1e-3f0a-4c55-9b1e-2a7d6c9e4f10", "worlds": [1.0, 7]});
+        assert_eq!(validate(&schema(), &instance), vec![]);
+    }
+
+    #[test]
+    fn numbers_compare_mathematically_in_enum_const_and_unique_items() {
+        let schema = json!({"type": "array", "uniqueItems": true, "items": {"enum": [5, 10]}});
+        assert_eq!(validate(&schema, &json!([5.0, 10])), vec![]);
+        assert_eq!(validate(&schema, &json!([5, 5.0]))[0].field, "/1");
+        assert_eq!(validate(&json!({"const": 1}), &json!(1.0)), vec![]);
+        assert_eq!(validate(&json!({"const": 1}), &json!(1.5)).len(), 1);
+        assert_eq!(
+            validate(&json!({"const": [1, {"a": 2}]}), &json!([1.0, {"a": 2.0}])),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn refuses_schemas_with_unenforced_keywords() {
+        assert!(check_schema(&schema(), "").is_ok());
+        assert!(check_schema(&json!({"type": "string", "pattern": "^a"}), "").is_err());
+        assert!(check_schema(&json!({"type": "string", "format": "hostname"}), "").is_err());
+        assert!(
+            check_schema(
+                &json!({"type": "object", "required": ["x"], "properties": {}}),
+                ""
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn formats() {
+        assert!(check_format("brin6", "12AB00").is_ok());
+        assert!(check_format("brin6", "12ab00").is_err());
+        assert!(check_format("postcode", "7411 AB").is_ok());
+        assert!(check_format("postcode", "0411AB").is_err());
+        assert!(check_format("date", "2012-02-30").is_err());
+        assert!(check_format("date-time", "2024-10-03T09:30:00+02:00").is_ok());
+        assert!(check_format("date-time", "2024-10-03 09:30").is_err());
+        assert!(check_format("school-year", "2024/25").is_ok());
+        assert!(check_format("school-year", "2024/26").is_err());
+        assert!(check_format("email", "a@b.nl").is_ok());
+        assert!(check_format("email", "a b@c.nl").is_err());
+    }
+}

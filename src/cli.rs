@@ -1,0 +1,139 @@
+//! The `techmon` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::push::{PushOptions, push_files};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "techmon",
+    version,
+    about = "Research-data pipeline of the techniekhubs of the Cleantech Regio"
+)]
+pub struct Cli {
+    /// Configuration file (TOML) over the built-in defaults; TECHMON__SECTION__KEY
+    /// environment variables override both.
+    #[arg(long, global = true, env = "TECHMON_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the services (ingest on the event log) in one process.
+    Serve,
+    /// Send event files (JSON array, NDJSON, CSV) to an ingest service.
+    Push {
+        /// Files to send, in order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Base URL of the ingest service.
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "TECHMON_URL")]
+        url: String,
+        /// The hub's token.
+        #[arg(long, env = "TECHMON_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Records per request.
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
+        /// Attempts per batch while the service is unavailable.
+        #[arg(long, default_value_t = 10)]
+        max_attempts: u32,
+        /// Event kind of CSV files not named after their kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Where the rejected records and their reasons are written (NDJSON).
+        #[arg(long, default_value = "rejected.ndjson")]
+        rejects: PathBuf,
+    },
+    /// Hub tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Print the effective configuration (defaults, file and environment merged).
+    Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a new random token for a hub and print the configuration lines for it.
+    New {
+        #[arg(long)]
+        hub: String,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve => {
+            let config =
+                crate::config::load(cli.config.as_deref()).context("loading the configuration")?;
+            crate::serve::run(&config, shutdown_signal()).await?;
+        }
+        Command::Push {
+            files,
+            url,
+            token,
+            batch_size,
+            max_attempts,
+            kind,
+            rejects,
+        } => {
+            let options = PushOptions {
+                url: url.trim_end_matches('/').to_string(),
+                token,
+                batch_size,
+                max_attempts,
+                kind,
+                rejects,
+            };
+            let started = std::time::Instant::now();
+            let summary = push_files(&options, &files).await?;
+            let seconds = started.elapsed().as_secs_f64();
+            println!(
+                "{} records from {} files in {} batches ({} retries) in {seconds:.1}s: {} accepted, {} duplicates, {} rejected",
+                summary.records,
+                summary.files,
+                summary.batches,
+                summary.retries,
+                summary.accepted,
+                summary.duplicates,
+                summary.rejected
+            );
+            if summary.rejected > 0 {
+                println!(
+                    "rejected records and their reasons: {}",
+                    options.rejects.display()
+                );
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Token {
+            command: TokenCommand::New { hub },
+        } => {
+            let token = hex::encode(rand::random::<[u8; 32]>());
+            println!("token for {hub} (give it to the hub; it is not stored): {token}");
+            println!(
+                "[[ingest.hubs]]\nhub_id = \"{hub}\"\ntoken_sha256 = \"{}\"",
+                techmon_ingest::token_sha256(&token)
+            );
+        }
+        Command::Config => {
+            let config =
+                crate::config::load(cli.config.as_deref()).context("loading the configuration")?;
+            println!("{config:#?}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutting down");
+}

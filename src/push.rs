@@ -1,0 +1,365 @@
+//! `techmon push`: sends JSON, NDJSON and CSV files to an ingest URL in batches,
+//! retrying with backoff while the service or its log is unavailable (safe: every
+//! event has an id, so a record that was stored comes back as a duplicate).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use techmon_ingest::{PushAnswer, RecordStatus};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a JSON array of events: {reason}")]
+    BadJsonFile { path: PathBuf, reason: String },
+    #[error(
+        "{path}: a CSV feed needs its event kind: name the file after it (activity_held.csv) or pass --kind"
+    )]
+    UnknownFeedKind { path: PathBuf },
+    #[error("{path}: the CSV header cannot be read: {reason}")]
+    BadCsvFile { path: PathBuf, reason: String },
+    #[error("the service refused batch {batch} of {path} ({status}): {message}")]
+    Refused {
+        path: PathBuf,
+        batch: usize,
+        status: u16,
+        message: String,
+    },
+    #[error("gave up on batch {batch} of {path} after {attempts} attempts: {reason}")]
+    GaveUp {
+        path: PathBuf,
+        batch: usize,
+        attempts: u32,
+        reason: String,
+    },
+    #[error("writing the rejected records to {path}: {source}")]
+    WriteRejects {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("building the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// Base URL of the ingest service, e.g. `http://127.0.0.1:8080`.
+    pub url: String,
+    pub token: String,
+    pub batch_size: usize,
+    /// Attempts per batch while the service answers 503/429 or cannot be reached.
+    pub max_attempts: u32,
+    /// Event kind of CSV files whose name does not start with one.
+    pub kind: Option<String>,
+    /// Where rejected records go (NDJSON: file, line, errors and the record).
+    pub rejects: PathBuf,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PushSummary {
+    pub files: usize,
+    pub records: usize,
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected: usize,
+    pub batches: usize,
+    pub retries: usize,
+}
+
+/// One record as it stands in the file, with where it stands.
+struct SourceRecord {
+    line: usize,
+    text: String,
+}
+
+enum Feed {
+    /// NDJSON body for `/v1/events`.
+    Events(Vec<SourceRecord>),
+    /// CSV rows for `/v1/feeds/{kind}`, sent under the header row.
+    Csv {
+        kind: String,
+        header: String,
+        rows: Vec<SourceRecord>,
+    },
+}
+
+/// Pushes every file, in order; returns the totals. Rejected records are written to
+/// `options.rejects` (created, or emptied, first).
+pub async fn push_files(
+    options: &PushOptions,
+    files: &[PathBuf],
+) -> Result<PushSummary, PushError> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .map_err(PushError::Client)?;
+    let rejects_err = |source| PushError::WriteRejects {
+        path: options.rejects.clone(),
+        source,
+    };
+    let mut rejects =
+        std::io::BufWriter::new(std::fs::File::create(&options.rejects).map_err(rejects_err)?);
+    let mut summary = PushSummary::default();
+    for path in files {
+        let feed = read_feed(path, options.kind.as_deref())?;
+        summary.files += 1;
+        let (url, content_type, records, header) = match &feed {
+            Feed::Events(records) => (
+                format!("{}/v1/events", options.url),
+                "application/x-ndjson",
+                records,
+                None,
+            ),
+            Feed::Csv { kind, header, rows } => (
+                format!("{}/v1/feeds/{kind}", options.url),
+                "text/csv",
+                rows,
+                Some(header),
+            ),
+        };
+        for (batch_no, batch) in records.chunks(options.batch_size.max(1)).enumerate() {
+            let mut body = String::new();
+            if let Some(header) = header {
+                body.push_str(header);
+                body.push('\n');
+            }
+            for record in batch {
+                body.push_str(&record.text);
+                body.push('\n');
+            }
+            let (answer, retries) = send_batch(
+                &client,
+                options,
+                &url,
+                content_type,
+                body,
+                path,
+                batch_no + 1,
+            )
+            .await?;
+            summary.batches += 1;
+            summary.retries += retries;
+            summary.records += batch.len();
+            summary.accepted += answer.accepted;
+            summary.duplicates += answer.duplicates;
+            summary.rejected += answer.rejected;
+            for result in answer
+                .results
+                .iter()
+                .filter(|r| r.status == RecordStatus::Rejected)
+            {
+                let Some(source) = batch.get(result.index) else {
+                    continue;
+                };
+                let entry = serde_json::json!({
+                    "file": path.display().to_string(),
+                    "line": source.line,
+                    "event_id": result.event_id,
+                    "errors": result.errors,
+                    "record": source.text,
+                });
+                writeln!(rejects, "{entry}").map_err(rejects_err)?;
+            }
+        }
+    }
+    rejects.flush().map_err(rejects_err)?;
+    Ok(summary)
+}
+
+async fn send_batch(
+    client: &reqwest::Client,
+    options: &PushOptions,
+    url: &str,
+    content_type: &str,
+    body: String,
+    path: &Path,
+    batch: usize,
+) -> Result<(PushAnswer, usize), PushError> {
+    let mut backoff = Duration::from_millis(200);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let sent = client
+            .post(url)
+            .bearer_auth(&options.token)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body.clone())
+            .send()
+            .await;
+        let wait = match sent {
+            Ok(response) if response.status().is_success() => {
+                let answer =
+                    response
+                        .json::<PushAnswer>()
+                        .await
+                        .map_err(|e| PushError::Refused {
+                            path: path.to_path_buf(),
+                            batch,
+                            status: 200,
+                            message: format!("unreadable answer: {e}"),
+                        })?;
+                return Ok((answer, (attempt - 1) as usize));
+            }
+            Ok(response) if matches!(response.status().as_u16(), 503 | 429 | 502 | 504) => {
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                (
+                    retry_after,
+                    format!("the service answered {}", response.status()),
+                )
+            }
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let text = response.text().await.unwrap_or_default();
+                let message = serde_json::from_str::<Value>(&text)
+                    .ok()
+                    .and_then(|v| {
+                        v.pointer("/error/message")
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                    })
+                    .unwrap_or(text);
+                return Err(PushError::Refused {
+                    path: path.to_path_buf(),
+                    batch,
+                    status,
+                    message,
+                });
+            }
+            Err(e) => (None, format!("cannot reach {url}: {e}")),
+        };
+        let (retry_after, reason) = wait;
+        if attempt >= options.max_attempts {
+            return Err(PushError::GaveUp {
+                path: path.to_path_buf(),
+                batch,
+                attempts: attempt,
+                reason,
+            });
+        }
+        let pause = retry_after.unwrap_or(backoff).min(Duration::from_secs(30));
+        tracing::warn!(file = %path.display(), batch, attempt, "{reason}; retrying in {pause:?}");
+        tokio::time::sleep(pause).await;
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+fn read_feed(path: &Path, kind: Option<&str>) -> Result<Feed, PushError> {
+    let bytes = std::fs::read(path).map_err(|source| PushError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text =
+        String::from_utf8_lossy(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes)).into_owned();
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if extension == "csv" {
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        let kind = kind
+            .map(str::to_string)
+            .or_else(|| {
+                techmon_schemas::EventKind::ALL
+                    .iter()
+                    .map(|k| k.as_str())
+                    .find(|k| stem.starts_with(k))
+                    .map(str::to_string)
+            })
+            .ok_or_else(|| PushError::UnknownFeedKind {
+                path: path.to_path_buf(),
+            })?;
+        return csv_feed(path, kind, &text);
+    }
+    let first = text.trim_start().chars().next();
+    if first == Some('[') {
+        let values: Vec<Value> =
+            serde_json::from_str(&text).map_err(|e| PushError::BadJsonFile {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        return Ok(Feed::Events(
+            values
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| SourceRecord {
+                    line: i + 1,
+                    text: v.to_string(),
+                })
+                .collect(),
+        ));
+    }
+    Ok(Feed::Events(
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| SourceRecord {
+                line: i + 1,
+                text: l.to_string(),
+            })
+            .collect(),
+    ))
+}
+
+/// Splits a CSV file into its header and its records (a quoted cell may span lines).
+fn csv_feed(path: &Path, kind: String, text: &str) -> Result<Feed, PushError> {
+    let bad = |reason: String| PushError::BadCsvFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let header_end = text.find('\n').unwrap_or(text.len());
+    let header = text[..header_end].trim_end_matches('\r').to_string();
+    let delimiter = if header.contains(';') && !header.contains(',') {
+        b';'
+    } else {
+        b','
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    reader.headers().map_err(|e| bad(e.to_string()))?;
+    let mut rows = Vec::new();
+    let mut record = csv::StringRecord::new();
+    let mut start = reader.position().byte() as usize;
+    loop {
+        let line = reader.position().line() as usize;
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {
+                let end = reader.position().byte() as usize;
+                let row = text[start..end].trim_end_matches(['\n', '\r']).to_string();
+                if !row.trim().is_empty() {
+                    rows.push(SourceRecord { line, text: row });
+                }
+                start = end;
+            }
+            // Sent as it is: the service names the problem for this row.
+            Err(_) => {
+                let end = reader.position().byte() as usize;
+                rows.push(SourceRecord {
+                    line,
+                    text: text[start..end].trim_end_matches(['\n', '\r']).to_string(),
+                });
+                start = end;
+            }
+        }
+    }
+    Ok(Feed::Csv { kind, header, rows })
+}
