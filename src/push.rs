@@ -305,6 +305,13 @@ fn read_feed(path: &Path, kind: Option<&str>) -> Result<Feed, PushError> {
                 .collect(),
         ));
     }
+    // A file holding one (possibly pretty-printed) event.
+    if let Ok(value @ Value::Object(_)) = serde_json::from_str::<Value>(&text) {
+        return Ok(Feed::Events(vec![SourceRecord {
+            line: 1,
+            text: value.to_string(),
+        }]));
+    }
     Ok(Feed::Events(
         text.lines()
             .enumerate()

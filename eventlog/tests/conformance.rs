@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use techmon_eventlog::embedded::EmbeddedLog;
 use techmon_eventlog::kafka::{KafkaConfig, KafkaLog};
-use techmon_eventlog::{Appended, EventLog, LogRecord, StoredRecord};
+use techmon_eventlog::{Appended, EventLog, LogRecord, StoredRecord, partition_for};
 use uuid::Uuid;
 
 const PARTITIONS: u32 = 4;

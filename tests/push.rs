@@ -1,0 +1,255 @@
+//! End to end: `techmon push` of a CSV and an NDJSON file to a running ingest on the
+//! Kafka backend (broker at `TECHMON_KAFKA_BROKERS`, started by `.ci/test`) lands
+//! every valid record in the log and reports every rejected one.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use techmon_eventlog::EventLog;
+use techmon_eventlog::kafka::{KafkaConfig, KafkaLog};
+use techmon_ingest::{Config, HubCredential, token_sha256};
+use uuid::Uuid;
+
+const TOKEN: &str = "e2e-token-techniekbrouwerij";
+const HUB: &str = "techniekbrouwerij";
+
+async fn kafka_log(dir: &Path) -> Arc<dyn EventLog> {
+    let brokers = std::env::var("TECHMON_KAFKA_BROKERS")
+        .expect("TECHMON_KAFKA_BROKERS is not set: start a Kafka-protocol broker (bash .ci/test does) and set it");
+    let config = KafkaConfig {
+        brokers: brokers.clone(),
+        create_topics: true,
+        replication_factor: 1,
+        message_timeout_ms: 10_000,
+        request_timeout_ms: 10_000,
+        event_id_index: dir.join("event-ids.redb"),
+        librdkafka: BTreeMap::new(),
+    };
+    let topic = format!("e2e-{}", Uuid::new_v4());
+    Arc::new(
+        KafkaLog::connect(&config, &topic, 3)
+            .await
+            .unwrap_or_else(|e| panic!("no broker at {brokers}: {e}")),
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn participant(line: usize) -> Value {
+    json!({
+        "event_id": Uuid::new_v4(),
+        "event_type": "participant_registered",
+        "schema_version": 1,
+        "hub_id": HUB,
+        "occurred_at": "2025-03-12T14:00:00+01:00",
+        "sent_at": "2025-03-12T18:00:00+01:00",
+        "payload": {
+            "participant_ref": format!("p-{line}"),
+            "name": "Canary Jansen",
+            "email": "canary@example.org",
+            "birth_date": "2012-05-04",
+            "postcode": "8161 AB",
+            "gender": "female",
+            "role": "pupil",
+            "consent_research": true
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_lands_every_valid_record_of_csv_and_ndjson_files_and_retries_until_the_service_is_up()
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = kafka_log(dir.path()).await;
+
+    // NDJSON: 25 valid records, one with a wrong type at line 7, one for another hub at line 12.
+    let mut valid_ids = HashSet::new();
+    let mut ndjson = String::new();
+    for line in 1..=27 {
+        let mut record = participant(line);
+        match line {
+            7 => record["payload"]["gender"] = json!(3),
+            12 => record["hub_id"] = json!("newtechpark"),
+            _ => {
+                valid_ids.insert(record["event_id"].as_str().expect("id").to_string());
+            }
+        }
+        ndjson.push_str(&format!("{record}\n"));
+    }
+    // CSV: 12 valid rows, one with an unknown sector at file line 5.
+    let mut csv = String::from(
+        "event_id,hub_id,occurred_at,sent_at,activity_id,school_brin6,sector,groep,school_year,participants.girls,participants.boys\n",
+    );
+    for row in 0..13 {
+        let id = Uuid::new_v4().to_string();
+        let sector = if row == 3 { "kleuterschool" } else { "PO" };
+        if row != 3 {
+            valid_ids.insert(id.clone());
+        }
+        csv.push_str(&format!(
+            "{id},{HUB},2025-03-12T09:00:00+01:00,2025-03-12T18:00:00+01:00,act-{row},23CD00,{sector},{},2025/26,{},{}\n",
+            row % 8 + 1,
+            row + 3,
+            row + 4
+        ));
+    }
+    let ndjson_path = dir.path().join("registrations.ndjson");
+    let csv_path = dir.path().join("group_participated-2025.csv");
+    std::fs::write(&ndjson_path, ndjson).expect("write");
+    std::fs::write(&csv_path, csv).expect("write");
+    let rejects = dir.path().join("rejected.ndjson");
+
+    // The service is not up yet when the push starts: the client must retry.
+    let port = free_port();
+    let push = Command::new(env!("CARGO_BIN_EXE_techmon"))
+        .args([
+            "push",
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+            "--batch-size",
+            "10",
+            "--rejects",
+        ])
+        .arg(&rejects)
+        .arg(&ndjson_path)
+        .arg(&csv_path)
+        .env("TECHMON_TOKEN", TOKEN)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run techmon push");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    let config = Config {
+        listen: format!("127.0.0.1:{port}").parse().expect("addr"),
+        max_body_bytes: 1 << 20,
+        max_records_per_request: 1000,
+        retry_after_seconds: 1,
+        hubs: vec![HubCredential {
+            hub_id: HUB.into(),
+            token_sha256: token_sha256(TOKEN),
+        }],
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn({
+        let log = log.clone();
+        async move {
+            techmon_ingest::run(&config, log, async {
+                let _ = stopped.await;
+            })
+            .await
+        }
+    });
+
+    let output = tokio::task::spawn_blocking(move || push.wait_with_output())
+        .await
+        .expect("join")
+        .expect("push output");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "rejected records make push exit 1\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("40 records from 2 files"), "{stdout}");
+    assert!(
+        stderr.contains("retrying"),
+        "the push had to wait for the service: {stderr}"
+    );
+
+    let rejected: Vec<Value> = std::fs::read_to_string(&rejects)
+        .expect("rejects file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let where_what: Vec<(String, u64, String)> = rejected
+        .iter()
+        .map(|r| {
+            let file = Path::new(r["file"].as_str().expect("file"))
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            (
+                file,
+                r["line"].as_u64().expect("line"),
+                r["errors"][0]["field"].as_str().expect("field").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        where_what,
+        vec![
+            (
+                "registrations.ndjson".to_string(),
+                7,
+                "/payload/gender".to_string()
+            ),
+            (
+                "registrations.ndjson".to_string(),
+                12,
+                "/hub_id".to_string()
+            ),
+            (
+                "group_participated-2025.csv".to_string(),
+                5,
+                "/payload/sector".to_string()
+            ),
+        ]
+    );
+    assert!(
+        stdout.contains("37 accepted, 0 duplicates, 3 rejected"),
+        "{stdout}"
+    );
+
+    // Every valid record is in the log, once.
+    let mut stored = Vec::new();
+    for partition in 0..log.partitions() {
+        stored.extend(
+            log.read(partition, 0, usize::MAX)
+                .await
+                .expect("read")
+                .into_iter()
+                .map(|r| r.event_id.to_string()),
+        );
+    }
+    let stored_set: HashSet<String> = stored.iter().cloned().collect();
+    assert_eq!(stored.len(), stored_set.len(), "a record was stored twice");
+    assert_eq!(stored_set, valid_ids);
+
+    // Pushing the same files again stores nothing new.
+    let again = Command::new(env!("CARGO_BIN_EXE_techmon"))
+        .args([
+            "push",
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+            "--batch-size",
+            "10",
+            "--rejects",
+        ])
+        .arg(dir.path().join("rejected-again.ndjson"))
+        .arg(&ndjson_path)
+        .arg(&csv_path)
+        .env("TECHMON_TOKEN", TOKEN)
+        .output()
+        .expect("push again");
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        stdout.contains("0 accepted, 37 duplicates, 3 rejected"),
+        "{stdout}"
+    );
+
+    let _ = stop.send(());
+    server.await.expect("server task").expect("server ran");
+}
