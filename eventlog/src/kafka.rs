@@ -202,6 +202,8 @@ fn consumer_config(base: &ClientConfig, group: &str) -> ClientConfig {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
+        // Reads stop at the end of a partition: do not wait long for more data there.
+        .set("fetch.wait.max.ms", "50")
         .set("auto.offset.reset", "earliest");
     c
 }
