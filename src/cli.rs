@@ -58,6 +58,34 @@ pub enum Command {
     },
     /// Print the effective configuration (defaults, file and environment merged).
     Config,
+    /// Benchmarks (run them on a release build).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Push realistic events over HTTP to a `techmon serve` child process.
+    Ingest {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
+        /// Concurrent HTTP connections.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// `embedded` or `kafka`.
+        #[arg(long, default_value = "embedded")]
+        backend: String,
+        /// Kafka bootstrap servers (with `--backend kafka`).
+        #[arg(long)]
+        brokers: Option<String>,
+        /// Also write the events as `key<TAB>json` lines, for a plain producer.
+        #[arg(long)]
+        keyed_ndjson: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,6 +150,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!(
                 "[[ingest.hubs]]\nhub_id = \"{hub}\"\ntoken_sha256 = \"{}\"",
                 techmon_ingest::token_sha256(&token)
+            );
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Ingest {
+                    events,
+                    batch_size,
+                    connections,
+                    backend,
+                    brokers,
+                    keyed_ndjson,
+                },
+        } => {
+            let options = crate::bench::IngestBench {
+                events,
+                batch_size,
+                connections,
+                backend,
+                brokers,
+                keyed_ndjson,
+            };
+            let report = crate::bench::ingest(&options).await?;
+            println!(
+                "ingest bench ({} backend): {} events ({} accepted) in {:.2}s = {:.0} events/s; server peak RSS {:.0} MiB",
+                options.backend,
+                report.events,
+                report.accepted,
+                report.seconds,
+                report.events as f64 / report.seconds,
+                report.server_peak_rss_kib as f64 / 1024.0
             );
         }
         Command::Config => {

@@ -3,6 +3,7 @@
 //! process) and the `push` client. The services are libraries of their own
 //! (`techmon-ingest`, `techmon-eventlog`, `techmon-schemas`).
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod push;

@@ -1,0 +1,287 @@
+//! `techmon bench ingest`: pushes a fixed number of realistic events over HTTP to a
+//! `techmon serve` child process (so its memory is measured alone) and reports
+//! events/s and the server's peak memory.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use techmon_ingest::PushAnswer;
+
+const HUBS: [&str; 4] = [
+    "newtechpark",
+    "tec-deventer",
+    "techniekfabriek",
+    "techniekbrouwerij",
+];
+
+#[derive(Debug, Clone)]
+pub struct IngestBench {
+    pub events: usize,
+    pub batch_size: usize,
+    pub connections: usize,
+    /// `embedded`, or `kafka` with `brokers`.
+    pub backend: String,
+    pub brokers: Option<String>,
+    /// Also write the events as `key<TAB>json` lines, for a plain producer to send.
+    pub keyed_ndjson: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct IngestReport {
+    pub events: usize,
+    pub accepted: usize,
+    pub seconds: f64,
+    pub server_peak_rss_kib: u64,
+}
+
+/// A deterministic mix of event kinds as hubs send them: mostly group participation
+/// and attendance, some registrations (with personal data), activities, surveys and
+/// profile choices.
+fn synthetic_event(rng: &mut StdRng, n: usize) -> (String, Value) {
+    let hub = HUBS[n % HUBS.len()];
+    let school = format!(
+        "{:02}{}{}{:02}",
+        10 + rng.random_range(0..80),
+        ['A', 'B', 'C', 'D'][n % 4],
+        ['K', 'L', 'M'][n % 3],
+        0
+    );
+    let activity = format!("act-{}", rng.random_range(0..20_000));
+    let participant = format!("p-{}", rng.random_range(0..200_000));
+    let day = rng.random_range(1..28);
+    let month = rng.random_range(1..13);
+    let year = 2022 + rng.random_range(0..4);
+    let at = format!(
+        "{year}-{month:02}-{day:02}T{:02}:00:00+01:00",
+        rng.random_range(8..17)
+    );
+    let school_year = if month >= 8 {
+        format!("{year}/{:02}", (year + 1) % 100)
+    } else {
+        format!("{}/{:02}", year - 1, year % 100)
+    };
+    let roll = rng.random_range(0..100);
+    let (kind, key, payload) = match roll {
+        0..50 => (
+            "group_participated",
+            format!("activity:{hub}:{activity}"),
+            json!({
+                "activity_id": activity, "school_brin6": school, "sector": "PO", "groep": rng.random_range(1..9),
+                "school_year": school_year,
+                "participants": {"girls": rng.random_range(5..16), "boys": rng.random_range(5..16)},
+                "accompanying_teachers": rng.random_range(1..3)
+            }),
+        ),
+        50..70 => (
+            "participant_attended",
+            format!("participant:{hub}:{participant}"),
+            json!({"activity_id": activity, "participant_ref": participant, "role": "pupil"}),
+        ),
+        70..80 => (
+            "participant_registered",
+            format!("participant:{hub}:{participant}"),
+            json!({
+                "participant_ref": participant, "name": format!("Deelnemer {n}"), "email": format!("deelnemer{n}@example.org"),
+                "phone": "+31 6 12345678", "birth_date": format!("{}-{month:02}-{day:02}", year - 12),
+                "postcode": format!("{} AB", 7000 + rng.random_range(0..999)), "school_brin6": school,
+                "sector": "VO", "leerjaar": rng.random_range(1..4), "onderwijstype": "havo",
+                "gender": (["female", "male", "other"][n % 3]), "role": "pupil", "consent_research": rng.random_bool(0.8)
+            }),
+        ),
+        80..90 => (
+            "activity_held",
+            format!("activity:{hub}:{activity}"),
+            json!({
+                "activity_id": activity, "activity_type": (["proeverij", "workshop", "girlsday", "bedrijfsbezoek"][n % 4]),
+                "title": "Bouw je eigen windmolen", "starts_at": at, "ends_at": at, "duration_minutes": 120,
+                "worlds": [1 + n % 7], "target_groups": ["po"], "location": "Technicampus"
+            }),
+        ),
+        90..95 => (
+            "survey_answered",
+            format!("activity:{hub}:{activity}"),
+            json!({"activity_id": activity, "respondent_role": "pupil", "score": rng.random_range(5..11), "scale_max": 10}),
+        ),
+        _ => (
+            "profile_chosen",
+            format!("school:{school}"),
+            json!({
+                "school_brin6": school, "school_year": school_year, "leerjaar": 4, "onderwijstype": "havo",
+                "profile_code": (["N&T", "N&G", "E&M", "C&M"][n % 4]), "count": rng.random_range(1..30)
+            }),
+        ),
+    };
+    let event = json!({
+        "event_id": uuid::Builder::from_random_bytes(rng.random()).into_uuid(),
+        "event_type": kind, "schema_version": 1, "hub_id": hub,
+        "occurred_at": at, "sent_at": at, "payload": payload
+    });
+    (key, event)
+}
+
+/// NDJSON bodies per hub token, `batch_size` events each.
+fn bodies(options: &IngestBench) -> anyhow::Result<Vec<(String, String)>> {
+    let mut rng = StdRng::seed_from_u64(2022);
+    let mut keyed = match &options.keyed_ndjson {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).context("keyed ndjson")?,
+        )),
+        None => None,
+    };
+    let mut per_hub: Vec<String> = vec![String::new(); HUBS.len()];
+    let mut counts = vec![0; HUBS.len()];
+    let mut out = Vec::new();
+    for n in 0..options.events {
+        let (key, event) = synthetic_event(&mut rng, n);
+        let h = n % HUBS.len();
+        let line = event.to_string();
+        if let Some(file) = keyed.as_mut() {
+            use std::io::Write;
+            writeln!(file, "{key}\t{line}")?;
+        }
+        per_hub[h].push_str(&line);
+        per_hub[h].push('\n');
+        counts[h] += 1;
+        if counts[h] == options.batch_size {
+            out.push((
+                format!("dev-token-{}", HUBS[h]),
+                std::mem::take(&mut per_hub[h]),
+            ));
+            counts[h] = 0;
+        }
+    }
+    for (h, body) in per_hub.into_iter().enumerate() {
+        if !body.is_empty() {
+            out.push((format!("dev-token-{}", HUBS[h]), body));
+        }
+    }
+    Ok(out)
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+pub async fn ingest(options: &IngestBench) -> anyhow::Result<IngestReport> {
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut command = Command::new(std::env::current_exe()?);
+    command
+        .arg("serve")
+        .env("TECHMON__INGEST__LISTEN", format!("127.0.0.1:{port}"))
+        .env("TECHMON__LOG__BACKEND", &options.backend)
+        .env(
+            "TECHMON__LOG__TOPIC",
+            format!("bench-{}", uuid::Uuid::new_v4()),
+        )
+        .env(
+            "TECHMON__LOG__EMBEDDED__PATH",
+            dir.path().join("events.redb"),
+        )
+        .env(
+            "TECHMON__LOG__KAFKA__EVENT_ID_INDEX",
+            dir.path().join("ids.redb"),
+        )
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null());
+    if let Some(brokers) = &options.brokers {
+        command.env("TECHMON__LOG__KAFKA__BROKERS", brokers);
+    }
+    eprintln!("generating {} events", options.events);
+    let bodies = Arc::new(bodies(options)?);
+    let server = Server(command.spawn().context("starting techmon serve")?);
+    let url = format!("http://127.0.0.1:{port}/v1/events");
+    let client = reqwest::Client::new();
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !client
+        .get(&ready)
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        if Instant::now() > deadline {
+            bail!("techmon serve did not become ready");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "pushing {} batches over {} connections",
+        bodies.len(),
+        options.connections
+    );
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..options.connections)
+        .map(|_| {
+            let (bodies, next, client, url) =
+                (bodies.clone(), next.clone(), client.clone(), url.clone());
+            tokio::spawn(async move {
+                let mut accepted = 0;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((token, body)) = bodies.get(i) else {
+                        return Ok::<_, anyhow::Error>(accepted);
+                    };
+                    let response = client
+                        .post(&url)
+                        .bearer_auth(token)
+                        .header("content-type", "application/x-ndjson")
+                        .body(body.clone())
+                        .send()
+                        .await?;
+                    if !response.status().is_success() {
+                        bail!("batch {i}: {}", response.status());
+                    }
+                    let answer: PushAnswer = response.json().await?;
+                    if answer.rejected > 0 {
+                        bail!(
+                            "batch {i}: {} rejected: {:?}",
+                            answer.rejected,
+                            answer.results.iter().find(|r| !r.errors.is_empty())
+                        );
+                    }
+                    accepted += answer.accepted;
+                }
+            })
+        })
+        .collect();
+    let mut accepted = 0;
+    for worker in workers {
+        accepted += worker.await??;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let server_peak_rss_kib = peak_rss_kib(server.0.id());
+    drop(server);
+    Ok(IngestReport {
+        events: options.events,
+        accepted,
+        seconds,
+        server_peak_rss_kib,
+    })
+}
