@@ -14,7 +14,8 @@ use serde::Deserialize;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use crate::{Appended, EventLog, LogError, LogRecord, StoredRecord, event_ids, partition_for};
+use crate::event_ids::SeenIds;
+use crate::{Appended, EventLog, LogError, LogRecord, StoredRecord, partition_for};
 
 /// (partition, offset) → (key, event id, stored at ms, payload).
 const RECORDS: TableDefinition<(u32, u64), (&str, u128, i64, &[u8])> =
@@ -34,6 +35,8 @@ const MAX_RECORDS_PER_COMMIT: usize = 100_000;
 pub struct EmbeddedConfig {
     /// The database file.
     pub path: PathBuf,
+    /// Page cache of the database, in MiB.
+    pub cache_mib: usize,
 }
 
 type AppendReply = oneshot::Sender<Result<Vec<Appended>, LogError>>;
@@ -61,7 +64,7 @@ impl Drop for EmbeddedLog {
 impl EmbeddedLog {
     /// Opens (or creates) the log at `path` with `partitions` partitions. The count is
     /// fixed at creation: a different count later is an error, since keys would move.
-    pub fn open(path: &Path, partitions: u32) -> Result<Self, LogError> {
+    pub fn open(path: &Path, partitions: u32, cache_mib: usize) -> Result<Self, LogError> {
         let err = |e: redb::Error| LogError::Embedded {
             path: path.to_path_buf(),
             source: Box::new(e),
@@ -69,7 +72,10 @@ impl EmbeddedLog {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| err(redb::StorageError::Io(e).into()))?;
         }
-        let db = Database::create(path).map_err(|e| err(e.into()))?;
+        let db = Database::builder()
+            .set_cache_size(cache_mib * 1024 * 1024)
+            .create(path)
+            .map_err(|e| err(e.into()))?;
         let txn = db.begin_write().map_err(|e| err(e.into()))?;
         {
             let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
@@ -94,17 +100,17 @@ impl EmbeddedLog {
             txn.open_table(RECORDS).map_err(|e| err(e.into()))?;
             txn.open_table(HEADS).map_err(|e| err(e.into()))?;
             txn.open_table(POSITIONS).map_err(|e| err(e.into()))?;
-            txn.open_table(event_ids::EVENT_IDS)
-                .map_err(|e| err(e.into()))?;
         }
         txn.commit().map_err(|e| err(e.into()))?;
 
+        let seen = SeenIds::load(&db).map_err(err)?;
         let db = Arc::new(db);
         let (appends, requests) = mpsc::channel();
         let writer = Writer {
             db: db.clone(),
             path: path.to_path_buf(),
             partitions,
+            seen,
         };
         let writer = std::thread::Builder::new()
             .name("eventlog-writer".into())
@@ -156,10 +162,11 @@ struct Writer {
     db: Arc<Database>,
     path: PathBuf,
     partitions: u32,
+    seen: SeenIds,
 }
 
 impl Writer {
-    fn run(self, requests: mpsc::Receiver<(Vec<LogRecord>, AppendReply)>) {
+    fn run(mut self, requests: mpsc::Receiver<(Vec<LogRecord>, AppendReply)>) {
         while let Ok(first) = requests.recv() {
             let mut group = vec![first];
             let mut records = group[0].0.len();
@@ -193,7 +200,7 @@ impl Writer {
 
     /// Stores a group of requests in one durable transaction.
     fn commit(
-        &self,
+        &mut self,
         group: &[(Vec<LogRecord>, AppendReply)],
     ) -> Result<Vec<Vec<Appended>>, redb::Error> {
         let now_ms = SystemTime::now()
@@ -201,29 +208,32 @@ impl Writer {
             .map_or(0, |d| d.as_millis() as i64);
         let txn = self.db.begin_write()?;
         let mut results = Vec::with_capacity(group.len());
+        let mut new_ids = Vec::new();
+        let mut in_group = std::collections::HashSet::new();
         {
             let mut records = txn.open_table(RECORDS)?;
             let mut heads = txn.open_table(HEADS)?;
-            let mut ids = txn.open_table(event_ids::EVENT_IDS)?;
             let mut next: Vec<u64> = (0..self.partitions)
                 .map(|p| Ok(heads.get(p)?.map_or(0, |v| v.value())))
                 .collect::<Result<_, redb::Error>>()?;
             for (batch, _) in group {
                 let mut outcome = Vec::with_capacity(batch.len());
                 for record in batch {
-                    let id = record.event_id.as_u128();
-                    if ids.get(id)?.is_some() {
+                    if self.seen.contains(record.event_id) || !in_group.insert(record.event_id) {
                         outcome.push(Appended::Duplicate);
                         continue;
                     }
                     let partition = partition_for(&record.key, self.partitions);
                     let offset = next[partition as usize];
                     next[partition as usize] += 1;
-                    records.insert(
-                        (partition, offset),
-                        (record.key.as_str(), id, now_ms, record.payload.as_slice()),
-                    )?;
-                    ids.insert(id, (partition, offset))?;
+                    let value = (
+                        record.key.as_str(),
+                        record.event_id.as_u128(),
+                        now_ms,
+                        record.payload.as_slice(),
+                    );
+                    records.insert((partition, offset), value)?;
+                    new_ids.push(record.event_id);
                     outcome.push(Appended::Stored { partition, offset });
                 }
                 results.push(outcome);
@@ -232,7 +242,14 @@ impl Writer {
                 heads.insert(partition as u32, *head)?;
             }
         }
-        txn.commit()?;
+        let committed = self
+            .seen
+            .record(&txn, &new_ids)
+            .and_then(|()| Ok(txn.commit()?));
+        if let Err(e) = committed {
+            self.seen.forget(&new_ids);
+            return Err(e);
+        }
         Ok(results)
     }
 }

@@ -1,37 +1,69 @@
-//! The event-id index that makes appends idempotent: event id → where it was stored.
-//! The embedded log keeps it inside its own database (same transaction as the record);
-//! the Kafka backend keeps it in a database of its own beside the producer.
+//! The event ids a log has stored, which make appends idempotent.
+//!
+//! On disk they are an append-only table (sequence number → id), written in the same
+//! transaction as what it covers; in memory, a hash set loaded from it at open. Keyed
+//! by the ids themselves, the table would rewrite one B-tree page per random id on
+//! every commit; appended in order it writes a few pages per commit.
 
-use redb::{ReadableDatabase, TableDefinition, WriteTransaction};
+use std::collections::HashSet;
+
+use redb::{
+    ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
 use uuid::Uuid;
 
-/// event id (as u128) → (partition, offset).
-pub(crate) const EVENT_IDS: TableDefinition<u128, (u32, u64)> = TableDefinition::new("event_ids");
+/// Sequence number → event id (as u128).
+const SEEN_IDS: TableDefinition<u64, u128> = TableDefinition::new("seen_event_ids");
 
-/// Where each id was stored before, if it was.
-pub(crate) fn lookup(
-    db: &redb::Database,
-    ids: &[Uuid],
-) -> Result<Vec<Option<(u32, u64)>>, redb::Error> {
-    let txn = db.begin_read()?;
-    let table = match txn.open_table(EVENT_IDS) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![None; ids.len()]),
-        Err(e) => return Err(e.into()),
-    };
-    ids.iter()
-        .map(|id| Ok(table.get(id.as_u128())?.map(|v| v.value())))
-        .collect()
+#[derive(Debug, Default)]
+pub(crate) struct SeenIds {
+    ids: HashSet<u128>,
+    next_sequence: u64,
 }
 
-/// Records ids as stored at the given positions, in the caller's transaction.
-pub(crate) fn record(
-    txn: &WriteTransaction,
-    stored: &[(Uuid, u32, u64)],
-) -> Result<(), redb::Error> {
-    let mut table = txn.open_table(EVENT_IDS)?;
-    for (id, partition, offset) in stored {
-        table.insert(id.as_u128(), (*partition, *offset))?;
+impl SeenIds {
+    /// Loads the stored ids (creating the table when missing).
+    pub(crate) fn load(db: &redb::Database) -> Result<Self, redb::Error> {
+        let txn = db.begin_write()?;
+        txn.open_table(SEEN_IDS)?;
+        txn.commit()?;
+        let txn = db.begin_read()?;
+        let table = txn.open_table(SEEN_IDS)?;
+        let mut ids = HashSet::with_capacity(table.len()? as usize);
+        let mut next_sequence = 0;
+        for entry in table.iter()? {
+            let (sequence, id) = entry?;
+            ids.insert(id.value());
+            next_sequence = sequence.value() + 1;
+        }
+        Ok(Self { ids, next_sequence })
     }
-    Ok(())
+
+    pub(crate) fn contains(&self, id: Uuid) -> bool {
+        self.ids.contains(&id.as_u128())
+    }
+
+    /// Records ids in the caller's transaction. Call [`SeenIds::forget`] with the same
+    /// ids if that transaction does not commit.
+    pub(crate) fn record(
+        &mut self,
+        txn: &WriteTransaction,
+        ids: &[Uuid],
+    ) -> Result<(), redb::Error> {
+        let mut table = txn.open_table(SEEN_IDS)?;
+        for id in ids {
+            table.insert(self.next_sequence, id.as_u128())?;
+            self.next_sequence += 1;
+            self.ids.insert(id.as_u128());
+        }
+        Ok(())
+    }
+
+    /// Undoes [`SeenIds::record`] after its transaction failed to commit.
+    pub(crate) fn forget(&mut self, ids: &[Uuid]) {
+        for id in ids {
+            self.ids.remove(&id.as_u128());
+        }
+        self.next_sequence -= ids.len() as u64;
+    }
 }

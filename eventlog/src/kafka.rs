@@ -23,7 +23,8 @@ use redb::Database;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::{Appended, EventLog, LogError, LogRecord, StoredRecord, event_ids};
+use crate::event_ids::SeenIds;
+use crate::{Appended, EventLog, LogError, LogRecord, StoredRecord};
 
 const EVENT_ID_HEADER: &str = "event_id";
 
@@ -53,9 +54,9 @@ pub struct KafkaLog {
     producer: FutureProducer,
     reader: Arc<Mutex<BaseConsumer>>,
     groups: Arc<Mutex<HashMap<String, Arc<BaseConsumer>>>>,
-    event_ids: Arc<Database>,
-    /// Ids being produced right now, so two concurrent batches do not both send one.
-    in_flight: Arc<Mutex<HashSet<Uuid>>>,
+    /// The local index of acknowledged event ids (see the module docs).
+    index: Arc<Database>,
+    ids: Arc<Mutex<ProducedIds>>,
 }
 
 impl KafkaLog {
@@ -82,7 +83,11 @@ impl KafkaLog {
         let reader: BaseConsumer = consumer_config(&base, "techmon-reader")
             .create()
             .map_err(|e| kafka_err(format!("creating the reader: {e}")))?;
-        let event_ids = open_index(&config.event_id_index)?;
+        let index = open_index(&config.event_id_index)?;
+        let seen = SeenIds::load(&index).map_err(|e| LogError::EventIdIndex {
+            path: config.event_id_index.clone(),
+            source: Box::new(e),
+        })?;
         let log = Self {
             topic: topic.to_string(),
             partitions,
@@ -90,8 +95,11 @@ impl KafkaLog {
             producer,
             reader: Arc::new(Mutex::new(reader)),
             groups: Arc::default(),
-            event_ids: Arc::new(event_ids),
-            in_flight: Arc::default(),
+            index: Arc::new(index),
+            ids: Arc::new(Mutex::new(ProducedIds {
+                seen,
+                in_flight: HashSet::new(),
+            })),
         };
         if config.create_topics {
             log.create_topic(&base).await?;
@@ -219,17 +227,24 @@ fn open_index(path: &Path) -> Result<Database, LogError> {
     Database::create(path).map_err(|e| err(e.into()))
 }
 
+/// The ids the broker acknowledged, and those being sent right now.
+#[derive(Debug, Default)]
+struct ProducedIds {
+    seen: SeenIds,
+    in_flight: HashSet<Uuid>,
+}
+
 /// Removes ids from the in-flight set when an append ends, however it ends.
 struct InFlight<'a> {
-    set: &'a Mutex<HashSet<Uuid>>,
-    ids: Vec<Uuid>,
+    ids: &'a Mutex<ProducedIds>,
+    claimed: Vec<Uuid>,
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        let mut set = self.set.lock().unwrap_or_else(|p| p.into_inner());
-        for id in &self.ids {
-            set.remove(id);
+        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        for id in &self.claimed {
+            ids.in_flight.remove(id);
         }
     }
 }
@@ -245,39 +260,27 @@ impl EventLog for KafkaLog {
     }
 
     async fn append(&self, records: Vec<LogRecord>) -> Result<Vec<Appended>, LogError> {
-        let ids: Vec<Uuid> = records.iter().map(|r| r.event_id).collect();
-        let db = self.event_ids.clone();
-        let known = {
-            let ids = ids.clone();
-            self.blocking(move || {
-                event_ids::lookup(&db, &ids).map_err(|e| LogError::Unavailable {
-                    backend: "kafka",
-                    reason: e.to_string(),
-                })
-            })
-            .await?
-        };
         // Claim the ids this batch will send; an id another batch is sending right now
         // makes this append fail as retryable, so the id is never sent twice at once.
         let mut claimed = InFlight {
-            set: &self.in_flight,
-            ids: Vec::new(),
+            ids: &self.ids,
+            claimed: Vec::new(),
         };
         let mut to_send = Vec::new();
         {
-            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-            let mut seen = HashSet::new();
-            for (i, (record, known)) in records.iter().zip(&known).enumerate() {
-                if known.is_some() || !seen.insert(record.event_id) {
+            let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+            let mut in_batch = HashSet::new();
+            for (i, record) in records.iter().enumerate() {
+                if ids.seen.contains(record.event_id) || !in_batch.insert(record.event_id) {
                     continue;
                 }
-                if !in_flight.insert(record.event_id) {
+                if !ids.in_flight.insert(record.event_id) {
                     return Err(self.unavailable(format!(
                         "event {} is being appended by another request",
                         record.event_id
                     )));
                 }
-                claimed.ids.push(record.event_id);
+                claimed.claimed.push(record.event_id);
                 to_send.push(i);
             }
         }
@@ -291,7 +294,7 @@ impl EventLog for KafkaLog {
             match result {
                 Ok((partition, offset)) => {
                     outcome[i] = Appended::Stored { partition, offset };
-                    stored.push((records[i].event_id, partition, offset));
+                    stored.push(records[i].event_id);
                 }
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -300,17 +303,24 @@ impl EventLog for KafkaLog {
         }
         // Record what the broker acknowledged even when part of the batch failed, so a
         // retry reports those records as duplicates instead of sending them again.
-        let db = self.event_ids.clone();
-        let path = self.config.event_id_index.clone();
+        let (db, ids, path) = (
+            self.index.clone(),
+            self.ids.clone(),
+            self.config.event_id_index.clone(),
+        );
         self.blocking(move || {
-            let record = || -> Result<(), redb::Error> {
+            let mut ids = ids.lock().unwrap_or_else(|p| p.into_inner());
+            let mut record = || -> Result<(), redb::Error> {
                 let txn = db.begin_write()?;
-                event_ids::record(&txn, &stored)?;
+                ids.seen.record(&txn, &stored)?;
                 Ok(txn.commit()?)
             };
-            record().map_err(|e| LogError::EventIdIndex {
-                path,
-                source: Box::new(e),
+            record().map_err(|e| {
+                ids.seen.forget(&stored);
+                LogError::EventIdIndex {
+                    path,
+                    source: Box::new(e),
+                }
             })
         })
         .await?;

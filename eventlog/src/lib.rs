@@ -168,6 +168,7 @@ pub async fn open(config: &Config) -> Result<Arc<dyn EventLog>, LogError> {
         Backend::Embedded => Arc::new(embedded::EmbeddedLog::open(
             &config.embedded.path,
             config.partitions,
+            config.embedded.cache_mib,
         )?),
         Backend::Kafka => Arc::new(
             kafka::KafkaLog::connect(&config.kafka, &config.topic, config.partitions).await?,

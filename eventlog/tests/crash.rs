@@ -21,7 +21,7 @@ async fn appending_child_process() {
     let Ok(path) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let log = EmbeddedLog::open(Path::new(&path), PARTITIONS).expect("open");
+    let log = EmbeddedLog::open(Path::new(&path), PARTITIONS, 16).expect("open");
     let mut stdout = std::io::stdout().lock();
     for batch_no in 0u64.. {
         let batch: Vec<LogRecord> = (0..50)
@@ -80,7 +80,7 @@ async fn every_acknowledged_record_survives_kill_9() {
         let acks = reader.join().expect("reader thread");
         acknowledged.extend(acks);
 
-        let log = EmbeddedLog::open(&path, PARTITIONS).expect("reopen after kill -9");
+        let log = EmbeddedLog::open(&path, PARTITIONS, 16).expect("reopen after kill -9");
         let mut stored = Vec::new();
         for partition in 0..PARTITIONS {
             let end = log.end_offset(partition).await.expect("end");

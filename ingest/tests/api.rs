@@ -66,7 +66,7 @@ async fn start_with(
 
 async fn start() -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = Arc::new(EmbeddedLog::open(&dir.path().join("events.redb"), 4).expect("log"));
+    let log = Arc::new(EmbeddedLog::open(&dir.path().join("events.redb"), 4, 16).expect("log"));
     start_with(log, dir, 64 * 1024).await
 }
 
