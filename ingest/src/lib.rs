@@ -218,7 +218,10 @@ async fn store(
                     LogRecord {
                         key: event.subject_key(),
                         event_id: event.event_id,
-                        payload: serde_json::to_vec(&value).expect("a JSON value serialises"),
+                        payload: match &candidate.raw {
+                            Some(raw) => raw.to_vec(),
+                            None => serde_json::to_vec(&value).expect("a JSON value serialises"),
+                        },
                     },
                 ));
                 (RecordStatus::Accepted, vec![])

@@ -16,6 +16,9 @@ pub struct Candidate {
     /// 1-based line in the body, for line-based bodies (NDJSON, CSV).
     pub line: Option<usize>,
     pub parsed: Result<Value, Vec<FieldError>>,
+    /// The record's bytes as sent, where the body has them one by one (NDJSON):
+    /// stored as they are, instead of serialising the parsed value again.
+    pub raw: Option<bytes::Bytes>,
 }
 
 /// What became of one record.
@@ -59,8 +62,8 @@ fn malformed(message: String) -> ApiError {
 /// Parses `POST /v1/events` bodies: a JSON array of events, or NDJSON (one event per
 /// line; a single JSON object is NDJSON of one line). A bad NDJSON line rejects that
 /// record only; a JSON array that does not parse is refused whole.
-pub fn parse_events(body: &[u8]) -> Result<Vec<Candidate>, ApiError> {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+pub fn parse_events(whole: &bytes::Bytes) -> Result<Vec<Candidate>, ApiError> {
+    let body = whole.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(whole);
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     match first {
         None => Err(malformed("the body holds no records".into())),
@@ -79,6 +82,7 @@ pub fn parse_events(body: &[u8]) -> Result<Vec<Candidate>, ApiError> {
                     index,
                     line: None,
                     parsed: Ok(v),
+                    raw: None,
                 })
                 .collect())
         }
@@ -90,6 +94,7 @@ pub fn parse_events(body: &[u8]) -> Result<Vec<Candidate>, ApiError> {
             .map(|(index, (line_no, line))| Candidate {
                 index,
                 line: Some(line_no + 1),
+                raw: Some(whole.slice_ref(line.trim_ascii())),
                 parsed: serde_json::from_slice(line).map_err(|e| {
                     vec![FieldError::new(
                         "/",
@@ -153,6 +158,7 @@ pub fn parse_feed(kind: &str, version: u32, body: &[u8]) -> Result<Vec<Candidate
             index,
             line,
             parsed,
+            raw: None,
         });
     }
     if candidates.is_empty() {
@@ -206,7 +212,7 @@ mod tests {
     #[test]
     fn ndjson_lines_are_numbered_and_blank_lines_skipped() {
         let body = b"{\"a\":1}\n\n{broken\n{\"b\":2}\n";
-        let candidates = parse_events(body).expect("parses");
+        let candidates = parse_events(&bytes::Bytes::from_static(body)).expect("parses");
         let lines: Vec<Option<usize>> = candidates.iter().map(|c| c.line).collect();
         assert_eq!(lines, [Some(1), Some(3), Some(4)]);
         assert!(candidates[1].parsed.is_err());
@@ -216,15 +222,21 @@ mod tests {
     #[test]
     fn a_broken_array_is_refused_whole_and_empty_bodies_are_refused() {
         assert_eq!(
-            parse_events(b"[{\"a\":1},").err().map(|e| e.code),
+            parse_events(&bytes::Bytes::from_static(b"[{\"a\":1},"))
+                .err()
+                .map(|e| e.code),
             Some("malformed_body")
         );
         assert_eq!(
-            parse_events(b"  \n").err().map(|e| e.code),
+            parse_events(&bytes::Bytes::from_static(b"  \n"))
+                .err()
+                .map(|e| e.code),
             Some("malformed_body")
         );
         assert_eq!(
-            parse_events(b"[]").err().map(|e| e.code),
+            parse_events(&bytes::Bytes::from_static(b"[]"))
+                .err()
+                .map(|e| e.code),
             Some("malformed_body")
         );
     }

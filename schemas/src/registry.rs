@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use crate::codes;
 use crate::event::{Event, EventKind, VoOnderwijstype};
-use crate::validate::{FieldError, check_schema, validate};
+use crate::validate::{FieldError, Schema, check_schema};
 
 const ENVELOPE_V1: &str = include_str!("../json/envelope/v1.schema.json");
 
@@ -95,10 +95,13 @@ const FILES: &[(EventKind, u32, &str, &str)] = &[
 struct Entry {
     payload: Value,
     full: Value,
+    /// `full`, compiled for validation.
+    compiled: Schema,
 }
 
 struct Registry {
     envelope: Value,
+    envelope_compiled: Schema,
     entries: BTreeMap<EventKind, BTreeMap<u32, Entry>>,
     versions: BTreeMap<EventKind, Vec<u32>>,
 }
@@ -114,9 +117,10 @@ fn parse_embedded(name: &str, text: &str) -> Value {
 
 fn build() -> Registry {
     let envelope = parse_embedded("json/envelope/v1.schema.json", ENVELOPE_V1);
-    if let Err(e) = check_schema(&envelope, "envelope/v1") {
-        panic!("embedded envelope schema is invalid: {e}");
-    }
+    let envelope_compiled = match Schema::compile(&envelope) {
+        Ok(compiled) => compiled,
+        Err(e) => panic!("embedded envelope schema is invalid: {e}"),
+    };
     for field in ["event_type", "schema_version", "payload"] {
         assert!(
             envelope["properties"].get(field).is_some(),
@@ -143,13 +147,18 @@ fn build() -> Registry {
         );
         let example = parse_embedded(&format!("examples/{kind}.v{version}.json"), example_text);
         let full = compose(&envelope, kind, version, &payload, &example);
-        if let Err(e) = check_schema(&full, &name) {
-            panic!("composed schema is invalid: {e}");
-        }
-        let previous = entries
-            .entry(kind)
-            .or_default()
-            .insert(version, Entry { payload, full });
+        let compiled = match Schema::compile(&full) {
+            Ok(compiled) => compiled,
+            Err(e) => panic!("composed schema {name} is invalid: {e}"),
+        };
+        let previous = entries.entry(kind).or_default().insert(
+            version,
+            Entry {
+                payload,
+                full,
+                compiled,
+            },
+        );
         assert!(previous.is_none(), "{name} is listed twice");
     }
     for kind in EventKind::ALL {
@@ -164,6 +173,7 @@ fn build() -> Registry {
         .collect();
     let registry = Registry {
         envelope,
+        envelope_compiled,
         entries,
         versions,
     };
@@ -388,25 +398,48 @@ fn validate_with(registry: &Registry, value: &Value) -> Result<Event, Vec<FieldE
     let Some((kind, entry)) = entry else {
         // Still report the envelope's other problems in the same answer.
         let checked_version = kind.is_some();
-        errors.extend(validate(&registry.envelope, value).into_iter().filter(|e| {
-            e.field != "/event_type" && !(checked_version && e.field == "/schema_version")
-        }));
+        errors.extend(
+            registry
+                .envelope_compiled
+                .validate(value)
+                .into_iter()
+                .filter(|e| {
+                    e.field != "/event_type" && !(checked_version && e.field == "/schema_version")
+                }),
+        );
         return Err(errors);
     };
 
-    let mut errors = validate(&entry.full, value);
+    let mut errors = entry.compiled.validate(value);
     let semantic = semantic_checks(kind, value, &errors);
     errors.extend(semantic);
     if !errors.is_empty() {
         return Err(errors);
     }
-    match serde_json::from_value::<Event>(normalise_numbers(value.clone())) {
+    let read = if has_integral_float(value) {
+        serde_json::from_value::<Event>(normalise_numbers(value.clone()))
+    } else {
+        <Event as serde::Deserialize>::deserialize(value)
+    };
+    match read {
         Ok(event) if event.kind() == kind => Ok(event),
         // The serde message may quote a value: never pass it on.
         _ => Err(vec![FieldError::new(
             "/",
             "the record matches the schema but could not be read; this is a bug in techmon, please report it",
         )]),
+    }
+}
+
+/// Whether `value` holds an integral float anywhere (rare: then it is normalised).
+fn has_integral_float(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => {
+            !n.is_i64() && !n.is_u64() && n.as_f64().is_some_and(|f| f.fract() == 0.0)
+        }
+        Value::Array(items) => items.iter().any(has_integral_float),
+        Value::Object(obj) => obj.values().any(has_integral_float),
+        _ => false,
     }
 }
 

@@ -111,11 +111,285 @@ pub fn check_schema(schema: &Value, path: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Validates `instance` against `schema`, returning every problem found.
+/// Validates `instance` against `schema`, returning every problem found. Compiles
+/// the schema first; to validate many records, compile once with [`Schema::compile`].
 pub fn validate(schema: &Value, instance: &Value) -> Vec<FieldError> {
-    let mut errors = Vec::new();
-    validate_at(schema, instance, &mut String::new(), &mut errors);
-    errors
+    match Schema::compile(schema) {
+        Ok(schema) => schema.validate(instance),
+        Err(reason) => vec![FieldError::new("/", format!("invalid schema: {reason}"))],
+    }
+}
+
+/// A checked schema in a form that validates without looking keywords up: records
+/// are validated on the ingest hot path.
+#[derive(Debug, Clone, Default)]
+pub struct Schema {
+    types: Vec<&'static str>,
+    constant: Option<Value>,
+    options: Option<Vec<Value>>,
+    /// The allowed values as listed in messages.
+    options_text: String,
+    format: Option<&'static str>,
+    minimum: Option<f64>,
+    maximum: Option<f64>,
+    min_length: Option<u64>,
+    max_length: Option<u64>,
+    /// Sorted by name.
+    properties: Vec<(String, Schema)>,
+    required: Vec<String>,
+    closed: bool,
+    items: Option<Box<Schema>>,
+    min_items: Option<u64>,
+    max_items: Option<u64>,
+    unique_items: bool,
+}
+
+const TYPES: &[&str] = &[
+    "null", "boolean", "integer", "number", "string", "array", "object",
+];
+
+impl Schema {
+    /// Checks (see [`check_schema`]) and compiles a schema.
+    pub fn compile(schema: &Value) -> Result<Self, String> {
+        check_schema(schema, "")?;
+        Ok(Self::compile_checked(schema))
+    }
+
+    fn compile_checked(schema: &Value) -> Self {
+        let get = |k: &str| schema.get(k);
+        let known_type = |t: &str| TYPES.iter().copied().find(|known| *known == t);
+        let types = match get("type") {
+            Some(Value::String(t)) => known_type(t).into_iter().collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .filter_map(known_type)
+                .collect(),
+            _ => vec![],
+        };
+        let options: Option<Vec<Value>> = get("enum").and_then(Value::as_array).cloned();
+        let options_text = options
+            .as_ref()
+            .map(|o| {
+                o.iter()
+                    .map(Value::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        let mut properties: Vec<(String, Schema)> = get("properties")
+            .and_then(Value::as_object)
+            .map(|p| {
+                p.iter()
+                    .map(|(k, v)| (k.clone(), Self::compile_checked(v)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        properties.sort_by(|a, b| a.0.cmp(&b.0));
+        Self {
+            types,
+            constant: get("const").cloned(),
+            options,
+            options_text,
+            format: get("format")
+                .and_then(Value::as_str)
+                .and_then(|f| FORMATS.iter().copied().find(|k| *k == f)),
+            minimum: get("minimum").and_then(Value::as_f64),
+            maximum: get("maximum").and_then(Value::as_f64),
+            min_length: get("minLength").and_then(Value::as_u64),
+            max_length: get("maxLength").and_then(Value::as_u64),
+            properties,
+            required: get("required")
+                .and_then(Value::as_array)
+                .map(|r| {
+                    r.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            closed: get("additionalProperties") == Some(&Value::Bool(false)),
+            items: get("items").map(|i| Box::new(Self::compile_checked(i))),
+            min_items: get("minItems").and_then(Value::as_u64),
+            max_items: get("maxItems").and_then(Value::as_u64),
+            unique_items: get("uniqueItems") == Some(&Value::Bool(true)),
+        }
+    }
+
+    /// Validates `instance`, returning every problem found.
+    pub fn validate(&self, instance: &Value) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        self.validate_at(instance, &mut String::new(), &mut errors);
+        errors
+    }
+
+    fn property(&self, name: &str) -> Option<&Schema> {
+        self.properties
+            .binary_search_by(|(k, _)| k.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.properties[i].1)
+    }
+
+    fn validate_at(&self, instance: &Value, path: &mut String, errors: &mut Vec<FieldError>) {
+        let field = |path: &str| {
+            if path.is_empty() {
+                "/".to_string()
+            } else {
+                path.to_string()
+            }
+        };
+        if !self.types.is_empty() && !self.types.iter().any(|t| type_matches(t, instance)) {
+            errors.push(FieldError::new(
+                field(path),
+                format!(
+                    "expected {}, found {}",
+                    self.types.join(" or "),
+                    type_name(instance)
+                ),
+            ));
+            return;
+        }
+        if let Some(c) = &self.constant {
+            if !json_equal(c, instance) {
+                errors.push(FieldError::new(field(path), format!("must be {c}")));
+            }
+        }
+        if let Some(options) = &self.options {
+            if !options.iter().any(|o| json_equal(o, instance)) {
+                errors.push(FieldError::new(
+                    field(path),
+                    format!("not one of the allowed values: {}", self.options_text),
+                ));
+            }
+        }
+        match instance {
+            Value::Object(obj) => self.validate_object(obj, path, errors),
+            Value::Array(items) => self.validate_array(items, path, errors),
+            Value::String(s) => self.validate_string(s, path, errors),
+            Value::Number(n) => {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                if let Some(min) = self.minimum {
+                    if f.is_nan() || f < min {
+                        errors.push(FieldError::new(
+                            field(path),
+                            format!("must be at least {min}"),
+                        ));
+                    }
+                }
+                if let Some(max) = self.maximum {
+                    if f.is_nan() || f > max {
+                        errors.push(FieldError::new(
+                            field(path),
+                            format!("must be at most {max}"),
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn validate_object(
+        &self,
+        obj: &Map<String, Value>,
+        path: &mut String,
+        errors: &mut Vec<FieldError>,
+    ) {
+        for name in &self.required {
+            if !obj.contains_key(name) {
+                let len = push_segment(path, name);
+                errors.push(FieldError::new(path.clone(), "required field is missing"));
+                path.truncate(len);
+            }
+        }
+        for (name, value) in obj {
+            let len = push_segment(path, name);
+            match self.property(name) {
+                Some(sub) => sub.validate_at(value, path, errors),
+                None if self.closed => errors.push(FieldError::new(path.clone(), "unknown field")),
+                None => {}
+            }
+            path.truncate(len);
+        }
+    }
+
+    fn validate_array(&self, items: &[Value], path: &mut String, errors: &mut Vec<FieldError>) {
+        let here = || {
+            if path.is_empty() {
+                "/".to_string()
+            } else {
+                path.clone()
+            }
+        };
+        if let Some(min) = self.min_items {
+            if (items.len() as u64) < min {
+                errors.push(FieldError::new(
+                    here(),
+                    format!("must have at least {min} items"),
+                ));
+            }
+        }
+        if let Some(max) = self.max_items {
+            if items.len() as u64 > max {
+                errors.push(FieldError::new(
+                    here(),
+                    format!("must have at most {max} items"),
+                ));
+            }
+        }
+        if self.unique_items {
+            if let Some(dup) = items
+                .iter()
+                .enumerate()
+                .find(|(i, v)| items[..*i].iter().any(|w| json_equal(w, v)))
+            {
+                errors.push(FieldError::new(
+                    format!("{path}/{}", dup.0),
+                    "repeats an earlier item",
+                ));
+            }
+        }
+        if let Some(item_schema) = &self.items {
+            for (i, item) in items.iter().enumerate() {
+                let len = push_segment(path, &i.to_string());
+                item_schema.validate_at(item, path, errors);
+                path.truncate(len);
+            }
+        }
+    }
+
+    fn validate_string(&self, s: &str, path: &str, errors: &mut Vec<FieldError>) {
+        let field = || {
+            if path.is_empty() {
+                "/".to_string()
+            } else {
+                path.to_string()
+            }
+        };
+        if self.min_length.is_some() || self.max_length.is_some() {
+            let chars = s.chars().count() as u64;
+            if let Some(min) = self.min_length.filter(|min| chars < *min) {
+                errors.push(FieldError::new(
+                    field(),
+                    format!("must be at least {min} characters"),
+                ));
+            }
+            if let Some(max) = self.max_length.filter(|max| chars > *max) {
+                errors.push(FieldError::new(
+                    field(),
+                    format!("must be at most {max} characters"),
+                ));
+            }
+        }
+        if let Some(format) = self.format {
+            if let Err(expected) = check_format(format, s) {
+                errors.push(FieldError::new(
+                    field(),
+                    format!("not a valid {format}: expected {expected}"),
+                ));
+            }
+        }
+    }
 }
 
 fn type_name(value: &Value) -> &'static str {
@@ -136,77 +410,6 @@ fn type_matches(expected: &str, value: &Value) -> bool {
         || (expected == "number" && actual == "integer")
         // 7.0 is an integer in JSON Schema
         || (expected == "integer" && value.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() < 9.0e15))
-}
-
-fn validate_at(schema: &Value, instance: &Value, path: &mut String, errors: &mut Vec<FieldError>) {
-    let Some(schema) = schema.as_object() else {
-        return;
-    };
-    let field = |path: &str| {
-        if path.is_empty() {
-            "/".to_string()
-        } else {
-            path.to_string()
-        }
-    };
-
-    if let Some(expected) = schema.get("type") {
-        let allowed: Vec<&str> = match expected {
-            Value::String(s) => vec![s.as_str()],
-            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
-            _ => vec![],
-        };
-        if !allowed.iter().any(|t| type_matches(t, instance)) {
-            errors.push(FieldError::new(
-                field(path),
-                format!(
-                    "expected {}, found {}",
-                    allowed.join(" or "),
-                    type_name(instance)
-                ),
-            ));
-            return;
-        }
-    }
-    if let Some(c) = schema.get("const") {
-        if !json_equal(c, instance) {
-            errors.push(FieldError::new(field(path), format!("must be {c}")));
-        }
-    }
-    if let Some(Value::Array(options)) = schema.get("enum") {
-        if !options.iter().any(|o| json_equal(o, instance)) {
-            let list: Vec<String> = options.iter().map(Value::to_string).collect();
-            errors.push(FieldError::new(
-                field(path),
-                format!("not one of the allowed values: {}", list.join(", ")),
-            ));
-        }
-    }
-    match instance {
-        Value::Object(obj) => validate_object(schema, obj, path, errors),
-        Value::Array(items) => validate_array(schema, items, path, errors),
-        Value::String(s) => validate_string(schema, s, &field(path), errors),
-        Value::Number(n) => {
-            let f = n.as_f64().unwrap_or(f64::NAN);
-            if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
-                if f.is_nan() || f < min {
-                    errors.push(FieldError::new(
-                        field(path),
-                        format!("must be at least {min}"),
-                    ));
-                }
-            }
-            if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
-                if f.is_nan() || f > max {
-                    errors.push(FieldError::new(
-                        field(path),
-                        format!("must be at most {max}"),
-                    ));
-                }
-            }
-        }
-        _ => {}
-    }
 }
 
 /// JSON Schema equality: numbers are equal when mathematically equal (`1.0 == 1`).
@@ -235,121 +438,12 @@ fn push_segment(path: &mut String, segment: &str) -> usize {
     let len = path.len();
     path.push('/');
     // JSON Pointer escaping (RFC 6901)
-    path.push_str(&segment.replace('~', "~0").replace('/', "~1"));
-    len
-}
-
-fn validate_object(
-    schema: &Map<String, Value>,
-    obj: &Map<String, Value>,
-    path: &mut String,
-    errors: &mut Vec<FieldError>,
-) {
-    let props = schema.get("properties").and_then(Value::as_object);
-    for name in schema
-        .get("required")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let name = name.as_str().unwrap_or_default();
-        if !obj.contains_key(name) {
-            let len = push_segment(path, name);
-            errors.push(FieldError::new(path.clone(), "required field is missing"));
-            path.truncate(len);
-        }
-    }
-    let closed = schema.get("additionalProperties") == Some(&Value::Bool(false));
-    for (name, value) in obj {
-        let len = push_segment(path, name);
-        match props.and_then(|p| p.get(name)) {
-            Some(sub) => validate_at(sub, value, path, errors),
-            None if closed => errors.push(FieldError::new(path.clone(), "unknown field")),
-            None => {}
-        }
-        path.truncate(len);
-    }
-}
-
-fn validate_array(
-    schema: &Map<String, Value>,
-    items: &[Value],
-    path: &mut String,
-    errors: &mut Vec<FieldError>,
-) {
-    let here = if path.is_empty() {
-        "/".to_string()
+    if segment.contains(['~', '/']) {
+        path.push_str(&segment.replace('~', "~0").replace('/', "~1"));
     } else {
-        path.clone()
-    };
-    if let Some(min) = schema.get("minItems").and_then(Value::as_u64) {
-        if (items.len() as u64) < min {
-            errors.push(FieldError::new(
-                &here,
-                format!("must have at least {min} items"),
-            ));
-        }
+        path.push_str(segment);
     }
-    if let Some(max) = schema.get("maxItems").and_then(Value::as_u64) {
-        if items.len() as u64 > max {
-            errors.push(FieldError::new(
-                &here,
-                format!("must have at most {max} items"),
-            ));
-        }
-    }
-    if schema.get("uniqueItems") == Some(&Value::Bool(true)) {
-        if let Some(dup) = items
-            .iter()
-            .enumerate()
-            .find(|(i, v)| items[..*i].iter().any(|w| json_equal(w, v)))
-        {
-            errors.push(FieldError::new(
-                format!("{path}/{}", dup.0),
-                "repeats an earlier item",
-            ));
-        }
-    }
-    if let Some(item_schema) = schema.get("items") {
-        for (i, item) in items.iter().enumerate() {
-            let len = push_segment(path, &i.to_string());
-            validate_at(item_schema, item, path, errors);
-            path.truncate(len);
-        }
-    }
-}
-
-fn validate_string(
-    schema: &Map<String, Value>,
-    s: &str,
-    field: &str,
-    errors: &mut Vec<FieldError>,
-) {
-    let chars = s.chars().count() as u64;
-    if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
-        if chars < min {
-            errors.push(FieldError::new(
-                field,
-                format!("must be at least {min} characters"),
-            ));
-        }
-    }
-    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
-        if chars > max {
-            errors.push(FieldError::new(
-                field,
-                format!("must be at most {max} characters"),
-            ));
-        }
-    }
-    if let Some(format) = schema.get("format").and_then(Value::as_str) {
-        if let Err(expected) = check_format(format, s) {
-            errors.push(FieldError::new(
-                field,
-                format!("not a valid {format}: expected {expected}"),
-            ));
-        }
-    }
+    len
 }
 
 /// Checks a string format; on failure returns a description of what was expected.
