@@ -98,10 +98,11 @@ pub enum TokenCommand {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let load_config =
+        || crate::config::load(cli.config.as_deref()).context("loading the configuration");
     match cli.command {
         Command::Serve => {
-            let config =
-                crate::config::load(cli.config.as_deref()).context("loading the configuration")?;
+            let config = load_config()?;
             crate::serve::run(&config, shutdown_signal()).await?;
         }
         Command::Push {
@@ -183,8 +184,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Config => {
-            let config =
-                crate::config::load(cli.config.as_deref()).context("loading the configuration")?;
+            let config = load_config()?;
             println!("{config:#?}");
         }
     }

@@ -332,11 +332,7 @@ fn csv_feed(path: &Path, kind: String, text: &str) -> Result<Feed, PushError> {
     };
     let header_end = text.find('\n').unwrap_or(text.len());
     let header = text[..header_end].trim_end_matches('\r').to_string();
-    let delimiter = if header.contains(';') && !header.contains(',') {
-        b';'
-    } else {
-        b','
-    };
+    let delimiter = techmon_schemas::csv_delimiter(header.as_bytes());
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .flexible(true)

@@ -15,11 +15,13 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::event_ids::SeenIds;
-use crate::{Appended, EventLog, LogError, LogRecord, StoredRecord, partition_for};
+use crate::{
+    Appended, EventLog, LogError, LogRecord, StoredRecord, check_partition, partition_for,
+};
 
 /// (partition, offset) → (key, event id, stored at ms, payload).
-const RECORDS: TableDefinition<(u32, u64), (&str, u128, i64, &[u8])> =
-    TableDefinition::new("records");
+const RECORDS: TableDefinition<(u32, u64), StoredValue> = TableDefinition::new("records");
+type StoredValue = (&'static str, u128, i64, &'static [u8]);
 /// partition → next offset.
 const HEADS: TableDefinition<u32, u64> = TableDefinition::new("heads");
 /// (consumer group, partition) → committed position.
@@ -132,17 +134,7 @@ impl EmbeddedLog {
         }
     }
 
-    fn check_partition(&self, partition: u32) -> Result<(), LogError> {
-        if partition >= self.partitions {
-            return Err(LogError::NoSuchPartition {
-                partition,
-                partitions: self.partitions,
-            });
-        }
-        Ok(())
-    }
-
-    /// Runs a read-only closure on a blocking thread.
+    /// Runs a closure on the database on a blocking thread.
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Database) -> Result<T, redb::Error> + Send + 'static,
@@ -287,7 +279,7 @@ impl EventLog for EmbeddedLog {
         from: u64,
         max: usize,
     ) -> Result<Vec<StoredRecord>, LogError> {
-        self.check_partition(partition)?;
+        check_partition(partition, self.partitions)?;
         self.blocking(move |db| {
             let txn = db.begin_read()?;
             let table = txn.open_table(RECORDS)?;
@@ -314,7 +306,7 @@ impl EventLog for EmbeddedLog {
     }
 
     async fn end_offset(&self, partition: u32) -> Result<u64, LogError> {
-        self.check_partition(partition)?;
+        check_partition(partition, self.partitions)?;
         self.blocking(move |db| {
             let txn = db.begin_read()?;
             let heads = txn.open_table(HEADS)?;
@@ -329,12 +321,11 @@ impl EventLog for EmbeddedLog {
         positions: &[(u32, u64)],
     ) -> Result<(), LogError> {
         for (partition, _) in positions {
-            self.check_partition(*partition)?;
+            check_partition(*partition, self.partitions)?;
         }
         let group = group.to_string();
         let positions = positions.to_vec();
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), redb::Error> {
+        self.blocking(move |db| {
             let txn = db.begin_write()?;
             {
                 let mut table = txn.open_table(POSITIONS)?;
@@ -342,15 +333,9 @@ impl EventLog for EmbeddedLog {
                     table.insert((group.as_str(), partition), offset)?;
                 }
             }
-            txn.commit()?;
-            Ok(())
+            Ok(txn.commit()?)
         })
         .await
-        .map_err(|e| LogError::Unavailable {
-            backend: "embedded",
-            reason: e.to_string(),
-        })?
-        .map_err(|e| self.error(e))
     }
 
     async fn committed_position(
@@ -358,7 +343,7 @@ impl EventLog for EmbeddedLog {
         group: &str,
         partition: u32,
     ) -> Result<Option<u64>, LogError> {
-        self.check_partition(partition)?;
+        check_partition(partition, self.partitions)?;
         let group = group.to_string();
         self.blocking(move |db| {
             let txn = db.begin_read()?;

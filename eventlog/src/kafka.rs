@@ -24,7 +24,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::event_ids::SeenIds;
-use crate::{Appended, EventLog, LogError, LogRecord, StoredRecord};
+use crate::{Appended, EventLog, LogError, LogRecord, StoredRecord, check_partition};
 
 const EVENT_ID_HEADER: &str = "event_id";
 
@@ -154,16 +154,6 @@ impl KafkaLog {
         let consumer = Arc::new(consumer);
         groups.insert(group.to_string(), consumer.clone());
         Ok(consumer)
-    }
-
-    fn check_partition(&self, partition: u32) -> Result<(), LogError> {
-        if partition >= self.partitions {
-            return Err(LogError::NoSuchPartition {
-                partition,
-                partitions: self.partitions,
-            });
-        }
-        Ok(())
     }
 
     async fn blocking<T: Send + 'static>(
@@ -337,7 +327,7 @@ impl EventLog for KafkaLog {
         from: u64,
         max: usize,
     ) -> Result<Vec<StoredRecord>, LogError> {
-        self.check_partition(partition)?;
+        check_partition(partition, self.partitions)?;
         let end = self.end_offset(partition).await?;
         if from >= end || max == 0 {
             return Ok(vec![]);
@@ -418,7 +408,7 @@ impl EventLog for KafkaLog {
     }
 
     async fn end_offset(&self, partition: u32) -> Result<u64, LogError> {
-        self.check_partition(partition)?;
+        check_partition(partition, self.partitions)?;
         let reader = self.reader.clone();
         let topic = self.topic.clone();
         let timeout = self.timeout();
@@ -442,7 +432,7 @@ impl EventLog for KafkaLog {
     ) -> Result<(), LogError> {
         let mut list = TopicPartitionList::new();
         for (partition, offset) in positions {
-            self.check_partition(*partition)?;
+            check_partition(*partition, self.partitions)?;
             list.add_partition_offset(
                 &self.topic,
                 *partition as i32,
@@ -471,7 +461,7 @@ impl EventLog for KafkaLog {
         group: &str,
         partition: u32,
     ) -> Result<Option<u64>, LogError> {
-        self.check_partition(partition)?;
+        check_partition(partition, self.partitions)?;
         let mut list = TopicPartitionList::new();
         list.add_partition(&self.topic, partition as i32);
         let consumer = self.group_consumer(group)?;

@@ -123,16 +123,7 @@ async fn push_events(
     State(state): State<Ingest>,
     request: Request,
 ) -> Result<axum::Json<PushAnswer>, ApiError> {
-    let started = Instant::now();
-    let hub = state.tokens.authenticate(request.headers())?.to_string();
-    let body = read_body(&state, request.into_body()).await?;
-    let candidates = records::parse_events(&body)?;
-    let answer = store(&state, &hub, candidates).await?;
-    state
-        .metrics
-        .request_seconds
-        .observe(started.elapsed().as_secs_f64());
-    Ok(axum::Json(answer))
+    push(&state, request, records::parse_events).await
 }
 
 async fn push_feed(
@@ -140,8 +131,6 @@ async fn push_feed(
     Path(kind): Path<String>,
     request: Request,
 ) -> Result<axum::Json<PushAnswer>, ApiError> {
-    let started = Instant::now();
-    let hub = state.tokens.authenticate(request.headers())?.to_string();
     let version = kind
         .parse::<EventKind>()
         .ok()
@@ -153,9 +142,22 @@ async fn push_feed(
                 "no such event kind: see GET /v1/schemas",
             )
         })?;
-    let body = read_body(&state, request.into_body()).await?;
-    let candidates = records::parse_feed(&kind, version, &body)?;
-    let answer = store(&state, &hub, candidates).await?;
+    push(&state, request, |body| {
+        records::parse_feed(&kind, version, body)
+    })
+    .await
+}
+
+/// Authenticates, reads and parses the body, and stores its records.
+async fn push(
+    state: &Ingest,
+    request: Request,
+    parse: impl FnOnce(&bytes::Bytes) -> Result<Vec<Candidate>, ApiError>,
+) -> Result<axum::Json<PushAnswer>, ApiError> {
+    let started = Instant::now();
+    let hub = state.tokens.authenticate(request.headers())?.to_string();
+    let body = read_body(state, request.into_body()).await?;
+    let answer = store(state, &hub, parse(&body)?).await?;
     state
         .metrics
         .request_seconds

@@ -119,11 +119,7 @@ fn json_error_kind(e: &serde_json::Error) -> String {
 pub fn parse_feed(kind: &str, version: u32, body: &[u8]) -> Result<Vec<Candidate>, ApiError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let header_line = body.split(|b| *b == b'\n').next().unwrap_or_default();
-    let delimiter = if header_line.contains(&b';') && !header_line.contains(&b',') {
-        b';'
-    } else {
-        b','
-    };
+    let delimiter = techmon_schemas::csv_delimiter(header_line);
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .flexible(true)

@@ -89,8 +89,8 @@ pub mod validate;
 
 pub use event::*;
 pub use registry::{
-    catalogue, envelope_schema, kinds, latest_version, payload_schema, record_from_csv, schema,
-    validate_event,
+    catalogue, csv_delimiter, envelope_schema, kinds, latest_version, payload_schema,
+    record_from_csv, schema, validate_event,
 };
 pub use validate::FieldError;
 

@@ -719,6 +719,16 @@ fn header_name(header: &str) -> &str {
     header.trim_start_matches('\u{feff}').trim()
 }
 
+/// The separator of a CSV feed, from its header row: `;` when the header has
+/// semicolons and no commas (as Dutch spreadsheet exports do), else `,`.
+pub fn csv_delimiter(header_line: &[u8]) -> u8 {
+    if header_line.contains(&b';') && !header_line.contains(&b',') {
+        b';'
+    } else {
+        b','
+    }
+}
+
 /// Builds an event record from one CSV row of a feed of `kind` events, to be
 /// checked with [`validate_event`].
 ///
