@@ -21,15 +21,23 @@ const HUBS: [&str; 4] = [
     "techniekbrouwerij",
 ];
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct IngestBench {
+    #[arg(long, default_value_t = 1_000_000)]
     pub events: usize,
+    #[arg(long, default_value_t = 1000)]
     pub batch_size: usize,
+    /// Concurrent HTTP connections.
+    #[arg(long, default_value_t = 4)]
     pub connections: usize,
-    /// `embedded`, or `kafka` with `brokers`.
+    /// `embedded`, or `kafka` with `--brokers`.
+    #[arg(long, default_value = "embedded")]
     pub backend: String,
+    /// Kafka bootstrap servers.
+    #[arg(long)]
     pub brokers: Option<String>,
     /// Also write the events as `key<TAB>json` lines, for a plain producer to send.
+    #[arg(long)]
     pub keyed_ndjson: Option<PathBuf>,
 }
 

@@ -68,24 +68,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Push realistic events over HTTP to a `techmon serve` child process.
-    Ingest {
-        #[arg(long, default_value_t = 1_000_000)]
-        events: usize,
-        #[arg(long, default_value_t = 1000)]
-        batch_size: usize,
-        /// Concurrent HTTP connections.
-        #[arg(long, default_value_t = 4)]
-        connections: usize,
-        /// `embedded` or `kafka`.
-        #[arg(long, default_value = "embedded")]
-        backend: String,
-        /// Kafka bootstrap servers (with `--backend kafka`).
-        #[arg(long)]
-        brokers: Option<String>,
-        /// Also write the events as `key<TAB>json` lines, for a plain producer.
-        #[arg(long)]
-        keyed_ndjson: Option<PathBuf>,
-    },
+    Ingest(crate::bench::IngestBench),
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,24 +137,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Bench {
-            command:
-                BenchCommand::Ingest {
-                    events,
-                    batch_size,
-                    connections,
-                    backend,
-                    brokers,
-                    keyed_ndjson,
-                },
+            command: BenchCommand::Ingest(options),
         } => {
-            let options = crate::bench::IngestBench {
-                events,
-                batch_size,
-                connections,
-                backend,
-                brokers,
-                keyed_ndjson,
-            };
             let report = crate::bench::ingest(&options).await?;
             println!(
                 "ingest bench ({} backend): {} events ({} accepted) in {:.2}s = {:.0} events/s; server peak RSS {:.0} MiB",

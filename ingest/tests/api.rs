@@ -88,6 +88,14 @@ impl Server {
             .expect("request")
     }
 
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("GET")
+    }
+
     async fn push_ndjson(&self, token: &str, records: &[Value]) -> PushAnswer {
         let body: String = records.iter().map(|r| format!("{r}\n")).collect();
         let response = self
@@ -391,19 +399,9 @@ async fn when_the_log_is_down_the_answer_is_503_with_retry_after_and_nothing_is_
         "no record may be reported as accepted"
     );
 
-    let ready = server
-        .client
-        .get(format!("{}/readyz", server.url))
-        .send()
-        .await
-        .expect("readyz");
+    let ready = server.get("/readyz").await;
     assert_eq!(ready.status(), 503);
-    let health = server
-        .client
-        .get(format!("{}/healthz", server.url))
-        .send()
-        .await
-        .expect("healthz");
+    let health = server.get("/healthz").await;
     assert_eq!(health.status(), 200);
 }
 
@@ -551,12 +549,7 @@ async fn malformed_bodies_never_break_the_server() {
             assert_eq!(answer["error"]["code"], "malformed_body", "{shown:?}");
         }
     }
-    let health = server
-        .client
-        .get(format!("{}/healthz", server.url))
-        .send()
-        .await
-        .expect("healthz");
+    let health = server.get("/healthz").await;
     assert_eq!(health.status(), 200);
     assert!(server.stored().await.is_empty());
 }
@@ -564,15 +557,7 @@ async fn malformed_bodies_never_break_the_server() {
 #[tokio::test]
 async fn schemas_are_served_read_only() {
     let server = start().await;
-    let catalogue: Value = server
-        .client
-        .get(format!("{}/v1/schemas", server.url))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let catalogue: Value = server.get("/v1/schemas").await.json().await.expect("json");
     let kinds: Vec<&str> = catalogue
         .as_array()
         .or(catalogue["kinds"].as_array())
@@ -582,22 +567,12 @@ async fn schemas_are_served_read_only() {
         .collect();
     assert_eq!(kinds.len(), 12, "{kinds:?}");
     assert!(kinds.contains(&"consent_withdrawn"));
-    let schema = server
-        .client
-        .get(format!("{}/v1/schemas/activity_held/1", server.url))
-        .send()
-        .await
-        .expect("get");
+    let schema = server.get("/v1/schemas/activity_held/1").await;
     assert_eq!(schema.status(), 200);
     let schema: Value = schema.json().await.expect("json");
     assert_eq!(schema["properties"]["event_type"]["const"], "activity_held");
     assert!(schema["properties"]["payload"]["properties"]["worlds"].is_object());
-    let missing = server
-        .client
-        .get(format!("{}/v1/schemas/activity_held/7", server.url))
-        .send()
-        .await
-        .expect("get");
+    let missing = server.get("/v1/schemas/activity_held/7").await;
     assert_eq!(missing.status(), 404);
     let post = server
         .client
@@ -617,15 +592,7 @@ async fn metrics_count_accepted_rejected_and_duplicates() {
     server
         .push_ndjson(TOKEN_DEVENTER, &[record.clone(), record, bad])
         .await;
-    let text = server
-        .client
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("text");
+    let text = server.get("/metrics").await.text().await.expect("text");
     assert!(
         text.contains("techmon_ingest_records_accepted_total 1"),
         "{text}"
