@@ -1,0 +1,198 @@
+//! The research lake: one Delta table per table of [`crate::tables`], under one root
+//! (a local folder or an object-store URL). Each commit that adds rows carries, per
+//! log partition it covers, a Delta `txn` action: application id
+//! `techmon:<topic>:<partition>`, version = the last log offset covered. On start the
+//! transform resumes from these, so the lake, not a consumer group, is the truth.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use deltalake::arrow::array::RecordBatch;
+use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::{DeltaTable, DeltaTableError};
+use serde_json::{Map, Value};
+
+use crate::TransformError;
+use crate::tables::{PARTITION_COLUMN, TABLES, Table};
+
+pub struct Lake {
+    root: url::Url,
+    topic: String,
+    tables: HashMap<&'static str, DeltaTable>,
+}
+
+fn delta_error(table: &str, source: DeltaTableError) -> TransformError {
+    TransformError::Lake {
+        table: table.to_string(),
+        source: Box::new(source),
+    }
+}
+
+impl Lake {
+    /// Opens the lake at `root` (a folder is created when missing).
+    pub async fn open(root: &str, topic: &str) -> Result<Self, TransformError> {
+        if !root.contains("://") {
+            std::fs::create_dir_all(root).map_err(|source| TransformError::LakeFolder {
+                path: root.into(),
+                source,
+            })?;
+        }
+        let root_url = deltalake::ensure_table_uri(root).map_err(|e| delta_error("(root)", e))?;
+        let mut tables = HashMap::new();
+        for table in TABLES {
+            if !root.contains("://") {
+                let folder = std::path::Path::new(root).join(table.name);
+                std::fs::create_dir_all(&folder).map_err(|source| TransformError::LakeFolder {
+                    path: folder,
+                    source,
+                })?;
+            }
+            let url = table_url(&root_url, table.name).map_err(|e| delta_error(table.name, e))?;
+            let delta = DeltaTable::try_from_url(url)
+                .await
+                .map_err(|e| delta_error(table.name, e))?;
+            tables.insert(table.name, delta);
+        }
+        Ok(Self {
+            root: root_url,
+            topic: topic.to_string(),
+            tables,
+        })
+    }
+
+    pub fn root(&self) -> &url::Url {
+        &self.root
+    }
+
+    fn app_id(&self, partition: u32) -> String {
+        format!("techmon:{}:{partition}", self.topic)
+    }
+
+    /// The last log offset of `partition` each table holds, if any.
+    pub async fn positions(
+        &self,
+        partition: u32,
+    ) -> Result<HashMap<&'static str, Option<u64>>, TransformError> {
+        let mut out = HashMap::new();
+        for (name, table) in &self.tables {
+            let version = match table.snapshot() {
+                Ok(state) => state
+                    .transaction_version(table.log_store().as_ref(), self.app_id(partition))
+                    .await
+                    .map_err(|e| delta_error(name, e))?,
+                // A table that does not exist yet holds nothing.
+                Err(_) => None,
+            };
+            out.insert(*name, version.map(|v| v as u64));
+        }
+        Ok(out)
+    }
+
+    /// Appends rows to a table in one commit that records, for each (partition, last
+    /// offset), that the table holds that partition up to that offset.
+    pub async fn append(
+        &mut self,
+        table: &'static Table,
+        rows: &[Map<String, Value>],
+        covered: &[(u32, u64)],
+    ) -> Result<(), TransformError> {
+        let batch = to_batch(table, rows)?;
+        let transactions: Vec<Transaction> = covered
+            .iter()
+            .map(|(p, offset)| Transaction::new(self.app_id(*p), *offset as i64))
+            .collect();
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .build();
+        let current = self
+            .tables
+            .get(table.name)
+            .cloned()
+            .ok_or_else(|| TransformError::UnknownTable(table.name))?;
+        let written = current
+            .write(vec![batch])
+            .with_partition_columns([PARTITION_COLUMN])
+            .with_table_name(table.name)
+            .with_description(table.description)
+            .with_writer_properties(properties)
+            .with_commit_properties(
+                CommitProperties::default().with_application_transactions(transactions),
+            )
+            .await
+            .map_err(|e| delta_error(table.name, e))?;
+        self.tables.insert(table.name, written);
+        Ok(())
+    }
+
+    /// Deletes every row of these participants from the tables that hold pseudonyms.
+    pub async fn erase(&mut self, pseudonyms: &[String]) -> Result<u64, TransformError> {
+        if pseudonyms.is_empty() {
+            return Ok(0);
+        }
+        // Pseudonyms are hexadecimal: safe to quote as they are.
+        let list: Vec<String> = pseudonyms
+            .iter()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(|p| format!("'{p}'"))
+            .collect();
+        let predicate = format!("participant_pseudonym IN ({})", list.join(", "));
+        let mut deleted = 0;
+        for table in crate::tables::participant_tables() {
+            let Some(current) = self.tables.get(table.name).cloned() else {
+                continue;
+            };
+            if current.version().is_none() {
+                continue;
+            }
+            let (after, metrics) = current
+                .delete()
+                .with_predicate(predicate.clone())
+                .await
+                .map_err(|e| delta_error(table.name, e))?;
+            deleted += metrics.num_deleted_rows.unwrap_or(0) as u64;
+            self.tables.insert(table.name, after);
+        }
+        Ok(deleted)
+    }
+
+    /// The current version of each table that exists.
+    pub fn versions(&self) -> Vec<(&'static str, u64)> {
+        let mut out: Vec<_> = self
+            .tables
+            .iter()
+            .filter_map(|(n, t)| t.version().map(|v| (*n, v)))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+fn table_url(root: &url::Url, name: &str) -> Result<url::Url, DeltaTableError> {
+    let invalid =
+        |e: url::ParseError| DeltaTableError::InvalidTableLocation(format!("{root} + {name}: {e}"));
+    let base = if root.as_str().ends_with('/') {
+        root.clone()
+    } else {
+        url::Url::parse(&format!("{root}/")).map_err(invalid)?
+    };
+    base.join(&format!("{name}/")).map_err(invalid)
+}
+
+fn to_batch(table: &Table, rows: &[Map<String, Value>]) -> Result<RecordBatch, TransformError> {
+    let schema = table.arrow_schema();
+    let arrow = |source| TransformError::Rows {
+        table: table.name,
+        source,
+    };
+    let mut decoder = arrow_json::ReaderBuilder::new(Arc::clone(&schema))
+        .build_decoder()
+        .map_err(arrow)?;
+    decoder.serialize(rows).map_err(arrow)?;
+    decoder
+        .flush()
+        .map_err(arrow)?
+        .ok_or(TransformError::UnknownTable(table.name))
+}

@@ -1,0 +1,454 @@
+//! The transform: reads the event log, validates each event against the schema of
+//! its version, pseudonymises it, and writes it exactly once to the research lake
+//! (Delta tables, one per kind of fact). Events it cannot transform go to the dead
+//! letters in the raw zone. A `consent_withdrawn` event erases the participant from
+//! every table and drops their later events.
+//!
+//! Exactly once: each lake commit records the log positions it covers (see
+//! [`lake`]); a restart resumes from those, skips what a table already holds, and
+//! drops a second copy of an event id seen at another position.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use techmon_eventlog::{EventLog, LogError, StoredRecord};
+use techmon_schemas::{Event, Payload};
+
+pub mod lake;
+pub mod pseudonym;
+pub mod state;
+pub mod tables;
+
+use pseudonym::{Person, PseudonymKey};
+use state::{DeadLetter, DeadLetterReason, State, StateChanges};
+
+/// Environment variable that may hold the pseudonym key (instead of a key file).
+pub const KEY_ENV: &str = "TECHMON_PSEUDONYM_KEY";
+
+/// Transform configuration (`[transform]` in techmon's configuration).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The research lake: a folder or an object-store URL.
+    pub lake: String,
+    /// The raw zone (personal data allowed): transform state, dead letters, and the
+    /// generated pseudonym key when none is configured.
+    pub raw: PathBuf,
+    /// Stored with every pseudonym, so a key rotation can tell them apart.
+    pub pseudonym_key_id: String,
+    /// File holding the pseudonym key; default `<raw>/pseudonym.key`, created with a
+    /// random key when missing. `TECHMON_PSEUDONYM_KEY` overrides both.
+    #[serde(default)]
+    pub pseudonym_key_file: Option<PathBuf>,
+    /// Records read per partition per round (bounds a commit, and memory).
+    pub max_records_per_partition: usize,
+    /// Wait between rounds when the log has nothing new.
+    pub poll_interval_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransformError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("lake table {table}: {source}")]
+    Lake {
+        table: String,
+        #[source]
+        source: Box<deltalake::DeltaTableError>,
+    },
+    #[error("cannot create the lake folder {path}: {source}")]
+    LakeFolder {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("rows for lake table {table}: {source}")]
+    Rows {
+        table: &'static str,
+        #[source]
+        source: deltalake::arrow::error::ArrowError,
+    },
+    #[error("no lake table {0}")]
+    UnknownTable(&'static str),
+    #[error("transform state at {path}: {source}")]
+    State {
+        path: PathBuf,
+        #[source]
+        source: Box<redb::Error>,
+    },
+    #[error("pseudonym key file {path}: {source}")]
+    PseudonymKeyFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("pseudonym key {key_id} is shorter than {min_bytes} bytes")]
+    WeakPseudonymKey { key_id: String, min_bytes: usize },
+}
+
+impl TransformError {
+    /// Whether running again later may succeed (the log or the lake's storage was
+    /// unavailable), as opposed to a configuration or data problem.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            TransformError::Log(e) => e.is_retryable(),
+            TransformError::Lake { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// Counts of one round or run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub read: usize,
+    pub written: usize,
+    pub dead_letters: usize,
+    pub duplicates: usize,
+    pub dropped_after_withdrawal: usize,
+    pub erased_rows: u64,
+}
+
+impl std::ops::AddAssign for Progress {
+    fn add_assign(&mut self, o: Self) {
+        self.read += o.read;
+        self.written += o.written;
+        self.dead_letters += o.dead_letters;
+        self.duplicates += o.duplicates;
+        self.dropped_after_withdrawal += o.dropped_after_withdrawal;
+        self.erased_rows += o.erased_rows;
+    }
+}
+
+pub struct Transform {
+    log: Arc<dyn EventLog>,
+    lake: lake::Lake,
+    state: State,
+    key: PseudonymKey,
+    max_records: usize,
+    poll: Duration,
+    /// Per partition: the next offset to read.
+    next: Vec<u64>,
+    /// Per table, per partition: the last offset the table holds.
+    held: HashMap<&'static str, Vec<Option<u64>>>,
+}
+
+fn load_key(config: &Config) -> Result<PseudonymKey, TransformError> {
+    if let Ok(secret) = std::env::var(KEY_ENV) {
+        return PseudonymKey::new(&config.pseudonym_key_id, secret.into_bytes());
+    }
+    match &config.pseudonym_key_file {
+        Some(path) => PseudonymKey::from_file(&config.pseudonym_key_id, path, false),
+        None => PseudonymKey::from_file(
+            &config.pseudonym_key_id,
+            &config.raw.join("pseudonym.key"),
+            true,
+        ),
+    }
+}
+
+impl Transform {
+    /// Opens the lake and the state, and finds where each partition resumes.
+    pub async fn open(
+        config: &Config,
+        log: Arc<dyn EventLog>,
+        topic: &str,
+    ) -> Result<Self, TransformError> {
+        let key = load_key(config)?;
+        let lake = lake::Lake::open(&config.lake, topic).await?;
+        let state = State::open(&config.raw)?;
+        let partitions = log.partitions();
+        let mut held: HashMap<&'static str, Vec<Option<u64>>> = tables::TABLES
+            .iter()
+            .map(|t| (t.name, vec![None; partitions as usize]))
+            .collect();
+        let mut next = vec![0; partitions as usize];
+        for partition in 0..partitions {
+            let positions = lake.positions(partition).await?;
+            for (table, offset) in positions {
+                if let Some(slots) = held.get_mut(table) {
+                    slots[partition as usize] = offset;
+                }
+            }
+            // Resume where the table that is furthest behind left off.
+            next[partition as usize] = held
+                .values()
+                .map(|slots| slots[partition as usize].map_or(0, |o| o + 1))
+                .min()
+                .unwrap_or(0);
+        }
+        let mut transform = Self {
+            log,
+            lake,
+            state,
+            key,
+            max_records: config.max_records_per_partition.max(1),
+            poll: Duration::from_millis(config.poll_interval_ms),
+            next,
+            held,
+        };
+        // Finish erasures a crash interrupted.
+        transform.erase_pending().await?;
+        Ok(transform)
+    }
+
+    pub fn lake(&self) -> &lake::Lake {
+        &self.lake
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Reads one round from every partition and commits it. Returns what it did.
+    pub async fn round(&mut self) -> Result<Progress, TransformError> {
+        let mut progress = Progress::default();
+        let mut rows: HashMap<&'static str, Vec<Map<String, Value>>> = HashMap::new();
+        let mut changes = StateChanges::default();
+        let mut round_links: HashMap<(String, String), String> = HashMap::new();
+        let mut read_to = Vec::new();
+        for partition in 0..self.log.partitions() {
+            let records = self
+                .log
+                .read(partition, self.next[partition as usize], self.max_records)
+                .await?;
+            let Some(last) = records.last().map(|r| r.offset) else {
+                continue;
+            };
+            progress.read += records.len();
+            for record in &records {
+                self.transform_record(
+                    record,
+                    &mut rows,
+                    &mut changes,
+                    &mut round_links,
+                    &mut progress,
+                );
+            }
+            read_to.push((partition, last));
+        }
+        if progress.read == 0 {
+            return Ok(progress);
+        }
+        // State first: links and withdrawals are derived deterministically from the
+        // log, so a crash before the lake commits only repeats the same work.
+        changes.links.extend(round_links);
+        let withdrawn_now = changes.withdrawn.clone();
+        self.state.apply(changes)?;
+        // Every table written covers every partition read in this round: what of it
+        // belonged to the table is in this commit.
+        for (name, table_rows) in rows {
+            let table = tables::table(name).ok_or(TransformError::UnknownTable(name))?;
+            self.lake.append(table, &table_rows, &read_to).await?;
+            progress.written += table_rows.len();
+            if let Some(slots) = self.held.get_mut(name) {
+                for (partition, last) in &read_to {
+                    slots[*partition as usize] = Some(*last);
+                }
+            }
+        }
+        for (partition, last) in read_to {
+            self.next[partition as usize] = last + 1;
+        }
+        if !withdrawn_now.is_empty() {
+            progress.erased_rows += self.erase_pending().await?;
+        }
+        Ok(progress)
+    }
+
+    fn transform_record(
+        &self,
+        record: &StoredRecord,
+        rows: &mut HashMap<&'static str, Vec<Map<String, Value>>>,
+        changes: &mut StateChanges,
+        round_links: &mut HashMap<(String, String), String>,
+        progress: &mut Progress,
+    ) {
+        let (partition, offset) = (record.partition, record.offset);
+        let event = match parse(record) {
+            Ok(event) => event,
+            Err((reason, detail)) => {
+                progress.dead_letters += 1;
+                changes.dead_letters.push(DeadLetter {
+                    partition,
+                    offset,
+                    event_id: Some(record.event_id),
+                    reason,
+                    detail,
+                    dead_at: chrono::Utc::now(),
+                    payload: String::from_utf8_lossy(&record.payload).into_owned(),
+                });
+                return;
+            }
+        };
+        let first_this_round = *changes
+            .seen
+            .entry(event.event_id)
+            .or_insert((partition, offset));
+        if self.state.seen_elsewhere(event.event_id, partition, offset)
+            || first_this_round != (partition, offset)
+        {
+            progress.duplicates += 1;
+            return;
+        }
+        let linked = |hub: &str, reference: &str| {
+            round_links
+                .get(&(hub.to_string(), reference.to_string()))
+                .or_else(|| self.state.linked(hub, reference))
+                .cloned()
+        };
+        let subject = participant_pseudonym(&event, &self.key, &linked);
+        if let Payload::ConsentWithdrawn(_) = &event.payload {
+            if let Some(pseudonym) = subject {
+                changes.withdrawn.push(pseudonym);
+            }
+            return;
+        }
+        if subject
+            .as_ref()
+            .is_some_and(|p| self.state.is_withdrawn(p) || changes.withdrawn.contains(p))
+        {
+            progress.dropped_after_withdrawal += 1;
+            return;
+        }
+        let ctx = tables::RowContext {
+            key: &self.key,
+            partition,
+            offset,
+            linked: &linked,
+        };
+        let Some((table, row)) = tables::row(&event, &ctx) else {
+            return;
+        };
+        if let Payload::ParticipantRegistered(p) = &event.payload {
+            if let Some(Value::String(pseudonym)) = row.get("participant_pseudonym") {
+                round_links.insert(
+                    (event.hub_id.clone(), p.participant_ref.clone()),
+                    pseudonym.clone(),
+                );
+            }
+        }
+        let already_held = self
+            .held
+            .get(table)
+            .and_then(|slots| slots[partition as usize])
+            .is_some_and(|held| offset <= held);
+        if !already_held {
+            rows.entry(table).or_default().push(row);
+        }
+    }
+
+    async fn erase_pending(&mut self) -> Result<u64, TransformError> {
+        let pending = self.state.pending_erasures();
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let erased = self.lake.erase(&pending).await?;
+        self.state.mark_erased(&pending)?;
+        tracing::info!(
+            participants = pending.len(),
+            rows = erased,
+            "consent withdrawn: rows erased from the lake"
+        );
+        Ok(erased)
+    }
+
+    /// Runs rounds until every partition is read to its end offset (as it was when
+    /// called). For replays and tests.
+    pub async fn catch_up(&mut self) -> Result<Progress, TransformError> {
+        let mut ends = Vec::new();
+        for partition in 0..self.log.partitions() {
+            ends.push(self.log.end_offset(partition).await?);
+        }
+        let mut total = Progress::default();
+        while self.next.iter().zip(&ends).any(|(next, end)| next < end) {
+            total += self.round().await?;
+        }
+        Ok(total)
+    }
+
+    /// Runs rounds until `shutdown` completes, waiting `poll_interval_ms` when idle.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), TransformError> {
+        tokio::pin!(shutdown);
+        loop {
+            let progress = tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                progress = self.round() => progress?,
+            };
+            if progress.read > 0 {
+                tracing::info!(?progress, "transform round");
+                continue;
+            }
+            tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                _ = tokio::time::sleep(self.poll) => {}
+            }
+        }
+    }
+}
+
+/// The participant an event is about, as a pseudonym.
+fn participant_pseudonym(
+    event: &Event,
+    key: &PseudonymKey,
+    linked: &dyn Fn(&str, &str) -> Option<String>,
+) -> Option<String> {
+    let by_reference = |reference: &str| {
+        linked(&event.hub_id, reference).unwrap_or_else(|| {
+            key.participant(
+                &event.hub_id,
+                Person {
+                    reference,
+                    email: None,
+                    name: None,
+                    birth_date: None,
+                },
+            )
+        })
+    };
+    match &event.payload {
+        Payload::ParticipantRegistered(p) => Some(key.participant(
+            &event.hub_id,
+            Person {
+                reference: &p.participant_ref,
+                email: p.email.as_deref(),
+                name: Some(&p.name),
+                birth_date: p.birth_date,
+            },
+        )),
+        Payload::ParticipantAttended(a) => Some(by_reference(&a.participant_ref)),
+        Payload::SurveyAnswered(s) => s.participant_ref.as_deref().map(by_reference),
+        Payload::ProfileChosen(p) => p.participant_ref.as_deref().map(by_reference),
+        Payload::TrajectoryStarted(t) => Some(by_reference(&t.participant_ref)),
+        Payload::TrajectoryEnded(t) => Some(by_reference(&t.participant_ref)),
+        Payload::ConsentWithdrawn(c) => Some(by_reference(&c.participant_ref)),
+        _ => None,
+    }
+}
+
+/// Reads and validates a stored event; on failure, why (without values).
+fn parse(record: &StoredRecord) -> Result<Event, (DeadLetterReason, String)> {
+    let value: Value = serde_json::from_slice(&record.payload).map_err(|_| {
+        (
+            DeadLetterReason::Unreadable,
+            "the stored event is not JSON".to_string(),
+        )
+    })?;
+    techmon_schemas::validate_event(&value).map_err(|errors| {
+        let reason = match errors.first().map(|e| e.field.as_str()) {
+            Some("/schema_version") => DeadLetterReason::UnknownSchemaVersion,
+            Some("/event_type") => DeadLetterReason::UnknownEventKind,
+            _ => DeadLetterReason::Invalid,
+        };
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.reason))
+            .collect::<Vec<_>>()
+            .join("; ");
+        (reason, detail)
+    })
+}

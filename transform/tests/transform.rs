@@ -1,0 +1,426 @@
+//! The transform over a real embedded event log into a real Delta lake, read back
+//! with DataFusion.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use deltalake::DeltaTable;
+use deltalake::arrow::array::{Array, AsArray, RecordBatch};
+use deltalake::datafusion::prelude::SessionContext;
+use serde_json::{Value, json};
+use techmon_eventlog::embedded::EmbeddedLog;
+use techmon_eventlog::{EventLog, LogRecord};
+use techmon_transform::state::DeadLetterReason;
+use techmon_transform::{Config, Transform};
+use uuid::Uuid;
+
+const TOPIC: &str = "techmon.events";
+
+struct Setup {
+    dir: tempfile::TempDir,
+    log: Arc<dyn EventLog>,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Arc::new(EmbeddedLog::open(&dir.path().join("events.redb"), 3, 16).expect("log"));
+        Self { dir, log }
+    }
+
+    /// A Kafka topic, with its own id index: see the duplicate test.
+    async fn kafka(index: &str) -> (Self, String) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let topic = format!("transform-{}", Uuid::new_v4());
+        let log = kafka_log(&topic, &dir.path().join(index)).await;
+        (Self { dir, log }, topic)
+    }
+
+    fn config(&self) -> Config {
+        Config {
+            lake: self.dir.path().join("lake").to_string_lossy().into_owned(),
+            raw: self.dir.path().join("raw"),
+            pseudonym_key_id: "test-key-1".into(),
+            pseudonym_key_file: None,
+            max_records_per_partition: 40,
+            poll_interval_ms: 50,
+        }
+    }
+
+    async fn transform(&self) -> Transform {
+        Transform::open(&self.config(), self.log.clone(), TOPIC)
+            .await
+            .expect("open transform")
+    }
+
+    /// Appends events as ingest would (keyed by subject); returns their ids.
+    async fn append(&self, events: &[Value]) -> Vec<String> {
+        let records = events
+            .iter()
+            .map(|e| {
+                let event = techmon_schemas::validate_event(e).map(|ev| ev.subject_key());
+                LogRecord {
+                    key: event.unwrap_or_else(|_| "invalid".into()),
+                    event_id: Uuid::parse_str(e["event_id"].as_str().expect("id")).expect("uuid"),
+                    payload: e.to_string().into_bytes(),
+                }
+            })
+            .collect();
+        self.log.append(records).await.expect("append");
+        events
+            .iter()
+            .map(|e| e["event_id"].as_str().expect("id").to_string())
+            .collect()
+    }
+
+    fn lake(&self) -> std::path::PathBuf {
+        self.dir.path().join("lake")
+    }
+}
+
+fn envelope(kind: &str, hub: &str, payload: Value) -> Value {
+    json!({
+        "event_id": Uuid::new_v4(), "event_type": kind, "schema_version": 1, "hub_id": hub,
+        "occurred_at": "2024-10-03T09:00:00+02:00", "sent_at": "2024-10-03T18:00:00+02:00", "payload": payload
+    })
+}
+
+fn group(n: usize) -> Value {
+    envelope(
+        "group_participated",
+        "tec-deventer",
+        json!({
+            "activity_id": format!("act-{}", n % 7), "school_brin6": "12AB00", "sector": "PO", "groep": 1 + n % 8,
+            "school_year": "2024/25", "participants": {"girls": 10, "boys": 11, "other": 1}
+        }),
+    )
+}
+
+fn registration(hub: &str, reference: &str, name: &str, email: Option<&str>) -> Value {
+    let mut payload = json!({
+        "participant_ref": reference, "name": name, "phone": "+31 6 99887766", "birth_date": "2011-07-19",
+        "postcode": "7411 ZQ", "street_address": "Canarystraat 13", "pupil_number": "PUPIL-CANARY-42",
+        "gender": "female", "role": "pupil", "consent_research": true, "notes": "Canary free text note"
+    });
+    if let Some(email) = email {
+        payload["email"] = json!(email);
+    }
+    envelope("participant_registered", hub, payload)
+}
+
+fn attendance(hub: &str, reference: &str) -> Value {
+    envelope(
+        "participant_attended",
+        hub,
+        json!({"activity_id": "act-1", "participant_ref": reference}),
+    )
+}
+
+async fn kafka_log(topic: &str, index: &Path) -> Arc<dyn EventLog> {
+    let brokers = std::env::var("TECHMON_KAFKA_BROKERS")
+        .expect("TECHMON_KAFKA_BROKERS is not set: start a Kafka-protocol broker (bash .ci/test does) and set it");
+    let config = techmon_eventlog::kafka::KafkaConfig {
+        brokers,
+        create_topics: true,
+        replication_factor: 1,
+        message_timeout_ms: 10_000,
+        request_timeout_ms: 10_000,
+        event_id_index: index.to_path_buf(),
+        librdkafka: Default::default(),
+    };
+    Arc::new(
+        techmon_eventlog::kafka::KafkaLog::connect(&config, topic, 3)
+            .await
+            .expect("kafka log"),
+    )
+}
+
+/// Every row of a lake table, through DataFusion.
+async fn rows(lake: &Path, table: &str) -> Vec<RecordBatch> {
+    let url = deltalake::ensure_table_uri(lake.join(table).to_string_lossy()).expect("url");
+    let delta = DeltaTable::try_from_url(url).await.expect("table");
+    if delta.version().is_none() {
+        return vec![];
+    }
+    let ctx = SessionContext::new();
+    delta
+        .update_datafusion_session(&ctx.state())
+        .expect("session");
+    ctx.register_table(table, delta.table_provider().await.expect("provider"))
+        .expect("register");
+    ctx.sql(&format!("SELECT * FROM {table}"))
+        .await
+        .expect("sql")
+        .collect()
+        .await
+        .expect("collect")
+}
+
+fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let array = batch.column_by_name(column).expect("column");
+        let array =
+            deltalake::arrow::compute::cast(array, &deltalake::arrow::datatypes::DataType::Utf8)
+                .expect("cast");
+        let array = array.as_string::<i32>();
+        out.extend(
+            (0..array.len())
+                .filter(|i| array.is_valid(*i))
+                .map(|i| array.value(i).to_string()),
+        );
+    }
+    out
+}
+
+fn count(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::num_rows).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_lands_exactly_once_across_restarts_and_duplicates() {
+    let setup = Setup::new();
+    let groups: Vec<Value> = (0..150).map(group).collect();
+    let mut ids = setup.append(&groups).await;
+    // A schema version the transform does not know: a dead letter, not a row.
+    let mut future = group(999);
+    future["schema_version"] = json!(7);
+    setup.append(&[future.clone()]).await;
+
+    let mut transform = setup.transform().await;
+    let progress = transform.catch_up().await.expect("catch up");
+    assert_eq!(
+        (progress.read, progress.written, progress.dead_letters),
+        (151, 150, 1)
+    );
+    let letters = transform.state().dead_letters().expect("dead letters");
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].reason, DeadLetterReason::UnknownSchemaVersion);
+    assert_eq!(
+        letters[0].event_id.map(|u| u.to_string()).as_deref(),
+        future["event_id"].as_str()
+    );
+    drop(transform);
+
+    // A restart with nothing new writes nothing.
+    let mut transform = setup.transform().await;
+    assert_eq!(transform.catch_up().await.expect("catch up").written, 0);
+
+    let more: Vec<Value> = (150..230).map(group).collect();
+    ids.extend(setup.append(&more).await);
+    let progress = transform.catch_up().await.expect("catch up");
+    assert_eq!(progress.written, 80);
+    drop(transform);
+
+    let lake_rows = rows(&setup.lake(), "group_participations").await;
+    let mut lake_ids = strings(&lake_rows, "event_id");
+    lake_ids.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(
+        lake_ids, expected,
+        "every accepted event once, nothing else"
+    );
+    let totals = strings(&lake_rows, "participants_total");
+    assert!(totals.iter().all(|t| t == "22"), "girls + boys + other");
+    assert_eq!(
+        strings(&lake_rows, "school_year")
+            .iter()
+            .filter(|y| *y == "2024/25")
+            .count(),
+        230
+    );
+}
+
+/// Kafka can hold a second copy of an event: a producer that crashed after the
+/// broker's acknowledgement but before recording the id sends it again. The
+/// transform drops the copy by event id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_copy_of_an_event_in_kafka_lands_once() {
+    let (setup, topic) = Setup::kafka("first-index.redb").await;
+    let events: Vec<Value> = (0..30).map(group).collect();
+    let ids = setup.append(&events).await;
+    // A producer that lost its id index sends five of them again.
+    let forgetful = kafka_log(&topic, &setup.dir.path().join("second-index.redb")).await;
+    let copies = events[..5]
+        .iter()
+        .map(|e| LogRecord {
+            key: "copy".into(),
+            event_id: Uuid::parse_str(e["event_id"].as_str().expect("id")).expect("uuid"),
+            payload: e.to_string().into_bytes(),
+        })
+        .collect();
+    forgetful.append(copies).await.expect("append copies");
+
+    let mut transform = Transform::open(&setup.config(), setup.log.clone(), &topic)
+        .await
+        .expect("open");
+    let progress = transform.catch_up().await.expect("catch up");
+    assert_eq!(
+        (progress.read, progress.written, progress.duplicates),
+        (35, 30, 5)
+    );
+    drop(transform);
+    let mut lake_ids = strings(
+        &rows(&setup.lake(), "group_participations").await,
+        "event_id",
+    );
+    lake_ids.sort();
+    let mut expected = ids;
+    expected.sort();
+    assert_eq!(lake_ids, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn personal_data_never_reaches_the_lake_and_pseudonyms_link_hubs() {
+    let setup = Setup::new();
+    setup
+        .append(&[
+            registration(
+                "tec-deventer",
+                "d-1",
+                "Canary Jansen",
+                Some("canary.jansen@example.org"),
+            ),
+            registration(
+                "techniekbrouwerij",
+                "e-9",
+                "Canary Jansen",
+                Some("Canary.Jansen@Example.org"),
+            ),
+            registration("newtechpark", "n-5", "Other Canary", None),
+            attendance("tec-deventer", "d-1"),
+            attendance("techniekbrouwerij", "e-9"),
+        ])
+        .await;
+    let mut transform = setup.transform().await;
+    transform.catch_up().await.expect("catch up");
+    drop(transform);
+
+    for canary in [
+        "Canary",
+        "canary",
+        "99887766",
+        "2011-07-19",
+        "7411 ZQ",
+        "7411ZQ",
+        "Canarystraat",
+        "PUPIL-CANARY",
+        "free text",
+    ] {
+        for entry in walk(&setup.lake()) {
+            let bytes = std::fs::read(&entry).expect("read lake file");
+            assert!(
+                !bytes.windows(canary.len()).any(|w| w == canary.as_bytes()),
+                "{canary:?} found in {}",
+                entry.display()
+            );
+        }
+    }
+    let participants = rows(&setup.lake(), "participants").await;
+    let pseudonyms = strings(&participants, "participant_pseudonym");
+    assert_eq!(pseudonyms.len(), 3);
+    assert_eq!(
+        pseudonyms.iter().filter(|p| **p == pseudonyms[0]).count(),
+        2,
+        "one person at two hubs: {pseudonyms:?}"
+    );
+    assert_eq!(strings(&participants, "birth_year"), vec!["2011"; 3]);
+    assert_eq!(strings(&participants, "pc4"), vec!["7411"; 3]);
+    assert_eq!(
+        strings(&participants, "pseudonym_key_id"),
+        vec!["test-key-1"; 3]
+    );
+    let attendances = strings(
+        &rows(&setup.lake(), "attendances").await,
+        "participant_pseudonym",
+    );
+    assert_eq!(
+        attendances,
+        vec![pseudonyms[0].clone(); 2],
+        "attendance by reference links to the registration"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_withdrawal_erases_the_participant_and_drops_later_events() {
+    let setup = Setup::new();
+    setup
+        .append(&[
+            registration("tec-deventer", "d-1", "Anna", Some("anna@example.org")),
+            registration("tec-deventer", "d-2", "Bram", Some("bram@example.org")),
+            attendance("tec-deventer", "d-1"),
+            attendance("tec-deventer", "d-2"),
+        ])
+        .await;
+    let mut transform = setup.transform().await;
+    transform.catch_up().await.expect("catch up");
+    let before = strings(
+        &rows(&setup.lake(), "participants").await,
+        "participant_pseudonym",
+    );
+    assert_eq!(before.len(), 2);
+
+    setup
+        .append(&[
+            envelope(
+                "consent_withdrawn",
+                "tec-deventer",
+                json!({"participant_ref": "d-1"}),
+            ),
+            attendance("tec-deventer", "d-1"),
+            attendance("tec-deventer", "d-2"),
+        ])
+        .await;
+    let progress = transform.catch_up().await.expect("catch up");
+    assert_eq!(progress.erased_rows, 2, "one registration, one attendance");
+    assert_eq!(progress.dropped_after_withdrawal, 1);
+    drop(transform);
+
+    let participants = strings(
+        &rows(&setup.lake(), "participants").await,
+        "participant_pseudonym",
+    );
+    let attendances = strings(
+        &rows(&setup.lake(), "attendances").await,
+        "participant_pseudonym",
+    );
+    assert_eq!(participants.len(), 1);
+    let bram = participants[0].clone();
+    assert_eq!(attendances, vec![bram.clone(), bram.clone()]);
+    let anna: Vec<&String> = before.iter().filter(|p| **p != bram).collect();
+    assert_eq!(anna.len(), 1);
+
+    // Nor does a restart bring anything of hers back.
+    let mut transform = setup.transform().await;
+    transform.catch_up().await.expect("catch up");
+    drop(transform);
+    let all: HashMap<&str, usize> = HashMap::from([
+        (
+            "participants",
+            count(&rows(&setup.lake(), "participants").await),
+        ),
+        (
+            "attendances",
+            count(&rows(&setup.lake(), "attendances").await),
+        ),
+    ]);
+    assert_eq!(
+        all,
+        HashMap::from([("participants", 1), ("attendances", 2)])
+    );
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
