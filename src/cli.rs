@@ -25,8 +25,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the services (ingest on the event log) in one process.
+    /// Run the services (ingest and the transform, on one event log) in one process.
     Serve,
+    /// Run the transform alone: event log → research lake, until stopped.
+    Transform,
+    /// Events the transform could not transform (kept in the raw zone).
+    Deadletters {
+        #[command(subcommand)]
+        command: DeadLetterCommand,
+    },
     /// Send event files (JSON array, NDJSON, CSV) to an ingest service.
     Push {
         /// Files to send, in order.
@@ -72,6 +79,12 @@ pub enum BenchCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum DeadLetterCommand {
+    /// List them: log position, event id, reason (the events themselves stay in the raw zone).
+    List,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Make a new random token for a hub and print the configuration lines for it.
     New {
@@ -87,6 +100,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => {
             let config = load_config()?;
             crate::serve::run(&config, shutdown_signal()).await?;
+        }
+        Command::Transform => {
+            let config = load_config()?;
+            let log = techmon_eventlog::open(&config.log).await?;
+            let transform =
+                techmon_transform::Transform::open(&config.transform, log, &config.log.topic)
+                    .await?;
+            transform.run(shutdown_signal()).await?;
+        }
+        Command::Deadletters {
+            command: DeadLetterCommand::List,
+        } => {
+            let config = load_config()?;
+            let state = techmon_transform::state::State::open(&config.transform.raw)?;
+            let letters = state.dead_letters()?;
+            for letter in &letters {
+                println!(
+                    "partition {} offset {}\t{}\t{:?}\t{}\t{}",
+                    letter.partition,
+                    letter.offset,
+                    letter.event_id.map(|id| id.to_string()).unwrap_or_default(),
+                    letter.reason,
+                    letter.dead_at.to_rfc3339(),
+                    letter.detail
+                );
+            }
+            println!("{} dead letters", letters.len());
         }
         Command::Push {
             files,

@@ -12,6 +12,7 @@ const DEFAULTS: &str = include_str!("../config/default.toml");
 pub struct TechmonConfig {
     pub log: techmon_eventlog::Config,
     pub ingest: techmon_ingest::Config,
+    pub transform: techmon_transform::Config,
 }
 
 /// Loads the configuration. Unknown keys anywhere are errors, so a typo cannot

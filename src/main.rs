@@ -11,9 +11,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            EnvFilter::new("info,deltalake_core=warn,buoyant_kernel=warn,datafusion=warn")
+        }))
         .with_writer(std::io::stderr)
         .init();
     match techmon::cli::run(techmon::cli::Cli::parse()).await {
