@@ -1,0 +1,224 @@
+//! Crashes: `techmon serve` (ingest + transform) is killed with SIGKILL at random
+//! moments, at least 20 times, while a hub keeps pushing (and re-sending what was not
+//! answered). At the end every event the service acknowledged is in the lake exactly
+//! once — on the embedded log and on Kafka (`TECHMON_KAFKA_BROKERS`).
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use deltalake::DeltaTable;
+use deltalake::arrow::array::{Array, AsArray};
+use deltalake::datafusion::prelude::SessionContext;
+use rand::Rng;
+use serde_json::{Value, json};
+use techmon_ingest::{PushAnswer, RecordStatus};
+use uuid::Uuid;
+
+const KILLS: usize = 20;
+const TOKEN: &str = "dev-token-tec-deventer";
+
+struct Service {
+    child: Child,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &Path, port: u16, backend: &str, topic: &str) -> Service {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_techmon"));
+    command
+        .arg("serve")
+        .current_dir(dir)
+        .env("TECHMON__INGEST__LISTEN", format!("127.0.0.1:{port}"))
+        .env("TECHMON__LOG__BACKEND", backend)
+        .env("TECHMON__LOG__TOPIC", topic)
+        .env("TECHMON__TRANSFORM__MAX_RECORDS_PER_PARTITION", "200")
+        .env("TECHMON__TRANSFORM__POLL_INTERVAL_MS", "20")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Ok(brokers) = std::env::var("TECHMON_KAFKA_BROKERS") {
+        command.env("TECHMON__LOG__KAFKA__BROKERS", brokers);
+    }
+    Service {
+        child: command.spawn().expect("start techmon serve"),
+    }
+}
+
+fn event(n: usize) -> Value {
+    let (kind, payload) = match n % 3 {
+        0 => (
+            "group_participated",
+            json!({"activity_id": format!("a-{}", n % 11), "school_brin6": "12AB00", "sector": "PO", "groep": 1 + n % 8,
+                   "school_year": "2024/25", "participants": {"girls": 9, "boys": 8}}),
+        ),
+        1 => (
+            "activity_held",
+            json!({"activity_id": format!("a-{n}"), "activity_type": "workshop", "title": "Solderen",
+                   "starts_at": "2024-11-05T13:00:00+01:00", "ends_at": "2024-11-05T15:00:00+01:00",
+                   "worlds": [6], "target_groups": ["vo"]}),
+        ),
+        _ => (
+            "survey_answered",
+            json!({"activity_id": format!("a-{}", n % 11), "respondent_role": "pupil", "score": 4, "scale_max": 5}),
+        ),
+    };
+    json!({"event_id": Uuid::new_v4(), "event_type": kind, "schema_version": 1, "hub_id": "tec-deventer",
+           "occurred_at": "2024-11-05T13:00:00+01:00", "sent_at": "2024-11-05T18:00:00+01:00", "payload": payload})
+}
+
+/// Pushes batches until `stop`, re-sending a batch until it is answered; returns the
+/// ids the service acknowledged (accepted, or duplicate of an earlier acceptance).
+async fn push_until(url: String, stop: tokio::sync::watch::Receiver<bool>) -> HashSet<String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let mut acknowledged = HashSet::new();
+    let mut n = 0;
+    while !*stop.borrow() {
+        let batch: Vec<Value> = (0..40).map(|i| event(n + i)).collect();
+        n += batch.len();
+        let body: String = batch.iter().map(|e| format!("{e}\n")).collect();
+        loop {
+            let sent = client
+                .post(format!("{url}/v1/events"))
+                .bearer_auth(TOKEN)
+                .header("content-type", "application/x-ndjson")
+                .body(body.clone())
+                .send()
+                .await;
+            let answer = match sent {
+                Ok(response) if response.status().is_success() => {
+                    response.json::<PushAnswer>().await.ok()
+                }
+                _ => None,
+            };
+            if let Some(answer) = answer {
+                for result in answer.results {
+                    assert_ne!(result.status, RecordStatus::Rejected, "{:?}", result.errors);
+                    acknowledged.insert(result.event_id.expect("id").to_string());
+                }
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    acknowledged
+}
+
+async fn lake_event_ids(lake: &Path) -> Vec<String> {
+    let mut ids = Vec::new();
+    for table in ["group_participations", "activities", "survey_answers"] {
+        let Ok(url) = deltalake::ensure_table_uri(lake.join(table).to_string_lossy()) else {
+            continue;
+        };
+        let Ok(delta) = DeltaTable::try_from_url(url).await else {
+            continue;
+        };
+        if delta.version().is_none() {
+            continue;
+        }
+        let ctx = SessionContext::new();
+        delta
+            .update_datafusion_session(&ctx.state())
+            .expect("session");
+        ctx.register_table("t", delta.table_provider().await.expect("provider"))
+            .expect("register");
+        let batches = ctx
+            .sql("SELECT event_id FROM t")
+            .await
+            .expect("sql")
+            .collect()
+            .await
+            .expect("collect");
+        for batch in batches {
+            let column = deltalake::arrow::compute::cast(
+                batch.column(0),
+                &deltalake::arrow::datatypes::DataType::Utf8,
+            )
+            .expect("event ids as text");
+            let column = column.as_string::<i32>();
+            ids.extend((0..column.len()).map(|i| column.value(i).to_string()));
+        }
+    }
+    ids
+}
+
+async fn kill_loop(backend: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let topic = format!("kill-loop-{}", Uuid::new_v4());
+    let url = format!("http://127.0.0.1:{port}");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let pusher = tokio::spawn(push_until(url.clone(), stopped));
+    let mut rng = rand::rng();
+    for _ in 0..KILLS {
+        let mut service = start(dir.path(), port, backend, &topic);
+        tokio::time::sleep(Duration::from_millis(rng.random_range(300..1200))).await;
+        service.child.kill().expect("SIGKILL");
+        service.child.wait().expect("reap");
+    }
+    let service = start(dir.path(), port, backend, &topic);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.send(true).expect("stop pusher");
+    let acknowledged = pusher.await.expect("pusher");
+    assert!(
+        acknowledged.len() > 200,
+        "too little got through to test anything: {}",
+        acknowledged.len()
+    );
+
+    // Wait for the transform to catch up with everything acknowledged.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let lake = dir.path().join("techmon-data/lake");
+    let mut ids = lake_event_ids(&lake).await;
+    while ids.len() < acknowledged.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        ids = lake_event_ids(&lake).await;
+    }
+    drop(service);
+    let unique: HashSet<String> = ids.iter().cloned().collect();
+    assert_eq!(
+        unique.len(),
+        ids.len(),
+        "{} rows written twice",
+        ids.len() - unique.len()
+    );
+    let missing = acknowledged.difference(&unique).count();
+    assert_eq!(
+        missing, 0,
+        "{missing} acknowledged events are not in the lake"
+    );
+    // Every batch is re-sent until answered, so nothing is in the lake unacknowledged.
+    assert_eq!(unique, acknowledged);
+    eprintln!(
+        "{backend}: {} acknowledged events, {} in the lake, after {KILLS} kills",
+        acknowledged.len(),
+        unique.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_event_is_in_the_lake_once_after_20_kills_embedded() {
+    kill_loop("embedded").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_event_is_in_the_lake_once_after_20_kills_kafka() {
+    assert!(
+        std::env::var("TECHMON_KAFKA_BROKERS").is_ok(),
+        "TECHMON_KAFKA_BROKERS is not set: bash .ci/test starts a broker"
+    );
+    kill_loop("kafka").await;
+}
