@@ -29,6 +29,15 @@ pub enum Command {
     Serve,
     /// Run the transform alone: event log → research lake, until stopped.
     Transform,
+    /// Rebuild the lake from the event log into a new location (same pseudonym key).
+    Replay {
+        /// The new lake (a folder or URL); must not hold the tables yet.
+        #[arg(long)]
+        to: String,
+        /// The new raw zone for the replay's own state [default: <to>-raw].
+        #[arg(long)]
+        raw: Option<PathBuf>,
+    },
     /// Events the transform could not transform (kept in the raw zone).
     Deadletters {
         #[command(subcommand)]
@@ -108,6 +117,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 techmon_transform::Transform::open(&config.transform, log, &config.log.topic)
                     .await?;
             transform.run(shutdown_signal()).await?;
+        }
+        Command::Replay { to, raw } => {
+            let config = load_config()?;
+            let raw =
+                raw.unwrap_or_else(|| PathBuf::from(format!("{}-raw", to.trim_end_matches('/'))));
+            let replay = techmon_transform::replay_config(&config.transform, &to, raw);
+            let log = techmon_eventlog::open(&config.log).await?;
+            let mut transform =
+                techmon_transform::Transform::open(&replay, log, &config.log.topic).await?;
+            let started = std::time::Instant::now();
+            let total = transform
+                .catch_up_reporting(|progress, done, to_read| {
+                    let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
+                    eprint!(
+                        "\rreplay: {done} of {to_read} events ({rate:.0}/s), {} rows written, {} dead letters   ",
+                        progress.written, progress.dead_letters
+                    );
+                })
+                .await?;
+            eprintln!();
+            println!(
+                "replayed {} events into {to}: {} rows, {} dead letters, {} duplicates dropped",
+                total.read, total.written, total.dead_letters, total.duplicates
+            );
         }
         Command::Deadletters {
             command: DeadLetterCommand::List,

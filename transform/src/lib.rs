@@ -360,13 +360,25 @@ impl Transform {
     /// Runs rounds until every partition is read to its end offset (as it was when
     /// called). For replays and tests.
     pub async fn catch_up(&mut self) -> Result<Progress, TransformError> {
+        self.catch_up_reporting(|_, _, _| {}).await
+    }
+
+    /// [`Transform::catch_up`], calling `report(progress so far, records read, records
+    /// to read)` after every round.
+    pub async fn catch_up_reporting(
+        &mut self,
+        mut report: impl FnMut(&Progress, u64, u64),
+    ) -> Result<Progress, TransformError> {
         let mut ends = Vec::new();
         for partition in 0..self.log.partitions() {
             ends.push(self.log.end_offset(partition).await?);
         }
+        let start: u64 = self.next.iter().sum();
+        let to_read = ends.iter().sum::<u64>().saturating_sub(start);
         let mut total = Progress::default();
         while self.next.iter().zip(&ends).any(|(next, end)| next < end) {
             total += self.round().await?;
+            report(&total, self.next.iter().sum::<u64>() - start, to_read);
         }
         Ok(total)
     }
@@ -388,6 +400,21 @@ impl Transform {
                 _ = tokio::time::sleep(self.poll) => {}
             }
         }
+    }
+}
+
+/// The configuration of a replay into a new lake (`lake`) with a new raw zone (`raw`)
+/// but the same pseudonym key, so the rebuilt lake equals the original.
+pub fn replay_config(config: &Config, lake: &str, raw: PathBuf) -> Config {
+    let key_file = config
+        .pseudonym_key_file
+        .clone()
+        .unwrap_or_else(|| config.raw.join("pseudonym.key"));
+    Config {
+        lake: lake.to_string(),
+        raw,
+        pseudonym_key_file: Some(key_file),
+        ..config.clone()
     }
 }
 
