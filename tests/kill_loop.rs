@@ -3,14 +3,12 @@
 //! answered). At the end every event the service acknowledged is in the lake exactly
 //! once — on the embedded log and on Kafka (`TECHMON_KAFKA_BROKERS`).
 
+mod common;
+
 use std::collections::HashSet;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use deltalake::DeltaTable;
-use deltalake::arrow::array::{Array, AsArray};
-use deltalake::datafusion::prelude::SessionContext;
+use common::{lake_event_ids, start};
 use rand::Rng;
 use serde_json::{Value, json};
 use techmon_ingest::{PushAnswer, RecordStatus};
@@ -18,38 +16,7 @@ use uuid::Uuid;
 
 const KILLS: usize = 20;
 const TOKEN: &str = "dev-token-tec-deventer";
-
-struct Service {
-    child: Child,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &Path, port: u16, backend: &str, topic: &str) -> Service {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_techmon"));
-    command
-        .arg("serve")
-        .current_dir(dir)
-        .env("TECHMON__INGEST__LISTEN", format!("127.0.0.1:{port}"))
-        .env("TECHMON__LOG__BACKEND", backend)
-        .env("TECHMON__LOG__TOPIC", topic)
-        .env("TECHMON__TRANSFORM__MAX_RECORDS_PER_PARTITION", "200")
-        .env("TECHMON__TRANSFORM__POLL_INTERVAL_MS", "20")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if let Ok(brokers) = std::env::var("TECHMON_KAFKA_BROKERS") {
-        command.env("TECHMON__LOG__KAFKA__BROKERS", brokers);
-    }
-    Service {
-        child: command.spawn().expect("start techmon serve"),
-    }
-}
+const TABLES: [&str; 3] = ["group_participations", "activities", "survey_answers"];
 
 fn event(n: usize) -> Value {
     let (kind, payload) = match n % 3 {
@@ -113,44 +80,6 @@ async fn push_until(url: String, stop: tokio::sync::watch::Receiver<bool>) -> Ha
     acknowledged
 }
 
-async fn lake_event_ids(lake: &Path) -> Vec<String> {
-    let mut ids = Vec::new();
-    for table in ["group_participations", "activities", "survey_answers"] {
-        let Ok(url) = deltalake::ensure_table_uri(lake.join(table).to_string_lossy()) else {
-            continue;
-        };
-        let Ok(delta) = DeltaTable::try_from_url(url).await else {
-            continue;
-        };
-        if delta.version().is_none() {
-            continue;
-        }
-        let ctx = SessionContext::new();
-        delta
-            .update_datafusion_session(&ctx.state())
-            .expect("session");
-        ctx.register_table("t", delta.table_provider().await.expect("provider"))
-            .expect("register");
-        let batches = ctx
-            .sql("SELECT event_id FROM t")
-            .await
-            .expect("sql")
-            .collect()
-            .await
-            .expect("collect");
-        for batch in batches {
-            let column = deltalake::arrow::compute::cast(
-                batch.column(0),
-                &deltalake::arrow::datatypes::DataType::Utf8,
-            )
-            .expect("event ids as text");
-            let column = column.as_string::<i32>();
-            ids.extend((0..column.len()).map(|i| column.value(i).to_string()));
-        }
-    }
-    ids
-}
-
 async fn kill_loop(backend: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -164,12 +93,12 @@ async fn kill_loop(backend: &str) {
     let pusher = tokio::spawn(push_until(url.clone(), stopped));
     let mut rng = rand::rng();
     for _ in 0..KILLS {
-        let mut service = start(dir.path(), port, backend, &topic);
+        let mut service = start(dir.path(), port, backend, &topic, &[]);
         tokio::time::sleep(Duration::from_millis(rng.random_range(300..1200))).await;
         service.child.kill().expect("SIGKILL");
         service.child.wait().expect("reap");
     }
-    let service = start(dir.path(), port, backend, &topic);
+    let service = start(dir.path(), port, backend, &topic, &[]);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stop.send(true).expect("stop pusher");
     let acknowledged = pusher.await.expect("pusher");
@@ -182,13 +111,17 @@ async fn kill_loop(backend: &str) {
     // Wait for the transform to catch up with everything acknowledged.
     let deadline = Instant::now() + Duration::from_secs(120);
     let lake = dir.path().join("techmon-data/lake");
-    let mut ids = lake_event_ids(&lake).await;
+    let mut ids = lake_event_ids(&lake, &TABLES).await;
     while ids.len() < acknowledged.len() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        ids = lake_event_ids(&lake).await;
+        ids = lake_event_ids(&lake, &TABLES).await;
     }
     drop(service);
     let unique: HashSet<String> = ids.iter().cloned().collect();
+    if unique.len() != ids.len() && std::env::var("TECHMON_KEEP_FAILED").is_ok() {
+        eprintln!("kept {}", dir.keep().display());
+        panic!("duplicates");
+    }
     assert_eq!(
         unique.len(),
         ids.len(),

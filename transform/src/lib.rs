@@ -240,15 +240,28 @@ impl Transform {
         let withdrawn_now = changes.withdrawn.clone();
         self.state.apply(changes)?;
         // Every table written covers every partition read in this round: what of it
-        // belonged to the table is in this commit.
+        // belonged to the table is in this commit. A table can be ahead of the round
+        // (the round resumed behind it, for another table): its position never moves
+        // back, or rows it holds would be written again.
         for (name, table_rows) in rows {
             let table = tables::table(name).ok_or(TransformError::UnknownTable(name))?;
-            self.lake.append(table, &table_rows, &read_to).await?;
+            let slots = self
+                .held
+                .get_mut(name)
+                .ok_or(TransformError::UnknownTable(name))?;
+            let covers: Vec<(u32, u64)> = read_to
+                .iter()
+                .map(|(partition, last)| {
+                    (
+                        *partition,
+                        slots[*partition as usize].map_or(*last, |held| held.max(*last)),
+                    )
+                })
+                .collect();
+            self.lake.append(table, &table_rows, &covers).await?;
             progress.written += table_rows.len();
-            if let Some(slots) = self.held.get_mut(name) {
-                for (partition, last) in &read_to {
-                    slots[*partition as usize] = Some(*last);
-                }
+            for (partition, last) in covers {
+                slots[partition as usize] = Some(last);
             }
         }
         for (partition, last) in read_to {

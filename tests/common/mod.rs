@@ -1,0 +1,92 @@
+//! Helpers of the end-to-end tests: a `techmon serve` child process, and the lake
+//! read back with DataFusion.
+#![allow(dead_code)] // each test binary uses its own part
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use deltalake::DeltaTable;
+use deltalake::arrow::array::{Array, AsArray};
+use deltalake::datafusion::prelude::SessionContext;
+
+pub struct Service {
+    pub child: Child,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `techmon serve` in `dir` on `port`, with `env` over the test defaults; its
+/// log (stderr) is appended to `dir/serve.log`.
+pub fn start(dir: &Path, port: u16, backend: &str, topic: &str, env: &[(&str, &str)]) -> Service {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_techmon"));
+    command
+        .arg("serve")
+        .current_dir(dir)
+        .env("TECHMON__INGEST__LISTEN", format!("127.0.0.1:{port}"))
+        .env("TECHMON__LOG__BACKEND", backend)
+        .env("TECHMON__LOG__TOPIC", topic)
+        .env("TECHMON__TRANSFORM__MAX_RECORDS_PER_PARTITION", "200")
+        .env("TECHMON__TRANSFORM__POLL_INTERVAL_MS", "20")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("serve.log"))
+                .expect("serve.log"),
+        );
+    if let Ok(brokers) = std::env::var("TECHMON_KAFKA_BROKERS") {
+        command.env("TECHMON__LOG__KAFKA__BROKERS", brokers);
+    }
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    Service {
+        child: command.spawn().expect("start techmon serve"),
+    }
+}
+
+/// The event ids of these lake tables, as stored (duplicates included).
+pub async fn lake_event_ids(lake: &Path, tables: &[&str]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for table in tables {
+        let Ok(url) = deltalake::ensure_table_uri(lake.join(table).to_string_lossy()) else {
+            continue;
+        };
+        let Ok(delta) = DeltaTable::try_from_url(url).await else {
+            continue;
+        };
+        if delta.version().is_none() {
+            continue;
+        }
+        let ctx = SessionContext::new();
+        delta
+            .update_datafusion_session(&ctx.state())
+            .expect("session");
+        ctx.register_table("t", delta.table_provider().await.expect("provider"))
+            .expect("register");
+        let batches = ctx
+            .sql("SELECT event_id FROM t")
+            .await
+            .expect("sql")
+            .collect()
+            .await
+            .expect("collect");
+        for batch in batches {
+            let column = deltalake::arrow::compute::cast(
+                batch.column(0),
+                &deltalake::arrow::datatypes::DataType::Utf8,
+            )
+            .expect("event ids as text");
+            let column = column.as_string::<i32>();
+            ids.extend((0..column.len()).map(|i| column.value(i).to_string()));
+        }
+    }
+    ids
+}
