@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
+use techmon_eventlog::EventLog;
 use techmon_ingest::PushAnswer;
 
 const HUBS: [&str; 4] = [
@@ -173,6 +174,105 @@ fn bodies(options: &IngestBench) -> anyhow::Result<Vec<(String, String)>> {
     Ok(out)
 }
 
+#[derive(Debug, Clone, clap::Args)]
+pub struct TransformBench {
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: usize,
+    /// Where the log and the lake go (kept, to look at); default a temporary folder.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Also write the events as NDJSON here, for the DuckDB reference.
+    #[arg(long)]
+    pub ndjson: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct TransformReport {
+    pub events: usize,
+    pub seconds: f64,
+    pub peak_rss_kib: u64,
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// Fills an embedded log with `events` synthetic events, then times `techmon replay`
+/// (the transform, from offset 0, in a child process whose memory is measured alone)
+/// into a new lake.
+pub async fn transform(options: &TransformBench) -> anyhow::Result<TransformReport> {
+    let temp = tempfile::tempdir()?;
+    let dir = options.dir.clone().unwrap_or_else(|| temp.path().to_path_buf());
+    std::fs::create_dir_all(&dir)?;
+    let log_path = dir.join("events.redb");
+    {
+        let log = techmon_eventlog::embedded::EmbeddedLog::open(&log_path, 4, 64)?;
+        let mut rng = StdRng::seed_from_u64(2022);
+        let mut ndjson = match &options.ndjson {
+            Some(path) => Some(std::io::BufWriter::new(std::fs::File::create(path)?)),
+            None => None,
+        };
+        eprintln!("writing {} events to the log", options.events);
+        for start in (0..options.events).step_by(10_000) {
+            let batch: Vec<techmon_eventlog::LogRecord> = (start..(start + 10_000).min(options.events))
+                .map(|n| {
+                    let (key, event) = synthetic_event(&mut rng, n);
+                    if let Some(file) = ndjson.as_mut() {
+                        use std::io::Write;
+                        let _ = writeln!(file, "{event}");
+                    }
+                    techmon_eventlog::LogRecord {
+                        key,
+                        event_id: event["event_id"].as_str().and_then(|s| uuid::Uuid::parse_str(s).ok()).unwrap_or_default(),
+                        payload: event.to_string().into_bytes(),
+                    }
+                })
+                .collect();
+            log.append(batch).await?;
+        }
+    }
+    let lake = dir.join("lake");
+    let started = Instant::now();
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["replay", "--to"])
+        .arg(&lake)
+        .arg("--raw")
+        .arg(dir.join("raw"))
+        .env("TECHMON__LOG__EMBEDDED__PATH", &log_path)
+        .env("TECHMON__TRANSFORM__RAW", dir.join("raw"))
+        .env("TECHMON_PSEUDONYM_KEY", "bench-key-0123456789abcdef0123456789abcdef")
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting techmon replay")?;
+    let mut peak_rss_kib = 0;
+    let status = loop {
+        peak_rss_kib = peak_rss_kib.max(peak_rss_kib_of(child.id()));
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    if !status.success() {
+        bail!("techmon replay failed: {status}");
+    }
+    let (files, bytes) = parquet_files(&lake);
+    Ok(TransformReport { events: options.events, seconds, peak_rss_kib, files, bytes })
+}
+
+fn parquet_files(dir: &std::path::Path) -> (usize, u64) {
+    let mut totals = (0, 0);
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            let (f, b) = parquet_files(&path);
+            totals = (totals.0 + f, totals.1 + b);
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            totals = (totals.0 + 1, totals.1 + entry.metadata().map_or(0, |m| m.len()));
+        }
+    }
+    totals
+}
+
 struct Server(Child);
 
 impl Drop for Server {
@@ -182,7 +282,7 @@ impl Drop for Server {
     }
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
+fn peak_rss_kib_of(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -284,7 +384,7 @@ pub async fn ingest(options: &IngestBench) -> anyhow::Result<IngestReport> {
         accepted += worker.await??;
     }
     let seconds = started.elapsed().as_secs_f64();
-    let server_peak_rss_kib = peak_rss_kib(server.0.id());
+    let server_peak_rss_kib = peak_rss_kib_of(server.0.id());
     drop(server);
     Ok(IngestReport {
         events: options.events,

@@ -85,6 +85,8 @@ pub enum Command {
 pub enum BenchCommand {
     /// Push realistic events over HTTP to a `techmon serve` child process.
     Ingest(crate::bench::IngestBench),
+    /// Transform a log of realistic events into a new lake (`techmon replay` in a child process).
+    Transform(crate::bench::TransformBench),
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,6 +223,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 report.seconds,
                 report.events as f64 / report.seconds,
                 report.server_peak_rss_kib as f64 / 1024.0
+            );
+        }
+        Command::Bench { command: BenchCommand::Transform(options) } => {
+            let report = crate::bench::transform(&options).await?;
+            println!(
+                "transform bench: {} events in {:.2}s = {:.0} events/s; peak RSS {:.0} MiB; {} Parquet files, {:.1} MiB",
+                report.events,
+                report.seconds,
+                report.events as f64 / report.seconds,
+                report.peak_rss_kib as f64 / 1024.0,
+                report.files,
+                report.bytes as f64 / 1048576.0
             );
         }
         Command::Config => {
