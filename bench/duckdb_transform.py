@@ -10,6 +10,7 @@ DuckDB has no HMAC; sha256(key || identity) stands in (weaker, but the same work
 """
 
 import argparse
+import os
 import shutil
 import time
 
@@ -24,6 +25,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     shutil.rmtree(args.out, ignore_errors=True)
+    os.makedirs(args.out)
 
     con = duckdb.connect()
     started = time.perf_counter()
