@@ -200,7 +200,10 @@ pub struct TransformReport {
 /// into a new lake.
 pub async fn transform(options: &TransformBench) -> anyhow::Result<TransformReport> {
     let temp = tempfile::tempdir()?;
-    let dir = options.dir.clone().unwrap_or_else(|| temp.path().to_path_buf());
+    let dir = options
+        .dir
+        .clone()
+        .unwrap_or_else(|| temp.path().to_path_buf());
     std::fs::create_dir_all(&dir)?;
     let log_path = dir.join("events.redb");
     {
@@ -212,7 +215,8 @@ pub async fn transform(options: &TransformBench) -> anyhow::Result<TransformRepo
         };
         eprintln!("writing {} events to the log", options.events);
         for start in (0..options.events).step_by(10_000) {
-            let batch: Vec<techmon_eventlog::LogRecord> = (start..(start + 10_000).min(options.events))
+            let batch: Vec<techmon_eventlog::LogRecord> = (start
+                ..(start + 10_000).min(options.events))
                 .map(|n| {
                     let (key, event) = synthetic_event(&mut rng, n);
                     if let Some(file) = ndjson.as_mut() {
@@ -221,7 +225,10 @@ pub async fn transform(options: &TransformBench) -> anyhow::Result<TransformRepo
                     }
                     techmon_eventlog::LogRecord {
                         key,
-                        event_id: event["event_id"].as_str().and_then(|s| uuid::Uuid::parse_str(s).ok()).unwrap_or_default(),
+                        event_id: event["event_id"]
+                            .as_str()
+                            .and_then(|s| uuid::Uuid::parse_str(s).ok())
+                            .unwrap_or_default(),
                         payload: event.to_string().into_bytes(),
                     }
                 })
@@ -238,7 +245,10 @@ pub async fn transform(options: &TransformBench) -> anyhow::Result<TransformRepo
         .arg(dir.join("raw"))
         .env("TECHMON__LOG__EMBEDDED__PATH", &log_path)
         .env("TECHMON__TRANSFORM__RAW", dir.join("raw"))
-        .env("TECHMON_PSEUDONYM_KEY", "bench-key-0123456789abcdef0123456789abcdef")
+        .env(
+            "TECHMON_PSEUDONYM_KEY",
+            "bench-key-0123456789abcdef0123456789abcdef",
+        )
         .env("RUST_LOG", "warn")
         .stderr(Stdio::null())
         .spawn()
@@ -256,7 +266,13 @@ pub async fn transform(options: &TransformBench) -> anyhow::Result<TransformRepo
         bail!("techmon replay failed: {status}");
     }
     let (files, bytes) = parquet_files(&lake);
-    Ok(TransformReport { events: options.events, seconds, peak_rss_kib, files, bytes })
+    Ok(TransformReport {
+        events: options.events,
+        seconds,
+        peak_rss_kib,
+        files,
+        bytes,
+    })
 }
 
 fn parquet_files(dir: &std::path::Path) -> (usize, u64) {
@@ -267,7 +283,10 @@ fn parquet_files(dir: &std::path::Path) -> (usize, u64) {
             let (f, b) = parquet_files(&path);
             totals = (totals.0 + f, totals.1 + b);
         } else if path.extension().is_some_and(|e| e == "parquet") {
-            totals = (totals.0 + 1, totals.1 + entry.metadata().map_or(0, |m| m.len()));
+            totals = (
+                totals.0 + 1,
+                totals.1 + entry.metadata().map_or(0, |m| m.len()),
+            );
         }
     }
     totals

@@ -225,7 +225,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 report.server_peak_rss_kib as f64 / 1024.0
             );
         }
-        Command::Bench { command: BenchCommand::Transform(options) } => {
+        Command::Bench {
+            command: BenchCommand::Transform(options),
+        } => {
             let report = crate::bench::transform(&options).await?;
             println!(
                 "transform bench: {} events in {:.2}s = {:.0} events/s; peak RSS {:.0} MiB; {} Parquet files, {:.1} MiB",

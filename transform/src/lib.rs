@@ -437,19 +437,8 @@ fn participant_pseudonym(
     key: &PseudonymKey,
     linked: &dyn Fn(&str, &str) -> Option<String>,
 ) -> Option<String> {
-    let by_reference = |reference: &str| {
-        linked(&event.hub_id, reference).unwrap_or_else(|| {
-            key.participant(
-                &event.hub_id,
-                Person {
-                    reference,
-                    email: None,
-                    name: None,
-                    birth_date: None,
-                },
-            )
-        })
-    };
+    let by_reference =
+        |reference: &str| tables::referenced_participant(key, linked, &event.hub_id, reference);
     match &event.payload {
         Payload::ParticipantRegistered(p) => Some(key.participant(
             &event.hub_id,

@@ -222,27 +222,35 @@ pub struct RowContext<'a> {
     pub linked: &'a dyn Fn(&str, &str) -> Option<String>,
 }
 
+/// A participant known by reference only: the pseudonym of their registration when the
+/// transform saw it, else one from the hub's reference.
+pub fn referenced_participant(
+    key: &PseudonymKey,
+    linked: &dyn Fn(&str, &str) -> Option<String>,
+    hub_id: &str,
+    reference: &str,
+) -> String {
+    linked(hub_id, reference).unwrap_or_else(|| {
+        key.participant(
+            hub_id,
+            Person {
+                reference,
+                email: None,
+                name: None,
+                birth_date: None,
+            },
+        )
+    })
+}
+
 /// The row an event adds, and its table; `None` for events that add no row
 /// (consent withdrawals, handled by erasure).
 pub fn row(event: &Event, ctx: &RowContext<'_>) -> Option<(&'static str, Map<String, Value>)> {
     let occurred = event.occurred_at.date_naive();
     let mut school_year = SchoolYear::containing(occurred);
     let key_id = ctx.key.id();
-    // A participant known by reference only: the pseudonym of their registration when
-    // the transform saw it, else one from the hub's reference.
-    let participant = |reference: &str| {
-        (ctx.linked)(&event.hub_id, reference).unwrap_or_else(|| {
-            ctx.key.participant(
-                &event.hub_id,
-                Person {
-                    reference,
-                    email: None,
-                    name: None,
-                    birth_date: None,
-                },
-            )
-        })
-    };
+    let participant =
+        |reference: &str| referenced_participant(ctx.key, ctx.linked, &event.hub_id, reference);
     let (table, columns): (&str, Value) = match &event.payload {
         Payload::ActivityHeld(a) => (
             "activities",
