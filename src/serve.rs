@@ -14,6 +14,45 @@ pub enum ServeError {
     Transform(#[from] techmon_transform::TransformError),
 }
 
+/// Runs the transform until stopped; after a failure a retry may cure (the log or
+/// the lake's storage unavailable), reopens it from the lake and goes on.
+async fn supervise_transform<F: Future<Output = ()> + Send>(
+    first: techmon_transform::Transform,
+    config: TechmonConfig,
+    log: Arc<dyn techmon_eventlog::EventLog>,
+    until_stopped: impl Fn() -> F,
+) -> Result<(), techmon_transform::TransformError> {
+    let mut transform = first;
+    loop {
+        match transform.run(until_stopped()).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(error = %e, "transform failed; resuming from the lake in 5 s");
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "transform stopped; ingest goes on");
+                return Err(e);
+            }
+        }
+        transform = loop {
+            match techmon_transform::Transform::open(
+                &config.transform,
+                Arc::clone(&log),
+                &config.log.topic,
+            )
+            .await
+            {
+                Ok(t) => break t,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reopen the transform; trying again in 5 s");
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                }
+            }
+        };
+    }
+}
+
 /// Runs ingest and the transform on the configured log until `shutdown` completes.
 pub async fn run(
     config: &TechmonConfig,
@@ -28,11 +67,17 @@ pub async fn run(
             let _ = stopped.wait_for(|s| *s).await;
         }
     };
-    let transform =
+    // Opened here first, so a misconfiguration stops `serve` at start.
+    let first =
         techmon_transform::Transform::open(&config.transform, Arc::clone(&log), &config.log.topic)
             .await?;
     tracing::info!(lake = %config.transform.lake, "transform resumes from the lake");
-    let transform = tokio::spawn(transform.run(until_stopped()));
+    let transform = tokio::spawn(supervise_transform(
+        first,
+        config.clone(),
+        Arc::clone(&log),
+        until_stopped.clone(),
+    ));
     let ingest = techmon_ingest::run(&config.ingest, log, until_stopped());
     tokio::spawn(async move {
         shutdown.await;
