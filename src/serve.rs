@@ -12,6 +12,8 @@ pub enum ServeError {
     Ingest(#[from] techmon_ingest::IngestError),
     #[error(transparent)]
     Transform(#[from] techmon_transform::TransformError),
+    #[error("registering metrics: {0}")]
+    Metrics(#[source] prometheus::Error),
 }
 
 /// Runs the transform until stopped; after a failure a retry may cure (the log or
@@ -71,6 +73,12 @@ pub async fn run(
     let first =
         techmon_transform::Transform::open(&config.transform, Arc::clone(&log), &config.log.topic)
             .await?;
+    // One registry for `GET /metrics`: ingest's and the transform's metrics.
+    let registry = prometheus::Registry::new();
+    first
+        .metrics()
+        .register(&registry)
+        .map_err(ServeError::Metrics)?;
     tracing::info!(lake = %config.transform.lake, "transform resumes from the lake");
     let transform = tokio::spawn(supervise_transform(
         first,
@@ -78,7 +86,8 @@ pub async fn run(
         Arc::clone(&log),
         until_stopped.clone(),
     ));
-    let ingest = techmon_ingest::run(&config.ingest, log, until_stopped());
+    let router = techmon_ingest::build_with_metrics(&config.ingest, log, registry)?;
+    let ingest = techmon_ingest::run(&config.ingest, router, until_stopped());
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop.send(true);

@@ -159,7 +159,26 @@ async fn no_canary_reaches_the_lake_the_log_output_or_an_answer() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let metrics = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
     drop(service);
+    for metric in [
+        "techmon_ingest_records_accepted_total 8",
+        "techmon_transform_rows_written_total",
+        "techmon_transform_lag_events",
+    ] {
+        assert!(
+            metrics.contains(metric),
+            "{metric} missing from /metrics:\n{metrics}"
+        );
+    }
+    assert_clean("the metrics", metrics.as_bytes());
 
     let files = files_under(&lake);
     assert!(

@@ -144,7 +144,8 @@ async fn push_lands_every_valid_record_of_csv_and_ndjson_files_and_retries_until
     let server = tokio::spawn({
         let log = log.clone();
         async move {
-            techmon_ingest::run(&config, log, async {
+            let router = techmon_ingest::build(&config, log)?;
+            techmon_ingest::run(&config, router, async {
                 let _ = stopped.await;
             })
             .await

@@ -58,10 +58,20 @@ struct Ingest {
 
 /// The ingest routes (push API, schemas, health, readiness, metrics).
 pub fn build(config: &Config, log: Arc<dyn EventLog>) -> Result<Router, IngestError> {
+    build_with_metrics(config, log, prometheus::Registry::new())
+}
+
+/// [`build`], registering ingest's metrics in `registry`; `GET /metrics` shows all of
+/// that registry, so other services of the process can register theirs there too.
+pub fn build_with_metrics(
+    config: &Config,
+    log: Arc<dyn EventLog>,
+    registry: prometheus::Registry,
+) -> Result<Router, IngestError> {
     let state = Ingest {
         log,
         tokens: Arc::new(auth::HubTokens::new(&config.hubs)?),
-        metrics: Metrics::new(),
+        metrics: Metrics::new(registry),
         max_body_bytes: config.max_body_bytes,
         max_records: config.max_records_per_request,
         retry_after: config.retry_after_seconds,
@@ -92,10 +102,9 @@ pub async fn serve(
 /// Binds `config.listen` and serves the ingest API until `shutdown` completes.
 pub async fn run(
     config: &Config,
-    log: Arc<dyn EventLog>,
+    router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), IngestError> {
-    let router = build(config, log)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| IngestError::Bind {

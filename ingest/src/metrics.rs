@@ -1,5 +1,5 @@
-//! Prometheus metrics of the ingest service, in a registry of its own (so several
-//! services can run in one process, and tests in parallel).
+//! Prometheus metrics of the ingest service, in the registry it is given (`techmon
+//! serve` shares one between its services; each test server has its own).
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
@@ -16,30 +16,37 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
-        let registry =
-            Registry::new_custom(Some("techmon_ingest".into()), None).expect("valid prefix");
-        let accepted = IntCounter::new("records_accepted_total", "Records stored in the event log")
-            .expect("metric");
+    pub fn new(registry: Registry) -> Self {
+        let accepted = IntCounter::new(
+            "techmon_ingest_records_accepted_total",
+            "Records stored in the event log",
+        )
+        .expect("metric");
         let rejected = IntCounterVec::new(
-            Opts::new("records_rejected_total", "Records refused, by reason"),
+            Opts::new(
+                "techmon_ingest_records_rejected_total",
+                "Records refused, by reason",
+            ),
             &["reason"],
         )
         .expect("metric");
         let duplicates = IntCounter::new(
-            "records_duplicate_total",
+            "techmon_ingest_records_duplicate_total",
             "Records whose event id had been stored before",
         )
         .expect("metric");
         let buckets = prometheus::exponential_buckets(0.0005, 2.0, 16).expect("buckets");
         let request_seconds = Histogram::with_opts(
-            HistogramOpts::new("request_duration_seconds", "Time to answer a push request")
-                .buckets(buckets.clone()),
+            HistogramOpts::new(
+                "techmon_ingest_request_duration_seconds",
+                "Time to answer a push request",
+            )
+            .buckets(buckets.clone()),
         )
         .expect("metric");
         let append_seconds = Histogram::with_opts(
             HistogramOpts::new(
-                "log_append_duration_seconds",
+                "techmon_ingest_log_append_duration_seconds",
                 "Time until the event log made a batch durable",
             )
             .buckets(buckets),
@@ -69,11 +76,5 @@ impl Metrics {
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
     }
 }

@@ -19,6 +19,7 @@ use techmon_eventlog::{EventLog, LogError, StoredRecord};
 use techmon_schemas::{Event, Payload};
 
 pub mod lake;
+pub mod metrics;
 pub mod pseudonym;
 pub mod state;
 pub mod tables;
@@ -135,6 +136,7 @@ pub struct Transform {
     next: Vec<u64>,
     /// Per table, per partition: the last offset the table holds.
     held: HashMap<&'static str, Vec<Option<u64>>>,
+    metrics: metrics::Metrics,
 }
 
 fn load_key(config: &Config) -> Result<PseudonymKey, TransformError> {
@@ -190,10 +192,22 @@ impl Transform {
             poll: Duration::from_millis(config.poll_interval_ms),
             next,
             held,
+            metrics: metrics::Metrics::new(),
         };
         // Finish erasures a crash interrupted.
         transform.erase_pending().await?;
         Ok(transform)
+    }
+
+    /// The transform's metrics, to register where they are shown.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.metrics
+    }
+
+    /// Carries metrics over (a reopened transform counts on where the last one stopped).
+    pub fn with_metrics(mut self, metrics: metrics::Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn lake(&self) -> &lake::Lake {
@@ -258,7 +272,9 @@ impl Transform {
                     )
                 })
                 .collect();
+            let timer = self.metrics.commit_seconds.start_timer();
             self.lake.append(table, &table_rows, &covers).await?;
+            timer.observe_duration();
             progress.written += table_rows.len();
             for (partition, last) in covers {
                 slots[partition as usize] = Some(last);
@@ -266,7 +282,15 @@ impl Transform {
         }
         for (partition, last) in read_to {
             self.next[partition as usize] = last + 1;
+            let end = self.log.end_offset(partition).await?;
+            self.metrics
+                .lag
+                .with_label_values(&[&partition.to_string()])
+                .set(end.saturating_sub(last + 1) as i64);
         }
+        self.metrics.events_read.inc_by(progress.read as u64);
+        self.metrics.rows_written.inc_by(progress.written as u64);
+        self.metrics.duplicates.inc_by(progress.duplicates as u64);
         if !withdrawn_now.is_empty() {
             progress.erased_rows += self.erase_pending().await?;
         }
@@ -286,6 +310,10 @@ impl Transform {
             Ok(event) => event,
             Err((reason, detail)) => {
                 progress.dead_letters += 1;
+                self.metrics
+                    .dead_letters
+                    .with_label_values(&[reason.as_str()])
+                    .inc();
                 changes.dead_letters.push(DeadLetter {
                     partition,
                     offset,

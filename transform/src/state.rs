@@ -35,6 +35,18 @@ pub enum DeadLetterReason {
     Invalid,
 }
 
+impl DeadLetterReason {
+    /// The reason as in JSON and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterReason::Unreadable => "unreadable",
+            DeadLetterReason::UnknownSchemaVersion => "unknown_schema_version",
+            DeadLetterReason::UnknownEventKind => "unknown_event_kind",
+            DeadLetterReason::Invalid => "invalid",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct DeadLetter {
     pub partition: u32,
