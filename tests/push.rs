@@ -36,6 +36,24 @@ async fn kafka_log(dir: &Path) -> Arc<dyn EventLog> {
     )
 }
 
+/// `techmon push` of `files` in batches of 10 to the service on `port`.
+fn push_command(port: u16, rejects: &Path, files: &[&Path]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_techmon"));
+    command
+        .args([
+            "push",
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+            "--batch-size",
+            "10",
+            "--rejects",
+        ])
+        .arg(rejects)
+        .args(files)
+        .env("TECHMON_TOKEN", TOKEN);
+    command
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -110,19 +128,7 @@ async fn push_lands_every_valid_record_of_csv_and_ndjson_files_and_retries_until
 
     // The service is not up yet when the push starts: the client must retry.
     let port = free_port();
-    let push = Command::new(env!("CARGO_BIN_EXE_techmon"))
-        .args([
-            "push",
-            "--url",
-            &format!("http://127.0.0.1:{port}"),
-            "--batch-size",
-            "10",
-            "--rejects",
-        ])
-        .arg(&rejects)
-        .arg(&ndjson_path)
-        .arg(&csv_path)
-        .env("TECHMON_TOKEN", TOKEN)
+    let push = push_command(port, &rejects, &[&ndjson_path, &csv_path])
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -230,21 +236,13 @@ async fn push_lands_every_valid_record_of_csv_and_ndjson_files_and_retries_until
     assert_eq!(stored_set, valid_ids);
 
     // Pushing the same files again stores nothing new.
-    let again = Command::new(env!("CARGO_BIN_EXE_techmon"))
-        .args([
-            "push",
-            "--url",
-            &format!("http://127.0.0.1:{port}"),
-            "--batch-size",
-            "10",
-            "--rejects",
-        ])
-        .arg(dir.path().join("rejected-again.ndjson"))
-        .arg(&ndjson_path)
-        .arg(&csv_path)
-        .env("TECHMON_TOKEN", TOKEN)
-        .output()
-        .expect("push again");
+    let again = push_command(
+        port,
+        &dir.path().join("rejected-again.ndjson"),
+        &[&ndjson_path, &csv_path],
+    )
+    .output()
+    .expect("push again");
     let stdout = String::from_utf8_lossy(&again.stdout);
     assert!(
         stdout.contains("0 accepted, 37 duplicates, 3 rejected"),
