@@ -158,6 +158,35 @@ impl Lake {
         Ok(deleted)
     }
 
+    /// Deletes the data files of old table versions that no current version needs and
+    /// that are older than `retention`, from the tables that hold pseudonyms: after an
+    /// erasure, the history must not keep the erased rows. Returns the files deleted.
+    pub async fn vacuum_participant_tables(
+        &mut self,
+        retention: std::time::Duration,
+    ) -> Result<usize, TransformError> {
+        let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        let mut deleted = 0;
+        for table in crate::tables::participant_tables() {
+            let Some(current) = self.tables.get(table.name).cloned() else {
+                continue;
+            };
+            if current.version().is_none() {
+                continue;
+            }
+            let (after, metrics) = current
+                .vacuum()
+                .with_retention_period(retention)
+                // The retention is the operator's choice here (erasure wants it short).
+                .with_enforce_retention_duration(false)
+                .await
+                .map_err(|e| delta_error(table.name, e))?;
+            deleted += metrics.files_deleted.len();
+            self.tables.insert(table.name, after);
+        }
+        Ok(deleted)
+    }
+
     /// The current version of each table that exists.
     pub fn versions(&self) -> Vec<(&'static str, u64)> {
         let mut out: Vec<_> = self

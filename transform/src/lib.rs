@@ -49,6 +49,11 @@ pub struct Config {
     pub max_records_per_partition: usize,
     /// Wait between rounds when the log has nothing new.
     pub poll_interval_ms: u64,
+    /// How often the history of the tables holding pseudonyms is vacuumed, so that
+    /// old versions do not keep the rows of withdrawn participants.
+    pub vacuum_interval_minutes: u64,
+    /// Data files no longer needed are deleted once older than this.
+    pub vacuum_retention_hours: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +137,8 @@ pub struct Transform {
     key: PseudonymKey,
     max_records: usize,
     poll: Duration,
+    vacuum_interval: Duration,
+    vacuum_retention: Duration,
     /// Per partition: the next offset to read.
     next: Vec<u64>,
     /// Per table, per partition: the last offset the table holds.
@@ -190,6 +197,8 @@ impl Transform {
             key,
             max_records: config.max_records_per_partition.max(1),
             poll: Duration::from_millis(config.poll_interval_ms),
+            vacuum_interval: Duration::from_secs(config.vacuum_interval_minutes * 60),
+            vacuum_retention: Duration::from_secs(config.vacuum_retention_hours * 3600),
             next,
             held,
             metrics: metrics::Metrics::new(),
@@ -424,10 +433,27 @@ impl Transform {
         Ok(total)
     }
 
-    /// Runs rounds until `shutdown` completes, waiting `poll_interval_ms` when idle.
+    /// Vacuums the history of the tables that hold pseudonyms (see
+    /// [`lake::Lake::vacuum_participant_tables`]).
+    pub async fn vacuum(&mut self, retention: Duration) -> Result<usize, TransformError> {
+        let deleted = self.lake.vacuum_participant_tables(retention).await?;
+        tracing::info!(
+            files = deleted,
+            "vacuumed the history of the tables holding pseudonyms"
+        );
+        Ok(deleted)
+    }
+
+    /// Runs rounds until `shutdown` completes, waiting `poll_interval_ms` when idle,
+    /// and vacuums every `vacuum_interval_minutes`.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), TransformError> {
         tokio::pin!(shutdown);
+        let mut last_vacuum = std::time::Instant::now();
         loop {
+            if last_vacuum.elapsed() >= self.vacuum_interval {
+                self.vacuum(self.vacuum_retention).await?;
+                last_vacuum = std::time::Instant::now();
+            }
             let progress = tokio::select! {
                 _ = &mut shutdown => return Ok(()),
                 progress = self.round() => progress?,

@@ -45,6 +45,8 @@ impl Setup {
             pseudonym_key_file: None,
             max_records_per_partition: 40,
             poll_interval_ms: 50,
+            vacuum_interval_minutes: 60,
+            vacuum_retention_hours: 24,
         }
     }
 
@@ -400,7 +402,6 @@ async fn consent_withdrawal_erases_the_participant_and_drops_later_events() {
     let progress = transform.catch_up().await.expect("catch up");
     assert_eq!(progress.erased_rows, 2, "one registration, one attendance");
     assert_eq!(progress.dropped_after_withdrawal, 1);
-    drop(transform);
 
     let participants = strings(
         &rows(&setup.lake(), "participants").await,
@@ -415,6 +416,30 @@ async fn consent_withdrawal_erases_the_participant_and_drops_later_events() {
     assert_eq!(attendances, vec![bram.clone(), bram.clone()]);
     let anna: Vec<&String> = before.iter().filter(|p| **p != bram).collect();
     assert_eq!(anna.len(), 1);
+
+    // The history still holds her rows until vacuumed; then only what the current
+    // versions use is left on disk.
+    let before_vacuum = parquet_files(&setup.lake().join("participants"));
+    let deleted = transform
+        .vacuum(std::time::Duration::ZERO)
+        .await
+        .expect("vacuum");
+    assert!(
+        deleted > 0,
+        "the files of the versions before the erasure are deleted"
+    );
+    let on_disk = parquet_files(&setup.lake().join("participants"));
+    assert!(on_disk.len() < before_vacuum.len());
+    let url = deltalake::ensure_table_uri(setup.lake().join("participants").to_string_lossy())
+        .expect("url");
+    let current = DeltaTable::try_from_url(url).await.expect("table");
+    let used: Vec<String> = current.get_file_uris().expect("files").collect();
+    assert_eq!(
+        on_disk.len(),
+        used.len(),
+        "no file of an old version is left"
+    );
+    drop(transform);
 
     // Nor does a restart bring anything of hers back.
     let mut transform = setup.transform().await;
@@ -556,6 +581,13 @@ async fn an_independent_reader_sees_the_same_rows() {
     }
     assert_eq!(seen["participants"]["rows"], 1);
     assert_eq!(seen["group_participations"]["rows"], 40);
+}
+
+fn parquet_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    walk(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect()
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
