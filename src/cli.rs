@@ -93,6 +93,9 @@ pub enum BenchCommand {
 pub enum DeadLetterCommand {
     /// List them: log position, event id, reason (the events themselves stay in the raw zone).
     List,
+    /// Send them through the transform again (after a fix); those that now transform
+    /// go to the lake, once, and leave the dead letters.
+    Redrive,
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +146,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "replayed {} events into {to}: {} rows, {} dead letters, {} duplicates dropped",
                 total.read, total.written, total.dead_letters, total.duplicates
             );
+        }
+        Command::Deadletters {
+            command: DeadLetterCommand::Redrive,
+        } => {
+            let config = load_config()?;
+            let log = techmon_eventlog::open(&config.log).await?;
+            let mut transform =
+                techmon_transform::Transform::open(&config.transform, log, &config.log.topic)
+                    .await?;
+            let (redriven, still_dead) = transform.redrive().await?;
+            println!("{redriven} dead letters transformed into the lake, {still_dead} still dead");
         }
         Command::Deadletters {
             command: DeadLetterCommand::List,

@@ -4,10 +4,13 @@
 //! `techmon:<topic>:<partition>`, version = the last log offset covered. On start the
 //! transform resumes from these, so the lake, not a consumer group, is the truth.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::array::{Array, AsArray, RecordBatch};
+use deltalake::arrow::compute::cast;
+use deltalake::arrow::datatypes::DataType;
+use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::parquet::basic::{Compression, ZstdLevel};
@@ -185,6 +188,52 @@ impl Lake {
             self.tables.insert(table.name, after);
         }
         Ok(deleted)
+    }
+
+    /// Which of these event ids the table holds already.
+    pub async fn event_ids_in(
+        &self,
+        table: &'static str,
+        ids: &[String],
+    ) -> Result<HashSet<String>, TransformError> {
+        let mut present = HashSet::new();
+        let Some(delta) = self.tables.get(table).filter(|t| t.version().is_some()) else {
+            return Ok(present);
+        };
+        // Event ids are UUIDs: anything else cannot be in the table and is not quoted.
+        let list: Vec<String> = ids
+            .iter()
+            .filter(|id| uuid::Uuid::try_parse(id).is_ok())
+            .map(|id| format!("'{id}'"))
+            .collect();
+        if list.is_empty() {
+            return Ok(present);
+        }
+        let query = |source| TransformError::Query { table, source };
+        let ctx = SessionContext::new();
+        delta
+            .update_datafusion_session(&ctx.state())
+            .map_err(|e| delta_error(table, e))?;
+        let provider = delta.table_provider().await.map_err(query)?;
+        ctx.register_table("lake_table", provider).map_err(query)?;
+        let sql = format!(
+            "SELECT event_id FROM lake_table WHERE event_id IN ({})",
+            list.join(", ")
+        );
+        let batches = ctx
+            .sql(&sql)
+            .await
+            .map_err(query)?
+            .collect()
+            .await
+            .map_err(query)?;
+        for batch in batches {
+            let column = cast(batch.column(0), &DataType::Utf8)
+                .map_err(|source| TransformError::Rows { table, source })?;
+            let column = column.as_string::<i32>();
+            present.extend((0..column.len()).map(|i| column.value(i).to_string()));
+        }
+        Ok(present)
     }
 
     /// The current version of each table that exists.

@@ -78,6 +78,12 @@ pub enum TransformError {
         #[source]
         source: deltalake::arrow::error::ArrowError,
     },
+    #[error("querying lake table {table}: {source}")]
+    Query {
+        table: &'static str,
+        #[source]
+        source: deltalake::datafusion::error::DataFusionError,
+    },
     #[error("no lake table {0}")]
     UnknownTable(&'static str),
     #[error("transform state at {path}: {source}")]
@@ -250,6 +256,7 @@ impl Transform {
                     &mut changes,
                     &mut round_links,
                     &mut progress,
+                    true,
                 );
             }
             read_to.push((partition, last));
@@ -313,6 +320,7 @@ impl Transform {
         changes: &mut StateChanges,
         round_links: &mut HashMap<(String, String), String>,
         progress: &mut Progress,
+        skip_held: bool,
     ) {
         let (partition, offset) = (record.partition, record.offset);
         let event = match parse(record) {
@@ -382,11 +390,12 @@ impl Transform {
                 );
             }
         }
-        let already_held = self
-            .held
-            .get(table)
-            .and_then(|slots| slots[partition as usize])
-            .is_some_and(|held| offset <= held);
+        let already_held = skip_held
+            && self
+                .held
+                .get(table)
+                .and_then(|slots| slots[partition as usize])
+                .is_some_and(|held| offset <= held);
         if !already_held {
             rows.entry(table).or_default().push(row);
         }
@@ -431,6 +440,69 @@ impl Transform {
             report(&total, self.next.iter().sum::<u64>() - start, to_read);
         }
         Ok(total)
+    }
+
+    /// Sends the dead letters through the transform again (after a fix, such as support
+    /// for their schema version): those that now transform are written to the lake
+    /// and leave the dead letters; the others stay. Safe to repeat after a crash: an
+    /// event its table already holds is not written again. Returns (redriven, still dead).
+    pub async fn redrive(&mut self) -> Result<(usize, usize), TransformError> {
+        let letters = self.state.dead_letters()?;
+        let mut rows: HashMap<&'static str, Vec<Map<String, Value>>> = HashMap::new();
+        let mut changes = StateChanges::default();
+        let mut round_links = HashMap::new();
+        let mut progress = Progress::default();
+        let mut redriven = Vec::new();
+        for letter in &letters {
+            let record = StoredRecord {
+                partition: letter.partition,
+                offset: letter.offset,
+                key: String::new(),
+                event_id: letter.event_id.unwrap_or_default(),
+                timestamp_ms: 0,
+                payload: letter.payload.clone().into_bytes(),
+            };
+            let dead_before = changes.dead_letters.len();
+            // A dead letter's position is behind what the tables hold: do not skip it.
+            self.transform_record(
+                &record,
+                &mut rows,
+                &mut changes,
+                &mut round_links,
+                &mut progress,
+                false,
+            );
+            if changes.dead_letters.len() == dead_before {
+                redriven.push((letter.partition, letter.offset));
+            }
+        }
+        let still_dead = changes.dead_letters.len();
+        changes.dead_letters.clear();
+        changes.links.extend(round_links);
+        self.state.apply(changes)?;
+        for (name, table_rows) in rows {
+            let table = tables::table(name).ok_or(TransformError::UnknownTable(name))?;
+            let ids: Vec<String> = table_rows
+                .iter()
+                .filter_map(|r| r.get("event_id").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect();
+            let present = self.lake.event_ids_in(name, &ids).await?;
+            let fresh: Vec<Map<String, Value>> = table_rows
+                .into_iter()
+                .filter(|r| {
+                    !r.get("event_id")
+                        .and_then(Value::as_str)
+                        .is_some_and(|id| present.contains(id))
+                })
+                .collect();
+            if !fresh.is_empty() {
+                self.lake.append(table, &fresh, &[]).await?;
+            }
+        }
+        self.state.remove_dead_letters(&redriven)?;
+        self.erase_pending().await?;
+        Ok((redriven.len(), still_dead))
     }
 
     /// Vacuums the history of the tables that hold pseudonyms (see

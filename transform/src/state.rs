@@ -216,6 +216,18 @@ impl State {
         Ok(())
     }
 
+    /// Removes the dead letters at these log positions.
+    pub fn remove_dead_letters(&mut self, positions: &[(u32, u64)]) -> Result<(), TransformError> {
+        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        {
+            let mut dead = txn.open_table(DEAD_LETTERS).map_err(|e| self.error(e))?;
+            for position in positions {
+                dead.remove(*position).map_err(|e| self.error(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.error(e))
+    }
+
     pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, TransformError> {
         let read = || -> Result<Vec<DeadLetter>, redb::Error> {
             let txn = self.db.begin_read()?;

@@ -298,6 +298,56 @@ async fn a_second_copy_of_an_event_in_kafka_lands_once() {
     assert_eq!(lake_ids, expected);
 }
 
+/// Redrive: letters that transform now (here: one a transform of an older version
+/// could not read) go to the lake once, however often redriven; the others stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redriven_dead_letters_land_once_and_the_rest_stay() {
+    let setup = Setup::new();
+    let mut future = group(1);
+    future["schema_version"] = json!(7);
+    setup.append(&[future, group(2)]).await;
+    let mut transform = setup.transform().await;
+    transform.catch_up().await.expect("catch up");
+    drop(transform);
+
+    // As if an older transform had dead-lettered a valid event.
+    let now_readable = group(3);
+    let mut state = techmon_transform::state::State::open(&setup.config().raw).expect("state");
+    let mut changes = techmon_transform::state::StateChanges::default();
+    changes
+        .dead_letters
+        .push(techmon_transform::state::DeadLetter {
+            partition: 9,
+            offset: 1,
+            event_id: Uuid::parse_str(now_readable["event_id"].as_str().expect("id")).ok(),
+            reason: DeadLetterReason::UnknownSchemaVersion,
+            detail: String::new(),
+            dead_at: chrono::Utc::now(),
+            payload: now_readable.to_string(),
+        });
+    state.apply(changes).expect("apply");
+    drop(state);
+
+    let mut transform = setup.transform().await;
+    assert_eq!(transform.redrive().await.expect("redrive"), (1, 1));
+    assert_eq!(transform.redrive().await.expect("redrive again"), (0, 1));
+    let letters = transform.state().dead_letters().expect("letters");
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].reason, DeadLetterReason::UnknownSchemaVersion);
+    drop(transform);
+    let ids = strings(
+        &rows(&setup.lake(), "group_participations").await,
+        "event_id",
+    );
+    assert_eq!(ids.len(), 2);
+    assert_eq!(
+        ids.iter()
+            .filter(|id| Some(id.as_str()) == now_readable["event_id"].as_str())
+            .count(),
+        1
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn personal_data_never_reaches_the_lake_and_pseudonyms_link_hubs() {
     let setup = Setup::new();
