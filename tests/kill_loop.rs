@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::{lake_event_ids, start};
+use common::{free_port, lake_event_ids, start};
 use rand::Rng;
 use serde_json::{Value, json};
 use techmon_ingest::{PushAnswer, RecordStatus};
@@ -82,11 +82,7 @@ async fn push_until(url: String, stop: tokio::sync::watch::Receiver<bool>) -> Ha
 
 async fn kill_loop(backend: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = free_port();
     let topic = format!("kill-loop-{}", Uuid::new_v4());
     let url = format!("http://127.0.0.1:{port}");
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{lake_event_ids, start};
+use common::{free_port, lake_event_ids, start};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -63,11 +63,7 @@ fn assert_clean(what: &str, bytes: &[u8]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_canary_reaches_the_lake_the_log_output_or_an_answer() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = free_port();
     // The most talkative log level the service has.
     let service = start(
         dir.path(),

@@ -2,11 +2,14 @@
 //! Kafka backend (broker at `TECHMON_KAFKA_BROKERS`, started by `.ci/test`) lands
 //! every valid record in the log and reports every rejected one.
 
+mod common;
+
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
+use common::free_port;
 use serde_json::{Value, json};
 use techmon_eventlog::EventLog;
 use techmon_eventlog::kafka::{KafkaConfig, KafkaLog};
@@ -52,14 +55,6 @@ fn push_command(port: u16, rejects: &Path, files: &[&Path]) -> Command {
         .args(files)
         .env("TECHMON_TOKEN", TOKEN);
     command
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 fn participant(line: usize) -> Value {

@@ -20,6 +20,15 @@ impl Drop for Service {
     }
 }
 
+/// A loopback port nothing listens on (yet).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
 /// Starts `techmon serve` in `dir` on `port`, with `env` over the test defaults; its
 /// log (stderr) is appended to `dir/serve.log`.
 pub fn start(dir: &Path, port: u16, backend: &str, topic: &str, env: &[(&str, &str)]) -> Service {

@@ -143,13 +143,7 @@ impl Lake {
             .collect();
         let predicate = format!("participant_pseudonym IN ({})", list.join(", "));
         let mut deleted = 0;
-        for table in crate::tables::participant_tables() {
-            let Some(current) = self.tables.get(table.name).cloned() else {
-                continue;
-            };
-            if current.version().is_none() {
-                continue;
-            }
+        for (table, current) in self.existing_participant_tables() {
             let (after, metrics) = current
                 .delete()
                 .with_predicate(predicate.clone())
@@ -161,6 +155,18 @@ impl Lake {
         Ok(deleted)
     }
 
+    /// The tables with a participant column that exist (have a first version).
+    fn existing_participant_tables(&self) -> Vec<(&'static Table, DeltaTable)> {
+        crate::tables::participant_tables()
+            .filter_map(|table| {
+                self.tables
+                    .get(table.name)
+                    .filter(|t| t.version().is_some())
+                    .map(|t| (table, t.clone()))
+            })
+            .collect()
+    }
+
     /// Deletes the data files of old table versions that no current version needs and
     /// that are older than `retention`, from the tables that hold pseudonyms: after an
     /// erasure, the history must not keep the erased rows. Returns the files deleted.
@@ -170,13 +176,7 @@ impl Lake {
     ) -> Result<usize, TransformError> {
         let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
         let mut deleted = 0;
-        for table in crate::tables::participant_tables() {
-            let Some(current) = self.tables.get(table.name).cloned() else {
-                continue;
-            };
-            if current.version().is_none() {
-                continue;
-            }
+        for (table, current) in self.existing_participant_tables() {
             let (after, metrics) = current
                 .vacuum()
                 .with_retention_period(retention)
