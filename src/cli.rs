@@ -29,6 +29,10 @@ pub enum Command {
     Serve,
     /// Run the transform alone: event log → research lake, until stopped.
     Transform,
+    /// Run the query API alone (SQL over the lake), on `query.listen`.
+    Query,
+    /// Ask the query API a SQL question; prints a table, or writes a file.
+    Sql(crate::sql::SqlOptions),
     /// Rebuild the lake from the event log into a new location (same pseudonym key).
     Replay {
         /// The new lake (a folder or URL); must not hold the tables yet.
@@ -100,10 +104,18 @@ pub enum DeadLetterCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Make a new random token for a hub and print the configuration lines for it.
+    /// Make a new random token for a hub or a query user and print the configuration
+    /// lines for it.
     New {
-        #[arg(long)]
-        hub: String,
+        /// A hub that pushes events.
+        #[arg(long, conflicts_with_all = ["user", "role"], required_unless_present = "user")]
+        hub: Option<String>,
+        /// A person who queries, with --role.
+        #[arg(long, requires = "role")]
+        user: Option<String>,
+        /// researcher, analyst or admin.
+        #[arg(long, value_parser = ["researcher", "analyst", "admin"])]
+        role: Option<String>,
     },
 }
 
@@ -216,15 +228,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Token {
-            command: TokenCommand::New { hub },
+            command: TokenCommand::New { hub, user, role },
         } => {
             let token = hex::encode(rand::random::<[u8; 32]>());
-            println!("token for {hub} (give it to the hub; it is not stored): {token}");
-            println!(
-                "[[ingest.hubs]]\nhub_id = \"{hub}\"\ntoken_sha256 = \"{}\"",
-                techmon_ingest::token_sha256(&token)
-            );
+            let hash = techmon_ingest::token_sha256(&token);
+            match (hub, user, role) {
+                (Some(hub), ..) => {
+                    println!("token for {hub} (give it to the hub; it is not stored): {token}");
+                    println!("[[ingest.hubs]]\nhub_id = \"{hub}\"\ntoken_sha256 = \"{hash}\"");
+                }
+                (None, Some(user), Some(role)) => {
+                    println!("token for {user} (give it to them; it is not stored): {token}");
+                    println!(
+                        "[[query.users]]\nname = \"{user}\"\nrole = \"{role}\"\ntoken_sha256 = \"{hash}\""
+                    );
+                }
+                _ => anyhow::bail!("give --hub ID, or --user NAME with --role ROLE"),
+            }
         }
+        Command::Query => {
+            let config = load_config()?;
+            let engine = techmon_query::Engine::new(&config.transform.lake, config.query.limits())?;
+            let router = techmon_query::build(&config.query, std::sync::Arc::new(engine))?;
+            let listener = tokio::net::TcpListener::bind(config.query.listen)
+                .await
+                .with_context(|| format!("listening on {}", config.query.listen))?;
+            tracing::info!(addr = %config.query.listen, lake = %config.transform.lake, "query API listening");
+            techmon_ingest::serve(listener, router, shutdown_signal()).await?;
+        }
+        Command::Sql(options) => crate::sql::run(&options).await?,
         Command::Bench {
             command: BenchCommand::Ingest(options),
         } => {

@@ -13,6 +13,7 @@ pub struct TechmonConfig {
     pub log: techmon_eventlog::Config,
     pub ingest: techmon_ingest::Config,
     pub transform: techmon_transform::Config,
+    pub query: techmon_query::Config,
 }
 
 /// Loads the configuration. Unknown keys anywhere are errors, so a typo cannot

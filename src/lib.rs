@@ -1,10 +1,12 @@
 //! techmon: the research-data pipeline of the techniekhubs of the Cleantech Regio.
 //! This crate is the `techmon` command: configuration, `serve` (the services in one
-//! process) and the `push` client. The services are libraries of their own
-//! (`techmon-ingest`, `techmon-eventlog`, `techmon-schemas`).
+//! process) and the `push` and `sql` clients. The services are libraries of their
+//! own (`techmon-ingest`, `techmon-transform`, `techmon-query`, on `techmon-eventlog`
+//! and `techmon-schemas`).
 
 pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod push;
 pub mod serve;
+pub mod sql;

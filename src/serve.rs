@@ -1,4 +1,5 @@
-//! `techmon serve`: the services in one process, on one event log.
+//! `techmon serve`: the services in one process, on one event log: ingest and the
+//! query API on one address, and the transform between them.
 
 use std::sync::Arc;
 
@@ -12,6 +13,8 @@ pub enum ServeError {
     Ingest(#[from] techmon_ingest::IngestError),
     #[error(transparent)]
     Transform(#[from] techmon_transform::TransformError),
+    #[error(transparent)]
+    Query(#[from] techmon_query::QueryError),
     #[error("registering metrics: {0}")]
     Metrics(#[source] prometheus::Error),
 }
@@ -55,7 +58,7 @@ async fn supervise_transform<F: Future<Output = ()> + Send>(
     }
 }
 
-/// Runs ingest and the transform on the configured log until `shutdown` completes.
+/// Runs ingest, the transform and the query API until `shutdown` completes.
 pub async fn run(
     config: &TechmonConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -86,7 +89,9 @@ pub async fn run(
         Arc::clone(&log),
         until_stopped.clone(),
     ));
-    let router = techmon_ingest::build_with_metrics(&config.ingest, log, registry)?;
+    let engine = techmon_query::Engine::new(&config.transform.lake, config.query.limits())?;
+    let router = techmon_ingest::build_with_metrics(&config.ingest, log, registry)?
+        .merge(techmon_query::build(&config.query, Arc::new(engine))?);
     let ingest = techmon_ingest::run(&config.ingest, router, until_stopped());
     tokio::spawn(async move {
         shutdown.await;

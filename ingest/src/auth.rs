@@ -1,5 +1,6 @@
-//! Hub tokens. Only their SHA-256 is configured, so a leaked configuration file does
-//! not leak tokens; tokens are long random strings, for which a fast hash suffices.
+//! Bearer tokens, of hubs here and of query users in the query service. Only their
+//! SHA-256 is configured, so a leaked configuration file does not leak tokens; tokens
+//! are long random strings, for which a fast hash suffices.
 
 use std::collections::HashMap;
 
@@ -18,33 +19,48 @@ pub struct HubCredential {
     pub token_sha256: String,
 }
 
-/// Token hash → hub id.
-#[derive(Debug, Clone, Default)]
-pub struct HubTokens(HashMap<[u8; 32], String>);
+/// Token hash → whoever holds the token (a hub id here; a query user elsewhere).
+#[derive(Debug, Clone)]
+pub struct TokenMap<T>(HashMap<[u8; 32], T>);
+
+/// The hubs' tokens.
+pub type HubTokens = TokenMap<String>;
 
 impl HubTokens {
     pub fn new(hubs: &[HubCredential]) -> Result<Self, IngestError> {
-        let mut tokens = HashMap::new();
         let mut seen = std::collections::HashSet::new();
-        for hub in hubs {
-            if !seen.insert(hub.hub_id.as_str()) {
-                return Err(IngestError::DuplicateHub {
-                    hub_id: hub.hub_id.clone(),
-                });
-            }
-            let hash: [u8; 32] = hex::decode(&hub.token_sha256)
+        if let Some(hub) = hubs.iter().find(|h| !seen.insert(h.hub_id.as_str())) {
+            return Err(IngestError::DuplicateHub {
+                hub_id: hub.hub_id.clone(),
+            });
+        }
+        TokenMap::from_hashes(
+            hubs.iter()
+                .map(|h| (h.token_sha256.as_str(), h.hub_id.clone())),
+        )
+        .map_err(|hub_id| IngestError::BadTokenHash { hub_id })
+    }
+}
+
+impl<T: Clone + ToString> TokenMap<T> {
+    /// From (hex SHA-256 of a token, holder) pairs; a malformed hash gives back its
+    /// holder, for the error message.
+    pub fn from_hashes<'a>(
+        entries: impl IntoIterator<Item = (&'a str, T)>,
+    ) -> Result<Self, String> {
+        let mut tokens = HashMap::new();
+        for (token_sha256, holder) in entries {
+            let hash: [u8; 32] = hex::decode(token_sha256)
                 .ok()
                 .and_then(|bytes| bytes.try_into().ok())
-                .ok_or_else(|| IngestError::BadTokenHash {
-                    hub_id: hub.hub_id.clone(),
-                })?;
-            tokens.insert(hash, hub.hub_id.clone());
+                .ok_or_else(|| holder.to_string())?;
+            tokens.insert(hash, holder);
         }
         Ok(Self(tokens))
     }
 
-    /// The hub whose token the request carries.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<&str, ApiError> {
+    /// Whoever holds the bearer token the request carries.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<&T, ApiError> {
         let token = headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -53,10 +69,7 @@ impl HubTokens {
             .filter(|t| !t.is_empty())
             .ok_or_else(ApiError::unauthorized)?;
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        self.0
-            .get(&hash)
-            .map(String::as_str)
-            .ok_or_else(ApiError::unauthorized)
+        self.0.get(&hash).ok_or_else(ApiError::unauthorized)
     }
 }
 

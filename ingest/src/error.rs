@@ -61,7 +61,7 @@ impl ApiError {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "send your hub's token as `Authorization: Bearer <token>`",
+            "send your token as `Authorization: Bearer <token>`",
         )
     }
 

@@ -23,7 +23,7 @@ mod error;
 mod metrics;
 mod records;
 
-pub use auth::{HubCredential, token_sha256};
+pub use auth::{HubCredential, TokenMap, token_sha256};
 pub use error::{ApiError, IngestError};
 pub use metrics::Metrics;
 pub use records::{PushAnswer, RecordResult, RecordStatus};

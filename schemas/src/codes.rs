@@ -182,6 +182,18 @@ pub enum KpiUnit {
     Score10,
 }
 
+impl KpiUnit {
+    /// The name used in `kpi_targets.json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Count => "count",
+            Self::Percent => "percent",
+            Self::PercentChange => "percent_change",
+            Self::Score10 => "score_10",
+        }
+    }
+}
+
 /// The yearly targets of one KPI (or one band of a KPI).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

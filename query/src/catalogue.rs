@@ -1,0 +1,438 @@
+//! What researchers can query: the lake's Delta tables (each at its latest or a pinned
+//! version), the reference tables imported from DUO, and techmon's code lists. Nothing
+//! else is reachable: the session has no file tables and no URL tables.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use deltalake::DeltaTable;
+use deltalake::arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int32Array, RecordBatch, StringArray,
+};
+use deltalake::arrow::datatypes::{Field, Schema, SchemaRef};
+use deltalake::datafusion::catalog::TableProvider;
+use deltalake::datafusion::datasource::MemTable;
+use deltalake::datafusion::prelude::SessionContext;
+use techmon_schemas::codes;
+use tokio::sync::Mutex;
+
+use crate::QueryError;
+use crate::reference::REFERENCE_TABLES;
+
+/// A table of the catalogue, for `GET /v1/tables`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TableInfo {
+    pub name: String,
+    /// `lake`, `reference`, `code_list` or `view`.
+    pub kind: &'static str,
+    pub description: String,
+    pub columns: Vec<ColumnInfo>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ColumnInfo {
+    pub name: String,
+    pub data_type: String,
+    pub nullable: bool,
+}
+
+impl TableInfo {
+    pub fn new(name: &str, kind: &'static str, description: &str, schema: &Schema) -> Self {
+        Self {
+            name: name.to_string(),
+            kind,
+            description: description.to_string(),
+            columns: schema
+                .fields()
+                .iter()
+                .map(|f| ColumnInfo {
+                    name: f.name().clone(),
+                    data_type: f.data_type().to_string(),
+                    nullable: f.is_nullable(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The Delta table versions an answer was computed from: `activities=3,participants=7`.
+/// Sent back as a request header, it pins the same versions again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct TableVersions(pub BTreeMap<String, u64>);
+
+impl fmt::Display for TableVersions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (table, version) in &self.0 {
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            write!(f, "{table}={version}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for TableVersions {
+    type Err = QueryError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut versions = BTreeMap::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (table, version) = part
+                .split_once('=')
+                .and_then(|(t, v)| Some((t.trim(), v.trim().parse::<u64>().ok()?)))
+                .ok_or_else(|| QueryError::BadVersionPin {
+                    pin: part.to_string(),
+                })?;
+            versions.insert(table.to_string(), version);
+        }
+        Ok(Self(versions))
+    }
+}
+
+/// One Delta table the catalogue knows, whether or not it exists yet.
+struct DeltaSource {
+    name: &'static str,
+    kind: &'static str,
+    description: &'static str,
+    /// Its columns, so that views over a table that has no rows yet still plan.
+    schema: SchemaRef,
+}
+
+/// The lake and reference tables, kept loaded and brought up to date per query.
+pub struct Catalogue {
+    root: url::Url,
+    sources: Vec<DeltaSource>,
+    latest: Mutex<BTreeMap<&'static str, DeltaTable>>,
+}
+
+impl Catalogue {
+    pub fn new(lake: &str) -> Result<Self, QueryError> {
+        let root = deltalake::ensure_table_uri(lake).map_err(|source| QueryError::Lake {
+            table: "(root)".into(),
+            source: Box::new(source),
+        })?;
+        let lake_tables = techmon_transform::tables::TABLES
+            .iter()
+            .map(|t| DeltaSource {
+                name: t.name,
+                kind: "lake",
+                description: t.description,
+                schema: t.arrow_schema(),
+            });
+        let reference_tables = REFERENCE_TABLES.iter().map(|t| DeltaSource {
+            name: t.name,
+            kind: "reference",
+            description: t.description,
+            schema: t.arrow_schema(),
+        });
+        Ok(Self {
+            root,
+            sources: lake_tables.chain(reference_tables).collect(),
+            latest: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    pub fn root(&self) -> &url::Url {
+        &self.root
+    }
+
+    /// Registers every table in `ctx`: Delta tables at the pinned version or else the
+    /// latest, missing tables as empty tables with their columns, and the code lists.
+    /// Returns the versions registered.
+    pub async fn register(
+        &self,
+        ctx: &SessionContext,
+        pins: &TableVersions,
+    ) -> Result<TableVersions, QueryError> {
+        if let Some(unknown) = pins
+            .0
+            .keys()
+            .find(|t| !self.sources.iter().any(|s| s.name == t.as_str()))
+        {
+            return Err(QueryError::UnknownTable {
+                table: unknown.clone(),
+            });
+        }
+        let mut versions = TableVersions::default();
+        for source in &self.sources {
+            let table = match pins.0.get(source.name) {
+                Some(version) => Some(self.pinned(source.name, *version).await?),
+                None => self.latest(source.name).await?,
+            };
+            let provider: Arc<dyn TableProvider> = match table {
+                Some(table) => {
+                    let lake = |e| QueryError::Lake {
+                        table: source.name.into(),
+                        source: Box::new(e),
+                    };
+                    table
+                        .update_datafusion_session(&ctx.state())
+                        .map_err(lake)?;
+                    if let Some(version) = table.version() {
+                        versions.0.insert(source.name.to_string(), version);
+                    }
+                    table
+                        .table_provider()
+                        .await
+                        .map_err(|e| QueryError::engine(source.name, e))?
+                }
+                None => Arc::new(
+                    MemTable::try_new(Arc::clone(&source.schema), vec![vec![]])
+                        .map_err(|e| QueryError::engine(source.name, e))?,
+                ),
+            };
+            ctx.register_table(source.name, provider)
+                .map_err(|e| QueryError::engine(source.name, e))?;
+        }
+        for (name, _, batch) in code_lists()? {
+            let table = MemTable::try_new(batch.schema(), vec![vec![batch]])
+                .map_err(|e| QueryError::engine(name, e))?;
+            ctx.register_table(name, Arc::new(table))
+                .map_err(|e| QueryError::engine(name, e))?;
+        }
+        Ok(versions)
+    }
+
+    fn url(&self, name: &str) -> Result<url::Url, QueryError> {
+        let base = if self.root.as_str().ends_with('/') {
+            self.root.clone()
+        } else {
+            url::Url::parse(&format!("{}/", self.root)).map_err(|e| QueryError::LakeUrl {
+                table: name.into(),
+                reason: e.to_string(),
+            })?
+        };
+        base.join(&format!("{name}/"))
+            .map_err(|e| QueryError::LakeUrl {
+                table: name.into(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// The table at its latest version, `None` while it has no first commit.
+    async fn latest(&self, name: &'static str) -> Result<Option<DeltaTable>, QueryError> {
+        let mut latest = self.latest.lock().await;
+        if let Some(table) = latest.get_mut(name) {
+            table
+                .update_incremental(None)
+                .await
+                .map_err(|e| QueryError::Lake {
+                    table: name.into(),
+                    source: Box::new(e),
+                })?;
+            return Ok(Some(table.clone()));
+        }
+        let url = self.url(name)?;
+        // A local table without a log has no first commit yet.
+        if let Ok(folder) = url.to_file_path()
+            && !folder.join("_delta_log").exists()
+        {
+            return Ok(None);
+        }
+        match deltalake::open_table(url).await {
+            Ok(table) => {
+                latest.insert(name, table.clone());
+                Ok(Some(table))
+            }
+            // No commit yet (or no folder): the table is empty so far.
+            Err(deltalake::DeltaTableError::NotATable(_)) => Ok(None),
+            Err(e) => Err(QueryError::Lake {
+                table: name.into(),
+                source: Box::new(e),
+            }),
+        }
+    }
+
+    async fn pinned(&self, name: &str, version: u64) -> Result<DeltaTable, QueryError> {
+        let url = self.url(name)?;
+        deltalake::open_table_with_version(url, version as _)
+            .await
+            .map_err(|e| QueryError::VersionUnavailable {
+                table: name.into(),
+                version,
+                reason: e.to_string(),
+            })
+    }
+
+    /// The catalogue's tables with their columns and descriptions (views are added by
+    /// the engine).
+    pub fn describe(&self) -> Result<Vec<TableInfo>, QueryError> {
+        let mut out: Vec<TableInfo> = self
+            .sources
+            .iter()
+            .map(|s| TableInfo::new(s.name, s.kind, s.description, &s.schema))
+            .collect();
+        for (name, description, batch) in code_lists()? {
+            out.push(TableInfo::new(
+                name,
+                "code_list",
+                description,
+                &batch.schema(),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// techmon's code lists as small tables: hubs, the zeven werelden, VO profiles with
+/// their technical flag, and the KPI targets (one row per KPI and year).
+fn code_lists() -> Result<Vec<(&'static str, &'static str, RecordBatch)>, QueryError> {
+    let text = |values: Vec<Option<&str>>| Arc::new(StringArray::from(values)) as ArrayRef;
+    let batch = |name: &'static str, columns: Vec<(&str, ArrayRef)>| {
+        let fields: Vec<Field> = columns
+            .iter()
+            .map(|(n, a)| Field::new(*n, a.data_type().clone(), a.null_count() > 0))
+            .collect();
+        RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns.into_iter().map(|(_, a)| a).collect(),
+        )
+        .map_err(|e| QueryError::engine(name, e.into()))
+    };
+    let hubs = codes::hubs();
+    let worlds = codes::worlds();
+    let profiles = codes::profiles();
+    let targets: Vec<(&codes::KpiTarget, i32, Option<f64>)> = codes::kpi_targets()
+        .iter()
+        .flat_map(|k| {
+            k.targets
+                .iter()
+                .map(move |(year, target)| (k, *year, *target))
+        })
+        .collect();
+    Ok(vec![
+        (
+            "hubs",
+            "The techniekhubs: hub_id as in events, name and municipality.",
+            batch(
+                "hubs",
+                vec![
+                    (
+                        "hub_id",
+                        text(hubs.iter().map(|h| Some(h.id.as_str())).collect()),
+                    ),
+                    (
+                        "name",
+                        text(hubs.iter().map(|h| Some(h.name.as_str())).collect()),
+                    ),
+                    (
+                        "municipality",
+                        text(hubs.iter().map(|h| Some(h.municipality.as_str())).collect()),
+                    ),
+                ],
+            )?,
+        ),
+        (
+            "worlds",
+            "De zeven werelden van techniek (activities.worlds holds their numbers).",
+            batch(
+                "worlds",
+                vec![
+                    (
+                        "world",
+                        Arc::new(Int32Array::from(
+                            worlds
+                                .iter()
+                                .map(|w| i32::from(w.number))
+                                .collect::<Vec<_>>(),
+                        )) as ArrayRef,
+                    ),
+                    (
+                        "name",
+                        text(worlds.iter().map(|w| Some(w.name.as_str())).collect()),
+                    ),
+                ],
+            )?,
+        ),
+        (
+            "vo_profiles",
+            "VO profiles with the onderwijstypes offering them and whether they count as technical (Monitor Techniekpact).",
+            batch(
+                "vo_profiles",
+                vec![
+                    (
+                        "profile_code",
+                        text(profiles.iter().map(|p| Some(p.code.as_str())).collect()),
+                    ),
+                    (
+                        "name",
+                        text(profiles.iter().map(|p| Some(p.name.as_str())).collect()),
+                    ),
+                    (
+                        "onderwijstypes",
+                        Arc::new(StringArray::from(
+                            profiles
+                                .iter()
+                                .map(|p| {
+                                    p.onderwijstypes
+                                        .iter()
+                                        .map(|o| o.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join(",")
+                                })
+                                .collect::<Vec<_>>(),
+                        )) as ArrayRef,
+                    ),
+                    (
+                        "technical",
+                        Arc::new(BooleanArray::from(
+                            profiles.iter().map(|p| p.technical).collect::<Vec<_>>(),
+                        )) as ArrayRef,
+                    ),
+                ],
+            )?,
+        ),
+        (
+            "kpi_targets",
+            "The KPI targets of seed 003 per year (null: no target that year); year Y is school year Y/Y+1.",
+            batch(
+                "kpi_targets",
+                vec![
+                    (
+                        "kpi",
+                        text(targets.iter().map(|(k, ..)| Some(k.kpi.as_str())).collect()),
+                    ),
+                    (
+                        "band",
+                        text(targets.iter().map(|(k, ..)| k.band.as_deref()).collect()),
+                    ),
+                    (
+                        "unit",
+                        text(
+                            targets
+                                .iter()
+                                .map(|(k, ..)| Some(k.unit.as_str()))
+                                .collect(),
+                        ),
+                    ),
+                    (
+                        "year",
+                        Arc::new(Int32Array::from(
+                            targets.iter().map(|(_, y, _)| *y).collect::<Vec<_>>(),
+                        )) as ArrayRef,
+                    ),
+                    (
+                        "target",
+                        Arc::new(Float64Array::from(
+                            targets.iter().map(|(.., t)| *t).collect::<Vec<_>>(),
+                        )) as ArrayRef,
+                    ),
+                    (
+                        "description",
+                        text(
+                            targets
+                                .iter()
+                                .map(|(k, ..)| Some(k.description.as_str()))
+                                .collect(),
+                        ),
+                    ),
+                ],
+            )?,
+        ),
+    ])
+}

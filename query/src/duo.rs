@@ -1,0 +1,1 @@
+//! DUO open onderwijsdata files (written by the DUO helper).

@@ -1,0 +1,153 @@
+//! The query engine (no HTTP here): a DataFusion session per query over the
+//! catalogue and the named views, run within the configured memory, time and row
+//! limits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::datafusion::execution::SessionStateBuilder;
+use deltalake::datafusion::execution::memory_pool::FairSpillPool;
+use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use deltalake::datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use futures::StreamExt;
+
+use crate::QueryError;
+use crate::catalogue::{Catalogue, TableInfo, TableVersions};
+use crate::views::VIEWS;
+
+/// The limits every query runs within.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Operators that can spill (sorts, aggregations, joins) spill to disk beyond it;
+    /// a query that still needs more fails cleanly.
+    pub memory_limit_mib: usize,
+    pub timeout: Duration,
+    /// Answers with more rows are refused rather than cut off silently.
+    pub max_rows: usize,
+}
+
+/// A query's answer and the table versions it was computed from.
+#[derive(Debug)]
+pub struct Answer {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub versions: TableVersions,
+}
+
+impl Answer {
+    pub fn row_count(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+pub struct Engine {
+    catalogue: Catalogue,
+    limits: Limits,
+}
+
+impl Engine {
+    pub fn new(lake: &str, limits: Limits) -> Result<Self, QueryError> {
+        Ok(Self {
+            catalogue: Catalogue::new(lake)?,
+            limits,
+        })
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.catalogue
+    }
+
+    /// A session with every table (at `pins`, else the latest versions) and view, and
+    /// its own memory pool, so one query's limit is not shared with others.
+    pub async fn session(
+        &self,
+        pins: &TableVersions,
+    ) -> Result<(SessionContext, TableVersions), QueryError> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(
+                self.limits.memory_limit_mib * 1024 * 1024,
+            )))
+            .build_arc()
+            .map_err(|e| QueryError::engine("runtime", e))?;
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        let versions = self.catalogue.register(&ctx, pins).await?;
+        for view in VIEWS {
+            ctx.sql(&format!("CREATE VIEW {} AS {}", view.name, view.sql))
+                .await
+                .map_err(|e| QueryError::engine(view.name, e))?;
+        }
+        Ok((ctx, versions))
+    }
+
+    /// Runs one read-only statement.
+    pub async fn query(&self, sql: &str, pins: &TableVersions) -> Result<Answer, QueryError> {
+        crate::safety::check(sql)?;
+        let (ctx, versions) = self.session(pins).await?;
+        let limits = self.limits;
+        let failed = |e| QueryError::from_query(e, limits.memory_limit_mib);
+        let run = async {
+            let options = SQLOptions::new()
+                .with_allow_ddl(false)
+                .with_allow_dml(false)
+                .with_allow_statements(false);
+            let frame = ctx.sql_with_options(sql, options).await.map_err(failed)?;
+            let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+            let mut stream = frame.execute_stream().await.map_err(failed)?;
+            let mut batches = Vec::new();
+            let mut rows = 0;
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(failed)?;
+                rows += batch.num_rows();
+                if rows > limits.max_rows {
+                    return Err(QueryError::TooManyRows {
+                        max_rows: limits.max_rows,
+                    });
+                }
+                batches.push(batch);
+            }
+            Ok(Answer {
+                schema,
+                batches,
+                versions,
+            })
+        };
+        tokio::time::timeout(limits.timeout, run)
+            .await
+            .map_err(|_| QueryError::Timeout {
+                seconds: limits.timeout.as_secs(),
+            })?
+    }
+
+    /// The tables and views researchers can query, with columns and descriptions.
+    pub async fn describe(&self) -> Result<Vec<TableInfo>, QueryError> {
+        let mut tables = self.catalogue.describe()?;
+        let (ctx, _) = self.session(&TableVersions::default()).await?;
+        for view in VIEWS {
+            let frame = ctx
+                .table(view.name)
+                .await
+                .map_err(|e| QueryError::engine(view.name, e))?;
+            tables.push(TableInfo::new(
+                view.name,
+                "view",
+                view.description,
+                frame.schema().as_arrow(),
+            ));
+        }
+        Ok(tables)
+    }
+}

@@ -1,0 +1,136 @@
+//! [`QueryError`]: what went wrong, whose fault it is, and the HTTP answer for it.
+
+use axum::http::StatusCode;
+use deltalake::datafusion::error::DataFusionError;
+use techmon_ingest::ApiError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("the SQL does not parse or plan: {reason}")]
+    Sql { reason: String },
+    #[error(
+        "{statement} is not allowed: the query service only answers SELECT, WITH, EXPLAIN, DESCRIBE and SHOW"
+    )]
+    StatementRefused { statement: String },
+    #[error("send exactly one SQL statement per request (got {count})")]
+    NotOneStatement { count: usize },
+    #[error("the answer has more than {max_rows} rows; aggregate, filter or add a LIMIT")]
+    TooManyRows { max_rows: usize },
+    #[error(
+        "the query ran out of its memory limit of {limit_mib} MiB (after spilling what could spill)"
+    )]
+    MemoryLimit { limit_mib: usize },
+    #[error("the query did not finish within its time limit of {seconds} s")]
+    Timeout { seconds: u64 },
+    #[error("no table {table} in the catalogue")]
+    UnknownTable { table: String },
+    #[error("table version pin `{pin}` is not of the form table=version")]
+    BadVersionPin { pin: String },
+    #[error("table {table} has no version {version}: {reason}")]
+    VersionUnavailable {
+        table: String,
+        version: u64,
+        reason: String,
+    },
+    #[error(
+        "cannot answer in {accept}: ask for application/json, text/csv, application/vnd.apache.arrow.stream or application/vnd.apache.parquet"
+    )]
+    UnsupportedFormat { accept: String },
+    #[error("lake table {table}: {source}")]
+    Lake {
+        table: String,
+        #[source]
+        source: Box<deltalake::DeltaTableError>,
+    },
+    #[error("lake table {table}: bad location: {reason}")]
+    LakeUrl { table: String, reason: String },
+    #[error("{context}: {source}")]
+    Engine {
+        context: String,
+        #[source]
+        source: Box<DataFusionError>,
+    },
+    #[error("cannot write the answer as {format}: {reason}")]
+    Encode {
+        format: &'static str,
+        reason: String,
+    },
+    #[error(
+        "query user {user}: token_sha256 must be 64 hexadecimal characters (the SHA-256 of the token)"
+    )]
+    BadTokenHash { user: String },
+}
+
+impl QueryError {
+    pub(crate) fn engine(context: &str, source: DataFusionError) -> Self {
+        Self::Engine {
+            context: context.to_string(),
+            source: Box::new(source),
+        }
+    }
+
+    /// An error of the engine while running a researcher's query: the researcher's
+    /// fault when the SQL does not plan, a limit when memory ran out, else ours.
+    pub(crate) fn from_query(source: DataFusionError, memory_limit_mib: usize) -> Self {
+        match source.find_root() {
+            DataFusionError::ResourcesExhausted(_) => Self::MemoryLimit {
+                limit_mib: memory_limit_mib,
+            },
+            DataFusionError::SQL(..)
+            | DataFusionError::Plan(_)
+            | DataFusionError::SchemaError(..)
+            | DataFusionError::NotImplemented(_) => Self::Sql {
+                reason: source.strip_backtrace(),
+            },
+            _ => Self::engine("query", source),
+        }
+    }
+
+    /// Whose fault: the request's (4xx) or the service's (5xx).
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Sql { .. }
+            | Self::NotOneStatement { .. }
+            | Self::UnknownTable { .. }
+            | Self::BadVersionPin { .. } => StatusCode::BAD_REQUEST,
+            Self::StatementRefused { .. } => StatusCode::FORBIDDEN,
+            Self::VersionUnavailable { .. } => StatusCode::NOT_FOUND,
+            Self::UnsupportedFormat { .. } => StatusCode::NOT_ACCEPTABLE,
+            Self::TooManyRows { .. } | Self::MemoryLimit { .. } | Self::Timeout { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::Lake { .. }
+            | Self::LakeUrl { .. }
+            | Self::Engine { .. }
+            | Self::Encode { .. }
+            | Self::BadTokenHash { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code of the HTTP answer.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Sql { .. } => "bad_sql",
+            Self::StatementRefused { .. } => "statement_not_allowed",
+            Self::NotOneStatement { .. } => "not_one_statement",
+            Self::TooManyRows { .. } => "row_limit",
+            Self::MemoryLimit { .. } => "memory_limit",
+            Self::Timeout { .. } => "timeout",
+            Self::UnknownTable { .. } => "unknown_table",
+            Self::BadVersionPin { .. } => "bad_version_pin",
+            Self::VersionUnavailable { .. } => "version_unavailable",
+            Self::UnsupportedFormat { .. } => "unsupported_format",
+            Self::Lake { .. } | Self::LakeUrl { .. } => "lake_unavailable",
+            Self::Engine { .. } | Self::Encode { .. } | Self::BadTokenHash { .. } => "internal",
+        }
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(error: QueryError) -> Self {
+        if error.status().is_server_error() {
+            tracing::error!(%error, "query failed");
+        }
+        ApiError::new(error.status(), error.code(), error.to_string())
+    }
+}

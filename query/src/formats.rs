@@ -1,0 +1,201 @@
+//! Answers in the format the client asks for by `Accept`: JSON (the default), CSV,
+//! an Arrow IPC stream or Parquet. Encoding is deterministic: the same rows give the
+//! same bytes.
+
+use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::csv;
+use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::arrow::ipc::writer::StreamWriter;
+use deltalake::arrow::json::WriterBuilder;
+use deltalake::parquet::arrow::ArrowWriter;
+use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::parquet::file::properties::WriterProperties;
+
+use crate::QueryError;
+use crate::catalogue::TableVersions;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Csv,
+    Arrow,
+    Parquet,
+}
+
+const FORMATS: &[(Format, &[&str])] = &[
+    (Format::Json, &["application/json", "application/*", "*/*"]),
+    (Format::Csv, &["text/csv", "text/*"]),
+    (
+        Format::Arrow,
+        &[
+            "application/vnd.apache.arrow.stream",
+            "application/vnd.apache.arrow",
+        ],
+    ),
+    (
+        Format::Parquet,
+        &[
+            "application/vnd.apache.parquet",
+            "application/x-parquet",
+            "application/parquet",
+        ],
+    ),
+];
+
+impl Format {
+    /// The first format of the `Accept` header (in the client's order) that techmon
+    /// writes; JSON when there is no header.
+    pub fn from_accept(accept: Option<&str>) -> Result<Self, QueryError> {
+        let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
+            return Ok(Self::Json);
+        };
+        accept
+            .split(',')
+            .map(|part| {
+                part.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .find_map(|media| {
+                FORMATS
+                    .iter()
+                    .find(|(_, names)| names.contains(&media.as_str()))
+                    .map(|(format, _)| *format)
+            })
+            .ok_or_else(|| QueryError::UnsupportedFormat {
+                accept: accept.to_string(),
+            })
+    }
+
+    /// From a short name (`json`, `csv`, `arrow`, `parquet`), as the CLI and exports
+    /// take it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Json, Self::Csv, Self::Arrow, Self::Parquet]
+            .into_iter()
+            .find(|f| f.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Csv => "csv",
+            Self::Arrow => "arrow",
+            Self::Parquet => "parquet",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        FORMATS
+            .iter()
+            .find(|(f, _)| *f == self)
+            .map_or("application/octet-stream", |(_, names)| names[0])
+    }
+
+    /// The rows in this format; JSON also states the table versions and the columns.
+    pub fn encode(
+        self,
+        schema: &SchemaRef,
+        batches: &[RecordBatch],
+        versions: &TableVersions,
+    ) -> Result<Vec<u8>, QueryError> {
+        let failed = |e: &dyn std::fmt::Display| QueryError::Encode {
+            format: self.name(),
+            reason: e.to_string(),
+        };
+        let mut out = Vec::new();
+        match self {
+            Self::Json => {
+                let mut rows = WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build::<_, deltalake::arrow::json::writer::JsonArray>(Vec::new());
+                for batch in batches {
+                    rows.write(batch).map_err(|e| failed(&e))?;
+                }
+                rows.finish().map_err(|e| failed(&e))?;
+                let mut rows = rows.into_inner();
+                if rows.is_empty() {
+                    rows = b"[]".to_vec();
+                }
+                let columns: Vec<serde_json::Value> = schema
+                    .fields()
+                    .iter()
+                    .map(|f| serde_json::json!({"name": f.name(), "data_type": f.data_type().to_string()}))
+                    .collect();
+                let head = serde_json::json!({
+                    "table_versions": versions,
+                    "row_count": batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
+                    "columns": columns,
+                });
+                let head = serde_json::to_vec(&head).map_err(|e| failed(&e))?;
+                // The rows are spliced in as Arrow wrote them, without a second parse.
+                out.extend_from_slice(&head[..head.len() - 1]);
+                out.extend_from_slice(b",\"rows\":");
+                out.extend_from_slice(&rows);
+                out.push(b'}');
+            }
+            Self::Csv => {
+                let mut writer = csv::WriterBuilder::new().with_header(true).build(&mut out);
+                // An empty batch still writes the header, so the columns are known.
+                let empty = [RecordBatch::new_empty(schema.clone())];
+                let batches = if batches.is_empty() {
+                    &empty[..]
+                } else {
+                    batches
+                };
+                for batch in batches {
+                    writer.write(batch).map_err(|e| failed(&e))?;
+                }
+            }
+            Self::Arrow => {
+                let mut writer = StreamWriter::try_new(&mut out, schema).map_err(|e| failed(&e))?;
+                for batch in batches {
+                    writer.write(batch).map_err(|e| failed(&e))?;
+                }
+                writer.finish().map_err(|e| failed(&e))?;
+            }
+            Self::Parquet => {
+                let properties = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                    .build();
+                let mut writer = ArrowWriter::try_new(&mut out, schema.clone(), Some(properties))
+                    .map_err(|e| failed(&e))?;
+                for batch in batches {
+                    writer.write(batch).map_err(|e| failed(&e))?;
+                }
+                writer.close().map_err(|e| failed(&e))?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_picks_the_first_supported_format() {
+        assert_eq!(Format::from_accept(None).ok(), Some(Format::Json));
+        assert_eq!(
+            Format::from_accept(Some("text/csv")).ok(),
+            Some(Format::Csv)
+        );
+        assert_eq!(
+            Format::from_accept(Some(
+                "image/png, application/vnd.apache.parquet;q=0.9, text/csv"
+            ))
+            .ok(),
+            Some(Format::Parquet)
+        );
+        assert_eq!(
+            Format::from_accept(Some("application/vnd.apache.arrow.stream")).ok(),
+            Some(Format::Arrow)
+        );
+        assert!(matches!(
+            Format::from_accept(Some("image/png")),
+            Err(QueryError::UnsupportedFormat { .. })
+        ));
+    }
+}

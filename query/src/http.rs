@@ -1,0 +1,180 @@
+//! The query service's HTTP API: `POST /v1/sql` and `GET /v1/tables`, with bearer
+//! tokens per user and role.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use techmon_ingest::{ApiError, TokenMap};
+
+use crate::QueryError;
+use crate::catalogue::TableVersions;
+use crate::engine::{Engine, Limits};
+use crate::formats::Format;
+
+/// The header that states (in answers) or pins (in requests) the table versions.
+pub const VERSIONS_HEADER: &str = "techmon-table-versions";
+
+/// Query configuration (`[query]` in techmon's configuration).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where `techmon query` listens on its own (`techmon serve` serves the query API
+    /// on the ingest address).
+    pub listen: SocketAddr,
+    pub memory_limit_mib: usize,
+    pub timeout_seconds: u64,
+    pub max_rows: usize,
+    /// The people who may query, each with a role and the SHA-256 of their token.
+    pub users: Vec<QueryUser>,
+}
+
+impl Config {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            memory_limit_mib: self.memory_limit_mib,
+            timeout: Duration::from_secs(self.timeout_seconds),
+            max_rows: self.max_rows,
+        }
+    }
+}
+
+/// What a user may do; each role may do what the ones before it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// SQL over the research lake and the reference tables.
+    Researcher,
+    /// And exports with disclosure control.
+    Analyst,
+    /// And reference data imports.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Researcher => "researcher",
+            Self::Analyst => "analyst",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryUser {
+    pub name: String,
+    pub role: Role,
+    pub token_sha256: String,
+}
+
+impl fmt::Display for QueryUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+#[derive(Clone)]
+struct QueryService {
+    engine: Arc<Engine>,
+    users: Arc<TokenMap<QueryUser>>,
+}
+
+impl QueryService {
+    fn authorize(&self, headers: &HeaderMap, needed: Role) -> Result<&QueryUser, ApiError> {
+        let user = self.users.authenticate(headers)?;
+        if user.role < needed {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "this needs the {} role; yours is {}",
+                    needed.as_str(),
+                    user.role.as_str()
+                ),
+            ));
+        }
+        Ok(user)
+    }
+}
+
+/// The query routes.
+pub fn build(config: &Config, engine: Arc<Engine>) -> Result<Router, QueryError> {
+    let users = TokenMap::from_hashes(
+        config
+            .users
+            .iter()
+            .map(|u| (u.token_sha256.as_str(), u.clone())),
+    )
+    .map_err(|user| QueryError::BadTokenHash { user })?;
+    let service = QueryService {
+        engine,
+        users: Arc::new(users),
+    };
+    Ok(Router::new()
+        .route("/v1/sql", post(sql))
+        .route("/v1/tables", get(tables))
+        .with_state(service))
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn sql(
+    State(service): State<QueryService>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, ApiError> {
+    let user = service.authorize(&headers, Role::Researcher)?;
+    let format = Format::from_accept(header_text(&headers, header::ACCEPT.as_str()))?;
+    let pins: TableVersions = header_text(&headers, VERSIONS_HEADER)
+        .unwrap_or("")
+        .parse()?;
+    let started = std::time::Instant::now();
+    let answer = service.engine.query(&body, &pins).await?;
+    tracing::info!(
+        user = %user.name,
+        rows = answer.row_count(),
+        format = format.name(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "query answered"
+    );
+    let bytes = format.encode(&answer.schema, &answer.batches, &answer.versions)?;
+    Ok(answer_response(format, &answer.versions, bytes))
+}
+
+/// An answer with its content type and the versions it was computed from.
+pub(crate) fn answer_response(
+    format: Format,
+    versions: &TableVersions,
+    bytes: Vec<u8>,
+) -> Response {
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    if let Ok(value) = HeaderValue::from_str(&versions.to_string()) {
+        headers.insert(VERSIONS_HEADER, value);
+    }
+    response
+}
+
+async fn tables(
+    State(service): State<QueryService>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    service.authorize(&headers, Role::Researcher)?;
+    let tables = service.engine.describe().await?;
+    Ok(axum::Json(serde_json::json!({ "tables": tables })).into_response())
+}

@@ -1,0 +1,20 @@
+//! techmon's query service: research SQL over the Delta lake and the reference
+//! tables, the KPI views, DUO reference imports and disclosure-controlled exports.
+//!
+//! The engine ([`engine`], [`catalogue`], [`views`], [`safety`]) knows nothing of
+//! HTTP; [`http`] serves it.
+
+pub mod catalogue;
+pub mod duo;
+pub mod engine;
+mod error;
+pub mod formats;
+pub mod http;
+pub mod reference;
+pub mod safety;
+pub mod views;
+
+pub use catalogue::TableVersions;
+pub use engine::{Answer, Engine, Limits};
+pub use error::QueryError;
+pub use http::{Config, QueryUser, Role, build};

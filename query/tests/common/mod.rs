@@ -1,0 +1,162 @@
+//! A real lake for the query tests: events appended to an embedded event log and
+//! written by the transform, as in production.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use techmon_eventlog::embedded::EmbeddedLog;
+use techmon_eventlog::{EventLog, LogRecord};
+use techmon_query::{Config, Engine, QueryUser, Role};
+use uuid::Uuid;
+
+const TOPIC: &str = "techmon.events";
+
+pub const RESEARCHER: &str = "researcher-token";
+pub const ANALYST: &str = "analyst-token";
+pub const ADMIN: &str = "admin-token";
+
+pub struct TestLake {
+    pub dir: tempfile::TempDir,
+    log: Arc<dyn EventLog>,
+}
+
+impl TestLake {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Arc::new(EmbeddedLog::open(&dir.path().join("events.redb"), 2, 16).expect("log"));
+        Self { dir, log }
+    }
+
+    pub fn path(&self) -> String {
+        self.dir.path().join("lake").to_string_lossy().into_owned()
+    }
+
+    /// Appends the events and runs the transform until it has written them.
+    pub async fn add(&self, events: &[Value]) {
+        let records = events
+            .iter()
+            .map(|e| LogRecord {
+                key: techmon_schemas::validate_event(e)
+                    .expect("test events are valid")
+                    .subject_key(),
+                event_id: Uuid::parse_str(e["event_id"].as_str().expect("id")).expect("uuid"),
+                payload: e.to_string().into_bytes(),
+            })
+            .collect();
+        self.log.append(records).await.expect("append");
+        let config = techmon_transform::Config {
+            lake: self.path(),
+            raw: self.dir.path().join("raw"),
+            pseudonym_key_id: "test-key".into(),
+            pseudonym_key_file: None,
+            max_records_per_partition: 10_000,
+            poll_interval_ms: 50,
+            vacuum_interval_minutes: 60,
+            vacuum_retention_hours: 24,
+        };
+        let mut transform = techmon_transform::Transform::open(&config, self.log.clone(), TOPIC)
+            .await
+            .expect("open transform");
+        let progress = transform.catch_up().await.expect("transform");
+        assert_eq!(progress.dead_letters, 0, "test events must transform");
+    }
+}
+
+pub fn event(kind: &str, hub: &str, occurred_at: &str, payload: Value) -> Value {
+    json!({
+        "event_id": Uuid::new_v4(), "event_type": kind, "schema_version": 1, "hub_id": hub,
+        "occurred_at": occurred_at, "sent_at": occurred_at, "payload": payload
+    })
+}
+
+pub fn config(memory_limit_mib: usize, timeout_seconds: u64, max_rows: usize) -> Config {
+    let user = |name: &str, role, token| QueryUser {
+        name: name.into(),
+        role,
+        token_sha256: techmon_ingest::token_sha256(token),
+    };
+    Config {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        memory_limit_mib,
+        timeout_seconds,
+        max_rows,
+        users: vec![
+            user("rita", Role::Researcher, RESEARCHER),
+            user("anna", Role::Analyst, ANALYST),
+            user("ada", Role::Admin, ADMIN),
+        ],
+    }
+}
+
+/// Serves the query API over `lake` on a free port.
+pub async fn serve(lake: &str, config: &Config) -> SocketAddr {
+    let engine = Engine::new(lake, config.limits()).expect("engine");
+    let router = techmon_query::build(config, Arc::new(engine)).expect("router");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(techmon_ingest::serve(
+        listener,
+        router,
+        std::future::pending(),
+    ));
+    addr
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub versions: String,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+pub async fn sql(
+    addr: SocketAddr,
+    token: &str,
+    accept: &str,
+    pins: Option<&str>,
+    sql: &str,
+) -> Reply {
+    let mut request = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/sql"))
+        .bearer_auth(token)
+        .header("accept", accept)
+        .timeout(Duration::from_secs(120))
+        .body(sql.to_string());
+    if let Some(pins) = pins {
+        request = request.header("techmon-table-versions", pins);
+    }
+    let response = request.send().await.expect("query API answers");
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    Reply {
+        status: response.status().as_u16(),
+        versions: header("techmon-table-versions"),
+        content_type: header("content-type"),
+        body: response.bytes().await.expect("body").to_vec(),
+    }
+}

@@ -1,0 +1,378 @@
+//! The SQL API over a real lake: formats, versions, roles, safety and limits.
+
+mod common;
+
+use common::{ANALYST, RESEARCHER, TestLake, config, event, serve, sql};
+use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::util::display::array_value_to_string;
+use serde_json::{Value, json};
+
+fn group(school: &str, groep: u32, girls: u32, boys: u32) -> Value {
+    event(
+        "group_participated",
+        "tec-deventer",
+        "2024-10-03T09:00:00+02:00",
+        json!({
+            "activity_id": "act-1", "school_brin6": school, "sector": "PO", "groep": groep,
+            "school_year": "2024/25", "participants": {"girls": girls, "boys": boys, "other": 0}
+        }),
+    )
+}
+
+async fn lake_with_groups() -> TestLake {
+    let lake = TestLake::new();
+    lake.add(&[
+        group("12AB00", 7, 10, 12),
+        group("12AB00", 8, 9, 9),
+        group("34CD01", 5, 3, 4),
+    ])
+    .await;
+    lake
+}
+
+/// Rows as text, whatever format they came in.
+fn text_rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            (0..b.num_rows()).map(move |r| {
+                b.columns()
+                    .iter()
+                    .map(|c| array_value_to_string(c, r).expect("display"))
+                    .collect()
+            })
+        })
+        .collect()
+}
+
+const BY_SCHOOL: &str = "SELECT school_brin6, sum(participants_total) AS pupils, count(*) AS groups \
+                         FROM group_participations GROUP BY school_brin6 ORDER BY school_brin6";
+
+#[tokio::test]
+async fn every_format_gives_the_same_rows() {
+    let lake = lake_with_groups().await;
+    let addr = serve(&lake.path(), &config(256, 30, 1000)).await;
+    let expected = vec![
+        vec!["12AB00".to_string(), "40".into(), "2".into()],
+        vec!["34CD01".to_string(), "7".into(), "1".into()],
+    ];
+
+    let json_reply = sql(addr, RESEARCHER, "application/json", None, BY_SCHOOL).await;
+    assert_eq!(
+        json_reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&json_reply.body)
+    );
+    let body = json_reply.json();
+    let from_json: Vec<Vec<String>> = body["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| {
+            ["school_brin6", "pupils", "groups"]
+                .iter()
+                .map(|c| match &row[*c] {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(from_json, expected);
+    assert_eq!(body["row_count"], 2);
+    assert_eq!(body["table_versions"]["group_participations"], 0);
+
+    let csv_reply = sql(addr, RESEARCHER, "text/csv", None, BY_SCHOOL).await;
+    assert_eq!(csv_reply.content_type, "text/csv");
+    let mut reader = csv::Reader::from_reader(csv_reply.body.as_slice());
+    assert_eq!(
+        reader.headers().expect("header").iter().collect::<Vec<_>>(),
+        ["school_brin6", "pupils", "groups"]
+    );
+    let from_csv: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.expect("record").iter().map(str::to_string).collect())
+        .collect();
+    assert_eq!(from_csv, expected);
+
+    let arrow_reply = sql(
+        addr,
+        RESEARCHER,
+        "application/vnd.apache.arrow.stream",
+        None,
+        BY_SCHOOL,
+    )
+    .await;
+    let reader =
+        deltalake::arrow::ipc::reader::StreamReader::try_new(arrow_reply.body.as_slice(), None)
+            .expect("an Arrow IPC stream");
+    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("batch")).collect();
+    assert_eq!(text_rows(&batches), expected);
+
+    let parquet_reply = sql(
+        addr,
+        RESEARCHER,
+        "application/vnd.apache.parquet",
+        None,
+        BY_SCHOOL,
+    )
+    .await;
+    let reader = deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::from(parquet_reply.body.clone()),
+    )
+    .expect("a Parquet file")
+    .build()
+    .expect("reader");
+    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("batch")).collect();
+    assert_eq!(text_rows(&batches), expected);
+
+    // Every format states the same versions; the same query gives the same bytes.
+    for reply in [&csv_reply, &arrow_reply, &parquet_reply] {
+        assert_eq!(reply.versions, json_reply.versions);
+    }
+    let again = sql(
+        addr,
+        RESEARCHER,
+        "application/vnd.apache.parquet",
+        None,
+        BY_SCHOOL,
+    )
+    .await;
+    assert_eq!(again.body, parquet_reply.body);
+}
+
+#[tokio::test]
+async fn answers_name_their_versions_and_pinned_versions_reproduce_them() {
+    let lake = lake_with_groups().await;
+    let addr = serve(&lake.path(), &config(256, 30, 1000)).await;
+    let count = "SELECT count(*) AS n FROM group_participations";
+    let first = sql(addr, RESEARCHER, "application/json", None, count).await;
+    assert_eq!(first.json()["rows"][0]["n"], 3);
+    assert!(
+        first.versions.contains("group_participations=0"),
+        "{}",
+        first.versions
+    );
+
+    lake.add(&[group("56EF00", 6, 5, 5)]).await;
+    let second = sql(addr, RESEARCHER, "application/json", None, count).await;
+    assert_eq!(second.json()["rows"][0]["n"], 4);
+    assert!(
+        second.versions.contains("group_participations=1"),
+        "{}",
+        second.versions
+    );
+
+    // Sending the first answer's versions back reproduces the first answer.
+    let pinned = sql(
+        addr,
+        RESEARCHER,
+        "application/json",
+        Some(&first.versions),
+        count,
+    )
+    .await;
+    assert_eq!(pinned.status, 200);
+    assert_eq!(pinned.json()["rows"][0]["n"], 3);
+    assert_eq!(pinned.versions, first.versions);
+
+    let missing = sql(
+        addr,
+        RESEARCHER,
+        "application/json",
+        Some("group_participations=99"),
+        count,
+    )
+    .await;
+    assert_eq!(
+        (missing.status, missing.error_code().as_str()),
+        (404, "version_unavailable")
+    );
+    let unknown = sql(
+        addr,
+        RESEARCHER,
+        "application/json",
+        Some("secrets=1"),
+        count,
+    )
+    .await;
+    assert_eq!(unknown.error_code(), "unknown_table");
+}
+
+#[tokio::test]
+async fn only_query_users_may_query() {
+    let lake = lake_with_groups().await;
+    let addr = serve(&lake.path(), &config(256, 30, 1000)).await;
+    for token in ["", "dev-token-tec-deventer", "wrong"] {
+        let reply = sql(addr, token, "application/json", None, "SELECT 1").await;
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (401, "unauthorized"),
+            "token {token:?}"
+        );
+    }
+    for token in [RESEARCHER, ANALYST] {
+        assert_eq!(
+            sql(addr, token, "application/json", None, "SELECT 1")
+                .await
+                .status,
+            200
+        );
+    }
+    let tables: Value = reqwest::Client::new()
+        .get(format!("http://{addr}/v1/tables"))
+        .bearer_auth(RESEARCHER)
+        .send()
+        .await
+        .expect("tables")
+        .json()
+        .await
+        .expect("json");
+    let tables = tables["tables"].as_array().expect("tables");
+    let named = |name: &str| tables.iter().find(|t| t["name"] == name).cloned();
+    let groups = named("group_participations").expect("group_participations listed");
+    assert_eq!(groups["kind"], "lake");
+    assert!(
+        groups["columns"]
+            .as_array()
+            .expect("columns")
+            .iter()
+            .any(|c| c["name"] == "participants_total")
+    );
+    assert_eq!(
+        named("kpi_targets").expect("kpi_targets")["kind"],
+        "code_list"
+    );
+    assert_eq!(
+        named("duo_vo_pupils").expect("duo_vo_pupils")["kind"],
+        "reference"
+    );
+    assert!(tables.iter().any(|t| t["kind"] == "view"));
+}
+
+#[tokio::test]
+async fn writes_files_and_settings_are_refused_and_the_service_goes_on() {
+    let lake = lake_with_groups().await;
+    let addr = serve(&lake.path(), &config(256, 30, 1000)).await;
+    let refused = [
+        ("CREATE TABLE t AS SELECT 1", 403, "statement_not_allowed"),
+        (
+            "CREATE EXTERNAL TABLE pw (line VARCHAR) STORED AS CSV LOCATION '/etc/passwd'",
+            403,
+            "statement_not_allowed",
+        ),
+        ("CREATE VIEW v AS SELECT 1", 403, "statement_not_allowed"),
+        (
+            "INSERT INTO group_participations SELECT * FROM group_participations",
+            403,
+            "statement_not_allowed",
+        ),
+        (
+            "DELETE FROM group_participations",
+            403,
+            "statement_not_allowed",
+        ),
+        (
+            "UPDATE group_participations SET groep = 1",
+            403,
+            "statement_not_allowed",
+        ),
+        (
+            "COPY group_participations TO '/tmp/techmon-copy.csv'",
+            403,
+            "statement_not_allowed",
+        ),
+        (
+            "DROP TABLE group_participations",
+            403,
+            "statement_not_allowed",
+        ),
+        (
+            "SET datafusion.execution.target_partitions = 64",
+            403,
+            "statement_not_allowed",
+        ),
+        ("SELECT 1; SELECT 2", 400, "not_one_statement"),
+        ("SELECT * FROM '/etc/passwd'", 400, "bad_sql"),
+        ("SELECT * FROM read_csv('/etc/passwd')", 400, "bad_sql"),
+        ("SELECT * FROM read_parquet('/etc/passwd')", 400, "bad_sql"),
+        ("SELECT * FROM no_such_table", 400, "bad_sql"),
+    ];
+    for (statement, status, code) in refused {
+        let reply = sql(addr, RESEARCHER, "application/json", None, statement).await;
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (status, code),
+            "{statement}"
+        );
+        let message = reply.json()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        assert!(!message.is_empty(), "{statement}: a message says why");
+    }
+    assert!(!std::path::Path::new("/tmp/techmon-copy.csv").exists());
+    // The lake is untouched and the service still answers.
+    let reply = sql(
+        addr,
+        RESEARCHER,
+        "application/json",
+        None,
+        "SELECT count(*) AS n FROM group_participations",
+    )
+    .await;
+    assert_eq!(reply.json()["rows"][0]["n"], 3);
+}
+
+#[tokio::test]
+async fn memory_time_and_row_limits_end_a_query_cleanly() {
+    let lake = lake_with_groups().await;
+    let addr = serve(&lake.path(), &config(8, 2, 100)).await;
+    // Collecting 20 million values into one array cannot spill.
+    let memory = sql(
+        addr,
+        RESEARCHER,
+        "application/json",
+        None,
+        "SELECT array_length(array_agg(value)) FROM generate_series(1, 20000000)",
+    )
+    .await;
+    assert_eq!(
+        (memory.status, memory.error_code().as_str()),
+        (422, "memory_limit")
+    );
+    let slow = sql(
+        addr,
+        RESEARCHER,
+        "application/json",
+        None,
+        "SELECT count(*) FROM generate_series(1, 100000000000)",
+    )
+    .await;
+    assert_eq!((slow.status, slow.error_code().as_str()), (422, "timeout"));
+    let many = sql(
+        addr,
+        RESEARCHER,
+        "application/json",
+        None,
+        "SELECT * FROM generate_series(1, 1000)",
+    )
+    .await;
+    assert_eq!(
+        (many.status, many.error_code().as_str()),
+        (422, "row_limit")
+    );
+    let ok = sql(
+        addr,
+        RESEARCHER,
+        "application/json",
+        None,
+        "SELECT * FROM generate_series(1, 100)",
+    )
+    .await;
+    assert_eq!(
+        (ok.status, ok.json()["row_count"].clone()),
+        (200, json!(100))
+    );
+}
