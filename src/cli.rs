@@ -71,7 +71,12 @@ pub enum Command {
         #[arg(long, default_value = "rejected.ndjson")]
         rejects: PathBuf,
     },
-    /// Hub tokens.
+    /// Reference data (DUO open onderwijsdata).
+    Reference {
+        #[command(subcommand)]
+        command: ReferenceCommand,
+    },
+    /// Hub and query-user tokens.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
@@ -100,6 +105,13 @@ pub enum DeadLetterCommand {
     /// Send them through the transform again (after a fix); those that now transform
     /// go to the lake, once, and leave the dead letters.
     Redrive,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReferenceCommand {
+    /// Import DUO CSV files (VO pupils per vestiging, PO pupils by age, school
+    /// addresses) by path or URL; importing the same file again changes nothing.
+    Import(crate::reference::ImportOptions),
 }
 
 #[derive(Debug, Subcommand)]
@@ -257,6 +269,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             techmon_ingest::serve(listener, router, shutdown_signal()).await?;
         }
         Command::Sql(options) => crate::sql::run(&options).await?,
+        Command::Reference {
+            command: ReferenceCommand::Import(options),
+        } => crate::reference::import(&options).await?,
         Command::Bench {
             command: BenchCommand::Ingest(options),
         } => {

@@ -8,5 +8,6 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod push;
+pub mod reference;
 pub mod serve;
 pub mod sql;

@@ -199,19 +199,7 @@ impl Catalogue {
     }
 
     fn url(&self, name: &str) -> Result<url::Url, QueryError> {
-        let base = if self.root.as_str().ends_with('/') {
-            self.root.clone()
-        } else {
-            url::Url::parse(&format!("{}/", self.root)).map_err(|e| QueryError::LakeUrl {
-                table: name.into(),
-                reason: e.to_string(),
-            })?
-        };
-        base.join(&format!("{name}/"))
-            .map_err(|e| QueryError::LakeUrl {
-                table: name.into(),
-                reason: e.to_string(),
-            })
+        table_url(&self.root, name)
     }
 
     /// The table at its latest version, `None` while it has no first commit.
@@ -435,4 +423,18 @@ fn code_lists() -> Result<Vec<(&'static str, &'static str, RecordBatch)>, QueryE
             )?,
         ),
     ])
+}
+
+/// The folder of table `name` under the lake's root.
+pub(crate) fn table_url(root: &url::Url, name: &str) -> Result<url::Url, QueryError> {
+    let bad = |e: url::ParseError| QueryError::LakeUrl {
+        table: name.into(),
+        reason: e.to_string(),
+    };
+    let base = if root.as_str().ends_with('/') {
+        root.clone()
+    } else {
+        url::Url::parse(&format!("{root}/")).map_err(bad)?
+    };
+    base.join(&format!("{name}/")).map_err(bad)
 }

@@ -36,6 +36,8 @@ pub enum QueryError {
         "cannot answer in {accept}: ask for application/json, text/csv, application/vnd.apache.arrow.stream or application/vnd.apache.parquet"
     )]
     UnsupportedFormat { accept: String },
+    #[error("reference file {source_name}: {reason}")]
+    Reference { source_name: String, reason: String },
     #[error("lake table {table}: {source}")]
     Lake {
         table: String,
@@ -92,7 +94,8 @@ impl QueryError {
             Self::Sql { .. }
             | Self::NotOneStatement { .. }
             | Self::UnknownTable { .. }
-            | Self::BadVersionPin { .. } => StatusCode::BAD_REQUEST,
+            | Self::BadVersionPin { .. }
+            | Self::Reference { .. } => StatusCode::BAD_REQUEST,
             Self::StatementRefused { .. } => StatusCode::FORBIDDEN,
             Self::VersionUnavailable { .. } => StatusCode::NOT_FOUND,
             Self::UnsupportedFormat { .. } => StatusCode::NOT_ACCEPTABLE,
@@ -120,6 +123,7 @@ impl QueryError {
             Self::BadVersionPin { .. } => "bad_version_pin",
             Self::VersionUnavailable { .. } => "version_unavailable",
             Self::UnsupportedFormat { .. } => "unsupported_format",
+            Self::Reference { .. } => "bad_reference_file",
             Self::Lake { .. } | Self::LakeUrl { .. } => "lake_unavailable",
             Self::Engine { .. } | Self::Encode { .. } | Self::BadTokenHash { .. } => "internal",
         }

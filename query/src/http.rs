@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -122,6 +122,9 @@ pub fn build(config: &Config, engine: Arc<Engine>) -> Result<Router, QueryError>
     Ok(Router::new()
         .route("/v1/sql", post(sql))
         .route("/v1/tables", get(tables))
+        .route("/v1/reference/duo", post(import_reference))
+        // DUO files are some megabytes.
+        .layer(DefaultBodyLimit::max(256 * 1024 * 1024))
         .with_state(service))
 }
 
@@ -177,4 +180,44 @@ async fn tables(
     service.authorize(&headers, Role::Researcher)?;
     let tables = service.engine.describe().await?;
     Ok(axum::Json(serde_json::json!({ "tables": tables })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportParameters {
+    /// The file's name or URL, recorded with every row; imports are idempotent per
+    /// source and school year.
+    source: String,
+    /// `2024/25`; else taken from the file name or its PEILDATUM column.
+    school_year: Option<String>,
+}
+
+async fn import_reference(
+    State(service): State<QueryService>,
+    headers: HeaderMap,
+    Query(parameters): Query<ImportParameters>,
+    body: bytes::Bytes,
+) -> Result<Response, ApiError> {
+    let user = service.authorize(&headers, Role::Admin)?;
+    let school_year = match parameters.school_year.as_deref() {
+        None => None,
+        Some(text) => Some(
+            techmon_schemas::codes::SchoolYear::parse(text).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_school_year",
+                    "school_year must look like 2024/25",
+                )
+            })?,
+        ),
+    };
+    let report = crate::reference::import(
+        service.engine.catalogue().root(),
+        &parameters.source,
+        &body,
+        school_year,
+    )
+    .await?;
+    tracing::info!(user = %user.name, table = report.table, source = %report.source, school_year = %report.school_year, rows = report.rows, imported = report.imported, "reference import");
+    Ok(axum::Json(report).into_response())
 }

@@ -4,7 +4,15 @@
 
 use std::sync::Arc;
 
+use deltalake::arrow::array::{
+    ArrayRef, BooleanArray, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use deltalake::datafusion::prelude::{SessionContext, col, lit};
+use sha2::{Digest, Sha256};
+
+use crate::QueryError;
+use crate::duo::{DuoDataset, DuoRows, PupilCount};
 
 /// One reference table.
 pub struct ReferenceTable {
@@ -93,4 +101,230 @@ impl ReferenceTable {
         fields.push(Field::new("school_year", DataType::Utf8, false));
         Arc::new(Schema::new(fields))
     }
+}
+
+/// What an import did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImportReport {
+    pub table: &'static str,
+    pub source: String,
+    pub source_sha256: String,
+    pub school_year: String,
+    pub encoding: &'static str,
+    pub separator: char,
+    pub rows: usize,
+    pub suppressed_cells: usize,
+    /// False when this source's file for this school year was imported before: the
+    /// table is left as it was.
+    pub imported: bool,
+    /// The table version holding the rows.
+    pub table_version: u64,
+}
+
+/// Imports one DUO file into its reference table. Idempotent per source and school
+/// year: the same file again changes nothing, and a changed file from the same source
+/// replaces that source's rows for that year in one commit.
+pub async fn import(
+    lake: &url::Url,
+    source: &str,
+    bytes: &[u8],
+    school_year: Option<techmon_schemas::codes::SchoolYear>,
+) -> Result<ImportReport, QueryError> {
+    let file =
+        crate::duo::parse(source, bytes, school_year).map_err(|e| QueryError::Reference {
+            source_name: source.to_string(),
+            reason: e.to_string(),
+        })?;
+    let table = reference_table(file.rows.dataset());
+    let source_sha256 = hex::encode(Sha256::digest(bytes));
+    let school_year = file.school_year.to_string();
+    let lake_error = |e| QueryError::Lake {
+        table: table.name.into(),
+        source: Box::new(e),
+    };
+    let url = crate::catalogue::table_url(lake, table.name)?;
+    if let Ok(folder) = url.to_file_path() {
+        std::fs::create_dir_all(&folder).map_err(|e| QueryError::LakeUrl {
+            table: table.name.into(),
+            reason: e.to_string(),
+        })?;
+    }
+    let delta = deltalake::DeltaTable::try_from_url(url)
+        .await
+        .map_err(lake_error)?;
+    let (rows, suppressed_cells) = file.rows.counts();
+    let mut report = ImportReport {
+        table: table.name,
+        source: source.to_string(),
+        source_sha256,
+        school_year,
+        encoding: file.encoding,
+        separator: file.separator,
+        rows,
+        suppressed_cells,
+        imported: false,
+        table_version: 0,
+    };
+    let mut delta = delta;
+    if delta.version().is_some() && already_imported(&delta, &report).await? {
+        report.table_version = delta.version().unwrap_or(0);
+        return Ok(report);
+    }
+    let batch = to_batch(table, &file.rows, &report)?;
+    // Quotes doubled: the source is the operator's text.
+    let replace = format!(
+        "source = '{}' AND school_year = '{}'",
+        report.source.replace('\'', "''"),
+        report.school_year
+    );
+    let mut write = delta
+        .clone()
+        .write(vec![batch])
+        .with_partition_columns(["school_year"])
+        .with_table_name(table.name)
+        .with_description(table.description);
+    if delta.version().is_some() {
+        write = write
+            .with_save_mode(deltalake::protocol::SaveMode::Overwrite)
+            .with_replace_where(replace);
+    }
+    delta = write.await.map_err(lake_error)?;
+    report.imported = true;
+    report.table_version = delta.version().unwrap_or(0);
+    Ok(report)
+}
+
+fn reference_table(dataset: DuoDataset) -> &'static ReferenceTable {
+    let name = match dataset {
+        DuoDataset::VoPupils => "duo_vo_pupils",
+        DuoDataset::PoPupils => "duo_po_pupils",
+        DuoDataset::Schools => "duo_schools",
+    };
+    REFERENCE_TABLES
+        .iter()
+        .find(|t| t.name == name)
+        .expect("every dataset has its reference table")
+}
+
+impl DuoRows {
+    /// Rows, and how many of them DUO suppressed.
+    fn counts(&self) -> (usize, usize) {
+        let suppressed = |counts: &mut dyn Iterator<Item = &PupilCount>| {
+            counts.filter(|c| c.exact.is_none()).count()
+        };
+        match self {
+            Self::VoPupils(rows) => (rows.len(), suppressed(&mut rows.iter().map(|r| &r.pupils))),
+            Self::PoPupils(rows) => (rows.len(), suppressed(&mut rows.iter().map(|r| &r.pupils))),
+            Self::Schools(rows) => (rows.len(), 0),
+        }
+    }
+}
+
+async fn already_imported(
+    delta: &deltalake::DeltaTable,
+    report: &ImportReport,
+) -> Result<bool, QueryError> {
+    let ctx = SessionContext::new();
+    let engine = |e| QueryError::engine(report.table, e);
+    delta
+        .update_datafusion_session(&ctx.state())
+        .map_err(|e| QueryError::Lake {
+            table: report.table.into(),
+            source: Box::new(e),
+        })?;
+    ctx.register_table("reference", delta.table_provider().await.map_err(engine)?)
+        .map_err(engine)?;
+    let frame = ctx
+        .table("reference")
+        .await
+        .map_err(engine)?
+        .filter(
+            col("source")
+                .eq(lit(report.source.as_str()))
+                .and(col("school_year").eq(lit(report.school_year.as_str())))
+                .and(col("source_sha256").eq(lit(report.source_sha256.as_str()))),
+        )
+        .map_err(engine)?;
+    Ok(frame.count().await.map_err(engine)? > 0)
+}
+
+fn to_batch(
+    table: &ReferenceTable,
+    rows: &DuoRows,
+    report: &ImportReport,
+) -> Result<RecordBatch, QueryError> {
+    fn text<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(values))
+    }
+    fn optional_text<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
+        Arc::new(StringArray::from_iter(values))
+    }
+    fn int(values: impl Iterator<Item = i32>) -> ArrayRef {
+        Arc::new(Int32Array::from_iter_values(values))
+    }
+    fn counts<'a>(counts: impl Iterator<Item = &'a PupilCount> + Clone) -> Vec<ArrayRef> {
+        let as_i32 = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+        vec![
+            Arc::new(Int32Array::from_iter(
+                counts.clone().map(|c| c.exact.map(as_i32)),
+            )),
+            int(counts.clone().map(|c| as_i32(c.min))),
+            int(counts.clone().map(|c| as_i32(c.max))),
+            Arc::new(BooleanArray::from_iter(
+                counts.map(|c| Some(c.exact.is_none())),
+            )),
+        ]
+    }
+    let (mut columns, n) = match rows {
+        DuoRows::VoPupils(rows) => {
+            let mut columns = vec![
+                text(rows.iter().map(|r| r.brin6.as_str())),
+                text(rows.iter().map(|r| r.school_name.as_str())),
+                text(rows.iter().map(|r| r.municipality.as_str())),
+                text(rows.iter().map(|r| r.onderwijstype.as_str())),
+                text(rows.iter().map(|r| r.opleidingsnaam.as_str())),
+                optional_text(rows.iter().map(|r| r.profile_code.as_deref())),
+                Arc::new(BooleanArray::from_iter(
+                    rows.iter().map(|r| Some(r.technical)),
+                )) as ArrayRef,
+                int(rows.iter().map(|r| i32::from(r.leerjaar))),
+                text(rows.iter().map(|r| r.gender.as_str())),
+            ];
+            columns.extend(counts(rows.iter().map(|r| &r.pupils)));
+            (columns, rows.len())
+        }
+        DuoRows::PoPupils(rows) => {
+            let mut columns = vec![
+                text(rows.iter().map(|r| r.brin6.as_str())),
+                text(rows.iter().map(|r| r.school_name.as_str())),
+                text(rows.iter().map(|r| r.municipality.as_str())),
+                int(rows.iter().map(|r| i32::from(r.age))),
+                optional_text(rows.iter().map(|r| r.groep_band)),
+            ];
+            columns.extend(counts(rows.iter().map(|r| &r.pupils)));
+            (columns, rows.len())
+        }
+        DuoRows::Schools(rows) => (
+            vec![
+                text(rows.iter().map(|r| r.brin6.as_str())),
+                text(rows.iter().map(|r| r.name.as_str())),
+                optional_text(rows.iter().map(|r| r.pc4.as_deref())),
+                text(rows.iter().map(|r| r.place.as_str())),
+                text(rows.iter().map(|r| r.municipality.as_str())),
+                optional_text(rows.iter().map(|r| r.kind.as_deref())),
+            ],
+            rows.len(),
+        ),
+    };
+    let repeat = |value: &str| text(std::iter::repeat_n(value, n));
+    columns.push(repeat(&report.source));
+    columns.push(repeat(&report.source_sha256));
+    let now = chrono::Utc::now().timestamp_micros();
+    columns.push(Arc::new(
+        TimestampMicrosecondArray::from_iter_values(std::iter::repeat_n(now, n))
+            .with_timezone("UTC"),
+    ));
+    columns.push(repeat(&report.school_year));
+    RecordBatch::try_new(table.arrow_schema(), columns)
+        .map_err(|e| QueryError::engine(table.name, e.into()))
 }

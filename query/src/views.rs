@@ -1,15 +1,265 @@
-//! The named views that answer the monitor's research questions.
+//! The named views that answer the monitor's research questions. Each is plain SQL
+//! over the catalogue, so researchers can read, reuse and check it
+//! (`SELECT * FROM information_schema.views`).
+//!
+//! Decisions the SQL encodes:
+//! - KPI year Y is school year Y/Y+1 (DUO counts on 1 October of Y fall in it).
+//! - People who took part: a school class counts once per school year. Per school,
+//!   groep/leerjaar and activity the groups are added up (several classes in one
+//!   activity); per school and groep/leerjaar the largest of those over the year's
+//!   activities counts (one class in several activities). Individually registered
+//!   participants count once per school year by pseudonym.
+//! - The region is the hubs' municipalities; a hub's share uses the DUO counts of
+//!   its own municipality.
+//! - A count DUO suppressed (`<5`) counts as 2.5 in point estimates; the bounds take
+//!   it as 1 and as 4.
+//! - Satisfaction is on a 10-point scale: a score of s out of m counts as 10·s/m.
 
-/// A named view: SQL over the catalogue's tables.
+/// A named view: SQL over the catalogue's tables and the views before it.
 pub struct View {
     pub name: &'static str,
     pub description: &'static str,
     pub sql: &'static str,
 }
 
-pub const VIEWS: &[View] = &[View {
-    name: "activities_per_month",
-    description: "Activities held per hub, month and activity type.",
-    sql: "SELECT hub_id, date_trunc('month', starts_at) AS month, activity_type, count(*) AS activities \
-          FROM activities GROUP BY hub_id, date_trunc('month', starts_at), activity_type",
-}];
+/// `groep` (PO) as a KPI band.
+macro_rules! groep_band {
+    ($groep:literal) => {
+        concat!(
+            "CASE WHEN ",
+            $groep,
+            " BETWEEN 1 AND 2 THEN 'groep_1_2' WHEN ",
+            $groep,
+            " BETWEEN 3 AND 6 THEN 'groep_3_6' WHEN ",
+            $groep,
+            " BETWEEN 7 AND 8 THEN 'groep_7_8' END"
+        )
+    };
+}
+
+/// A DUO count (columns with this prefix) as a point estimate: suppressed as 2.5.
+macro_rules! estimate {
+    ($prefix:literal) => {
+        concat!(
+            "coalesce(CAST(",
+            $prefix,
+            "pupils AS DOUBLE), (",
+            $prefix,
+            "pupils_min + ",
+            $prefix,
+            "pupils_max) / 2.0)"
+        )
+    };
+}
+
+pub const VIEWS: &[View] = &[
+    View {
+        name: "activities_per_month",
+        description: "Activities held per hub, month and activity type.",
+        sql: "SELECT hub_id, date_trunc('month', starts_at) AS month, activity_type, count(*) AS activities \
+              FROM (SELECT DISTINCT hub_id, activity_id, activity_type, starts_at FROM activities) \
+              GROUP BY hub_id, date_trunc('month', starts_at), activity_type",
+    },
+    View {
+        name: "kpi_years",
+        description: "The years KPIs are reported for (with targets or data); year Y is school year Y/Y+1.",
+        sql: "SELECT year, concat(CAST(year AS VARCHAR), '/', lpad(CAST((year + 1) % 100 AS VARCHAR), 2, '0')) AS school_year \
+              FROM (SELECT year FROM kpi_targets \
+                    UNION SELECT CAST(substr(school_year, 1, 4) AS INT) FROM group_participations \
+                    UNION SELECT CAST(substr(school_year, 1, 4) AS INT) FROM attendances \
+                    UNION SELECT CAST(substr(school_year, 1, 4) AS INT) FROM survey_answers)",
+    },
+    View {
+        name: "reach",
+        description: "People who took part per hub, school year, sector, PO groep band and role: classes once per school year (see the view's SQL), individuals once by pseudonym.",
+        sql: concat!(
+            "SELECT hub_id, school_year, sector, band, role, sum(people) AS people FROM ( \
+               SELECT hub_id, school_year, sector, band, \
+                      CASE WHEN sector IN ('MBO', 'HBO') THEN 'student' ELSE 'pupil' END AS role, \
+                      max(per_activity) AS people \
+               FROM (SELECT hub_id, school_year, sector, school_brin6, groep, leerjaar, onderwijstype, activity_id, \
+                            ",
+            groep_band!("groep"),
+            " AS band, sum(participants_total) AS per_activity \
+                     FROM group_participations \
+                     GROUP BY hub_id, school_year, sector, school_brin6, groep, leerjaar, onderwijstype, activity_id) \
+               GROUP BY hub_id, school_year, sector, school_brin6, groep, leerjaar, onderwijstype, band \
+               UNION ALL \
+               SELECT a.hub_id, a.school_year, p.sector, \
+                      CASE WHEN p.sector = 'PO' THEN ",
+            groep_band!("p.groep"),
+            " END AS band, \
+                      coalesce(a.role, p.role) AS role, count(DISTINCT a.participant_pseudonym) AS people \
+               FROM attendances a \
+               LEFT JOIN (SELECT participant_pseudonym, max(role) AS role, max(sector) AS sector, max(groep) AS groep \
+                          FROM participants GROUP BY participant_pseudonym) p \
+                 ON a.participant_pseudonym = p.participant_pseudonym \
+               GROUP BY a.hub_id, a.school_year, p.sector, CASE WHEN p.sector = 'PO' THEN ",
+            groep_band!("p.groep"),
+            " END, \
+                        coalesce(a.role, p.role)) \
+             GROUP BY hub_id, school_year, sector, band, role"
+        ),
+    },
+    View {
+        name: "po_pupils_per_hub",
+        description: "DUO PO pupils per hub (schools in the hub's municipality), school year and groep band: estimate and bounds.",
+        sql: concat!(
+            "SELECT h.hub_id, d.school_year, d.groep_band AS band, \
+                    sum(",
+            estimate!("d."),
+            ") AS pupils, \
+                    sum(d.pupils_min) AS pupils_min, sum(d.pupils_max) AS pupils_max \
+             FROM duo_po_pupils d JOIN hubs h ON upper(trim(d.municipality)) = upper(h.municipality) \
+             WHERE d.groep_band IS NOT NULL \
+             GROUP BY h.hub_id, d.school_year, d.groep_band"
+        ),
+    },
+    View {
+        name: "vo_profile_cells",
+        description: "DUO VO counts in the Monitor Techniekpact population: vmbo bb/kb/gl leerjaar 3 (track vmbo) and havo/vwo leerjaar 4 (track havo_vwo), each row also under track 'all', with scope 'national', 'region' (the hubs' municipalities) or a hub_id (its municipality).",
+        sql: "WITH cells AS ( \
+                SELECT school_year, municipality, technical, pupils, pupils_min, pupils_max, suppressed, \
+                       CASE WHEN onderwijstype IN ('vmbo-bb', 'vmbo-kb', 'vmbo-gl') AND leerjaar = 3 THEN 'vmbo' \
+                            WHEN onderwijstype IN ('havo', 'vwo') AND leerjaar = 4 THEN 'havo_vwo' END AS track \
+                FROM duo_vo_pupils), \
+              tracked AS ( \
+                SELECT * FROM cells WHERE track IS NOT NULL \
+                UNION ALL SELECT school_year, municipality, technical, pupils, pupils_min, pupils_max, suppressed, 'all' \
+                FROM cells WHERE track IS NOT NULL) \
+              SELECT 'national' AS scope, * FROM tracked \
+              UNION ALL SELECT 'region', t.* FROM tracked t \
+                WHERE upper(trim(t.municipality)) IN (SELECT upper(municipality) FROM hubs) \
+              UNION ALL SELECT h.hub_id, t.* FROM tracked t JOIN hubs h ON upper(trim(t.municipality)) = upper(h.municipality)",
+    },
+    View {
+        name: "technical_profile_share",
+        description: "Share (%) of VO pupils in a technical profile per scope, school year and track, from DUO: point estimate (suppressed cells as 2.5) and bounds (as 1 and 4).",
+        sql: concat!(
+            "SELECT scope, school_year, track, \
+                    sum(",
+            estimate!(""),
+            ") AS pupils, \
+                    sum(CASE WHEN technical THEN ",
+            estimate!(""),
+            " ELSE 0 END) AS technical_pupils, \
+                    100.0 * sum(CASE WHEN technical THEN ",
+            estimate!(""),
+            " ELSE 0 END) \
+                          / sum(",
+            estimate!(""),
+            ") AS share_pct, \
+                    100.0 * sum(CASE WHEN technical THEN pupils_min ELSE 0 END) \
+                          / (sum(CASE WHEN technical THEN pupils_min ELSE 0 END) + sum(CASE WHEN technical THEN 0 ELSE pupils_max END)) AS share_min_pct, \
+                    100.0 * sum(CASE WHEN technical THEN pupils_max ELSE 0 END) \
+                          / (sum(CASE WHEN technical THEN pupils_max ELSE 0 END) + sum(CASE WHEN technical THEN 0 ELSE pupils_min END)) AS share_max_pct, \
+                    sum(CASE WHEN suppressed THEN 1 ELSE 0 END) AS suppressed_cells \
+             FROM vo_profile_cells GROUP BY scope, school_year, track"
+        ),
+    },
+    View {
+        name: "participant_profile_share",
+        description: "Share (%) of technical profiles among the profile choices hubs reported for former participants (profile_chosen), per hub or 'region', school year and track.",
+        sql: "WITH choices AS ( \
+                SELECT hub_id, school_year, technical, pupils, \
+                       CASE WHEN onderwijstype IN ('vmbo-bb', 'vmbo-kb', 'vmbo-gl') AND leerjaar = 3 THEN 'vmbo' \
+                            WHEN onderwijstype IN ('havo', 'vwo') AND leerjaar = 4 THEN 'havo_vwo' END AS track \
+                FROM profile_choices), \
+              tracked AS (SELECT * FROM choices WHERE track IS NOT NULL \
+                          UNION ALL SELECT hub_id, school_year, technical, pupils, 'all' FROM choices WHERE track IS NOT NULL), \
+              scoped AS (SELECT hub_id AS scope, * FROM tracked UNION ALL SELECT 'region', * FROM tracked) \
+              SELECT scope, school_year, track, sum(pupils) AS pupils, \
+                     sum(CASE WHEN technical THEN pupils ELSE 0 END) AS technical_pupils, \
+                     100.0 * sum(CASE WHEN technical THEN pupils ELSE 0 END) / sum(pupils) AS share_pct \
+              FROM scoped GROUP BY scope, school_year, track",
+    },
+    View {
+        name: "technical_profile_vs_2022",
+        description: "Headline: the technical-profile share per scope, school year and track against school year 2022/23, in percentage points (with bounds) and relative; the national change beside it and the difference (difference-in-differences); the share among former participants beside it.",
+        sql: "WITH national AS ( \
+                SELECT s.school_year, s.track, s.share_pct - b.share_pct AS change_pp \
+                FROM technical_profile_share s JOIN technical_profile_share b \
+                  ON b.scope = 'national' AND b.track = s.track AND b.school_year = '2022/23' \
+                WHERE s.scope = 'national') \
+              SELECT s.scope, s.school_year, s.track, s.pupils, s.technical_pupils, \
+                     s.share_pct, s.share_min_pct, s.share_max_pct, \
+                     b.share_pct AS baseline_share_pct, \
+                     s.share_pct - b.share_pct AS change_pp, \
+                     s.share_min_pct - b.share_max_pct AS change_pp_min, \
+                     s.share_max_pct - b.share_min_pct AS change_pp_max, \
+                     100.0 * (s.share_pct / b.share_pct - 1) AS change_relative_pct, \
+                     n.change_pp AS national_change_pp, \
+                     (s.share_pct - b.share_pct) - n.change_pp AS difference_in_differences_pp, \
+                     p.share_pct AS participants_share_pct, p.pupils AS participants_reported, \
+                     s.suppressed_cells + b.suppressed_cells AS suppressed_cells, \
+                     CASE WHEN s.suppressed_cells + b.suppressed_cells > 0 \
+                          THEN 'DUO suppressed some counts (<5): estimates count them as 2.5, the _min/_max columns as 1 and 4' END AS note \
+              FROM technical_profile_share s \
+              JOIN technical_profile_share b ON b.scope = s.scope AND b.track = s.track AND b.school_year = '2022/23' \
+              LEFT JOIN national n ON n.school_year = s.school_year AND n.track = s.track \
+              LEFT JOIN participant_profile_share p ON p.scope = s.scope AND p.school_year = s.school_year AND p.track = s.track",
+    },
+    View {
+        name: "kpi_measures",
+        description: "Per KPI, band, hub and school year: numerator and denominator (the KPI is their ratio for shares and scores, the numerator for counts).",
+        sql: concat!(
+            "SELECT kpi, band, hub_id, school_year, sum(numerator) AS numerator, sum(denominator) AS denominator FROM ( \
+               SELECT 'po_participation_share' AS kpi, band, hub_id, school_year, CAST(people AS DOUBLE) AS numerator, 0.0 AS denominator \
+                 FROM reach WHERE sector = 'PO' AND role = 'pupil' AND band IS NOT NULL \
+               UNION ALL SELECT 'po_participation_share', band, hub_id, school_year, 0.0, pupils FROM po_pupils_per_hub \
+               UNION ALL SELECT 'vo_pupils', NULL, hub_id, school_year, CAST(people AS DOUBLE), NULL FROM reach WHERE sector = 'VO' AND role = 'pupil' \
+               UNION ALL SELECT 'mbo_students', NULL, hub_id, school_year, CAST(people AS DOUBLE), NULL FROM reach WHERE sector = 'MBO' AND role IN ('pupil', 'student') \
+               UNION ALL SELECT 'parents', NULL, hub_id, school_year, CAST(people AS DOUBLE), NULL FROM reach WHERE role = 'parent' \
+               UNION ALL SELECT 'teachers_professionalised', NULL, a.hub_id, a.school_year, CAST(count(DISTINCT a.participant_pseudonym) AS DOUBLE), NULL \
+                 FROM attendances a \
+                 JOIN (SELECT DISTINCT hub_id, activity_id FROM activities WHERE activity_type = 'docentprofessionalisering') t \
+                   ON a.hub_id = t.hub_id AND a.activity_id = t.activity_id \
+                 LEFT JOIN (SELECT participant_pseudonym, max(role) AS role FROM participants GROUP BY participant_pseudonym) p \
+                   ON a.participant_pseudonym = p.participant_pseudonym \
+                 WHERE coalesce(a.role, p.role) = 'teacher' GROUP BY a.hub_id, a.school_year \
+               UNION ALL SELECT 'satisfaction', NULL, hub_id, school_year, score_of_10, 1.0 FROM survey_answers \
+               UNION ALL SELECT 'affiliated_organisations', NULL, hub_id, school_year, CAST(count(*) AS DOUBLE), NULL FROM ( \
+                 SELECT p.hub_id, y.school_year, p.partner_id, last_value(p.change ORDER BY p.occurred_at, p.log_offset) AS latest \
+                 FROM partner_events p JOIN kpi_years y ON p.school_year <= y.school_year \
+                 GROUP BY p.hub_id, y.school_year, p.partner_id) WHERE latest = 'joined' GROUP BY hub_id, school_year \
+               UNION ALL SELECT 'ambassadors', NULL, a.hub_id, y.school_year, CAST(count(DISTINCT a.ambassador_pseudonym) AS DOUBLE), NULL \
+                 FROM ambassadors a JOIN kpi_years y ON a.school_year <= y.school_year GROUP BY a.hub_id, y.school_year \
+               UNION ALL SELECT 'technical_profile_change_vs_2022', NULL, v.scope, v.school_year, v.change_pp, NULL \
+                 FROM technical_profile_vs_2022 v JOIN hubs h ON v.scope = h.hub_id WHERE v.track = 'all' \
+             ) GROUP BY kpi, band, hub_id, school_year"
+        ),
+    },
+    View {
+        name: "kpi_report",
+        description: "Every KPI of seed 003 per hub and for the region ('region') per year: actual, target, and whether the target was met (null: no target or no data).",
+        sql: "WITH per_scope AS ( \
+                SELECT kpi, band, hub_id, school_year, numerator, denominator FROM kpi_measures \
+                UNION ALL \
+                SELECT kpi, band, 'region', school_year, sum(numerator), sum(denominator) FROM kpi_measures \
+                WHERE kpi <> 'technical_profile_change_vs_2022' GROUP BY kpi, band, school_year \
+                UNION ALL \
+                SELECT 'technical_profile_change_vs_2022', NULL, 'region', school_year, change_pp, NULL \
+                FROM technical_profile_vs_2022 WHERE scope = 'region' AND track = 'all'), \
+              frame AS ( \
+                SELECT t.kpi, t.band, t.unit, t.description, y.year, y.school_year, s.hub_id \
+                FROM (SELECT DISTINCT kpi, band, unit, description FROM kpi_targets) t \
+                CROSS JOIN kpi_years y \
+                CROSS JOIN (SELECT hub_id FROM hubs UNION ALL SELECT 'region') s), \
+              valued AS ( \
+                SELECT f.kpi, f.band, f.hub_id, f.year, f.school_year, f.unit, \
+                       CASE f.unit \
+                         WHEN 'percent' THEN CASE WHEN m.denominator > 0 THEN 100.0 * coalesce(m.numerator, 0) / m.denominator END \
+                         WHEN 'score_10' THEN CASE WHEN m.denominator > 0 THEN m.numerator / m.denominator END \
+                         WHEN 'percent_change' THEN m.numerator \
+                         ELSE coalesce(m.numerator, 0) END AS actual, \
+                       m.numerator, m.denominator, f.description \
+                FROM frame f LEFT JOIN per_scope m \
+                  ON m.kpi = f.kpi AND coalesce(m.band, '') = coalesce(f.band, '') \
+                 AND m.hub_id = f.hub_id AND m.school_year = f.school_year) \
+              SELECT v.kpi, v.band, v.hub_id, v.year, v.school_year, v.unit, v.actual, g.target, \
+                     CASE WHEN g.target IS NULL OR v.actual IS NULL THEN NULL ELSE v.actual >= g.target END AS met, \
+                     v.numerator, v.denominator, v.description \
+              FROM valued v LEFT JOIN kpi_targets g \
+                ON g.kpi = v.kpi AND coalesce(g.band, '') = coalesce(v.band, '') AND g.year = v.year",
+    },
+];

@@ -160,3 +160,32 @@ pub async fn sql(
         body: response.bytes().await.expect("body").to_vec(),
     }
 }
+
+/// A DUO fixture file from `tests/data/duo`.
+pub fn duo_file(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/duo")
+            .join(name),
+    )
+    .expect("fixture")
+}
+
+/// Imports a DUO file through the API; returns the status and the answer.
+pub async fn import(addr: SocketAddr, token: &str, name: &str, bytes: Vec<u8>) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/reference/duo"))
+        .bearer_auth(token)
+        .query(&[("source", name)])
+        .body(bytes)
+        .send()
+        .await
+        .expect("query API answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON answer"))
+}
+
+pub const VO_2022: &str = "01.-leerlingen-vo-per-vestiging-naar-onderwijstype-2022.csv";
+pub const VO_2023: &str = "01.-leerlingen-vo-per-vestiging-naar-onderwijstype-2023.csv";
+pub const VO_2024: &str = "01.-leerlingen-vo-per-vestiging-naar-onderwijstype-2024.csv";
+pub const PO_2024: &str = "01.-leerlingen-po-per-onderwijssoort-en-leeftijd-2024.csv";

@@ -1,0 +1,194 @@
+//! DUO reference imports through the API, and the technical-profile headline over
+//! them, checked against figures worked out from the fixture files' README.
+
+mod common;
+
+use common::{ADMIN, RESEARCHER, TestLake, config, duo_file, import, serve, sql};
+use common::{PO_2024, VO_2022, VO_2023, VO_2024};
+
+#[tokio::test]
+async fn duo_files_import_once_in_every_encoding() {
+    let lake = TestLake::new();
+    let addr = serve(&lake.path(), &config(256, 30, 10_000)).await;
+    for (file, encoding, separator, year) in [
+        (VO_2022, "windows-1252", ";", "2022/23"),
+        (VO_2023, "windows-1252", ";", "2023/24"),
+        (VO_2024, "utf-8-bom", ",", "2024/25"),
+        (PO_2024, "utf-8", ",", "2024/25"),
+        (
+            "adressen-alle-vestigingen-vo-2024.csv",
+            "utf-8",
+            ";",
+            "2024/25",
+        ),
+    ] {
+        let (status, answer) = import(addr, ADMIN, file, duo_file(file)).await;
+        assert_eq!(status, 200, "{file}: {answer}");
+        assert_eq!(answer["imported"], true, "{file}");
+        assert_eq!(
+            (answer["encoding"].as_str(), answer["separator"].as_str()),
+            (Some(encoding), Some(separator)),
+            "{file}"
+        );
+        assert_eq!(answer["school_year"], year, "{file}");
+        // The same file again changes nothing.
+        let (_, again) = import(addr, ADMIN, file, duo_file(file)).await;
+        assert_eq!(again["imported"], false, "{file}");
+        assert_eq!(again["table_version"], answer["table_version"], "{file}");
+    }
+
+    // Non-ASCII names survive Windows-1252 and Latin-1; BRIN + vestiging make BRIN6.
+    let names = sql(addr, RESEARCHER, "application/json", None,
+        "SELECT DISTINCT school_year, school_name FROM duo_vo_pupils WHERE brin6 IN ('12AB01', '34EF02') ORDER BY school_year, school_name").await;
+    let rows = names.json()["rows"].clone();
+    let found: Vec<(String, String)> = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            (
+                r["school_year"].as_str().unwrap_or("").into(),
+                r["school_name"].as_str().unwrap_or("").into(),
+            )
+        })
+        .collect();
+    for year in ["2022/23", "2023/24"] {
+        assert!(
+            found.contains(&(year.into(), "Sint-Ludgercollège".into())),
+            "{year}: {found:?}"
+        );
+        assert!(
+            found.contains(&(year.into(), "Athénée De Worp".into())),
+            "{year}: {found:?}"
+        );
+    }
+
+    // Suppressed cells are kept as bounds: README, 2022: 84 suppressed cells.
+    let suppressed = sql(addr, RESEARCHER, "application/json", None,
+        "SELECT count(*) AS cells, min(pupils_min) AS lo, max(pupils_max) AS hi, count(pupils) AS published \
+         FROM duo_vo_pupils WHERE school_year = '2022/23' AND suppressed").await;
+    let row = suppressed.json()["rows"][0].clone();
+    assert_eq!(
+        (
+            row["cells"].as_i64(),
+            row["lo"].as_i64(),
+            row["hi"].as_i64(),
+            row["published"].as_i64()
+        ),
+        (Some(84), Some(1), Some(4), Some(0))
+    );
+
+    // A changed file from the same source replaces that source's year, in one commit.
+    let mut changed = duo_file(PO_2024);
+    changed.extend_from_slice(b"11ZC,0,OBS Nieuw,Epe,Epe,Bo,0,1,1,1,1,1,1,1,1,1\n");
+    let (status, replaced) = import(addr, ADMIN, PO_2024, changed).await;
+    assert_eq!(
+        (status, replaced["imported"].clone()),
+        (200, serde_json::json!(true))
+    );
+    let schools = sql(
+        addr,
+        RESEARCHER,
+        "application/json",
+        None,
+        "SELECT count(DISTINCT brin6) AS schools, count(*) AS cells FROM duo_po_pupils",
+    )
+    .await;
+    // Four schools plus the new one, ten ages each, none twice.
+    assert_eq!(schools.json()["rows"][0]["schools"], 5);
+    assert_eq!(schools.json()["rows"][0]["cells"], 50);
+}
+
+#[tokio::test]
+async fn imports_need_the_admin_role_and_bad_files_are_named() {
+    let lake = TestLake::new();
+    let addr = serve(&lake.path(), &config(256, 30, 10_000)).await;
+    let (status, answer) = import(addr, RESEARCHER, VO_2024, duo_file(VO_2024)).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    let (status, answer) = import(addr, ADMIN, "dienst.csv", b"A;B\n1;2\n".to_vec()).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("bad_reference_file"))
+    );
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("dienst.csv"),
+        "{answer}"
+    );
+    let mut bad = duo_file(PO_2024);
+    bad.extend_from_slice(b"11ZC,0,OBS Nieuw,Epe,Epe,Bo,0,veel,1,1,1,1,1,1,1,1\n");
+    let (status, answer) = import(addr, ADMIN, PO_2024, bad).await;
+    let message = answer["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(status, 400);
+    assert!(
+        message.contains("line 6") && message.contains("LEEFTIJD 4"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn technical_profile_intake_against_2022_with_the_national_trend() {
+    let lake = TestLake::new();
+    let addr = serve(&lake.path(), &config(256, 30, 10_000)).await;
+    for file in [VO_2022, VO_2024] {
+        assert_eq!(import(addr, ADMIN, file, duo_file(file)).await.0, 200);
+    }
+    let reply = sql(addr, RESEARCHER, "application/json", None,
+        "SELECT * FROM technical_profile_vs_2022 WHERE school_year = '2024/25' AND track = 'vmbo' AND scope = 'region'").await;
+    let row = reply.json()["rows"][0].clone();
+    let get = |c: &str| row[c].as_f64().unwrap_or(f64::NAN);
+
+    // From the fixture README (vmbo bb/kb/gl leerjaar 3), suppressed cells as 2.5:
+    // 2022 region: technical 138 + 4·2.5 = 148 of 290 + 6·2.5 = 305  → 48.5246 %
+    // 2024 region: technical 179 + 4·2.5 = 189 of 322 + 6·2.5 = 337  → 56.0831 %
+    let region_2022 = 100.0 * 148.0 / 305.0;
+    let region_2024 = 100.0 * 189.0 / 337.0;
+    // National: 2022 253 + 11·2.5 = 280.5 of 593 + 15·2.5 = 630.5;
+    //           2024 299 + 11·2.5 = 326.5 of 630 + 15·2.5 = 667.5.
+    let national_change = 100.0 * 326.5 / 667.5 - 100.0 * 280.5 / 630.5;
+    // Bounds: 2022 technical 142–154, other (152 exact + 2 suppressed) 154–160;
+    //         2024 technical 183–195, other (143 exact + 2 suppressed) 145–151.
+    let min_2022 = 100.0 * 142.0 / (142.0 + 160.0);
+    let max_2022 = 100.0 * 154.0 / (154.0 + 154.0);
+    let min_2024 = 100.0 * 183.0 / (183.0 + 151.0);
+    let max_2024 = 100.0 * 195.0 / (195.0 + 145.0);
+    let expected = [
+        ("baseline_share_pct", region_2022),
+        ("share_pct", region_2024),
+        ("change_pp", region_2024 - region_2022),
+        (
+            "change_relative_pct",
+            100.0 * (region_2024 / region_2022 - 1.0),
+        ),
+        ("national_change_pp", national_change),
+        (
+            "difference_in_differences_pp",
+            region_2024 - region_2022 - national_change,
+        ),
+        ("change_pp_min", min_2024 - max_2022),
+        ("change_pp_max", max_2024 - min_2022),
+    ];
+    for (column, value) in expected {
+        assert!(
+            (get(column) - value).abs() < 1e-9,
+            "{column}: {} ≠ {value}",
+            get(column)
+        );
+    }
+    // 4 + 2 suppressed cells in the 2022 population, 4 + 2 in 2024.
+    assert_eq!(row["suppressed_cells"], 12);
+    assert!(
+        row["note"].as_str().unwrap_or("").contains("suppressed"),
+        "{row}"
+    );
+    // The national trend rose less than the region's, by construction of the fixtures.
+    assert!(get("difference_in_differences_pp") > 0.0);
+}
