@@ -202,8 +202,7 @@ pub const VIEWS: &[View] = &[
     View {
         name: "kpi_measures",
         description: "Per KPI, band, hub and school year: numerator and denominator (the KPI is their ratio for shares and scores, the numerator for counts).",
-        sql: concat!(
-            "SELECT kpi, band, hub_id, school_year, sum(numerator) AS numerator, sum(denominator) AS denominator FROM ( \
+        sql: "SELECT kpi, band, hub_id, school_year, sum(numerator) AS numerator, sum(denominator) AS denominator FROM ( \
                SELECT 'po_participation_share' AS kpi, band, hub_id, school_year, CAST(people AS DOUBLE) AS numerator, 0.0 AS denominator \
                  FROM reach WHERE sector = 'PO' AND role = 'pupil' AND band IS NOT NULL \
                UNION ALL SELECT 'po_participation_share', band, hub_id, school_year, 0.0, pupils FROM po_pupils_per_hub \
@@ -226,8 +225,7 @@ pub const VIEWS: &[View] = &[
                  FROM ambassadors a JOIN kpi_years y ON a.school_year <= y.school_year GROUP BY a.hub_id, y.school_year \
                UNION ALL SELECT 'technical_profile_change_vs_2022', NULL, v.scope, v.school_year, v.change_pp, NULL \
                  FROM technical_profile_vs_2022 v JOIN hubs h ON v.scope = h.hub_id WHERE v.track = 'all' \
-             ) GROUP BY kpi, band, hub_id, school_year"
-        ),
+             ) GROUP BY kpi, band, hub_id, school_year",
     },
     View {
         name: "kpi_report",
