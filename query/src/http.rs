@@ -122,6 +122,7 @@ pub fn build(config: &Config, engine: Arc<Engine>) -> Result<Router, QueryError>
     Ok(Router::new()
         .route("/v1/sql", post(sql))
         .route("/v1/tables", get(tables))
+        .route("/v1/kpis", get(kpis))
         .route("/v1/reference/duo", post(import_reference))
         // DUO files are some megabytes.
         .layer(DefaultBodyLimit::max(256 * 1024 * 1024))
@@ -220,4 +221,51 @@ async fn import_reference(
     .await?;
     tracing::info!(user = %user.name, table = report.table, source = %report.source, school_year = %report.school_year, rows = report.rows, imported = report.imported, "reference import");
     Ok(axum::Json(report).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KpiParameters {
+    /// KPI year Y (school year Y/Y+1); all years when absent.
+    year: Option<i32>,
+    /// A hub id or `region`; all when absent.
+    hub: Option<String>,
+}
+
+/// The KPI report (view `kpi_report`) as JSON, with the versions it was computed from.
+async fn kpis(
+    State(service): State<QueryService>,
+    headers: HeaderMap,
+    Query(parameters): Query<KpiParameters>,
+) -> Result<Response, ApiError> {
+    service.authorize(&headers, Role::Researcher)?;
+    let mut conditions = vec!["TRUE".to_string()];
+    if let Some(year) = parameters.year {
+        conditions.push(format!("year = {year}"));
+    }
+    if let Some(hub) = &parameters.hub {
+        // Hub ids are lower-case words with dashes; anything else names no hub.
+        if !hub
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_hub",
+                format!("no hub {hub}"),
+            ));
+        }
+        conditions.push(format!("hub_id = '{hub}'"));
+    }
+    let sql = format!(
+        "SELECT kpi, band, hub_id, year, school_year, unit, actual, target, met, description \
+         FROM kpi_report WHERE {} ORDER BY year, hub_id, kpi, band",
+        conditions.join(" AND ")
+    );
+    let pins: TableVersions = header_text(&headers, VERSIONS_HEADER)
+        .unwrap_or("")
+        .parse()?;
+    let answer = service.engine.query(&sql, &pins).await?;
+    let bytes = Format::Json.encode(&answer.schema, &answer.batches, &answer.versions)?;
+    Ok(answer_response(Format::Json, &answer.versions, bytes))
 }

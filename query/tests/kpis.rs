@@ -232,4 +232,29 @@ async fn kpi_report_matches_the_hand_worked_golden_file() {
     )
     .expect("golden file");
     assert_eq!(actual, golden);
+
+    // The same report over `GET /v1/kpis`, filtered by year and hub.
+    let response = reqwest::Client::new()
+        .get(format!("http://{addr}/v1/kpis?year=2024&hub=tec-deventer"))
+        .bearer_auth(RESEARCHER)
+        .send()
+        .await
+        .expect("kpis");
+    assert!(response.headers().contains_key("techmon-table-versions"));
+    let body: Value = response.json().await.expect("json");
+    let rows = body["rows"].as_array().expect("rows");
+    assert!(
+        rows.iter()
+            .all(|r| r["hub_id"] == "tec-deventer" && r["year"] == 2024)
+    );
+    let seven_eight = rows
+        .iter()
+        .find(|r| r["kpi"] == "po_participation_share" && r["band"] == "groep_7_8")
+        .expect("groep 7-8 row");
+    assert!((seven_eight["actual"].as_f64().unwrap_or(0.0) - 100.0 * 30.0 / 51.0).abs() < 1e-9);
+    assert_eq!(
+        (seven_eight["target"].as_f64(), seven_eight["met"].as_bool()),
+        (Some(50.0), Some(true))
+    );
+    assert!(body["table_versions"]["group_participations"].is_u64());
 }
