@@ -38,6 +38,15 @@ pub enum QueryError {
     UnsupportedFormat { accept: String },
     #[error("reference file {source_name}: {reason}")]
     Reference { source_name: String, reason: String },
+    #[error("export: {reason}")]
+    BadExport { reason: String },
+    #[error("no export {export_id}")]
+    UnknownExport { export_id: String },
+    #[error("cannot store the export at {path}: {reason}")]
+    ExportStore {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error("lake table {table}: {source}")]
     Lake {
         table: String,
@@ -95,7 +104,9 @@ impl QueryError {
             | Self::NotOneStatement { .. }
             | Self::UnknownTable { .. }
             | Self::BadVersionPin { .. }
-            | Self::Reference { .. } => StatusCode::BAD_REQUEST,
+            | Self::Reference { .. }
+            | Self::BadExport { .. } => StatusCode::BAD_REQUEST,
+            Self::UnknownExport { .. } => StatusCode::NOT_FOUND,
             Self::StatementRefused { .. } => StatusCode::FORBIDDEN,
             Self::VersionUnavailable { .. } => StatusCode::NOT_FOUND,
             Self::UnsupportedFormat { .. } => StatusCode::NOT_ACCEPTABLE,
@@ -106,6 +117,7 @@ impl QueryError {
             | Self::LakeUrl { .. }
             | Self::Engine { .. }
             | Self::Encode { .. }
+            | Self::ExportStore { .. }
             | Self::BadTokenHash { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -124,6 +136,9 @@ impl QueryError {
             Self::VersionUnavailable { .. } => "version_unavailable",
             Self::UnsupportedFormat { .. } => "unsupported_format",
             Self::Reference { .. } => "bad_reference_file",
+            Self::BadExport { .. } => "bad_export",
+            Self::UnknownExport { .. } => "unknown_export",
+            Self::ExportStore { .. } => "export_store",
             Self::Lake { .. } | Self::LakeUrl { .. } => "lake_unavailable",
             Self::Engine { .. } | Self::Encode { .. } | Self::BadTokenHash { .. } => "internal",
         }

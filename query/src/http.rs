@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -32,6 +32,8 @@ pub struct Config {
     pub memory_limit_mib: usize,
     pub timeout_seconds: u64,
     pub max_rows: usize,
+    /// Where exports and their provenance records are kept.
+    pub exports: std::path::PathBuf,
     /// The people who may query, each with a role and the SHA-256 of their token.
     pub users: Vec<QueryUser>,
 }
@@ -85,6 +87,7 @@ impl fmt::Display for QueryUser {
 #[derive(Clone)]
 struct QueryService {
     engine: Arc<Engine>,
+    exports: Arc<std::path::Path>,
     users: Arc<TokenMap<QueryUser>>,
 }
 
@@ -117,12 +120,17 @@ pub fn build(config: &Config, engine: Arc<Engine>) -> Result<Router, QueryError>
     .map_err(|user| QueryError::BadTokenHash { user })?;
     let service = QueryService {
         engine,
+        exports: Arc::from(config.exports.as_path()),
         users: Arc::new(users),
     };
     Ok(Router::new()
         .route("/v1/sql", post(sql))
         .route("/v1/tables", get(tables))
         .route("/v1/kpis", get(kpis))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/exports", post(create_export))
+        .route("/v1/exports/{id}", get(export_data))
+        .route("/v1/exports/{id}/provenance", get(export_provenance))
         .route("/v1/reference/duo", post(import_reference))
         // DUO files are some megabytes.
         .layer(DefaultBodyLimit::max(256 * 1024 * 1024))
@@ -268,4 +276,83 @@ async fn kpis(
     let answer = service.engine.query(&sql, &pins).await?;
     let bytes = Format::Json.encode(&answer.schema, &answer.batches, &answer.versions)?;
     Ok(answer_response(Format::Json, &answer.versions, bytes))
+}
+
+/// Runs an export (analyst role); answers with its provenance record, 201 when made
+/// now and 200 when the same export existed.
+async fn create_export(
+    State(service): State<QueryService>,
+    headers: HeaderMap,
+    axum::Json(request): axum::Json<crate::exports::ExportRequest>,
+) -> Result<Response, ApiError> {
+    let user = service.authorize(&headers, Role::Analyst)?;
+    let (provenance, made_now) =
+        crate::exports::export(&service.engine, &service.exports, &request, &user.name).await?;
+    tracing::info!(user = %user.name, export_id = %provenance.export_id, rows = provenance.rows, made_now, "export");
+    let status = if made_now {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(provenance)).into_response())
+}
+
+/// An export's id: hexadecimal, so it cannot name a path outside the folder.
+fn export_id(id: &str) -> Result<&str, QueryError> {
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(QueryError::UnknownExport {
+            export_id: id.into(),
+        });
+    }
+    Ok(id)
+}
+
+fn read_provenance(
+    folder: &std::path::Path,
+    id: &str,
+) -> Result<crate::exports::Provenance, QueryError> {
+    let id = export_id(id)?;
+    std::fs::read(crate::exports::provenance_path(folder, id))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| QueryError::UnknownExport {
+            export_id: id.into(),
+        })
+}
+
+async fn export_data(
+    State(service): State<QueryService>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    service.authorize(&headers, Role::Analyst)?;
+    let provenance = read_provenance(&service.exports, &id)?;
+    let format = Format::from_name(&provenance.format).unwrap_or(Format::Parquet);
+    let bytes = std::fs::read(
+        service
+            .exports
+            .join(format!("{}.{}", provenance.export_id, provenance.format)),
+    )
+    .map_err(|_| QueryError::UnknownExport {
+        export_id: id.clone(),
+    })?;
+    Ok(answer_response(format, &provenance.table_versions, bytes))
+}
+
+async fn export_provenance(
+    State(service): State<QueryService>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    service.authorize(&headers, Role::Analyst)?;
+    Ok(axum::Json(read_provenance(&service.exports, &id)?).into_response())
+}
+
+/// The OpenAPI description of the whole HTTP API (ingest and query).
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("../api/openapi.json"),
+    )
+        .into_response()
 }

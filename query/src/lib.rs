@@ -8,6 +8,7 @@ pub mod catalogue;
 pub mod duo;
 pub mod engine;
 mod error;
+pub mod exports;
 pub mod formats;
 pub mod http;
 pub mod reference;

@@ -84,6 +84,7 @@ pub fn config(memory_limit_mib: usize, timeout_seconds: u64, max_rows: usize) ->
         memory_limit_mib,
         timeout_seconds,
         max_rows,
+        exports: std::env::temp_dir().join(format!("techmon-exports-{}", Uuid::new_v4())),
         users: vec![
             user("rita", Role::Researcher, RESEARCHER),
             user("anna", Role::Analyst, ANALYST),
