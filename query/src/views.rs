@@ -218,9 +218,11 @@ pub const VIEWS: &[View] = &[
                  WHERE coalesce(a.role, p.role) = 'teacher' GROUP BY a.hub_id, a.school_year \
                UNION ALL SELECT 'satisfaction', NULL, hub_id, school_year, score_of_10, 1.0 FROM survey_answers \
                UNION ALL SELECT 'affiliated_organisations', NULL, hub_id, school_year, CAST(count(*) AS DOUBLE), NULL FROM ( \
-                 SELECT p.hub_id, y.school_year, p.partner_id, last_value(p.change ORDER BY p.occurred_at, p.log_offset) AS latest \
-                 FROM partner_events p JOIN kpi_years y ON p.school_year <= y.school_year \
-                 GROUP BY p.hub_id, y.school_year, p.partner_id) WHERE latest = 'joined' GROUP BY hub_id, school_year \
+                 SELECT p.hub_id, y.school_year, p.change, \
+                        row_number() OVER (PARTITION BY p.hub_id, y.school_year, p.partner_id \
+                                           ORDER BY p.occurred_at DESC, p.log_partition DESC, p.log_offset DESC) AS recency \
+                 FROM partner_events p JOIN kpi_years y ON p.school_year <= y.school_year) \
+                 WHERE recency = 1 AND change = 'joined' GROUP BY hub_id, school_year \
                UNION ALL SELECT 'ambassadors', NULL, a.hub_id, y.school_year, CAST(count(DISTINCT a.ambassador_pseudonym) AS DOUBLE), NULL \
                  FROM ambassadors a JOIN kpi_years y ON a.school_year <= y.school_year GROUP BY a.hub_id, y.school_year \
                UNION ALL SELECT 'technical_profile_change_vs_2022', NULL, v.scope, v.school_year, v.change_pp, NULL \
