@@ -412,3 +412,129 @@ pub async fn ingest(options: &IngestBench) -> anyhow::Result<IngestReport> {
         server_peak_rss_kib,
     })
 }
+
+#[derive(Debug, clap::Args)]
+pub struct QueryBench {
+    /// A lake, e.g. the `lake` folder of `techmon bench transform --dir DIR`.
+    #[arg(long)]
+    pub lake: PathBuf,
+    /// Runs per view; the fastest counts.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Also write SQL that sets up DuckDB with the same tables (the lake's Parquet
+    /// files), code lists and views, for `bench/duckdb_query.py`.
+    #[arg(long)]
+    pub duckdb_sql: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct QueryReport {
+    /// View, fastest seconds, rows.
+    pub views: Vec<(&'static str, f64, usize)>,
+    pub peak_rss_kib: u64,
+}
+
+/// Times `SELECT * FROM <view>` for every named view, in this process, as the query
+/// service runs it (a fresh session per query, all rows collected).
+pub async fn query(options: &QueryBench) -> anyhow::Result<QueryReport> {
+    let lake = options.lake.to_string_lossy().into_owned();
+    let limits = techmon_query::Limits {
+        memory_limit_mib: 16 * 1024,
+        timeout: Duration::from_secs(3600),
+        max_rows: usize::MAX,
+    };
+    let engine = techmon_query::Engine::new(&lake, limits)?;
+    if let Some(path) = &options.duckdb_sql {
+        std::fs::write(path, duckdb_setup(&engine, &options.lake).await?)?;
+    }
+    let pins = techmon_query::TableVersions::default();
+    let mut views = Vec::new();
+    for view in techmon_query::views::VIEWS {
+        let mut fastest = f64::MAX;
+        let mut rows = 0;
+        for _ in 0..options.runs.max(1) {
+            let started = Instant::now();
+            let answer = engine.query(&format!("SELECT * FROM {}", view.name), &pins).await?;
+            fastest = fastest.min(started.elapsed().as_secs_f64());
+            rows = answer.row_count();
+        }
+        views.push((view.name, fastest, rows));
+    }
+    Ok(QueryReport {
+        views,
+        peak_rss_kib: peak_rss_kib_of(std::process::id()),
+    })
+}
+
+/// DuckDB statements for the same catalogue: each lake table over its Parquet files
+/// (school years URL-decoded from the partition folders), empty tables for those
+/// without data, the code lists as values, and techmon's views, unchanged.
+async fn duckdb_setup(engine: &techmon_query::Engine, lake: &std::path::Path) -> anyhow::Result<String> {
+    use deltalake::arrow::datatypes::DataType;
+    use deltalake::arrow::util::display::array_value_to_string;
+    let duck_type = |t: &DataType| match t {
+        DataType::Utf8 => "VARCHAR",
+        DataType::Int32 => "INTEGER",
+        DataType::Int64 => "BIGINT",
+        DataType::Float64 => "DOUBLE",
+        DataType::Boolean => "BOOLEAN",
+        DataType::Timestamp(..) => "TIMESTAMPTZ",
+        DataType::List(item) if item.data_type() == &DataType::Int32 => "INTEGER[]",
+        _ => "VARCHAR[]",
+    };
+    let mut sql = String::from("SET TimeZone = 'UTC';\n");
+    let (ctx, _) = engine.session(&techmon_query::TableVersions::default()).await?;
+    for table in engine.catalogue().describe()? {
+        let frame = ctx.table(table.name.as_str()).await?;
+        let schema = frame.schema().as_arrow().clone();
+        if table.kind == "code_list" {
+            let batches = frame.collect().await?;
+            let mut rows = Vec::new();
+            for batch in &batches {
+                for r in 0..batch.num_rows() {
+                    let values: Vec<String> = batch
+                        .columns()
+                        .iter()
+                        .map(|c| {
+                            if c.is_null(r) {
+                                "NULL".to_string()
+                            } else {
+                                let text = array_value_to_string(c, r).unwrap_or_default();
+                                match c.data_type() {
+                                    DataType::Utf8 => format!("'{}'", text.replace('\'', "''")),
+                                    _ => text,
+                                }
+                            }
+                        })
+                        .collect();
+                    rows.push(format!("({})", values.join(", ")));
+                }
+            }
+            let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            sql.push_str(&format!(
+                "CREATE TABLE {} AS SELECT * FROM (VALUES {}) t({});\n",
+                table.name,
+                rows.join(", "),
+                names.join(", ")
+            ));
+        } else if lake.join(&table.name).join("_delta_log").exists() {
+            sql.push_str(&format!(
+                "CREATE VIEW {0} AS SELECT * REPLACE (replace(school_year, '%2F', '/') AS school_year) \
+                 FROM read_parquet('{1}/{0}/**/*.parquet', hive_partitioning = true, union_by_name = true);\n",
+                table.name,
+                lake.display()
+            ));
+        } else {
+            let columns: Vec<String> = schema
+                .fields()
+                .iter()
+                .map(|f| format!("{} {}", f.name(), duck_type(f.data_type())))
+                .collect();
+            sql.push_str(&format!("CREATE TABLE {} ({});\n", table.name, columns.join(", ")));
+        }
+    }
+    for view in techmon_query::views::VIEWS {
+        sql.push_str(&format!("CREATE VIEW {} AS {};\n", view.name, view.sql));
+    }
+    Ok(sql)
+}

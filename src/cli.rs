@@ -96,6 +96,8 @@ pub enum BenchCommand {
     Ingest(crate::bench::IngestBench),
     /// Transform a log of realistic events into a new lake (`techmon replay` in a child process).
     Transform(crate::bench::TransformBench),
+    /// Time every named view over a lake (and write DuckDB's setup for the reference).
+    Query(crate::bench::QueryBench),
 }
 
 #[derive(Debug, Subcommand)]
@@ -298,6 +300,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 report.peak_rss_kib as f64 / 1024.0,
                 report.files,
                 report.bytes as f64 / 1048576.0
+            );
+        }
+        Command::Bench {
+            command: BenchCommand::Query(options),
+        } => {
+            let report = crate::bench::query(&options).await?;
+            let total: f64 = report.views.iter().map(|(_, s, _)| s).sum();
+            for (view, seconds, rows) in &report.views {
+                println!("{view:<28} {seconds:>8.3}s {rows:>8} rows");
+            }
+            println!(
+                "query bench: {} views in {total:.3}s (fastest of {} runs each); peak RSS {:.0} MiB",
+                report.views.len(),
+                options.runs,
+                report.peak_rss_kib as f64 / 1024.0
             );
         }
         Command::Config => {
