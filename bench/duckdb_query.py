@@ -1,6 +1,6 @@
 """DuckDB reference for `techmon bench query`: the same views over the same Parquet
 files of the lake, set up by the SQL that `techmon bench query --duckdb-sql FILE`
-writes. Prints the fastest time per view (all rows fetched), rows and peak RSS.
+writes. Prints the fastest time per view (all rows fetched as Arrow, as techmon collects them), rows and peak RSS.
 
     python3 bench/duckdb_query.py setup.sql [runs]
 """
@@ -27,9 +27,9 @@ for view in views:
     fastest = float("inf")
     for _ in range(runs):
         started = time.perf_counter()
-        rows = con.execute(f"SELECT * FROM {view}").fetchall()
+        rows = con.execute(f"SELECT * FROM {view}").to_arrow_table()
         fastest = min(fastest, time.perf_counter() - started)
     total += fastest
-    print(f"{view:<28} {fastest:>8.3f}s {len(rows):>8} rows")
+    print(f"{view:<28} {fastest:>8.3f}s {rows.num_rows:>8} rows")
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(f"duckdb {duckdb.__version__}: {len(views)} views in {total:.3f}s (fastest of {runs} runs each); peak RSS {peak:.0f} MiB")
