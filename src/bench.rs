@@ -454,7 +454,9 @@ pub async fn query(options: &QueryBench) -> anyhow::Result<QueryReport> {
         let mut rows = 0;
         for _ in 0..options.runs.max(1) {
             let started = Instant::now();
-            let answer = engine.query(&format!("SELECT * FROM {}", view.name), &pins).await?;
+            let answer = engine
+                .query(&format!("SELECT * FROM {}", view.name), &pins)
+                .await?;
             fastest = fastest.min(started.elapsed().as_secs_f64());
             rows = answer.row_count();
         }
@@ -469,7 +471,10 @@ pub async fn query(options: &QueryBench) -> anyhow::Result<QueryReport> {
 /// DuckDB statements for the same catalogue: each lake table over its Parquet files
 /// (school years URL-decoded from the partition folders), empty tables for those
 /// without data, the code lists as values, and techmon's views, unchanged.
-async fn duckdb_setup(engine: &techmon_query::Engine, lake: &std::path::Path) -> anyhow::Result<String> {
+async fn duckdb_setup(
+    engine: &techmon_query::Engine,
+    lake: &std::path::Path,
+) -> anyhow::Result<String> {
     use deltalake::arrow::datatypes::DataType;
     use deltalake::arrow::util::display::array_value_to_string;
     let duck_type = |t: &DataType| match t {
@@ -483,7 +488,9 @@ async fn duckdb_setup(engine: &techmon_query::Engine, lake: &std::path::Path) ->
         _ => "VARCHAR[]",
     };
     let mut sql = String::from("SET TimeZone = 'UTC';\n");
-    let (ctx, _) = engine.session(&techmon_query::TableVersions::default()).await?;
+    let (ctx, _) = engine
+        .session(&techmon_query::TableVersions::default())
+        .await?;
     for table in engine.catalogue().describe()? {
         let frame = ctx.table(table.name.as_str()).await?;
         let schema = frame.schema().as_arrow().clone();
@@ -530,7 +537,11 @@ async fn duckdb_setup(engine: &techmon_query::Engine, lake: &std::path::Path) ->
                 .iter()
                 .map(|f| format!("{} {}", f.name(), duck_type(f.data_type())))
                 .collect();
-            sql.push_str(&format!("CREATE TABLE {} ({});\n", table.name, columns.join(", ")));
+            sql.push_str(&format!(
+                "CREATE TABLE {} ({});\n",
+                table.name,
+                columns.join(", ")
+            ));
         }
     }
     for view in techmon_query::views::VIEWS {

@@ -94,6 +94,13 @@ impl FromStr for TableVersions {
     }
 }
 
+/// The catalogue's Delta tables as one query sees them.
+pub struct Resolved {
+    /// In the order of the catalogue's sources.
+    tables: Vec<Option<DeltaTable>>,
+    pub versions: TableVersions,
+}
+
 /// One Delta table the catalogue knows, whether or not it exists yet.
 struct DeltaSource {
     name: &'static str,
@@ -141,14 +148,9 @@ impl Catalogue {
         &self.root
     }
 
-    /// Registers every table in `ctx`: Delta tables at the pinned version or else the
-    /// latest, missing tables as empty tables with their columns, and the code lists.
-    /// Returns the versions registered.
-    pub async fn register(
-        &self,
-        ctx: &SessionContext,
-        pins: &TableVersions,
-    ) -> Result<TableVersions, QueryError> {
+    /// The Delta tables at the pinned versions or else the latest (`None` for a table
+    /// without a first commit), and their versions.
+    pub async fn resolve(&self, pins: &TableVersions) -> Result<Resolved, QueryError> {
         if let Some(unknown) = pins
             .0
             .keys()
@@ -158,29 +160,52 @@ impl Catalogue {
                 table: unknown.clone(),
             });
         }
-        let mut versions = TableVersions::default();
+        let mut resolved = Resolved {
+            tables: Vec::new(),
+            versions: TableVersions::default(),
+        };
         for source in &self.sources {
             let table = match pins.0.get(source.name) {
                 Some(version) => Some(self.pinned(source.name, *version).await?),
                 None => self.latest(source.name).await?,
             };
-            let provider: Arc<dyn TableProvider> = match table {
-                Some(table) => {
-                    let lake = |e| QueryError::Lake {
+            if let Some(version) = table.as_ref().and_then(DeltaTable::version) {
+                resolved.versions.0.insert(source.name.to_string(), version);
+            }
+            resolved.tables.push(table);
+        }
+        Ok(resolved)
+    }
+
+    /// Lets `ctx` reach the object stores of the resolved tables.
+    pub fn connect(&self, ctx: &SessionContext, resolved: &Resolved) -> Result<(), QueryError> {
+        for (source, table) in self.sources.iter().zip(&resolved.tables) {
+            if let Some(table) = table {
+                table
+                    .update_datafusion_session(&ctx.state())
+                    .map_err(|e| QueryError::Lake {
                         table: source.name.into(),
                         source: Box::new(e),
-                    };
-                    table
-                        .update_datafusion_session(&ctx.state())
-                        .map_err(lake)?;
-                    if let Some(version) = table.version() {
-                        versions.0.insert(source.name.to_string(), version);
-                    }
-                    table
-                        .table_provider()
-                        .await
-                        .map_err(|e| QueryError::engine(source.name, e))?
-                }
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers every resolved table in `ctx` (missing ones as empty tables with
+    /// their columns), and the code lists.
+    pub async fn register(
+        &self,
+        ctx: &SessionContext,
+        resolved: &Resolved,
+    ) -> Result<(), QueryError> {
+        self.connect(ctx, resolved)?;
+        for (source, table) in self.sources.iter().zip(&resolved.tables) {
+            let provider: Arc<dyn TableProvider> = match table {
+                Some(table) => table
+                    .table_provider()
+                    .await
+                    .map_err(|e| QueryError::engine(source.name, e))?,
                 None => Arc::new(
                     MemTable::try_new(Arc::clone(&source.schema), vec![vec![]])
                         .map_err(|e| QueryError::engine(source.name, e))?,
@@ -195,7 +220,7 @@ impl Catalogue {
             ctx.register_table(name, Arc::new(table))
                 .map_err(|e| QueryError::engine(name, e))?;
         }
-        Ok(versions)
+        Ok(())
     }
 
     fn url(&self, name: &str) -> Result<url::Url, QueryError> {

@@ -10,6 +10,7 @@ use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::datafusion::execution::SessionStateBuilder;
 use deltalake::datafusion::execution::memory_pool::FairSpillPool;
 use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use deltalake::datafusion::execution::session_state::SessionState;
 use deltalake::datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 
@@ -45,6 +46,9 @@ impl Answer {
 pub struct Engine {
     catalogue: Catalogue,
     limits: Limits,
+    /// The last session's tables and views, by the versions they hold: planning the
+    /// views again for every query would cost more than many queries.
+    prepared: tokio::sync::Mutex<Option<(TableVersions, SessionState)>>,
 }
 
 impl Engine {
@@ -52,6 +56,7 @@ impl Engine {
         Ok(Self {
             catalogue: Catalogue::new(lake)?,
             limits,
+            prepared: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -75,22 +80,37 @@ impl Engine {
             )))
             .build_arc()
             .map_err(|e| QueryError::engine("runtime", e))?;
+        let resolved = self.catalogue.resolve(pins).await?;
+        let mut prepared = self.prepared.lock().await;
+        if let Some((versions, state)) = prepared.as_ref()
+            && *versions == resolved.versions
+        {
+            let state = SessionStateBuilder::new_from_existing(state.clone())
+                .with_runtime_env(runtime)
+                .build();
+            let ctx = SessionContext::new_with_state(state);
+            self.catalogue.connect(&ctx, &resolved)?;
+            return Ok((ctx, resolved.versions));
+        }
         let config = SessionConfig::new()
             .with_information_schema(true)
-            .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
+            .with_target_partitions(
+                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            );
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime)
             .with_default_features()
             .build();
         let ctx = SessionContext::new_with_state(state);
-        let versions = self.catalogue.register(&ctx, pins).await?;
+        self.catalogue.register(&ctx, &resolved).await?;
         for view in VIEWS {
             ctx.sql(&format!("CREATE VIEW {} AS {}", view.name, view.sql))
                 .await
                 .map_err(|e| QueryError::engine(view.name, e))?;
         }
-        Ok((ctx, versions))
+        *prepared = Some((resolved.versions.clone(), ctx.state()));
+        Ok((ctx, resolved.versions))
     }
 
     /// Runs one read-only statement.

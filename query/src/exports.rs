@@ -148,7 +148,11 @@ pub async fn export(
     {
         return Ok((provenance, false));
     }
-    let bytes = format.encode(&batch.schema(), std::slice::from_ref(&batch), &answer.versions)?;
+    let bytes = format.encode(
+        &batch.schema(),
+        std::slice::from_ref(&batch),
+        &answer.versions,
+    )?;
     let provenance = Provenance {
         export_id: export_id.clone(),
         sql: request.sql.clone(),
