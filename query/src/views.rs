@@ -201,14 +201,19 @@ pub const VIEWS: &[View] = &[
     },
     View {
         name: "kpi_measures",
-        description: "Per KPI, band, hub and school year: numerator and denominator (the KPI is their ratio for shares and scores, the numerator for counts).",
+        description: "Per KPI, band, hub and school year: numerator and denominator (the KPI is their ratio for shares and scores, the numerator for counts); the technical-profile KPI comes from technical_profile_vs_2022.",
         sql: "SELECT kpi, band, hub_id, school_year, sum(numerator) AS numerator, sum(denominator) AS denominator FROM ( \
-               SELECT 'po_participation_share' AS kpi, band, hub_id, school_year, CAST(people AS DOUBLE) AS numerator, 0.0 AS denominator \
-                 FROM reach WHERE sector = 'PO' AND role = 'pupil' AND band IS NOT NULL \
+               SELECT CASE WHEN sector = 'PO' AND role = 'pupil' AND band IS NOT NULL THEN 'po_participation_share' \
+                           WHEN sector = 'VO' AND role = 'pupil' THEN 'vo_pupils' \
+                           WHEN sector = 'MBO' AND role IN ('pupil', 'student') THEN 'mbo_students' \
+                           WHEN role = 'parent' THEN 'parents' END AS kpi, \
+                      CASE WHEN sector = 'PO' THEN band END AS band, hub_id, school_year, \
+                      CAST(people AS DOUBLE) AS numerator, \
+                      CASE WHEN sector = 'PO' AND role = 'pupil' AND band IS NOT NULL THEN 0.0 END AS denominator \
+                 FROM reach \
+                 WHERE (sector = 'PO' AND role = 'pupil' AND band IS NOT NULL) OR (sector = 'VO' AND role = 'pupil') \
+                    OR (sector = 'MBO' AND role IN ('pupil', 'student')) OR role = 'parent' \
                UNION ALL SELECT 'po_participation_share', band, hub_id, school_year, 0.0, pupils FROM po_pupils_per_hub \
-               UNION ALL SELECT 'vo_pupils', NULL, hub_id, school_year, CAST(people AS DOUBLE), NULL FROM reach WHERE sector = 'VO' AND role = 'pupil' \
-               UNION ALL SELECT 'mbo_students', NULL, hub_id, school_year, CAST(people AS DOUBLE), NULL FROM reach WHERE sector = 'MBO' AND role IN ('pupil', 'student') \
-               UNION ALL SELECT 'parents', NULL, hub_id, school_year, CAST(people AS DOUBLE), NULL FROM reach WHERE role = 'parent' \
                UNION ALL SELECT 'teachers_professionalised', NULL, a.hub_id, a.school_year, CAST(count(DISTINCT a.participant_pseudonym) AS DOUBLE), NULL \
                  FROM attendances a \
                  JOIN (SELECT DISTINCT hub_id, activity_id FROM activities WHERE activity_type = 'docentprofessionalisering') t \
@@ -225,21 +230,19 @@ pub const VIEWS: &[View] = &[
                  WHERE recency = 1 AND change = 'joined' GROUP BY hub_id, school_year \
                UNION ALL SELECT 'ambassadors', NULL, a.hub_id, y.school_year, CAST(count(DISTINCT a.ambassador_pseudonym) AS DOUBLE), NULL \
                  FROM ambassadors a JOIN kpi_years y ON a.school_year <= y.school_year GROUP BY a.hub_id, y.school_year \
-               UNION ALL SELECT 'technical_profile_change_vs_2022', NULL, v.scope, v.school_year, v.change_pp, NULL \
-                 FROM technical_profile_vs_2022 v JOIN hubs h ON v.scope = h.hub_id WHERE v.track = 'all' \
              ) GROUP BY kpi, band, hub_id, school_year",
     },
     View {
         name: "kpi_report",
         description: "Every KPI of seed 003 per hub and for the region ('region') per year: actual, target, and whether the target was met (null: no target or no data).",
         sql: "WITH per_scope AS ( \
-                SELECT kpi, band, hub_id, school_year, numerator, denominator FROM kpi_measures \
+                SELECT kpi, band, coalesce(hub_id, 'region') AS hub_id, school_year, \
+                       sum(numerator) AS numerator, sum(denominator) AS denominator \
+                FROM kpi_measures GROUP BY GROUPING SETS ((kpi, band, hub_id, school_year), (kpi, band, school_year)) \
                 UNION ALL \
-                SELECT kpi, band, 'region', school_year, sum(numerator), sum(denominator) FROM kpi_measures \
-                WHERE kpi <> 'technical_profile_change_vs_2022' GROUP BY kpi, band, school_year \
-                UNION ALL \
-                SELECT 'technical_profile_change_vs_2022', NULL, 'region', school_year, change_pp, NULL \
-                FROM technical_profile_vs_2022 WHERE scope = 'region' AND track = 'all'), \
+                SELECT 'technical_profile_change_vs_2022', NULL, scope, school_year, change_pp, NULL \
+                FROM technical_profile_vs_2022 \
+                WHERE track = 'all' AND (scope = 'region' OR scope IN (SELECT hub_id FROM hubs))), \
               frame AS ( \
                 SELECT t.kpi, t.band, t.unit, t.description, y.year, y.school_year, s.hub_id \
                 FROM (SELECT DISTINCT kpi, band, unit, description FROM kpi_targets) t \
