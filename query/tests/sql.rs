@@ -329,40 +329,25 @@ async fn writes_files_and_settings_are_refused_and_the_service_goes_on() {
 async fn memory_time_and_row_limits_end_a_query_cleanly() {
     let lake = lake_with_groups().await;
     let addr = serve(&lake.path(), &config(8, 2, 100)).await;
-    // Collecting 20 million values into one array cannot spill.
-    let memory = sql(
-        addr,
-        RESEARCHER,
-        "application/json",
-        None,
-        "SELECT array_length(array_agg(value)) FROM generate_series(1, 20000000)",
-    )
-    .await;
-    assert_eq!(
-        (memory.status, memory.error_code().as_str()),
-        (422, "memory_limit")
-    );
-    let slow = sql(
-        addr,
-        RESEARCHER,
-        "application/json",
-        None,
-        "SELECT count(*) FROM generate_series(1, 100000000000)",
-    )
-    .await;
-    assert_eq!((slow.status, slow.error_code().as_str()), (422, "timeout"));
-    let many = sql(
-        addr,
-        RESEARCHER,
-        "application/json",
-        None,
-        "SELECT * FROM generate_series(1, 1000)",
-    )
-    .await;
-    assert_eq!(
-        (many.status, many.error_code().as_str()),
-        (422, "row_limit")
-    );
+    for (statement, code) in [
+        // Collecting 20 million values into one array cannot spill.
+        (
+            "SELECT array_length(array_agg(value)) FROM generate_series(1, 20000000)",
+            "memory_limit",
+        ),
+        (
+            "SELECT count(*) FROM generate_series(1, 100000000000)",
+            "timeout",
+        ),
+        ("SELECT * FROM generate_series(1, 1000)", "row_limit"),
+    ] {
+        let reply = sql(addr, RESEARCHER, "application/json", None, statement).await;
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (422, code),
+            "{statement}"
+        );
+    }
     let ok = sql(
         addr,
         RESEARCHER,
