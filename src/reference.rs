@@ -58,13 +58,7 @@ pub async fn import(options: &ImportOptions) -> anyhow::Result<()> {
         let status = response.status();
         let answer: serde_json::Value = response.json().await.unwrap_or_default();
         if !status.is_success() {
-            bail!(
-                "{name}: {} ({status}): {}",
-                answer["error"]["code"].as_str().unwrap_or("error"),
-                answer["error"]["message"]
-                    .as_str()
-                    .unwrap_or("no reason given")
-            );
+            bail!("{name}: {}", crate::sql::refusal(status, &answer));
         }
         println!(
             "{name}: {} {} rows ({} suppressed) into {} for {} ({}, '{}'), table version {}",

@@ -5,6 +5,8 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use techmon_query::formats::Format;
+use techmon_query::http::VERSIONS_HEADER;
 
 #[derive(Debug, clap::Args)]
 pub struct SqlOptions {
@@ -28,14 +30,6 @@ pub struct SqlOptions {
     pub versions: Option<String>,
 }
 
-const ACCEPT: &[(&str, &str)] = &[
-    ("table", "text/csv"),
-    ("csv", "text/csv"),
-    ("json", "application/json"),
-    ("arrow", "application/vnd.apache.arrow.stream"),
-    ("parquet", "application/vnd.apache.parquet"),
-];
-
 pub async fn run(options: &SqlOptions) -> anyhow::Result<()> {
     let sql = if options.sql == "-" {
         let mut sql = String::new();
@@ -46,17 +40,15 @@ pub async fn run(options: &SqlOptions) -> anyhow::Result<()> {
     } else {
         options.sql.clone()
     };
-    let accept = ACCEPT
-        .iter()
-        .find(|(f, _)| *f == options.format)
-        .map_or("text/csv", |(_, a)| a);
+    // A table is printed from CSV.
+    let format = Format::from_name(&options.format).unwrap_or(Format::Csv);
     let mut request = reqwest::Client::new()
         .post(format!("{}/v1/sql", options.url.trim_end_matches('/')))
         .bearer_auth(&options.token)
-        .header(reqwest::header::ACCEPT, accept)
+        .header(reqwest::header::ACCEPT, format.content_type())
         .body(sql);
     if let Some(versions) = &options.versions {
-        request = request.header("techmon-table-versions", versions);
+        request = request.header(VERSIONS_HEADER, versions);
     }
     let response = request
         .send()
@@ -65,20 +57,15 @@ pub async fn run(options: &SqlOptions) -> anyhow::Result<()> {
     let status = response.status();
     let versions = response
         .headers()
-        .get("techmon-table-versions")
+        .get(VERSIONS_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
     let body = response.bytes().await.context("reading the answer")?;
     if !status.is_success() {
-        let error: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         bail!(
-            "{} ({}): {}",
-            error["error"]["code"].as_str().unwrap_or("error"),
-            status,
-            error["error"]["message"]
-                .as_str()
-                .unwrap_or("the query API gave no reason")
+            "{}",
+            refusal(status, &serde_json::from_slice(&body).unwrap_or_default())
         );
     }
     match (&options.output, options.format.as_str()) {
@@ -92,6 +79,17 @@ pub async fn run(options: &SqlOptions) -> anyhow::Result<()> {
     }
     eprintln!("answered from table versions: {versions}");
     Ok(())
+}
+
+/// The query API's error answer in one line: `code (status): message`.
+pub(crate) fn refusal(status: reqwest::StatusCode, answer: &serde_json::Value) -> String {
+    format!(
+        "{} ({status}): {}",
+        answer["error"]["code"].as_str().unwrap_or("error"),
+        answer["error"]["message"]
+            .as_str()
+            .unwrap_or("the query API gave no reason")
+    )
 }
 
 /// CSV as a text table with aligned columns.

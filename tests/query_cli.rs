@@ -65,16 +65,19 @@ async fn reference_import_by_url_and_sql_from_the_command_line() {
     .expect("fixture");
     let site = file_server(fixture);
     let source = format!("http://127.0.0.1:{site}/{name}");
+    let import = |token: &str| {
+        techmon(&[
+            "reference",
+            "import",
+            &source,
+            "--url",
+            &url,
+            "--token",
+            token,
+        ])
+    };
 
-    let first = techmon(&[
-        "reference",
-        "import",
-        &source,
-        "--url",
-        &url,
-        "--token",
-        "dev-token-admin",
-    ]);
+    let first = import("dev-token-admin");
     let stdout = String::from_utf8_lossy(&first.stdout);
     assert!(
         first.status.success(),
@@ -88,15 +91,7 @@ async fn reference_import_by_url_and_sql_from_the_command_line() {
         "{stdout}"
     );
     assert!(!stdout.contains("already"), "{stdout}");
-    let again = techmon(&[
-        "reference",
-        "import",
-        &source,
-        "--url",
-        &url,
-        "--token",
-        "dev-token-admin",
-    ]);
+    let again = import("dev-token-admin");
     assert!(String::from_utf8_lossy(&again.stdout).contains("already imported"));
 
     let researcher = techmon(&[
@@ -123,15 +118,7 @@ async fn reference_import_by_url_and_sql_from_the_command_line() {
     assert!(table.contains("(1 rows)"), "{table}");
     assert!(String::from_utf8_lossy(&researcher.stderr).contains("duo_vo_pupils=0"));
 
-    let researcher_import = techmon(&[
-        "reference",
-        "import",
-        &source,
-        "--url",
-        &url,
-        "--token",
-        "dev-token-researcher",
-    ]);
+    let researcher_import = import("dev-token-researcher");
     assert!(!researcher_import.status.success());
     assert!(String::from_utf8_lossy(&researcher_import.stderr).contains("forbidden"));
     let hub = techmon(&[

@@ -119,10 +119,8 @@ pub struct Catalogue {
 
 impl Catalogue {
     pub fn new(lake: &str) -> Result<Self, QueryError> {
-        let root = deltalake::ensure_table_uri(lake).map_err(|source| QueryError::Lake {
-            table: "(root)".into(),
-            source: Box::new(source),
-        })?;
+        let root = deltalake::ensure_table_uri(lake)
+            .map_err(|source| QueryError::lake("(root)", source))?;
         let lake_tables = techmon_transform::tables::TABLES
             .iter()
             .map(|t| DeltaSource {
@@ -183,10 +181,7 @@ impl Catalogue {
             if let Some(table) = table {
                 table
                     .update_datafusion_session(&ctx.state())
-                    .map_err(|e| QueryError::Lake {
-                        table: source.name.into(),
-                        source: Box::new(e),
-                    })?;
+                    .map_err(|e| QueryError::lake(source.name, e))?;
             }
         }
         Ok(())
@@ -234,10 +229,7 @@ impl Catalogue {
             table
                 .update_incremental(None)
                 .await
-                .map_err(|e| QueryError::Lake {
-                    table: name.into(),
-                    source: Box::new(e),
-                })?;
+                .map_err(|e| QueryError::lake(name, e))?;
             return Ok(Some(table.clone()));
         }
         let url = self.url(name)?;
@@ -254,10 +246,7 @@ impl Catalogue {
             }
             // No commit yet (or no folder): the table is empty so far.
             Err(deltalake::DeltaTableError::NotATable(_)) => Ok(None),
-            Err(e) => Err(QueryError::Lake {
-                table: name.into(),
-                source: Box::new(e),
-            }),
+            Err(e) => Err(QueryError::lake(name, e)),
         }
     }
 
@@ -452,14 +441,5 @@ fn code_lists() -> Result<Vec<(&'static str, &'static str, RecordBatch)>, QueryE
 
 /// The folder of table `name` under the lake's root.
 pub(crate) fn table_url(root: &url::Url, name: &str) -> Result<url::Url, QueryError> {
-    let bad = |e: url::ParseError| QueryError::LakeUrl {
-        table: name.into(),
-        reason: e.to_string(),
-    };
-    let base = if root.as_str().ends_with('/') {
-        root.clone()
-    } else {
-        url::Url::parse(&format!("{root}/")).map_err(bad)?
-    };
-    base.join(&format!("{name}/")).map_err(bad)
+    techmon_transform::lake::table_url(root, name).map_err(|e| QueryError::lake(name, e))
 }

@@ -158,6 +158,30 @@ pub enum DuoRows {
 }
 
 impl DuoRows {
+    pub fn len(&self) -> usize {
+        match self {
+            Self::VoPupils(rows) => rows.len(),
+            Self::PoPupils(rows) => rows.len(),
+            Self::Schools(rows) => rows.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many count cells DUO suppressed.
+    pub fn suppressed_cells(&self) -> usize {
+        let suppressed = |pupils: &mut dyn Iterator<Item = &PupilCount>| {
+            pupils.filter(|c| c.exact.is_none()).count()
+        };
+        match self {
+            Self::VoPupils(rows) => suppressed(&mut rows.iter().map(|r| &r.pupils)),
+            Self::PoPupils(rows) => suppressed(&mut rows.iter().map(|r| &r.pupils)),
+            Self::Schools(_) => 0,
+        }
+    }
+
     /// Which dataset the rows are of.
     pub fn dataset(&self) -> DuoDataset {
         match self {

@@ -73,6 +73,13 @@ pub enum QueryError {
 }
 
 impl QueryError {
+    pub(crate) fn lake(table: &str, source: deltalake::DeltaTableError) -> Self {
+        Self::Lake {
+            table: table.to_string(),
+            source: Box::new(source),
+        }
+    }
+
     pub(crate) fn engine(context: &str, source: DataFusionError) -> Self {
         Self::Engine {
             context: context.to_string(),

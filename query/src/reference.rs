@@ -138,10 +138,7 @@ pub async fn import(
     let table = reference_table(file.rows.dataset());
     let source_sha256 = hex::encode(Sha256::digest(bytes));
     let school_year = file.school_year.to_string();
-    let lake_error = |e| QueryError::Lake {
-        table: table.name.into(),
-        source: Box::new(e),
-    };
+    let lake_error = |e| QueryError::lake(table.name, e);
     let url = crate::catalogue::table_url(lake, table.name)?;
     if let Ok(folder) = url.to_file_path() {
         std::fs::create_dir_all(&folder).map_err(|e| QueryError::LakeUrl {
@@ -152,7 +149,7 @@ pub async fn import(
     let delta = deltalake::DeltaTable::try_from_url(url)
         .await
         .map_err(lake_error)?;
-    let (rows, suppressed_cells) = file.rows.counts();
+    let (rows, suppressed_cells) = (file.rows.len(), file.rows.suppressed_cells());
     let mut report = ImportReport {
         table: table.name,
         source: source.to_string(),
@@ -206,20 +203,6 @@ fn reference_table(dataset: DuoDataset) -> &'static ReferenceTable {
         .expect("every dataset has its reference table")
 }
 
-impl DuoRows {
-    /// Rows, and how many of them DUO suppressed.
-    fn counts(&self) -> (usize, usize) {
-        let suppressed = |counts: &mut dyn Iterator<Item = &PupilCount>| {
-            counts.filter(|c| c.exact.is_none()).count()
-        };
-        match self {
-            Self::VoPupils(rows) => (rows.len(), suppressed(&mut rows.iter().map(|r| &r.pupils))),
-            Self::PoPupils(rows) => (rows.len(), suppressed(&mut rows.iter().map(|r| &r.pupils))),
-            Self::Schools(rows) => (rows.len(), 0),
-        }
-    }
-}
-
 async fn already_imported(
     delta: &deltalake::DeltaTable,
     report: &ImportReport,
@@ -228,10 +211,7 @@ async fn already_imported(
     let engine = |e| QueryError::engine(report.table, e);
     delta
         .update_datafusion_session(&ctx.state())
-        .map_err(|e| QueryError::Lake {
-            table: report.table.into(),
-            source: Box::new(e),
-        })?;
+        .map_err(|e| QueryError::lake(report.table, e))?;
     ctx.register_table("reference", delta.table_provider().await.map_err(engine)?)
         .map_err(engine)?;
     let frame = ctx

@@ -37,6 +37,15 @@ macro_rules! groep_band {
     };
 }
 
+/// The Monitor Techniekpact population a row of VO pupils belongs to: vmbo bb/kb/gl
+/// in leerjaar 3 (`vmbo`), havo/vwo in leerjaar 4 (`havo_vwo`), else none.
+macro_rules! track {
+    () => {
+        "CASE WHEN onderwijstype IN ('vmbo-bb', 'vmbo-kb', 'vmbo-gl') AND leerjaar = 3 THEN 'vmbo' \
+              WHEN onderwijstype IN ('havo', 'vwo') AND leerjaar = 4 THEN 'havo_vwo' END AS track"
+    };
+}
+
 /// A DUO count (columns with this prefix) as a point estimate: suppressed as 2.5.
 macro_rules! estimate {
     ($prefix:literal) => {
@@ -118,10 +127,12 @@ pub const VIEWS: &[View] = &[
     View {
         name: "vo_profile_cells",
         description: "DUO VO counts in the Monitor Techniekpact population: vmbo bb/kb/gl leerjaar 3 (track vmbo) and havo/vwo leerjaar 4 (track havo_vwo), each row also under track 'all', with scope 'national', 'region' (the hubs' municipalities) or a hub_id (its municipality).",
-        sql: "WITH cells AS ( \
+        sql: concat!(
+            "WITH cells AS ( \
                 SELECT school_year, municipality, technical, pupils, pupils_min, pupils_max, suppressed, \
-                       CASE WHEN onderwijstype IN ('vmbo-bb', 'vmbo-kb', 'vmbo-gl') AND leerjaar = 3 THEN 'vmbo' \
-                            WHEN onderwijstype IN ('havo', 'vwo') AND leerjaar = 4 THEN 'havo_vwo' END AS track \
+                       ",
+            track!(),
+            " \
                 FROM duo_vo_pupils), \
               tracked AS ( \
                 SELECT * FROM cells WHERE track IS NOT NULL \
@@ -130,7 +141,8 @@ pub const VIEWS: &[View] = &[
               SELECT 'national' AS scope, * FROM tracked \
               UNION ALL SELECT 'region', t.* FROM tracked t \
                 WHERE upper(trim(t.municipality)) IN (SELECT upper(municipality) FROM hubs) \
-              UNION ALL SELECT h.hub_id, t.* FROM tracked t JOIN hubs h ON upper(trim(t.municipality)) = upper(h.municipality)",
+              UNION ALL SELECT h.hub_id, t.* FROM tracked t JOIN hubs h ON upper(trim(t.municipality)) = upper(h.municipality)"
+        ),
     },
     View {
         name: "technical_profile_share",
@@ -160,10 +172,12 @@ pub const VIEWS: &[View] = &[
     View {
         name: "participant_profile_share",
         description: "Share (%) of technical profiles among the profile choices hubs reported for former participants (profile_chosen), per hub or 'region', school year and track.",
-        sql: "WITH choices AS ( \
+        sql: concat!(
+            "WITH choices AS ( \
                 SELECT hub_id, school_year, technical, pupils, \
-                       CASE WHEN onderwijstype IN ('vmbo-bb', 'vmbo-kb', 'vmbo-gl') AND leerjaar = 3 THEN 'vmbo' \
-                            WHEN onderwijstype IN ('havo', 'vwo') AND leerjaar = 4 THEN 'havo_vwo' END AS track \
+                       ",
+            track!(),
+            " \
                 FROM profile_choices), \
               tracked AS (SELECT * FROM choices WHERE track IS NOT NULL \
                           UNION ALL SELECT hub_id, school_year, technical, pupils, 'all' FROM choices WHERE track IS NOT NULL), \
@@ -171,7 +185,8 @@ pub const VIEWS: &[View] = &[
               SELECT scope, school_year, track, sum(pupils) AS pupils, \
                      sum(CASE WHEN technical THEN pupils ELSE 0 END) AS technical_pupils, \
                      100.0 * sum(CASE WHEN technical THEN pupils ELSE 0 END) / sum(pupils) AS share_pct \
-              FROM scoped GROUP BY scope, school_year, track",
+              FROM scoped GROUP BY scope, school_year, track"
+        ),
     },
     View {
         name: "technical_profile_vs_2022",

@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{ANALYST, RESEARCHER, TestLake, config, event, serve};
+use common::{ANALYST, RESEARCHER, TestLake, config, event, parquet_batches, serve};
 use serde_json::{Value, json};
 
 fn group(hub: &str, school: &str, girls: u32, boys: u32) -> Value {
@@ -162,14 +162,8 @@ async fn exports_hide_small_counts_from_the_margins_and_repeat_byte_for_byte() {
     )
     .await;
     let bytes = download(addr, parquet["export_id"].as_str().expect("id")).await;
-    let reader = deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-        bytes::Bytes::from(bytes),
-    )
-    .expect("parquet")
-    .build()
-    .expect("reader");
-    let nulls: usize = reader
-        .map(|b| b.expect("batch"))
+    let nulls: usize = parquet_batches(&bytes)
+        .iter()
         .map(|b| b.column(1).null_count() + b.column(2).null_count())
         .sum();
     assert_eq!(nulls, suppressed.len());

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{ANALYST, RESEARCHER, TestLake, config, event, serve, sql};
+use common::{ANALYST, RESEARCHER, TestLake, config, event, parquet_batches, serve, sql};
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::util::display::array_value_to_string;
 use serde_json::{Value, json};
@@ -118,13 +118,7 @@ async fn every_format_gives_the_same_rows() {
         BY_SCHOOL,
     )
     .await;
-    let reader = deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-        bytes::Bytes::from(parquet_reply.body.clone()),
-    )
-    .expect("a Parquet file")
-    .build()
-    .expect("reader");
-    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("batch")).collect();
+    let batches = parquet_batches(&parquet_reply.body);
     assert_eq!(text_rows(&batches), expected);
 
     // Every format states the same versions; the same query gives the same bytes.

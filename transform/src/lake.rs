@@ -248,7 +248,8 @@ impl Lake {
     }
 }
 
-fn table_url(root: &url::Url, name: &str) -> Result<url::Url, DeltaTableError> {
+/// The folder of table `name` under the lake's root.
+pub fn table_url(root: &url::Url, name: &str) -> Result<url::Url, DeltaTableError> {
     let invalid =
         |e: url::ParseError| DeltaTableError::InvalidTableLocation(format!("{root} + {name}: {e}"));
     let base = if root.as_str().ends_with('/') {

@@ -190,3 +190,15 @@ pub const VO_2022: &str = "01.-leerlingen-vo-per-vestiging-naar-onderwijstype-20
 pub const VO_2023: &str = "01.-leerlingen-vo-per-vestiging-naar-onderwijstype-2023.csv";
 pub const VO_2024: &str = "01.-leerlingen-vo-per-vestiging-naar-onderwijstype-2024.csv";
 pub const PO_2024: &str = "01.-leerlingen-po-per-onderwijssoort-en-leeftijd-2024.csv";
+
+/// The record batches of a Parquet file.
+pub fn parquet_batches(bytes: &[u8]) -> Vec<deltalake::arrow::array::RecordBatch> {
+    deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::copy_from_slice(bytes),
+    )
+    .expect("a Parquet file")
+    .build()
+    .expect("reader")
+    .map(|b| b.expect("batch"))
+    .collect()
+}
