@@ -25,6 +25,20 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The whole pipeline on a synthetic region: serve, generate, push, import,
+    /// wait for the transform, print the headline answers, keep serving.
+    Demo(crate::demo::DemoOptions),
+    /// Write a deterministic synthetic region: hub event files, DUO files, truth.json.
+    Generate {
+        /// The folder to write into.
+        #[arg(long, default_value = "techmon-region")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 2022)]
+        seed: u64,
+        /// About how many records.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+    },
     /// Run the services (ingest and the transform, on one event log) in one process.
     Serve,
     /// Run the transform alone: event log → research lake, until stopped.
@@ -137,6 +151,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let load_config =
         || crate::config::load(cli.config.as_deref()).context("loading the configuration");
     match cli.command {
+        Command::Demo(options) => {
+            let config = load_config()?;
+            let (answered, _) = tokio::sync::oneshot::channel();
+            crate::demo::run(config, &options, answered, shutdown_signal()).await?;
+        }
+        Command::Generate { out, seed, events } => {
+            let spec = techmon_generate::Spec {
+                seed,
+                events,
+                until: techmon_generate::Spec::default_until(),
+            };
+            let generated = techmon_generate::generate(&spec, &out)?;
+            println!(
+                "{} records ({} broken on purpose, {} sent twice) for {} hubs and {} DUO files in {}; the ground truth is in truth.json",
+                generated.records(),
+                generated.truth.broken_events,
+                generated.truth.resent_events,
+                generated.hubs.len(),
+                generated.duo_files.len(),
+                out.display()
+            );
+        }
         Command::Serve => {
             let config = load_config()?;
             crate::serve::run(&config, shutdown_signal()).await?;

@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod push;
 pub mod reference;
 pub mod serve;

@@ -40,26 +40,14 @@ pub async fn import(options: &ImportOptions) -> anyhow::Result<()> {
                 .map_or_else(|| source.clone(), |n| n.to_string_lossy().into_owned());
             (name, bytes)
         };
-        let mut query = vec![("source", name.as_str())];
-        if let Some(year) = &options.school_year {
-            query.push(("school_year", year.as_str()));
-        }
-        let response = client
-            .post(format!(
-                "{}/v1/reference/duo",
-                options.url.trim_end_matches('/')
-            ))
-            .bearer_auth(&options.token)
-            .query(&query)
-            .body(bytes)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the query API at {}", options.url))?;
-        let status = response.status();
-        let answer: serde_json::Value = response.json().await.unwrap_or_default();
-        if !status.is_success() {
-            bail!("{name}: {}", crate::sql::refusal(status, &answer));
-        }
+        let answer = send(
+            &client,
+            (&options.url, &options.token),
+            &name,
+            bytes,
+            options.school_year.as_deref(),
+        )
+        .await?;
         println!(
             "{name}: {} {} rows ({} suppressed) into {} for {} ({}, '{}'), table version {}",
             if answer["imported"] == true {
@@ -77,4 +65,33 @@ pub async fn import(options: &ImportOptions) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Sends one DUO file to the query API (`(url, token)`: an admin's); returns the
+/// import's answer.
+pub async fn send(
+    client: &reqwest::Client,
+    (url, token): (&str, &str),
+    name: &str,
+    bytes: Vec<u8>,
+    school_year: Option<&str>,
+) -> anyhow::Result<serde_json::Value> {
+    let mut query = vec![("source", name)];
+    if let Some(year) = school_year {
+        query.push(("school_year", year));
+    }
+    let response = client
+        .post(format!("{}/v1/reference/duo", url.trim_end_matches('/')))
+        .bearer_auth(token)
+        .query(&query)
+        .body(bytes)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the query API at {url}"))?;
+    let status = response.status();
+    let answer: serde_json::Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("{name}: {}", crate::sql::refusal(status, &answer));
+    }
+    Ok(answer)
 }

@@ -58,9 +58,26 @@ async fn supervise_transform<F: Future<Output = ()> + Send>(
     }
 }
 
-/// Runs ingest, the transform and the query API until `shutdown` completes.
+/// Runs ingest, the transform and the query API on `config.ingest.listen` until
+/// `shutdown` completes.
 pub async fn run(
     config: &TechmonConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let listener = tokio::net::TcpListener::bind(config.ingest.listen)
+        .await
+        .map_err(|source| techmon_ingest::IngestError::Bind {
+            addr: config.ingest.listen,
+            source,
+        })?;
+    tracing::info!(addr = %config.ingest.listen, "listening");
+    run_on(config, listener, shutdown).await
+}
+
+/// Runs the services on a bound `listener` (the demo and tests bind port 0).
+pub async fn run_on(
+    config: &TechmonConfig,
+    listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let log = techmon_eventlog::open(&config.log).await?;
@@ -92,7 +109,7 @@ pub async fn run(
     let engine = techmon_query::Engine::new(&config.transform.lake, config.query.limits())?;
     let router = techmon_ingest::build_with_metrics(&config.ingest, log, registry)?
         .merge(techmon_query::build(&config.query, Arc::new(engine))?);
-    let ingest = techmon_ingest::run(&config.ingest, router, until_stopped());
+    let ingest = techmon_ingest::serve(listener, router, until_stopped());
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop.send(true);

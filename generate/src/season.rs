@@ -55,14 +55,50 @@ const FIRST_NAMES: &[&str] = &[
     "Isa", "Lars", "Mila", "Stijn", "Roos", "Jens", "Femke", "Gijs", "Anouk", "Timo",
 ];
 const LAST_NAMES: &[&str] = &[
-    "de Voorbeeld", "Jansen", "de Vries", "van den Berg", "Bakker", "Visser", "Smit", "Meijer",
-    "de Boer", "Mulder", "de Groot", "Bos", "Vos", "Peters", "Hendriks", "van Leeuwen", "Dekker",
-    "Brouwer", "de Wit", "Dijkstra", "Smits", "de Graaf", "van der Meer", "Kok", "Jacobs",
-    "Schouten", "van Dijk", "Willems", "Hoekstra", "Koster", "Prins", "Kuipers",
+    "de Voorbeeld",
+    "Jansen",
+    "de Vries",
+    "van den Berg",
+    "Bakker",
+    "Visser",
+    "Smit",
+    "Meijer",
+    "de Boer",
+    "Mulder",
+    "de Groot",
+    "Bos",
+    "Vos",
+    "Peters",
+    "Hendriks",
+    "van Leeuwen",
+    "Dekker",
+    "Brouwer",
+    "de Wit",
+    "Dijkstra",
+    "Smits",
+    "de Graaf",
+    "van der Meer",
+    "Kok",
+    "Jacobs",
+    "Schouten",
+    "van Dijk",
+    "Willems",
+    "Hoekstra",
+    "Koster",
+    "Prins",
+    "Kuipers",
 ];
 const COMPANIES: &[&str] = &[
-    "Metaalbedrijf", "Installatietechniek", "Bouwbedrijf", "Elektrotechniek", "Machinefabriek",
-    "Energiecoöperatie", "Software", "Waterschap", "Kunststoffen", "Mechatronica",
+    "Metaalbedrijf",
+    "Installatietechniek",
+    "Bouwbedrijf",
+    "Elektrotechniek",
+    "Machinefabriek",
+    "Energiecoöperatie",
+    "Software",
+    "Waterschap",
+    "Kunststoffen",
+    "Mechatronica",
 ];
 const TOWN_PC4: &[(&str, u32)] = &[
     ("Apeldoorn", 7311),
@@ -105,7 +141,11 @@ impl Region {
 /// Central European time as the hubs' tools write it: summer time (+02:00) from
 /// April to October, else +01:00 (close enough for a synthetic region).
 fn timestamp(at: NaiveDateTime) -> String {
-    let offset = if (4..=10).contains(&at.month()) { "+02:00" } else { "+01:00" };
+    let offset = if (4..=10).contains(&at.month()) {
+        "+02:00"
+    } else {
+        "+01:00"
+    };
     format!("{}{offset}", at.format("%Y-%m-%dT%H:%M:%S"))
 }
 
@@ -261,13 +301,19 @@ impl<'a> Season<'a> {
         self.tally.valid_events += 1;
         if self.rng.random_bool(RESENT) {
             self.tally.resent_events += 1;
-            self.out.events.push(Record { at, line: line.clone() });
+            self.out.events.push(Record {
+                at,
+                line: line.clone(),
+            });
         }
         self.out.events.push(Record { at, line });
         if self.rng.random_bool(BROKEN) {
             let broken = self.broken(event);
             self.tally.broken_events += 1;
-            self.out.events.push(Record { at, line: broken.to_string() });
+            self.out.events.push(Record {
+                at,
+                line: broken.to_string(),
+            });
         }
         true
     }
@@ -275,7 +321,9 @@ impl<'a> Season<'a> {
     /// A copy of `event` with a new id and one mistake, each naming one field.
     fn broken(&mut self, mut event: Value) -> Value {
         event["event_id"] = json!(self.event_id());
-        let payload = event["payload"].as_object_mut().expect("payloads are objects");
+        let payload = event["payload"]
+            .as_object_mut()
+            .expect("payloads are objects");
         match self.rng.random_range(0..5) {
             0 if payload.contains_key("activity_id") => {
                 payload.remove("activity_id");
@@ -308,7 +356,11 @@ impl<'a> Season<'a> {
         title: &str,
     ) -> Activity {
         let day = school_day(self.rng, from, to);
-        let start_hour = if kind == "naschools" || kind == "ouderbijeenkomst" { 15 } else { 9 };
+        let start_hour = if kind == "naschools" || kind == "ouderbijeenkomst" {
+            15
+        } else {
+            9
+        };
         self.activity_on(day, start_hour, kind, target_groups, title)
     }
 
@@ -437,9 +489,24 @@ impl<'a> Season<'a> {
         for school in schools {
             for groep in 1..=8u8 {
                 let (chance, kind, window, title): (f64, &str, _, &str) = match groep {
-                    1 | 2 => (0.02 + 0.12 * self.growth, "leskist", whole, "Leskist: bouwen met zonne-energie"),
-                    3..=6 => (0.06 + 0.24 * self.growth, "tec_experience", whole, "TEC Experience: programmeer een robot"),
-                    _ => (0.30 + 0.55 * self.growth, "proeverij", autumn, "Techniekproeverij"),
+                    1 | 2 => (
+                        0.02 + 0.12 * self.growth,
+                        "leskist",
+                        whole,
+                        "Leskist: bouwen met zonne-energie",
+                    ),
+                    3..=6 => (
+                        0.06 + 0.24 * self.growth,
+                        "tec_experience",
+                        whole,
+                        "TEC Experience: programmeer een robot",
+                    ),
+                    _ => (
+                        0.30 + 0.55 * self.growth,
+                        "proeverij",
+                        autumn,
+                        "Techniekproeverij",
+                    ),
                 };
                 if !self.rng.random_bool(chance) {
                     continue;
@@ -472,14 +539,17 @@ impl<'a> Season<'a> {
         let schools: Vec<usize> = (0..self.world.vo.len())
             .filter(|&i| {
                 let s = &self.world.vo[i];
-                s.municipality == self.hub.municipality && s.reached_from.is_some_and(|f| f <= self.year)
+                s.municipality == self.hub.municipality
+                    && s.reached_from.is_some_and(|f| f <= self.year)
             })
             .collect();
         for school in schools {
             let offers = self.world.vo[school].offers.clone();
             for onderwijstype in offers {
                 for leerjaar in 1..=3u8 {
-                    if onderwijstype.as_str().starts_with("vmbo") && leerjaar == 3 || !self.rng.random_bool(0.5) {
+                    if onderwijstype.as_str().starts_with("vmbo") && leerjaar == 3
+                        || !self.rng.random_bool(0.5)
+                    {
                         continue;
                     }
                     let (boys, girls) = self.world.vo[school].cohort(y, onderwijstype, leerjaar);
@@ -518,7 +588,8 @@ impl<'a> Season<'a> {
         for _ in 0..self.rng.random_range(1..=3 + (3.0 * self.growth) as usize) {
             let leerjaar = self.rng.random_range(1..=3u8);
             let level = ["mbo-2", "mbo-3", "mbo-4"][self.rng.random_range(0..3)];
-            let activity = self.activity("workshop", whole, &["mbo"], "Workshop slimme installaties");
+            let activity =
+                self.activity("workshop", whole, &["mbo"], "Workshop slimme installaties");
             let class = ClassKey {
                 hub: self.hub_index,
                 year: self.year,
@@ -617,10 +688,16 @@ impl<'a> Season<'a> {
 
     fn attend(&mut self, activity: &Activity, person: PersonId, reference: &str) -> bool {
         let at = activity.ends;
-        if !self.emit(at, "participant_attended", json!({"activity_id": activity.id, "participant_ref": reference})) {
+        if !self.emit(
+            at,
+            "participant_attended",
+            json!({"activity_id": activity.id, "participant_ref": reference}),
+        ) {
             return false;
         }
-        self.tally.attended.insert((self.hub_index, self.year, person));
+        self.tally
+            .attended
+            .insert((self.hub_index, self.year, person));
         true
     }
 
@@ -628,7 +705,12 @@ impl<'a> Season<'a> {
         let sessions: Vec<Activity> = (0..self.rng.random_range(2..=4))
             .map(|_| {
                 let window = (self.first_day(), self.last_day());
-                self.activity("docentprofessionalisering", window, &["teachers"], "Techniek in de klas")
+                self.activity(
+                    "docentprofessionalisering",
+                    window,
+                    &["teachers"],
+                    "Techniek in de klas",
+                )
             })
             .collect();
         let teachers = 4 + (18.0 * self.growth).round() as usize + self.rng.random_range(0..4);
@@ -647,10 +729,14 @@ impl<'a> Season<'a> {
             else {
                 continue;
             };
-            let attends: Vec<usize> = (0..sessions.len()).filter(|_| self.rng.random_bool(0.6)).collect();
+            let attends: Vec<usize> = (0..sessions.len())
+                .filter(|_| self.rng.random_bool(0.6))
+                .collect();
             for i in attends {
                 if self.attend(&sessions[i], person, &reference) {
-                    self.tally.professionalised.insert((self.hub_index, self.year, person));
+                    self.tally
+                        .professionalised
+                        .insert((self.hub_index, self.year, person));
                 }
             }
         }
@@ -660,7 +746,12 @@ impl<'a> Season<'a> {
         let sessions: Vec<Activity> = (0..self.rng.random_range(2..=5))
             .map(|_| {
                 let window = (self.first_day(), self.last_day());
-                self.activity("ouderbijeenkomst", window, &["parents"], "Ouderavond: kiezen voor techniek")
+                self.activity(
+                    "ouderbijeenkomst",
+                    window,
+                    &["parents"],
+                    "Ouderavond: kiezen voor techniek",
+                )
             })
             .collect();
         let parents = 30 + (180.0 * self.growth).round() as usize + self.rng.random_range(0..20);
@@ -682,16 +773,25 @@ impl<'a> Season<'a> {
     /// Adult work-learning routes (werkleerroute): about 60% end in work.
     fn work_learning_routes(&mut self) {
         let window = (self.first_day(), date(self.year + 1, 3, 31));
-        self.activity("werkleerroute", window, &["adults"], "Informatiebijeenkomst werkleerroute");
+        self.activity(
+            "werkleerroute",
+            window,
+            &["adults"],
+            "Informatiebijeenkomst werkleerroute",
+        );
         for n in 0..self.rng.random_range(4..12) {
-            let start = school_day(self.rng, window.0, window.1).and_hms_opt(10, 0, 0).unwrap_or_default();
+            let start = school_day(self.rng, window.0, window.1)
+                .and_hms_opt(10, 0, 0)
+                .unwrap_or_default();
             let who = Registered {
                 sector: None,
                 groep: None,
                 role: "adult",
             };
             let born = self.rng.random_range(1965..2002);
-            let Some((_, reference)) = self.register(start - Duration::days(14), born, who, Map::new(), true) else {
+            let Some((_, reference)) =
+                self.register(start - Duration::days(14), born, who, Map::new(), true)
+            else {
                 continue;
             };
             let trajectory = format!("{}-LWR-{}-{n:03}", self.hub.prefix, self.year);
@@ -753,9 +853,16 @@ impl<'a> Season<'a> {
                     groep: None,
                     role: "pupil",
                 };
-                (who, details, self.year - 12 - i32::from(leerjaar), self.rng.random_bool(0.5))
+                (
+                    who,
+                    details,
+                    self.year - 12 - i32::from(leerjaar),
+                    self.rng.random_bool(0.5),
+                )
             };
-            let Some((person, reference)) = self.register(first - Duration::days(5), born, who, details, email) else {
+            let Some((person, reference)) =
+                self.register(first - Duration::days(5), born, who, details, email)
+            else {
                 continue;
             };
             let mut last = None;
@@ -769,12 +876,22 @@ impl<'a> Season<'a> {
             };
             if self.rng.random_bool(0.4) {
                 let score = f64::from(self.rng.random_range(6..=10u32));
-                self.survey(&sessions[last], "pupil", score, 10, Some((person, &reference)));
+                self.survey(
+                    &sessions[last],
+                    "pupil",
+                    score,
+                    10,
+                    Some((person, &reference)),
+                );
             }
             // A few withdraw their consent after their last club day.
             if self.rng.random_bool(0.01) {
                 let at = sessions[last].ends + Duration::days(2);
-                if self.emit(at, "consent_withdrawn", json!({"participant_ref": reference})) {
+                if self.emit(
+                    at,
+                    "consent_withdrawn",
+                    json!({"participant_ref": reference}),
+                ) {
                     self.tally.withdrawn.insert(person);
                 }
             }
@@ -796,8 +913,17 @@ impl<'a> Season<'a> {
                 COMPANIES[self.rng.random_range(0..COMPANIES.len())],
                 LAST_NAMES[self.rng.random_range(0..LAST_NAMES.len())]
             );
-            let at = school_day(self.rng, self.first_day(), self.last_day()).and_hms_opt(11, 0, 0).unwrap_or_default();
-            let kind = ["company", "company", "company", "education", "government", "other"][self.rng.random_range(0..6)];
+            let at = school_day(self.rng, self.first_day(), self.last_day())
+                .and_hms_opt(11, 0, 0)
+                .unwrap_or_default();
+            let kind = [
+                "company",
+                "company",
+                "company",
+                "education",
+                "government",
+                "other",
+            ][self.rng.random_range(0..6)];
             if self.emit(
                 at,
                 "partner_joined",
@@ -821,9 +947,16 @@ impl<'a> Season<'a> {
             if earlier.is_empty() {
                 break;
             }
-            let id = self.region.partners[hub].remove(earlier[self.rng.random_range(0..earlier.len())]);
-            let at = school_day(self.rng, self.first_day(), self.last_day()).and_hms_opt(12, 0, 0).unwrap_or_default();
-            if self.emit(at, "partner_left", json!({"partner_id": id, "reason": "andere prioriteiten"})) {
+            let id =
+                self.region.partners[hub].remove(earlier[self.rng.random_range(0..earlier.len())]);
+            let at = school_day(self.rng, self.first_day(), self.last_day())
+                .and_hms_opt(12, 0, 0)
+                .unwrap_or_default();
+            if self.emit(
+                at,
+                "partner_left",
+                json!({"partner_id": id, "reason": "andere prioriteiten"}),
+            ) {
                 self.tally.partner_changes.push((hub, id, self.year, false));
             } else {
                 self.region.partners[hub].push(id);
@@ -833,7 +966,9 @@ impl<'a> Season<'a> {
             self.region.ambassador_counter[hub] += 1;
             let reference = format!("amb-{:04}", self.region.ambassador_counter[hub]);
             let (person, name, _) = self.region.person(self.rng, 1970);
-            let at = school_day(self.rng, self.first_day(), self.last_day()).and_hms_opt(16, 0, 0).unwrap_or_default();
+            let at = school_day(self.rng, self.first_day(), self.last_day())
+                .and_hms_opt(16, 0, 0)
+                .unwrap_or_default();
             let email = format!("ambassadeur.{person}@example.org");
             if self.emit(
                 at,
@@ -852,14 +987,20 @@ impl<'a> Season<'a> {
         let schools: Vec<usize> = (0..self.world.vo.len())
             .filter(|&i| {
                 let s = &self.world.vo[i];
-                s.municipality == self.hub.municipality && s.reached_from.is_some_and(|f| f < self.year)
+                s.municipality == self.hub.municipality
+                    && s.reached_from.is_some_and(|f| f < self.year)
             })
             .collect();
-        let at = date(self.year, 10, 1).and_hms_opt(12, 0, 0).unwrap_or_default();
+        let at = date(self.year, 10, 1)
+            .and_hms_opt(12, 0, 0)
+            .unwrap_or_default();
         for school in schools {
             let cells: Vec<_> = self.world.vo[school].cells[y]
                 .iter()
-                .filter(|c| c.profile.is_some() && crate::duo_files::vo_track(c.onderwijstype, c.leerjaar).is_some())
+                .filter(|c| {
+                    c.profile.is_some()
+                        && crate::duo_files::vo_track(c.onderwijstype, c.leerjaar).is_some()
+                })
                 .cloned()
                 .collect();
             for cell in cells {

@@ -182,7 +182,9 @@ impl Tally {
                 let sum = |kpi: &str, band: Option<&str>| -> f64 {
                     reach
                         .iter()
-                        .filter(|((h, y, k, b), _)| in_scope(*h) && *y == year && *k == kpi && *b == band)
+                        .filter(|((h, y, k, b), _)| {
+                            in_scope(*h) && *y == year && *k == kpi && *b == band
+                        })
                         .map(|(_, v)| v)
                         .sum()
                 };
@@ -206,8 +208,8 @@ impl Tally {
                         .iter()
                         .filter_map(|m| po_pupils.get(&(*m, year, b)))
                         .sum();
-                    let actual =
-                        (denominator > 0.0).then(|| 100.0 * sum("po_participation_share", Some(b)) / denominator);
+                    let actual = (denominator > 0.0)
+                        .then(|| 100.0 * sum("po_participation_share", Some(b)) / denominator);
                     push("po_participation_share", Some(b), actual);
                 }
                 for kpi in ["vo_pupils", "mbo_students", "parents"] {
@@ -223,11 +225,14 @@ impl Tally {
                     .surveys
                     .iter()
                     .filter(|(h, y, _, who)| {
-                        in_scope(*h) && *y == year && who.is_none_or(|p| !self.withdrawn.contains(&p))
+                        in_scope(*h)
+                            && *y == year
+                            && who.is_none_or(|p| !self.withdrawn.contains(&p))
                     })
                     .map(|(_, _, s, _)| *s)
                     .collect();
-                let satisfaction = (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64);
+                let satisfaction =
+                    (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64);
                 push("satisfaction", None, satisfaction);
                 // A partner counts while its latest change up to the year is a join.
                 let mut latest: HashMap<(usize, &str), bool> = HashMap::new();
@@ -326,17 +331,19 @@ fn technical_shares(world: &World) -> BTreeMap<(String, i32, &'static str), Shar
         }
     }
     sums.into_iter()
-        .map(|((scope, year, track), [all, technical, true_all, true_technical])| {
-            let share = ShareTruth {
-                scope: scope.clone(),
-                school_year: school_year(year),
-                track,
-                pupils: all,
-                technical_pupils: technical,
-                share_pct: 100.0 * technical / all,
-                true_share_pct: 100.0 * true_technical / true_all,
-            };
-            ((scope, year, track), share)
-        })
+        .map(
+            |((scope, year, track), [all, technical, true_all, true_technical])| {
+                let share = ShareTruth {
+                    scope: scope.clone(),
+                    school_year: school_year(year),
+                    track,
+                    pupils: all,
+                    technical_pupils: technical,
+                    share_pct: 100.0 * technical / all,
+                    true_share_pct: 100.0 * true_technical / true_all,
+                };
+                ((scope, year, track), share)
+            },
+        )
         .collect()
 }

@@ -65,7 +65,12 @@ pub const HUBS: &[Hub] = &[
 /// Region municipalities with their places, and how many PO and VO schools each
 /// has: about 60 PO and 12 VO schools in all.
 const REGION: &[(&str, &[&str], usize, usize)] = &[
-    ("Apeldoorn", &["Apeldoorn", "Ugchelen", "Beekbergen", "Loenen"], 20, 4),
+    (
+        "Apeldoorn",
+        &["Apeldoorn", "Ugchelen", "Beekbergen", "Loenen"],
+        20,
+        4,
+    ),
     ("Deventer", &["Deventer", "Bathmen", "Schalkhaar"], 16, 3),
     ("Zutphen", &["Zutphen", "Warnsveld"], 9, 2),
     ("Epe", &["Epe", "Vaassen", "Emst"], 8, 1),
@@ -204,7 +209,14 @@ impl World {
                 .find(|h| h.municipality == municipality)
                 .map(|h| h.first_year);
             for i in 0..po_count {
-                po.push(po_school(rng, &mut brins, municipality, "Gelderland", places, i));
+                po.push(po_school(
+                    rng,
+                    &mut brins,
+                    municipality,
+                    "Gelderland",
+                    places,
+                    i,
+                ));
             }
             for i in 0..vo_count {
                 // Most of a hub's VO schools take part, from the hub's start or a
@@ -421,10 +433,11 @@ fn recompute_profiles(rng: &mut StdRng, school: &mut VoSchool) {
     school.cells = (0..YEARS)
         .map(|y| {
             let year = FIRST_YEAR + y as i32;
-            let effect = school
-                .reached_from
-                .map_or(0.0, |from| f64::from((year - from).max(0)) * EFFECT_PP_PER_YEAR);
-            let shift = (f64::from(year - FIRST_YEAR) * NATIONAL_TREND_PP_PER_YEAR + effect) / 100.0;
+            let effect = school.reached_from.map_or(0.0, |from| {
+                f64::from((year - from).max(0)) * EFFECT_PP_PER_YEAR
+            });
+            let shift =
+                (f64::from(year - FIRST_YEAR) * NATIONAL_TREND_PP_PER_YEAR + effect) / 100.0;
             let mut cells = Vec::new();
             for &onderwijstype in &school.offers {
                 let label = duo_onderwijstype(onderwijstype);
@@ -437,7 +450,9 @@ fn recompute_profiles(rng: &mut StdRng, school: &mut VoSchool) {
                     format!("{label} ONDERBOUW")
                 };
                 for &leerjaar in lower {
-                    let n = |rng: &mut StdRng| (shape.size * rng.random_range(0.8..1.2_f64)).round() as u32;
+                    let n = |rng: &mut StdRng| {
+                        (shape.size * rng.random_range(0.8..1.2_f64)).round() as u32
+                    };
                     cells.push(VoCell {
                         onderwijstype,
                         opleiding: onderbouw.clone(),
@@ -450,7 +465,9 @@ fn recompute_profiles(rng: &mut StdRng, school: &mut VoSchool) {
                 }
                 let opleidingen = opleidingen(onderwijstype);
                 for &leerjaar in upper {
-                    let total = |rng: &mut StdRng| (shape.size * rng.random_range(0.8..1.2_f64)).round() as u32;
+                    let total = |rng: &mut StdRng| {
+                        (shape.size * rng.random_range(0.8..1.2_f64)).round() as u32
+                    };
                     let (boys, girls) = (total(rng), total(rng));
                     let split = |rng: &mut StdRng, pupils: u32, share: f64| {
                         split_over(rng, pupils, share.clamp(0.0, 1.0), &opleidingen)

@@ -33,7 +33,11 @@ fn all_files(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn the_same_seed_gives_the_same_files_and_another_seed_other_ones() {
-    let (a, b, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b, c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
     small(a.path(), 7);
     small(b.path(), 7);
     small(c.path(), 8);
@@ -41,10 +45,16 @@ fn the_same_seed_gives_the_same_files_and_another_seed_other_ones() {
     assert_eq!(files, all_files(b.path()));
     assert!(files.len() > 20, "{files:?}");
     for file in &files {
-        let (x, y) = (std::fs::read(a.path().join(file)).unwrap(), std::fs::read(b.path().join(file)).unwrap());
+        let (x, y) = (
+            std::fs::read(a.path().join(file)).unwrap(),
+            std::fs::read(b.path().join(file)).unwrap(),
+        );
         assert!(x == y, "{} differs between two runs", file.display());
     }
-    let first = files.iter().find(|f| f.extension().is_some_and(|e| e == "ndjson")).unwrap();
+    let first = files
+        .iter()
+        .find(|f| f.extension().is_some_and(|e| e == "ndjson"))
+        .unwrap();
     assert_ne!(
         std::fs::read(a.path().join(first)).unwrap(),
         std::fs::read(c.path().join(first)).unwrap_or_default()
@@ -66,8 +76,9 @@ fn records_are_valid_except_the_broken_ones_and_carry_personal_data() {
                 let header: Vec<&str> = lines.next().unwrap().split(';').collect();
                 for line in lines {
                     let row: Vec<&str> = line.split(';').collect();
-                    let record = techmon_schemas::record_from_csv("group_participated", 1, &header, &row)
-                        .unwrap_or_else(|e| panic!("{}: {line}: {e:?}", file.display()));
+                    let record =
+                        techmon_schemas::record_from_csv("group_participated", 1, &header, &row)
+                            .unwrap_or_else(|e| panic!("{}: {line}: {e:?}", file.display()));
                     let event = techmon_schemas::validate_event(&record)
                         .unwrap_or_else(|e| panic!("{}: {line}: {e:?}", file.display()));
                     assert_eq!(event.hub_id, hub.hub_id);
@@ -98,7 +109,10 @@ fn records_are_valid_except_the_broken_ones_and_carry_personal_data() {
     assert_eq!(invalid, truth.broken_events);
     assert_eq!(repeated, truth.resent_events);
     assert_eq!(valid + csv_rows, truth.valid_events + truth.resent_events);
-    assert!(invalid > 0 && with_email > 100 && csv_rows > 1000, "{invalid} {with_email} {csv_rows}");
+    assert!(
+        invalid > 0 && with_email > 100 && csv_rows > 1000,
+        "{invalid} {with_email} {csv_rows}"
+    );
     assert_eq!(generated.records(), valid + invalid + csv_rows);
 }
 
@@ -107,13 +121,29 @@ fn every_hub_reports_and_the_fifth_joins_in_2025() {
     let dir = tempfile::tempdir().unwrap();
     let generated = small(dir.path(), 1);
     let hubs: Vec<&str> = generated.hubs.iter().map(|h| h.hub_id).collect();
-    let code_list: Vec<&str> = techmon_schemas::codes::hubs().iter().map(|h| h.id.as_str()).collect();
+    let code_list: Vec<&str> = techmon_schemas::codes::hubs()
+        .iter()
+        .map(|h| h.id.as_str())
+        .collect();
     assert_eq!(hubs, code_list);
-    let lochem = generated.hubs.iter().find(|h| h.hub_id == "techniekhuis-lochem").unwrap();
-    let first = lochem.files[0].file_name().unwrap().to_string_lossy().to_string();
+    let lochem = generated
+        .hubs
+        .iter()
+        .find(|h| h.hub_id == "techniekhuis-lochem")
+        .unwrap();
+    let first = lochem.files[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
     assert_eq!(first, "2025-26.ndjson");
     let truth = &generated.truth;
-    let vo = |year| truth.kpi("vo_pupils", None, "techniekhuis-lochem", year).unwrap().actual;
+    let vo = |year| {
+        truth
+            .kpi("vo_pupils", None, "techniekhuis-lochem", year)
+            .unwrap()
+            .actual
+    };
     assert_eq!(vo(2024), Some(0.0));
     assert!(vo(2025).unwrap() > 0.0);
 }
@@ -123,10 +153,18 @@ fn reached_schools_choose_technical_profiles_more_than_the_nation() {
     let dir = tempfile::tempdir().unwrap();
     let truth = small(dir.path(), 2022).truth;
     let change = |scope: &str| {
-        truth.share(scope, "2026/27", "all").unwrap().share_pct - truth.share(scope, "2022/23", "all").unwrap().share_pct
+        truth.share(scope, "2026/27", "all").unwrap().share_pct
+            - truth.share(scope, "2022/23", "all").unwrap().share_pct
     };
-    assert!(change("region") > change("national") + 1.0, "{} vs {}", change("region"), change("national"));
-    let region = truth.kpi("technical_profile_change_vs_2022", None, "region", 2026).unwrap();
+    assert!(
+        change("region") > change("national") + 1.0,
+        "{} vs {}",
+        change("region"),
+        change("national")
+    );
+    let region = truth
+        .kpi("technical_profile_change_vs_2022", None, "region", 2026)
+        .unwrap();
     assert!((region.actual.unwrap() - change("region")).abs() < 1e-9);
 }
 
@@ -141,5 +179,9 @@ fn the_size_is_met_by_club_attendance() {
     };
     let bigger = generate(&spec, tempfile::tempdir().unwrap().path()).unwrap();
     let made = bigger.truth.valid_events;
-    assert!(made >= spec.events - 1_000 && made < spec.events + 1_000, "{made} for {}", spec.events);
+    assert!(
+        made >= spec.events - 1_000 && made < spec.events + 1_000,
+        "{made} for {}",
+        spec.events
+    );
 }

@@ -132,6 +132,7 @@ pub fn build(config: &Config, engine: Arc<Engine>) -> Result<Router, QueryError>
         .route("/v1/exports/{id}", get(export_data))
         .route("/v1/exports/{id}/provenance", get(export_provenance))
         .route("/v1/reference/duo", post(import_reference))
+        .merge(crate::dashboard::routes())
         // DUO files are some megabytes.
         .layer(DefaultBodyLimit::max(256 * 1024 * 1024))
         .with_state(service))

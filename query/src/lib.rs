@@ -5,6 +5,7 @@
 //! HTTP; [`http`] serves it.
 
 pub mod catalogue;
+mod dashboard;
 pub mod duo;
 pub mod engine;
 mod error;

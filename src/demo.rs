@@ -1,0 +1,428 @@
+//! `techmon demo`: the whole pipeline on a synthetic region, in one command. Starts
+//! the services on the embedded defaults in a data folder, generates the region,
+//! pushes every hub's files through the HTTP API as the hubs would, imports the
+//! DUO files, waits until the transform has caught up, prints the headline answers
+//! and keeps serving the dashboard until stopped.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+use techmon_generate::{Generated, Spec};
+
+use crate::config::TechmonConfig;
+use crate::push::{PushOptions, PushSummary, push_files};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoOptions {
+    /// The data folder: event log, lake, raw zone, exports and the generated region.
+    #[arg(long, default_value = "techmon-demo")]
+    pub dir: PathBuf,
+    /// About how many records the region has.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: usize,
+    /// The region's seed: the same seed and size give the same region.
+    #[arg(long, default_value_t = 2022)]
+    pub seed: u64,
+    /// Start over: delete the data folder first. Without it an existing folder is
+    /// reused (pushing the same region again only reports duplicates).
+    #[arg(long)]
+    pub reset: bool,
+    /// Where to serve the APIs and the dashboard.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Stop after printing the answers instead of serving on.
+    #[arg(long)]
+    pub exit: bool,
+}
+
+/// The development tokens of the committed configuration.
+fn hub_token(hub: &str) -> String {
+    format!("dev-token-{hub}")
+}
+const RESEARCHER_TOKEN: &str = "dev-token-researcher";
+const ADMIN_TOKEN: &str = "dev-token-admin";
+
+/// What the demo did, for the caller once the answers are printed.
+#[derive(Debug)]
+pub struct Demo {
+    pub url: String,
+    pub generated: Generated,
+    pub pushed: PushSummary,
+    pub seconds_to_answers: f64,
+}
+
+/// The configuration the demo serves with: the embedded log and everything else
+/// inside `dir`.
+pub fn demo_config(mut config: TechmonConfig, options: &DemoOptions) -> TechmonConfig {
+    let dir = &options.dir;
+    config.log.backend = techmon_eventlog::Backend::Embedded;
+    config.log.embedded.path = dir.join("events.redb");
+    config.transform.lake = dir.join("lake").to_string_lossy().into_owned();
+    config.transform.raw = dir.join("raw");
+    config.query.exports = dir.join("exports");
+    config.ingest.listen = options.listen;
+    config
+}
+
+/// Runs the demo: `answered` gets the demo's facts once the answers are printed;
+/// the services stop when `shutdown` completes (or right after, with `--exit`).
+pub async fn run(
+    config: TechmonConfig,
+    options: &DemoOptions,
+    answered: tokio::sync::oneshot::Sender<Demo>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    prepare_folder(options)?;
+    let config = demo_config(config, options);
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("listening on {}", options.listen))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = {
+        let config = config.clone();
+        tokio::spawn(async move {
+            crate::serve::run_on(&config, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+        })
+    };
+    let result = demonstrate(options, &url, started).await;
+    let outcome = match result {
+        Ok(demo) => {
+            println!(
+                "\nThe dashboard: {url}/#token={RESEARCHER_TOKEN}\nSQL: TECHMON_URL={url} TECHMON_TOKEN={RESEARCHER_TOKEN} techmon sql \"SELECT * FROM kpi_report WHERE hub_id = 'region'\""
+            );
+            let _ = answered.send(demo);
+            if !options.exit {
+                println!("Serving until Ctrl-C.");
+                shutdown.await;
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    };
+    let _ = stop.send(());
+    server.await.context("the services stopped")??;
+    outcome
+}
+
+fn prepare_folder(options: &DemoOptions) -> anyhow::Result<()> {
+    let dir = &options.dir;
+    if options.reset && dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+        println!("Removed {} (--reset).", dir.display());
+    } else if dir.join("lake").exists() {
+        println!(
+            "Reusing {} (what is there stays; --reset starts over).",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(())
+}
+
+async fn demonstrate(options: &DemoOptions, url: &str, started: Instant) -> anyhow::Result<Demo> {
+    let client = reqwest::Client::new();
+    wait_until_ready(&client, url).await?;
+    println!("Services on {url} (data in {}).", options.dir.display());
+
+    let spec = Spec {
+        seed: options.seed,
+        events: options.events,
+        until: Spec::default_until(),
+    };
+    let region_dir = options.dir.join("region");
+    let generated = {
+        let region_dir = region_dir.clone();
+        tokio::task::spawn_blocking(move || techmon_generate::generate(&spec, &region_dir))
+            .await??
+    };
+    println!(
+        "Generated the region (seed {}): {} records for {} hubs, {} DUO files, in {}.",
+        options.seed,
+        generated.records(),
+        generated.hubs.len(),
+        generated.duo_files.len(),
+        region_dir.display()
+    );
+
+    let pushed = push_region(url, &generated, &region_dir).await?;
+    import_duo(&client, url, &generated).await?;
+    wait_for_transform(&client, url, pushed.accepted).await?;
+    print_answers(&client, url).await?;
+    let seconds_to_answers = started.elapsed().as_secs_f64();
+    println!("\nAnswers {seconds_to_answers:.1} s after the start.");
+    Ok(Demo {
+        url: url.to_string(),
+        generated,
+        pushed,
+        seconds_to_answers,
+    })
+}
+
+async fn wait_until_ready(client: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+    for _ in 0..100 {
+        if client
+            .get(format!("{url}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the services at {url} did not get ready")
+}
+
+/// Pushes every hub's files with its own token, the hubs side by side.
+async fn push_region(
+    url: &str,
+    generated: &Generated,
+    region_dir: &std::path::Path,
+) -> anyhow::Result<PushSummary> {
+    let mut pushes = tokio::task::JoinSet::new();
+    for hub in &generated.hubs {
+        let options = PushOptions {
+            url: url.to_string(),
+            token: hub_token(hub.hub_id),
+            batch_size: 1000,
+            max_attempts: 10,
+            kind: None,
+            rejects: region_dir.join(format!("rejected-{}.ndjson", hub.hub_id)),
+        };
+        let (hub_id, files) = (hub.hub_id, hub.files.clone());
+        pushes.spawn(async move {
+            let summary = push_files(&options, &files).await;
+            (hub_id, options.rejects, summary)
+        });
+    }
+    let mut total = PushSummary::default();
+    let mut lines = Vec::new();
+    while let Some(done) = pushes.join_next().await {
+        let (hub_id, rejects, summary) = done?;
+        let s = summary.with_context(|| format!("pushing {hub_id}'s files"))?;
+        lines.push(format!(
+            "  {hub_id:<20} {:>9} records: {:>9} accepted, {:>5} duplicates, {:>4} rejected (reasons in {})",
+            s.records,
+            s.accepted,
+            s.duplicates,
+            s.rejected,
+            rejects.display()
+        ));
+        total.records += s.records;
+        total.accepted += s.accepted;
+        total.duplicates += s.duplicates;
+        total.rejected += s.rejected;
+    }
+    lines.sort();
+    println!("Pushed every hub's files to {url}/v1/events and /v1/feeds, as the hubs would:");
+    for line in lines {
+        println!("{line}");
+    }
+    Ok(total)
+}
+
+async fn import_duo(
+    client: &reqwest::Client,
+    url: &str,
+    generated: &Generated,
+) -> anyhow::Result<()> {
+    let (mut rows, mut suppressed) = (0, 0);
+    for file in &generated.duo_files {
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let answer = crate::reference::send(client, (url, ADMIN_TOKEN), &name, bytes, None).await?;
+        rows += answer["rows"].as_u64().unwrap_or(0);
+        suppressed += answer["suppressed_cells"].as_u64().unwrap_or(0);
+    }
+    println!(
+        "Imported {} DUO files (legacy ';' and Windows-1252): {rows} rows, {suppressed} suppressed cells (<5).",
+        generated.duo_files.len()
+    );
+    Ok(())
+}
+
+/// The transform's progress from `/metrics`: events read since start, and whether
+/// every partition's lag is zero.
+async fn transform_progress(client: &reqwest::Client, url: &str) -> anyhow::Result<(u64, bool)> {
+    let text = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let mut read = 0;
+    let mut caught_up = true;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((name, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let value: f64 = value.parse().unwrap_or(0.0);
+        if name == "techmon_transform_events_read_total" {
+            read = value as u64;
+        } else if name.starts_with("techmon_transform_lag_events") && value > 0.0 {
+            caught_up = false;
+        }
+    }
+    Ok((read, caught_up))
+}
+
+async fn wait_for_transform(
+    client: &reqwest::Client,
+    url: &str,
+    accepted: usize,
+) -> anyhow::Result<()> {
+    let accepted = accepted as u64;
+    loop {
+        let (read, caught_up) = transform_progress(client, url).await?;
+        eprint!("\rTransform: {read} of {accepted} new events in the lake   ");
+        if read >= accepted && caught_up {
+            eprintln!();
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Rows of a SQL answer (JSON), as the researcher role asks it.
+pub async fn ask(client: &reqwest::Client, url: &str, sql: &str) -> anyhow::Result<Vec<Value>> {
+    let response = client
+        .post(format!("{url}/v1/sql"))
+        .bearer_auth(RESEARCHER_TOKEN)
+        .body(sql.to_string())
+        .send()
+        .await?;
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("{}", crate::sql::refusal(status, &answer));
+    }
+    Ok(answer["rows"].as_array().cloned().unwrap_or_default())
+}
+
+fn number(row: &Value, column: &str) -> Option<f64> {
+    row[column].as_f64()
+}
+
+fn signed(value: Option<f64>, unit: &str) -> String {
+    value.map_or("–".into(), |v| format!("{v:+.1}{unit}"))
+}
+
+/// The last complete school year of the region.
+fn report_year() -> i32 {
+    techmon_schemas::codes::SchoolYear::containing(Spec::default_until().date()).start - 1
+}
+
+async fn print_answers(client: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+    let rows = ask(
+        client,
+        url,
+        "SELECT school_year, share_pct, change_pp, change_pp_min, change_pp_max, change_relative_pct, \
+                national_change_pp, difference_in_differences_pp \
+         FROM technical_profile_vs_2022 WHERE scope = 'region' AND track = 'all' ORDER BY school_year",
+    )
+    .await?;
+    println!(
+        "\nDid intake into technical profiles rise against 2022/23? (DUO; vmbo bb/kb/gl leerjaar 3 and havo/vwo leerjaar 4, the region)"
+    );
+    println!(
+        "  {:<11} {:>7} {:>10} {:>17} {:>9} {:>10} {:>13}",
+        "school year", "share", "vs 2022", "(bounds)", "relative", "national", "region−nation"
+    );
+    for row in &rows {
+        println!(
+            "  {:<11} {:>6.1}% {:>7} pp {:>17} {:>9} {:>7} pp {:>10} pp",
+            row["school_year"].as_str().unwrap_or(""),
+            number(row, "share_pct").unwrap_or(f64::NAN),
+            signed(number(row, "change_pp"), ""),
+            format!(
+                "{} … {}",
+                signed(number(row, "change_pp_min"), ""),
+                signed(number(row, "change_pp_max"), "")
+            ),
+            signed(number(row, "change_relative_pct"), "%"),
+            signed(number(row, "national_change_pp"), ""),
+            signed(number(row, "difference_in_differences_pp"), ""),
+        );
+    }
+
+    let year = report_year();
+    let kpis = ask(
+        client,
+        url,
+        &format!(
+            "SELECT r.kpi, r.band, r.hub_id, r.unit, r.actual, r.target, r.met \
+             FROM kpi_report r WHERE r.year = {year} ORDER BY r.kpi, r.band"
+        ),
+    )
+    .await?;
+    let mut scopes: Vec<String> = vec!["region".into()];
+    scopes.extend(techmon_schemas::codes::hubs().iter().map(|h| h.id.clone()));
+    println!(
+        "\nKPIs of seed 003 for {year}/{:02}: actual (target; ✔ met, ✘ missed)",
+        (year + 1) % 100
+    );
+    print!("  {:<34}", "KPI");
+    for scope in &scopes {
+        print!(" {:>19}", truncate(scope, 19));
+    }
+    println!();
+    let mut kpi_names: Vec<(String, String)> = kpis
+        .iter()
+        .map(|r| {
+            (
+                r["kpi"].as_str().unwrap_or("").to_string(),
+                r["band"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    kpi_names.dedup();
+    for (kpi, band) in kpi_names {
+        let label = if band.is_empty() {
+            kpi.clone()
+        } else {
+            format!("{kpi} {band}")
+        };
+        print!("  {:<34}", truncate(&label, 34));
+        for scope in &scopes {
+            let row = kpis.iter().find(|r| {
+                r["kpi"] == kpi.as_str()
+                    && r["band"].as_str().unwrap_or("") == band
+                    && r["hub_id"] == scope.as_str()
+            });
+            print!(" {:>19}", row.map_or(String::new(), kpi_cell));
+        }
+        println!();
+    }
+    Ok(())
+}
+
+fn truncate(text: &str, width: usize) -> String {
+    text.chars().take(width).collect()
+}
+
+/// `12.3 (10) ✔`: the actual with the unit's precision, the target, met or not.
+fn kpi_cell(row: &Value) -> String {
+    let decimals = match row["unit"].as_str() {
+        Some("count") => 0,
+        _ => 1,
+    };
+    let actual = number(row, "actual").map_or("–".into(), |v| format!("{v:.decimals$}"));
+    let target = number(row, "target").map_or(String::new(), |v| format!(" ({v:.0})"));
+    let met = match row["met"].as_bool() {
+        Some(true) => " ✔",
+        Some(false) => " ✘",
+        None => "  ",
+    };
+    format!("{actual}{target}{met}")
+}

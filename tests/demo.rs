@@ -1,0 +1,246 @@
+//! End to end: `techmon demo` at a small size. The pipeline's answers (pushed over
+//! HTTP, transformed, queried through the KPI views) must equal the ground truth the
+//! generator computed from its own world before pseudonymisation; then a headless
+//! browser checks the dashboard shows them.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use techmon::demo::{Demo, DemoOptions, ask};
+use techmon_generate::Truth;
+
+/// Starts the demo; returns what it did and the trigger that stops it.
+async fn start_demo(
+    dir: &Path,
+) -> (
+    Demo,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let options = DemoOptions {
+        dir: dir.to_path_buf(),
+        // The smallest region: one club per hub and school year.
+        events: 0,
+        seed: 7,
+        reset: false,
+        listen: "127.0.0.1:0".parse().expect("address"),
+        exit: false,
+    };
+    let config = techmon::config::load(None).expect("default configuration");
+    let (answered, answers) = tokio::sync::oneshot::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let demo = tokio::spawn(async move {
+        techmon::demo::run(config, &options, answered, async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("the demo runs");
+    });
+    let answered = tokio::time::timeout(Duration::from_secs(600), answers)
+        .await
+        .expect("answers within 10 minutes")
+        .expect("the demo answered");
+    (answered, stop, demo)
+}
+
+fn close(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * a.abs().max(1.0),
+        _ => false,
+    }
+}
+
+async fn check_kpis(client: &reqwest::Client, url: &str, truth: &Truth) {
+    let rows = ask(
+        client,
+        url,
+        "SELECT kpi, band, hub_id, year, actual FROM kpi_report WHERE year BETWEEN 2021 AND 2026",
+    )
+    .await
+    .expect("kpi_report");
+    assert_eq!(
+        rows.len(),
+        truth.kpis.len(),
+        "one report row per KPI, band, scope and year"
+    );
+    let mut nonzero = 0;
+    for expected in &truth.kpis {
+        let row = rows
+            .iter()
+            .find(|r| {
+                r["kpi"] == expected.kpi
+                    && r["band"].as_str() == expected.band
+                    && r["hub_id"] == expected.scope.as_str()
+                    && r["year"] == expected.year
+            })
+            .unwrap_or_else(|| panic!("no report row for {expected:?}"));
+        let actual = row["actual"].as_f64();
+        assert!(
+            close(actual, expected.actual),
+            "{} {:?} {} {}: the pipeline says {actual:?}, the ground truth {:?}",
+            expected.kpi,
+            expected.band,
+            expected.scope,
+            expected.year,
+            expected.actual
+        );
+        nonzero += usize::from(expected.actual.is_some_and(|v| v != 0.0));
+    }
+    // Most KPIs have something to count (else the comparison above says little).
+    assert!(
+        nonzero * 10 > truth.kpis.len() * 7,
+        "{nonzero} of {}",
+        truth.kpis.len()
+    );
+}
+
+async fn check_technical_shares(client: &reqwest::Client, url: &str, truth: &Truth) {
+    let rows = ask(
+        client,
+        url,
+        "SELECT scope, school_year, track, pupils, technical_pupils, share_pct, share_min_pct, share_max_pct \
+         FROM technical_profile_share",
+    )
+    .await
+    .expect("technical_profile_share");
+    assert_eq!(rows.len(), truth.technical_share.len());
+    for expected in &truth.technical_share {
+        let row = rows
+            .iter()
+            .find(|r| {
+                r["scope"] == expected.scope.as_str()
+                    && r["school_year"] == expected.school_year.as_str()
+                    && r["track"] == expected.track
+            })
+            .unwrap_or_else(|| panic!("no share for {expected:?}"));
+        let what = format!(
+            "{} {} {}",
+            expected.scope, expected.school_year, expected.track
+        );
+        assert!(
+            close(row["pupils"].as_f64(), Some(expected.pupils)),
+            "{what}: pupils {row}"
+        );
+        assert!(
+            close(row["share_pct"].as_f64(), Some(expected.share_pct)),
+            "{what}: share {row}"
+        );
+        // DUO's suppression hides the true share, but never outside the bounds.
+        let (low, high) = (
+            row["share_min_pct"].as_f64().unwrap(),
+            row["share_max_pct"].as_f64().unwrap(),
+        );
+        assert!(
+            (low..=high).contains(&expected.true_share_pct),
+            "{what}: true share {} outside {low}…{high}",
+            expected.true_share_pct
+        );
+    }
+}
+
+/// The dashboard in headless Chromium (playwright-core): the KPI table and charts
+/// for one hub and year, a query in the SQL console and its CSV download.
+fn check_dashboard(url: &str, truth: &Truth, work: &Path) {
+    let (hub, year) = ("tec-deventer", 2024);
+    let kpis: Vec<Value> = truth
+        .kpis
+        .iter()
+        .filter(|k| k.scope == hub && k.year == year)
+        .map(|k| {
+            let target =
+                techmon_schemas::codes::kpi_target(k.kpi, k.band).and_then(|t| t.target(year));
+            let met = match (k.actual, target) {
+                (Some(a), Some(t)) => json!(a >= t),
+                _ => Value::Null,
+            };
+            json!({"kpi": k.kpi, "band": k.band, "actual": k.actual, "met": met})
+        })
+        .collect();
+    let shares: Vec<Value> = truth
+        .technical_share
+        .iter()
+        .filter(|s| s.scope == hub && s.track == "all")
+        .map(|s| json!({"series": "scope", "x": s.school_year, "value": s.share_pct}))
+        .collect();
+    let hubs = techmon_schemas::codes::hubs().len();
+    let expect = json!({
+        "hub": hub, "year": year, "kpis": kpis,
+        "charts": {
+            "chart-technical-share": {"min_points": shares.len(), "points": shares},
+            "chart-po-participation": {"min_points": 3},
+            "chart-activities": {"min_points": 10},
+            "chart-satisfaction": {"min_points": 3},
+        },
+        "sql": "SELECT hub_id, count(*) AS activities FROM activities GROUP BY hub_id",
+        "sql_rows": hubs,
+    });
+    let expect_file = work.join("expect.json");
+    std::fs::write(&expect_file, expect.to_string()).expect("write expect.json");
+    let artefacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("artefacts");
+    std::fs::create_dir_all(&artefacts).expect("artefacts folder");
+    let screenshot = artefacts.join("dashboard.png");
+    let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        browser.join("node_modules/playwright-core").exists(),
+        "the browser test needs `npm ci --prefix tests/browser` and Debian's chromium (bash .ci/run installs both)"
+    );
+    let status = std::process::Command::new("node")
+        .arg(browser.join("dashboard.mjs"))
+        .args(["--url", url, "--token", "dev-token-researcher"])
+        .arg("--expect")
+        .arg(&expect_file)
+        .arg("--screenshot")
+        .arg(&screenshot)
+        .arg("--downloads")
+        .arg(work.join("downloads"))
+        .status()
+        .expect("node runs (install Node.js)");
+    assert!(
+        status.success(),
+        "the dashboard check failed (screenshot: {})",
+        screenshot.display()
+    );
+    println!("dashboard screenshot: {}", screenshot.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_answers_equal_the_ground_truth_and_the_dashboard_shows_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (demo, stop, running) = start_demo(&dir.path().join("demo")).await;
+    let truth = &demo.generated.truth;
+
+    // Every record reached the lake once; the broken ones were refused, as a hub sees it.
+    assert_eq!(demo.pushed.rejected, truth.broken_events);
+    assert_eq!(demo.pushed.duplicates, truth.resent_events);
+    assert_eq!(demo.pushed.accepted, truth.valid_events);
+    let rejects =
+        std::fs::read_to_string(dir.path().join("demo/region/rejected-newtechpark.ndjson"))
+            .expect("rejects file");
+    assert!(
+        rejects.lines().all(|l| l.contains("\"errors\"")),
+        "{rejects}"
+    );
+
+    let client = reqwest::Client::new();
+    check_kpis(&client, &demo.url, truth).await;
+    check_technical_shares(&client, &demo.url, truth).await;
+    let page = client
+        .get(format!("{}/", demo.url))
+        .send()
+        .await
+        .expect("GET /");
+    assert!(page.status().is_success());
+    assert!(page.text().await.expect("page").contains("/assets/app.js"));
+
+    let url = demo.url.clone();
+    let work = dir.path().to_path_buf();
+    let truth = demo.generated.truth.clone();
+    tokio::task::spawn_blocking(move || check_dashboard(&url, &truth, &work))
+        .await
+        .expect("dashboard check");
+
+    let _ = stop.send(());
+    running.await.expect("the demo stops cleanly");
+}
