@@ -108,20 +108,23 @@ pub fn generate(spec: &Spec, dir: &Path) -> Result<Generated, GenerateError> {
         );
         bases.push(season.base());
     }
-    let weeks: Vec<usize> = seasons
+    // A season's share: its club days before the generation moment, times the
+    // hub's PO schools (bigger hubs run more clubs).
+    let shares: Vec<usize> = seasons
         .iter()
-        .map(|&(_, year)| {
-            season::club_days(year, 0)
+        .map(|&(hub, year)| {
+            let days = season::club_days(year, 0)
                 .filter(|d| d.and_hms_opt(0, 0, 0).is_some_and(|t| t <= spec.until))
-                .count()
+                .count();
+            days * world.po_schools_in(world::HUBS[hub].municipality)
         })
         .collect();
-    let mut weeks_left: usize = weeks.iter().sum();
+    let mut shares_left: usize = shares.iter().sum();
     let mut hubs: Vec<HubFiles> = Vec::new();
-    for ((&(hub, year), base), weeks) in seasons.iter().zip(bases).zip(weeks) {
+    for ((&(hub, year), base), share) in seasons.iter().zip(bases).zip(shares) {
         // What earlier seasons' clubs made more or less than their share moves on.
-        let budget = spec.events.saturating_sub(tally.valid_events) * weeks / weeks_left.max(1);
-        weeks_left -= weeks;
+        let budget = spec.events.saturating_sub(tally.valid_events) * share / shares_left.max(1);
+        shares_left -= share;
         let season = season::Season::new(
             &mut rng,
             &mut region,

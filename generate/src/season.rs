@@ -153,8 +153,8 @@ fn school_year_text(year: i32) -> String {
     format!("{year}/{:02}", (year + 1) % 100)
 }
 
-/// The days a weekly club meets (`weekday` 0 is Monday): mid-September to
-/// mid-June, not in the Christmas and May holidays.
+/// The days a club meets, twice a week (`weekday` and two days later; 0 is
+/// Monday): mid-September to mid-June, not in the Christmas and May holidays.
 pub fn club_days(year: i32, weekday: u32) -> impl Iterator<Item = NaiveDate> {
     let mut first = date(year, 9, 15);
     while first.weekday().num_days_from_monday() != weekday {
@@ -162,7 +162,12 @@ pub fn club_days(year: i32, weekday: u32) -> impl Iterator<Item = NaiveDate> {
     }
     let last = date(year + 1, 6, 15);
     (0..)
-        .map(move |week| first + Duration::days(7 * week))
+        .flat_map(move |week| {
+            [
+                first + Duration::days(7 * week),
+                first + Duration::days(7 * week + 2),
+            ]
+        })
         .take_while(move |day| *day <= last)
         .filter(|day| {
             !(day.month() == 12 && day.day() > 20
@@ -202,6 +207,8 @@ pub struct Season<'a> {
     year: i32,
     /// Growth over the years: 0 in 2021/22, 1 in 2026/27.
     growth: f64,
+    /// The hub's PO schools against the average hub's: more schools, more people.
+    size: f64,
     /// Nothing happens after this moment (the day the region was generated).
     until: NaiveDateTime,
     out: SeasonOutput,
@@ -226,6 +233,8 @@ impl<'a> Season<'a> {
             hub: &HUBS[hub_index],
             year,
             growth: f64::from(year - FIRST_YEAR) / f64::from(LAST_YEAR - FIRST_YEAR),
+            size: world.po_schools_in(HUBS[hub_index].municipality) as f64 * HUBS.len() as f64
+                / world.po.len().max(1) as f64,
             until,
             out,
         }
@@ -245,7 +254,7 @@ impl<'a> Season<'a> {
         self.out
     }
 
-    /// Adds weekly after-school clubs (at least one) until they made `budget`
+    /// Adds after-school clubs (at least one) until they made `budget`
     /// events; returns the season in time order.
     pub fn clubs(mut self, budget: usize) -> SeasonOutput {
         let start = self.tally.valid_events;
@@ -713,7 +722,8 @@ impl<'a> Season<'a> {
                 )
             })
             .collect();
-        let teachers = 4 + (18.0 * self.growth).round() as usize + self.rng.random_range(0..4);
+        let teachers =
+            ((4.0 + 18.0 * self.growth) * self.size).round() as usize + self.rng.random_range(0..4);
         for _ in 0..teachers {
             let school = &self.world.po[self.rng.random_range(0..self.world.po.len())];
             let details = Map::from_iter([("school_brin6".to_string(), json!(school.brin6))]);
@@ -754,7 +764,8 @@ impl<'a> Season<'a> {
                 )
             })
             .collect();
-        let parents = 30 + (180.0 * self.growth).round() as usize + self.rng.random_range(0..20);
+        let parents = ((30.0 + 180.0 * self.growth) * self.size).round() as usize
+            + self.rng.random_range(0..20);
         for _ in 0..parents {
             let session = self.rng.random_range(0..sessions.len());
             let who = Registered {
@@ -816,10 +827,10 @@ impl<'a> Season<'a> {
         }
     }
 
-    /// A weekly after-school club: 12–16 children (PO groep 5–8 or VO leerjaar
-    /// 1–2), registered individually, attendance per session.
+    /// An after-school club meeting twice a week: 12–16 children (PO groep 5–8 or
+    /// VO leerjaar 1–2), registered individually, attendance per session.
     fn club(&mut self) {
-        let weekday = self.rng.random_range(0..5);
+        let weekday = self.rng.random_range(0..3);
         let mut sessions = Vec::new();
         for day in club_days(self.year, weekday) {
             sessions.push(self.activity_on(day, 15, "naschools", &["po", "vo"], "Techniekclub"));

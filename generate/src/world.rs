@@ -283,6 +283,16 @@ impl World {
     }
 }
 
+impl World {
+    /// PO schools in a municipality.
+    pub fn po_schools_in(&self, municipality: &str) -> usize {
+        self.po
+            .iter()
+            .filter(|s| s.municipality == municipality)
+            .count()
+    }
+}
+
 /// Unique BRIN6 codes: two digits, two capitals, a two-digit vestiging number.
 #[derive(Default)]
 struct BrinCodes(std::collections::HashSet<String>);
@@ -426,7 +436,7 @@ fn leerjaren(onderwijstype: VoOnderwijstype) -> (&'static [u8], &'static [u8]) {
 /// hubs reach it.
 fn recompute_profiles(rng: &mut StdRng, school: &mut VoSchool) {
     let shape = VoShape {
-        size: rng.random_range(14.0..40.0),
+        size: rng.random_range(25.0..60.0),
         base_boys: rng.random_range(0.42..0.62),
         base_girls: rng.random_range(0.12..0.30),
     };
@@ -463,7 +473,7 @@ fn recompute_profiles(rng: &mut StdRng, school: &mut VoSchool) {
                         girls: n(rng),
                     });
                 }
-                let opleidingen = opleidingen(onderwijstype);
+                let opleidingen = offered(rng, opleidingen(onderwijstype));
                 for &leerjaar in upper {
                     let total = |rng: &mut StdRng| {
                         (shape.size * rng.random_range(0.8..1.2_f64)).round() as u32
@@ -492,6 +502,27 @@ fn recompute_profiles(rng: &mut StdRng, school: &mut VoSchool) {
             cells
         })
         .collect();
+}
+
+/// The profiles one school offers: all of havo/vwo's, two technical and two other
+/// vmbo profiles.
+fn offered(
+    rng: &mut StdRng,
+    all: Vec<(String, Option<&'static str>)>,
+) -> Vec<(String, Option<&'static str>)> {
+    if all.len() <= 5 {
+        return all;
+    }
+    let (mut technical, mut other): (Vec<_>, Vec<_>) = all
+        .into_iter()
+        .partition(|(_, code)| code.and_then(codes::profile).is_some_and(|p| p.technical));
+    for list in [&mut technical, &mut other] {
+        while list.len() > 2 {
+            list.remove(rng.random_range(0..list.len()));
+        }
+    }
+    technical.extend(other);
+    technical
 }
 
 /// Splits `pupils` over the opleidingen: `technical_share` of them (rounded) over

@@ -249,7 +249,7 @@ pub const VIEWS: &[View] = &[
     },
     View {
         name: "kpi_report",
-        description: "Every KPI of seed 003 per hub and for the region ('region') per year: actual, target, and whether the target was met (null: no target or no data).",
+        description: "Every KPI of seed 003 per hub and for the region ('region') per year: actual, target, and whether the target was met (null: no target, or a share or score without data; a count without data is 0).",
         sql: "WITH per_scope AS ( \
                 SELECT kpi, band, coalesce(hub_id, 'region') AS hub_id, school_year, \
                        sum(numerator) AS numerator, sum(denominator) AS denominator \
