@@ -413,8 +413,10 @@ fn truncate(text: &str, width: usize) -> String {
 
 /// `12.3 (10) ✔`: the actual with the unit's precision, the target, met or not.
 fn kpi_cell(row: &Value) -> String {
+    // A score of 7.96 must not read as a met 8.0.
     let decimals = match row["unit"].as_str() {
         Some("count") => 0,
+        Some("score_10") => 2,
         _ => 1,
     };
     let actual = number(row, "actual").map_or("–".into(), |v| format!("{v:.decimals$}"));

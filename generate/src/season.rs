@@ -487,6 +487,19 @@ impl<'a> Season<'a> {
         }
     }
 
+    /// A PO school's groep (its parallel classes take part together).
+    fn po_class(&self, school: usize, groep: u8) -> ClassKey {
+        ClassKey {
+            hub: self.hub_index,
+            year: self.year,
+            sector: "PO",
+            school: self.world.po[school].brin6.clone(),
+            groep: Some(groep),
+            leerjaar: None,
+            onderwijstype: None,
+        }
+    }
+
     fn po_classes(&mut self) {
         let schools: Vec<usize> = (0..self.world.po.len())
             .filter(|&i| self.world.po[i].municipality == self.hub.municipality)
@@ -511,7 +524,7 @@ impl<'a> Season<'a> {
                         "TEC Experience: programmeer een robot",
                     ),
                     _ => (
-                        0.30 + 0.55 * self.growth,
+                        0.25 + 0.45 * self.growth,
                         "proeverij",
                         autumn,
                         "Techniekproeverij",
@@ -522,15 +535,7 @@ impl<'a> Season<'a> {
                 }
                 let pupils = self.world.po[school].groep[y][usize::from(groep) - 1];
                 let girls = pupils / 2;
-                let class = ClassKey {
-                    hub: self.hub_index,
-                    year: self.year,
-                    sector: "PO",
-                    school: self.world.po[school].brin6.clone(),
-                    groep: Some(groep),
-                    leerjaar: None,
-                    onderwijstype: None,
-                };
+                let class = self.po_class(school, groep);
                 let activity = self.activity(kind, window, &["po"], title);
                 self.class_at(&activity, class.clone(), girls, pupils - girls);
                 // Some classes come back, for a company visit in spring.
@@ -557,7 +562,7 @@ impl<'a> Season<'a> {
             for onderwijstype in offers {
                 for leerjaar in 1..=3u8 {
                     if onderwijstype.as_str().starts_with("vmbo") && leerjaar == 3
-                        || !self.rng.random_bool(0.5)
+                        || !self.rng.random_bool(0.15)
                     {
                         continue;
                     }
@@ -629,15 +634,7 @@ impl<'a> Season<'a> {
         for school in schools {
             let groep = self.rng.random_range(7..=8u8);
             let girls = self.world.po[school].groep[y][usize::from(groep) - 1] / 2;
-            let class = ClassKey {
-                hub: self.hub_index,
-                year: self.year,
-                sector: "PO",
-                school: self.world.po[school].brin6.clone(),
-                groep: Some(groep),
-                leerjaar: None,
-                onderwijstype: None,
-            };
+            let class = self.po_class(school, groep);
             self.class_at(&activity, class, girls, 0);
         }
     }
@@ -827,7 +824,7 @@ impl<'a> Season<'a> {
         }
     }
 
-    /// An after-school club meeting twice a week: 12–16 children (PO groep 5–8 or
+    /// An after-school club meeting twice a week: 10–14 children (PO groep 4–8 or
     /// VO leerjaar 1–2), registered individually, attendance per session.
     fn club(&mut self) {
         let weekday = self.rng.random_range(0..3);
@@ -838,9 +835,9 @@ impl<'a> Season<'a> {
         let Some(first) = sessions.first().map(|s| s.starts) else {
             return;
         };
-        for _ in 0..self.rng.random_range(12..=16) {
-            let (who, details, born, email) = if self.rng.random_bool(0.7) {
-                let groep = self.rng.random_range(5..=8u8);
+        for _ in 0..self.rng.random_range(10..=14) {
+            let (who, details, born, email) = if self.rng.random_bool(0.55) {
+                let groep = self.rng.random_range(4..=8u8);
                 let school = &self.world.po[self.rng.random_range(0..self.world.po.len())];
                 let details = Map::from_iter([("school_brin6".to_string(), json!(school.brin6))]);
                 let who = Registered {
