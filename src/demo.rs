@@ -234,7 +234,7 @@ async fn import_duo(
     url: &str,
     generated: &Generated,
 ) -> anyhow::Result<()> {
-    let (mut rows, mut suppressed) = (0, 0);
+    let (mut rows, mut suppressed, mut again) = (0, 0, 0);
     for file in &generated.duo_files {
         let name = file
             .file_name()
@@ -244,9 +244,10 @@ async fn import_duo(
         let answer = crate::reference::send(client, (url, ADMIN_TOKEN), &name, bytes, None).await?;
         rows += answer["rows"].as_u64().unwrap_or(0);
         suppressed += answer["suppressed_cells"].as_u64().unwrap_or(0);
+        again += usize::from(answer["imported"] != true);
     }
     println!(
-        "Imported {} DUO files (legacy ';' and Windows-1252): {rows} rows, {suppressed} suppressed cells (<5).",
+        "Imported {} DUO files (legacy ';' and Windows-1252; {again} of them were already there): {rows} rows, {suppressed} suppressed cells (<5).",
         generated.duo_files.len()
     );
     Ok(())

@@ -129,8 +129,8 @@ async fn check_technical_shares(client: &reqwest::Client, url: &str, truth: &Tru
         );
         // DUO's suppression hides the true share, but never outside the bounds.
         let (low, high) = (
-            row["share_min_pct"].as_f64().unwrap(),
-            row["share_max_pct"].as_f64().unwrap(),
+            row["share_min_pct"].as_f64().expect("share_min_pct"),
+            row["share_max_pct"].as_f64().expect("share_max_pct"),
         );
         assert!(
             (low..=high).contains(&expected.true_share_pct),

@@ -104,6 +104,8 @@ fn write_one(dir: &Path, name: &str, text: &str) -> Result<PathBuf, GenerateErro
     Ok(path)
 }
 
+type BoysGirls = (u32, u32);
+
 fn vo_pupils(world: &World, y: usize) -> String {
     let year = FIRST_YEAR + y as i32;
     let mut out = String::from(
@@ -115,8 +117,8 @@ fn vo_pupils(world: &World, y: usize) -> String {
     out.push_str("\r\n");
     for school in &world.vo {
         let (brin, vestiging) = brin_parts(&school.brin6);
-        // One line per opleiding, its leerjaren side by side.
-        let mut lines: Vec<(&str, VoOnderwijstype, [Option<(u32, u32)>; 6])> = Vec::new();
+        // One line per opleiding, its leerjaren (boys, girls) side by side.
+        let mut lines: Vec<(&str, VoOnderwijstype, [Option<BoysGirls>; 6])> = Vec::new();
         for cell in &school.cells[y] {
             let index = match lines
                 .iter()

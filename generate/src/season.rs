@@ -874,8 +874,8 @@ impl<'a> Season<'a> {
                 continue;
             };
             let mut last = None;
-            for i in 0..sessions.len() {
-                if self.rng.random_bool(0.85) && self.attend(&sessions[i], person, &reference) {
+            for (i, session) in sessions.iter().enumerate() {
+                if self.rng.random_bool(0.85) && self.attend(session, person, &reference) {
                     last = Some(i);
                 }
             }

@@ -1,6 +1,8 @@
 //! The generated region: deterministic, valid where meant to be, broken where
 //! meant to be, with personal data to pseudonymise and a built-in effect.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 
 use techmon_generate::{Generated, Spec, generate};
