@@ -232,22 +232,15 @@ impl Catalogue {
                 .map_err(|e| QueryError::lake(name, e))?;
             return Ok(Some(table.clone()));
         }
-        let url = self.url(name)?;
-        // A local table without a log has no first commit yet.
-        if let Ok(folder) = url.to_file_path()
-            && !folder.join("_delta_log").exists()
-        {
+        let table = techmon_transform::lake::open_table(self.url(name)?)
+            .await
+            .map_err(|e| QueryError::lake(name, e))?;
+        // No commit yet (or no folder): the table is empty so far.
+        if table.version().is_none() {
             return Ok(None);
         }
-        match deltalake::open_table(url).await {
-            Ok(table) => {
-                latest.insert(name, table.clone());
-                Ok(Some(table))
-            }
-            // No commit yet (or no folder): the table is empty so far.
-            Err(deltalake::DeltaTableError::NotATable(_)) => Ok(None),
-            Err(e) => Err(QueryError::lake(name, e)),
-        }
+        latest.insert(name, table.clone());
+        Ok(Some(table))
     }
 
     async fn pinned(&self, name: &str, version: u64) -> Result<DeltaTable, QueryError> {

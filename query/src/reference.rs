@@ -146,7 +146,7 @@ pub async fn import(
             reason: e.to_string(),
         })?;
     }
-    let delta = deltalake::DeltaTable::try_from_url(url)
+    let delta = techmon_transform::lake::open_table(url)
         .await
         .map_err(lake_error)?;
     let (rows, suppressed_cells) = (file.rows.len(), file.rows.suppressed_cells());

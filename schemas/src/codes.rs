@@ -366,7 +366,8 @@ mod tests {
                 "newtechpark",
                 "tec-deventer",
                 "techniekfabriek",
-                "techniekbrouwerij"
+                "techniekbrouwerij",
+                "techniekhuis-lochem"
             ]
         );
         assert_eq!(

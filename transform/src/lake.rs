@@ -54,7 +54,7 @@ impl Lake {
                 })?;
             }
             let url = table_url(&root_url, table.name).map_err(|e| delta_error(table.name, e))?;
-            let delta = DeltaTable::try_from_url(url)
+            let delta = open_table(url)
                 .await
                 .map_err(|e| delta_error(table.name, e))?;
             tables.insert(table.name, delta);
@@ -274,4 +274,16 @@ fn to_batch(table: &Table, rows: &[Map<String, Value>]) -> Result<RecordBatch, T
         .flush()
         .map_err(arrow)?
         .ok_or(TransformError::UnknownTable(table.name))
+}
+
+/// The table at `url`, loaded, or not yet initialised when it has no commit. A
+/// local folder without a log is not asked to load: the Delta kernel logs an error
+/// for every such attempt, and a new lake is not an error.
+pub async fn open_table(url: url::Url) -> Result<DeltaTable, DeltaTableError> {
+    if let Ok(folder) = url.to_file_path()
+        && !folder.join("_delta_log").exists()
+    {
+        return deltalake::DeltaTableBuilder::from_url(url)?.build();
+    }
+    DeltaTable::try_from_url(url).await
 }
