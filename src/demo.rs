@@ -51,12 +51,11 @@ pub struct Demo {
     pub url: String,
     pub generated: Generated,
     pub pushed: PushSummary,
-    pub seconds_to_answers: f64,
 }
 
 /// The configuration the demo serves with: the embedded log and everything else
 /// inside `dir`.
-pub fn demo_config(mut config: TechmonConfig, options: &DemoOptions) -> TechmonConfig {
+fn demo_config(mut config: TechmonConfig, options: &DemoOptions) -> TechmonConfig {
     let dir = &options.dir;
     config.log.backend = techmon_eventlog::Backend::Embedded;
     config.log.embedded.path = dir.join("events.redb");
@@ -78,9 +77,7 @@ pub async fn run(
     let started = Instant::now();
     prepare_folder(options)?;
     let config = demo_config(config, options);
-    let listener = tokio::net::TcpListener::bind(options.listen)
-        .await
-        .with_context(|| format!("listening on {}", options.listen))?;
+    let listener = techmon_ingest::bind(options.listen).await?;
     let url = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = {
@@ -156,13 +153,14 @@ async fn demonstrate(options: &DemoOptions, url: &str, started: Instant) -> anyh
     import_duo(&client, url, &generated).await?;
     wait_for_transform(&client, url, pushed.accepted).await?;
     print_answers(&client, url).await?;
-    let seconds_to_answers = started.elapsed().as_secs_f64();
-    println!("\nAnswers {seconds_to_answers:.1} s after the start.");
+    println!(
+        "\nAnswers {:.1} s after the start.",
+        started.elapsed().as_secs_f64()
+    );
     Ok(Demo {
         url: url.to_string(),
         generated,
         pushed,
-        seconds_to_answers,
     })
 }
 

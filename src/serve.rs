@@ -64,13 +64,7 @@ pub async fn run(
     config: &TechmonConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let listener = tokio::net::TcpListener::bind(config.ingest.listen)
-        .await
-        .map_err(|source| techmon_ingest::IngestError::Bind {
-            addr: config.ingest.listen,
-            source,
-        })?;
-    tracing::info!(addr = %config.ingest.listen, "listening");
+    let listener = techmon_ingest::bind(config.ingest.listen).await?;
     run_on(config, listener, shutdown).await
 }
 

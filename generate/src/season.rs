@@ -11,6 +11,7 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use serde_json::{Map, Value, json};
 use techmon_schemas::VoOnderwijstype;
+use techmon_schemas::codes::SchoolYear;
 
 use crate::truth::{ClassKey, PersonId, Registered, Tally};
 use crate::world::{FIRST_YEAR, HUBS, Hub, LAST_YEAR, VoSchool, World};
@@ -147,10 +148,6 @@ fn timestamp(at: NaiveDateTime) -> String {
         "+01:00"
     };
     format!("{}{offset}", at.format("%Y-%m-%dT%H:%M:%S"))
-}
-
-fn school_year_text(year: i32) -> String {
-    format!("{year}/{:02}", (year + 1) % 100)
 }
 
 /// The days a club meets, twice a week (`weekday` and two days later; 0 is
@@ -439,7 +436,7 @@ impl<'a> Season<'a> {
             class.groep.map(|g| g.to_string()).unwrap_or_default(),
             class.leerjaar.map(|l| l.to_string()).unwrap_or_default(),
             class.onderwijstype.unwrap_or_default(),
-            school_year_text(self.year),
+            SchoolYear::new(self.year),
         );
         self.out.group_rows.push(Record { at, line: row });
         self.tally.valid_events += 1;
@@ -477,7 +474,7 @@ impl<'a> Season<'a> {
             payload["participant_ref"] = json!(reference);
         }
         if self.emit(at, "survey_answered", payload) {
-            let year = techmon_schemas::codes::SchoolYear::containing(at.date()).start;
+            let year = SchoolYear::containing(at.date()).start;
             self.tally.surveys.push((
                 self.hub_index,
                 year,
@@ -1022,7 +1019,7 @@ impl<'a> Season<'a> {
                     at,
                     "profile_chosen",
                     json!({
-                        "school_brin6": self.world.vo[school].brin6, "school_year": school_year_text(self.year),
+                        "school_brin6": self.world.vo[school].brin6, "school_year": SchoolYear::new(self.year),
                         "leerjaar": cell.leerjaar, "onderwijstype": onderwijstype.as_str(),
                         "profile_code": profile, "count": count,
                     }),

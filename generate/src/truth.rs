@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
+use techmon_schemas::codes::SchoolYear;
 
 use crate::duo_files::{DuoCount, vo_track};
 use crate::world::{FIRST_YEAR, HUBS, LAST_YEAR, World};
@@ -103,10 +104,6 @@ impl Truth {
             .iter()
             .find(|k| k.kpi == kpi && k.band == band && k.scope == scope && k.year == year)
     }
-}
-
-fn school_year(year: i32) -> String {
-    format!("{year}/{:02}", (year + 1) % 100)
 }
 
 fn band(groep: u8) -> Option<&'static str> {
@@ -273,13 +270,9 @@ fn po_denominators(world: &World) -> HashMap<(&'static str, i32, &'static str), 
     let mut pupils = HashMap::new();
     for school in &world.po {
         for y in 0..crate::world::YEARS {
-            for (i, &count) in school.by_age(y).iter().enumerate() {
-                let age = i + 3;
-                let band = match age {
-                    4 | 5 => "groep_1_2",
-                    6..=9 => "groep_3_6",
-                    10.. => "groep_7_8",
-                    _ => continue,
+            for (age, &count) in (3..).zip(school.by_age(y).iter()) {
+                let Some(band) = techmon_schemas::codes::po_band_of_age(age) else {
+                    continue;
                 };
                 *pupils
                     .entry((school.municipality, FIRST_YEAR + y as i32, band))
@@ -335,7 +328,7 @@ fn technical_shares(world: &World) -> BTreeMap<(String, i32, &'static str), Shar
             |((scope, year, track), [all, technical, true_all, true_technical])| {
                 let share = ShareTruth {
                     scope: scope.clone(),
-                    school_year: school_year(year),
+                    school_year: SchoolYear::new(year).to_string(),
                     track,
                     pupils: all,
                     technical_pupils: technical,

@@ -99,20 +99,22 @@ pub async fn serve(
         .map_err(IngestError::Serve)
 }
 
+/// Binds the service address.
+pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, IngestError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| IngestError::Bind { addr, source })?;
+    tracing::info!(%addr, "listening");
+    Ok(listener)
+}
+
 /// Binds `config.listen` and serves the ingest API until `shutdown` completes.
 pub async fn run(
     config: &Config,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), IngestError> {
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| IngestError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    tracing::info!(addr = %config.listen, "ingest listening");
-    serve(listener, router, shutdown).await
+    serve(bind(config.listen).await?, router, shutdown).await
 }
 
 async fn read_body(state: &Ingest, body: Body) -> Result<bytes::Bytes, ApiError> {

@@ -232,14 +232,7 @@ pub enum DuoError {
 }
 
 /// The groep band of a PO pupil aged `age` on 1 October (see the module doc).
-pub fn groep_band(age: u8) -> Option<&'static str> {
-    match age {
-        0..=3 => None,
-        4 | 5 => Some("groep_1_2"),
-        6..=9 => Some("groep_3_6"),
-        _ => Some("groep_7_8"),
-    }
-}
+pub use techmon_schemas::codes::po_band_of_age as groep_band;
 
 /// Parses one DUO file. The school year is `school_year` if given, else the year
 /// ending the file name (`…-2023.csv` is 2023/24: DUO counts on 1 October), else the

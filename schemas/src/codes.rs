@@ -243,6 +243,18 @@ static KPIS: LazyLock<KpiFile> = LazyLock::new(|| {
     )
 });
 
+/// The KPI groep band of a PO pupil aged `age` on DUO's peildatum, 1 October: 4–5
+/// is groep 1–2, 6–9 groep 3–6, 10 and older groep 7–8; 3 or younger is not yet in
+/// school. The usual age per groep (doubling and skipping aside).
+pub fn po_band_of_age(age: u8) -> Option<&'static str> {
+    match age {
+        0..=3 => None,
+        4 | 5 => Some("groep_1_2"),
+        6..=9 => Some("groep_3_6"),
+        _ => Some("groep_7_8"),
+    }
+}
+
 /// The hubs known when this build was made. Hubs that join later may send events
 /// before the list is updated: event validation does not check `hub_id` against it.
 pub fn hubs() -> &'static [Hub] {
