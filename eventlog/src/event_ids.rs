@@ -16,14 +16,14 @@ use uuid::Uuid;
 const SEEN_IDS: TableDefinition<u64, u128> = TableDefinition::new("seen_event_ids");
 
 #[derive(Debug, Default)]
-pub(crate) struct SeenIds {
+pub struct SeenIds {
     ids: HashSet<u128>,
     next_sequence: u64,
 }
 
 impl SeenIds {
     /// Loads the stored ids (creating the table when missing).
-    pub(crate) fn load(db: &redb::Database) -> Result<Self, redb::Error> {
+    pub fn load(db: &redb::Database) -> Result<Self, redb::Error> {
         let txn = db.begin_write()?;
         txn.open_table(SEEN_IDS)?;
         txn.commit()?;
@@ -39,13 +39,13 @@ impl SeenIds {
         Ok(Self { ids, next_sequence })
     }
 
-    pub(crate) fn contains(&self, id: Uuid) -> bool {
+    pub fn contains(&self, id: Uuid) -> bool {
         self.ids.contains(&id.as_u128())
     }
 
     /// Records ids in the caller's transaction. Call [`SeenIds::forget`] with the same
     /// ids if that transaction does not commit.
-    pub(crate) fn record(
+    pub fn record(
         &mut self,
         txn: &WriteTransaction,
         ids: &[Uuid],
@@ -60,7 +60,7 @@ impl SeenIds {
     }
 
     /// Undoes [`SeenIds::record`] after its transaction failed to commit.
-    pub(crate) fn forget(&mut self, ids: &[Uuid]) {
+    pub fn forget(&mut self, ids: &[Uuid]) {
         for id in ids {
             self.ids.remove(&id.as_u128());
         }

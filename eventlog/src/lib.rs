@@ -18,7 +18,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 pub mod embedded;
-mod event_ids;
+pub mod event_ids;
 pub mod kafka;
 
 /// A record to append: the event as JSON bytes, keyed by its subject.

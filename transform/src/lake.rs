@@ -7,19 +7,66 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use deltalake::arrow::array::{Array, AsArray, RecordBatch};
+use deltalake::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder,
+    ListBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+};
 use deltalake::arrow::compute::cast;
-use deltalake::arrow::datatypes::DataType;
+use deltalake::arrow::datatypes::{DataType, TimeUnit};
+use deltalake::arrow::error::ArrowError;
 use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::{DeltaTable, DeltaTableError};
-use serde_json::{Map, Value};
 
 use crate::TransformError;
-use crate::tables::{PARTITION_COLUMN, TABLES, Table};
+use crate::tables::{Cell, PARTITION_COLUMN, Row, TABLES, Table};
+
+/// Rows for one table, and the log positions the commit covers.
+pub struct Append {
+    pub table: &'static Table,
+    pub rows: Vec<Row>,
+    /// (partition, last offset) the table holds after this commit.
+    pub covers: Vec<(u32, u64)>,
+}
+
+/// What [`Lake::append_all`] did.
+pub struct Committed {
+    pub done: Vec<(&'static str, Vec<(u32, u64)>)>,
+    pub error: Option<TransformError>,
+}
+
+/// One append's commit: rows as Parquet, and a `txn` action per covered partition.
+async fn commit(
+    current: DeltaTable,
+    append: &Append,
+    app_ids: Vec<String>,
+) -> Result<DeltaTable, TransformError> {
+    let table = append.table;
+    let batch = to_batch(table, &append.rows)?;
+    let transactions: Vec<Transaction> = append
+        .covers
+        .iter()
+        .zip(app_ids)
+        .map(|((_, offset), app_id)| Transaction::new(app_id, *offset as i64))
+        .collect();
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    current
+        .write(vec![batch])
+        .with_partition_columns([PARTITION_COLUMN])
+        .with_table_name(table.name)
+        .with_description(table.description)
+        .with_writer_properties(properties)
+        .with_commit_properties(
+            CommitProperties::default().with_application_transactions(transactions),
+        )
+        .await
+        .map_err(|e| delta_error(table.name, e))
+}
 
 pub struct Lake {
     root: url::Url,
@@ -99,35 +146,57 @@ impl Lake {
     pub async fn append(
         &mut self,
         table: &'static Table,
-        rows: &[Map<String, Value>],
-        covered: &[(u32, u64)],
+        rows: Vec<Row>,
+        covers: Vec<(u32, u64)>,
     ) -> Result<(), TransformError> {
-        let batch = to_batch(table, rows)?;
-        let transactions: Vec<Transaction> = covered
-            .iter()
-            .map(|(p, offset)| Transaction::new(self.app_id(*p), *offset as i64))
-            .collect();
-        let properties = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .build();
-        let current = self
-            .tables
-            .get(table.name)
-            .cloned()
-            .ok_or_else(|| TransformError::UnknownTable(table.name))?;
-        let written = current
-            .write(vec![batch])
-            .with_partition_columns([PARTITION_COLUMN])
-            .with_table_name(table.name)
-            .with_description(table.description)
-            .with_writer_properties(properties)
-            .with_commit_properties(
-                CommitProperties::default().with_application_transactions(transactions),
-            )
-            .await
-            .map_err(|e| delta_error(table.name, e))?;
-        self.tables.insert(table.name, written);
-        Ok(())
+        let committed = self
+            .append_all(vec![Append {
+                table,
+                rows,
+                covers,
+            }])
+            .await;
+        committed.error.map_or(Ok(()), Err)
+    }
+
+    /// [`Lake::append`] to several tables at once, each its own commit, side by side
+    /// (encoding and compressing Parquet is most of a commit's time). Returns the
+    /// tables that committed, with what they cover, and the first error.
+    pub async fn append_all(&mut self, appends: Vec<Append>) -> Committed {
+        let mut tasks = Vec::new();
+        for append in appends {
+            let Some(current) = self.tables.get(append.table.name).cloned() else {
+                return Committed {
+                    done: Vec::new(),
+                    error: Some(TransformError::UnknownTable(append.table.name)),
+                };
+            };
+            let app_ids: Vec<String> = append.covers.iter().map(|(p, _)| self.app_id(*p)).collect();
+            tasks.push(tokio::spawn(async move {
+                let written = commit(current, &append, app_ids).await;
+                (append.table.name, append.covers, written)
+            }));
+        }
+        let mut committed = Committed {
+            done: Vec::new(),
+            error: None,
+        };
+        for task in tasks {
+            let (name, covers, written) = match task.await {
+                Ok(outcome) => outcome,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            };
+            match written {
+                Ok(table) => {
+                    self.tables.insert(name, table);
+                    committed.done.push((name, covers));
+                }
+                Err(e) => {
+                    committed.error.get_or_insert(e);
+                }
+            }
+        }
+        committed
     }
 
     /// Deletes every row of these participants from the tables that hold pseudonyms.
@@ -260,20 +329,135 @@ pub fn table_url(root: &url::Url, name: &str) -> Result<url::Url, DeltaTableErro
     base.join(&format!("{name}/")).map_err(invalid)
 }
 
-fn to_batch(table: &Table, rows: &[Map<String, Value>]) -> Result<RecordBatch, TransformError> {
+/// The rows as one Arrow batch of the table's schema; a cell that does not fit its
+/// column (a bug in [`crate::tables::row`]) is an error, not a panic.
+fn to_batch(table: &'static Table, rows: &[Row]) -> Result<RecordBatch, TransformError> {
     let schema = table.arrow_schema();
-    let arrow = |source| TransformError::Rows {
+    let columns = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(c, field)| column_array(field.data_type(), rows.iter().map(|r| r.0.get(c))))
+        .collect::<Result<Vec<ArrayRef>, String>>()
+        .map_err(|reason| TransformError::Rows {
+            table: table.name,
+            source: ArrowError::InvalidArgumentError(reason),
+        })?;
+    RecordBatch::try_new(schema, columns).map_err(|source| TransformError::Rows {
         table: table.name,
         source,
-    };
-    let mut decoder = arrow_json::ReaderBuilder::new(Arc::clone(&schema))
-        .build_decoder()
-        .map_err(arrow)?;
-    decoder.serialize(rows).map_err(arrow)?;
-    decoder
-        .flush()
-        .map_err(arrow)?
-        .ok_or(TransformError::UnknownTable(table.name))
+    })
+}
+
+/// One column's array from its cells.
+fn column_array<'a>(
+    data_type: &DataType,
+    cells: impl ExactSizeIterator<Item = Option<&'a Cell>>,
+) -> Result<ArrayRef, String> {
+    let mismatch = |cell: Option<&Cell>| format!("{cell:?} in a {data_type} column");
+    let n = cells.len();
+    Ok(match data_type {
+        DataType::Utf8 => {
+            let mut b = StringBuilder::with_capacity(n, n * 16);
+            for cell in cells {
+                match cell {
+                    Some(Cell::Text(v)) => b.append_value(v),
+                    Some(Cell::Null) => b.append_null(),
+                    other => return Err(mismatch(other)),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        DataType::Int32 => {
+            let mut b = Int32Builder::with_capacity(n);
+            for cell in cells {
+                match cell {
+                    Some(Cell::Int(v)) => b.append_value(i32::try_from(*v).map_err(|_| mismatch(cell))?),
+                    Some(Cell::Null) => b.append_null(),
+                    other => return Err(mismatch(other)),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        DataType::Int64 => {
+            let mut b = Int64Builder::with_capacity(n);
+            for cell in cells {
+                match cell {
+                    Some(Cell::Int(v)) => b.append_value(*v),
+                    Some(Cell::Null) => b.append_null(),
+                    other => return Err(mismatch(other)),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        DataType::Float64 => {
+            let mut b = Float64Builder::with_capacity(n);
+            for cell in cells {
+                match cell {
+                    Some(Cell::Real(v)) => b.append_value(*v),
+                    Some(Cell::Null) => b.append_null(),
+                    other => return Err(mismatch(other)),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        DataType::Boolean => {
+            let mut b = BooleanBuilder::with_capacity(n);
+            for cell in cells {
+                match cell {
+                    Some(Cell::Flag(v)) => b.append_value(*v),
+                    Some(Cell::Null) => b.append_null(),
+                    other => return Err(mismatch(other)),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, zone) => {
+            let mut b = TimestampMicrosecondBuilder::with_capacity(n);
+            for cell in cells {
+                match cell {
+                    Some(Cell::Time(v)) => b.append_value(*v),
+                    Some(Cell::Null) => b.append_null(),
+                    other => return Err(mismatch(other)),
+                }
+            }
+            Arc::new(b.finish().with_timezone_opt(zone.clone()))
+        }
+        DataType::List(item) if item.data_type() == &DataType::Int32 => {
+            let mut b = ListBuilder::new(Int32Builder::new()).with_field(Arc::clone(item));
+            for cell in cells {
+                match cell {
+                    Some(Cell::Ints(values)) => {
+                        for v in values {
+                            b.values()
+                                .append_value(i32::try_from(*v).map_err(|_| mismatch(cell))?);
+                        }
+                        b.append(true);
+                    }
+                    Some(Cell::Null) => b.append_null(),
+                    other => return Err(mismatch(other)),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        DataType::List(item) if item.data_type() == &DataType::Utf8 => {
+            let mut b = ListBuilder::new(StringBuilder::new()).with_field(Arc::clone(item));
+            for cell in cells {
+                match cell {
+                    Some(Cell::Texts(values)) => {
+                        for v in values {
+                            b.values().append_value(v);
+                        }
+                        b.append(true);
+                    }
+                    Some(Cell::Null) => b.append_null(),
+                    other => return Err(mismatch(other)),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        other => return Err(format!("no cells for a {other} column")),
+    })
 }
 
 /// The table at `url`, loaded, or not yet initialised when it has no commit. A

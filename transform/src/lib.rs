@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use techmon_eventlog::{EventLog, LogError, StoredRecord};
 use techmon_schemas::{Event, Payload};
 
@@ -47,6 +47,12 @@ pub struct Config {
     pub pseudonym_key_file: Option<PathBuf>,
     /// Records read per partition per round (bounds a commit, and memory).
     pub max_records_per_partition: usize,
+    /// Bytes of events read per round, over all partitions (bounds memory whatever
+    /// the size of the events).
+    pub max_round_bytes: usize,
+    /// A round stops reading after this long and commits (bounds how long an event
+    /// waits for the lake when there is a backlog).
+    pub max_round_ms: u64,
     /// Wait between rounds when the log has nothing new.
     pub poll_interval_ms: u64,
     /// How often the history of the tables holding pseudonyms is vacuumed, so that
@@ -136,12 +142,23 @@ impl std::ops::AddAssign for Progress {
     }
 }
 
+/// Records the log is read in per partition and turn of a round: enough to keep every
+/// core busy parsing, few enough to stop close to the round's bounds.
+const READ_CHUNK: usize = 8192;
+
+/// When a round stops reading and commits.
+struct RoundBounds {
+    records_per_partition: usize,
+    bytes: usize,
+    latency: Duration,
+}
+
 pub struct Transform {
     log: Arc<dyn EventLog>,
     lake: lake::Lake,
     state: State,
     key: PseudonymKey,
-    max_records: usize,
+    bounds: RoundBounds,
     poll: Duration,
     vacuum_interval: Duration,
     vacuum_retention: Duration,
@@ -201,7 +218,11 @@ impl Transform {
             lake,
             state,
             key,
-            max_records: config.max_records_per_partition.max(1),
+            bounds: RoundBounds {
+                records_per_partition: config.max_records_per_partition.max(1),
+                bytes: config.max_round_bytes.max(1),
+                latency: Duration::from_millis(config.max_round_ms),
+            },
             poll: Duration::from_millis(config.poll_interval_ms),
             vacuum_interval: Duration::from_secs(config.vacuum_interval_minutes * 60),
             vacuum_retention: Duration::from_secs(config.vacuum_retention_hours * 3600),
@@ -236,22 +257,48 @@ impl Transform {
     /// Reads one round from every partition and commits it. Returns what it did.
     pub async fn round(&mut self) -> Result<Progress, TransformError> {
         let mut progress = Progress::default();
-        let mut rows: HashMap<&'static str, Vec<Map<String, Value>>> = HashMap::new();
+        let mut rows: HashMap<&'static str, (&'static tables::Table, Vec<tables::Row>)> = HashMap::new();
         let mut changes = StateChanges::default();
         let mut round_links: HashMap<(String, String), String> = HashMap::new();
-        let mut read_to = Vec::new();
-        for partition in 0..self.log.partitions() {
-            let records = self
-                .log
-                .read(partition, self.next[partition as usize], self.max_records)
-                .await?;
-            let Some(last) = records.last().map(|r| r.offset) else {
-                continue;
-            };
+        // Partitions are read a chunk at a time in turn, so a round that ends at its
+        // byte or time bound has not starved the partitions read last.
+        let started = std::time::Instant::now();
+        let mut cursor = self.next.clone();
+        let mut taken = vec![0usize; cursor.len()];
+        let mut read_to: Vec<(u32, u64)> = Vec::new();
+        let mut bytes = 0usize;
+        let mut open: Vec<u32> = (0..self.log.partitions()).collect();
+        while !open.is_empty()
+            && bytes < self.bounds.bytes
+            && started.elapsed() < self.bounds.latency
+        {
+            let mut records = Vec::new();
+            let mut still_open = Vec::new();
+            for partition in open {
+                let p = partition as usize;
+                let want = (self.bounds.records_per_partition - taken[p]).min(READ_CHUNK);
+                let batch = self.log.read(partition, cursor[p], want).await?;
+                let Some(last) = batch.last().map(|r| r.offset) else {
+                    continue;
+                };
+                cursor[p] = last + 1;
+                taken[p] += batch.len();
+                bytes += batch.iter().map(|r| r.payload.len()).sum::<usize>();
+                match read_to.iter_mut().find(|(q, _)| *q == partition) {
+                    Some(entry) => entry.1 = last,
+                    None => read_to.push((partition, last)),
+                }
+                if batch.len() == want && taken[p] < self.bounds.records_per_partition {
+                    still_open.push(partition);
+                }
+                records.extend(batch);
+            }
+            open = still_open;
             progress.read += records.len();
-            for record in &records {
+            for (record, parsed) in parse_on_every_core(records).await {
                 self.transform_record(
-                    record,
+                    &record,
+                    parsed,
                     &mut rows,
                     &mut changes,
                     &mut round_links,
@@ -259,8 +306,8 @@ impl Transform {
                     true,
                 );
             }
-            read_to.push((partition, last));
         }
+        changes.applied.clone_from(&read_to);
         if progress.read == 0 {
             return Ok(progress);
         }
@@ -273,11 +320,11 @@ impl Transform {
         // belonged to the table is in this commit. A table can be ahead of the round
         // (the round resumed behind it, for another table): its position never moves
         // back, or rows it holds would be written again.
-        for (name, table_rows) in rows {
-            let table = tables::table(name).ok_or(TransformError::UnknownTable(name))?;
+        let mut appends = Vec::new();
+        for (name, (table, table_rows)) in rows {
             let slots = self
                 .held
-                .get_mut(name)
+                .get(name)
                 .ok_or(TransformError::UnknownTable(name))?;
             let covers: Vec<(u32, u64)> = read_to
                 .iter()
@@ -288,13 +335,26 @@ impl Transform {
                     )
                 })
                 .collect();
-            let timer = self.metrics.commit_seconds.start_timer();
-            self.lake.append(table, &table_rows, &covers).await?;
-            timer.observe_duration();
             progress.written += table_rows.len();
-            for (partition, last) in covers {
-                slots[partition as usize] = Some(last);
+            appends.push(lake::Append {
+                table,
+                rows: table_rows,
+                covers,
+            });
+        }
+        let timer = self.metrics.commit_seconds.start_timer();
+        let committed = self.lake.append_all(appends).await;
+        timer.observe_duration();
+        // Positions of the tables that committed move on, also when another failed.
+        for (table, covers) in committed.done {
+            if let Some(slots) = self.held.get_mut(table) {
+                for (partition, last) in covers {
+                    slots[partition as usize] = Some(last);
+                }
             }
+        }
+        if let Some(error) = committed.error {
+            return Err(error);
         }
         for (partition, last) in read_to {
             self.next[partition as usize] = last + 1;
@@ -313,17 +373,19 @@ impl Transform {
         Ok(progress)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn transform_record(
         &self,
         record: &StoredRecord,
-        rows: &mut HashMap<&'static str, Vec<Map<String, Value>>>,
+        parsed: Result<Event, (DeadLetterReason, String)>,
+        rows: &mut HashMap<&'static str, (&'static tables::Table, Vec<tables::Row>)>,
         changes: &mut StateChanges,
         round_links: &mut HashMap<(String, String), String>,
         progress: &mut Progress,
-        skip_held: bool,
+        from_log: bool,
     ) {
         let (partition, offset) = (record.partition, record.offset);
-        let event = match parse(record) {
+        let event = match parsed {
             Ok(event) => event,
             Err((reason, detail)) => {
                 progress.dead_letters += 1;
@@ -343,13 +405,8 @@ impl Transform {
                 return;
             }
         };
-        let first_this_round = *changes
-            .seen
-            .entry(event.event_id)
-            .or_insert((partition, offset));
-        if self.state.seen_elsewhere(event.event_id, partition, offset)
-            || first_this_round != (partition, offset)
-        {
+        let position = from_log.then_some((partition, offset));
+        if !self.state.is_first_copy(event.event_id, position, changes) {
             progress.duplicates += 1;
             return;
         }
@@ -382,22 +439,20 @@ impl Transform {
         let Some((table, row)) = tables::row(&event, &ctx) else {
             return;
         };
-        if let Payload::ParticipantRegistered(p) = &event.payload {
-            if let Some(Value::String(pseudonym)) = row.get("participant_pseudonym") {
-                round_links.insert(
-                    (event.hub_id.clone(), p.participant_ref.clone()),
-                    pseudonym.clone(),
-                );
-            }
+        if let (Payload::ParticipantRegistered(p), Some(pseudonym)) = (&event.payload, subject) {
+            round_links.insert((event.hub_id.clone(), p.participant_ref.clone()), pseudonym);
         }
-        let already_held = skip_held
+        let already_held = from_log
             && self
                 .held
-                .get(table)
+                .get(table.name)
                 .and_then(|slots| slots[partition as usize])
                 .is_some_and(|held| offset <= held);
         if !already_held {
-            rows.entry(table).or_default().push(row);
+            rows.entry(table.name)
+                .or_insert_with(|| (table, Vec::new()))
+                .1
+                .push(row);
         }
     }
 
@@ -448,7 +503,7 @@ impl Transform {
     /// event its table already holds is not written again. Returns (redriven, still dead).
     pub async fn redrive(&mut self) -> Result<(usize, usize), TransformError> {
         let letters = self.state.dead_letters()?;
-        let mut rows: HashMap<&'static str, Vec<Map<String, Value>>> = HashMap::new();
+        let mut rows: HashMap<&'static str, (&'static tables::Table, Vec<tables::Row>)> = HashMap::new();
         let mut changes = StateChanges::default();
         let mut round_links = HashMap::new();
         let mut progress = Progress::default();
@@ -463,9 +518,11 @@ impl Transform {
                 payload: letter.payload.clone().into_bytes(),
             };
             let dead_before = changes.dead_letters.len();
-            // A dead letter's position is behind what the tables hold: do not skip it.
+            // Not read from the log: judged by its id, and not skipped for being behind
+            // what the tables hold.
             self.transform_record(
                 &record,
+                parse(&record),
                 &mut rows,
                 &mut changes,
                 &mut round_links,
@@ -480,24 +537,19 @@ impl Transform {
         changes.dead_letters.clear();
         changes.links.extend(round_links);
         self.state.apply(changes)?;
-        for (name, table_rows) in rows {
-            let table = tables::table(name).ok_or(TransformError::UnknownTable(name))?;
+        for (name, (table, table_rows)) in rows {
             let ids: Vec<String> = table_rows
                 .iter()
-                .filter_map(|r| r.get("event_id").and_then(Value::as_str))
+                .filter_map(tables::Row::event_id)
                 .map(str::to_string)
                 .collect();
             let present = self.lake.event_ids_in(name, &ids).await?;
-            let fresh: Vec<Map<String, Value>> = table_rows
+            let fresh: Vec<tables::Row> = table_rows
                 .into_iter()
-                .filter(|r| {
-                    !r.get("event_id")
-                        .and_then(Value::as_str)
-                        .is_some_and(|id| present.contains(id))
-                })
+                .filter(|r| !r.event_id().is_some_and(|id| present.contains(id)))
                 .collect();
             if !fresh.is_empty() {
-                self.lake.append(table, &fresh, &[]).await?;
+                self.lake.append(table, fresh, Vec::new()).await?;
             }
         }
         self.state.remove_dead_letters(&redriven)?;
@@ -583,6 +635,41 @@ fn participant_pseudonym(
         Payload::ConsentWithdrawn(c) => Some(by_reference(&c.participant_ref)),
         _ => None,
     }
+}
+
+/// [`parse`] on every core, in the records' order: the work of one record does not
+/// depend on another's, and it is most of a round's.
+async fn parse_on_every_core(
+    records: Vec<StoredRecord>,
+) -> Vec<(StoredRecord, Result<Event, (DeadLetterReason, String)>)> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let count = records.len();
+    let per_core = count.div_ceil(cores).max(1);
+    let mut records = records.into_iter();
+    let mut tasks = Vec::new();
+    loop {
+        let chunk: Vec<StoredRecord> = records.by_ref().take(per_core).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        tasks.push(tokio::task::spawn_blocking(move || {
+            chunk
+                .into_iter()
+                .map(|record| {
+                    let parsed = parse(&record);
+                    (record, parsed)
+                })
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut parsed = Vec::with_capacity(count);
+    for task in tasks {
+        match task.await {
+            Ok(chunk) => parsed.extend(chunk),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+    parsed
 }
 
 /// Reads and validates a stored event; on failure, why (without values).

@@ -1,12 +1,14 @@
 //! The transform's own state, kept in the raw zone (it may hold personal data, so it
 //! never goes into the research lake): which pseudonym a hub's participant reference
-//! belongs to, whose consent was withdrawn, which event ids were seen where, and the
-//! dead letters. Everything here can be rebuilt by replaying the event log.
+//! belongs to, whose consent was withdrawn, which event ids were seen, which log
+//! positions held a second copy of an event, how far each partition was read, and
+//! the dead letters. Everything here can be rebuilt by replaying the event log.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use techmon_eventlog::event_ids::SeenIds;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -17,7 +19,10 @@ const LINKS: TableDefinition<(&str, &str), &str> = TableDefinition::new("partici
 /// pseudonym → erased from the lake yet.
 const WITHDRAWN: TableDefinition<&str, bool> = TableDefinition::new("consent_withdrawn");
 /// event id → the log position where it was first seen.
-const SEEN: TableDefinition<u128, (u32, u64)> = TableDefinition::new("seen_events");
+/// Log positions whose event was a second copy of one seen before.
+const DUPLICATES: TableDefinition<(u32, u64), ()> = TableDefinition::new("duplicate_positions");
+/// Per partition, the last offset whose outcome this state holds.
+const APPLIED: TableDefinition<u32, u64> = TableDefinition::new("applied_offsets");
 /// log position → dead letter (JSON).
 const DEAD_LETTERS: TableDefinition<(u32, u64), &str> = TableDefinition::new("dead_letters");
 
@@ -65,16 +70,22 @@ pub struct State {
     path: PathBuf,
     links: HashMap<(String, String), String>,
     withdrawn: HashMap<String, bool>,
-    seen: HashMap<u128, (u32, u64)>,
+    seen: SeenIds,
+    duplicates: HashSet<(u32, u64)>,
+    applied: HashMap<u32, u64>,
 }
 
-/// What one round adds to the state, written before the lake commits of the round.
+/// What a round changes in the state, applied in one transaction.
 #[derive(Default)]
 pub struct StateChanges {
     pub links: Vec<((String, String), String)>,
     pub withdrawn: Vec<String>,
-    /// event id → where this round first saw it.
-    pub seen: HashMap<Uuid, (u32, u64)>,
+    /// Event ids first seen in this round, in order.
+    pub seen: Vec<Uuid>,
+    pub seen_set: HashSet<Uuid>,
+    pub duplicates: Vec<(u32, u64)>,
+    /// (partition, last offset read).
+    pub applied: Vec<(u32, u64)>,
     pub dead_letters: Vec<DeadLetter>,
 }
 
@@ -91,9 +102,11 @@ impl State {
             let txn = db.begin_write()?;
             txn.open_table(LINKS)?;
             txn.open_table(WITHDRAWN)?;
-            txn.open_table(SEEN)?;
+            txn.open_table(DUPLICATES)?;
+            txn.open_table(APPLIED)?;
             txn.open_table(DEAD_LETTERS)?;
             txn.commit()?;
+            let seen = SeenIds::load(&db)?;
             let txn = db.begin_read()?;
             let mut links = HashMap::new();
             for entry in txn.open_table(LINKS)?.iter()? {
@@ -109,20 +122,26 @@ impl State {
                 let (k, v) = entry?;
                 withdrawn.insert(k.value().to_string(), v.value());
             }
-            let mut seen = HashMap::new();
-            for entry in txn.open_table(SEEN)?.iter()? {
-                let (k, v) = entry?;
-                seen.insert(k.value(), v.value());
+            let mut duplicates = HashSet::new();
+            for entry in txn.open_table(DUPLICATES)?.iter()? {
+                duplicates.insert(entry?.0.value());
             }
-            Ok((links, withdrawn, seen))
+            let mut applied = HashMap::new();
+            for entry in txn.open_table(APPLIED)?.iter()? {
+                let (k, v) = entry?;
+                applied.insert(k.value(), v.value());
+            }
+            Ok((links, withdrawn, seen, duplicates, applied))
         };
-        let (links, withdrawn, seen) = load().map_err(err)?;
+        let (links, withdrawn, seen, duplicates, applied) = load().map_err(err)?;
         Ok(Self {
             db,
             path,
             links,
             withdrawn,
             seen,
+            duplicates,
+            applied,
         })
     }
 
@@ -151,16 +170,38 @@ impl State {
     }
 
     /// Whether this event id was first seen at another log position (a duplicate).
-    pub fn seen_elsewhere(&self, id: Uuid, partition: u32, offset: u64) -> bool {
-        self.seen
-            .get(&id.as_u128())
-            .is_some_and(|at| *at != (partition, offset))
+    /// Whether the record of event `id` at `position` is its first copy, noting the
+    /// answer in `changes`. A position whose outcome this state holds already (read
+    /// again after a restart) keeps that outcome. A new position, or none (a dead
+    /// letter sent again), holds a second copy when the id was seen before, in an
+    /// applied round or earlier in `changes`.
+    pub fn is_first_copy(
+        &self,
+        id: Uuid,
+        position: Option<(u32, u64)>,
+        changes: &mut StateChanges,
+    ) -> bool {
+        if let Some((partition, offset)) = position
+            && self.applied.get(&partition).is_some_and(|last| offset <= *last)
+        {
+            return !self.duplicates.contains(&(partition, offset));
+        }
+        if self.has_seen(id) || !changes.seen_set.insert(id) {
+            changes.duplicates.extend(position);
+            return false;
+        }
+        changes.seen.push(id);
+        true
     }
 
-    /// Durably applies a round's changes.
+    /// Whether event `id` was seen (as a first copy) in an applied round.
+    pub fn has_seen(&self, id: Uuid) -> bool {
+        self.seen.contains(id)
+    }
+
     pub fn apply(&mut self, changes: StateChanges) -> Result<(), TransformError> {
         let txn = self.db.begin_write().map_err(|e| self.error(e))?;
-        let write = || -> Result<(), redb::Error> {
+        let mut write = || -> Result<(), redb::Error> {
             let mut links = txn.open_table(LINKS)?;
             for ((hub, reference), pseudonym) in &changes.links {
                 links.insert((hub.as_str(), reference.as_str()), pseudonym.as_str())?;
@@ -171,10 +212,16 @@ impl State {
                     withdrawn.insert(pseudonym.as_str(), false)?;
                 }
             }
-            let mut seen = txn.open_table(SEEN)?;
-            for (id, (partition, offset)) in &changes.seen {
-                if seen.get(id.as_u128())?.is_none() {
-                    seen.insert(id.as_u128(), (*partition, *offset))?;
+            self.seen.record(&txn, &changes.seen)?;
+            let mut duplicates = txn.open_table(DUPLICATES)?;
+            for position in &changes.duplicates {
+                duplicates.insert(*position, ())?;
+            }
+            let mut applied = txn.open_table(APPLIED)?;
+            for (partition, last) in &changes.applied {
+                let before = applied.get(*partition)?.map(|v| v.value());
+                if before.is_none_or(|before| before < *last) {
+                    applied.insert(*partition, *last)?;
                 }
             }
             let mut dead = txn.open_table(DEAD_LETTERS)?;
@@ -184,16 +231,20 @@ impl State {
             }
             Ok(())
         };
-        write().map_err(|e| self.error(e))?;
-        txn.commit().map_err(|e| self.error(e))?;
+        if let Err(e) = write().and_then(|()| Ok(txn.commit()?)) {
+            self.seen.forget(&changes.seen);
+            return Err(self.error(e));
+        }
         for (link, pseudonym) in changes.links {
             self.links.insert(link, pseudonym);
         }
         for pseudonym in changes.withdrawn {
             self.withdrawn.entry(pseudonym).or_insert(false);
         }
-        for (id, (partition, offset)) in changes.seen {
-            self.seen.entry(id.as_u128()).or_insert((partition, offset));
+        self.duplicates.extend(changes.duplicates);
+        for (partition, last) in changes.applied {
+            let applied = self.applied.entry(partition).or_insert(last);
+            *applied = (*applied).max(last);
         }
         Ok(())
     }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use serde_json::{Map, Value, json};
+use chrono::{DateTime, TimeZone};
 use techmon_schemas::codes::SchoolYear;
 use techmon_schemas::{Event, Payload};
 
@@ -243,36 +243,128 @@ pub fn referenced_participant(
     })
 }
 
+/// One value of a row, typed as its column (see [`Table::arrow_schema`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Text(String),
+    Int(i64),
+    Real(f64),
+    Flag(bool),
+    /// Microseconds since the epoch, UTC.
+    Time(i64),
+    Ints(Vec<i64>),
+    Texts(Vec<String>),
+}
+
+impl From<&str> for Cell {
+    fn from(v: &str) -> Self {
+        Cell::Text(v.to_string())
+    }
+}
+impl From<&String> for Cell {
+    fn from(v: &String) -> Self {
+        Cell::Text(v.clone())
+    }
+}
+impl From<String> for Cell {
+    fn from(v: String) -> Self {
+        Cell::Text(v)
+    }
+}
+macro_rules! int_cells {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Cell {
+            fn from(v: $t) -> Self {
+                Cell::Int(i64::from(v))
+            }
+        }
+    )*};
+}
+int_cells!(u8, u32, i32);
+impl From<u64> for Cell {
+    fn from(v: u64) -> Self {
+        // Beyond i64 cannot fit the column either; to_batch reports it.
+        Cell::Int(i64::try_from(v).unwrap_or(i64::MAX))
+    }
+}
+impl From<f64> for Cell {
+    fn from(v: f64) -> Self {
+        Cell::Real(v)
+    }
+}
+impl From<bool> for Cell {
+    fn from(v: bool) -> Self {
+        Cell::Flag(v)
+    }
+}
+impl<Zone: TimeZone> From<DateTime<Zone>> for Cell {
+    fn from(v: DateTime<Zone>) -> Self {
+        Cell::Time(v.timestamp_micros())
+    }
+}
+impl<T: Into<Cell>> From<Option<T>> for Cell {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Cell::Null, Into::into)
+    }
+}
+
+/// A row: one cell per column of its table, in the table's column order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row(pub Vec<Cell>);
+
+impl Row {
+    /// The row's event id (the first common column).
+    pub fn event_id(&self) -> Option<&str> {
+        match self.0.first() {
+            Some(Cell::Text(id)) => Some(id),
+            _ => None,
+        }
+    }
+}
+
 /// The row an event adds, and its table; `None` for events that add no row
 /// (consent withdrawals, handled by erasure).
-pub fn row(event: &Event, ctx: &RowContext<'_>) -> Option<(&'static str, Map<String, Value>)> {
+pub fn row(event: &Event, ctx: &RowContext<'_>) -> Option<(&'static Table, Row)> {
     let occurred = event.occurred_at.date_naive();
     let mut school_year = SchoolYear::containing(occurred);
     let key_id = ctx.key.id();
     let participant =
         |reference: &str| referenced_participant(ctx.key, ctx.linked, &event.hub_id, reference);
-    let (table, columns): (&str, Value) = match &event.payload {
+    // Cells after the common ones, in the order of the table's columns.
+    let (table, cells): (&str, Vec<Cell>) = match &event.payload {
         Payload::ActivityHeld(a) => (
             "activities",
-            json!({
-                "activity_id": a.activity_id, "activity_type": a.activity_type.as_str(), "title": a.title,
-                "starts_at": a.starts_at.to_rfc3339(), "ends_at": a.ends_at.to_rfc3339(),
-                "duration_minutes": a.duration_minutes, "worlds": a.worlds,
-                "target_groups": a.target_groups.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
-                "location": a.location, "partner_organisations": a.partner_organisations,
-            }),
+            vec![
+                (&a.activity_id).into(),
+                a.activity_type.as_str().into(),
+                (&a.title).into(),
+                a.starts_at.into(),
+                a.ends_at.into(),
+                a.duration_minutes.into(),
+                Cell::Ints(a.worlds.iter().map(|w| i64::from(*w)).collect()),
+                Cell::Texts(a.target_groups.iter().map(|t| t.as_str().to_string()).collect()),
+                a.location.as_ref().into(),
+                Cell::Texts(a.partner_organisations.clone()),
+            ],
         ),
         Payload::GroupParticipated(g) => {
             school_year = g.school_year;
             (
                 "group_participations",
-                json!({
-                    "activity_id": g.activity_id, "school_brin6": g.school_brin6, "sector": g.sector.as_str(),
-                    "groep": g.groep, "leerjaar": g.leerjaar, "onderwijstype": g.onderwijstype.map(|o| o.as_str()),
-                    "participants_girls": g.participants.girls, "participants_boys": g.participants.boys,
-                    "participants_other": g.participants.other, "participants_total": g.participants.total(),
-                    "accompanying_teachers": g.accompanying_teachers,
-                }),
+                vec![
+                    (&g.activity_id).into(),
+                    g.school_brin6.as_ref().into(),
+                    g.sector.as_str().into(),
+                    g.groep.into(),
+                    g.leerjaar.into(),
+                    g.onderwijstype.map(|o| o.as_str()).into(),
+                    g.participants.girls.into(),
+                    g.participants.boys.into(),
+                    g.participants.other.into(),
+                    g.participants.total().into(),
+                    g.accompanying_teachers.into(),
+                ],
             )
         }
         Payload::ParticipantRegistered(p) => {
@@ -284,87 +376,125 @@ pub fn row(event: &Event, ctx: &RowContext<'_>) -> Option<(&'static str, Map<Str
             };
             (
                 "participants",
-                json!({
-                    "participant_pseudonym": ctx.key.participant(&event.hub_id, person), "pseudonym_key_id": key_id,
-                    "birth_year": p.birth_date.map(birth_year), "pc4": p.postcode.as_deref().and_then(pc4),
-                    "school_brin6": p.school_brin6, "sector": p.sector.map(|s| s.as_str()), "groep": p.groep,
-                    "leerjaar": p.leerjaar, "onderwijstype": p.onderwijstype.map(|o| o.as_str()),
-                    "gender": p.gender.as_str(), "role": p.role.as_str(), "consent_research": p.consent_research,
-                }),
+                vec![
+                    ctx.key.participant(&event.hub_id, person).into(),
+                    key_id.into(),
+                    p.birth_date.map(birth_year).into(),
+                    p.postcode.as_deref().and_then(pc4).into(),
+                    p.school_brin6.as_ref().into(),
+                    p.sector.map(|s| s.as_str()).into(),
+                    p.groep.into(),
+                    p.leerjaar.into(),
+                    p.onderwijstype.map(|o| o.as_str()).into(),
+                    p.gender.as_str().into(),
+                    p.role.as_str().into(),
+                    p.consent_research.into(),
+                ],
             )
         }
         Payload::ParticipantAttended(a) => (
             "attendances",
-            json!({
-                "activity_id": a.activity_id, "participant_pseudonym": participant(&a.participant_ref),
-                "pseudonym_key_id": key_id, "role": a.role.map(|r| r.as_str()),
-            }),
+            vec![
+                (&a.activity_id).into(),
+                participant(&a.participant_ref).into(),
+                key_id.into(),
+                a.role.map(|r| r.as_str()).into(),
+            ],
         ),
         Payload::SurveyAnswered(s) => (
             "survey_answers",
-            json!({
-                "activity_id": s.activity_id,
-                "participant_pseudonym": s.participant_ref.as_deref().map(participant),
-                "pseudonym_key_id": s.participant_ref.as_ref().map(|_| key_id),
-                "respondent_role": s.respondent_role.as_str(), "score": s.score,
-                "scale_max": s.scale_max.value(), "score_of_10": s.score_of_10(),
-            }),
+            vec![
+                (&s.activity_id).into(),
+                s.participant_ref.as_deref().map(participant).into(),
+                s.participant_ref.as_ref().map(|_| key_id).into(),
+                s.respondent_role.as_str().into(),
+                s.score.into(),
+                s.scale_max.value().into(),
+                s.score_of_10().into(),
+            ],
         ),
         Payload::ProfileChosen(p) => {
             school_year = p.school_year;
             (
                 "profile_choices",
-                json!({
-                    "school_brin6": p.school_brin6, "leerjaar": p.leerjaar, "onderwijstype": p.onderwijstype.as_str(),
-                    "profile_code": p.profile_code, "technical": p.profile().is_some_and(|pr| pr.technical),
-                    "participant_pseudonym": p.participant_ref.as_deref().map(participant),
-                    "pseudonym_key_id": p.participant_ref.as_ref().map(|_| key_id), "pupils": p.count,
-                }),
+                vec![
+                    (&p.school_brin6).into(),
+                    p.leerjaar.into(),
+                    p.onderwijstype.as_str().into(),
+                    (&p.profile_code).into(),
+                    p.profile().is_some_and(|pr| pr.technical).into(),
+                    p.participant_ref.as_deref().map(participant).into(),
+                    p.participant_ref.as_ref().map(|_| key_id).into(),
+                    p.count.into(),
+                ],
             )
         }
         Payload::PartnerJoined(p) => (
             "partner_events",
-            json!({
-                "partner_id": p.partner_id, "change": "joined", "organisation_name": p.organisation_name,
-                "organisation_kind": p.organisation_kind.as_str(), "contribution": p.contribution.map(|c| c.as_str()),
-            }),
+            vec![
+                (&p.partner_id).into(),
+                "joined".into(),
+                (&p.organisation_name).into(),
+                p.organisation_kind.as_str().into(),
+                p.contribution.map(|c| c.as_str()).into(),
+            ],
         ),
         Payload::PartnerLeft(p) => (
             "partner_events",
-            json!({"partner_id": p.partner_id, "change": "left"}),
+            vec![
+                (&p.partner_id).into(),
+                "left".into(),
+                Cell::Null,
+                Cell::Null,
+                Cell::Null,
+            ],
         ),
         Payload::AmbassadorCommitted(a) => (
             "ambassadors",
-            json!({
-                "ambassador_pseudonym": ctx.key.pseudonym("ambassador", &format!("{}:{}", event.hub_id, a.ambassador_ref)),
-                "pseudonym_key_id": key_id, "organisation_name": a.organisation_name,
-            }),
+            vec![
+                ctx.key
+                    .pseudonym("ambassador", &format!("{}:{}", event.hub_id, a.ambassador_ref))
+                    .into(),
+                key_id.into(),
+                a.organisation_name.as_ref().into(),
+            ],
         ),
         Payload::TrajectoryStarted(t) => (
             "trajectory_events",
-            json!({
-                "trajectory_id": t.trajectory_id, "participant_pseudonym": participant(&t.participant_ref),
-                "pseudonym_key_id": key_id, "change": "started", "route": t.route, "employer": t.employer,
-            }),
+            vec![
+                (&t.trajectory_id).into(),
+                participant(&t.participant_ref).into(),
+                key_id.into(),
+                "started".into(),
+                (&t.route).into(),
+                t.employer.as_ref().into(),
+                Cell::Null,
+            ],
         ),
         Payload::TrajectoryEnded(t) => (
             "trajectory_events",
-            json!({
-                "trajectory_id": t.trajectory_id, "participant_pseudonym": participant(&t.participant_ref),
-                "pseudonym_key_id": key_id, "change": "ended", "outcome": t.outcome.as_str(),
-            }),
+            vec![
+                (&t.trajectory_id).into(),
+                participant(&t.participant_ref).into(),
+                key_id.into(),
+                "ended".into(),
+                Cell::Null,
+                Cell::Null,
+                t.outcome.as_str().into(),
+            ],
         ),
         Payload::ConsentWithdrawn(_) => return None,
     };
-    let Value::Object(mut row) = columns else {
-        unreachable!("rows are built as objects")
-    };
-    row.insert("event_id".into(), json!(event.event_id.to_string()));
-    row.insert("hub_id".into(), json!(event.hub_id));
-    row.insert("occurred_at".into(), json!(event.occurred_at.to_rfc3339()));
-    row.insert("school_year".into(), json!(school_year.to_string()));
-    row.insert("log_partition".into(), json!(ctx.partition));
-    row.insert("log_offset".into(), json!(ctx.offset));
-    let table = TABLES.iter().find(|t| t.name == table).map(|t| t.name)?;
-    Some((table, row))
+    let table = self::table(table)?;
+    let mut row = Vec::with_capacity(COMMON.len() + cells.len());
+    row.extend([
+        event.event_id.to_string().into(),
+        (&event.hub_id).into(),
+        event.occurred_at.into(),
+        school_year.to_string().into(),
+        ctx.partition.into(),
+        ctx.offset.into(),
+    ]);
+    row.extend(cells);
+    Some((table, Row(row)))
 }

@@ -44,6 +44,8 @@ impl Setup {
             pseudonym_key_id: "test-key-1".into(),
             pseudonym_key_file: None,
             max_records_per_partition: 40,
+            max_round_bytes: 64 << 20,
+            max_round_ms: 10_000,
             poll_interval_ms: 50,
             vacuum_interval_minutes: 60,
             vacuum_retention_hours: 24,
@@ -549,6 +551,8 @@ async fn a_replayed_lake_equals_the_original_row_for_row() {
     // Smaller rounds than the original: the result must not depend on them.
     let config = Config {
         max_records_per_partition: 7,
+        max_round_bytes: 64 << 20,
+        max_round_ms: 10_000,
         ..config
     };
     let mut replay = Transform::open(&config, setup.log.clone(), TOPIC)

@@ -54,6 +54,8 @@ impl TestLake {
             pseudonym_key_id: "test-key".into(),
             pseudonym_key_file: None,
             max_records_per_partition: 10_000,
+            max_round_bytes: 64 << 20,
+            max_round_ms: 10_000,
             poll_interval_ms: 50,
             vacuum_interval_minutes: 60,
             vacuum_retention_hours: 24,
