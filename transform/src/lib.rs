@@ -142,6 +142,17 @@ impl std::ops::AddAssign for Progress {
     }
 }
 
+/// What a round (or a redrive) has made so far.
+#[derive(Default)]
+struct RoundWork {
+    /// Per table: its rows.
+    rows: HashMap<&'static str, (&'static tables::Table, Vec<tables::Row>)>,
+    changes: StateChanges,
+    /// Participant references registered in this round, with their pseudonyms.
+    links: HashMap<(String, String), String>,
+    progress: Progress,
+}
+
 /// Records the log is read in per partition and turn of a round: enough to keep every
 /// core busy parsing, few enough to stop close to the round's bounds.
 const READ_CHUNK: usize = 8192;
@@ -256,10 +267,7 @@ impl Transform {
 
     /// Reads one round from every partition and commits it. Returns what it did.
     pub async fn round(&mut self) -> Result<Progress, TransformError> {
-        let mut progress = Progress::default();
-        let mut rows: HashMap<&'static str, (&'static tables::Table, Vec<tables::Row>)> = HashMap::new();
-        let mut changes = StateChanges::default();
-        let mut round_links: HashMap<(String, String), String> = HashMap::new();
+        let mut work = RoundWork::default();
         // Partitions are read a chunk at a time in turn, so a round that ends at its
         // byte or time bound has not starved the partitions read last.
         let started = std::time::Instant::now();
@@ -268,6 +276,7 @@ impl Transform {
         let mut read_to: Vec<(u32, u64)> = Vec::new();
         let mut bytes = 0usize;
         let mut open: Vec<u32> = (0..self.log.partitions()).collect();
+        let mut previous: Option<Parsing> = None;
         while !open.is_empty()
             && bytes < self.bounds.bytes
             && started.elapsed() < self.bounds.latency
@@ -294,19 +303,23 @@ impl Transform {
                 records.extend(batch);
             }
             open = still_open;
-            progress.read += records.len();
-            for (record, parsed) in parse_on_every_core(records).await {
-                self.transform_record(
-                    &record,
-                    parsed,
-                    &mut rows,
-                    &mut changes,
-                    &mut round_links,
-                    &mut progress,
-                    true,
-                );
+            work.progress.read += records.len();
+            // Parsing this pass runs while the last pass is transformed and the next
+            // one read.
+            let parsing = Parsing::start(records);
+            if let Some(parsed) = previous.replace(parsing) {
+                self.transform_parsed(parsed, &mut work).await;
             }
         }
+        if let Some(parsed) = previous {
+            self.transform_parsed(parsed, &mut work).await;
+        }
+        let RoundWork {
+            rows,
+            mut changes,
+            links: round_links,
+            mut progress,
+        } = work;
         changes.applied.clone_from(&read_to);
         if progress.read == 0 {
             return Ok(progress);
@@ -373,17 +386,25 @@ impl Transform {
         Ok(progress)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    async fn transform_parsed(&self, parsing: Parsing, work: &mut RoundWork) {
+        for (record, parsed) in parsing.finish().await {
+            self.transform_record(&record, parsed, work, true);
+        }
+    }
+
     fn transform_record(
         &self,
         record: &StoredRecord,
         parsed: Result<Event, (DeadLetterReason, String)>,
-        rows: &mut HashMap<&'static str, (&'static tables::Table, Vec<tables::Row>)>,
-        changes: &mut StateChanges,
-        round_links: &mut HashMap<(String, String), String>,
-        progress: &mut Progress,
+        work: &mut RoundWork,
         from_log: bool,
     ) {
+        let RoundWork {
+            rows,
+            changes,
+            links: round_links,
+            progress,
+        } = work;
         let (partition, offset) = (record.partition, record.offset);
         let event = match parsed {
             Ok(event) => event,
@@ -503,10 +524,7 @@ impl Transform {
     /// event its table already holds is not written again. Returns (redriven, still dead).
     pub async fn redrive(&mut self) -> Result<(usize, usize), TransformError> {
         let letters = self.state.dead_letters()?;
-        let mut rows: HashMap<&'static str, (&'static tables::Table, Vec<tables::Row>)> = HashMap::new();
-        let mut changes = StateChanges::default();
-        let mut round_links = HashMap::new();
-        let mut progress = Progress::default();
+        let mut work = RoundWork::default();
         let mut redriven = Vec::new();
         for letter in &letters {
             let record = StoredRecord {
@@ -517,22 +535,20 @@ impl Transform {
                 timestamp_ms: 0,
                 payload: letter.payload.clone().into_bytes(),
             };
-            let dead_before = changes.dead_letters.len();
+            let dead_before = work.changes.dead_letters.len();
             // Not read from the log: judged by its id, and not skipped for being behind
             // what the tables hold.
-            self.transform_record(
-                &record,
-                parse(&record),
-                &mut rows,
-                &mut changes,
-                &mut round_links,
-                &mut progress,
-                false,
-            );
-            if changes.dead_letters.len() == dead_before {
+            self.transform_record(&record, parse(&record), &mut work, false);
+            if work.changes.dead_letters.len() == dead_before {
                 redriven.push((letter.partition, letter.offset));
             }
         }
+        let RoundWork {
+            rows,
+            mut changes,
+            links: round_links,
+            ..
+        } = work;
         let still_dead = changes.dead_letters.len();
         changes.dead_letters.clear();
         changes.links.extend(round_links);
@@ -637,39 +653,49 @@ fn participant_pseudonym(
     }
 }
 
-/// [`parse`] on every core, in the records' order: the work of one record does not
-/// depend on another's, and it is most of a round's.
-async fn parse_on_every_core(
-    records: Vec<StoredRecord>,
-) -> Vec<(StoredRecord, Result<Event, (DeadLetterReason, String)>)> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let count = records.len();
-    let per_core = count.div_ceil(cores).max(1);
-    let mut records = records.into_iter();
-    let mut tasks = Vec::new();
-    loop {
-        let chunk: Vec<StoredRecord> = records.by_ref().take(per_core).collect();
-        if chunk.is_empty() {
-            break;
+/// Outcome of [`parse`] for one record.
+type Parsed = (StoredRecord, Result<Event, (DeadLetterReason, String)>);
+
+/// [`parse`] of records on every core, started at once and collected in the records'
+/// order: the work of one record does not depend on another's, and it is most of a
+/// round's.
+struct Parsing(Vec<tokio::task::JoinHandle<Vec<Parsed>>>, usize);
+
+impl Parsing {
+    fn start(records: Vec<StoredRecord>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let count = records.len();
+        let per_core = count.div_ceil(cores).max(1);
+        let mut records = records.into_iter();
+        let mut tasks = Vec::new();
+        loop {
+            let chunk: Vec<StoredRecord> = records.by_ref().take(per_core).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            tasks.push(tokio::task::spawn_blocking(move || {
+                chunk
+                    .into_iter()
+                    .map(|record| {
+                        let parsed = parse(&record);
+                        (record, parsed)
+                    })
+                    .collect::<Vec<_>>()
+            }));
         }
-        tasks.push(tokio::task::spawn_blocking(move || {
-            chunk
-                .into_iter()
-                .map(|record| {
-                    let parsed = parse(&record);
-                    (record, parsed)
-                })
-                .collect::<Vec<_>>()
-        }));
+        Self(tasks, count)
     }
-    let mut parsed = Vec::with_capacity(count);
-    for task in tasks {
-        match task.await {
-            Ok(chunk) => parsed.extend(chunk),
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
+
+    async fn finish(self) -> Vec<Parsed> {
+        let mut parsed = Vec::with_capacity(self.1);
+        for task in self.0 {
+            match task.await {
+                Ok(chunk) => parsed.extend(chunk),
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            }
         }
+        parsed
     }
-    parsed
 }
 
 /// Reads and validates a stored event; on failure, why (without values).
