@@ -5,15 +5,10 @@
 //! transform resumes from these, so the lake, not a consumer group, is the truth.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
-use deltalake::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder,
-    ListBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
-};
+use deltalake::arrow::array::{Array, AsArray, RecordBatch};
 use deltalake::arrow::compute::cast;
-use deltalake::arrow::datatypes::{DataType, TimeUnit};
-use deltalake::arrow::error::ArrowError;
+use deltalake::arrow::datatypes::DataType;
 use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
@@ -22,12 +17,12 @@ use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::{DeltaTable, DeltaTableError};
 
 use crate::TransformError;
-use crate::tables::{Cell, PARTITION_COLUMN, Row, TABLES, Table};
+use crate::tables::{PARTITION_COLUMN, TABLES, Table};
 
 /// Rows for one table, and the log positions the commit covers.
 pub struct Append {
     pub table: &'static Table,
-    pub rows: Vec<Row>,
+    pub rows: RecordBatch,
     /// (partition, last offset) the table holds after this commit.
     pub covers: Vec<(u32, u64)>,
 }
@@ -45,7 +40,6 @@ async fn commit(
     app_ids: Vec<String>,
 ) -> Result<DeltaTable, TransformError> {
     let table = append.table;
-    let batch = to_batch(table, &append.rows)?;
     let transactions: Vec<Transaction> = append
         .covers
         .iter()
@@ -56,7 +50,7 @@ async fn commit(
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .build();
     current
-        .write(vec![batch])
+        .write(vec![append.rows.clone()])
         .with_partition_columns([PARTITION_COLUMN])
         .with_table_name(table.name)
         .with_description(table.description)
@@ -146,7 +140,7 @@ impl Lake {
     pub async fn append(
         &mut self,
         table: &'static Table,
-        rows: Vec<Row>,
+        rows: RecordBatch,
         covers: Vec<(u32, u64)>,
     ) -> Result<(), TransformError> {
         let committed = self
@@ -327,137 +321,6 @@ pub fn table_url(root: &url::Url, name: &str) -> Result<url::Url, DeltaTableErro
         url::Url::parse(&format!("{root}/")).map_err(invalid)?
     };
     base.join(&format!("{name}/")).map_err(invalid)
-}
-
-/// The rows as one Arrow batch of the table's schema; a cell that does not fit its
-/// column (a bug in [`crate::tables::row`]) is an error, not a panic.
-fn to_batch(table: &'static Table, rows: &[Row]) -> Result<RecordBatch, TransformError> {
-    let schema = table.arrow_schema();
-    let columns = schema
-        .fields()
-        .iter()
-        .enumerate()
-        .map(|(c, field)| column_array(field.data_type(), rows.iter().map(|r| r.0.get(c))))
-        .collect::<Result<Vec<ArrayRef>, String>>()
-        .map_err(|reason| TransformError::Rows {
-            table: table.name,
-            source: ArrowError::InvalidArgumentError(reason),
-        })?;
-    RecordBatch::try_new(schema, columns).map_err(|source| TransformError::Rows {
-        table: table.name,
-        source,
-    })
-}
-
-/// One column's array from its cells.
-fn column_array<'a>(
-    data_type: &DataType,
-    cells: impl ExactSizeIterator<Item = Option<&'a Cell>>,
-) -> Result<ArrayRef, String> {
-    let mismatch = |cell: Option<&Cell>| format!("{cell:?} in a {data_type} column");
-    let n = cells.len();
-    Ok(match data_type {
-        DataType::Utf8 => {
-            let mut b = StringBuilder::with_capacity(n, n * 16);
-            for cell in cells {
-                match cell {
-                    Some(Cell::Text(v)) => b.append_value(v),
-                    Some(Cell::Null) => b.append_null(),
-                    other => return Err(mismatch(other)),
-                }
-            }
-            Arc::new(b.finish())
-        }
-        DataType::Int32 => {
-            let mut b = Int32Builder::with_capacity(n);
-            for cell in cells {
-                match cell {
-                    Some(Cell::Int(v)) => b.append_value(i32::try_from(*v).map_err(|_| mismatch(cell))?),
-                    Some(Cell::Null) => b.append_null(),
-                    other => return Err(mismatch(other)),
-                }
-            }
-            Arc::new(b.finish())
-        }
-        DataType::Int64 => {
-            let mut b = Int64Builder::with_capacity(n);
-            for cell in cells {
-                match cell {
-                    Some(Cell::Int(v)) => b.append_value(*v),
-                    Some(Cell::Null) => b.append_null(),
-                    other => return Err(mismatch(other)),
-                }
-            }
-            Arc::new(b.finish())
-        }
-        DataType::Float64 => {
-            let mut b = Float64Builder::with_capacity(n);
-            for cell in cells {
-                match cell {
-                    Some(Cell::Real(v)) => b.append_value(*v),
-                    Some(Cell::Null) => b.append_null(),
-                    other => return Err(mismatch(other)),
-                }
-            }
-            Arc::new(b.finish())
-        }
-        DataType::Boolean => {
-            let mut b = BooleanBuilder::with_capacity(n);
-            for cell in cells {
-                match cell {
-                    Some(Cell::Flag(v)) => b.append_value(*v),
-                    Some(Cell::Null) => b.append_null(),
-                    other => return Err(mismatch(other)),
-                }
-            }
-            Arc::new(b.finish())
-        }
-        DataType::Timestamp(TimeUnit::Microsecond, zone) => {
-            let mut b = TimestampMicrosecondBuilder::with_capacity(n);
-            for cell in cells {
-                match cell {
-                    Some(Cell::Time(v)) => b.append_value(*v),
-                    Some(Cell::Null) => b.append_null(),
-                    other => return Err(mismatch(other)),
-                }
-            }
-            Arc::new(b.finish().with_timezone_opt(zone.clone()))
-        }
-        DataType::List(item) if item.data_type() == &DataType::Int32 => {
-            let mut b = ListBuilder::new(Int32Builder::new()).with_field(Arc::clone(item));
-            for cell in cells {
-                match cell {
-                    Some(Cell::Ints(values)) => {
-                        for v in values {
-                            b.values()
-                                .append_value(i32::try_from(*v).map_err(|_| mismatch(cell))?);
-                        }
-                        b.append(true);
-                    }
-                    Some(Cell::Null) => b.append_null(),
-                    other => return Err(mismatch(other)),
-                }
-            }
-            Arc::new(b.finish())
-        }
-        DataType::List(item) if item.data_type() == &DataType::Utf8 => {
-            let mut b = ListBuilder::new(StringBuilder::new()).with_field(Arc::clone(item));
-            for cell in cells {
-                match cell {
-                    Some(Cell::Texts(values)) => {
-                        for v in values {
-                            b.values().append_value(v);
-                        }
-                        b.append(true);
-                    }
-                    Some(Cell::Null) => b.append_null(),
-                    other => return Err(mismatch(other)),
-                }
-            }
-            Arc::new(b.finish())
-        }
-        other => return Err(format!("no cells for a {other} column")),
-    })
 }
 
 /// The table at `url`, loaded, or not yet initialised when it has no commit. A

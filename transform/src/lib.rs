@@ -13,11 +13,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use deltalake::arrow::array::{AsArray, BooleanArray};
+use deltalake::arrow::compute::filter_record_batch;
 use serde::Deserialize;
 use serde_json::Value;
 use techmon_eventlog::{EventLog, LogError, StoredRecord};
 use techmon_schemas::{Event, Payload};
 
+pub mod batch;
 pub mod lake;
 pub mod metrics;
 pub mod pseudonym;
@@ -146,7 +149,7 @@ impl std::ops::AddAssign for Progress {
 #[derive(Default)]
 struct RoundWork {
     /// Per table: its rows.
-    rows: HashMap<&'static str, (&'static tables::Table, Vec<tables::Row>)>,
+    rows: HashMap<&'static str, batch::TableRows>,
     changes: StateChanges,
     /// Participant references registered in this round, with their pseudonyms.
     links: HashMap<(String, String), String>,
@@ -308,11 +311,11 @@ impl Transform {
             // one read.
             let parsing = Parsing::start(records);
             if let Some(parsed) = previous.replace(parsing) {
-                self.transform_parsed(parsed, &mut work).await;
+                self.transform_parsed(parsed, &mut work).await?;
             }
         }
         if let Some(parsed) = previous {
-            self.transform_parsed(parsed, &mut work).await;
+            self.transform_parsed(parsed, &mut work).await?;
         }
         let RoundWork {
             rows,
@@ -334,7 +337,7 @@ impl Transform {
         // (the round resumed behind it, for another table): its position never moves
         // back, or rows it holds would be written again.
         let mut appends = Vec::new();
-        for (name, (table, table_rows)) in rows {
+        for (name, table_rows) in rows {
             let slots = self
                 .held
                 .get(name)
@@ -350,8 +353,8 @@ impl Transform {
                 .collect();
             progress.written += table_rows.len();
             appends.push(lake::Append {
-                table,
-                rows: table_rows,
+                table: table_rows.table,
+                rows: table_rows.finish()?,
                 covers,
             });
         }
@@ -386,10 +389,15 @@ impl Transform {
         Ok(progress)
     }
 
-    async fn transform_parsed(&self, parsing: Parsing, work: &mut RoundWork) {
+    async fn transform_parsed(
+        &self,
+        parsing: Parsing,
+        work: &mut RoundWork,
+    ) -> Result<(), TransformError> {
         for (record, parsed) in parsing.finish().await {
-            self.transform_record(&record, parsed, work, true);
+            self.transform_record(&record, parsed, work, true)?;
         }
+        Ok(())
     }
 
     fn transform_record(
@@ -398,7 +406,7 @@ impl Transform {
         parsed: Result<Event, (DeadLetterReason, String)>,
         work: &mut RoundWork,
         from_log: bool,
-    ) {
+    ) -> Result<(), TransformError> {
         let RoundWork {
             rows,
             changes,
@@ -423,13 +431,13 @@ impl Transform {
                     dead_at: chrono::Utc::now(),
                     payload: String::from_utf8_lossy(&record.payload).into_owned(),
                 });
-                return;
+                return Ok(());
             }
         };
         let position = from_log.then_some((partition, offset));
         if !self.state.is_first_copy(event.event_id, position, changes) {
             progress.duplicates += 1;
-            return;
+            return Ok(());
         }
         let linked = |hub: &str, reference: &str| {
             round_links
@@ -442,14 +450,14 @@ impl Transform {
             if let Some(pseudonym) = subject {
                 changes.withdrawn.push(pseudonym);
             }
-            return;
+            return Ok(());
         }
         if subject
             .as_ref()
             .is_some_and(|p| self.state.is_withdrawn(p) || changes.withdrawn.contains(p))
         {
             progress.dropped_after_withdrawal += 1;
-            return;
+            return Ok(());
         }
         let ctx = tables::RowContext {
             key: &self.key,
@@ -458,7 +466,7 @@ impl Transform {
             linked: &linked,
         };
         let Some((table, row)) = tables::row(&event, &ctx) else {
-            return;
+            return Ok(());
         };
         if let (Payload::ParticipantRegistered(p), Some(pseudonym)) = (&event.payload, subject) {
             round_links.insert((event.hub_id.clone(), p.participant_ref.clone()), pseudonym);
@@ -471,10 +479,10 @@ impl Transform {
                 .is_some_and(|held| offset <= held);
         if !already_held {
             rows.entry(table.name)
-                .or_insert_with(|| (table, Vec::new()))
-                .1
-                .push(row);
+                .or_insert_with(|| batch::TableRows::new(table))
+                .push(row)?;
         }
+        Ok(())
     }
 
     async fn erase_pending(&mut self) -> Result<u64, TransformError> {
@@ -538,7 +546,7 @@ impl Transform {
             let dead_before = work.changes.dead_letters.len();
             // Not read from the log: judged by its id, and not skipped for being behind
             // what the tables hold.
-            self.transform_record(&record, parse(&record), &mut work, false);
+            self.transform_record(&record, parse(&record), &mut work, false)?;
             if work.changes.dead_letters.len() == dead_before {
                 redriven.push((letter.partition, letter.offset));
             }
@@ -553,18 +561,21 @@ impl Transform {
         changes.dead_letters.clear();
         changes.links.extend(round_links);
         self.state.apply(changes)?;
-        for (name, (table, table_rows)) in rows {
-            let ids: Vec<String> = table_rows
+        for (name, table_rows) in rows {
+            let table = table_rows.table;
+            let rows = table_rows.finish()?;
+            let arrow = |source| TransformError::Rows { table: name, source };
+            let ids = rows.column(0).as_string::<i32>();
+            let present = self
+                .lake
+                .event_ids_in(name, &ids.iter().flatten().map(str::to_string).collect::<Vec<_>>())
+                .await?;
+            let fresh: BooleanArray = ids
                 .iter()
-                .filter_map(tables::Row::event_id)
-                .map(str::to_string)
+                .map(|id| Some(!id.is_some_and(|id| present.contains(id))))
                 .collect();
-            let present = self.lake.event_ids_in(name, &ids).await?;
-            let fresh: Vec<tables::Row> = table_rows
-                .into_iter()
-                .filter(|r| !r.event_id().is_some_and(|id| present.contains(id)))
-                .collect();
-            if !fresh.is_empty() {
+            let fresh = filter_record_batch(&rows, &fresh).map_err(arrow)?;
+            if fresh.num_rows() > 0 {
                 self.lake.append(table, fresh, Vec::new()).await?;
             }
         }

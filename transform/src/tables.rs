@@ -284,7 +284,7 @@ macro_rules! int_cells {
 int_cells!(u8, u32, i32);
 impl From<u64> for Cell {
     fn from(v: u64) -> Self {
-        // Beyond i64 cannot fit the column either; to_batch reports it.
+        // Beyond i64 cannot fit the column either; TableRows::push refuses it.
         Cell::Int(i64::try_from(v).unwrap_or(i64::MAX))
     }
 }
@@ -312,16 +312,6 @@ impl<T: Into<Cell>> From<Option<T>> for Cell {
 /// A row: one cell per column of its table, in the table's column order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row(pub Vec<Cell>);
-
-impl Row {
-    /// The row's event id (the first common column).
-    pub fn event_id(&self) -> Option<&str> {
-        match self.0.first() {
-            Some(Cell::Text(id)) => Some(id),
-            _ => None,
-        }
-    }
-}
 
 /// The row an event adds, and its table; `None` for events that add no row
 /// (consent withdrawals, handled by erasure).
