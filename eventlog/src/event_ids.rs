@@ -64,7 +64,10 @@ impl SeenIds {
         if ids.is_empty() {
             return Ok(());
         }
-        let bytes: Vec<u8> = ids.iter().flat_map(|id| id.as_u128().to_be_bytes()).collect();
+        let bytes: Vec<u8> = ids
+            .iter()
+            .flat_map(|id| id.as_u128().to_be_bytes())
+            .collect();
         txn.open_table(SEEN_ID_BLOCKS)?
             .insert(self.next_block, bytes.as_slice())?;
         self.next_block += 1;

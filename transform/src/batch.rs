@@ -48,7 +48,9 @@ impl TableRows {
                     ColumnBuilder::Time(TimestampMicrosecondBuilder::new(), zone.clone())
                 }
                 DataType::List(item) if item.data_type() == &DataType::Int32 => {
-                    ColumnBuilder::Ints(ListBuilder::new(Int32Builder::new()).with_field(item.clone()))
+                    ColumnBuilder::Ints(
+                        ListBuilder::new(Int32Builder::new()).with_field(item.clone()),
+                    )
                 }
                 DataType::List(item) => ColumnBuilder::Texts(
                     ListBuilder::new(StringBuilder::new()).with_field(item.clone()),
@@ -159,7 +161,8 @@ impl ColumnBuilder {
             (ColumnBuilder::Flag(b), Cell::Flag(v)) => b.append_value(v),
             (ColumnBuilder::Time(b, _), Cell::Time(v)) => b.append_value(v),
             (ColumnBuilder::Ints(b), Cell::Ints(values)) => {
-                b.values().extend(values.into_iter().map(|v| Some(small(v))));
+                b.values()
+                    .extend(values.into_iter().map(|v| Some(small(v))));
                 b.append(true);
             }
             (ColumnBuilder::Texts(b), Cell::Texts(values)) => {

@@ -27,6 +27,16 @@ pub struct Append {
     pub covers: Vec<(u32, u64)>,
 }
 
+/// Commits running in the background (see [`Lake::start_appends`]).
+pub struct Pending(Vec<tokio::task::JoinHandle<TableCommit>>);
+
+/// One table's commit: the table, what it covers, and its new version.
+type TableCommit = (
+    &'static str,
+    Vec<(u32, u64)>,
+    Result<DeltaTable, TransformError>,
+);
+
 /// What [`Lake::append_all`] did.
 pub struct Committed {
     pub done: Vec<(&'static str, Vec<(u32, u64)>)>,
@@ -157,25 +167,42 @@ impl Lake {
     /// (encoding and compressing Parquet is most of a commit's time). Returns the
     /// tables that committed, with what they cover, and the first error.
     pub async fn append_all(&mut self, appends: Vec<Append>) -> Committed {
+        match self.start_appends(appends) {
+            Ok(pending) => self.finish_appends(pending).await,
+            Err(error) => Committed {
+                done: Vec::new(),
+                error: Some(error),
+            },
+        }
+    }
+
+    /// Starts the commits of [`Lake::append_all`] in the background; the next
+    /// commit to a table must wait for [`Lake::finish_appends`], as it builds on
+    /// the version this one makes.
+    pub fn start_appends(&self, appends: Vec<Append>) -> Result<Pending, TransformError> {
         let mut tasks = Vec::new();
         for append in appends {
-            let Some(current) = self.tables.get(append.table.name).cloned() else {
-                return Committed {
-                    done: Vec::new(),
-                    error: Some(TransformError::UnknownTable(append.table.name)),
-                };
-            };
+            let current = self
+                .tables
+                .get(append.table.name)
+                .cloned()
+                .ok_or(TransformError::UnknownTable(append.table.name))?;
             let app_ids: Vec<String> = append.covers.iter().map(|(p, _)| self.app_id(*p)).collect();
             tasks.push(tokio::spawn(async move {
                 let written = commit(current, &append, app_ids).await;
                 (append.table.name, append.covers, written)
             }));
         }
+        Ok(Pending(tasks))
+    }
+
+    /// Waits for the commits [`Lake::start_appends`] started.
+    pub async fn finish_appends(&mut self, pending: Pending) -> Committed {
         let mut committed = Committed {
             done: Vec::new(),
             error: None,
         };
-        for task in tasks {
+        for task in pending.0 {
             let (name, covers, written) = match task.await {
                 Ok(outcome) => outcome,
                 Err(e) => std::panic::resume_unwind(e.into_panic()),

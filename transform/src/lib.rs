@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use deltalake::arrow::array::{AsArray, BooleanArray};
 use deltalake::arrow::compute::filter_record_batch;
@@ -180,6 +180,8 @@ pub struct Transform {
     next: Vec<u64>,
     /// Per table, per partition: the last offset the table holds.
     held: HashMap<&'static str, Vec<Option<u64>>>,
+    /// The last round's commits, still running, and when they started.
+    in_flight: Option<(lake::Pending, Instant)>,
     metrics: metrics::Metrics,
 }
 
@@ -242,6 +244,7 @@ impl Transform {
             vacuum_retention: Duration::from_secs(config.vacuum_retention_hours * 3600),
             next,
             held,
+            in_flight: None,
             metrics: metrics::Metrics::new(),
         };
         // Finish erasures a crash interrupted.
@@ -268,12 +271,14 @@ impl Transform {
         &self.state
     }
 
-    /// Reads one round from every partition and commits it. Returns what it did.
+    /// Reads one round from every partition and starts its commit, after the last
+    /// round's has landed (an idle round, [`Transform::catch_up`] and shutdown land
+    /// it too). Returns what it did.
     pub async fn round(&mut self) -> Result<Progress, TransformError> {
         let mut work = RoundWork::default();
         // Partitions are read a chunk at a time in turn, so a round that ends at its
         // byte or time bound has not starved the partitions read last.
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let mut cursor = self.next.clone();
         let mut taken = vec![0usize; cursor.len()];
         let mut read_to: Vec<(u32, u64)> = Vec::new();
@@ -325,6 +330,7 @@ impl Transform {
         } = work;
         changes.applied.clone_from(&read_to);
         if progress.read == 0 {
+            self.land().await?;
             return Ok(progress);
         }
         // State first: links and withdrawals are derived deterministically from the
@@ -332,6 +338,7 @@ impl Transform {
         changes.links.extend(round_links);
         let withdrawn_now = changes.withdrawn.clone();
         self.state.apply(changes)?;
+        self.land().await?;
         // Every table written covers every partition read in this round: what of it
         // belonged to the table is in this commit. A table can be ahead of the round
         // (the round resumed behind it, for another table): its position never moves
@@ -358,20 +365,8 @@ impl Transform {
                 covers,
             });
         }
-        let timer = self.metrics.commit_seconds.start_timer();
-        let committed = self.lake.append_all(appends).await;
-        timer.observe_duration();
-        // Positions of the tables that committed move on, also when another failed.
-        for (table, covers) in committed.done {
-            if let Some(slots) = self.held.get_mut(table) {
-                for (partition, last) in covers {
-                    slots[partition as usize] = Some(last);
-                }
-            }
-        }
-        if let Some(error) = committed.error {
-            return Err(error);
-        }
+        // This round's commits run while the next round reads and parses.
+        self.in_flight = Some((self.lake.start_appends(appends)?, Instant::now()));
         for (partition, last) in read_to {
             self.next[partition as usize] = last + 1;
             let end = self.log.end_offset(partition).await?;
@@ -384,9 +379,30 @@ impl Transform {
         self.metrics.rows_written.inc_by(progress.written as u64);
         self.metrics.duplicates.inc_by(progress.duplicates as u64);
         if !withdrawn_now.is_empty() {
+            self.land().await?;
             progress.erased_rows += self.erase_pending().await?;
         }
         Ok(progress)
+    }
+
+    /// Waits for the commits the last round started, and moves the positions of the
+    /// tables that committed on (also when another failed).
+    async fn land(&mut self) -> Result<(), TransformError> {
+        let Some((pending, started)) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let committed = self.lake.finish_appends(pending).await;
+        self.metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        for (table, covers) in committed.done {
+            if let Some(slots) = self.held.get_mut(table) {
+                for (partition, last) in covers {
+                    slots[partition as usize] = Some(last);
+                }
+            }
+        }
+        committed.error.map_or(Ok(()), Err)
     }
 
     async fn transform_parsed(
@@ -523,6 +539,7 @@ impl Transform {
             total += self.round().await?;
             report(&total, self.next.iter().sum::<u64>() - start, to_read);
         }
+        self.land().await?;
         Ok(total)
     }
 
@@ -531,6 +548,7 @@ impl Transform {
     /// and leave the dead letters; the others stay. Safe to repeat after a crash: an
     /// event its table already holds is not written again. Returns (redriven, still dead).
     pub async fn redrive(&mut self) -> Result<(usize, usize), TransformError> {
+        self.land().await?;
         let letters = self.state.dead_letters()?;
         let mut work = RoundWork::default();
         let mut redriven = Vec::new();
@@ -564,11 +582,17 @@ impl Transform {
         for (name, table_rows) in rows {
             let table = table_rows.table;
             let rows = table_rows.finish()?;
-            let arrow = |source| TransformError::Rows { table: name, source };
+            let arrow = |source| TransformError::Rows {
+                table: name,
+                source,
+            };
             let ids = rows.column(0).as_string::<i32>();
             let present = self
                 .lake
-                .event_ids_in(name, &ids.iter().flatten().map(str::to_string).collect::<Vec<_>>())
+                .event_ids_in(
+                    name,
+                    &ids.iter().flatten().map(str::to_string).collect::<Vec<_>>(),
+                )
                 .await?;
             let fresh: BooleanArray = ids
                 .iter()
@@ -587,6 +611,7 @@ impl Transform {
     /// Vacuums the history of the tables that hold pseudonyms (see
     /// [`lake::Lake::vacuum_participant_tables`]).
     pub async fn vacuum(&mut self, retention: Duration) -> Result<usize, TransformError> {
+        self.land().await?;
         let deleted = self.lake.vacuum_participant_tables(retention).await?;
         tracing::info!(
             files = deleted,
@@ -606,7 +631,7 @@ impl Transform {
                 last_vacuum = std::time::Instant::now();
             }
             let progress = tokio::select! {
-                _ = &mut shutdown => return Ok(()),
+                _ = &mut shutdown => return self.land().await,
                 progress = self.round() => progress?,
             };
             if progress.read > 0 {
@@ -614,7 +639,7 @@ impl Transform {
                 continue;
             }
             tokio::select! {
-                _ = &mut shutdown => return Ok(()),
+                _ = &mut shutdown => return self.land().await,
                 _ = tokio::time::sleep(self.poll) => {}
             }
         }

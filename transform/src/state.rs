@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use techmon_eventlog::event_ids::SeenIds;
 use serde::Serialize;
+use techmon_eventlog::event_ids::SeenIds;
 use uuid::Uuid;
 
 use crate::TransformError;
@@ -19,6 +19,8 @@ const LINKS: TableDefinition<(&str, &str), &str> = TableDefinition::new("partici
 /// pseudonym → erased from the lake yet.
 const WITHDRAWN: TableDefinition<&str, bool> = TableDefinition::new("consent_withdrawn");
 /// event id → the log position where it was first seen.
+const STATE_CACHE_BYTES: usize = 32 << 20;
+
 /// Log positions whose event was a second copy of one seen before.
 const DUPLICATES: TableDefinition<(u32, u64), ()> = TableDefinition::new("duplicate_positions");
 /// Per partition, the last offset whose outcome this state holds.
@@ -97,7 +99,12 @@ impl State {
             source: Box::new(e),
         };
         std::fs::create_dir_all(raw).map_err(|e| err(redb::StorageError::Io(e).into()))?;
-        let db = Database::create(&path).map_err(|e| err(e.into()))?;
+        // A small cache: the state is read into memory at open, and redb's default
+        // cache would grow with the state's file.
+        let db = Database::builder()
+            .set_cache_size(STATE_CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| err(e.into()))?;
         let load = || -> Result<_, redb::Error> {
             let txn = db.begin_write()?;
             txn.open_table(LINKS)?;
@@ -182,7 +189,10 @@ impl State {
         changes: &mut StateChanges,
     ) -> bool {
         if let Some((partition, offset)) = position
-            && self.applied.get(&partition).is_some_and(|last| offset <= *last)
+            && self
+                .applied
+                .get(&partition)
+                .is_some_and(|last| offset <= *last)
         {
             return !self.duplicates.contains(&(partition, offset));
         }

@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, TimeZone};
+use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use techmon_schemas::codes::SchoolYear;
 use techmon_schemas::{Event, Payload};
 
@@ -333,7 +333,12 @@ pub fn row(event: &Event, ctx: &RowContext<'_>) -> Option<(&'static Table, Row)>
                 a.ends_at.into(),
                 a.duration_minutes.into(),
                 Cell::Ints(a.worlds.iter().map(|w| i64::from(*w)).collect()),
-                Cell::Texts(a.target_groups.iter().map(|t| t.as_str().to_string()).collect()),
+                Cell::Texts(
+                    a.target_groups
+                        .iter()
+                        .map(|t| t.as_str().to_string())
+                        .collect(),
+                ),
                 a.location.as_ref().into(),
                 Cell::Texts(a.partner_organisations.clone()),
             ],
@@ -443,7 +448,10 @@ pub fn row(event: &Event, ctx: &RowContext<'_>) -> Option<(&'static Table, Row)>
             "ambassadors",
             vec![
                 ctx.key
-                    .pseudonym("ambassador", &format!("{}:{}", event.hub_id, a.ambassador_ref))
+                    .pseudonym(
+                        "ambassador",
+                        &format!("{}:{}", event.hub_id, a.ambassador_ref),
+                    )
                     .into(),
                 key_id.into(),
                 a.organisation_name.as_ref().into(),
