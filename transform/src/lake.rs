@@ -37,7 +37,7 @@ type TableCommit = (
     Result<DeltaTable, TransformError>,
 );
 
-/// What [`Lake::append_all`] did.
+/// What [`Lake::finish_appends`] found.
 pub struct Committed {
     pub done: Vec<(&'static str, Vec<(u32, u64)>)>,
     pub error: Option<TransformError>,
@@ -153,32 +153,19 @@ impl Lake {
         rows: RecordBatch,
         covers: Vec<(u32, u64)>,
     ) -> Result<(), TransformError> {
-        let committed = self
-            .append_all(vec![Append {
-                table,
-                rows,
-                covers,
-            }])
-            .await;
+        let pending = self.start_appends(vec![Append {
+            table,
+            rows,
+            covers,
+        }])?;
+        let committed = self.finish_appends(pending).await;
         committed.error.map_or(Ok(()), Err)
     }
 
-    /// [`Lake::append`] to several tables at once, each its own commit, side by side
-    /// (encoding and compressing Parquet is most of a commit's time). Returns the
-    /// tables that committed, with what they cover, and the first error.
-    pub async fn append_all(&mut self, appends: Vec<Append>) -> Committed {
-        match self.start_appends(appends) {
-            Ok(pending) => self.finish_appends(pending).await,
-            Err(error) => Committed {
-                done: Vec::new(),
-                error: Some(error),
-            },
-        }
-    }
-
-    /// Starts the commits of [`Lake::append_all`] in the background; the next
-    /// commit to a table must wait for [`Lake::finish_appends`], as it builds on
-    /// the version this one makes.
+    /// Starts commits to several tables in the background, each its own commit, side
+    /// by side (encoding and compressing Parquet is most of a commit's time). The
+    /// next commit to a table must wait for [`Lake::finish_appends`], as it builds
+    /// on the version this one makes.
     pub fn start_appends(&self, appends: Vec<Append>) -> Result<Pending, TransformError> {
         let mut tasks = Vec::new();
         for append in appends {
@@ -196,7 +183,8 @@ impl Lake {
         Ok(Pending(tasks))
     }
 
-    /// Waits for the commits [`Lake::start_appends`] started.
+    /// Waits for the commits [`Lake::start_appends`] started: the tables that
+    /// committed, with what they cover, and the first error.
     pub async fn finish_appends(&mut self, pending: Pending) -> Committed {
         let mut committed = Committed {
             done: Vec::new(),

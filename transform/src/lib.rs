@@ -695,7 +695,10 @@ type Parsed = (StoredRecord, Result<Event, (DeadLetterReason, String)>);
 /// [`parse`] of records on every core, started at once and collected in the records'
 /// order: the work of one record does not depend on another's, and it is most of a
 /// round's.
-struct Parsing(Vec<tokio::task::JoinHandle<Vec<Parsed>>>, usize);
+struct Parsing {
+    chunks: Vec<tokio::task::JoinHandle<Vec<Parsed>>>,
+    records: usize,
+}
 
 impl Parsing {
     fn start(records: Vec<StoredRecord>) -> Self {
@@ -719,12 +722,15 @@ impl Parsing {
                     .collect::<Vec<_>>()
             }));
         }
-        Self(tasks, count)
+        Self {
+            chunks: tasks,
+            records: count,
+        }
     }
 
     async fn finish(self) -> Vec<Parsed> {
-        let mut parsed = Vec::with_capacity(self.1);
-        for task in self.0 {
+        let mut parsed = Vec::with_capacity(self.records);
+        for task in self.chunks {
             match task.await {
                 Ok(chunk) => parsed.extend(chunk),
                 Err(e) => std::panic::resume_unwind(e.into_panic()),

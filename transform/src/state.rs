@@ -82,9 +82,8 @@ pub struct State {
 pub struct StateChanges {
     pub links: Vec<((String, String), String)>,
     pub withdrawn: Vec<String>,
-    /// Event ids first seen in this round, in order.
-    pub seen: Vec<Uuid>,
-    pub seen_set: HashSet<Uuid>,
+    /// Event ids first seen in this round.
+    pub seen: HashSet<Uuid>,
     pub duplicates: Vec<(u32, u64)>,
     /// (partition, last offset read).
     pub applied: Vec<(u32, u64)>,
@@ -196,20 +195,15 @@ impl State {
         {
             return !self.duplicates.contains(&(partition, offset));
         }
-        if self.has_seen(id) || !changes.seen_set.insert(id) {
+        if self.seen.contains(id) || !changes.seen.insert(id) {
             changes.duplicates.extend(position);
             return false;
         }
-        changes.seen.push(id);
         true
     }
 
-    /// Whether event `id` was seen (as a first copy) in an applied round.
-    pub fn has_seen(&self, id: Uuid) -> bool {
-        self.seen.contains(id)
-    }
-
     pub fn apply(&mut self, changes: StateChanges) -> Result<(), TransformError> {
+        let seen: Vec<Uuid> = changes.seen.iter().copied().collect();
         let txn = self.db.begin_write().map_err(|e| self.error(e))?;
         let mut write = || -> Result<(), redb::Error> {
             let mut links = txn.open_table(LINKS)?;
@@ -222,7 +216,7 @@ impl State {
                     withdrawn.insert(pseudonym.as_str(), false)?;
                 }
             }
-            self.seen.record(&txn, &changes.seen)?;
+            self.seen.record(&txn, &seen)?;
             let mut duplicates = txn.open_table(DUPLICATES)?;
             for position in &changes.duplicates {
                 duplicates.insert(*position, ())?;
@@ -242,7 +236,7 @@ impl State {
             Ok(())
         };
         if let Err(e) = write().and_then(|()| Ok(txn.commit()?)) {
-            self.seen.forget(&changes.seen);
+            self.seen.forget(&seen);
             return Err(self.error(e));
         }
         for (link, pseudonym) in changes.links {

@@ -284,7 +284,7 @@ macro_rules! int_cells {
 int_cells!(u8, u32, i32);
 impl From<u64> for Cell {
     fn from(v: u64) -> Self {
-        // Beyond i64 cannot fit the column either; TableRows::push refuses it.
+        // Saturates: log offsets never get there, and an Int column refuses it.
         Cell::Int(i64::try_from(v).unwrap_or(i64::MAX))
     }
 }
