@@ -4,6 +4,7 @@
 //! own (`techmon-ingest`, `techmon-transform`, `techmon-query`, on `techmon-eventlog`
 //! and `techmon-schemas`).
 
+pub mod allocator;
 pub mod bench;
 pub mod cli;
 pub mod config;

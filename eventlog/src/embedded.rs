@@ -105,14 +105,13 @@ impl EmbeddedLog {
         }
         txn.commit().map_err(|e| err(e.into()))?;
 
-        let seen = SeenIds::load(&db).map_err(err)?;
         let db = Arc::new(db);
         let (appends, requests) = mpsc::channel();
         let writer = Writer {
             db: db.clone(),
             path: path.to_path_buf(),
             partitions,
-            seen,
+            seen: None,
         };
         let writer = std::thread::Builder::new()
             .name("eventlog-writer".into())
@@ -154,7 +153,9 @@ struct Writer {
     db: Arc<Database>,
     path: PathBuf,
     partitions: u32,
-    seen: SeenIds,
+    /// Loaded by the first append: a process that only reads the log (the
+    /// transform, a replay) does not hold every id ever stored.
+    seen: Option<SeenIds>,
 }
 
 impl Writer {
@@ -198,6 +199,10 @@ impl Writer {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
+        let seen = match &mut self.seen {
+            Some(seen) => seen,
+            None => self.seen.insert(SeenIds::load(&self.db)?),
+        };
         let txn = self.db.begin_write()?;
         let mut results = Vec::with_capacity(group.len());
         let mut new_ids = Vec::new();
@@ -211,7 +216,7 @@ impl Writer {
             for (batch, _) in group {
                 let mut outcome = Vec::with_capacity(batch.len());
                 for record in batch {
-                    if self.seen.contains(record.event_id) || !in_group.insert(record.event_id) {
+                    if seen.contains(record.event_id) || !in_group.insert(record.event_id) {
                         outcome.push(Appended::Duplicate);
                         continue;
                     }
@@ -234,12 +239,11 @@ impl Writer {
                 heads.insert(partition as u32, *head)?;
             }
         }
-        let committed = self
-            .seen
+        let committed = seen
             .record(&txn, &new_ids)
             .and_then(|()| Ok(txn.commit()?));
         if let Err(e) = committed {
-            self.seen.forget(&new_ids);
+            seen.forget(&new_ids);
             return Err(e);
         }
         Ok(results)

@@ -9,6 +9,7 @@
 use std::fmt;
 
 use chrono::{DateTime, FixedOffset, NaiveDate};
+use serde::de::DeserializeSeed;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -581,13 +582,20 @@ macro_rules! payloads {
                 }
             }
 
-            /// Reads the payload object of an event of kind `kind`.
-            ///
-            /// Errors from serde may quote values; do not pass them on to a client
-            /// or a log (see [`crate::validate_event`], which never does).
-            pub fn from_value(kind: EventKind, value: serde_json::Value) -> Result<Self, serde_json::Error> {
-                Ok(match kind {
-                    $(EventKind::$kind => Payload::$kind(serde_json::from_value(value)?)),+
+        }
+
+        /// Reads the payload object of an event of the given kind.
+        ///
+        /// Errors from serde may quote values; do not pass them on to a client
+        /// or a log (see [`crate::validate_event`], which never does).
+        pub struct PayloadSeed(pub EventKind);
+
+        impl<'de> DeserializeSeed<'de> for PayloadSeed {
+            type Value = Payload;
+
+            fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Payload, D::Error> {
+                Ok(match self.0 {
+                    $(EventKind::$kind => Payload::$kind($kind::deserialize(deserializer)?)),+
                 })
             }
         }
@@ -718,32 +726,89 @@ impl Serialize for Event {
     }
 }
 
+/// The envelope's fields.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EventIn {
-    event_id: Uuid,
-    event_type: EventKind,
-    schema_version: u32,
-    hub_id: String,
-    occurred_at: DateTime<FixedOffset>,
-    sent_at: DateTime<FixedOffset>,
-    payload: serde_json::Value,
+#[serde(field_identifier, rename_all = "snake_case")]
+enum EnvelopeField {
+    EventId,
+    EventType,
+    SchemaVersion,
+    HubId,
+    OccurredAt,
+    SentAt,
+    Payload,
+}
+
+struct EventVisitor;
+
+impl<'de> serde::de::Visitor<'de> for EventVisitor {
+    type Value = Event;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an event object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Event, A::Error> {
+        use serde::de::Error;
+        fn once<T, E: Error>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), E> {
+            match slot.replace(value) {
+                Some(_) => Err(E::duplicate_field(name)),
+                None => Ok(()),
+            }
+        }
+        let (mut event_id, mut kind, mut schema_version) = (None, None, None);
+        let (mut hub_id, mut occurred_at, mut sent_at) = (None, None, None);
+        let mut payload = None;
+        // The payload is read straight into its kind's type when `event_type` came
+        // first (as techmon writes it); otherwise it waits as a JSON value.
+        let mut payload_before_kind: Option<serde_json::Value> = None;
+        while let Some(field) = map.next_key()? {
+            match field {
+                EnvelopeField::EventId => once(&mut event_id, map.next_value()?, "event_id")?,
+                EnvelopeField::EventType => once(&mut kind, map.next_value()?, "event_type")?,
+                EnvelopeField::SchemaVersion => {
+                    once(&mut schema_version, map.next_value()?, "schema_version")?
+                }
+                EnvelopeField::HubId => once(&mut hub_id, map.next_value()?, "hub_id")?,
+                EnvelopeField::OccurredAt => {
+                    once(&mut occurred_at, map.next_value()?, "occurred_at")?
+                }
+                EnvelopeField::SentAt => once(&mut sent_at, map.next_value()?, "sent_at")?,
+                EnvelopeField::Payload => {
+                    if payload.is_some() || payload_before_kind.is_some() {
+                        return Err(A::Error::duplicate_field("payload"));
+                    }
+                    match kind {
+                        Some(kind) => payload = Some(map.next_value_seed(PayloadSeed(kind))?),
+                        None => payload_before_kind = Some(map.next_value()?),
+                    }
+                }
+            }
+        }
+        let kind: EventKind = kind.ok_or_else(|| A::Error::missing_field("event_type"))?;
+        let payload = match (payload, payload_before_kind) {
+            (Some(payload), _) => payload,
+            (None, Some(value)) => PayloadSeed(kind)
+                .deserialize(value)
+                .map_err(A::Error::custom)?,
+            (None, None) => return Err(A::Error::missing_field("payload")),
+        };
+        Ok(Event {
+            event_id: event_id.ok_or_else(|| A::Error::missing_field("event_id"))?,
+            schema_version: schema_version
+                .ok_or_else(|| A::Error::missing_field("schema_version"))?,
+            hub_id: hub_id.ok_or_else(|| A::Error::missing_field("hub_id"))?,
+            occurred_at: occurred_at.ok_or_else(|| A::Error::missing_field("occurred_at"))?,
+            sent_at: sent_at.ok_or_else(|| A::Error::missing_field("sent_at"))?,
+            payload,
+        })
+    }
 }
 
 /// Deserialises without schema validation or semantic checks: use it for events
 /// read back from the log. For records from outside use [`crate::validate_event`].
 impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = EventIn::deserialize(deserializer)?;
-        let payload =
-            Payload::from_value(raw.event_type, raw.payload).map_err(serde::de::Error::custom)?;
-        Ok(Event {
-            event_id: raw.event_id,
-            schema_version: raw.schema_version,
-            hub_id: raw.hub_id,
-            occurred_at: raw.occurred_at,
-            sent_at: raw.sent_at,
-            payload,
-        })
+        deserializer.deserialize_map(EventVisitor)
     }
 }

@@ -84,13 +84,14 @@ macro_rules! string_enum {
 
 pub mod codes;
 pub mod event;
+pub mod json;
 mod registry;
 pub mod validate;
 
 pub use event::*;
 pub use registry::{
-    catalogue, csv_delimiter, envelope_schema, kinds, latest_version, payload_schema,
-    record_from_csv, schema, validate_event,
+    ReadEventError, catalogue, csv_delimiter, envelope_schema, kinds, latest_version,
+    payload_schema, read_event, record_from_csv, schema, validate_event,
 };
 pub use validate::FieldError;
 

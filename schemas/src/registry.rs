@@ -8,9 +8,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::codes;
+use crate::json::Json;
 use crate::event::{Event, EventKind, VoOnderwijstype};
 use crate::validate::{FieldError, Schema, check_schema};
 
@@ -181,7 +183,7 @@ fn build() -> Registry {
     // Every example must pass the whole validation, including the semantic checks.
     for &(kind, version, _, example_text) in FILES {
         let example = parse_embedded("example", example_text);
-        if let Err(errors) = validate_with(&registry, &example) {
+        if let Err(errors) = read_checked(&registry, &Json::from(&example)) {
             panic!("examples/{kind}.v{version}.json is not a valid event: {errors:?}");
         }
     }
@@ -337,7 +339,7 @@ fn unknown_version(registry: &Registry, kind: EventKind) -> FieldError {
 }
 
 /// An integer, also when written as an integral float (`1.0`).
-fn as_integer(value: &Value) -> Option<i64> {
+fn as_integer(value: &Json) -> Option<i64> {
     value.as_i64().or_else(|| {
         value
             .as_f64()
@@ -351,18 +353,52 @@ fn as_integer(value: &Value) -> Option<i64> {
 ///
 /// Reasons never contain the record's values.
 pub fn validate_event(value: &Value) -> Result<Event, Vec<FieldError>> {
-    validate_with(&REGISTRY, value)
+    read_checked(&REGISTRY, &Json::from(value))
 }
 
-fn validate_with(registry: &Registry, value: &Value) -> Result<Event, Vec<FieldError>> {
+/// Why stored bytes are not an event.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReadEventError {
+    #[error("not JSON")]
+    NotJson,
+    #[error("not a valid event ({} problems)", .0.len())]
+    Invalid(Vec<FieldError>),
+}
+
+/// [`validate_event`] for an event's JSON text, as stored on the log, without
+/// building a `serde_json::Value`: the tree it validates and reads borrows from
+/// `bytes`.
+pub fn read_event(bytes: &[u8]) -> Result<Event, ReadEventError> {
+    let json = Json::parse(bytes).map_err(|_| ReadEventError::NotJson)?;
+    read_checked(&REGISTRY, &json).map_err(ReadEventError::Invalid)
+}
+
+/// Checks a record against the schema of its kind and version and the semantic
+/// rules, then reads the typed event.
+fn read_checked(registry: &Registry, json: &Json) -> Result<Event, Vec<FieldError>> {
+    let kind = check_event(registry, json)?;
+    match Event::deserialize(json) {
+        Ok(event) if event.kind() == kind => Ok(event),
+        // The serde message may quote a value: never pass it on.
+        _ => Err(vec![FieldError::new(
+            "/",
+            "the record matches the schema but could not be read; this is a bug in techmon, please report it",
+        )]),
+    }
+}
+
+/// Checks a record against the schema of its kind and version and the semantic
+/// rules; returns its kind, or every problem found.
+fn check_event(registry: &Registry, value: &Json) -> Result<EventKind, Vec<FieldError>> {
     let Some(obj) = value.as_object() else {
         return Err(vec![FieldError::new(
             "/",
             "expected a JSON object (one event)",
         )]);
     };
+    let field = |name: &str| obj.iter().find(|(k, _)| k == name).map(|(_, v)| v);
     let mut errors = Vec::new();
-    let kind = match obj.get("event_type") {
+    let kind = match field("event_type") {
         None => {
             errors.push(FieldError::new("/event_type", "required field is missing"));
             None
@@ -376,7 +412,7 @@ fn validate_with(registry: &Registry, value: &Value) -> Result<Event, Vec<FieldE
         }
     };
     let entry = kind.and_then(|kind| {
-        let Some(v) = obj.get("schema_version") else {
+        let Some(v) = field("schema_version") else {
             errors.push(FieldError::new(
                 "/schema_version",
                 "required field is missing",
@@ -413,51 +449,10 @@ fn validate_with(registry: &Registry, value: &Value) -> Result<Event, Vec<FieldE
     let mut errors = entry.compiled.validate(value);
     let semantic = semantic_checks(kind, value, &errors);
     errors.extend(semantic);
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let read = if has_integral_float(value) {
-        serde_json::from_value::<Event>(normalise_numbers(value.clone()))
+    if errors.is_empty() {
+        Ok(kind)
     } else {
-        <Event as serde::Deserialize>::deserialize(value)
-    };
-    match read {
-        Ok(event) if event.kind() == kind => Ok(event),
-        // The serde message may quote a value: never pass it on.
-        _ => Err(vec![FieldError::new(
-            "/",
-            "the record matches the schema but could not be read; this is a bug in techmon, please report it",
-        )]),
-    }
-}
-
-/// Whether `value` holds an integral float anywhere (rare: then it is normalised).
-fn has_integral_float(value: &Value) -> bool {
-    match value {
-        Value::Number(n) => {
-            !n.is_i64() && !n.is_u64() && n.as_f64().is_some_and(|f| f.fract() == 0.0)
-        }
-        Value::Array(items) => items.iter().any(has_integral_float),
-        Value::Object(obj) => obj.values().any(has_integral_float),
-        _ => false,
-    }
-}
-
-/// Turns integral floats (`7.0`, which JSON Schema counts as integers) into
-/// integers, so that they deserialise into integer fields.
-fn normalise_numbers(value: Value) -> Value {
-    match value {
-        Value::Number(n) if !n.is_i64() && !n.is_u64() => match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(f as i64),
-            _ => Value::Number(n),
-        },
-        Value::Array(items) => Value::Array(items.into_iter().map(normalise_numbers).collect()),
-        Value::Object(obj) => Value::Object(
-            obj.into_iter()
-                .map(|(k, v)| (k, normalise_numbers(v)))
-                .collect(),
-        ),
-        other => other,
+        Err(errors)
     }
 }
 
@@ -465,11 +460,11 @@ fn normalise_numbers(value: Value) -> Value {
 /// validation are skipped, so each problem is reported once.
 fn semantic_checks(
     kind: EventKind,
-    event: &Value,
+    event: &Json,
     schema_errors: &[FieldError],
 ) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    let Some(payload) = event.get("payload").and_then(Value::as_object) else {
+    let Some(payload) = event.get("payload").filter(|p| p.as_object().is_some()) else {
         return errors;
     };
     let failed = |field: &str| {
@@ -485,7 +480,7 @@ fn semantic_checks(
         EventKind::ActivityHeld => {
             let time = |field| {
                 get(field)
-                    .and_then(Value::as_str)
+                    .and_then(Json::as_str)
                     .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
             };
             if let (Some(starts), Some(ends)) = (time("starts_at"), time("ends_at")) {
@@ -498,7 +493,7 @@ fn semantic_checks(
             }
         }
         EventKind::GroupParticipated | EventKind::ParticipantRegistered => {
-            if let Some(sector) = get("sector").and_then(Value::as_str) {
+            if let Some(sector) = get("sector").and_then(Json::as_str) {
                 if sector != "PO" && get("groep").is_some() {
                     errors.push(FieldError::new(
                         "/payload/groep",
@@ -515,8 +510,8 @@ fn semantic_checks(
         }
         EventKind::SurveyAnswered => {
             if let (Some(score), Some(max)) = (
-                get("score").and_then(Value::as_f64),
-                get("scale_max").and_then(Value::as_f64),
+                get("score").and_then(Json::as_f64),
+                get("scale_max").and_then(Json::as_f64),
             ) {
                 if score > max {
                     errors.push(FieldError::new(
@@ -527,7 +522,7 @@ fn semantic_checks(
             }
         }
         EventKind::ProfileChosen => {
-            if let Some(code) = get("profile_code").and_then(Value::as_str) {
+            if let Some(code) = get("profile_code").and_then(Json::as_str) {
                 match codes::profile(code) {
                     None => {
                         let known: Vec<&str> =
@@ -539,7 +534,7 @@ fn semantic_checks(
                     }
                     Some(profile) => {
                         let onderwijstype = get("onderwijstype")
-                            .and_then(Value::as_str)
+                            .and_then(Json::as_str)
                             .and_then(|s| s.parse::<VoOnderwijstype>().ok());
                         if let Some(ot) = onderwijstype {
                             if !profile.offered_in(ot) {
@@ -559,7 +554,7 @@ fn semantic_checks(
                     }
                 }
             }
-            let count = get("count").and_then(Value::as_f64);
+            let count = get("count").and_then(Json::as_f64);
             if get("participant_ref").is_some() && count.is_some_and(|c| c > 1.0) {
                 errors.push(FieldError::new(
                     "/payload/count",
@@ -906,14 +901,6 @@ mod tests {
             kinds
                 .iter()
                 .all(|k| k["description"].as_str().is_some_and(|d| d.len() > 20))
-        );
-    }
-
-    #[test]
-    fn normalises_integral_floats_only() {
-        assert_eq!(
-            normalise_numbers(json!({"a": [7.0, 7.5, 3]})),
-            json!({"a": [7, 7.5, 3]})
         );
     }
 }

@@ -5,7 +5,11 @@
 //! Error reasons never repeat the offending value: records carry personal data,
 //! and reasons end up in HTTP answers and logs.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+use serde_json::Value;
+
+use crate::json::Json;
 
 /// One problem with one field of a record.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -115,7 +119,7 @@ pub fn check_schema(schema: &Value, path: &str) -> Result<(), String> {
 /// the schema first; to validate many records, compile once with [`Schema::compile`].
 pub fn validate(schema: &Value, instance: &Value) -> Vec<FieldError> {
     match Schema::compile(schema) {
-        Ok(schema) => schema.validate(instance),
+        Ok(schema) => schema.validate(&Json::from(instance)),
         Err(reason) => vec![FieldError::new("/", format!("invalid schema: {reason}"))],
     }
 }
@@ -125,8 +129,10 @@ pub fn validate(schema: &Value, instance: &Value) -> Vec<FieldError> {
 #[derive(Debug, Clone, Default)]
 pub struct Schema {
     types: Vec<&'static str>,
-    constant: Option<Value>,
-    options: Option<Vec<Value>>,
+    constant: Option<Json<'static>>,
+    /// The constant as written in messages.
+    constant_text: String,
+    options: Option<Vec<Json<'static>>>,
     /// The allowed values as listed in messages.
     options_text: String,
     format: Option<&'static str>,
@@ -167,9 +173,9 @@ impl Schema {
                 .collect(),
             _ => vec![],
         };
-        let options: Option<Vec<Value>> = get("enum").and_then(Value::as_array).cloned();
+        let owned = |v: &Value| Json::from(v).into_owned();
+        let options = get("enum").and_then(Value::as_array);
         let options_text = options
-            .as_ref()
             .map(|o| {
                 o.iter()
                     .map(Value::to_string)
@@ -188,8 +194,9 @@ impl Schema {
         properties.sort_by(|a, b| a.0.cmp(&b.0));
         Self {
             types,
-            constant: get("const").cloned(),
-            options,
+            constant: get("const").map(owned),
+            constant_text: get("const").map(Value::to_string).unwrap_or_default(),
+            options: options.map(|o| o.iter().map(owned).collect()),
             options_text,
             format: get("format")
                 .and_then(Value::as_str)
@@ -217,9 +224,9 @@ impl Schema {
     }
 
     /// Validates `instance`, returning every problem found.
-    pub fn validate(&self, instance: &Value) -> Vec<FieldError> {
+    pub fn validate(&self, instance: &Json) -> Vec<FieldError> {
         let mut errors = Vec::new();
-        self.validate_at(instance, &mut String::new(), &mut errors);
+        self.validate_at(instance, &mut Vec::new(), &mut errors);
         errors
     }
 
@@ -230,153 +237,136 @@ impl Schema {
             .map(|i| &self.properties[i].1)
     }
 
-    fn validate_at(&self, instance: &Value, path: &mut String, errors: &mut Vec<FieldError>) {
-        let field = |path: &str| {
-            if path.is_empty() {
-                "/".to_string()
-            } else {
-                path.to_string()
-            }
-        };
+    fn validate_at<'j>(
+        &self,
+        instance: &'j Json,
+        path: &mut Vec<Segment<'j>>,
+        errors: &mut Vec<FieldError>,
+    ) {
+        let mut fail = |reason: String| errors.push(FieldError::new(pointer(path), reason));
         if !self.types.is_empty() && !self.types.iter().any(|t| type_matches(t, instance)) {
-            errors.push(FieldError::new(
-                field(path),
-                format!(
-                    "expected {}, found {}",
-                    self.types.join(" or "),
-                    type_name(instance)
-                ),
+            fail(format!(
+                "expected {}, found {}",
+                self.types.join(" or "),
+                type_name(instance)
             ));
             return;
         }
         if let Some(c) = &self.constant {
             if !json_equal(c, instance) {
-                errors.push(FieldError::new(field(path), format!("must be {c}")));
+                fail(format!("must be {}", self.constant_text));
             }
         }
         if let Some(options) = &self.options {
             if !options.iter().any(|o| json_equal(o, instance)) {
-                errors.push(FieldError::new(
-                    field(path),
-                    format!("not one of the allowed values: {}", self.options_text),
+                fail(format!(
+                    "not one of the allowed values: {}",
+                    self.options_text
                 ));
             }
         }
         match instance {
-            Value::Object(obj) => self.validate_object(obj, path, errors),
-            Value::Array(items) => self.validate_array(items, path, errors),
-            Value::String(s) => self.validate_string(s, path, errors),
-            Value::Number(n) => {
+            Json::Object(fields) => self.validate_object(fields, path, errors),
+            Json::Array(items) => self.validate_array(items, path, errors),
+            Json::String(s) => self.validate_string(s, path, errors),
+            Json::Number(n) => {
                 let f = n.as_f64().unwrap_or(f64::NAN);
-                if let Some(min) = self.minimum {
-                    if f.is_nan() || f < min {
-                        errors.push(FieldError::new(
-                            field(path),
-                            format!("must be at least {min}"),
-                        ));
-                    }
+                if let Some(min) = self.minimum.filter(|min| f.is_nan() || f < *min) {
+                    fail(format!("must be at least {min}"));
                 }
-                if let Some(max) = self.maximum {
-                    if f.is_nan() || f > max {
-                        errors.push(FieldError::new(
-                            field(path),
-                            format!("must be at most {max}"),
-                        ));
-                    }
+                if let Some(max) = self.maximum.filter(|max| f.is_nan() || f > *max) {
+                    fail(format!("must be at most {max}"));
                 }
             }
             _ => {}
         }
     }
 
-    fn validate_object(
+    fn validate_object<'j>(
         &self,
-        obj: &Map<String, Value>,
-        path: &mut String,
+        fields: &'j [(Cow<str>, Json)],
+        path: &mut Vec<Segment<'j>>,
         errors: &mut Vec<FieldError>,
     ) {
         for name in &self.required {
-            if !obj.contains_key(name) {
-                let len = push_segment(path, name);
-                errors.push(FieldError::new(path.clone(), "required field is missing"));
-                path.truncate(len);
+            if !fields.iter().any(|(k, _)| k == name) {
+                errors.push(FieldError::new(
+                    pointer_to(path, Segment::Name(name)),
+                    "required field is missing",
+                ));
             }
         }
-        for (name, value) in obj {
-            let len = push_segment(path, name);
+        for (i, (name, value)) in fields.iter().enumerate() {
+            let at = || pointer_to(path, Segment::Name(name));
+            if fields[..i].iter().any(|(k, _)| k == name) {
+                // Readers disagree on which copy counts: refuse the ambiguity.
+                errors.push(FieldError::new(at(), "field appears more than once"));
+                continue;
+            }
             match self.property(name) {
-                Some(sub) => sub.validate_at(value, path, errors),
-                None if self.closed => errors.push(FieldError::new(path.clone(), "unknown field")),
+                Some(sub) => {
+                    path.push(Segment::Name(name));
+                    sub.validate_at(value, path, errors);
+                    path.pop();
+                }
+                None if self.closed => errors.push(FieldError::new(at(), "unknown field")),
                 None => {}
             }
-            path.truncate(len);
         }
     }
 
-    fn validate_array(&self, items: &[Value], path: &mut String, errors: &mut Vec<FieldError>) {
-        let here = || {
-            if path.is_empty() {
-                "/".to_string()
-            } else {
-                path.clone()
-            }
-        };
-        if let Some(min) = self.min_items {
-            if (items.len() as u64) < min {
-                errors.push(FieldError::new(
-                    here(),
-                    format!("must have at least {min} items"),
-                ));
-            }
+    fn validate_array<'j>(
+        &self,
+        items: &'j [Json],
+        path: &mut Vec<Segment<'j>>,
+        errors: &mut Vec<FieldError>,
+    ) {
+        let count = items.len() as u64;
+        if let Some(min) = self.min_items.filter(|min| count < *min) {
+            errors.push(FieldError::new(
+                pointer(path),
+                format!("must have at least {min} items"),
+            ));
         }
-        if let Some(max) = self.max_items {
-            if items.len() as u64 > max {
-                errors.push(FieldError::new(
-                    here(),
-                    format!("must have at most {max} items"),
-                ));
-            }
+        if let Some(max) = self.max_items.filter(|max| count > *max) {
+            errors.push(FieldError::new(
+                pointer(path),
+                format!("must have at most {max} items"),
+            ));
         }
         if self.unique_items {
-            if let Some(dup) = items
+            if let Some((i, _)) = items
                 .iter()
                 .enumerate()
                 .find(|(i, v)| items[..*i].iter().any(|w| json_equal(w, v)))
             {
                 errors.push(FieldError::new(
-                    format!("{path}/{}", dup.0),
+                    pointer_to(path, Segment::Index(i)),
                     "repeats an earlier item",
                 ));
             }
         }
         if let Some(item_schema) = &self.items {
             for (i, item) in items.iter().enumerate() {
-                let len = push_segment(path, &i.to_string());
+                path.push(Segment::Index(i));
                 item_schema.validate_at(item, path, errors);
-                path.truncate(len);
+                path.pop();
             }
         }
     }
 
-    fn validate_string(&self, s: &str, path: &str, errors: &mut Vec<FieldError>) {
-        let field = || {
-            if path.is_empty() {
-                "/".to_string()
-            } else {
-                path.to_string()
-            }
-        };
+    fn validate_string(&self, s: &str, path: &[Segment], errors: &mut Vec<FieldError>) {
         if self.min_length.is_some() || self.max_length.is_some() {
             let chars = s.chars().count() as u64;
             if let Some(min) = self.min_length.filter(|min| chars < *min) {
                 errors.push(FieldError::new(
-                    field(),
+                    pointer(path),
                     format!("must be at least {min} characters"),
                 ));
             }
             if let Some(max) = self.max_length.filter(|max| chars > *max) {
                 errors.push(FieldError::new(
-                    field(),
+                    pointer(path),
                     format!("must be at most {max} characters"),
                 ));
             }
@@ -384,7 +374,7 @@ impl Schema {
         if let Some(format) = self.format {
             if let Err(expected) = check_format(format, s) {
                 errors.push(FieldError::new(
-                    field(),
+                    pointer(path),
                     format!("not a valid {format}: expected {expected}"),
                 ));
             }
@@ -392,19 +382,51 @@ impl Schema {
     }
 }
 
-fn type_name(value: &Value) -> &'static str {
+/// One step of the way to a field; the JSON Pointer is written only for a problem.
+#[derive(Clone, Copy)]
+enum Segment<'j> {
+    Name(&'j str),
+    Index(usize),
+}
+
+/// The JSON Pointer (RFC 6901) of `path`; `/` for the whole record.
+fn pointer(path: &[Segment]) -> String {
+    if path.is_empty() {
+        return "/".to_string();
+    }
+    let mut text = String::new();
+    for segment in path {
+        text.push('/');
+        match segment {
+            Segment::Name(name) if name.contains(['~', '/']) => {
+                text.push_str(&name.replace('~', "~0").replace('/', "~1"));
+            }
+            Segment::Name(name) => text.push_str(name),
+            Segment::Index(i) => text.push_str(&i.to_string()),
+        }
+    }
+    text
+}
+
+fn pointer_to(path: &[Segment], last: Segment) -> String {
+    let mut full = path.to_vec();
+    full.push(last);
+    pointer(&full)
+}
+
+fn type_name(value: &Json) -> &'static str {
     match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
+        Json::Null => "null",
+        Json::Bool(_) => "boolean",
+        Json::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Json::Number(_) => "number",
+        Json::String(_) => "string",
+        Json::Array(_) => "array",
+        Json::Object(_) => "object",
     }
 }
 
-fn type_matches(expected: &str, value: &Value) -> bool {
+fn type_matches(expected: &str, value: &Json) -> bool {
     let actual = type_name(value);
     actual == expected
         || (expected == "number" && actual == "integer")
@@ -413,44 +435,32 @@ fn type_matches(expected: &str, value: &Value) -> bool {
 }
 
 /// JSON Schema equality: numbers are equal when mathematically equal (`1.0 == 1`).
-fn json_equal(a: &Value, b: &Value) -> bool {
+fn json_equal(a: &Json, b: &Json) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
+        (Json::Number(x), Json::Number(y)) => {
             match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
                 (Some(x), Some(y), _, _) => x == y,
                 (_, _, Some(x), Some(y)) => x == y,
                 _ => x.as_f64() == y.as_f64(),
             }
         }
-        (Value::Array(x), Value::Array(y)) => {
+        (Json::Array(x), Json::Array(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(x, y)| json_equal(x, y))
         }
-        (Value::Object(x), Value::Object(y)) => {
+        (Json::Object(x), Json::Object(y)) => {
             x.len() == y.len()
                 && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+                    .all(|(k, v)| y.iter().any(|(l, w)| l == k && json_equal(v, w)))
         }
         _ => a == b,
     }
-}
-
-fn push_segment(path: &mut String, segment: &str) -> usize {
-    let len = path.len();
-    path.push('/');
-    // JSON Pointer escaping (RFC 6901)
-    if segment.contains(['~', '/']) {
-        path.push_str(&segment.replace('~', "~0").replace('/', "~1"));
-    } else {
-        path.push_str(segment);
-    }
-    len
 }
 
 /// Checks a string format; on failure returns a description of what was expected.
 pub fn check_format(format: &str, s: &str) -> Result<(), &'static str> {
     let ok = match format {
         "uuid" => uuid::Uuid::try_parse(s).is_ok(),
-        "date" => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() && s.len() == 10,
+        "date" => is_date(s),
         "date-time" => chrono::DateTime::parse_from_rfc3339(s).is_ok(),
         "brin6" => is_brin6(s),
         "postcode" => is_postcode(s),
@@ -473,6 +483,25 @@ pub fn check_format(format: &str, s: &str) -> Result<(), &'static str> {
         "school-year" => "a school year such as 2024/25",
         _ => "a known format",
     })
+}
+
+/// `YYYY-MM-DD`, a day that exists (by hand: chrono's format parser is slow, and
+/// every event is checked).
+fn is_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |range: std::ops::Range<usize>| {
+        b[range]
+            .iter()
+            .fold(0u32, |n, c| n * 10 + u32::from(c - b'0'))
+    };
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        && chrono::NaiveDate::from_ymd_opt(digits(0..4) as i32, digits(5..7), digits(8..10))
+            .is_some()
 }
 
 /// BRIN (2 digits + 2 upper-case letters or digits) followed by a two-digit vestiging number.
@@ -597,6 +626,10 @@ mod tests {
         assert!(check_format("postcode", "7411 AB").is_ok());
         assert!(check_format("postcode", "0411AB").is_err());
         assert!(check_format("date", "2012-02-30").is_err());
+        assert!(check_format("date", "2012-02-29").is_ok());
+        for wrong in ["2013-02-29", "2012-2-29", "2012-02-290", "2012/02/29", "２０１２-02-29"] {
+            assert!(check_format("date", wrong).is_err(), "{wrong}");
+        }
         assert!(check_format("date-time", "2024-10-03T09:30:00+02:00").is_ok());
         assert!(check_format("date-time", "2024-10-03 09:30").is_err());
         assert!(check_format("school-year", "2024/25").is_ok());

@@ -4,7 +4,8 @@
 use serde_json::{Value, json};
 use techmon_schemas::validate::validate;
 use techmon_schemas::{
-    Event, EventKind, FieldError, Payload, catalogue, record_from_csv, schema, validate_event,
+    Event, EventKind, FieldError, Payload, ReadEventError, catalogue, read_event,
+    record_from_csv, schema, validate_event,
 };
 
 fn example(kind: EventKind) -> Value {
@@ -139,12 +140,73 @@ fn defaults_apply_when_optional_fields_are_left_out() {
     assert_eq!(validate_event(&json).expect("still valid"), event);
 }
 
+/// The stored text of `record` with its top-level fields in the given order.
+fn text_in_order(record: &Value, order: &[&str]) -> String {
+    let fields: Vec<String> = order
+        .iter()
+        .map(|name| format!("{:?}: {}", name, record[*name]))
+        .collect();
+    format!("{{{}}}", fields.join(", "))
+}
+
+#[test]
+fn reading_stored_bytes_agrees_with_validating_a_value() {
+    let envelope = [
+        "event_id",
+        "event_type",
+        "schema_version",
+        "hub_id",
+        "occurred_at",
+        "sent_at",
+        "payload",
+    ];
+    let mut payload_first = envelope;
+    payload_first.rotate_right(1);
+    for kind in EventKind::ALL {
+        let record = example(*kind);
+        let expected = validate_event(&record).expect("valid example");
+        for order in [envelope, payload_first] {
+            let text = text_in_order(&record, &order);
+            assert_eq!(
+                read_event(text.as_bytes()),
+                Ok(expected.clone()),
+                "{kind}, fields in order {order:?}"
+            );
+        }
+        // An invalid record gets the same problems either way.
+        let mut bad = record.clone();
+        set(&mut bad, "/hub_id", Some(json!(17)));
+        set(&mut bad, "/payload/no_such_field", Some(json!("secret")));
+        let Err(ReadEventError::Invalid(problems)) = read_event(bad.to_string().as_bytes()) else {
+            panic!("{kind}: an invalid record was read");
+        };
+        assert_eq!(fields(&problems), fields(&errors_of(&bad)), "{kind}");
+    }
+    assert_eq!(read_event(b"{\"event_id\": "), Err(ReadEventError::NotJson));
+    assert_eq!(read_event(b"\xff\xfe"), Err(ReadEventError::NotJson));
+}
+
+#[test]
+fn a_field_given_twice_is_refused_not_guessed() {
+    let record = example(EventKind::ParticipantAttended);
+    let text = record.to_string();
+    let twice = text.replacen("{", "{\"hub_id\": \"another-hub\", ", 1);
+    let Err(ReadEventError::Invalid(problems)) = read_event(twice.as_bytes()) else {
+        panic!("a record with hub_id twice was read");
+    };
+    assert_eq!(
+        problems,
+        vec![FieldError::new("/hub_id", "field appears more than once")]
+    );
+}
+
 #[test]
 fn integral_floats_are_integers() {
     let mut record = example(EventKind::GroupParticipated);
     set(&mut record, "/payload/groep", Some(json!(7.0)));
     set(&mut record, "/schema_version", Some(json!(1.0)));
     let event = validate_event(&record).expect("7.0 is an integer");
+    assert_eq!(read_event(record.to_string().as_bytes()), Ok(event.clone()));
     let Payload::GroupParticipated(g) = &event.payload else {
         panic!("kind")
     };

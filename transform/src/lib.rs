@@ -16,9 +16,8 @@ use std::time::{Duration, Instant};
 use deltalake::arrow::array::{AsArray, BooleanArray};
 use deltalake::arrow::compute::filter_record_batch;
 use serde::Deserialize;
-use serde_json::Value;
 use techmon_eventlog::{EventLog, LogError, StoredRecord};
-use techmon_schemas::{Event, Payload};
+use techmon_schemas::{Event, Payload, ReadEventError};
 
 pub mod batch;
 pub mod lake;
@@ -742,23 +741,23 @@ impl Parsing {
 
 /// Reads and validates a stored event; on failure, why (without values).
 fn parse(record: &StoredRecord) -> Result<Event, (DeadLetterReason, String)> {
-    let value: Value = serde_json::from_slice(&record.payload).map_err(|_| {
-        (
+    techmon_schemas::read_event(&record.payload).map_err(|error| match error {
+        ReadEventError::NotJson => (
             DeadLetterReason::Unreadable,
             "the stored event is not JSON".to_string(),
-        )
-    })?;
-    techmon_schemas::validate_event(&value).map_err(|errors| {
-        let reason = match errors.first().map(|e| e.field.as_str()) {
-            Some("/schema_version") => DeadLetterReason::UnknownSchemaVersion,
-            Some("/event_type") => DeadLetterReason::UnknownEventKind,
-            _ => DeadLetterReason::Invalid,
-        };
-        let detail = errors
-            .iter()
-            .map(|e| format!("{}: {}", e.field, e.reason))
-            .collect::<Vec<_>>()
-            .join("; ");
-        (reason, detail)
+        ),
+        ReadEventError::Invalid(errors) => {
+            let reason = match errors.first().map(|e| e.field.as_str()) {
+                Some("/schema_version") => DeadLetterReason::UnknownSchemaVersion,
+                Some("/event_type") => DeadLetterReason::UnknownEventKind,
+                _ => DeadLetterReason::Invalid,
+            };
+            let detail = errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.reason))
+                .collect::<Vec<_>>()
+                .join("; ");
+            (reason, detail)
+        }
     })
 }
