@@ -239,9 +239,7 @@ impl Writer {
                 heads.insert(partition as u32, *head)?;
             }
         }
-        let committed = seen
-            .record(&txn, &new_ids)
-            .and_then(|()| Ok(txn.commit()?));
+        let committed = seen.record(&txn, &new_ids).and_then(|()| Ok(txn.commit()?));
         if let Err(e) = committed {
             seen.forget(&new_ids);
             return Err(e);

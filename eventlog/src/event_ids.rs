@@ -1,15 +1,15 @@
 //! The event ids a log has stored, which make appends idempotent.
 //!
 //! On disk they are an append-only table of blocks (block number → the ids of one
-//! commit), written in the same transaction as what it covers; in memory, a hash set
+//! commit), written in the same transaction as what it covers; in memory, a set
 //! loaded from it at open. Keyed by the ids themselves, the table would rewrite one
 //! B-tree page per random id on every commit; one block per commit writes a few.
+//!
+//! The set in memory is many small sorted vectors, one per shard of ids: 16 bytes an
+//! id and a little slack (a hash set of ten million ids takes 285 MB, and twice that
+//! for a moment while it grows), and each shard grows on its own.
 
-use std::collections::HashSet;
-
-use redb::{
-    ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
-};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use uuid::Uuid;
 
 /// Block number → the ids of one commit, 16 big-endian bytes each.
@@ -19,10 +19,30 @@ const SEEN_IDS: TableDefinition<u64, u128> = TableDefinition::new("seen_event_id
 
 const ID_BYTES: usize = 16;
 
-#[derive(Debug, Default)]
+/// Shards of the set in memory: about 150 ids each at ten million.
+const SHARDS: usize = 1 << 16;
+
+#[derive(Debug)]
 pub struct SeenIds {
-    ids: HashSet<u128>,
+    /// Each sorted.
+    shards: Vec<Vec<u128>>,
     next_block: u64,
+}
+
+/// The shard of an id, by a mix of all its bits: ids need not be random (a
+/// time-ordered UUID shares its leading bits with its neighbours).
+fn shard(id: u128) -> usize {
+    let folded = (id as u64) ^ ((id >> 64) as u64);
+    (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 48) as usize
+}
+
+impl Default for SeenIds {
+    fn default() -> Self {
+        Self {
+            shards: vec![Vec::new(); SHARDS],
+            next_block: 0,
+        }
+    }
 }
 
 impl SeenIds {
@@ -35,27 +55,51 @@ impl SeenIds {
         let txn = db.begin_read()?;
         let one_by_one = txn.open_table(SEEN_IDS)?;
         let blocks = txn.open_table(SEEN_ID_BLOCKS)?;
-        let mut ids = HashSet::with_capacity(one_by_one.len()? as usize);
+        let mut seen = Self::default();
+        // Gathered unsorted, then each shard sorted once.
         for entry in one_by_one.iter()? {
-            ids.insert(entry?.1.value());
+            let id = entry?.1.value();
+            seen.shards[shard(id)].push(id);
         }
-        let mut next_block = 0;
         for entry in blocks.iter()? {
             let (block, bytes) = entry?;
-            let bytes = bytes.value();
-            ids.reserve(bytes.len() / ID_BYTES);
-            for id in bytes.chunks_exact(ID_BYTES) {
+            for id in bytes.value().chunks_exact(ID_BYTES) {
                 let mut be = [0; ID_BYTES];
                 be.copy_from_slice(id);
-                ids.insert(u128::from_be_bytes(be));
+                let id = u128::from_be_bytes(be);
+                seen.shards[shard(id)].push(id);
             }
-            next_block = block.value() + 1;
+            seen.next_block = block.value() + 1;
         }
-        Ok(Self { ids, next_block })
+        for ids in &mut seen.shards {
+            ids.sort_unstable();
+            ids.dedup();
+            ids.shrink_to_fit();
+        }
+        Ok(seen)
     }
 
     pub fn contains(&self, id: Uuid) -> bool {
-        self.ids.contains(&id.as_u128())
+        let id = id.as_u128();
+        self.shards[shard(id)].binary_search(&id).is_ok()
+    }
+
+    fn insert(&mut self, id: u128) {
+        let ids = &mut self.shards[shard(id)];
+        if let Err(at) = ids.binary_search(&id) {
+            if ids.len() == ids.capacity() {
+                // Grow by a quarter, not double: the slack is memory held for nothing.
+                ids.reserve_exact(ids.len() / 4 + 4);
+            }
+            ids.insert(at, id);
+        }
+    }
+
+    fn remove(&mut self, id: u128) {
+        let ids = &mut self.shards[shard(id)];
+        if let Ok(at) = ids.binary_search(&id) {
+            ids.remove(at);
+        }
     }
 
     /// Records ids in the caller's transaction. Call [`SeenIds::forget`] with the same
@@ -71,7 +115,9 @@ impl SeenIds {
         txn.open_table(SEEN_ID_BLOCKS)?
             .insert(self.next_block, bytes.as_slice())?;
         self.next_block += 1;
-        self.ids.extend(ids.iter().map(Uuid::as_u128));
+        for id in ids {
+            self.insert(id.as_u128());
+        }
         Ok(())
     }
 
@@ -81,8 +127,45 @@ impl SeenIds {
             return;
         }
         for id in ids {
-            self.ids.remove(&id.as_u128());
+            self.remove(id.as_u128());
         }
         self.next_block -= 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holds_what_was_recorded_across_reopening_and_forgets_a_failed_commit() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let db = redb::Database::create(dir.path().join("ids.redb")).expect("database");
+        let mut seen = SeenIds::load(&db).expect("load");
+        // Random ids and time-ordered ones (which share their leading bits).
+        let random: Vec<Uuid> = (0..5000).map(|_| Uuid::new_v4()).collect();
+        let ordered: Vec<Uuid> = (0..5000u128)
+            .map(|n| Uuid::from_u128((7 << 100) + n))
+            .collect();
+        for ids in [&random, &ordered] {
+            let txn = db.begin_write().expect("transaction");
+            seen.record(&txn, ids).expect("record");
+            txn.commit().expect("commit");
+        }
+        let failed: Vec<Uuid> = (0..100).map(|_| Uuid::new_v4()).collect();
+        {
+            let txn = db.begin_write().expect("transaction");
+            seen.record(&txn, &failed).expect("record");
+            txn.abort().expect("abort");
+        }
+        seen.forget(&failed);
+        let reopened = SeenIds::load(&db).expect("load");
+        for set in [&seen, &reopened] {
+            assert!(random.iter().chain(&ordered).all(|id| set.contains(*id)));
+            assert!(!failed.iter().any(|id| set.contains(*id)));
+            assert!(!set.contains(Uuid::from_u128((7 << 100) + 5000)));
+        }
+        assert_eq!(reopened.next_block, 2);
+        assert!(seen.shards.iter().all(|ids| ids.is_sorted()));
     }
 }

@@ -267,7 +267,10 @@ mod tests {
     fn borrows_plain_strings_and_owns_escaped_ones() {
         let bytes = br#"{"a": "plain", "b\u0041": "tab\there", "n": [1, -2, 2.5, null, true]}"#;
         let json = Json::parse(bytes).expect("valid JSON");
-        assert!(matches!(json.get("a"), Some(Json::String(Cow::Borrowed("plain")))));
+        assert!(matches!(
+            json.get("a"),
+            Some(Json::String(Cow::Borrowed("plain")))
+        ));
         assert!(matches!(json.get("bA"), Some(Json::String(Cow::Owned(s))) if s == "tab\there"));
         let n = json.get("n").and_then(Json::as_array).expect("array");
         assert_eq!(n[0].as_i64(), Some(1));
@@ -309,6 +312,9 @@ mod tests {
         // (keys in order: a `Value` may sort them)
         let text = r#"{"big": 18446744073709551615, "f": 1e300, "x": [1, {"y": "é"}]}"#;
         let value: Value = serde_json::from_str(text).expect("valid JSON");
-        assert_eq!(Json::parse(text.as_bytes()).expect("valid JSON"), Json::from(&value));
+        assert_eq!(
+            Json::parse(text.as_bytes()).expect("valid JSON"),
+            Json::from(&value)
+        );
     }
 }

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::codes;
-use crate::json::Json;
 use crate::event::{Event, EventKind, VoOnderwijstype};
+use crate::json::Json;
 use crate::validate::{FieldError, Schema, check_schema};
 
 const ENVELOPE_V1: &str = include_str!("../json/envelope/v1.schema.json");
@@ -458,11 +458,7 @@ fn check_event(registry: &Registry, value: &Json) -> Result<EventKind, Vec<Field
 
 /// Rules a JSON Schema cannot express. Fields that already failed schema
 /// validation are skipped, so each problem is reported once.
-fn semantic_checks(
-    kind: EventKind,
-    event: &Json,
-    schema_errors: &[FieldError],
-) -> Vec<FieldError> {
+fn semantic_checks(kind: EventKind, event: &Json, schema_errors: &[FieldError]) -> Vec<FieldError> {
     let mut errors = Vec::new();
     let Some(payload) = event.get("payload").filter(|p| p.as_object().is_some()) else {
         return errors;

@@ -627,7 +627,13 @@ mod tests {
         assert!(check_format("postcode", "0411AB").is_err());
         assert!(check_format("date", "2012-02-30").is_err());
         assert!(check_format("date", "2012-02-29").is_ok());
-        for wrong in ["2013-02-29", "2012-2-29", "2012-02-290", "2012/02/29", "２０１２-02-29"] {
+        for wrong in [
+            "2013-02-29",
+            "2012-2-29",
+            "2012-02-290",
+            "2012/02/29",
+            "２０１２-02-29",
+        ] {
             assert!(check_format("date", wrong).is_err(), "{wrong}");
         }
         assert!(check_format("date-time", "2024-10-03T09:30:00+02:00").is_ok());

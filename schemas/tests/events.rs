@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 use techmon_schemas::validate::validate;
 use techmon_schemas::{
-    Event, EventKind, FieldError, Payload, ReadEventError, catalogue, read_event,
-    record_from_csv, schema, validate_event,
+    Event, EventKind, FieldError, Payload, ReadEventError, catalogue, read_event, record_from_csv,
+    schema, validate_event,
 };
 
 fn example(kind: EventKind) -> Value {

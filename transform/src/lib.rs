@@ -457,8 +457,8 @@ impl Transform {
         let linked = |hub: &str, reference: &str| {
             round_links
                 .get(&(hub.to_string(), reference.to_string()))
-                .or_else(|| self.state.linked(hub, reference))
                 .cloned()
+                .or_else(|| self.state.linked(hub, reference))
         };
         let subject = participant_pseudonym(&event, &self.key, &linked);
         if let Payload::ConsentWithdrawn(_) = &event.payload {

@@ -67,10 +67,41 @@ pub struct DeadLetter {
     pub payload: String,
 }
 
+/// (hub, participant reference) → pseudonym, in memory: a link is one allocation
+/// (the key `hub NUL reference`; a hub id holds no NUL) and the pseudonym's 32 bytes.
+/// Held as three strings, a million links took 300 MB.
+#[derive(Default)]
+struct Links(HashMap<Box<str>, [u8; 32]>);
+
+impl Links {
+    fn key(hub: &str, reference: &str) -> String {
+        format!("{hub}\0{reference}")
+    }
+
+    /// A link as held in memory.
+    fn entry(
+        hub: &str,
+        reference: &str,
+        pseudonym: &str,
+    ) -> Result<(Box<str>, [u8; 32]), redb::Error> {
+        let mut bytes = [0; 32];
+        hex::decode_to_slice(pseudonym, &mut bytes).map_err(|_| {
+            redb::StorageError::Corrupted("a linked pseudonym is not 64 hex digits".into())
+        })?;
+        Ok((Self::key(hub, reference).into_boxed_str(), bytes))
+    }
+
+    fn get(&self, hub: &str, reference: &str) -> Option<String> {
+        self.0
+            .get(Self::key(hub, reference).as_str())
+            .map(hex::encode)
+    }
+}
+
 pub struct State {
     db: Database,
     path: PathBuf,
-    links: HashMap<(String, String), String>,
+    links: Links,
     withdrawn: HashMap<String, bool>,
     seen: SeenIds,
     duplicates: HashSet<(u32, u64)>,
@@ -114,14 +145,12 @@ impl State {
             txn.commit()?;
             let seen = SeenIds::load(&db)?;
             let txn = db.begin_read()?;
-            let mut links = HashMap::new();
+            let mut links = Links::default();
             for entry in txn.open_table(LINKS)?.iter()? {
                 let (k, v) = entry?;
                 let (hub, reference) = k.value();
-                links.insert(
-                    (hub.to_string(), reference.to_string()),
-                    v.value().to_string(),
-                );
+                let (key, pseudonym) = Links::entry(hub, reference, v.value())?;
+                links.0.insert(key, pseudonym);
             }
             let mut withdrawn = HashMap::new();
             for entry in txn.open_table(WITHDRAWN)?.iter()? {
@@ -158,8 +187,8 @@ impl State {
         }
     }
 
-    pub fn linked(&self, hub: &str, reference: &str) -> Option<&String> {
-        self.links.get(&(hub.to_string(), reference.to_string()))
+    pub fn linked(&self, hub: &str, reference: &str) -> Option<String> {
+        self.links.get(hub, reference)
     }
 
     pub fn is_withdrawn(&self, pseudonym: &str) -> bool {
@@ -203,6 +232,12 @@ impl State {
     }
 
     pub fn apply(&mut self, changes: StateChanges) -> Result<(), TransformError> {
+        let new_links = changes
+            .links
+            .iter()
+            .map(|((hub, reference), pseudonym)| Links::entry(hub, reference, pseudonym))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.error(e))?;
         let seen: Vec<Uuid> = changes.seen.iter().copied().collect();
         let txn = self.db.begin_write().map_err(|e| self.error(e))?;
         let mut write = || -> Result<(), redb::Error> {
@@ -239,9 +274,7 @@ impl State {
             self.seen.forget(&seen);
             return Err(self.error(e));
         }
-        for (link, pseudonym) in changes.links {
-            self.links.insert(link, pseudonym);
-        }
+        self.links.0.extend(new_links);
         for pseudonym in changes.withdrawn {
             self.withdrawn.entry(pseudonym).or_insert(false);
         }
