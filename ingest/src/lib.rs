@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::Value;
 use techmon_eventlog::{Appended, EventLog, LogRecord};
-use techmon_schemas::{EventKind, FieldError};
+use techmon_schemas::{Event, EventKind, FieldError, ReadEventError};
 
 mod auth;
 mod error;
@@ -213,17 +213,16 @@ async fn store(
             .and_then(|v| v.get("event_id"))
             .and_then(Value::as_str)
             .and_then(|id| uuid::Uuid::try_parse(id).ok());
-        let checked =
-            candidate
-                .parsed
-                .and_then(|value| match techmon_schemas::validate_event(&value) {
-                    Ok(event) if event.hub_id != hub => Err(vec![FieldError::new(
-                        "/hub_id",
-                        "the token used belongs to another hub: a hub may only send its own events",
-                    )]),
-                    Ok(event) => Ok((value, event)),
-                    Err(errors) => Err(errors),
-                });
+        let checked = candidate.parsed.and_then(|value| {
+            match validate_as_stored(&value, candidate.raw.as_deref()) {
+                Ok(event) if event.hub_id != hub => Err(vec![FieldError::new(
+                    "/hub_id",
+                    "the token used belongs to another hub: a hub may only send its own events",
+                )]),
+                Ok(event) => Ok((value, event)),
+                Err(errors) => Err(errors),
+            }
+        });
         let (status, errors) = match checked {
             Ok((value, event)) => {
                 to_append.push((
@@ -318,6 +317,19 @@ fn log_failure(state: &Ingest, error: techmon_eventlog::LogError) -> ApiError {
             "log_error",
             "the event log failed; nothing of this request was acknowledged",
         )
+    }
+}
+
+/// Validates a record as the log will store it: its own bytes when it came as an
+/// NDJSON line (so that what the transform reads back is exactly what was checked,
+/// e.g. a field given twice is refused here too), else the parsed value.
+fn validate_as_stored(value: &Value, raw: Option<&[u8]>) -> Result<Event, Vec<FieldError>> {
+    match raw {
+        Some(raw) => techmon_schemas::read_event(raw).map_err(|error| match error {
+            ReadEventError::Invalid(errors) => errors,
+            ReadEventError::NotJson => vec![FieldError::new("/", "not JSON")],
+        }),
+        None => techmon_schemas::validate_event(value),
     }
 }
 

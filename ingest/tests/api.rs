@@ -172,6 +172,11 @@ async fn a_mixed_batch_gets_an_exact_answer_per_record_and_its_valid_records_are
     unknown_field["payload"]["favourite_colour"] = json!("green");
     let mut unknown_version = activity("tec-deventer");
     unknown_version["schema_version"] = json!(9);
+    // Readers disagree on which copy of a repeated field counts.
+    let field_twice =
+        group("tec-deventer")
+            .to_string()
+            .replacen('{', "{\"hub_id\": \"tec-deventer\", ", 1);
 
     let body = [
         valid_a.to_string(),
@@ -183,6 +188,7 @@ async fn a_mixed_batch_gets_an_exact_answer_per_record_and_its_valid_records_are
         "{\"event_id\": \"truncated".to_string(),
         unknown_field.to_string(),
         unknown_version.to_string(),
+        field_twice,
     ]
     .join("\n");
     let response = server
@@ -222,12 +228,13 @@ async fn a_mixed_batch_gets_an_exact_answer_per_record_and_its_valid_records_are
                 vec!["/payload/favourite_colour"]
             ),
             (7, Some(9), RecordStatus::Rejected, vec!["/schema_version"]),
+            (8, Some(10), RecordStatus::Rejected, vec!["/hub_id"]),
         ],
         "{answer:#?}"
     );
     assert_eq!(
         (answer.accepted, answer.duplicates, answer.rejected),
-        (2, 1, 5)
+        (2, 1, 6)
     );
     assert_eq!(
         answer.results[0].event_id.map(|u| u.to_string()),
