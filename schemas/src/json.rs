@@ -72,6 +72,16 @@ impl<'a> Json<'a> {
         self.as_number()?.as_i64()
     }
 
+    /// An integer, also when written as an integral float (`7.0`: JSON Schema
+    /// counts it as an integer).
+    pub fn as_integer(&self) -> Option<i64> {
+        self.as_i64().or_else(|| {
+            self.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                .map(|f| f as i64)
+        })
+    }
+
     /// A tree that owns its strings (for values kept beyond their input).
     pub fn into_owned(self) -> Json<'static> {
         match self {
@@ -202,10 +212,8 @@ impl<'de> de::Deserializer<'de> for &Json<'de> {
         match self {
             Json::Null => visitor.visit_unit(),
             Json::Bool(b) => visitor.visit_bool(*b),
-            Json::Number(n) => match n.as_f64() {
-                Some(f) if !n.is_i64() && !n.is_u64() && f.fract() == 0.0 && f.abs() < 9.0e15 => {
-                    visitor.visit_i64(f as i64)
-                }
+            Json::Number(n) => match self.as_integer() {
+                Some(i) if n.is_f64() => visitor.visit_i64(i),
                 _ => n.deserialize_any(visitor),
             },
             Json::String(Cow::Borrowed(s)) => visitor.visit_borrowed_str(s),
