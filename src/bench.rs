@@ -1,6 +1,6 @@
 //! `techmon bench ingest`: pushes a fixed number of realistic events over HTTP to a
-//! `techmon serve` child process (so its memory is measured alone) and reports
-//! events/s and the server's peak memory.
+//! `techmon ingest` child process (the ingest service alone, so neither the transform's
+//! work nor its memory is counted) and reports events/s and the server's peak memory.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -319,7 +319,7 @@ pub async fn ingest(options: &IngestBench) -> anyhow::Result<IngestReport> {
         .port();
     let mut command = Command::new(std::env::current_exe()?);
     command
-        .arg("serve")
+        .arg("ingest")
         .env("TECHMON__INGEST__LISTEN", format!("127.0.0.1:{port}"))
         .env("TECHMON__LOG__BACKEND", &options.backend)
         .env(
@@ -341,7 +341,7 @@ pub async fn ingest(options: &IngestBench) -> anyhow::Result<IngestReport> {
     }
     eprintln!("generating {} events", options.events);
     let bodies = Arc::new(bodies(options)?);
-    let server = Server(command.spawn().context("starting techmon serve")?);
+    let server = Server(command.spawn().context("starting techmon ingest")?);
     let url = format!("http://127.0.0.1:{port}/v1/events");
     let client = reqwest::Client::new();
     let ready = format!("http://127.0.0.1:{port}/readyz");
@@ -353,7 +353,7 @@ pub async fn ingest(options: &IngestBench) -> anyhow::Result<IngestReport> {
         .is_ok_and(|r| r.status().is_success())
     {
         if Instant::now() > deadline {
-            bail!("techmon serve did not become ready");
+            bail!("techmon ingest did not become ready");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -41,6 +41,8 @@ pub enum Command {
     },
     /// Run the services (ingest and the transform, on one event log) in one process.
     Serve,
+    /// Run the ingest API alone (hubs push into the event log), on `ingest.listen`.
+    Ingest,
     /// Run the transform alone: event log → research lake, until stopped.
     Transform,
     /// Run the query API alone (SQL over the lake), on `query.listen`.
@@ -176,6 +178,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => {
             let config = load_config()?;
             crate::serve::run(&config, shutdown_signal()).await?;
+        }
+        Command::Ingest => {
+            let config = load_config()?;
+            let log = techmon_eventlog::open(&config.log).await?;
+            let router = techmon_ingest::build(&config.ingest, log)?;
+            techmon_ingest::run(&config.ingest, router, shutdown_signal()).await?;
         }
         Command::Transform => {
             let config = load_config()?;

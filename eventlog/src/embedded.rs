@@ -16,7 +16,8 @@ use uuid::Uuid;
 
 use crate::event_ids::SeenIds;
 use crate::{
-    Appended, EventLog, LogError, LogRecord, StoredRecord, check_partition, partition_for,
+    Appended, EventLog, LogError, LogRecord, StoredRecord, check_events, check_partition,
+    partition_for,
 };
 
 /// (partition, offset) → (key, event id, stored at ms, payload).
@@ -262,6 +263,7 @@ impl EventLog for EmbeddedLog {
         if records.is_empty() {
             return Ok(vec![]);
         }
+        check_events(&records)?;
         let unavailable = || LogError::Unavailable {
             backend: "embedded",
             reason: "the writer thread has stopped".into(),

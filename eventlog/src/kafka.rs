@@ -1,6 +1,11 @@
 //! The Kafka backend: an idempotent `acks=all` producer keyed by subject, topics
 //! created when missing, consumer-group positions committed to the broker.
 //!
+//! A Kafka record is the event as the hub sent it, keyed by subject, and nothing else:
+//! the event id is read back from the event's own `event_id` rather than sent again in
+//! a header (a header costs every record bytes, and brokers that keep headers apart,
+//! such as tansu, a row of their own).
+//!
 //! Kafka has no idempotency across producer sessions, so the event ids this producer
 //! had acknowledged are kept in a local `redb` index. An id is recorded only after the
 //! broker acknowledged its record: a crash between the two can leave one extra copy in
@@ -16,7 +21,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use redb::Database;
@@ -24,9 +29,10 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::event_ids::SeenIds;
-use crate::{Appended, EventLog, LogError, LogRecord, StoredRecord, check_partition};
-
-const EVENT_ID_HEADER: &str = "event_id";
+use crate::{
+    Appended, EventLog, LogError, LogRecord, StoredRecord, check_events, check_partition,
+    event_id_of,
+};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -166,19 +172,15 @@ impl KafkaLog {
     }
 
     async fn produce(&self, record: &LogRecord) -> Result<(u32, u64), LogError> {
-        let id = record.event_id.to_string();
-        let headers = OwnedHeaders::new().insert(Header {
-            key: EVENT_ID_HEADER,
-            value: Some(id.as_str()),
-        });
         let message = FutureRecord::to(&self.topic)
             .key(record.key.as_str())
-            .payload(record.payload.as_slice())
-            .headers(headers);
+            .payload(record.payload.as_slice());
         // The producer's own message timeout bounds the wait.
         match self.producer.send(message, Duration::from_secs(0)).await {
             Ok(delivery) => Ok((delivery.partition as u32, delivery.offset as u64)),
-            Err((e, _)) => Err(self.unavailable(format!("producing event {id}: {e}"))),
+            Err((e, _)) => {
+                Err(self.unavailable(format!("producing event {}: {e}", record.event_id)))
+            }
         }
     }
 }
@@ -250,6 +252,7 @@ impl EventLog for KafkaLog {
     }
 
     async fn append(&self, records: Vec<LogRecord>) -> Result<Vec<Appended>, LogError> {
+        check_events(&records)?;
         // Claim the ids this batch will send; an id another batch is sending right now
         // makes this append fail as retryable, so the id is never sent twice at once.
         let mut claimed = InFlight {
@@ -377,16 +380,9 @@ impl EventLog for KafkaLog {
                             offset,
                             reason: reason.to_string(),
                         };
-                        let event_id = message
-                            .headers()
-                            .and_then(|h| {
-                                h.iter()
-                                    .find(|h| h.key == EVENT_ID_HEADER)
-                                    .and_then(|h| h.value)
-                            })
-                            .and_then(|v| std::str::from_utf8(v).ok())
-                            .and_then(|v| Uuid::try_parse(v).ok())
-                            .ok_or_else(|| corrupt("no event_id header"))?;
+                        let payload = message.payload().unwrap_or_default();
+                        let event_id = event_id_of(payload)
+                            .ok_or_else(|| corrupt("not an event with an event_id"))?;
                         let key = message
                             .key()
                             .map(|k| String::from_utf8_lossy(k).into_owned())
@@ -397,7 +393,7 @@ impl EventLog for KafkaLog {
                             key,
                             event_id,
                             timestamp_ms: message.timestamp().to_millis().unwrap_or(0),
-                            payload: message.payload().unwrap_or_default().to_vec(),
+                            payload: payload.to_vec(),
                         });
                     }
                 }

@@ -28,6 +28,8 @@ pub struct LogRecord {
     pub key: String,
     /// The idempotency key: a second record with the same id is not stored.
     pub event_id: Uuid,
+    /// The event as a JSON object whose top-level `event_id` is `event_id` (the Kafka
+    /// backend reads the id back from there).
     pub payload: Vec<u8>,
 }
 
@@ -84,6 +86,8 @@ pub enum LogError {
         offset: u64,
         reason: String,
     },
+    #[error("record {event_id} is not a JSON event with that event_id")]
+    NotAnEvent { event_id: Uuid },
     #[error("event id index at {path}: {source}")]
     EventIdIndex {
         path: PathBuf,
@@ -184,6 +188,31 @@ fn check_partition(partition: u32, partitions: u32) -> Result<(), LogError> {
         });
     }
     Ok(())
+}
+
+/// Refuses a batch with a record whose payload is not an event carrying the record's
+/// id: what is read back must name the id that was deduplicated on.
+fn check_events(records: &[LogRecord]) -> Result<(), LogError> {
+    match records
+        .iter()
+        .find(|r| event_id_of(&r.payload) != Some(r.event_id))
+    {
+        Some(record) => Err(LogError::NotAnEvent {
+            event_id: record.event_id,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The top-level `event_id` of an event; its other fields are skipped unread.
+fn event_id_of(payload: &[u8]) -> Option<Uuid> {
+    #[derive(serde::Deserialize)]
+    struct EventId {
+        event_id: Uuid,
+    }
+    serde_json::from_slice::<EventId>(payload)
+        .ok()
+        .map(|e| e.event_id)
 }
 
 /// Kafka's default partitioner (murmur2 of the key bytes, as in the Java client), so a

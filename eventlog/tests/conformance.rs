@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use techmon_eventlog::embedded::EmbeddedLog;
 use techmon_eventlog::kafka::{KafkaConfig, KafkaLog};
-use techmon_eventlog::{Appended, EventLog, LogRecord, StoredRecord, partition_for};
+use techmon_eventlog::{Appended, EventLog, LogError, LogRecord, StoredRecord, partition_for};
 use uuid::Uuid;
 
 const PARTITIONS: u32 = 4;
@@ -75,12 +75,19 @@ fn kafka() -> Kafka {
     }
 }
 
+/// An event whose `note` says which key and sequence number it was appended as.
 fn record(key: &str, seq: usize) -> LogRecord {
+    let event_id = Uuid::new_v4();
     LogRecord {
         key: key.to_string(),
-        event_id: Uuid::new_v4(),
-        payload: format!("{key}#{seq}").into_bytes(),
+        event_id,
+        payload: format!(r#"{{"event_id":"{event_id}","note":"{key}#{seq}"}}"#).into_bytes(),
     }
+}
+
+fn note(record: &StoredRecord) -> String {
+    let event: serde_json::Value = serde_json::from_slice(&record.payload).expect("json");
+    event["note"].as_str().expect("note").to_string()
 }
 
 async fn read_all(log: &dyn EventLog) -> Vec<StoredRecord> {
@@ -126,12 +133,9 @@ async fn append_keeps_order_per_key(backend: impl Backend) {
             HashSet::from([partition_for(key, PARTITIONS)]),
             "partitions of key {key}"
         );
-        let payloads: Vec<String> = of_key
-            .iter()
-            .map(|r| String::from_utf8_lossy(&r.payload).into_owned())
-            .collect();
+        let notes: Vec<String> = of_key.iter().map(|r| note(r)).collect();
         let expected: Vec<String> = (0..30).map(|i| format!("{key}#{i}")).collect();
-        assert_eq!(payloads, expected, "order of key {key}");
+        assert_eq!(notes, expected, "order of key {key}");
     }
     // Every answer names the position the record is read back from.
     for (record, outcome) in appended {
@@ -193,7 +197,7 @@ async fn duplicate_event_ids_are_stored_once(backend: impl Backend) {
     assert_eq!(result[1], Appended::Duplicate, "repeat within a batch");
     assert!(matches!(result[2], Appended::Stored { .. }));
     let again = LogRecord {
-        payload: b"changed".to_vec(),
+        payload: format!(r#"{{"event_id":"{}","note":"changed"}}"#, first.event_id).into_bytes(),
         ..first.clone()
     };
     assert_eq!(
@@ -217,6 +221,32 @@ async fn duplicate_event_ids_are_stored_once(backend: impl Backend) {
         1
     );
     assert_eq!(stored.len(), 2);
+}
+
+/// The log reads a record's id back from its event, so a record whose event names
+/// another id, or none, is refused with its batch, before anything is stored.
+async fn a_record_not_carrying_its_id_is_refused(backend: impl Backend) {
+    let log = backend.open().await;
+    let good = record("k", 0);
+    let other_id = LogRecord {
+        event_id: Uuid::new_v4(),
+        ..record("k", 1)
+    };
+    let not_json = LogRecord {
+        payload: b"k#2".to_vec(),
+        ..record("k", 2)
+    };
+    for bad in [other_id, not_json] {
+        let err = log
+            .append(vec![good.clone(), bad.clone()])
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(err, LogError::NotAnEvent { event_id } if event_id == bad.event_id),
+            "{err}"
+        );
+    }
+    assert!(read_all(log.as_ref()).await.is_empty());
 }
 
 async fn committed_positions_survive_reopen(backend: impl Backend) {
@@ -300,7 +330,7 @@ async fn concurrent_producers_lose_nothing(backend: impl Backend) {
                 .iter()
                 .filter(|r| r.key == key)
                 .map(|r| {
-                    String::from_utf8_lossy(&r.payload)
+                    note(r)
                         .rsplit('#')
                         .next()
                         .and_then(|s| s.parse().ok())
@@ -332,6 +362,7 @@ conformance!(
     append_keeps_order_per_key,
     offsets_are_dense_and_reads_resume,
     duplicate_event_ids_are_stored_once,
+    a_record_not_carrying_its_id_is_refused,
     committed_positions_survive_reopen,
     concurrent_producers_lose_nothing,
 );

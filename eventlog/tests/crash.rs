@@ -25,10 +25,17 @@ async fn appending_child_process() {
     let mut stdout = std::io::stdout().lock();
     for batch_no in 0u64.. {
         let batch: Vec<LogRecord> = (0..50)
-            .map(|i| LogRecord {
-                key: format!("subject-{}", (batch_no * 50 + i) % 97),
-                event_id: Uuid::new_v4(),
-                payload: vec![b'x'; 200],
+            .map(|i| {
+                let event_id = Uuid::new_v4();
+                LogRecord {
+                    key: format!("subject-{}", (batch_no * 50 + i) % 97),
+                    event_id,
+                    payload: format!(
+                        r#"{{"event_id":"{event_id}","padding":"{}"}}"#,
+                        "x".repeat(150)
+                    )
+                    .into_bytes(),
+                }
             })
             .collect();
         let ids: Vec<Uuid> = batch.iter().map(|r| r.event_id).collect();
