@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::Value;
 use techmon_eventlog::{Appended, EventLog, LogRecord};
-use techmon_schemas::{Event, EventKind, FieldError, ReadEventError};
+use techmon_schemas::{EventKind, FieldError};
 
 mod auth;
 mod error;
@@ -206,45 +206,40 @@ async fn store(
     let mut results = Vec::with_capacity(candidates.len());
     let mut to_append = Vec::new();
     for candidate in candidates {
-        let event_id = candidate
-            .parsed
-            .as_ref()
-            .ok()
-            .and_then(|v| v.get("event_id"))
-            .and_then(Value::as_str)
-            .and_then(|id| uuid::Uuid::try_parse(id).ok());
-        let checked = candidate.parsed.and_then(|value| {
-            match validate_as_stored(&value, candidate.raw.as_deref()) {
-                Ok(event) if event.hub_id != hub => Err(vec![FieldError::new(
-                    "/hub_id",
-                    "the token used belongs to another hub: a hub may only send its own events",
-                )]),
-                Ok(event) => Ok((value, event)),
-                Err(errors) => Err(errors),
-            }
-        });
-        let (status, errors) = match checked {
-            Ok((value, event)) => {
+        let checked = match candidate.record {
+            Err(errors) => Err((None, errors)),
+            Ok(record) => match record.read() {
+                Ok(event) if event.hub_id != hub => Err((
+                    Some(event.event_id),
+                    vec![FieldError::new(
+                        "/hub_id",
+                        "the token used belongs to another hub: a hub may only send its own events",
+                    )],
+                )),
+                Ok(event) => Ok((record, event)),
+                Err(errors) => Err((record.event_id(), errors)),
+            },
+        };
+        let (event_id, status, errors) = match checked {
+            Ok((record, event)) => {
+                let event_id = event.event_id;
                 to_append.push((
                     results.len(),
                     LogRecord {
                         key: event.subject_key(),
-                        event_id: event.event_id,
-                        payload: match &candidate.raw {
-                            Some(raw) => raw.to_vec(),
-                            None => serde_json::to_vec(&value).expect("a JSON value serialises"),
-                        },
+                        event_id,
+                        payload: record.into_payload(),
                     },
                 ));
-                (RecordStatus::Accepted, vec![])
+                (Some(event_id), RecordStatus::Accepted, vec![])
             }
-            Err(errors) => {
+            Err((event_id, errors)) => {
                 state
                     .metrics
                     .rejected
                     .with_label_values(&[rejection_reason(&errors)])
                     .inc();
-                (RecordStatus::Rejected, errors)
+                (event_id, RecordStatus::Rejected, errors)
             }
         };
         results.push(RecordResult {
@@ -317,19 +312,6 @@ fn log_failure(state: &Ingest, error: techmon_eventlog::LogError) -> ApiError {
             "log_error",
             "the event log failed; nothing of this request was acknowledged",
         )
-    }
-}
-
-/// Validates a record as the log will store it: its own bytes when it came as an
-/// NDJSON line (so that what the transform reads back is exactly what was checked,
-/// e.g. a field given twice is refused here too), else the parsed value.
-fn validate_as_stored(value: &Value, raw: Option<&[u8]>) -> Result<Event, Vec<FieldError>> {
-    match raw {
-        Some(raw) => techmon_schemas::read_event(raw).map_err(|error| match error {
-            ReadEventError::Invalid(errors) => errors,
-            ReadEventError::NotJson => vec![FieldError::new("/", "not JSON")],
-        }),
-        None => techmon_schemas::validate_event(value),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use techmon_schemas::FieldError;
+use techmon_schemas::{Event, FieldError, ReadEventError};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -15,10 +15,61 @@ pub struct Candidate {
     pub index: usize,
     /// 1-based line in the body, for line-based bodies (NDJSON, CSV).
     pub line: Option<usize>,
-    pub parsed: Result<Value, Vec<FieldError>>,
-    /// The record's bytes as sent, where the body has them one by one (NDJSON):
-    /// stored as they are, instead of serialising the parsed value again.
-    pub raw: Option<bytes::Bytes>,
+    pub record: Result<Record, Vec<FieldError>>,
+}
+
+/// A record as it came.
+#[derive(Debug)]
+pub enum Record {
+    /// An NDJSON line: checked and stored as its own bytes, so what the transform
+    /// reads back is exactly what was checked (e.g. a field given twice is refused
+    /// here too), and it is tokenised once.
+    Line(bytes::Bytes),
+    /// An element of a JSON array, or a CSV row made into an event.
+    Value(Value),
+}
+
+impl Record {
+    /// Checks the record against its schema and reads the typed event.
+    pub fn read(&self) -> Result<Event, Vec<FieldError>> {
+        match self {
+            Record::Line(line) => techmon_schemas::read_event(line).map_err(|e| match e {
+                ReadEventError::Invalid(errors) => errors,
+                ReadEventError::NotJson => {
+                    let syntax = serde_json::from_slice::<serde::de::IgnoredAny>(line)
+                        .err()
+                        .map_or_else(|| "invalid JSON".into(), |e| json_error_kind(&e));
+                    vec![FieldError::new("/", format!("not a JSON object: {syntax}"))]
+                }
+            }),
+            Record::Value(value) => techmon_schemas::validate_event(value),
+        }
+    }
+
+    /// The `event_id` a refused record names, if it names a valid one.
+    pub fn event_id(&self) -> Option<Uuid> {
+        #[derive(Deserialize)]
+        struct EventId {
+            event_id: Uuid,
+        }
+        match self {
+            Record::Line(line) => serde_json::from_slice::<EventId>(line)
+                .ok()
+                .map(|e| e.event_id),
+            Record::Value(value) => value
+                .get("event_id")
+                .and_then(Value::as_str)
+                .and_then(|id| Uuid::try_parse(id).ok()),
+        }
+    }
+
+    /// The bytes the log stores.
+    pub fn into_payload(self) -> Vec<u8> {
+        match self {
+            Record::Line(line) => line.to_vec(),
+            Record::Value(value) => serde_json::to_vec(&value).expect("a JSON value serialises"),
+        }
+    }
 }
 
 /// What became of one record.
@@ -81,8 +132,7 @@ pub fn parse_events(whole: &bytes::Bytes) -> Result<Vec<Candidate>, ApiError> {
                 .map(|(index, v)| Candidate {
                     index,
                     line: None,
-                    parsed: Ok(v),
-                    raw: None,
+                    record: Ok(Record::Value(v)),
                 })
                 .collect())
         }
@@ -94,13 +144,7 @@ pub fn parse_events(whole: &bytes::Bytes) -> Result<Vec<Candidate>, ApiError> {
             .map(|(index, (line_no, line))| Candidate {
                 index,
                 line: Some(line_no + 1),
-                raw: Some(whole.slice_ref(line.trim_ascii())),
-                parsed: serde_json::from_slice(line).map_err(|e| {
-                    vec![FieldError::new(
-                        "/",
-                        format!("not a JSON object: {}", json_error_kind(&e)),
-                    )]
-                }),
+                record: Ok(Record::Line(whole.slice_ref(line.trim_ascii()))),
             })
             .collect()),
     }
@@ -153,8 +197,7 @@ pub fn parse_feed(kind: &str, version: u32, body: &[u8]) -> Result<Vec<Candidate
         candidates.push(Candidate {
             index,
             line,
-            parsed,
-            raw: None,
+            record: parsed.map(Record::Value),
         });
     }
     if candidates.is_empty() {
@@ -211,7 +254,11 @@ mod tests {
         let candidates = parse_events(&bytes::Bytes::from_static(body)).expect("parses");
         let lines: Vec<Option<usize>> = candidates.iter().map(|c| c.line).collect();
         assert_eq!(lines, [Some(1), Some(3), Some(4)]);
-        assert!(candidates[1].parsed.is_err());
+        let broken = candidates[1].record.as_ref().expect("a line").read();
+        assert_eq!(
+            broken.expect_err("not JSON")[0].reason,
+            "not a JSON object: invalid JSON at column 2"
+        );
         assert_eq!(candidates[2].index, 2);
     }
 

@@ -241,6 +241,22 @@ async fn a_mixed_batch_gets_an_exact_answer_per_record_and_its_valid_records_are
         valid_a["event_id"].as_str().map(str::to_string)
     );
     assert!(answer.results[0].partition.is_some() && answer.results[0].offset.is_some());
+    // A refused record is named by its event_id where it has a readable one.
+    let named: Vec<Option<String>> = answer
+        .results
+        .iter()
+        .map(|r| r.event_id.map(|u| u.to_string()))
+        .collect();
+    assert_eq!(
+        named[1].as_deref(),
+        unknown_kind["event_id"].as_str(),
+        "unknown kind"
+    );
+    assert_eq!(named[5], None, "truncated line");
+    assert_eq!(
+        answer.results[5].errors[0].reason,
+        "not a JSON object: the line ends too early"
+    );
 
     let stored = server.stored().await;
     let ids: Vec<String> = stored.iter().map(|r| r.event_id.to_string()).collect();
