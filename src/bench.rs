@@ -28,8 +28,10 @@ pub struct IngestBench {
     pub events: usize,
     #[arg(long, default_value_t = 1000)]
     pub batch_size: usize,
-    /// Concurrent HTTP connections.
-    #[arg(long, default_value_t = 4)]
+    /// Concurrent HTTP connections: several hubs pushing at once. Each request waits
+    /// for the log to acknowledge its records, so concurrency hides that wait (a
+    /// Kafka broker's round trip above all).
+    #[arg(long, default_value_t = 16)]
     pub connections: usize,
     /// `embedded`, or `kafka` with `--brokers`.
     #[arg(long, default_value = "embedded")]
