@@ -12,7 +12,8 @@ use deltalake::arrow::array::{
     ArrayRef, BooleanArray, Float64Array, Int32Array, RecordBatch, StringArray,
 };
 use deltalake::arrow::datatypes::{Field, Schema, SchemaRef};
-use deltalake::datafusion::catalog::TableProvider;
+use deltalake::datafusion::catalog::{Session, TableProvider};
+use deltalake::delta_datafusion::{DeltaScanConfig, DeltaScanNext};
 use deltalake::datafusion::datasource::MemTable;
 use deltalake::datafusion::prelude::SessionContext;
 use techmon_schemas::codes;
@@ -110,6 +111,22 @@ struct DeltaSource {
     schema: SchemaRef,
 }
 
+/// A read-only scan of a Delta table. Partition values come as plain strings, not
+/// dictionary-encoded: nearly every view groups by `school_year`, and a dictionary
+/// column sends DataFusion's grouping from its column-wise path to row encoding.
+fn scan(
+    table: &DeltaTable,
+    session: &dyn Session,
+) -> Result<Arc<dyn TableProvider>, deltalake::datafusion::error::DataFusionError> {
+    let snapshot = table.snapshot()?.snapshot().clone();
+    let config = DeltaScanConfig {
+        wrap_partition_values: false,
+        schema_force_view_types: false,
+        ..DeltaScanConfig::new_from_session(session)
+    };
+    Ok(Arc::new(DeltaScanNext::new(snapshot, config)?))
+}
+
 /// The lake and reference tables, kept loaded and brought up to date per query.
 pub struct Catalogue {
     root: url::Url,
@@ -197,10 +214,9 @@ impl Catalogue {
         self.connect(ctx, resolved)?;
         for (source, table) in self.sources.iter().zip(&resolved.tables) {
             let provider: Arc<dyn TableProvider> = match table {
-                Some(table) => table
-                    .table_provider()
-                    .await
-                    .map_err(|e| QueryError::engine(source.name, e))?,
+                Some(table) => {
+                    scan(table, &ctx.state()).map_err(|e| QueryError::engine(source.name, e))?
+                }
                 None => Arc::new(
                     MemTable::try_new(Arc::clone(&source.schema), vec![vec![]])
                         .map_err(|e| QueryError::engine(source.name, e))?,
