@@ -13,9 +13,9 @@ use deltalake::arrow::array::{
 };
 use deltalake::arrow::datatypes::{Field, Schema, SchemaRef};
 use deltalake::datafusion::catalog::{Session, TableProvider};
-use deltalake::delta_datafusion::{DeltaScanConfig, DeltaScanNext};
 use deltalake::datafusion::datasource::MemTable;
 use deltalake::datafusion::prelude::SessionContext;
+use deltalake::delta_datafusion::{DeltaScanConfig, DeltaScanNext};
 use techmon_schemas::codes;
 use tokio::sync::Mutex;
 
