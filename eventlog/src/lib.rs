@@ -205,7 +205,7 @@ fn check_events(records: &[LogRecord]) -> Result<(), LogError> {
 }
 
 /// The top-level `event_id` of an event; its other fields are skipped unread.
-fn event_id_of(payload: &[u8]) -> Option<Uuid> {
+pub fn event_id_of(payload: &[u8]) -> Option<Uuid> {
     #[derive(serde::Deserialize)]
     struct EventId {
         event_id: Uuid,

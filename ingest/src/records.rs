@@ -48,14 +48,8 @@ impl Record {
 
     /// The `event_id` a refused record names, if it names a valid one.
     pub fn event_id(&self) -> Option<Uuid> {
-        #[derive(Deserialize)]
-        struct EventId {
-            event_id: Uuid,
-        }
         match self {
-            Record::Line(line) => serde_json::from_slice::<EventId>(line)
-                .ok()
-                .map(|e| e.event_id),
+            Record::Line(line) => techmon_eventlog::event_id_of(line),
             Record::Value(value) => value
                 .get("event_id")
                 .and_then(Value::as_str)
