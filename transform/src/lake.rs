@@ -10,10 +10,12 @@ use deltalake::arrow::array::{Array, AsArray, RecordBatch};
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::DataType;
 use deltalake::datafusion::prelude::SessionContext;
-use deltalake::kernel::Transaction;
-use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+use deltalake::kernel::transaction::{CommitConflictError, CommitProperties, TransactionError};
+use deltalake::kernel::{StructType, Transaction};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
 
 use crate::TransformError;
@@ -69,7 +71,31 @@ async fn commit(
             CommitProperties::default().with_application_transactions(transactions),
         )
         .await
-        .map_err(|e| delta_error(table.name, e))
+        .map_err(|e| match e {
+            DeltaTableError::Transaction {
+                source: TransactionError::CommitConflict(CommitConflictError::ConcurrentTransaction),
+            } => TransformError::PositionsTaken {
+                table: table.name,
+                partitions: append.covers.iter().map(|(p, _)| *p).collect(),
+            },
+            e => delta_error(table.name, e),
+        })
+}
+
+/// Creates a table's first version: its columns and partitioning, no rows. Every
+/// commit that adds rows then builds on a version it read, and Delta's conflict check
+/// refuses it when a commit since then recorded positions of the same partitions
+/// (a first commit that races another is rebased onto the winner unchecked).
+async fn create(delta: DeltaTable, table: &Table) -> Result<DeltaTable, DeltaTableError> {
+    let columns: StructType = table.arrow_schema().as_ref().try_into_kernel()?;
+    delta
+        .create()
+        .with_save_mode(SaveMode::Ignore)
+        .with_table_name(table.name)
+        .with_comment(table.description)
+        .with_columns(columns.fields().cloned())
+        .with_partition_columns([PARTITION_COLUMN])
+        .await
 }
 
 pub struct Lake {
@@ -105,9 +131,14 @@ impl Lake {
                 })?;
             }
             let url = table_url(&root_url, table.name).map_err(|e| delta_error(table.name, e))?;
-            let delta = open_table(url)
+            let mut delta = open_table(url)
                 .await
                 .map_err(|e| delta_error(table.name, e))?;
+            if delta.version().is_none() {
+                delta = create(delta, table)
+                    .await
+                    .map_err(|e| delta_error(table.name, e))?;
+            }
             tables.insert(table.name, delta);
         }
         Ok(Self {

@@ -74,6 +74,13 @@ pub enum TransformError {
         #[source]
         source: Box<deltalake::DeltaTableError>,
     },
+    #[error(
+        "lake table {table}: another transform worker committed log partitions {partitions:?} first; resume from the lake"
+    )]
+    PositionsTaken {
+        table: &'static str,
+        partitions: Vec<u32>,
+    },
     #[error("cannot create the lake folder {path}: {source}")]
     LakeFolder {
         path: PathBuf,
@@ -116,7 +123,7 @@ impl TransformError {
     pub fn is_retryable(&self) -> bool {
         match self {
             TransformError::Log(e) => e.is_retryable(),
-            TransformError::Lake { .. } => true,
+            TransformError::Lake { .. } | TransformError::PositionsTaken { .. } => true,
             _ => false,
         }
     }

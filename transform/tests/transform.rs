@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use techmon_eventlog::embedded::EmbeddedLog;
 use techmon_eventlog::{EventLog, LogRecord};
 use techmon_transform::state::DeadLetterReason;
-use techmon_transform::{Config, Transform};
+use techmon_transform::{Config, Transform, TransformError};
 use uuid::Uuid;
 
 const TOPIC: &str = "techmon.events";
@@ -655,4 +655,80 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// Two workers started on the same partitions (a deployment mistake, or an old
+/// process still running beside its replacement) race to commit the same log
+/// positions. The lake's commits decide: one wins each position, the other's commit
+/// is refused, and a refused worker resumes from what the lake holds. No event may
+/// land twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_on_the_same_partitions_never_commit_a_position_twice() {
+    let setup = Setup::new();
+    let mut ids = setup.append(&(0..100).map(group).collect::<Vec<_>>()).await;
+    let config = |raw: &str| Config {
+        raw: setup.dir.path().join(raw),
+        ..setup.config()
+    };
+    let open = |raw: &'static str| {
+        let (config, log) = (config(raw), setup.log.clone());
+        async move {
+            Transform::open(&config, log, TOPIC)
+                .await
+                .expect("open transform")
+        }
+    };
+    // Both start from the same lake; the first to commit wins.
+    let (mut first, mut second) = (open("raw-a").await, open("raw-b").await);
+    assert_eq!(first.catch_up().await.expect("first worker").written, 100);
+    let refused = second
+        .catch_up()
+        .await
+        .expect_err("positions already committed");
+    assert!(
+        matches!(
+            refused,
+            TransformError::PositionsTaken {
+                table: "group_participations",
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    assert!(refused.is_retryable());
+    drop((first, second));
+    // Resumed from the lake, it has nothing left to write.
+    assert_eq!(
+        open("raw-b")
+            .await
+            .catch_up()
+            .await
+            .expect("resumed")
+            .written,
+        0
+    );
+
+    // Both at once over a longer backlog, each resuming after every refusal.
+    ids.extend(
+        setup
+            .append(&(100..700).map(group).collect::<Vec<_>>())
+            .await,
+    );
+    let worker = |raw: &'static str| async move {
+        loop {
+            match open(raw).await.catch_up().await {
+                Ok(_) => return,
+                Err(e) => assert!(matches!(e, TransformError::PositionsTaken { .. }), "{e}"),
+            }
+        }
+    };
+    tokio::join!(worker("raw-a"), worker("raw-b"));
+    let mut lake_ids = strings(
+        &rows(&setup.lake(), "group_participations").await,
+        "event_id",
+    );
+    lake_ids.sort();
+    ids.sort();
+    assert_eq!(lake_ids.len(), ids.len(), "no event twice, none lost");
+    assert_eq!(lake_ids, ids);
 }
