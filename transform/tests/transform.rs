@@ -732,3 +732,38 @@ async fn two_workers_on_the_same_partitions_never_commit_a_position_twice() {
     assert_eq!(lake_ids.len(), ids.len(), "no event twice, none lost");
     assert_eq!(lake_ids, ids);
 }
+
+/// The lake can be any object store URL, not only a folder: the transform writes
+/// through `object_store` (here its in-memory store, which lives as long as the
+/// transform holds its tables) and reads its own commits back from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lake_can_live_in_an_object_store() {
+    let setup = Setup::new();
+    let ids = setup.append(&(0..50).map(group).collect::<Vec<_>>()).await;
+    let config = Config {
+        lake: "memory:///research-lake".into(),
+        ..setup.config()
+    };
+    let mut transform = Transform::open(&config, setup.log.clone(), TOPIC)
+        .await
+        .expect("open transform");
+    assert_eq!(transform.lake().root().scheme(), "memory");
+    assert_eq!(transform.catch_up().await.expect("catch up").written, 50);
+    let held = transform
+        .lake()
+        .event_ids_in("group_participations", &ids)
+        .await
+        .expect("query the lake");
+    assert_eq!(held.len(), 50, "every event in the object store's table");
+    assert!(
+        transform
+            .lake()
+            .versions()
+            .contains(&("group_participations", 1)),
+        "created, then one round of rows (50 over 3 partitions): {:?}",
+        transform.lake().versions()
+    );
+    // Nothing went to the local disk instead.
+    assert!(!std::path::Path::new("memory:").exists());
+    assert!(!setup.lake().exists());
+}
