@@ -229,13 +229,18 @@ pub const VIEWS: &[View] = &[
                  WHERE (sector = 'PO' AND role = 'pupil' AND band IS NOT NULL) OR (sector = 'VO' AND role = 'pupil') \
                     OR (sector = 'MBO' AND role IN ('pupil', 'student')) OR role = 'parent' \
                UNION ALL SELECT 'po_participation_share', band, hub_id, school_year, 0.0, pupils FROM po_pupils_per_hub \
-               UNION ALL SELECT 'teachers_professionalised', NULL, a.hub_id, a.school_year, CAST(count(DISTINCT a.participant_pseudonym) AS DOUBLE), NULL \
-                 FROM attendances a \
-                 JOIN (SELECT DISTINCT hub_id, activity_id FROM activities WHERE activity_type = 'docentprofessionalisering') t \
-                   ON a.hub_id = t.hub_id AND a.activity_id = t.activity_id \
-                 LEFT JOIN (SELECT participant_pseudonym, max(role) AS role FROM participants GROUP BY participant_pseudonym) p \
-                   ON a.participant_pseudonym = p.participant_pseudonym \
-                 WHERE coalesce(a.role, p.role) = 'teacher' GROUP BY a.hub_id, a.school_year \
+               UNION ALL SELECT 'teachers_professionalised', NULL, hub_id, school_year, CAST(count(DISTINCT participant_pseudonym) AS DOUBLE), NULL FROM ( \
+                 WITH taught AS ( \
+                   SELECT a.hub_id, a.school_year, a.participant_pseudonym, a.role FROM attendances a \
+                   JOIN (SELECT DISTINCT hub_id, activity_id FROM activities WHERE activity_type = 'docentprofessionalisering') t \
+                     ON a.hub_id = t.hub_id AND a.activity_id = t.activity_id) \
+                 SELECT ta.hub_id, ta.school_year, ta.participant_pseudonym FROM taught ta \
+                 LEFT JOIN (SELECT participant_pseudonym, max(role) AS role FROM participants \
+                            WHERE participant_pseudonym IN (SELECT participant_pseudonym FROM taught) \
+                            GROUP BY participant_pseudonym) p \
+                   ON ta.participant_pseudonym = p.participant_pseudonym \
+                 WHERE coalesce(ta.role, p.role) = 'teacher') \
+                 GROUP BY hub_id, school_year \
                UNION ALL SELECT 'satisfaction', NULL, hub_id, school_year, score_of_10, 1.0 FROM survey_answers \
                UNION ALL SELECT 'affiliated_organisations', NULL, hub_id, school_year, CAST(count(*) AS DOUBLE), NULL FROM ( \
                  SELECT p.hub_id, y.school_year, p.change, \
