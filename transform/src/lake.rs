@@ -163,14 +163,12 @@ impl Lake {
     ) -> Result<HashMap<&'static str, Option<u64>>, TransformError> {
         let mut out = HashMap::new();
         for (name, table) in &self.tables {
-            let version = match table.snapshot() {
-                Ok(state) => state
-                    .transaction_version(table.log_store().as_ref(), self.app_id(partition))
-                    .await
-                    .map_err(|e| delta_error(name, e))?,
-                // A table that does not exist yet holds nothing.
-                Err(_) => None,
-            };
+            let version = table
+                .snapshot()
+                .map_err(|e| delta_error(name, e))?
+                .transaction_version(table.log_store().as_ref(), self.app_id(partition))
+                .await
+                .map_err(|e| delta_error(name, e))?;
             out.insert(*name, version.map(|v| v as u64));
         }
         Ok(out)
@@ -252,7 +250,7 @@ impl Lake {
             .collect();
         let predicate = format!("participant_pseudonym IN ({})", list.join(", "));
         let mut deleted = 0;
-        for (table, current) in self.existing_participant_tables() {
+        for (table, current) in self.participant_tables() {
             let (after, metrics) = current
                 .delete()
                 .with_predicate(predicate.clone())
@@ -264,15 +262,10 @@ impl Lake {
         Ok(deleted)
     }
 
-    /// The tables with a participant column that exist (have a first version).
-    fn existing_participant_tables(&self) -> Vec<(&'static Table, DeltaTable)> {
+    /// The tables with a participant column.
+    fn participant_tables(&self) -> Vec<(&'static Table, DeltaTable)> {
         crate::tables::participant_tables()
-            .filter_map(|table| {
-                self.tables
-                    .get(table.name)
-                    .filter(|t| t.version().is_some())
-                    .map(|t| (table, t.clone()))
-            })
+            .filter_map(|table| self.tables.get(table.name).map(|t| (table, t.clone())))
             .collect()
     }
 
@@ -285,7 +278,7 @@ impl Lake {
     ) -> Result<usize, TransformError> {
         let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
         let mut deleted = 0;
-        for (table, current) in self.existing_participant_tables() {
+        for (table, current) in self.participant_tables() {
             let (after, metrics) = current
                 .vacuum()
                 .with_retention_period(retention)
@@ -306,9 +299,10 @@ impl Lake {
         ids: &[String],
     ) -> Result<HashSet<String>, TransformError> {
         let mut present = HashSet::new();
-        let Some(delta) = self.tables.get(table).filter(|t| t.version().is_some()) else {
-            return Ok(present);
-        };
+        let delta = self
+            .tables
+            .get(table)
+            .ok_or(TransformError::UnknownTable(table))?;
         // Event ids are UUIDs: anything else cannot be in the table and is not quoted.
         let list: Vec<String> = ids
             .iter()
