@@ -14,7 +14,12 @@ use uuid::Uuid;
 
 use crate::TransformError;
 
-/// (hub, participant reference) → pseudonym.
+/// Block number → the links one round made (see [`Links::block`]). Append-only: keyed
+/// by (hub, reference), a round's links rewrote a B-tree page per random key, most
+/// of the table at ten million events; a block per round writes a few pages.
+const LINK_BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("participant_link_blocks");
+/// (hub, participant reference) → pseudonym, one entry per link, as written before
+/// the blocks; read at open, never written.
 const LINKS: TableDefinition<(&str, &str), &str> = TableDefinition::new("participant_links");
 /// pseudonym → erased from the lake yet.
 const WITHDRAWN: TableDefinition<&str, bool> = TableDefinition::new("consent_withdrawn");
@@ -71,7 +76,14 @@ pub struct DeadLetter {
 /// (the key `hub NUL reference`; a hub id holds no NUL) and the pseudonym's 32 bytes.
 /// Held as three strings, a million links took 300 MB.
 #[derive(Default)]
-struct Links(HashMap<Box<str>, [u8; 32]>);
+struct Links {
+    map: HashMap<Box<str>, [u8; 32]>,
+    next_block: u64,
+}
+
+fn corrupted(what: &str) -> redb::Error {
+    redb::StorageError::Corrupted(format!("transform state: {what}")).into()
+}
 
 impl Links {
     fn key(hub: &str, reference: &str) -> String {
@@ -85,16 +97,48 @@ impl Links {
         pseudonym: &str,
     ) -> Result<(Box<str>, [u8; 32]), redb::Error> {
         let mut bytes = [0; 32];
-        hex::decode_to_slice(pseudonym, &mut bytes).map_err(|_| {
-            redb::StorageError::Corrupted("a linked pseudonym is not 64 hex digits".into())
-        })?;
+        hex::decode_to_slice(pseudonym, &mut bytes)
+            .map_err(|_| corrupted("a linked pseudonym is not 64 hex digits"))?;
         Ok((Self::key(hub, reference).into_boxed_str(), bytes))
     }
 
     fn get(&self, hub: &str, reference: &str) -> Option<String> {
-        self.0
+        self.map
             .get(Self::key(hub, reference).as_str())
             .map(hex::encode)
+    }
+
+    /// A round's links as one block: per link, the key's length (u32, little-endian),
+    /// the key, and the pseudonym's 32 bytes.
+    fn block(entries: &[(Box<str>, [u8; 32])]) -> Vec<u8> {
+        let mut block = Vec::with_capacity(entries.iter().map(|(k, _)| k.len() + 36).sum());
+        for (key, pseudonym) in entries {
+            block.extend_from_slice(&(key.len() as u32).to_le_bytes());
+            block.extend_from_slice(key.as_bytes());
+            block.extend_from_slice(pseudonym);
+        }
+        block
+    }
+
+    /// Adds the links of a stored block (a later block's link replaces an earlier one).
+    fn load_block(&mut self, mut block: &[u8]) -> Result<(), redb::Error> {
+        let truncated = || corrupted("a block of participant links is cut short");
+        while !block.is_empty() {
+            let (len, rest) = block.split_first_chunk::<4>().ok_or_else(truncated)?;
+            let len = u32::from_le_bytes(*len) as usize;
+            if rest.len() < len + 32 {
+                return Err(truncated());
+            }
+            let (key, rest) = rest.split_at(len);
+            let (pseudonym, rest) = rest.split_at(32);
+            let key = std::str::from_utf8(key)
+                .map_err(|_| corrupted("a participant link's key is not UTF-8"))?;
+            let mut bytes = [0; 32];
+            bytes.copy_from_slice(pseudonym);
+            self.map.insert(key.into(), bytes);
+            block = rest;
+        }
+        Ok(())
     }
 }
 
@@ -138,6 +182,7 @@ impl State {
         let load = || -> Result<_, redb::Error> {
             let txn = db.begin_write()?;
             txn.open_table(LINKS)?;
+            txn.open_table(LINK_BLOCKS)?;
             txn.open_table(WITHDRAWN)?;
             txn.open_table(DUPLICATES)?;
             txn.open_table(APPLIED)?;
@@ -150,7 +195,12 @@ impl State {
                 let (k, v) = entry?;
                 let (hub, reference) = k.value();
                 let (key, pseudonym) = Links::entry(hub, reference, v.value())?;
-                links.0.insert(key, pseudonym);
+                links.map.insert(key, pseudonym);
+            }
+            for entry in txn.open_table(LINK_BLOCKS)?.iter()? {
+                let (block, bytes) = entry?;
+                links.load_block(bytes.value())?;
+                links.next_block = block.value() + 1;
             }
             let mut withdrawn = HashMap::new();
             for entry in txn.open_table(WITHDRAWN)?.iter()? {
@@ -241,9 +291,9 @@ impl State {
         let seen: Vec<Uuid> = changes.seen.iter().copied().collect();
         let txn = self.db.begin_write().map_err(|e| self.error(e))?;
         let mut write = || -> Result<(), redb::Error> {
-            let mut links = txn.open_table(LINKS)?;
-            for ((hub, reference), pseudonym) in &changes.links {
-                links.insert((hub.as_str(), reference.as_str()), pseudonym.as_str())?;
+            if !new_links.is_empty() {
+                txn.open_table(LINK_BLOCKS)?
+                    .insert(self.links.next_block, Links::block(&new_links).as_slice())?;
             }
             let mut withdrawn = txn.open_table(WITHDRAWN)?;
             for pseudonym in &changes.withdrawn {
@@ -274,7 +324,10 @@ impl State {
             self.seen.forget(&seen);
             return Err(self.error(e));
         }
-        self.links.0.extend(new_links);
+        if !new_links.is_empty() {
+            self.links.next_block += 1;
+            self.links.map.extend(new_links);
+        }
         for pseudonym in changes.withdrawn {
             self.withdrawn.entry(pseudonym).or_insert(false);
         }
@@ -330,5 +383,53 @@ impl State {
             Ok(out)
         };
         read().map_err(|e| self.error(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pseudonym(n: u8) -> String {
+        hex::encode([n; 32])
+    }
+
+    fn link(hub: &str, reference: &str, n: u8) -> ((String, String), String) {
+        ((hub.into(), reference.into()), pseudonym(n))
+    }
+
+    #[test]
+    fn links_survive_reopening_and_a_later_round_replaces_an_earlier_link() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        // A state written before link blocks: one link in the per-link table.
+        {
+            let db = Database::create(dir.path().join("transform-state.redb")).expect("db");
+            let txn = db.begin_write().expect("transaction");
+            txn.open_table(LINKS)
+                .expect("table")
+                .insert(("hub-a", "old"), pseudonym(9).as_str())
+                .expect("insert");
+            txn.commit().expect("commit");
+        }
+        let mut state = State::open(dir.path()).expect("open");
+        let rounds = [
+            vec![link("hub-a", "p-1", 1), link("hub-b", "p-1", 2)],
+            vec![link("hub-a", "p-1", 3), link("hub-a", "p\u{0}2", 4)],
+        ];
+        for links in rounds {
+            let changes = StateChanges {
+                links,
+                ..StateChanges::default()
+            };
+            state.apply(changes).expect("apply");
+        }
+        drop(state);
+        let reopened = State::open(dir.path()).expect("reopen");
+        assert_eq!(reopened.linked("hub-a", "old"), Some(pseudonym(9)));
+        assert_eq!(reopened.linked("hub-a", "p-1"), Some(pseudonym(3)));
+        assert_eq!(reopened.linked("hub-b", "p-1"), Some(pseudonym(2)));
+        assert_eq!(reopened.linked("hub-a", "p\u{0}2"), Some(pseudonym(4)));
+        assert_eq!(reopened.linked("hub-b", "p-2"), None);
+        assert_eq!(reopened.links.next_block, 2);
     }
 }
