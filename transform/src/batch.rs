@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use deltalake::arrow::array::{
-    ArrayBuilder, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, ListBuilder,
-    RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayBuilder, ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder,
+    ListBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 use deltalake::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use deltalake::arrow::error::ArrowError;
@@ -109,9 +109,10 @@ impl TableRows {
         Ok(())
     }
 
-    /// The rows as one batch of the table's schema.
-    pub fn finish(self) -> Result<RecordBatch, TransformError> {
-        let columns = self
+    /// The rows as one batch of the table's schema, with the participants' pseudonyms
+    /// (one per row) in the table's participant column.
+    pub fn finish(self, participants: Option<ArrayRef>) -> Result<RecordBatch, TransformError> {
+        let mut columns: Vec<ArrayRef> = self
             .columns
             .into_iter()
             .map(|column| match column {
@@ -125,6 +126,9 @@ impl TableRows {
                 ColumnBuilder::Texts(mut b) => ArrayBuilder::finish(&mut b),
             })
             .collect();
+        if let (Some(column), Some(pseudonyms)) = (self.table.participant_column(), participants) {
+            columns[column] = pseudonyms;
+        }
         RecordBatch::try_new(self.schema, columns).map_err(|source| TransformError::Rows {
             table: self.table.name,
             source,

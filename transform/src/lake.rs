@@ -24,7 +24,7 @@ use crate::tables::{PARTITION_COLUMN, TABLES, Table};
 /// Rows for one table, and the log positions the commit covers.
 pub struct Append {
     pub table: &'static Table,
-    pub rows: RecordBatch,
+    pub rows: Vec<RecordBatch>,
     /// (partition, last offset) the table holds after this commit.
     pub covers: Vec<(u32, u64)>,
 }
@@ -62,7 +62,7 @@ async fn commit(
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .build();
     current
-        .write(vec![append.rows.clone()])
+        .write(append.rows.clone())
         .with_partition_columns([PARTITION_COLUMN])
         .with_table_name(table.name)
         .with_description(table.description)
@@ -179,7 +179,7 @@ impl Lake {
     pub async fn append(
         &mut self,
         table: &'static Table,
-        rows: RecordBatch,
+        rows: Vec<RecordBatch>,
         covers: Vec<(u32, u64)>,
     ) -> Result<(), TransformError> {
         let pending = self.start_appends(vec![Append {

@@ -13,11 +13,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deltalake::arrow::array::{AsArray, BooleanArray};
-use deltalake::arrow::compute::filter_record_batch;
+use deltalake::arrow::array::{AsArray, BooleanArray, RecordBatch, StringBuilder};
+use deltalake::arrow::compute::{concat_batches, filter_record_batch};
 use serde::Deserialize;
 use techmon_eventlog::{EventLog, LogError, StoredRecord};
-use techmon_schemas::{Event, Payload, ReadEventError};
+use techmon_schemas::{Event, ReadEventError};
 
 pub mod batch;
 pub mod lake;
@@ -26,7 +26,7 @@ pub mod pseudonym;
 pub mod state;
 pub mod tables;
 
-use pseudonym::{Person, PseudonymKey};
+use pseudonym::PseudonymKey;
 use state::{DeadLetter, DeadLetterReason, State, StateChanges};
 
 /// Environment variable that may hold the pseudonym key (instead of a key file).
@@ -152,14 +152,24 @@ impl std::ops::AddAssign for Progress {
 }
 
 /// What a round (or a redrive) has made so far.
-#[derive(Default)]
 struct RoundWork {
-    /// Per table: its rows.
-    rows: HashMap<&'static str, batch::TableRows>,
+    /// Per table (as in [`tables::TABLES`]): its rows.
+    rows: Vec<Vec<RecordBatch>>,
     changes: StateChanges,
     /// Participant references registered in this round, with their pseudonyms.
     links: HashMap<(String, String), String>,
     progress: Progress,
+}
+
+impl Default for RoundWork {
+    fn default() -> Self {
+        Self {
+            rows: vec![Vec::new(); tables::TABLES.len()],
+            changes: StateChanges::default(),
+            links: HashMap::new(),
+            progress: Progress::default(),
+        }
+    }
 }
 
 /// Records the log is read in per partition and turn of a round: enough to keep every
@@ -177,7 +187,8 @@ pub struct Transform {
     log: Arc<dyn EventLog>,
     lake: lake::Lake,
     state: State,
-    key: PseudonymKey,
+    /// Shared with the threads that prepare records.
+    key: Arc<PseudonymKey>,
     bounds: RoundBounds,
     poll: Duration,
     vacuum_interval: Duration,
@@ -212,7 +223,7 @@ impl Transform {
         log: Arc<dyn EventLog>,
         topic: &str,
     ) -> Result<Self, TransformError> {
-        let key = load_key(config)?;
+        let key = Arc::new(load_key(config)?);
         let lake = lake::Lake::open(&config.lake, topic).await?;
         let state = State::open(&config.raw)?;
         let partitions = log.partitions();
@@ -320,7 +331,7 @@ impl Transform {
             work.progress.read += records.len();
             // Parsing this pass runs while the last pass is transformed and the next
             // one read.
-            let parsing = Parsing::start(records);
+            let parsing = Parsing::start(records, &self.key);
             if let Some(parsed) = previous.replace(parsing) {
                 self.transform_parsed(parsed, &mut work).await?;
             }
@@ -350,11 +361,14 @@ impl Transform {
         // (the round resumed behind it, for another table): its position never moves
         // back, or rows it holds would be written again.
         let mut appends = Vec::new();
-        for (name, table_rows) in rows {
+        for (table, batches) in tables::TABLES.iter().zip(rows) {
+            if batches.is_empty() {
+                continue;
+            }
             let slots = self
                 .held
-                .get(name)
-                .ok_or(TransformError::UnknownTable(name))?;
+                .get(table.name)
+                .ok_or(TransformError::UnknownTable(table.name))?;
             let covers: Vec<(u32, u64)> = read_to
                 .iter()
                 .map(|(partition, last)| {
@@ -364,10 +378,10 @@ impl Transform {
                     )
                 })
                 .collect();
-            progress.written += table_rows.len();
+            progress.written += batches.iter().map(RecordBatch::num_rows).sum::<usize>();
             appends.push(lake::Append {
-                table: table_rows.table,
-                rows: table_rows.finish()?,
+                table,
+                rows: batches,
                 covers,
             });
         }
@@ -416,95 +430,173 @@ impl Transform {
         parsing: Parsing,
         work: &mut RoundWork,
     ) -> Result<(), TransformError> {
-        for (record, parsed) in parsing.finish().await {
-            self.transform_record(&record, parsed, work, true)?;
+        for prepared in parsing.finish().await {
+            self.transform_prepared(prepared?, work, true)?;
         }
         Ok(())
     }
 
-    fn transform_record(
+    /// Takes prepared records in the log's order: drops second copies and the events of
+    /// withdrawn participants, links registrations, and fills in each row's participant.
+    fn transform_prepared(
         &self,
-        record: &StoredRecord,
-        parsed: Result<Event, (DeadLetterReason, String)>,
+        prepared: Prepared,
         work: &mut RoundWork,
         from_log: bool,
     ) -> Result<(), TransformError> {
+        let Prepared { records, rows } = prepared;
         let RoundWork {
-            rows,
+            rows: round_rows,
             changes,
             links: round_links,
             progress,
         } = work;
-        let (partition, offset) = (record.partition, record.offset);
-        let event = match parsed {
-            Ok(event) => event,
-            Err((reason, detail)) => {
-                progress.dead_letters += 1;
-                self.metrics
-                    .dead_letters
-                    .with_label_values(&[reason.as_str()])
-                    .inc();
-                changes.dead_letters.push(DeadLetter {
-                    partition,
-                    offset,
-                    event_id: Some(record.event_id),
+        // Per table of these rows: which stay, and the pseudonyms for its participant
+        // column.
+        let mut keep: Vec<Vec<bool>> = rows
+            .iter()
+            .map(|r| Vec::with_capacity(r.as_ref().map_or(0, batch::TableRows::len)))
+            .collect();
+        let mut participants: Vec<Option<StringBuilder>> = tables::TABLES
+            .iter()
+            .map(|t| t.participant_column().map(|_| StringBuilder::new()))
+            .collect();
+        for record in records {
+            let PreparedRecord {
+                partition,
+                offset,
+                event_id,
+                outcome,
+            } = record;
+            let (table, subject) = match outcome {
+                Outcome::Dead {
                     reason,
                     detail,
-                    dead_at: chrono::Utc::now(),
-                    payload: String::from_utf8_lossy(&record.payload).into_owned(),
-                });
-                return Ok(());
+                    payload,
+                } => {
+                    progress.dead_letters += 1;
+                    self.metrics
+                        .dead_letters
+                        .with_label_values(&[reason.as_str()])
+                        .inc();
+                    changes.dead_letters.push(DeadLetter {
+                        partition,
+                        offset,
+                        event_id: Some(event_id),
+                        reason,
+                        detail,
+                        dead_at: chrono::Utc::now(),
+                        payload,
+                    });
+                    continue;
+                }
+                Outcome::Withdrawal(subject) => (None, subject),
+                Outcome::Row { table, subject } => (Some(table), subject),
+            };
+            let pseudonym = self.row_participant(
+                event_id,
+                from_log.then_some((partition, offset)),
+                table.is_none(),
+                subject,
+                changes,
+                round_links,
+                progress,
+            );
+            let Some(table) = table else { continue };
+            let stays = pseudonym.is_some()
+                && !(from_log
+                    && self
+                        .held
+                        .get(tables::TABLES[table].name)
+                        .and_then(|slots| slots[partition as usize])
+                        .is_some_and(|held| offset <= held));
+            keep[table].push(stays);
+            if let Some(column) = &mut participants[table] {
+                // A row that goes gets a placeholder: the column may not hold nulls.
+                match &pseudonym {
+                    Some(Some(p)) if stays => column.append_value(p),
+                    Some(None) if stays => column.append_null(),
+                    _ => column.append_value(""),
+                }
             }
-        };
-        let position = from_log.then_some((partition, offset));
-        if !self.state.is_first_copy(event.event_id, position, changes) {
+        }
+        for ((table, table_rows), (keep, participants)) in rows
+            .into_iter()
+            .enumerate()
+            .zip(keep.into_iter().zip(participants))
+        {
+            let Some(table_rows) = table_rows else {
+                continue;
+            };
+            let name = table_rows.table.name;
+            let batch = table_rows.finish(participants.map(|mut b| Arc::new(b.finish()) as _))?;
+            let batch = if keep.iter().all(|k| *k) {
+                batch
+            } else {
+                filter_record_batch(&batch, &BooleanArray::from(keep)).map_err(|source| {
+                    TransformError::Rows {
+                        table: name,
+                        source,
+                    }
+                })?
+            };
+            if batch.num_rows() > 0 {
+                round_rows[table].push(batch);
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides whether a valid event counts, noting what it changes: `None` when it
+    /// does not (a second copy, or about a withdrawn participant), else the pseudonym
+    /// of its participant, if it has one. A withdrawal is noted and never counts.
+    #[allow(clippy::too_many_arguments)]
+    fn row_participant(
+        &self,
+        event_id: uuid::Uuid,
+        position: Option<(u32, u64)>,
+        withdrawal: bool,
+        subject: tables::Subject,
+        changes: &mut StateChanges,
+        round_links: &mut HashMap<(String, String), String>,
+        progress: &mut Progress,
+    ) -> Option<Option<String>> {
+        if !self.state.is_first_copy(event_id, position, changes) {
             progress.duplicates += 1;
-            return Ok(());
+            return None;
         }
-        let linked = |hub: &str, reference: &str| {
-            round_links
-                .get(&(hub.to_string(), reference.to_string()))
-                .cloned()
-                .or_else(|| self.state.linked(hub, reference))
-        };
-        let subject = participant_pseudonym(&event, &self.key, &linked);
-        if let Payload::ConsentWithdrawn(_) = &event.payload {
-            if let Some(pseudonym) = subject {
-                changes.withdrawn.push(pseudonym);
+        let (pseudonym, registered) = match subject {
+            tables::Subject::Nobody => (None, None),
+            tables::Subject::Registered {
+                hub_id,
+                reference,
+                pseudonym,
+            } => (Some(pseudonym), Some((hub_id, reference))),
+            tables::Subject::Referenced { hub_id, reference } => {
+                let key = (hub_id, reference);
+                let linked = round_links
+                    .get(&key)
+                    .cloned()
+                    .or_else(|| self.state.linked(&key.0, &key.1));
+                let pseudonym = tables::referenced_participant(&self.key, linked, &key.0, &key.1);
+                (Some(pseudonym), None)
             }
-            return Ok(());
+        };
+        if withdrawal {
+            changes.withdrawn.extend(pseudonym);
+            return None;
         }
-        if subject
+        if pseudonym
             .as_ref()
             .is_some_and(|p| self.state.is_withdrawn(p) || changes.withdrawn.contains(p))
         {
             progress.dropped_after_withdrawal += 1;
-            return Ok(());
+            return None;
         }
-        let ctx = tables::RowContext {
-            key: &self.key,
-            partition,
-            offset,
-            linked: &linked,
-        };
-        let Some((table, row)) = tables::row(&event, &ctx) else {
-            return Ok(());
-        };
-        if let (Payload::ParticipantRegistered(p), Some(pseudonym)) = (&event.payload, subject) {
-            round_links.insert((event.hub_id.clone(), p.participant_ref.clone()), pseudonym);
+        if let (Some(link), Some(pseudonym)) = (registered, &pseudonym) {
+            round_links.insert(link, pseudonym.clone());
         }
-        let already_held = from_log
-            && self
-                .held
-                .get(table.name)
-                .and_then(|slots| slots[partition as usize])
-                .is_some_and(|held| offset <= held);
-        if !already_held {
-            rows.entry(table.name)
-                .or_insert_with(|| batch::TableRows::new(table))
-                .push(row)?;
-        }
-        Ok(())
+        Some(pseudonym)
     }
 
     async fn erase_pending(&mut self) -> Result<u64, TransformError> {
@@ -570,7 +662,7 @@ impl Transform {
             let dead_before = work.changes.dead_letters.len();
             // Not read from the log: judged by its id, and not skipped for being behind
             // what the tables hold.
-            self.transform_record(&record, parse(&record), &mut work, false)?;
+            self.transform_prepared(prepare(vec![record], &self.key)?, &mut work, false)?;
             if work.changes.dead_letters.len() == dead_before {
                 redriven.push((letter.partition, letter.offset));
             }
@@ -585,13 +677,16 @@ impl Transform {
         changes.dead_letters.clear();
         changes.links.extend(round_links);
         self.state.apply(changes)?;
-        for (name, table_rows) in rows {
-            let table = table_rows.table;
-            let rows = table_rows.finish()?;
+        for (table, batches) in tables::TABLES.iter().zip(rows) {
+            if batches.is_empty() {
+                continue;
+            }
+            let name = table.name;
             let arrow = |source| TransformError::Rows {
                 table: name,
                 source,
             };
+            let rows = concat_batches(&batches[0].schema(), &batches).map_err(arrow)?;
             let ids = rows.column(0).as_string::<i32>();
             let present = self
                 .lake
@@ -606,7 +701,7 @@ impl Transform {
                 .collect();
             let fresh = filter_record_batch(&rows, &fresh).map_err(arrow)?;
             if fresh.num_rows() > 0 {
-                self.lake.append(table, fresh, Vec::new()).await?;
+                self.lake.append(table, vec![fresh], Vec::new()).await?;
             }
         }
         self.state.remove_dead_letters(&redriven)?;
@@ -667,82 +762,116 @@ pub fn replay_config(config: &Config, lake: &str, raw: PathBuf) -> Config {
     }
 }
 
-/// The participant an event is about, as a pseudonym.
-fn participant_pseudonym(
-    event: &Event,
-    key: &PseudonymKey,
-    linked: &dyn Fn(&str, &str) -> Option<String>,
-) -> Option<String> {
-    let by_reference =
-        |reference: &str| tables::referenced_participant(key, linked, &event.hub_id, reference);
-    match &event.payload {
-        Payload::ParticipantRegistered(p) => Some(key.participant(
-            &event.hub_id,
-            Person {
-                reference: &p.participant_ref,
-                email: p.email.as_deref(),
-                name: Some(&p.name),
-                birth_date: p.birth_date,
-            },
-        )),
-        Payload::ParticipantAttended(a) => Some(by_reference(&a.participant_ref)),
-        Payload::SurveyAnswered(s) => s.participant_ref.as_deref().map(by_reference),
-        Payload::ProfileChosen(p) => p.participant_ref.as_deref().map(by_reference),
-        Payload::TrajectoryStarted(t) => Some(by_reference(&t.participant_ref)),
-        Payload::TrajectoryEnded(t) => Some(by_reference(&t.participant_ref)),
-        Payload::ConsentWithdrawn(c) => Some(by_reference(&c.participant_ref)),
-        _ => None,
-    }
+/// Records prepared by [`prepare`]: the rows they add, per table (as in
+/// [`tables::TABLES`]), and per record, in order, what else the transform needs.
+struct Prepared {
+    records: Vec<PreparedRecord>,
+    rows: Vec<Option<batch::TableRows>>,
 }
 
-/// Outcome of [`parse`] for one record.
-type Parsed = (StoredRecord, Result<Event, (DeadLetterReason, String)>);
+struct PreparedRecord {
+    partition: u32,
+    offset: u64,
+    /// The event's id; for a dead letter, the id the log stored it under.
+    event_id: uuid::Uuid,
+    outcome: Outcome,
+}
 
-/// [`parse`] of records on every core, started at once and collected in the records'
-/// order: the work of one record does not depend on another's, and it is most of a
-/// round's.
+enum Outcome {
+    Dead {
+        reason: DeadLetterReason,
+        detail: String,
+        payload: String,
+    },
+    Withdrawal(tables::Subject),
+    /// The event added the next row of this table to the prepared rows.
+    Row {
+        table: usize,
+        subject: tables::Subject,
+    },
+}
+
+/// The part of transforming records that does not depend on the records before
+/// them: reading and validating each event, who it is about, and its row (but for
+/// the participant's pseudonym).
+fn prepare(records: Vec<StoredRecord>, key: &PseudonymKey) -> Result<Prepared, TransformError> {
+    let mut prepared = Prepared {
+        records: Vec::with_capacity(records.len()),
+        rows: tables::TABLES.iter().map(|_| None).collect(),
+    };
+    for record in records {
+        let (partition, offset) = (record.partition, record.offset);
+        let (event_id, outcome) = match parse(&record) {
+            Err((reason, detail)) => (
+                record.event_id,
+                Outcome::Dead {
+                    reason,
+                    detail,
+                    payload: String::from_utf8_lossy(&record.payload).into_owned(),
+                },
+            ),
+            Ok(event) => {
+                let subject = tables::subject(&event, key);
+                let ctx = tables::RowContext {
+                    key,
+                    partition,
+                    offset,
+                };
+                let outcome = match tables::row(&event, &ctx) {
+                    Some((table, row)) => {
+                        prepared.rows[table]
+                            .get_or_insert_with(|| batch::TableRows::new(&tables::TABLES[table]))
+                            .push(row)?;
+                        Outcome::Row { table, subject }
+                    }
+                    None => Outcome::Withdrawal(subject),
+                };
+                (event.event_id, outcome)
+            }
+        };
+        prepared.records.push(PreparedRecord {
+            partition,
+            offset,
+            event_id,
+            outcome,
+        });
+    }
+    Ok(prepared)
+}
+
+/// [`prepare`] of records on every core, started at once and collected in the
+/// records' order: the work of one record does not depend on another's, and it is
+/// most of a round's.
 struct Parsing {
-    chunks: Vec<tokio::task::JoinHandle<Vec<Parsed>>>,
-    records: usize,
+    chunks: Vec<tokio::task::JoinHandle<Result<Prepared, TransformError>>>,
 }
 
 impl Parsing {
-    fn start(records: Vec<StoredRecord>) -> Self {
+    fn start(records: Vec<StoredRecord>, key: &Arc<PseudonymKey>) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let count = records.len();
-        let per_core = count.div_ceil(cores).max(1);
+        let per_core = records.len().div_ceil(cores).max(1);
         let mut records = records.into_iter();
-        let mut tasks = Vec::new();
+        let mut chunks = Vec::new();
         loop {
             let chunk: Vec<StoredRecord> = records.by_ref().take(per_core).collect();
             if chunk.is_empty() {
                 break;
             }
-            tasks.push(tokio::task::spawn_blocking(move || {
-                chunk
-                    .into_iter()
-                    .map(|record| {
-                        let parsed = parse(&record);
-                        (record, parsed)
-                    })
-                    .collect::<Vec<_>>()
-            }));
+            let key = key.clone();
+            chunks.push(tokio::task::spawn_blocking(move || prepare(chunk, &key)));
         }
-        Self {
-            chunks: tasks,
-            records: count,
-        }
+        Self { chunks }
     }
 
-    async fn finish(self) -> Vec<Parsed> {
-        let mut parsed = Vec::with_capacity(self.records);
+    async fn finish(self) -> Vec<Result<Prepared, TransformError>> {
+        let mut prepared = Vec::with_capacity(self.chunks.len());
         for task in self.chunks {
             match task.await {
-                Ok(chunk) => parsed.extend(chunk),
+                Ok(chunk) => prepared.push(chunk),
                 Err(e) => std::panic::resume_unwind(e.into_panic()),
             }
         }
-        parsed
+        prepared
     }
 }
 

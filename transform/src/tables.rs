@@ -173,18 +173,18 @@ pub const TABLES: &[Table] = &[
 
 /// Tables with a participant pseudonym column: where consent withdrawal erases.
 pub fn participant_tables() -> impl Iterator<Item = &'static Table> {
-    TABLES.iter().filter(|t| {
-        t.columns
-            .iter()
-            .any(|(c, ..)| *c == "participant_pseudonym")
-    })
-}
-
-pub fn table(name: &str) -> Option<&'static Table> {
-    TABLES.iter().find(|t| t.name == name)
+    TABLES.iter().filter(|t| t.participant_column().is_some())
 }
 
 impl Table {
+    /// The position of the participant's pseudonym among the table's columns.
+    pub fn participant_column(&self) -> Option<usize> {
+        COMMON
+            .iter()
+            .chain(self.columns)
+            .position(|(c, ..)| *c == "participant_pseudonym")
+    }
+
     pub fn arrow_schema(&self) -> SchemaRef {
         let field = |(name, column, nullable): &(&str, Column, bool)| {
             let data_type = match column {
@@ -218,19 +218,71 @@ pub struct RowContext<'a> {
     pub key: &'a PseudonymKey,
     pub partition: u32,
     pub offset: u64,
-    /// The pseudonym of a hub's participant reference, from an earlier registration.
-    pub linked: &'a dyn Fn(&str, &str) -> Option<String>,
+}
+
+/// Who an event is about, as far as the event itself tells.
+#[derive(Debug)]
+pub enum Subject {
+    Nobody,
+    /// A registration: the pseudonym of what the hub registered, which later events
+    /// with the same reference link to.
+    Registered {
+        hub_id: String,
+        reference: String,
+        pseudonym: String,
+    },
+    /// A participant known by the hub's reference only (see [`referenced_participant`]).
+    Referenced {
+        hub_id: String,
+        reference: String,
+    },
+}
+
+/// Who `event` is about.
+pub fn subject(event: &Event, key: &PseudonymKey) -> Subject {
+    let referenced = |reference: &str| Subject::Referenced {
+        hub_id: event.hub_id.clone(),
+        reference: reference.to_string(),
+    };
+    match &event.payload {
+        Payload::ParticipantRegistered(p) => Subject::Registered {
+            hub_id: event.hub_id.clone(),
+            reference: p.participant_ref.clone(),
+            pseudonym: key.participant(
+                &event.hub_id,
+                Person {
+                    reference: &p.participant_ref,
+                    email: p.email.as_deref(),
+                    name: Some(&p.name),
+                    birth_date: p.birth_date,
+                },
+            ),
+        },
+        Payload::ParticipantAttended(a) => referenced(&a.participant_ref),
+        Payload::SurveyAnswered(s) => s
+            .participant_ref
+            .as_deref()
+            .map_or(Subject::Nobody, referenced),
+        Payload::ProfileChosen(p) => p
+            .participant_ref
+            .as_deref()
+            .map_or(Subject::Nobody, referenced),
+        Payload::TrajectoryStarted(t) => referenced(&t.participant_ref),
+        Payload::TrajectoryEnded(t) => referenced(&t.participant_ref),
+        Payload::ConsentWithdrawn(c) => referenced(&c.participant_ref),
+        _ => Subject::Nobody,
+    }
 }
 
 /// A participant known by reference only: the pseudonym of their registration when the
-/// transform saw it, else one from the hub's reference.
+/// transform saw it (`linked`), else one from the hub's reference.
 pub fn referenced_participant(
     key: &PseudonymKey,
-    linked: &dyn Fn(&str, &str) -> Option<String>,
+    linked: Option<String>,
     hub_id: &str,
     reference: &str,
 ) -> String {
-    linked(hub_id, reference).unwrap_or_else(|| {
+    linked.unwrap_or_else(|| {
         key.participant(
             hub_id,
             Person {
@@ -314,13 +366,14 @@ impl<T: Into<Cell>> From<Option<T>> for Cell {
 pub struct Row(pub Vec<Cell>);
 
 /// The row an event adds, and its table; `None` for events that add no row
-/// (consent withdrawals, handled by erasure).
-pub fn row(event: &Event, ctx: &RowContext<'_>) -> Option<(&'static Table, Row)> {
+/// (consent withdrawals, handled by erasure). The participant's pseudonym is left
+/// null: it depends on the registrations before the event (see [`Subject`]), and it
+/// is filled in as the rows are put in the log's order.
+pub fn row(event: &Event, ctx: &RowContext<'_>) -> Option<(usize, Row)> {
     let occurred = event.occurred_at.date_naive();
     let mut school_year = SchoolYear::containing(occurred);
     let key_id = ctx.key.id();
-    let participant =
-        |reference: &str| referenced_participant(ctx.key, ctx.linked, &event.hub_id, reference);
+    let participant = Cell::Null;
     // Cells after the common ones, in the order of the table's columns.
     let (table, cells): (&str, Vec<Cell>) = match &event.payload {
         Payload::ActivityHeld(a) => (
@@ -362,36 +415,28 @@ pub fn row(event: &Event, ctx: &RowContext<'_>) -> Option<(&'static Table, Row)>
                 ],
             )
         }
-        Payload::ParticipantRegistered(p) => {
-            let person = Person {
-                reference: &p.participant_ref,
-                email: p.email.as_deref(),
-                name: Some(&p.name),
-                birth_date: p.birth_date,
-            };
-            (
-                "participants",
-                vec![
-                    ctx.key.participant(&event.hub_id, person).into(),
-                    key_id.into(),
-                    p.birth_date.map(birth_year).into(),
-                    p.postcode.as_deref().and_then(pc4).into(),
-                    p.school_brin6.as_ref().into(),
-                    p.sector.map(|s| s.as_str()).into(),
-                    p.groep.into(),
-                    p.leerjaar.into(),
-                    p.onderwijstype.map(|o| o.as_str()).into(),
-                    p.gender.as_str().into(),
-                    p.role.as_str().into(),
-                    p.consent_research.into(),
-                ],
-            )
-        }
+        Payload::ParticipantRegistered(p) => (
+            "participants",
+            vec![
+                participant,
+                key_id.into(),
+                p.birth_date.map(birth_year).into(),
+                p.postcode.as_deref().and_then(pc4).into(),
+                p.school_brin6.as_ref().into(),
+                p.sector.map(|s| s.as_str()).into(),
+                p.groep.into(),
+                p.leerjaar.into(),
+                p.onderwijstype.map(|o| o.as_str()).into(),
+                p.gender.as_str().into(),
+                p.role.as_str().into(),
+                p.consent_research.into(),
+            ],
+        ),
         Payload::ParticipantAttended(a) => (
             "attendances",
             vec![
                 (&a.activity_id).into(),
-                participant(&a.participant_ref).into(),
+                participant,
                 key_id.into(),
                 a.role.map(|r| r.as_str()).into(),
             ],
@@ -400,7 +445,7 @@ pub fn row(event: &Event, ctx: &RowContext<'_>) -> Option<(&'static Table, Row)>
             "survey_answers",
             vec![
                 (&s.activity_id).into(),
-                s.participant_ref.as_deref().map(participant).into(),
+                participant,
                 s.participant_ref.as_ref().map(|_| key_id).into(),
                 s.respondent_role.as_str().into(),
                 s.score.into(),
@@ -418,7 +463,7 @@ pub fn row(event: &Event, ctx: &RowContext<'_>) -> Option<(&'static Table, Row)>
                     p.onderwijstype.as_str().into(),
                     (&p.profile_code).into(),
                     p.profile().is_some_and(|pr| pr.technical).into(),
-                    p.participant_ref.as_deref().map(participant).into(),
+                    participant,
                     p.participant_ref.as_ref().map(|_| key_id).into(),
                     p.count.into(),
                 ],
@@ -461,7 +506,7 @@ pub fn row(event: &Event, ctx: &RowContext<'_>) -> Option<(&'static Table, Row)>
             "trajectory_events",
             vec![
                 (&t.trajectory_id).into(),
-                participant(&t.participant_ref).into(),
+                participant,
                 key_id.into(),
                 "started".into(),
                 (&t.route).into(),
@@ -473,7 +518,7 @@ pub fn row(event: &Event, ctx: &RowContext<'_>) -> Option<(&'static Table, Row)>
             "trajectory_events",
             vec![
                 (&t.trajectory_id).into(),
-                participant(&t.participant_ref).into(),
+                participant,
                 key_id.into(),
                 "ended".into(),
                 Cell::Null,
@@ -483,7 +528,7 @@ pub fn row(event: &Event, ctx: &RowContext<'_>) -> Option<(&'static Table, Row)>
         ),
         Payload::ConsentWithdrawn(_) => return None,
     };
-    let table = self::table(table)?;
+    let table = TABLES.iter().position(|t| t.name == table)?;
     let mut row = Vec::with_capacity(COMMON.len() + cells.len());
     row.extend([
         event.event_id.to_string().into(),
