@@ -19,10 +19,12 @@ const SEEN_IDS: TableDefinition<u64, u128> = TableDefinition::new("seen_event_id
 
 const ID_BYTES: usize = 16;
 
-/// Shards of the set in memory: about 150 ids each at ten million.
-const SHARDS: usize = 1 << 16;
+/// Shards of the set in memory: about 40 ids each at ten million, so that inserting
+/// one moves a few hundred bytes and a lookup touches a few cache lines.
+const SHARD_BITS: u32 = 18;
+const SHARDS: usize = 1 << SHARD_BITS;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SeenIds {
     /// Each sorted.
     shards: Vec<Vec<u128>>,
@@ -33,7 +35,7 @@ pub struct SeenIds {
 /// time-ordered UUID shares its leading bits with its neighbours).
 fn shard(id: u128) -> usize {
     let folded = (id as u64) ^ ((id >> 64) as u64);
-    (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 48) as usize
+    (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SHARD_BITS)) as usize
 }
 
 impl Default for SeenIds {

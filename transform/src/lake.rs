@@ -16,7 +16,8 @@ use deltalake::kernel::{StructType, Transaction};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::SaveMode;
-use deltalake::{DeltaTable, DeltaTableError};
+use deltalake::table::config::TablePropertiesExt as _;
+use deltalake::{DeltaTable, DeltaTableError, checkpoints};
 
 use crate::TransformError;
 use crate::tables::{PARTITION_COLUMN, TABLES, Table};
@@ -68,7 +69,11 @@ async fn commit(
         .with_description(table.description)
         .with_writer_properties(properties)
         .with_commit_properties(
-            CommitProperties::default().with_application_transactions(transactions),
+            CommitProperties::default()
+                .with_application_transactions(transactions)
+                // Written one table at a time by `finish_appends`: each takes a lot of
+                // memory for a moment, and the tables commit side by side.
+                .with_create_checkpoint(false),
         )
         .await
         .map_err(|e| match e {
@@ -234,7 +239,29 @@ impl Lake {
                 }
             }
         }
+        for (name, _) in &committed.done {
+            if let Err(e) = self.checkpoint_when_due(name).await {
+                committed.error.get_or_insert(e);
+            }
+        }
         committed
+    }
+
+    /// Writes a checkpoint of a table at every `delta.checkpointInterval` versions (as
+    /// Delta's own commits do), so readers need not replay every commit since the
+    /// table began.
+    async fn checkpoint_when_due(&self, name: &'static str) -> Result<(), TransformError> {
+        let Some(table) = self.tables.get(name) else {
+            return Ok(());
+        };
+        let snapshot = table.snapshot().map_err(|e| delta_error(name, e))?;
+        let interval = snapshot.table_config().checkpoint_interval().get();
+        if (snapshot.version() + 1).is_multiple_of(interval) {
+            checkpoints::create_checkpoint(table, None)
+                .await
+                .map_err(|e| delta_error(name, e))?;
+        }
+        Ok(())
     }
 
     /// Deletes every row of these participants from the tables that hold pseudonyms.
@@ -373,4 +400,58 @@ pub async fn open_table(url: url::Url) -> Result<DeltaTable, DeltaTableError> {
         return deltalake::DeltaTableBuilder::from_url(url)?.build();
     }
     DeltaTable::try_from_url(url).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::TableRows;
+    use crate::tables::{Cell, Row};
+
+    #[tokio::test]
+    async fn a_checkpoint_is_written_every_hundred_versions() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let root = dir.path().to_str().expect("UTF-8 path");
+        let mut lake = Lake::open(root, "events").await.expect("open the lake");
+        let table = TABLES
+            .iter()
+            .find(|t| t.name == "partner_events")
+            .expect("partner_events");
+        let checkpoints = || {
+            std::fs::read_dir(dir.path().join(table.name).join("_delta_log"))
+                .expect("the table's log")
+                .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+                .filter(|name| name.contains(".checkpoint."))
+                .collect::<Vec<_>>()
+        };
+        // Version 0 is the table's creation; appends make versions 1, 2, ...
+        for offset in 1..=99u64 {
+            let mut rows = TableRows::new(table);
+            rows.push(Row(vec![
+                Cell::Text(uuid::Uuid::new_v4().to_string()),
+                Cell::Text("hub".into()),
+                Cell::Time(0),
+                Cell::Text("2024/25".into()),
+                Cell::Int(0),
+                Cell::Int(offset as i64),
+                Cell::Text("partner".into()),
+                Cell::Text("joined".into()),
+                Cell::Null,
+                Cell::Null,
+                Cell::Null,
+            ]))
+            .expect("a row that fits");
+            let batch = rows.finish(None).expect("batch");
+            lake.append(table, vec![batch], vec![(0, offset)])
+                .await
+                .expect("append");
+            if offset == 98 {
+                assert!(checkpoints().is_empty(), "no checkpoint before version 99");
+            }
+        }
+        assert_eq!(
+            checkpoints(),
+            vec!["00000000000000000099.checkpoint.parquet".to_string()]
+        );
+    }
 }

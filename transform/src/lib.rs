@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use deltalake::arrow::array::{AsArray, BooleanArray, RecordBatch, StringBuilder};
 use deltalake::arrow::compute::{concat_batches, filter_record_batch};
 use serde::Deserialize;
+use techmon_eventlog::event_ids::SeenIds;
 use techmon_eventlog::{EventLog, LogError, StoredRecord};
 use techmon_schemas::{Event, ReadEventError};
 
@@ -302,6 +303,7 @@ impl Transform {
         let mut bytes = 0usize;
         let mut open: Vec<u32> = (0..self.log.partitions()).collect();
         let mut previous: Option<Parsing> = None;
+        let seen = self.state.seen_ids();
         while !open.is_empty()
             && bytes < self.bounds.bytes
             && started.elapsed() < self.bounds.latency
@@ -331,7 +333,7 @@ impl Transform {
             work.progress.read += records.len();
             // Parsing this pass runs while the last pass is transformed and the next
             // one read.
-            let parsing = Parsing::start(records, &self.key);
+            let parsing = Parsing::start(records, &self.key, &seen);
             if let Some(parsed) = previous.replace(parsing) {
                 self.transform_parsed(parsed, &mut work).await?;
             }
@@ -339,6 +341,8 @@ impl Transform {
         if let Some(parsed) = previous {
             self.transform_parsed(parsed, &mut work).await?;
         }
+        // The state applies this round's ids in place (a copy if this were kept).
+        drop(seen);
         let RoundWork {
             rows,
             mut changes,
@@ -466,6 +470,7 @@ impl Transform {
                 partition,
                 offset,
                 event_id,
+                seen_before,
                 outcome,
             } = record;
             let (table, subject) = match outcome {
@@ -496,6 +501,7 @@ impl Transform {
             let pseudonym = self.row_participant(
                 event_id,
                 from_log.then_some((partition, offset)),
+                seen_before,
                 table.is_none(),
                 subject,
                 changes,
@@ -555,13 +561,17 @@ impl Transform {
         &self,
         event_id: uuid::Uuid,
         position: Option<(u32, u64)>,
+        seen_before: bool,
         withdrawal: bool,
         subject: tables::Subject,
         changes: &mut StateChanges,
         round_links: &mut HashMap<(String, String), String>,
         progress: &mut Progress,
     ) -> Option<Option<String>> {
-        if !self.state.is_first_copy(event_id, position, changes) {
+        if !self
+            .state
+            .is_first_copy(event_id, position, seen_before, changes)
+        {
             progress.duplicates += 1;
             return None;
         }
@@ -662,7 +672,8 @@ impl Transform {
             let dead_before = work.changes.dead_letters.len();
             // Not read from the log: judged by its id, and not skipped for being behind
             // what the tables hold.
-            self.transform_prepared(prepare(vec![record], &self.key)?, &mut work, false)?;
+            let prepared = prepare(vec![record], &self.key, &self.state.seen_ids())?;
+            self.transform_prepared(prepared, &mut work, false)?;
             if work.changes.dead_letters.len() == dead_before {
                 redriven.push((letter.partition, letter.offset));
             }
@@ -774,6 +785,8 @@ struct PreparedRecord {
     offset: u64,
     /// The event's id; for a dead letter, the id the log stored it under.
     event_id: uuid::Uuid,
+    /// Whether an applied round saw the event's id (see [`State::seen_ids`]).
+    seen_before: bool,
     outcome: Outcome,
 }
 
@@ -794,7 +807,11 @@ enum Outcome {
 /// The part of transforming records that does not depend on the records before
 /// them: reading and validating each event, who it is about, and its row (but for
 /// the participant's pseudonym).
-fn prepare(records: Vec<StoredRecord>, key: &PseudonymKey) -> Result<Prepared, TransformError> {
+fn prepare(
+    records: Vec<StoredRecord>,
+    key: &PseudonymKey,
+    seen: &SeenIds,
+) -> Result<Prepared, TransformError> {
     let mut prepared = Prepared {
         records: Vec::with_capacity(records.len()),
         rows: tables::TABLES.iter().map(|_| None).collect(),
@@ -833,6 +850,7 @@ fn prepare(records: Vec<StoredRecord>, key: &PseudonymKey) -> Result<Prepared, T
             partition,
             offset,
             event_id,
+            seen_before: seen.contains(event_id),
             outcome,
         });
     }
@@ -847,7 +865,7 @@ struct Parsing {
 }
 
 impl Parsing {
-    fn start(records: Vec<StoredRecord>, key: &Arc<PseudonymKey>) -> Self {
+    fn start(records: Vec<StoredRecord>, key: &Arc<PseudonymKey>, seen: &Arc<SeenIds>) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let per_core = records.len().div_ceil(cores).max(1);
         let mut records = records.into_iter();
@@ -857,8 +875,10 @@ impl Parsing {
             if chunk.is_empty() {
                 break;
             }
-            let key = key.clone();
-            chunks.push(tokio::task::spawn_blocking(move || prepare(chunk, &key)));
+            let (key, seen) = (key.clone(), seen.clone());
+            chunks.push(tokio::task::spawn_blocking(move || {
+                prepare(chunk, &key, &seen)
+            }));
         }
         Self { chunks }
     }

@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
@@ -23,7 +24,7 @@ const LINK_BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("participa
 const LINKS: TableDefinition<(&str, &str), &str> = TableDefinition::new("participant_links");
 /// pseudonym → erased from the lake yet.
 const WITHDRAWN: TableDefinition<&str, bool> = TableDefinition::new("consent_withdrawn");
-/// event id → the log position where it was first seen.
+/// redb's page cache for the state.
 const STATE_CACHE_BYTES: usize = 32 << 20;
 
 /// Log positions whose event was a second copy of one seen before.
@@ -147,7 +148,8 @@ pub struct State {
     path: PathBuf,
     links: Links,
     withdrawn: HashMap<String, bool>,
-    seen: SeenIds,
+    /// Shared with the threads that prepare a round's records (see [`State::seen_ids`]).
+    seen: Arc<SeenIds>,
     duplicates: HashSet<(u32, u64)>,
     applied: HashMap<u32, u64>,
 }
@@ -224,7 +226,7 @@ impl State {
             path,
             links,
             withdrawn,
-            seen,
+            seen: Arc::new(seen),
             duplicates,
             applied,
         })
@@ -254,16 +256,17 @@ impl State {
             .collect()
     }
 
-    /// Whether this event id was first seen at another log position (a duplicate).
     /// Whether the record of event `id` at `position` is its first copy, noting the
     /// answer in `changes`. A position whose outcome this state holds already (read
     /// again after a restart) keeps that outcome. A new position, or none (a dead
     /// letter sent again), holds a second copy when the id was seen before, in an
-    /// applied round or earlier in `changes`.
+    /// applied round (`seen_before`: whether [`State::seen_ids`] holds it) or
+    /// earlier in `changes`.
     pub fn is_first_copy(
         &self,
         id: Uuid,
         position: Option<(u32, u64)>,
+        seen_before: bool,
         changes: &mut StateChanges,
     ) -> bool {
         if let Some((partition, offset)) = position
@@ -274,11 +277,18 @@ impl State {
         {
             return !self.duplicates.contains(&(partition, offset));
         }
-        if self.seen.contains(id) || !changes.seen.insert(id) {
+        if seen_before || !changes.seen.insert(id) {
             changes.duplicates.extend(position);
             return false;
         }
         true
+    }
+
+    /// The event ids of the applied rounds. Looking an id up is a few cache misses, so
+    /// the threads that prepare a round's records do it; this set changes only when a
+    /// round is applied, after they are done.
+    pub fn seen_ids(&self) -> Arc<SeenIds> {
+        self.seen.clone()
     }
 
     pub fn apply(&mut self, changes: StateChanges) -> Result<(), TransformError> {
@@ -290,6 +300,9 @@ impl State {
             .map_err(|e| self.error(e))?;
         let seen: Vec<Uuid> = changes.seen.iter().copied().collect();
         let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        // Copies only if a round's preparation still held the set, which never outlives
+        // the round.
+        let seen_ids = Arc::make_mut(&mut self.seen);
         let mut write = || -> Result<(), redb::Error> {
             if !new_links.is_empty() {
                 txn.open_table(LINK_BLOCKS)?
@@ -301,7 +314,7 @@ impl State {
                     withdrawn.insert(pseudonym.as_str(), false)?;
                 }
             }
-            self.seen.record(&txn, &seen)?;
+            seen_ids.record(&txn, &seen)?;
             let mut duplicates = txn.open_table(DUPLICATES)?;
             for position in &changes.duplicates {
                 duplicates.insert(*position, ())?;
@@ -321,7 +334,7 @@ impl State {
             Ok(())
         };
         if let Err(e) = write().and_then(|()| Ok(txn.commit()?)) {
-            self.seen.forget(&seen);
+            seen_ids.forget(&seen);
             return Err(self.error(e));
         }
         if !new_links.is_empty() {
