@@ -256,7 +256,7 @@ impl Lake {
         };
         let snapshot = table.snapshot().map_err(|e| delta_error(name, e))?;
         let interval = snapshot.table_config().checkpoint_interval().get();
-        if (snapshot.version() + 1).is_multiple_of(interval) {
+        if (snapshot.version() + 1) % interval == 0 {
             checkpoints::create_checkpoint(table, None)
                 .await
                 .map_err(|e| delta_error(name, e))?;
