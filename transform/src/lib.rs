@@ -449,12 +449,6 @@ impl Transform {
         from_log: bool,
     ) -> Result<(), TransformError> {
         let Prepared { records, rows } = prepared;
-        let RoundWork {
-            rows: round_rows,
-            changes,
-            links: round_links,
-            progress,
-        } = work;
         // Per table of these rows: which stay, and the pseudonyms for its participant
         // column.
         let mut keep: Vec<Vec<bool>> = rows
@@ -479,12 +473,12 @@ impl Transform {
                     detail,
                     payload,
                 } => {
-                    progress.dead_letters += 1;
+                    work.progress.dead_letters += 1;
                     self.metrics
                         .dead_letters
                         .with_label_values(&[reason.as_str()])
                         .inc();
-                    changes.dead_letters.push(DeadLetter {
+                    work.changes.dead_letters.push(DeadLetter {
                         partition,
                         offset,
                         event_id: Some(event_id),
@@ -504,9 +498,7 @@ impl Transform {
                 seen_before,
                 table.is_none(),
                 subject,
-                changes,
-                round_links,
-                progress,
+                work,
             );
             let Some(table) = table else { continue };
             let stays = pseudonym.is_some()
@@ -547,7 +539,7 @@ impl Transform {
                 })?
             };
             if batch.num_rows() > 0 {
-                round_rows[table].push(batch);
+                work.rows[table].push(batch);
             }
         }
         Ok(())
@@ -556,7 +548,6 @@ impl Transform {
     /// Decides whether a valid event counts, noting what it changes: `None` when it
     /// does not (a second copy, or about a withdrawn participant), else the pseudonym
     /// of its participant, if it has one. A withdrawal is noted and never counts.
-    #[allow(clippy::too_many_arguments)]
     fn row_participant(
         &self,
         event_id: uuid::Uuid,
@@ -564,10 +555,14 @@ impl Transform {
         seen_before: bool,
         withdrawal: bool,
         subject: tables::Subject,
-        changes: &mut StateChanges,
-        round_links: &mut HashMap<(String, String), String>,
-        progress: &mut Progress,
+        work: &mut RoundWork,
     ) -> Option<Option<String>> {
+        let RoundWork {
+            changes,
+            links: round_links,
+            progress,
+            ..
+        } = work;
         if !self
             .state
             .is_first_copy(event_id, position, seen_before, changes)
