@@ -8,7 +8,7 @@
 //! [`lake`]); a restart resumes from those, skips what a table already holds, and
 //! drops a second copy of an event id seen at another position.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -449,6 +449,11 @@ impl Transform {
         from_log: bool,
     ) -> Result<(), TransformError> {
         let Prepared { records, rows } = prepared;
+        // Per table: the last offset of each partition it holds.
+        let held: Vec<Option<&Vec<Option<u64>>>> = tables::TABLES
+            .iter()
+            .map(|t| self.held.get(t.name))
+            .collect();
         // Per table of these rows: which stay, and the pseudonyms for its participant
         // column.
         let mut keep: Vec<Vec<bool>> = rows
@@ -503,9 +508,7 @@ impl Transform {
             let Some(table) = table else { continue };
             let stays = pseudonym.is_some()
                 && !(from_log
-                    && self
-                        .held
-                        .get(tables::TABLES[table].name)
+                    && held[table]
                         .and_then(|slots| slots[partition as usize])
                         .is_some_and(|held| offset <= held));
             keep[table].push(stays);
@@ -653,33 +656,39 @@ impl Transform {
     pub async fn redrive(&mut self) -> Result<(usize, usize), TransformError> {
         self.land().await?;
         let letters = self.state.dead_letters()?;
-        let mut work = RoundWork::default();
-        let mut redriven = Vec::new();
-        for letter in &letters {
-            let record = StoredRecord {
+        let records = letters
+            .iter()
+            .map(|letter| StoredRecord {
                 partition: letter.partition,
                 offset: letter.offset,
                 key: String::new(),
                 event_id: letter.event_id.unwrap_or_default(),
                 timestamp_ms: 0,
                 payload: letter.payload.clone().into_bytes(),
-            };
-            let dead_before = work.changes.dead_letters.len();
-            // Not read from the log: judged by its id, and not skipped for being behind
-            // what the tables hold.
-            let prepared = prepare(vec![record], &self.key, &self.state.seen_ids())?;
-            self.transform_prepared(prepared, &mut work, false)?;
-            if work.changes.dead_letters.len() == dead_before {
-                redriven.push((letter.partition, letter.offset));
-            }
-        }
+            })
+            .collect();
+        let mut work = RoundWork::default();
+        // Not read from the log: judged by their ids, and not skipped for being behind
+        // what the tables hold.
+        let prepared = prepare(records, &self.key, &self.state.seen_ids())?;
+        self.transform_prepared(prepared, &mut work, false)?;
+        let still_dead: HashSet<(u32, u64)> = work
+            .changes
+            .dead_letters
+            .iter()
+            .map(|letter| (letter.partition, letter.offset))
+            .collect();
+        let redriven: Vec<(u32, u64)> = letters
+            .iter()
+            .map(|letter| (letter.partition, letter.offset))
+            .filter(|position| !still_dead.contains(position))
+            .collect();
         let RoundWork {
             rows,
             mut changes,
             links: round_links,
             ..
         } = work;
-        let still_dead = changes.dead_letters.len();
         changes.dead_letters.clear();
         changes.links.extend(round_links);
         self.state.apply(changes)?;
@@ -712,7 +721,7 @@ impl Transform {
         }
         self.state.remove_dead_letters(&redriven)?;
         self.erase_pending().await?;
-        Ok((redriven.len(), still_dead))
+        Ok((redriven.len(), still_dead.len()))
     }
 
     /// Vacuums the history of the tables that hold pseudonyms (see
