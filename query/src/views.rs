@@ -9,6 +9,8 @@
 //!   activity); per school and groep/leerjaar the largest of those over the year's
 //!   activities counts (one class in several activities). Individually registered
 //!   participants count once per school year by pseudonym.
+//! - A professionalised teacher attended a docentprofessionalisering activity as a
+//!   teacher: in that role, or without a role and registered as a teacher.
 //! - The region is the hubs' municipalities; a hub's share uses the DUO counts of
 //!   its own municipality.
 //! - A count DUO suppressed (`<5`) counts as 2.5 in point estimates; the bounds take
@@ -74,9 +76,10 @@ pub const VIEWS: &[View] = &[
         description: "The years KPIs are reported for (with targets or data); year Y is school year Y/Y+1.",
         sql: "SELECT year, concat(CAST(year AS VARCHAR), '/', lpad(CAST((year + 1) % 100 AS VARCHAR), 2, '0')) AS school_year \
               FROM (SELECT year FROM kpi_targets \
-                    UNION SELECT CAST(substr(school_year, 1, 4) AS INT) FROM group_participations \
-                    UNION SELECT CAST(substr(school_year, 1, 4) AS INT) FROM attendances \
-                    UNION SELECT CAST(substr(school_year, 1, 4) AS INT) FROM survey_answers)",
+                    UNION SELECT CAST(substr(school_year, 1, 4) AS INT) FROM ( \
+                      SELECT DISTINCT school_year FROM group_participations \
+                      UNION SELECT DISTINCT school_year FROM attendances \
+                      UNION SELECT DISTINCT school_year FROM survey_answers))",
     },
     View {
         name: "reach",
@@ -178,14 +181,14 @@ pub const VIEWS: &[View] = &[
                        ",
             track!(),
             " \
-                FROM profile_choices), \
-              tracked AS (SELECT * FROM choices WHERE track IS NOT NULL \
-                          UNION ALL SELECT hub_id, school_year, technical, pupils, 'all' FROM choices WHERE track IS NOT NULL), \
-              scoped AS (SELECT hub_id AS scope, * FROM tracked UNION ALL SELECT 'region', * FROM tracked) \
-              SELECT scope, school_year, track, sum(pupils) AS pupils, \
+                FROM profile_choices) \
+              SELECT coalesce(hub_id, 'region') AS scope, school_year, coalesce(track, 'all') AS track, \
+                     sum(pupils) AS pupils, \
                      sum(CASE WHEN technical THEN pupils ELSE 0 END) AS technical_pupils, \
                      100.0 * sum(CASE WHEN technical THEN pupils ELSE 0 END) / sum(pupils) AS share_pct \
-              FROM scoped GROUP BY scope, school_year, track"
+              FROM choices WHERE track IS NOT NULL \
+              GROUP BY GROUPING SETS ((hub_id, school_year, track), (hub_id, school_year), \
+                                      (school_year, track), (school_year))"
         ),
     },
     View {
@@ -229,18 +232,15 @@ pub const VIEWS: &[View] = &[
                  WHERE (sector = 'PO' AND role = 'pupil' AND band IS NOT NULL) OR (sector = 'VO' AND role = 'pupil') \
                     OR (sector = 'MBO' AND role IN ('pupil', 'student')) OR role = 'parent' \
                UNION ALL SELECT 'po_participation_share', band, hub_id, school_year, 0.0, pupils FROM po_pupils_per_hub \
-               UNION ALL SELECT 'teachers_professionalised', NULL, hub_id, school_year, CAST(count(DISTINCT participant_pseudonym) AS DOUBLE), NULL FROM ( \
-                 WITH taught AS ( \
-                   SELECT a.hub_id, a.school_year, a.participant_pseudonym, a.role FROM attendances a \
-                   JOIN (SELECT DISTINCT hub_id, activity_id FROM activities WHERE activity_type = 'docentprofessionalisering') t \
-                     ON a.hub_id = t.hub_id AND a.activity_id = t.activity_id) \
-                 SELECT ta.hub_id, ta.school_year, ta.participant_pseudonym FROM taught ta \
-                 LEFT JOIN (SELECT participant_pseudonym, max(role) AS role FROM participants \
-                            WHERE participant_pseudonym IN (SELECT participant_pseudonym FROM taught) \
-                            GROUP BY participant_pseudonym) p \
-                   ON ta.participant_pseudonym = p.participant_pseudonym \
-                 WHERE coalesce(ta.role, p.role) = 'teacher') \
-                 GROUP BY hub_id, school_year \
+               UNION ALL SELECT 'teachers_professionalised', NULL, a.hub_id, a.school_year, \
+                      CAST(count(DISTINCT a.participant_pseudonym) AS DOUBLE), NULL \
+                 FROM attendances a \
+                 JOIN (SELECT DISTINCT hub_id, activity_id FROM activities WHERE activity_type = 'docentprofessionalisering') t \
+                   ON a.hub_id = t.hub_id AND a.activity_id = t.activity_id \
+                 WHERE a.role = 'teacher' \
+                    OR (a.role IS NULL AND a.participant_pseudonym IN ( \
+                          SELECT participant_pseudonym FROM participants WHERE role = 'teacher')) \
+                 GROUP BY a.hub_id, a.school_year \
                UNION ALL SELECT 'satisfaction', NULL, hub_id, school_year, score_of_10, 1.0 FROM survey_answers \
                UNION ALL SELECT 'affiliated_organisations', NULL, hub_id, school_year, CAST(count(*) AS DOUBLE), NULL FROM ( \
                  SELECT p.hub_id, y.school_year, p.change, \

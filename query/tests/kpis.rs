@@ -258,3 +258,60 @@ async fn kpi_report_matches_the_hand_worked_golden_file() {
     );
     assert!(body["table_versions"]["group_participations"].is_u64());
 }
+
+/// Profile choices hubs reported: vmbo leerjaar 3 and havo/vwo leerjaar 4 count, each
+/// under its track and under `all`, per hub and for the region; other leerjaren
+/// do not count.
+#[tokio::test]
+async fn participant_profile_share_counts_each_choice_once_per_scope_and_track() {
+    let choice = |hub: &str, onderwijstype: &str, leerjaar: u32, profile: &str, count: u32| {
+        event(
+            "profile_chosen",
+            hub,
+            "2024-10-01T10:00:00+02:00",
+            json!({
+                "school_brin6": "34EF02", "school_year": "2024/25", "leerjaar": leerjaar,
+                "onderwijstype": onderwijstype, "profile_code": profile, "count": count
+            }),
+        )
+    };
+    let d = "tec-deventer";
+    let lake = TestLake::new();
+    lake.add(&[
+        choice(d, "vmbo-kb", 3, "PIE", 6),
+        choice(d, "vmbo-kb", 3, "E&O", 4),
+        choice(d, "havo", 4, "N&T", 3),
+        choice(d, "havo", 4, "C&M", 7),
+        choice(d, "vmbo-kb", 2, "PIE", 50),
+        choice("newtechpark", "vwo", 4, "N&G", 5),
+    ])
+    .await;
+    let addr = serve(&lake.path(), &config(256, 30, 10_000)).await;
+    let reply = sql(
+        addr,
+        RESEARCHER,
+        "text/csv",
+        None,
+        "SELECT scope, school_year, track, pupils, technical_pupils, round(share_pct, 4) AS share_pct \
+         FROM participant_profile_share ORDER BY scope, track",
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&reply.body),
+        "scope,school_year,track,pupils,technical_pupils,share_pct\n\
+         newtechpark,2024/25,all,5,5,100.0\n\
+         newtechpark,2024/25,havo_vwo,5,5,100.0\n\
+         region,2024/25,all,25,14,56.0\n\
+         region,2024/25,havo_vwo,15,8,53.3333\n\
+         region,2024/25,vmbo,10,6,60.0\n\
+         tec-deventer,2024/25,all,20,9,45.0\n\
+         tec-deventer,2024/25,havo_vwo,10,3,30.0\n\
+         tec-deventer,2024/25,vmbo,10,6,60.0\n"
+    );
+}

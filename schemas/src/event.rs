@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::codes::{Profile, SchoolYear};
+use crate::time::Rfc3339;
 
 string_enum! {
     /// The kinds of event (`event_type`).
@@ -293,7 +294,9 @@ pub struct ActivityHeld {
     pub activity_id: String,
     pub activity_type: ActivityType,
     pub title: String,
+    #[serde(deserialize_with = "crate::time::deserialize")]
     pub starts_at: DateTime<FixedOffset>,
+    #[serde(deserialize_with = "crate::time::deserialize")]
     pub ends_at: DateTime<FixedOffset>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_minutes: Option<u32>,
@@ -771,9 +774,13 @@ impl<'de> serde::de::Visitor<'de> for EventVisitor {
                 }
                 EnvelopeField::HubId => once(&mut hub_id, map.next_value()?, "hub_id")?,
                 EnvelopeField::OccurredAt => {
-                    once(&mut occurred_at, map.next_value()?, "occurred_at")?
+                    let time: Rfc3339 = map.next_value()?;
+                    once(&mut occurred_at, time.0, "occurred_at")?
                 }
-                EnvelopeField::SentAt => once(&mut sent_at, map.next_value()?, "sent_at")?,
+                EnvelopeField::SentAt => {
+                    let time: Rfc3339 = map.next_value()?;
+                    once(&mut sent_at, time.0, "sent_at")?
+                }
                 EnvelopeField::Payload => {
                     if payload.is_some() || payload_before_kind.is_some() {
                         return Err(A::Error::duplicate_field("payload"));

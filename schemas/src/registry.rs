@@ -466,7 +466,7 @@ fn semantic_checks(kind: EventKind, event: &Json, schema_errors: &[FieldError]) 
             let time = |field| {
                 get(field)
                     .and_then(Json::as_str)
-                    .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                    .and_then(crate::time::parse_rfc3339)
             };
             if let (Some(starts), Some(ends)) = (time("starts_at"), time("ends_at")) {
                 if ends < starts {

@@ -57,15 +57,69 @@ const ANNOTATIONS: &[&str] = &[
 ];
 
 /// String formats techmon knows. Anything else in a schema is a schema error.
-pub const FORMATS: &[&str] = &[
-    "uuid",
-    "date",
-    "date-time",
-    "brin6",
-    "postcode",
-    "email",
-    "school-year",
-];
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Uuid,
+    Date,
+    DateTime,
+    Brin6,
+    Postcode,
+    Email,
+    SchoolYear,
+}
+
+impl Format {
+    const ALL: [(&'static str, Format); 7] = [
+        ("uuid", Format::Uuid),
+        ("date", Format::Date),
+        ("date-time", Format::DateTime),
+        ("brin6", Format::Brin6),
+        ("postcode", Format::Postcode),
+        ("email", Format::Email),
+        ("school-year", Format::SchoolYear),
+    ];
+
+    fn named(name: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+    }
+
+    fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map_or("", |(n, _)| n)
+    }
+
+    /// On failure, a description of what was expected.
+    fn check(self, s: &str) -> Result<(), &'static str> {
+        let (ok, expected) = match self {
+            Format::Uuid => (
+                uuid::Uuid::try_parse(s).is_ok(),
+                "a UUID such as 0b6f8c1e-3f0a-4c55-9b1e-2a7d6c9e4f10",
+            ),
+            Format::Date => (is_date(s), "a date as YYYY-MM-DD"),
+            Format::DateTime => (
+                crate::time::parse_rfc3339(s).is_some(),
+                "an RFC 3339 time such as 2024-10-03T09:30:00+02:00",
+            ),
+            Format::Brin6 => (
+                is_brin6(s),
+                "a BRIN6 code: four characters of BRIN (2 digits, 2 letters) and a two-digit vestiging, such as 12AB00",
+            ),
+            Format::Postcode => (is_postcode(s), "a Dutch postcode such as 7411 AB or 7411AB"),
+            Format::Email => (is_email(s), "an e-mail address"),
+            Format::SchoolYear => (
+                crate::codes::SchoolYear::parse(s).is_some(),
+                "a school year such as 2024/25",
+            ),
+        };
+        if ok { Ok(()) } else { Err(expected) }
+    }
+}
+
+/// The most properties one object schema may have (a record's fields are checked
+/// off in a 128-bit set).
+const MAX_PROPERTIES: usize = 128;
 
 /// Checks that a schema uses only supported keywords and formats.
 pub fn check_schema(schema: &Value, path: &str) -> Result<(), String> {
@@ -84,6 +138,11 @@ pub fn check_schema(schema: &Value, path: &str) -> Result<(), String> {
                 let props = value
                     .as_object()
                     .ok_or(format!("{path}: properties must be an object"))?;
+                if props.len() > MAX_PROPERTIES {
+                    return Err(format!(
+                        "{path}: more than {MAX_PROPERTIES} properties in one object"
+                    ));
+                }
                 for (name, sub) in props {
                     check_schema(sub, &format!("{path}/properties/{name}"))?;
                 }
@@ -94,7 +153,7 @@ pub fn check_schema(schema: &Value, path: &str) -> Result<(), String> {
             }
             "format" => {
                 let f = value.as_str().unwrap_or_default();
-                if !FORMATS.contains(&f) {
+                if Format::named(f).is_none() {
                     return Err(format!("{path}: unknown format `{f}`"));
                 }
             }
@@ -128,21 +187,26 @@ pub fn validate(schema: &Value, instance: &Value) -> Vec<FieldError> {
 /// are validated on the ingest hot path.
 #[derive(Debug, Clone, Default)]
 pub struct Schema {
-    types: Vec<&'static str>,
+    /// Bits of [`TYPES`]; none for any type.
+    types: u8,
+    /// The types as listed in messages.
+    types_text: String,
     constant: Option<Json<'static>>,
     /// The constant as written in messages.
     constant_text: String,
     options: Option<Vec<Json<'static>>>,
     /// The allowed values as listed in messages.
     options_text: String,
-    format: Option<&'static str>,
+    format: Option<Format>,
     minimum: Option<f64>,
     maximum: Option<f64>,
     min_length: Option<u64>,
     max_length: Option<u64>,
-    /// Sorted by name.
+    /// Sorted by the length of the name, then the name: most lookups are decided
+    /// by the length.
     properties: Vec<(String, Schema)>,
-    required: Vec<String>,
+    /// Positions in `properties`.
+    required: Vec<usize>,
     closed: bool,
     items: Option<Box<Schema>>,
     min_items: Option<u64>,
@@ -150,9 +214,24 @@ pub struct Schema {
     unique_items: bool,
 }
 
-const TYPES: &[&str] = &[
+/// JSON Schema's types; a type's bit in [`Schema::types`] is `1 << position`.
+const TYPES: [&str; 7] = [
     "null", "boolean", "integer", "number", "string", "array", "object",
 ];
+
+/// The bits of the types `value` matches: an integer is also a number, and 7.0 is
+/// an integer in JSON Schema.
+fn type_bits(value: &Json) -> u8 {
+    match value {
+        Json::Null => 1,
+        Json::Bool(_) => 1 << 1,
+        Json::Number(_) if value.as_integer().is_some() => (1 << 2) | (1 << 3),
+        Json::Number(_) => 1 << 3,
+        Json::String(_) => 1 << 4,
+        Json::Array(_) => 1 << 5,
+        Json::Object(_) => 1 << 6,
+    }
+}
 
 impl Schema {
     /// Checks (see [`check_schema`]) and compiles a schema.
@@ -163,16 +242,15 @@ impl Schema {
 
     fn compile_checked(schema: &Value) -> Self {
         let get = |k: &str| schema.get(k);
-        let known_type = |t: &str| TYPES.iter().copied().find(|known| *known == t);
-        let types = match get("type") {
-            Some(Value::String(t)) => known_type(t).into_iter().collect(),
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(Value::as_str)
-                .filter_map(known_type)
-                .collect(),
+        let types: Vec<&str> = match get("type") {
+            Some(Value::String(t)) => vec![t.as_str()],
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
             _ => vec![],
         };
+        let known: Vec<usize> = types
+            .iter()
+            .filter_map(|t| TYPES.iter().position(|known| known == t))
+            .collect();
         let owned = |v: &Value| Json::from(v).into_owned();
         let options = get("enum").and_then(Value::as_array);
         let options_text = options
@@ -191,30 +269,34 @@ impl Schema {
                     .collect()
             })
             .unwrap_or_default();
-        properties.sort_by(|a, b| a.0.cmp(&b.0));
+        properties.sort_by(|a, b| by_length_then_name(&a.0, &b.0));
+        let required = get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter_map(|name| properties.iter().position(|(p, _)| p == name))
+            .collect();
         Self {
-            types,
+            types: known.iter().fold(0, |bits, t| bits | (1 << t)),
+            types_text: known
+                .iter()
+                .map(|t| TYPES[*t])
+                .collect::<Vec<_>>()
+                .join(" or "),
             constant: get("const").map(owned),
             constant_text: get("const").map(Value::to_string).unwrap_or_default(),
             options: options.map(|o| o.iter().map(owned).collect()),
             options_text,
             format: get("format")
                 .and_then(Value::as_str)
-                .and_then(|f| FORMATS.iter().copied().find(|k| *k == f)),
+                .and_then(Format::named),
             minimum: get("minimum").and_then(Value::as_f64),
             maximum: get("maximum").and_then(Value::as_f64),
             min_length: get("minLength").and_then(Value::as_u64),
             max_length: get("maxLength").and_then(Value::as_u64),
             properties,
-            required: get("required")
-                .and_then(Value::as_array)
-                .map(|r| {
-                    r.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            required,
             closed: get("additionalProperties") == Some(&Value::Bool(false)),
             items: get("items").map(|i| Box::new(Self::compile_checked(i))),
             min_items: get("minItems").and_then(Value::as_u64),
@@ -230,11 +312,10 @@ impl Schema {
         errors
     }
 
-    fn property(&self, name: &str) -> Option<&Schema> {
+    fn property(&self, name: &str) -> Option<usize> {
         self.properties
-            .binary_search_by(|(k, _)| k.as_str().cmp(name))
+            .binary_search_by(|(k, _)| by_length_then_name(k, name))
             .ok()
-            .map(|i| &self.properties[i].1)
     }
 
     fn validate_at<'j>(
@@ -244,10 +325,10 @@ impl Schema {
         errors: &mut Vec<FieldError>,
     ) {
         let mut fail = |reason: String| errors.push(FieldError::new(pointer(path), reason));
-        if !self.types.is_empty() && !self.types.iter().any(|t| type_matches(t, instance)) {
+        if self.types != 0 && self.types & type_bits(instance) == 0 {
             fail(format!(
                 "expected {}, found {}",
-                self.types.join(" or "),
+                self.types_text,
                 type_name(instance)
             ));
             return;
@@ -288,31 +369,43 @@ impl Schema {
         path: &mut Vec<Segment<'j>>,
         errors: &mut Vec<FieldError>,
     ) {
-        for name in &self.required {
-            if !fields.iter().any(|(k, _)| k == name) {
-                errors.push(FieldError::new(
-                    pointer_to(path, Segment::Name(name)),
-                    "required field is missing",
-                ));
-            }
-        }
+        // Missing required fields are reported first, once the fields are known.
+        let first_field_error = errors.len();
+        let mut present = 0u128;
         for (i, (name, value)) in fields.iter().enumerate() {
             let at = || pointer_to(path, Segment::Name(name));
-            if fields[..i].iter().any(|(k, _)| k == name) {
+            let property = self.property(name);
+            let repeated = match property {
+                Some(p) => present & (1 << p) != 0,
+                None => fields[..i].iter().any(|(k, _)| k == name),
+            };
+            if repeated {
                 // Readers disagree on which copy counts: refuse the ambiguity.
                 errors.push(FieldError::new(at(), "field appears more than once"));
                 continue;
             }
-            match self.property(name) {
-                Some(sub) => {
+            match property {
+                Some(p) => {
+                    present |= 1 << p;
                     path.push(Segment::Name(name));
-                    sub.validate_at(value, path, errors);
+                    self.properties[p].1.validate_at(value, path, errors);
                     path.pop();
                 }
                 None if self.closed => errors.push(FieldError::new(at(), "unknown field")),
                 None => {}
             }
         }
+        let missing = self
+            .required
+            .iter()
+            .filter(|p| present & (1 << **p) == 0)
+            .map(|p| {
+                FieldError::new(
+                    pointer_to(path, Segment::Name(&self.properties[*p].0)),
+                    "required field is missing",
+                )
+            });
+        errors.splice(first_field_error..first_field_error, missing);
     }
 
     fn validate_array<'j>(
@@ -372,10 +465,10 @@ impl Schema {
             }
         }
         if let Some(format) = self.format {
-            if let Err(expected) = check_format(format, s) {
+            if let Err(expected) = format.check(s) {
                 errors.push(FieldError::new(
                     pointer(path),
-                    format!("not a valid {format}: expected {expected}"),
+                    format!("not a valid {}: expected {expected}", format.name()),
                 ));
             }
         }
@@ -426,12 +519,8 @@ fn type_name(value: &Json) -> &'static str {
     }
 }
 
-fn type_matches(expected: &str, value: &Json) -> bool {
-    let actual = type_name(value);
-    actual == expected
-        || (expected == "number" && actual == "integer")
-        // 7.0 is an integer in JSON Schema
-        || (expected == "integer" && value.as_integer().is_some())
+fn by_length_then_name(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
 /// JSON Schema equality: numbers are equal when mathematically equal (`1.0 == 1`).
@@ -454,35 +543,6 @@ fn json_equal(a: &Json, b: &Json) -> bool {
         }
         _ => a == b,
     }
-}
-
-/// Checks a string format; on failure returns a description of what was expected.
-pub fn check_format(format: &str, s: &str) -> Result<(), &'static str> {
-    let ok = match format {
-        "uuid" => uuid::Uuid::try_parse(s).is_ok(),
-        "date" => is_date(s),
-        "date-time" => chrono::DateTime::parse_from_rfc3339(s).is_ok(),
-        "brin6" => is_brin6(s),
-        "postcode" => is_postcode(s),
-        "email" => is_email(s),
-        "school-year" => crate::codes::SchoolYear::parse(s).is_some(),
-        _ => false,
-    };
-    if ok {
-        return Ok(());
-    }
-    Err(match format {
-        "uuid" => "a UUID such as 0b6f8c1e-3f0a-4c55-9b1e-2a7d6c9e4f10",
-        "date" => "a date as YYYY-MM-DD",
-        "date-time" => "an RFC 3339 time such as 2024-10-03T09:30:00+02:00",
-        "brin6" => {
-            "a BRIN6 code: four characters of BRIN (2 digits, 2 letters) and a two-digit vestiging, such as 12AB00"
-        }
-        "postcode" => "a Dutch postcode such as 7411 AB or 7411AB",
-        "email" => "an e-mail address",
-        "school-year" => "a school year such as 2024/25",
-        _ => "a known format",
-    })
 }
 
 /// `YYYY-MM-DD`, a day that exists (by hand: chrono's format parser is slow, and
@@ -619,14 +679,18 @@ mod tests {
         );
     }
 
+    fn check(format: &str, s: &str) -> Result<(), &'static str> {
+        Format::named(format).map_or(Err("a known format"), |f| f.check(s))
+    }
+
     #[test]
     fn formats() {
-        assert!(check_format("brin6", "12AB00").is_ok());
-        assert!(check_format("brin6", "12ab00").is_err());
-        assert!(check_format("postcode", "7411 AB").is_ok());
-        assert!(check_format("postcode", "0411AB").is_err());
-        assert!(check_format("date", "2012-02-30").is_err());
-        assert!(check_format("date", "2012-02-29").is_ok());
+        assert!(check("brin6", "12AB00").is_ok());
+        assert!(check("brin6", "12ab00").is_err());
+        assert!(check("postcode", "7411 AB").is_ok());
+        assert!(check("postcode", "0411AB").is_err());
+        assert!(check("date", "2012-02-30").is_err());
+        assert!(check("date", "2012-02-29").is_ok());
         for wrong in [
             "2013-02-29",
             "2012-2-29",
@@ -634,13 +698,13 @@ mod tests {
             "2012/02/29",
             "２０１２-02-29",
         ] {
-            assert!(check_format("date", wrong).is_err(), "{wrong}");
+            assert!(check("date", wrong).is_err(), "{wrong}");
         }
-        assert!(check_format("date-time", "2024-10-03T09:30:00+02:00").is_ok());
-        assert!(check_format("date-time", "2024-10-03 09:30").is_err());
-        assert!(check_format("school-year", "2024/25").is_ok());
-        assert!(check_format("school-year", "2024/26").is_err());
-        assert!(check_format("email", "a@b.nl").is_ok());
-        assert!(check_format("email", "a b@c.nl").is_err());
+        assert!(check("date-time", "2024-10-03T09:30:00+02:00").is_ok());
+        assert!(check("date-time", "2024-10-03 09:30").is_err());
+        assert!(check("school-year", "2024/25").is_ok());
+        assert!(check("school-year", "2024/26").is_err());
+        assert!(check("email", "a@b.nl").is_ok());
+        assert!(check("email", "a b@c.nl").is_err());
     }
 }
