@@ -114,6 +114,9 @@ struct DeltaSource {
 /// A read-only scan of a Delta table. Partition values come as plain strings, not
 /// dictionary-encoded: nearly every view groups by `school_year`, and a dictionary
 /// column sends DataFusion's grouping from its column-wise path to row encoding.
+/// Other strings are read as string views: hub, school and activity ids fit in a
+/// view's inline bytes, which grouping and joins compare without following a
+/// pointer.
 fn scan(
     table: &DeltaTable,
     session: &dyn Session,
@@ -121,7 +124,7 @@ fn scan(
     let snapshot = table.snapshot()?.snapshot().clone();
     let config = DeltaScanConfig {
         wrap_partition_values: false,
-        schema_force_view_types: false,
+        schema_force_view_types: true,
         ..DeltaScanConfig::new_from_session(session)
     };
     Ok(Arc::new(DeltaScanNext::new(snapshot, config)?))
