@@ -123,6 +123,13 @@ impl Reply {
         serde_json::from_slice(&self.body).expect("a JSON body")
     }
 
+    /// The body as text, after checking the answer is a success.
+    pub fn ok_text(&self) -> String {
+        let text = String::from_utf8_lossy(&self.body).into_owned();
+        assert_eq!(self.status, 200, "{text}");
+        text
+    }
+
     pub fn error_code(&self) -> String {
         self.json()["error"]["code"]
             .as_str()
