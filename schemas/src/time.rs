@@ -24,11 +24,7 @@ fn common_shape(s: &str) -> Option<DateTime<FixedOffset>> {
     {
         return None;
     }
-    let digit = |i: usize| {
-        let d = b[i].wrapping_sub(b'0');
-        (d < 10).then_some(u32::from(d))
-    };
-    let two = |i: usize| Some(digit(i)? * 10 + digit(i + 1)?);
+    let two = |i: usize| two_digits(b[i], b[i + 1]);
     let year = two(0)? * 100 + two(2)?;
     let (month, day) = (two(5)?, two(8)?);
     let (hour, minute, second) = (two(11)?, two(14)?, two(17)?);
@@ -50,15 +46,11 @@ fn common_shape(s: &str) -> Option<DateTime<FixedOffset>> {
     let offset_seconds = match rest {
         [b'Z'] => 0,
         [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let d = |c: &u8| {
-                let d = c.wrapping_sub(b'0');
-                (d < 10).then_some(i32::from(d))
-            };
-            let (hours, minutes) = (d(h1)? * 10 + d(h2)?, d(m1)? * 10 + d(m2)?);
+            let (hours, minutes) = (two_digits(*h1, *h2)?, two_digits(*m1, *m2)?);
             if hours > 23 || minutes > 59 {
                 return None;
             }
-            let seconds = hours * 3600 + minutes * 60;
+            let seconds = i32::try_from(hours * 3600 + minutes * 60).ok()?;
             if *sign == b'-' { -seconds } else { seconds }
         }
         _ => return None,
@@ -71,6 +63,15 @@ fn common_shape(s: &str) -> Option<DateTime<FixedOffset>> {
     FixedOffset::east_opt(offset_seconds)?
         .from_local_datetime(&date.and_time(time))
         .single()
+}
+
+/// Two ASCII digits as a number.
+fn two_digits(tens: u8, units: u8) -> Option<u32> {
+    let digit = |c: u8| {
+        let d = c.wrapping_sub(b'0');
+        (d < 10).then_some(u32::from(d))
+    };
+    Some(digit(tens)? * 10 + digit(units)?)
 }
 
 /// Reads a time field of an event with [`parse_rfc3339`].

@@ -242,14 +242,15 @@ impl Schema {
 
     fn compile_checked(schema: &Value) -> Self {
         let get = |k: &str| schema.get(k);
-        let types: Vec<&str> = match get("type") {
+        let named: Vec<&str> = match get("type") {
             Some(Value::String(t)) => vec![t.as_str()],
             Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
             _ => vec![],
         };
-        let known: Vec<usize> = types
-            .iter()
-            .filter_map(|t| TYPES.iter().position(|known| known == t))
+        // Positions in TYPES.
+        let known: Vec<usize> = named
+            .into_iter()
+            .filter_map(|t| TYPES.iter().position(|known| *known == t))
             .collect();
         let owned = |v: &Value| Json::from(v).into_owned();
         let options = get("enum").and_then(Value::as_array);
