@@ -106,6 +106,17 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Whether this command runs the transform, whose allocations want their own
+    /// tuning ([`crate::allocator::map_large_objects_apart`]).
+    pub fn runs_the_transform(&self) -> bool {
+        matches!(
+            self,
+            Command::Serve | Command::Transform | Command::Replay { .. }
+        )
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Push realistic events over HTTP to a `techmon serve` child process.

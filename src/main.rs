@@ -10,14 +10,18 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let cli = techmon::cli::Cli::parse();
     techmon::allocator::keep_freed_memory();
+    if cli.command.runs_the_transform() {
+        techmon::allocator::map_large_objects_apart();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
             EnvFilter::new("info,deltalake_core=warn,buoyant_kernel=warn,datafusion=warn")
         }))
         .with_writer(std::io::stderr)
         .init();
-    match techmon::cli::run(techmon::cli::Cli::parse()).await {
+    match techmon::cli::run(cli).await {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
