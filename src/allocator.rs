@@ -11,13 +11,9 @@ const MI_OPTION_ARENA_MAX_OBJECT_SIZE: mi_option_t = 45;
 /// round's buffers and makes them again, and faulting them back in (zeroing huge
 /// pages) took a quarter of its time. Memory stays bounded by the largest round.
 /// `MIMALLOC_PURGE_DELAY` in the environment still decides when set.
-#[allow(unsafe_code)]
 pub fn keep_freed_memory() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: mi_option_set stores one option value; -1 is a documented value
-        // of this option ("no purging at all").
-        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
-    }
+    // -1 is this option's documented "no purging at all".
+    set_unless_in_environment("MIMALLOC_PURGE_DELAY", MI_OPTION_PURGE_DELAY, -1);
 }
 
 /// For a process that runs the transform: objects, and mimalloc pages of objects,
@@ -28,10 +24,22 @@ pub fn keep_freed_memory() {
 /// fewer huge pages). Not for the query service: DataFusion's large buffers made its
 /// KPI suite a third slower this way. `MIMALLOC_ARENA_MAX_OBJECT_SIZE` in the
 /// environment still decides when set.
-#[allow(unsafe_code)]
 pub fn map_large_objects_apart() {
-    if std::env::var_os("MIMALLOC_ARENA_MAX_OBJECT_SIZE").is_none() {
-        // SAFETY: mi_option_set stores one option value; this option is a size in KiB.
-        unsafe { mi_option_set(MI_OPTION_ARENA_MAX_OBJECT_SIZE, 2048) }
+    // This option is a size in KiB.
+    set_unless_in_environment(
+        "MIMALLOC_ARENA_MAX_OBJECT_SIZE",
+        MI_OPTION_ARENA_MAX_OBJECT_SIZE,
+        2048,
+    );
+}
+
+/// Sets a mimalloc option, unless the variable mimalloc reads it from is set: the
+/// operator's choice wins.
+#[allow(unsafe_code)]
+fn set_unless_in_environment(variable: &str, option: mi_option_t, value: std::ffi::c_long) {
+    if std::env::var_os(variable).is_none() {
+        // SAFETY: mi_option_set stores one option value; the callers pass values
+        // this version's mimalloc documents for their option.
+        unsafe { mi_option_set(option, value) }
     }
 }

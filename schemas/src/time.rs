@@ -15,18 +15,11 @@ pub fn parse_rfc3339(s: &str) -> Option<DateTime<FixedOffset>> {
 /// leap second; `None` for anything else, which chrono then reads.
 fn common_shape(s: &str) -> Option<DateTime<FixedOffset>> {
     let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    if b.len() < 20 || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
         return None;
     }
+    let date = date_prefix(b)?;
     let two = |i: usize| two_digits(b[i], b[i + 1]);
-    let year = two(0)? * 100 + two(2)?;
-    let (month, day) = (two(5)?, two(8)?);
     let (hour, minute, second) = (two(11)?, two(14)?, two(17)?);
     let mut rest = &b[19..];
     let mut nanos = 0;
@@ -58,11 +51,20 @@ fn common_shape(s: &str) -> Option<DateTime<FixedOffset>> {
     if second > 59 {
         return None;
     }
-    let date = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?;
     let time = NaiveTime::from_hms_nano_opt(hour, minute, second, nanos)?;
     FixedOffset::east_opt(offset_seconds)?
         .from_local_datetime(&date.and_time(time))
         .single()
+}
+
+/// The day `YYYY-MM-DD` at the start of `b`, if it exists.
+pub(crate) fn date_prefix(b: &[u8]) -> Option<NaiveDate> {
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let two = |i: usize| two_digits(b[i], b[i + 1]);
+    let year = i32::try_from(two(0)? * 100 + two(2)?).ok()?;
+    NaiveDate::from_ymd_opt(year, two(5)?, two(8)?)
 }
 
 /// Two ASCII digits as a number.

@@ -549,20 +549,7 @@ fn json_equal(a: &Json, b: &Json) -> bool {
 /// `YYYY-MM-DD`, a day that exists (by hand: chrono's format parser is slow, and
 /// every event is checked).
 fn is_date(s: &str) -> bool {
-    let b = s.as_bytes();
-    let digits = |range: std::ops::Range<usize>| {
-        b[range]
-            .iter()
-            .fold(0u32, |n, c| n * 10 + u32::from(c - b'0'))
-    };
-    b.len() == 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
-        && chrono::NaiveDate::from_ymd_opt(digits(0..4) as i32, digits(5..7), digits(8..10))
-            .is_some()
+    s.len() == 10 && crate::time::date_prefix(s.as_bytes()).is_some()
 }
 
 /// BRIN (2 digits + 2 upper-case letters or digits) followed by a two-digit vestiging number.
