@@ -555,17 +555,37 @@ redacted_debug!(TrajectoryEnded {
     redacted: [participant_ref]
 });
 
-/// A participant withdrew consent: erase their data from every derived table.
+/// A person withdrew consent: erase their data from every derived table.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentWithdrawn {
+    /// The hub's id for the person, of the kind `subject` says.
     pub participant_ref: String,
+    /// Version 1 has no such field: its withdrawals are all participants'.
+    #[serde(default, skip_serializing_if = "WithdrawalSubject::is_participant")]
+    pub subject: WithdrawalSubject,
 }
 
 redacted_debug!(ConsentWithdrawn {
-    plain: [],
+    plain: [subject],
     redacted: [participant_ref]
 });
+
+string_enum! {
+    /// `consent_withdrawn.subject` (version 2): whose reference a withdrawal names.
+    #[derive(Default)]
+    pub enum WithdrawalSubject {
+        #[default]
+        Participant => "participant",
+        Ambassador => "ambassador",
+    }
+}
+
+impl WithdrawalSubject {
+    fn is_participant(&self) -> bool {
+        *self == Self::Participant
+    }
+}
 
 macro_rules! payloads {
     ($($kind:ident),+ $(,)?) => {
@@ -650,8 +670,9 @@ impl Event {
     /// The key that keeps one subject's events in order on the log (the Kafka
     /// message key): `participant:<hub_id>:<participant_ref>` for events about a
     /// participant, `activity:<hub_id>:<activity_id>` for activity-scoped events,
-    /// `partner:<hub_id>:<partner_id>`, `ambassador:<hub_id>:<ambassador_ref>`, and
-    /// `school:<brin6>` for counted profile choices.
+    /// `partner:<hub_id>:<partner_id>`, `ambassador:<hub_id>:<ambassador_ref>` (also
+    /// for an ambassador's consent withdrawal), and `school:<brin6>` for counted
+    /// profile choices.
     ///
     /// The key contains the participant reference: it is raw, personal data, like
     /// the event itself.
@@ -675,7 +696,12 @@ impl Event {
             Payload::AmbassadorCommitted(p) => format!("ambassador:{hub}:{}", p.ambassador_ref),
             Payload::TrajectoryStarted(p) => format!("participant:{hub}:{}", p.participant_ref),
             Payload::TrajectoryEnded(p) => format!("participant:{hub}:{}", p.participant_ref),
-            Payload::ConsentWithdrawn(p) => format!("participant:{hub}:{}", p.participant_ref),
+            Payload::ConsentWithdrawn(p) => match p.subject {
+                WithdrawalSubject::Participant => {
+                    format!("participant:{hub}:{}", p.participant_ref)
+                }
+                WithdrawalSubject::Ambassador => format!("ambassador:{hub}:{}", p.participant_ref),
+            },
         }
     }
 
@@ -688,7 +714,9 @@ impl Event {
             Payload::ProfileChosen(p) => p.participant_ref.as_deref(),
             Payload::TrajectoryStarted(p) => Some(&p.participant_ref),
             Payload::TrajectoryEnded(p) => Some(&p.participant_ref),
-            Payload::ConsentWithdrawn(p) => Some(&p.participant_ref),
+            Payload::ConsentWithdrawn(p) => {
+                (p.subject == WithdrawalSubject::Participant).then_some(p.participant_ref.as_str())
+            }
             Payload::ActivityHeld(_)
             | Payload::GroupParticipated(_)
             | Payload::PartnerJoined(_)

@@ -92,6 +92,12 @@ const FILES: &[(EventKind, u32, &str, &str)] = &[
         include_str!("../json/consent_withdrawn/v1.schema.json"),
         include_str!("../examples/consent_withdrawn.v1.json"),
     ),
+    (
+        EventKind::ConsentWithdrawn,
+        2,
+        include_str!("../json/consent_withdrawn/v2.schema.json"),
+        include_str!("../examples/consent_withdrawn.v2.json"),
+    ),
 ];
 
 struct Entry {
@@ -816,7 +822,12 @@ mod tests {
         let listed: Vec<EventKind> = kinds().map(|(k, _)| k).collect();
         assert_eq!(listed, EventKind::ALL);
         for kind in EventKind::ALL {
-            assert_eq!(latest_version(*kind), Some(1));
+            let latest = if *kind == EventKind::ConsentWithdrawn {
+                2
+            } else {
+                1
+            };
+            assert_eq!(latest_version(*kind), Some(latest));
             let full = schema(kind.as_str(), 1).expect("composed schema");
             assert_eq!(
                 full["properties"]["event_type"]["const"],

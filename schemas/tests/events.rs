@@ -738,6 +738,34 @@ fn subject_keys() {
         key(EventKind::ConsentWithdrawn, &[]),
         "participant:newtechpark:NTP-P-000731"
     );
+    // Version 2 can name an ambassador: ordered with that ambassador's events.
+    assert_eq!(
+        key(
+            EventKind::ConsentWithdrawn,
+            &[
+                ("/schema_version", Some(json!(2))),
+                ("/payload/subject", Some(json!("ambassador")))
+            ]
+        ),
+        "ambassador:newtechpark:NTP-P-000731"
+    );
+}
+
+#[test]
+fn only_version_2_of_consent_withdrawn_names_its_subject() {
+    let mut record = example(EventKind::ConsentWithdrawn);
+    set(&mut record, "/payload/subject", Some(json!("ambassador")));
+    let errors = validate_event(&record).expect_err("version 1 has no subject");
+    assert_eq!(errors[0].field, "/payload/subject");
+    set(&mut record, "/schema_version", Some(json!(2)));
+    let event = validate_event(&record).expect("version 2 has");
+    assert_eq!(event.participant_ref(), None);
+    set(&mut record, "/payload/subject", Some(json!("teacher")));
+    let errors = validate_event(&record).expect_err("not a subject");
+    assert_eq!(errors[0].field, "/payload/subject");
+    set(&mut record, "/payload/subject", None);
+    let event = validate_event(&record).expect("a participant by default");
+    assert_eq!(event.participant_ref(), Some("NTP-P-000731"));
 }
 
 #[test]

@@ -264,7 +264,8 @@ impl Lake {
         Ok(())
     }
 
-    /// Deletes every row of these participants from the tables that hold pseudonyms.
+    /// Deletes every row of these people (participants or ambassadors, by pseudonym)
+    /// from the tables that hold pseudonyms.
     pub async fn erase(&mut self, pseudonyms: &[String]) -> Result<u64, TransformError> {
         if pseudonyms.is_empty() {
             return Ok(0);
@@ -275,12 +276,12 @@ impl Lake {
             .filter(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
             .map(|p| format!("'{p}'"))
             .collect();
-        let predicate = format!("participant_pseudonym IN ({})", list.join(", "));
+        let list = list.join(", ");
         let mut deleted = 0;
-        for (table, current) in self.participant_tables() {
+        for (table, column, current) in self.person_tables() {
             let (after, metrics) = current
                 .delete()
-                .with_predicate(predicate.clone())
+                .with_predicate(format!("{column} IN ({list})"))
                 .await
                 .map_err(|e| delta_error(table.name, e))?;
             deleted += metrics.num_deleted_rows.unwrap_or(0) as u64;
@@ -289,23 +290,27 @@ impl Lake {
         Ok(deleted)
     }
 
-    /// The tables with a participant column.
-    fn participant_tables(&self) -> Vec<(&'static Table, DeltaTable)> {
-        crate::tables::participant_tables()
-            .filter_map(|table| self.tables.get(table.name).map(|t| (table, t.clone())))
+    /// The tables with a person's pseudonym, with its column.
+    fn person_tables(&self) -> Vec<(&'static Table, &'static str, DeltaTable)> {
+        crate::tables::person_tables()
+            .filter_map(|(table, column)| {
+                self.tables
+                    .get(table.name)
+                    .map(|t| (table, column, t.clone()))
+            })
             .collect()
     }
 
     /// Deletes the data files of old table versions that no current version needs and
     /// that are older than `retention`, from the tables that hold pseudonyms: after an
     /// erasure, the history must not keep the erased rows. Returns the files deleted.
-    pub async fn vacuum_participant_tables(
+    pub async fn vacuum_person_tables(
         &mut self,
         retention: std::time::Duration,
     ) -> Result<usize, TransformError> {
         let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
         let mut deleted = 0;
-        for (table, current) in self.participant_tables() {
+        for (table, _, current) in self.person_tables() {
             let (after, metrics) = current
                 .vacuum()
                 .with_retention_period(retention)

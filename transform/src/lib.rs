@@ -1,8 +1,8 @@
 //! The transform: reads the event log, validates each event against the schema of
 //! its version, pseudonymises it, and writes it exactly once to the research lake
 //! (Delta tables, one per kind of fact). Events it cannot transform go to the dead
-//! letters in the raw zone. A `consent_withdrawn` event erases the participant from
-//! every table and drops their later events.
+//! letters in the raw zone. A `consent_withdrawn` event erases the participant (or,
+//! in version 2, the ambassador) from every table and drops their later events.
 //!
 //! Exactly once: each lake commit records the log positions it covers (see
 //! [`lake`]); a restart resumes from those, skips what a table already holds, and
@@ -580,6 +580,7 @@ impl Transform {
                 reference,
                 pseudonym,
             } => (Some(pseudonym), Some((hub_id, reference))),
+            tables::Subject::Ambassador { pseudonym } => (Some(pseudonym), None),
             tables::Subject::Referenced { hub_id, reference } => {
                 let key = (hub_id, reference);
                 let linked = round_links
@@ -725,10 +726,10 @@ impl Transform {
     }
 
     /// Vacuums the history of the tables that hold pseudonyms (see
-    /// [`lake::Lake::vacuum_participant_tables`]).
+    /// [`lake::Lake::vacuum_person_tables`]).
     pub async fn vacuum(&mut self, retention: Duration) -> Result<usize, TransformError> {
         self.land().await?;
-        let deleted = self.lake.vacuum_participant_tables(retention).await?;
+        let deleted = self.lake.vacuum_person_tables(retention).await?;
         tracing::info!(
             files = deleted,
             "vacuumed the history of the tables holding pseudonyms"

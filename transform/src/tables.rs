@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone};
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use techmon_schemas::codes::SchoolYear;
-use techmon_schemas::{Event, Payload};
+use techmon_schemas::{Event, Payload, WithdrawalSubject};
 
 use crate::pseudonym::{Person, PseudonymKey, birth_year, pc4};
 
@@ -171,13 +171,27 @@ pub const TABLES: &[Table] = &[
     },
 ];
 
-/// Tables with a participant pseudonym column: where consent withdrawal erases.
-pub fn participant_tables() -> impl Iterator<Item = &'static Table> {
-    TABLES.iter().filter(|t| t.participant_column().is_some())
+/// Columns that hold the pseudonym of the person a row is about: where consent
+/// withdrawal erases.
+const PERSON_COLUMNS: &[&str] = &["participant_pseudonym", "ambassador_pseudonym"];
+
+/// Tables with a person's pseudonym (see [`Table::person_column`]), with that column.
+pub fn person_tables() -> impl Iterator<Item = (&'static Table, &'static str)> {
+    TABLES
+        .iter()
+        .filter_map(|t| t.person_column().map(|column| (t, column)))
 }
 
 impl Table {
     /// The position of the participant's pseudonym among the table's columns.
+    /// The column holding the pseudonym of the person a row is about, if any.
+    pub fn person_column(&self) -> Option<&'static str> {
+        self.columns
+            .iter()
+            .map(|(name, ..)| *name)
+            .find(|name| PERSON_COLUMNS.contains(name))
+    }
+
     pub fn participant_column(&self) -> Option<usize> {
         COMMON
             .iter()
@@ -236,6 +250,15 @@ pub enum Subject {
         hub_id: String,
         reference: String,
     },
+    /// An ambassador: pseudonyms of their own, from the hub's ambassador reference.
+    Ambassador {
+        pseudonym: String,
+    },
+}
+
+/// The pseudonym of a hub's ambassador.
+fn ambassador_pseudonym(key: &PseudonymKey, hub_id: &str, reference: &str) -> String {
+    key.pseudonym("ambassador", &format!("{hub_id}:{reference}"))
 }
 
 /// Who `event` is about.
@@ -269,7 +292,15 @@ pub fn subject(event: &Event, key: &PseudonymKey) -> Subject {
             .map_or(Subject::Nobody, referenced),
         Payload::TrajectoryStarted(t) => referenced(&t.participant_ref),
         Payload::TrajectoryEnded(t) => referenced(&t.participant_ref),
-        Payload::ConsentWithdrawn(c) => referenced(&c.participant_ref),
+        Payload::ConsentWithdrawn(c) => match c.subject {
+            WithdrawalSubject::Participant => referenced(&c.participant_ref),
+            WithdrawalSubject::Ambassador => Subject::Ambassador {
+                pseudonym: ambassador_pseudonym(key, &event.hub_id, &c.participant_ref),
+            },
+        },
+        Payload::AmbassadorCommitted(a) => Subject::Ambassador {
+            pseudonym: ambassador_pseudonym(key, &event.hub_id, &a.ambassador_ref),
+        },
         _ => Subject::Nobody,
     }
 }
@@ -492,12 +523,7 @@ pub fn row(event: &Event, ctx: &RowContext<'_>) -> Option<(usize, Row)> {
         Payload::AmbassadorCommitted(a) => (
             "ambassadors",
             vec![
-                ctx.key
-                    .pseudonym(
-                        "ambassador",
-                        &format!("{}:{}", event.hub_id, a.ambassador_ref),
-                    )
-                    .into(),
+                ambassador_pseudonym(ctx.key, &event.hub_id, &a.ambassador_ref).into(),
                 key_id.into(),
                 a.organisation_name.as_ref().into(),
             ],

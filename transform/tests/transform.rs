@@ -513,6 +513,62 @@ async fn consent_withdrawal_erases_the_participant_and_drops_later_events() {
     );
 }
 
+fn ambassador(hub: &str, reference: &str) -> Value {
+    envelope(
+        "ambassador_committed",
+        hub,
+        json!({"ambassador_ref": reference, "name": "Canary Ambassador", "organisation_name": "Wavin"}),
+    )
+}
+
+/// Version 2 of `consent_withdrawn` names an ambassador: their rows go, their later
+/// commitments are dropped, and a participant with the same reference keeps theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ambassador_withdrawal_erases_only_that_ambassador() {
+    let setup = Setup::new();
+    setup
+        .append(&[
+            ambassador("tec-deventer", "x-1"),
+            ambassador("tec-deventer", "x-2"),
+            registration("tec-deventer", "x-1", "Anna", Some("anna@example.org")),
+        ])
+        .await;
+    let mut transform = setup.transform().await;
+    transform.catch_up().await.expect("catch up");
+    let before = strings(
+        &rows(&setup.lake(), "ambassadors").await,
+        "ambassador_pseudonym",
+    );
+    assert_eq!(before.len(), 2);
+
+    let mut withdrawal = envelope(
+        "consent_withdrawn",
+        "tec-deventer",
+        json!({"participant_ref": "x-1", "subject": "ambassador"}),
+    );
+    withdrawal["schema_version"] = json!(2);
+    setup
+        .append(&[withdrawal, ambassador("tec-deventer", "x-1")])
+        .await;
+    let progress = transform.catch_up().await.expect("catch up");
+    assert_eq!(progress.dead_letters, 0);
+    assert_eq!(progress.erased_rows, 1, "one commitment");
+    assert_eq!(progress.dropped_after_withdrawal, 1);
+    drop(transform);
+
+    let after = strings(
+        &rows(&setup.lake(), "ambassadors").await,
+        "ambassador_pseudonym",
+    );
+    assert_eq!(after.len(), 1);
+    assert!(before.contains(&after[0]));
+    assert_eq!(
+        count(&rows(&setup.lake(), "participants").await),
+        1,
+        "the participant x-1 is another person"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_lake_equals_the_original_row_for_row() {
     let setup = Setup::new();
