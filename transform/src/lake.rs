@@ -20,7 +20,7 @@ use deltalake::table::config::TablePropertiesExt as _;
 use deltalake::{DeltaTable, DeltaTableError, checkpoints};
 
 use crate::TransformError;
-use crate::tables::{PARTITION_COLUMN, TABLES, Table};
+use crate::tables::{PARTITION_COLUMN, TABLES, Table, UNIQUE_COLUMNS};
 
 /// Rows for one table, and the log positions the commit covers.
 pub struct Append {
@@ -59,8 +59,14 @@ async fn commit(
         .zip(app_ids)
         .map(|((_, offset), app_id)| Transaction::new(app_id, *offset as i64))
         .collect();
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+    let properties = UNIQUE_COLUMNS
+        .iter()
+        .fold(
+            WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())),
+            // A dictionary of values that never repeat only costs time (and space)
+            // until the writer gives up on it.
+            |builder, column| builder.set_column_dictionary_enabled((*column).into(), false),
+        )
         .build();
     current
         .write(append.rows.clone())

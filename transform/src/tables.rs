@@ -44,6 +44,9 @@ const COMMON: &[(&str, Column, bool)] = &[
     ("log_offset", Column::BigInt, false),
 ];
 
+/// Columns of [`COMMON`] whose values (almost) never repeat within a table.
+pub const UNIQUE_COLUMNS: &[&str] = &["event_id", "occurred_at", "log_offset"];
+
 /// The partition column of every table.
 pub const PARTITION_COLUMN: &str = "school_year";
 
