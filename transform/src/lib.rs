@@ -573,20 +573,29 @@ impl Transform {
             progress.duplicates += 1;
             return None;
         }
+        let linked = |key: &(String, String)| {
+            round_links
+                .get(key)
+                .cloned()
+                .or_else(|| self.state.linked(&key.0, &key.1))
+        };
         let (pseudonym, registered) = match subject {
             tables::Subject::Nobody => (None, None),
+            // A reference registered again (say with another e-mail address) keeps
+            // its first pseudonym: the person's rows stay one person's, and a
+            // withdrawal by the reference erases all of them.
             tables::Subject::Registered {
                 hub_id,
                 reference,
                 pseudonym,
-            } => (Some(pseudonym), Some((hub_id, reference))),
+            } => {
+                let key = (hub_id, reference);
+                (Some(linked(&key).unwrap_or(pseudonym)), Some(key))
+            }
             tables::Subject::Ambassador { pseudonym } => (Some(pseudonym), None),
             tables::Subject::Referenced { hub_id, reference } => {
                 let key = (hub_id, reference);
-                let linked = round_links
-                    .get(&key)
-                    .cloned()
-                    .or_else(|| self.state.linked(&key.0, &key.1));
+                let linked = linked(&key);
                 let pseudonym = tables::referenced_participant(&self.key, linked, &key.0, &key.1);
                 (Some(pseudonym), None)
             }

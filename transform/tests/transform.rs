@@ -513,6 +513,71 @@ async fn consent_withdrawal_erases_the_participant_and_drops_later_events() {
     );
 }
 
+/// A reference registered again with another e-mail address stays one person: one
+/// pseudonym for all their rows, all erased by a withdrawal, and a registration
+/// after the withdrawal is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_with_a_new_email_keeps_the_pseudonym() {
+    let setup = Setup::new();
+    setup
+        .append(&[
+            registration("tec-deventer", "d-1", "Anna", Some("anna@example.org")),
+            attendance("tec-deventer", "d-1"),
+            registration("tec-deventer", "d-1", "Anna", Some("anna@school.example")),
+            attendance("tec-deventer", "d-1"),
+            registration("tec-deventer", "d-2", "Bram", Some("bram@example.org")),
+        ])
+        .await;
+    let mut transform = setup.transform().await;
+    transform.catch_up().await.expect("catch up");
+    let participants = strings(
+        &rows(&setup.lake(), "participants").await,
+        "participant_pseudonym",
+    );
+    assert_eq!(participants.len(), 3);
+    // The rows come in no particular order: Anna is the pseudonym seen twice.
+    let anna = participants
+        .iter()
+        .find(|p| participants.iter().filter(|q| q == p).count() == 2)
+        .unwrap_or_else(|| panic!("both registrations of d-1 share one: {participants:?}"))
+        .clone();
+    let attendances = strings(
+        &rows(&setup.lake(), "attendances").await,
+        "participant_pseudonym",
+    );
+    assert_eq!(attendances, vec![anna.clone(), anna.clone()]);
+
+    setup
+        .append(&[
+            envelope(
+                "consent_withdrawn",
+                "tec-deventer",
+                json!({"participant_ref": "d-1"}),
+            ),
+            registration(
+                "tec-deventer",
+                "d-1",
+                "Anna",
+                Some("anna@elsewhere.example"),
+            ),
+        ])
+        .await;
+    let progress = transform.catch_up().await.expect("catch up");
+    drop(transform);
+    assert_eq!(
+        progress.erased_rows, 4,
+        "two registrations, two attendances"
+    );
+    assert_eq!(progress.dropped_after_withdrawal, 1);
+    let participants = strings(
+        &rows(&setup.lake(), "participants").await,
+        "participant_pseudonym",
+    );
+    assert_eq!(participants.len(), 1);
+    assert_ne!(participants[0], anna);
+    assert_eq!(count(&rows(&setup.lake(), "attendances").await), 0);
+}
+
 fn ambassador(hub: &str, reference: &str) -> Value {
     envelope(
         "ambassador_committed",
