@@ -81,6 +81,19 @@ impl Setup {
     fn lake(&self) -> std::path::PathBuf {
         self.dir.path().join("lake")
     }
+
+    /// Appends `events` and runs a transform until it has read them all.
+    async fn transform_of(&self, events: &[Value]) -> Transform {
+        self.append(events).await;
+        let mut transform = self.transform().await;
+        transform.catch_up().await.expect("catch up");
+        transform
+    }
+
+    /// One column of a lake table, as text, in no particular order.
+    async fn column(&self, table: &str, column: &str) -> Vec<String> {
+        strings(&rows(&self.lake(), table).await, column)
+    }
 }
 
 fn envelope(kind: &str, hub: &str, payload: Value) -> Value {
@@ -290,10 +303,7 @@ async fn a_second_copy_of_an_event_in_kafka_lands_once() {
         (35, 30, 5)
     );
     drop(transform);
-    let mut lake_ids = strings(
-        &rows(&setup.lake(), "group_participations").await,
-        "event_id",
-    );
+    let mut lake_ids = setup.column("group_participations", "event_id").await;
     lake_ids.sort();
     let mut expected = ids;
     expected.sort();
@@ -337,10 +347,7 @@ async fn redriven_dead_letters_land_once_and_the_rest_stay() {
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].reason, DeadLetterReason::UnknownSchemaVersion);
     drop(transform);
-    let ids = strings(
-        &rows(&setup.lake(), "group_participations").await,
-        "event_id",
-    );
+    let ids = setup.column("group_participations", "event_id").await;
     assert_eq!(ids.len(), 2);
     assert_eq!(
         ids.iter()
@@ -353,8 +360,8 @@ async fn redriven_dead_letters_land_once_and_the_rest_stay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn personal_data_never_reaches_the_lake_and_pseudonyms_link_hubs() {
     let setup = Setup::new();
-    setup
-        .append(&[
+    let transform = setup
+        .transform_of(&[
             registration(
                 "tec-deventer",
                 "d-1",
@@ -372,8 +379,6 @@ async fn personal_data_never_reaches_the_lake_and_pseudonyms_link_hubs() {
             attendance("techniekbrouwerij", "e-9"),
         ])
         .await;
-    let mut transform = setup.transform().await;
-    transform.catch_up().await.expect("catch up");
     drop(transform);
 
     for canary in [
@@ -410,10 +415,7 @@ async fn personal_data_never_reaches_the_lake_and_pseudonyms_link_hubs() {
         strings(&participants, "pseudonym_key_id"),
         vec!["test-key-1"; 3]
     );
-    let attendances = strings(
-        &rows(&setup.lake(), "attendances").await,
-        "participant_pseudonym",
-    );
+    let attendances = setup.column("attendances", "participant_pseudonym").await;
     assert_eq!(
         attendances,
         vec![pseudonyms[0].clone(); 2],
@@ -424,20 +426,15 @@ async fn personal_data_never_reaches_the_lake_and_pseudonyms_link_hubs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consent_withdrawal_erases_the_participant_and_drops_later_events() {
     let setup = Setup::new();
-    setup
-        .append(&[
+    let mut transform = setup
+        .transform_of(&[
             registration("tec-deventer", "d-1", "Anna", Some("anna@example.org")),
             registration("tec-deventer", "d-2", "Bram", Some("bram@example.org")),
             attendance("tec-deventer", "d-1"),
             attendance("tec-deventer", "d-2"),
         ])
         .await;
-    let mut transform = setup.transform().await;
-    transform.catch_up().await.expect("catch up");
-    let before = strings(
-        &rows(&setup.lake(), "participants").await,
-        "participant_pseudonym",
-    );
+    let before = setup.column("participants", "participant_pseudonym").await;
     assert_eq!(before.len(), 2);
 
     setup
@@ -455,14 +452,8 @@ async fn consent_withdrawal_erases_the_participant_and_drops_later_events() {
     assert_eq!(progress.erased_rows, 2, "one registration, one attendance");
     assert_eq!(progress.dropped_after_withdrawal, 1);
 
-    let participants = strings(
-        &rows(&setup.lake(), "participants").await,
-        "participant_pseudonym",
-    );
-    let attendances = strings(
-        &rows(&setup.lake(), "attendances").await,
-        "participant_pseudonym",
-    );
+    let participants = setup.column("participants", "participant_pseudonym").await;
+    let attendances = setup.column("attendances", "participant_pseudonym").await;
     assert_eq!(participants.len(), 1);
     let bram = participants[0].clone();
     assert_eq!(attendances, vec![bram.clone(), bram.clone()]);
@@ -519,8 +510,8 @@ async fn consent_withdrawal_erases_the_participant_and_drops_later_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registration_with_a_new_email_keeps_the_pseudonym() {
     let setup = Setup::new();
-    setup
-        .append(&[
+    let mut transform = setup
+        .transform_of(&[
             registration("tec-deventer", "d-1", "Anna", Some("anna@example.org")),
             attendance("tec-deventer", "d-1"),
             registration("tec-deventer", "d-1", "Anna", Some("anna@school.example")),
@@ -528,12 +519,7 @@ async fn a_registration_with_a_new_email_keeps_the_pseudonym() {
             registration("tec-deventer", "d-2", "Bram", Some("bram@example.org")),
         ])
         .await;
-    let mut transform = setup.transform().await;
-    transform.catch_up().await.expect("catch up");
-    let participants = strings(
-        &rows(&setup.lake(), "participants").await,
-        "participant_pseudonym",
-    );
+    let participants = setup.column("participants", "participant_pseudonym").await;
     assert_eq!(participants.len(), 3);
     // The rows come in no particular order: Anna is the pseudonym seen twice.
     let anna = participants
@@ -541,10 +527,7 @@ async fn a_registration_with_a_new_email_keeps_the_pseudonym() {
         .find(|p| participants.iter().filter(|q| q == p).count() == 2)
         .unwrap_or_else(|| panic!("both registrations of d-1 share one: {participants:?}"))
         .clone();
-    let attendances = strings(
-        &rows(&setup.lake(), "attendances").await,
-        "participant_pseudonym",
-    );
+    let attendances = setup.column("attendances", "participant_pseudonym").await;
     assert_eq!(attendances, vec![anna.clone(), anna.clone()]);
 
     setup
@@ -569,10 +552,7 @@ async fn a_registration_with_a_new_email_keeps_the_pseudonym() {
         "two registrations, two attendances"
     );
     assert_eq!(progress.dropped_after_withdrawal, 1);
-    let participants = strings(
-        &rows(&setup.lake(), "participants").await,
-        "participant_pseudonym",
-    );
+    let participants = setup.column("participants", "participant_pseudonym").await;
     assert_eq!(participants.len(), 1);
     assert_ne!(participants[0], anna);
     assert_eq!(count(&rows(&setup.lake(), "attendances").await), 0);
@@ -591,19 +571,14 @@ fn ambassador(hub: &str, reference: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ambassador_withdrawal_erases_only_that_ambassador() {
     let setup = Setup::new();
-    setup
-        .append(&[
+    let mut transform = setup
+        .transform_of(&[
             ambassador("tec-deventer", "x-1"),
             ambassador("tec-deventer", "x-2"),
             registration("tec-deventer", "x-1", "Anna", Some("anna@example.org")),
         ])
         .await;
-    let mut transform = setup.transform().await;
-    transform.catch_up().await.expect("catch up");
-    let before = strings(
-        &rows(&setup.lake(), "ambassadors").await,
-        "ambassador_pseudonym",
-    );
+    let before = setup.column("ambassadors", "ambassador_pseudonym").await;
     assert_eq!(before.len(), 2);
 
     let mut withdrawal = envelope(
@@ -621,10 +596,7 @@ async fn an_ambassador_withdrawal_erases_only_that_ambassador() {
     assert_eq!(progress.dropped_after_withdrawal, 1);
     drop(transform);
 
-    let after = strings(
-        &rows(&setup.lake(), "ambassadors").await,
-        "ambassador_pseudonym",
-    );
+    let after = setup.column("ambassadors", "ambassador_pseudonym").await;
     assert_eq!(after.len(), 1);
     assert!(before.contains(&after[0]));
     assert_eq!(
@@ -877,10 +849,7 @@ async fn two_workers_on_the_same_partitions_never_commit_a_position_twice() {
         }
     };
     tokio::join!(worker("raw-a"), worker("raw-b"));
-    let mut lake_ids = strings(
-        &rows(&setup.lake(), "group_participations").await,
-        "event_id",
-    );
+    let mut lake_ids = setup.column("group_participations", "event_id").await;
     lake_ids.sort();
     ids.sort();
     assert_eq!(lake_ids.len(), ids.len(), "no event twice, none lost");
