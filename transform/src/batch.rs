@@ -109,9 +109,9 @@ impl TableRows {
         Ok(())
     }
 
-    /// The rows as one batch of the table's schema, with the participants' pseudonyms
-    /// (one per row) in the table's participant column.
-    pub fn finish(self, participants: Option<ArrayRef>) -> Result<RecordBatch, TransformError> {
+    /// The rows as one batch of the table's schema, with the people's pseudonyms (one
+    /// per row) in the table's person column.
+    pub fn finish(self, pseudonyms: Option<ArrayRef>) -> Result<RecordBatch, TransformError> {
         let mut columns: Vec<ArrayRef> = self
             .columns
             .into_iter()
@@ -126,7 +126,7 @@ impl TableRows {
                 ColumnBuilder::Texts(mut b) => ArrayBuilder::finish(&mut b),
             })
             .collect();
-        if let (Some(column), Some(pseudonyms)) = (self.table.participant_column(), participants) {
+        if let (Some((column, _)), Some(pseudonyms)) = (self.table.person_column(), pseudonyms) {
             columns[column] = pseudonyms;
         }
         RecordBatch::try_new(self.schema, columns).map_err(|source| TransformError::Rows {

@@ -441,7 +441,7 @@ impl Transform {
     }
 
     /// Takes prepared records in the log's order: drops second copies and the events of
-    /// withdrawn participants, links registrations, and fills in each row's participant.
+    /// withdrawn people, links registrations, and fills in each row's person.
     fn transform_prepared(
         &self,
         prepared: Prepared,
@@ -454,15 +454,15 @@ impl Transform {
             .iter()
             .map(|t| self.held.get(t.name))
             .collect();
-        // Per table of these rows: which stay, and the pseudonyms for its participant
+        // Per table of these rows: which stay, and the pseudonyms for its person
         // column.
         let mut keep: Vec<Vec<bool>> = rows
             .iter()
             .map(|r| Vec::with_capacity(r.as_ref().map_or(0, batch::TableRows::len)))
             .collect();
-        let mut participants: Vec<Option<StringBuilder>> = tables::TABLES
+        let mut persons: Vec<Option<StringBuilder>> = tables::TABLES
             .iter()
-            .map(|t| t.participant_column().map(|_| StringBuilder::new()))
+            .map(|t| t.person_column().map(|_| StringBuilder::new()))
             .collect();
         for record in records {
             let PreparedRecord {
@@ -512,7 +512,7 @@ impl Transform {
                         .and_then(|slots| slots[partition as usize])
                         .is_some_and(|held| offset <= held));
             keep[table].push(stays);
-            if let Some(column) = &mut participants[table] {
+            if let Some(column) = &mut persons[table] {
                 // A row that goes gets a placeholder: the column may not hold nulls.
                 match &pseudonym {
                     Some(Some(p)) if stays => column.append_value(p),
@@ -521,16 +521,16 @@ impl Transform {
                 }
             }
         }
-        for ((table, table_rows), (keep, participants)) in rows
+        for ((table, table_rows), (keep, persons)) in rows
             .into_iter()
             .enumerate()
-            .zip(keep.into_iter().zip(participants))
+            .zip(keep.into_iter().zip(persons))
         {
             let Some(table_rows) = table_rows else {
                 continue;
             };
             let name = table_rows.table.name;
-            let batch = table_rows.finish(participants.map(|mut b| Arc::new(b.finish()) as _))?;
+            let batch = table_rows.finish(persons.map(|mut b| Arc::new(b.finish()) as _))?;
             let batch = if keep.iter().all(|k| *k) {
                 batch
             } else {

@@ -174,32 +174,28 @@ pub const TABLES: &[Table] = &[
     },
 ];
 
-/// Columns that hold the pseudonym of the person a row is about: where consent
-/// withdrawal erases.
+/// Columns that hold the pseudonym of the person a row is about.
 const PERSON_COLUMNS: &[&str] = &["participant_pseudonym", "ambassador_pseudonym"];
 
-/// Tables with a person's pseudonym (see [`Table::person_column`]), with that column.
+/// Tables with a person's pseudonym (see [`Table::person_column`]), with the
+/// column's name: where consent withdrawal erases.
 pub fn person_tables() -> impl Iterator<Item = (&'static Table, &'static str)> {
     TABLES
         .iter()
-        .filter_map(|t| t.person_column().map(|column| (t, column)))
+        .filter_map(|t| t.person_column().map(|(_, name)| (t, name)))
 }
 
 impl Table {
-    /// The position of the participant's pseudonym among the table's columns.
-    /// The column holding the pseudonym of the person a row is about, if any.
-    pub fn person_column(&self) -> Option<&'static str> {
-        self.columns
-            .iter()
-            .map(|(name, ..)| *name)
-            .find(|name| PERSON_COLUMNS.contains(name))
-    }
-
-    pub fn participant_column(&self) -> Option<usize> {
+    /// The column holding the pseudonym of the person a row is about (a participant
+    /// or an ambassador), if any: its position among the table's columns, and its
+    /// name. [`row`] leaves it null; the transform fills it in.
+    pub fn person_column(&self) -> Option<(usize, &'static str)> {
         COMMON
             .iter()
             .chain(self.columns)
-            .position(|(c, ..)| *c == "participant_pseudonym")
+            .enumerate()
+            .find(|(_, (name, ..))| PERSON_COLUMNS.contains(name))
+            .map(|(position, (name, ..))| (position, *name))
     }
 
     pub fn arrow_schema(&self) -> SchemaRef {
@@ -400,14 +396,14 @@ impl<T: Into<Cell>> From<Option<T>> for Cell {
 pub struct Row(pub Vec<Cell>);
 
 /// The row an event adds, and its table; `None` for events that add no row
-/// (consent withdrawals, handled by erasure). The participant's pseudonym is left
-/// null: it depends on the registrations before the event (see [`Subject`]), and it
-/// is filled in as the rows are put in the log's order.
+/// (consent withdrawals, handled by erasure). The person's pseudonym is left null:
+/// it depends on the registrations and withdrawals before the event (see
+/// [`Subject`]), and it is filled in as the rows are put in the log's order.
 pub fn row(event: &Event, ctx: &RowContext<'_>) -> Option<(usize, Row)> {
     let occurred = event.occurred_at.date_naive();
     let mut school_year = SchoolYear::containing(occurred);
     let key_id = ctx.key.id();
-    let participant = Cell::Null;
+    let person = Cell::Null;
     // Cells after the common ones, in the order of the table's columns.
     let (table, cells): (&str, Vec<Cell>) = match &event.payload {
         Payload::ActivityHeld(a) => (
@@ -452,7 +448,7 @@ pub fn row(event: &Event, ctx: &RowContext<'_>) -> Option<(usize, Row)> {
         Payload::ParticipantRegistered(p) => (
             "participants",
             vec![
-                participant,
+                person,
                 key_id.into(),
                 p.birth_date.map(birth_year).into(),
                 p.postcode.as_deref().and_then(pc4).into(),
@@ -470,7 +466,7 @@ pub fn row(event: &Event, ctx: &RowContext<'_>) -> Option<(usize, Row)> {
             "attendances",
             vec![
                 (&a.activity_id).into(),
-                participant,
+                person,
                 key_id.into(),
                 a.role.map(|r| r.as_str()).into(),
             ],
@@ -479,7 +475,7 @@ pub fn row(event: &Event, ctx: &RowContext<'_>) -> Option<(usize, Row)> {
             "survey_answers",
             vec![
                 (&s.activity_id).into(),
-                participant,
+                person,
                 s.participant_ref.as_ref().map(|_| key_id).into(),
                 s.respondent_role.as_str().into(),
                 s.score.into(),
@@ -497,7 +493,7 @@ pub fn row(event: &Event, ctx: &RowContext<'_>) -> Option<(usize, Row)> {
                     p.onderwijstype.as_str().into(),
                     (&p.profile_code).into(),
                     p.profile().is_some_and(|pr| pr.technical).into(),
-                    participant,
+                    person,
                     p.participant_ref.as_ref().map(|_| key_id).into(),
                     p.count.into(),
                 ],
@@ -525,17 +521,13 @@ pub fn row(event: &Event, ctx: &RowContext<'_>) -> Option<(usize, Row)> {
         ),
         Payload::AmbassadorCommitted(a) => (
             "ambassadors",
-            vec![
-                ambassador_pseudonym(ctx.key, &event.hub_id, &a.ambassador_ref).into(),
-                key_id.into(),
-                a.organisation_name.as_ref().into(),
-            ],
+            vec![person, key_id.into(), a.organisation_name.as_ref().into()],
         ),
         Payload::TrajectoryStarted(t) => (
             "trajectory_events",
             vec![
                 (&t.trajectory_id).into(),
-                participant,
+                person,
                 key_id.into(),
                 "started".into(),
                 (&t.route).into(),
@@ -547,7 +539,7 @@ pub fn row(event: &Event, ctx: &RowContext<'_>) -> Option<(usize, Row)> {
             "trajectory_events",
             vec![
                 (&t.trajectory_id).into(),
-                participant,
+                person,
                 key_id.into(),
                 "ended".into(),
                 Cell::Null,
