@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{ANALYST, RESEARCHER, TestLake, config, event, parquet_batches, serve};
+use common::{ANALYST, RESEARCHER, TestLake, event, parquet_batches, serve};
 use serde_json::{Value, json};
 
 fn group(hub: &str, school: &str, girls: u32, boys: u32) -> Value {
@@ -84,7 +84,7 @@ async fn exports_hide_small_counts_from_the_margins_and_repeat_byte_for_byte() {
         group("newtechpark", "15FF00", 16, 33),
     ])
     .await;
-    let addr = serve(&lake.path(), &config(256, 30, 10_000)).await;
+    let addr = serve(&lake.path(), &lake.config(256, 30, 10_000)).await;
     let request = json!({"sql": BY_SCHOOL, "format": "csv", "threshold": 10});
 
     let (status, denied) = post_export(addr, RESEARCHER, request.clone()).await;

@@ -32,7 +32,7 @@
 
 mod common;
 
-use common::{ADMIN, RESEARCHER, TestLake, config, duo_file, event, import, serve, sql};
+use common::{ADMIN, RESEARCHER, TestLake, duo_file, event, import, serve, sql};
 use common::{PO_2024, VO_2022, VO_2024};
 use serde_json::{Value, json};
 
@@ -177,7 +177,7 @@ fn events() -> Vec<Value> {
 async fn kpi_report_matches_the_hand_worked_golden_file() {
     let lake = TestLake::new();
     lake.add(&events()).await;
-    let addr = serve(&lake.path(), &config(256, 30, 10_000)).await;
+    let addr = serve(&lake.path(), &lake.config(256, 30, 10_000)).await;
     for file in [PO_2024, VO_2022, VO_2024] {
         assert_eq!(
             import(addr, ADMIN, file, duo_file(file)).await.0,
@@ -281,7 +281,7 @@ async fn participant_profile_share_counts_each_choice_once_per_scope_and_track()
         choice("newtechpark", "vwo", 4, "N&G", 5),
     ])
     .await;
-    let addr = serve(&lake.path(), &config(256, 30, 10_000)).await;
+    let addr = serve(&lake.path(), &lake.config(256, 30, 10_000)).await;
     let reply = sql(
         addr,
         RESEARCHER,

@@ -3,13 +3,13 @@
 
 mod common;
 
-use common::{ADMIN, RESEARCHER, TestLake, config, duo_file, import, serve, sql};
+use common::{ADMIN, RESEARCHER, TestLake, duo_file, import, serve, sql};
 use common::{PO_2024, VO_2022, VO_2023, VO_2024};
 
 #[tokio::test]
 async fn duo_files_import_once_in_every_encoding() {
     let lake = TestLake::new();
-    let addr = serve(&lake.path(), &config(256, 30, 10_000)).await;
+    let addr = serve(&lake.path(), &lake.config(256, 30, 10_000)).await;
     for (file, encoding, separator, year) in [
         (VO_2022, "windows-1252", ";", "2022/23"),
         (VO_2023, "windows-1252", ";", "2023/24"),
@@ -102,7 +102,7 @@ async fn duo_files_import_once_in_every_encoding() {
 #[tokio::test]
 async fn imports_need_the_admin_role_and_bad_files_are_named() {
     let lake = TestLake::new();
-    let addr = serve(&lake.path(), &config(256, 30, 10_000)).await;
+    let addr = serve(&lake.path(), &lake.config(256, 30, 10_000)).await;
     let (status, answer) = import(addr, RESEARCHER, VO_2024, duo_file(VO_2024)).await;
     assert_eq!(
         (status, answer["error"]["code"].as_str()),
@@ -137,7 +137,7 @@ async fn imports_need_the_admin_role_and_bad_files_are_named() {
 #[tokio::test]
 async fn technical_profile_intake_against_2022_with_the_national_trend() {
     let lake = TestLake::new();
-    let addr = serve(&lake.path(), &config(256, 30, 10_000)).await;
+    let addr = serve(&lake.path(), &lake.config(256, 30, 10_000)).await;
     for file in [VO_2022, VO_2024] {
         assert_eq!(import(addr, ADMIN, file, duo_file(file)).await.0, 200);
     }

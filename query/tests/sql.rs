@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{ANALYST, RESEARCHER, TestLake, config, event, parquet_batches, serve, sql};
+use common::{ANALYST, RESEARCHER, TestLake, event, parquet_batches, serve, sql};
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::util::display::array_value_to_string;
 use serde_json::{Value, json};
@@ -51,7 +51,7 @@ const BY_SCHOOL: &str = "SELECT school_brin6, sum(participants_total) AS pupils,
 #[tokio::test]
 async fn every_format_gives_the_same_rows() {
     let lake = lake_with_groups().await;
-    let addr = serve(&lake.path(), &config(256, 30, 1000)).await;
+    let addr = serve(&lake.path(), &lake.config(256, 30, 1000)).await;
     let expected = vec![
         vec!["12AB00".to_string(), "40".into(), "2".into()],
         vec!["34CD01".to_string(), "7".into(), "1".into()],
@@ -140,7 +140,7 @@ async fn every_format_gives_the_same_rows() {
 #[tokio::test]
 async fn answers_name_their_versions_and_pinned_versions_reproduce_them() {
     let lake = lake_with_groups().await;
-    let addr = serve(&lake.path(), &config(256, 30, 1000)).await;
+    let addr = serve(&lake.path(), &lake.config(256, 30, 1000)).await;
     let count = "SELECT count(*) AS n FROM group_participations";
     let first = sql(addr, RESEARCHER, "application/json", None, count).await;
     assert_eq!(first.json()["rows"][0]["n"], 3);
@@ -199,7 +199,7 @@ async fn answers_name_their_versions_and_pinned_versions_reproduce_them() {
 #[tokio::test]
 async fn only_query_users_may_query() {
     let lake = lake_with_groups().await;
-    let addr = serve(&lake.path(), &config(256, 30, 1000)).await;
+    let addr = serve(&lake.path(), &lake.config(256, 30, 1000)).await;
     for token in ["", "dev-token-tec-deventer", "wrong"] {
         let reply = sql(addr, token, "application/json", None, "SELECT 1").await;
         assert_eq!(
@@ -250,7 +250,7 @@ async fn only_query_users_may_query() {
 #[tokio::test]
 async fn writes_files_and_settings_are_refused_and_the_service_goes_on() {
     let lake = lake_with_groups().await;
-    let addr = serve(&lake.path(), &config(256, 30, 1000)).await;
+    let addr = serve(&lake.path(), &lake.config(256, 30, 1000)).await;
     let refused = [
         ("CREATE TABLE t AS SELECT 1", 403, "statement_not_allowed"),
         (
@@ -324,7 +324,7 @@ async fn writes_files_and_settings_are_refused_and_the_service_goes_on() {
 #[tokio::test]
 async fn memory_time_and_row_limits_end_a_query_cleanly() {
     let lake = lake_with_groups().await;
-    let addr = serve(&lake.path(), &config(8, 2, 100)).await;
+    let addr = serve(&lake.path(), &lake.config(8, 2, 100)).await;
     for (statement, code) in [
         // Collecting 20 million values into one array cannot spill.
         (
@@ -361,7 +361,7 @@ async fn memory_time_and_row_limits_end_a_query_cleanly() {
 #[tokio::test]
 async fn the_openapi_description_covers_the_query_routes() {
     let lake = TestLake::new();
-    let addr = serve(&lake.path(), &config(256, 30, 1000)).await;
+    let addr = serve(&lake.path(), &lake.config(256, 30, 1000)).await;
     let client = reqwest::Client::new();
     let doc: Value = client
         .get(format!("http://{addr}/v1/openapi.json"))

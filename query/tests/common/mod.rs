@@ -35,6 +35,28 @@ impl TestLake {
         self.dir.path().join("lake").to_string_lossy().into_owned()
     }
 
+    /// A query service configuration whose exports are kept in the lake's folder,
+    /// so they go when the test does.
+    pub fn config(&self, memory_limit_mib: usize, timeout_seconds: u64, max_rows: usize) -> Config {
+        let user = |name: &str, role, token| QueryUser {
+            name: name.into(),
+            role,
+            token_sha256: techmon_ingest::token_sha256(token),
+        };
+        Config {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            memory_limit_mib,
+            timeout_seconds,
+            max_rows,
+            exports: self.dir.path().join("exports"),
+            users: vec![
+                user("rita", Role::Researcher, RESEARCHER),
+                user("anna", Role::Analyst, ANALYST),
+                user("ada", Role::Admin, ADMIN),
+            ],
+        }
+    }
+
     /// Appends the events and runs the transform until it has written them.
     pub async fn add(&self, events: &[Value]) {
         let records = events
@@ -73,26 +95,6 @@ pub fn event(kind: &str, hub: &str, occurred_at: &str, payload: Value) -> Value 
         "event_id": Uuid::new_v4(), "event_type": kind, "schema_version": 1, "hub_id": hub,
         "occurred_at": occurred_at, "sent_at": occurred_at, "payload": payload
     })
-}
-
-pub fn config(memory_limit_mib: usize, timeout_seconds: u64, max_rows: usize) -> Config {
-    let user = |name: &str, role, token| QueryUser {
-        name: name.into(),
-        role,
-        token_sha256: techmon_ingest::token_sha256(token),
-    };
-    Config {
-        listen: "127.0.0.1:0".parse().expect("address"),
-        memory_limit_mib,
-        timeout_seconds,
-        max_rows,
-        exports: std::env::temp_dir().join(format!("techmon-exports-{}", Uuid::new_v4())),
-        users: vec![
-            user("rita", Role::Researcher, RESEARCHER),
-            user("anna", Role::Analyst, ANALYST),
-            user("ada", Role::Admin, ADMIN),
-        ],
-    }
 }
 
 /// Serves the query API over `lake` on a free port.
