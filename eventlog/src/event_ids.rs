@@ -38,6 +38,29 @@ fn shard(id: u128) -> usize {
     (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SHARD_BITS)) as usize
 }
 
+/// Ids on either side of where an id would sit in an even spread, searched first.
+const GUESS_SPAN: usize = 8;
+
+/// [`slice::binary_search`] in a sorted shard. Random ids (UUID v4) are spread evenly
+/// over a shard's values, so an id is near the place its leading bits predict: a
+/// search there touches a cache line or two, where one over the whole shard waits on
+/// several in turn (6% of the transform's time at ten million ids).
+/// Ids that are not random are found by the search over the whole shard.
+fn search(ids: &[u128], id: u128) -> Result<usize, usize> {
+    let guess = (((id >> 64) * ids.len() as u128) >> 64) as usize;
+    let from = guess.saturating_sub(GUESS_SPAN);
+    let to = (guess + GUESS_SPAN).min(ids.len());
+    let after_start = from == 0 || ids[from - 1] < id;
+    let before_end = to == ids.len() || id < ids[to];
+    if after_start && before_end {
+        return match ids[from..to].binary_search(&id) {
+            Ok(at) => Ok(from + at),
+            Err(at) => Err(from + at),
+        };
+    }
+    ids.binary_search(&id)
+}
+
 impl Default for SeenIds {
     fn default() -> Self {
         Self {
@@ -83,12 +106,12 @@ impl SeenIds {
 
     pub fn contains(&self, id: Uuid) -> bool {
         let id = id.as_u128();
-        self.shards[shard(id)].binary_search(&id).is_ok()
+        search(&self.shards[shard(id)], id).is_ok()
     }
 
     fn insert(&mut self, id: u128) {
         let ids = &mut self.shards[shard(id)];
-        if let Err(at) = ids.binary_search(&id) {
+        if let Err(at) = search(ids, id) {
             if ids.len() == ids.capacity() {
                 // Grow by a quarter, not double: the slack is memory held for nothing.
                 ids.reserve_exact(ids.len() / 4 + 4);
@@ -99,7 +122,7 @@ impl SeenIds {
 
     fn remove(&mut self, id: u128) {
         let ids = &mut self.shards[shard(id)];
-        if let Ok(at) = ids.binary_search(&id) {
+        if let Ok(at) = search(ids, id) {
             ids.remove(at);
         }
     }
@@ -138,6 +161,25 @@ impl SeenIds {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn search_agrees_with_a_binary_search_over_the_whole_shard() {
+        let random = |n: usize| -> Vec<u128> { (0..n).map(|_| rand::random()).collect() };
+        // Evenly spread, clustered (time-ordered ids), and both at once.
+        let clustered = |n: u128| -> Vec<u128> { (0..n).map(|i| (7 << 100) + i * 3).collect() };
+        let mut shards = vec![Vec::new(), vec![5], random(40), random(1000), clustered(40)];
+        shards.push([random(30), clustered(30)].concat());
+        for mut ids in shards {
+            ids.sort_unstable();
+            ids.dedup();
+            let near = ids
+                .iter()
+                .flat_map(|id| [id.wrapping_sub(1), *id, id.wrapping_add(1)]);
+            for id in near.chain(random(200)).chain([0, u128::MAX]) {
+                assert_eq!(search(&ids, id), ids.binary_search(&id), "{id} in {ids:?}");
+            }
+        }
+    }
 
     #[test]
     fn holds_what_was_recorded_across_reopening_and_forgets_a_failed_commit() {

@@ -76,7 +76,7 @@ impl TableRows {
 
     /// Adds a row. A row that does not fit the table's columns (a bug in
     /// [`crate::tables::row`]) is refused whole, naming the column but not the value.
-    pub fn push(&mut self, row: Row) -> Result<(), TransformError> {
+    pub fn push(&mut self, row: Row<'_>) -> Result<(), TransformError> {
         let misfit = |reason: String| TransformError::Rows {
             table: self.table.name,
             source: ArrowError::InvalidArgumentError(reason),
@@ -155,7 +155,7 @@ impl ColumnBuilder {
     }
 
     /// Appends a cell that [`ColumnBuilder::fits`].
-    fn append(&mut self, cell: Cell) {
+    fn append(&mut self, cell: Cell<'_>) {
         let small = |v: i64| i32::try_from(v).unwrap_or_default();
         match (self, cell) {
             (ColumnBuilder::Text(b), Cell::Text(v)) => b.append_value(v),

@@ -439,7 +439,7 @@ mod tests {
         for offset in 1..=99u64 {
             let mut rows = TableRows::new(table);
             rows.push(Row(vec![
-                Cell::Text(uuid::Uuid::new_v4().to_string()),
+                uuid::Uuid::new_v4().to_string().into(),
                 Cell::Text("hub".into()),
                 Cell::Time(0),
                 Cell::Text("2024/25".into()),

@@ -4,6 +4,7 @@
 //! addresses, phone numbers, street addresses, pupil numbers and free text are
 //! dropped; birth dates become birth years and postcodes PC4.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone};
@@ -325,38 +326,40 @@ pub fn referenced_participant(
     })
 }
 
-/// One value of a row, typed as its column (see [`Table::arrow_schema`]).
+/// One value of a row, typed as its column (see [`Table::arrow_schema`]). Text
+/// borrows from the event where it can: a row lives only until it is appended to
+/// its table's columns, and a copy per text cell was a tenth of making it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
+pub enum Cell<'a> {
     Null,
-    Text(String),
+    Text(Cow<'a, str>),
     Int(i64),
     Real(f64),
     Flag(bool),
     /// Microseconds since the epoch, UTC.
     Time(i64),
     Ints(Vec<i64>),
-    Texts(Vec<String>),
+    Texts(Vec<&'a str>),
 }
 
-impl From<&str> for Cell {
-    fn from(v: &str) -> Self {
-        Cell::Text(v.to_string())
+impl<'a> From<&'a str> for Cell<'a> {
+    fn from(v: &'a str) -> Self {
+        Cell::Text(Cow::Borrowed(v))
     }
 }
-impl From<&String> for Cell {
-    fn from(v: &String) -> Self {
-        Cell::Text(v.clone())
+impl<'a> From<&'a String> for Cell<'a> {
+    fn from(v: &'a String) -> Self {
+        Cell::Text(Cow::Borrowed(v))
     }
 }
-impl From<String> for Cell {
+impl From<String> for Cell<'_> {
     fn from(v: String) -> Self {
-        Cell::Text(v)
+        Cell::Text(Cow::Owned(v))
     }
 }
 macro_rules! int_cells {
     ($($t:ty),*) => {$(
-        impl From<$t> for Cell {
+        impl From<$t> for Cell<'_> {
             fn from(v: $t) -> Self {
                 Cell::Int(i64::from(v))
             }
@@ -364,28 +367,28 @@ macro_rules! int_cells {
     )*};
 }
 int_cells!(u8, u32, i32);
-impl From<u64> for Cell {
+impl From<u64> for Cell<'_> {
     fn from(v: u64) -> Self {
         // Saturates: log offsets never get there, and an Int column refuses it.
         Cell::Int(i64::try_from(v).unwrap_or(i64::MAX))
     }
 }
-impl From<f64> for Cell {
+impl From<f64> for Cell<'_> {
     fn from(v: f64) -> Self {
         Cell::Real(v)
     }
 }
-impl From<bool> for Cell {
+impl From<bool> for Cell<'_> {
     fn from(v: bool) -> Self {
         Cell::Flag(v)
     }
 }
-impl<Zone: TimeZone> From<DateTime<Zone>> for Cell {
+impl<Zone: TimeZone> From<DateTime<Zone>> for Cell<'_> {
     fn from(v: DateTime<Zone>) -> Self {
         Cell::Time(v.timestamp_micros())
     }
 }
-impl<T: Into<Cell>> From<Option<T>> for Cell {
+impl<'a, T: Into<Cell<'a>>> From<Option<T>> for Cell<'a> {
     fn from(v: Option<T>) -> Self {
         v.map_or(Cell::Null, Into::into)
     }
@@ -393,13 +396,13 @@ impl<T: Into<Cell>> From<Option<T>> for Cell {
 
 /// A row: one cell per column of its table, in the table's column order.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Row(pub Vec<Cell>);
+pub struct Row<'a>(pub Vec<Cell<'a>>);
 
 /// The row an event adds, and its table; `None` for events that add no row
 /// (consent withdrawals, handled by erasure). The person's pseudonym is left null:
 /// it depends on the registrations and withdrawals before the event (see
 /// [`Subject`]), and it is filled in as the rows are put in the log's order.
-pub fn row(event: &Event, ctx: &RowContext<'_>) -> Option<(usize, Row)> {
+pub fn row<'a>(event: &'a Event, ctx: &RowContext<'a>) -> Option<(usize, Row<'a>)> {
     let occurred = event.occurred_at.date_naive();
     let mut school_year = SchoolYear::containing(occurred);
     let key_id = ctx.key.id();
@@ -416,14 +419,9 @@ pub fn row(event: &Event, ctx: &RowContext<'_>) -> Option<(usize, Row)> {
                 a.ends_at.into(),
                 a.duration_minutes.into(),
                 Cell::Ints(a.worlds.iter().map(|w| i64::from(*w)).collect()),
-                Cell::Texts(
-                    a.target_groups
-                        .iter()
-                        .map(|t| t.as_str().to_string())
-                        .collect(),
-                ),
+                Cell::Texts(a.target_groups.iter().map(|t| t.as_str()).collect()),
                 a.location.as_ref().into(),
-                Cell::Texts(a.partner_organisations.clone()),
+                Cell::Texts(a.partner_organisations.iter().map(String::as_str).collect()),
             ],
         ),
         Payload::GroupParticipated(g) => {
