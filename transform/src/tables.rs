@@ -328,7 +328,7 @@ pub fn referenced_participant(
 
 /// One value of a row, typed as its column (see [`Table::arrow_schema`]). Text
 /// borrows from the event where it can: a row lives only until it is appended to
-/// its table's columns, and a copy per text cell was a tenth of making it.
+/// its table's columns, so a copy of each text would be allocated for nothing.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell<'a> {
     Null,
