@@ -8,13 +8,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
+use chrono::{DateTime, FixedOffset};
+use memchr::memmem::Finder;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::codes;
-use crate::event::{Event, EventKind, VoOnderwijstype};
+use crate::event::{Event, EventKind, Payload, Sector, VoOnderwijstype};
 use crate::json::Json;
-use crate::validate::{FieldError, Schema, check_schema};
+use crate::validate::{Checked, FieldError, Schema, check_schema};
 
 const ENVELOPE_V1: &str = include_str!("../json/envelope/v1.schema.json");
 
@@ -365,8 +367,34 @@ pub enum ReadEventError {
 /// building a `serde_json::Value`: the tree it validates and reads borrows from
 /// `bytes`.
 pub fn read_event(bytes: &[u8]) -> Result<Event, ReadEventError> {
+    if let Some(event) = read_valid(&REGISTRY, bytes) {
+        return Ok(event);
+    }
     let json = Json::parse(bytes).map_err(|_| ReadEventError::NotJson)?;
     read_checked(&REGISTRY, &json).map_err(ReadEventError::Invalid)
+}
+
+/// A valid event, read in one pass that validates as it reads; `None` when the
+/// event is not valid, or when this pass cannot tell (then the tree decides).
+///
+/// The schema is chosen before reading, by the first `"event_type":"…"` in the
+/// text and the kind's latest version. A wrong guess (a nested field of that name,
+/// an older version) fails the schema's `const` for `event_type` or
+/// `schema_version`, so it only costs the second pass.
+fn read_valid(registry: &Registry, bytes: &[u8]) -> Option<Event> {
+    const TYPE_FIELD: &[u8] = b"\"event_type\":\"";
+    static FINDER: LazyLock<Finder> = LazyLock::new(|| Finder::new(TYPE_FIELD));
+    let text = std::str::from_utf8(bytes).ok()?;
+    let after = &bytes[FINDER.find(bytes)? + TYPE_FIELD.len()..];
+    let kind: EventKind = std::str::from_utf8(&after[..memchr::memchr(b'"', after)?])
+        .ok()?
+        .parse()
+        .ok()?;
+    let (_, entry) = registry.entries.get(&kind)?.last_key_value()?;
+    let mut reader = serde_json::Deserializer::from_str(text);
+    let event = Event::deserialize(Checked::new(&mut reader, &entry.compiled)).ok()?;
+    reader.end().ok()?;
+    (event.kind() == kind && keeps_the_rules(&event)).then_some(event)
 }
 
 /// Checks a record against the schema of its kind and version and the semantic
@@ -454,9 +482,8 @@ fn check_event(registry: &Registry, value: &Json) -> Result<EventKind, Vec<Field
 /// Rules a JSON Schema cannot express. Fields that already failed schema
 /// validation are skipped, so each problem is reported once.
 fn semantic_checks(kind: EventKind, event: &Json, schema_errors: &[FieldError]) -> Vec<FieldError> {
-    let mut errors = Vec::new();
     let Some(payload) = event.get("payload").filter(|p| p.as_object().is_some()) else {
-        return errors;
+        return Vec::new();
     };
     let failed = |field: &str| {
         let pointer = format!("/payload/{field}");
@@ -466,96 +493,174 @@ fn semantic_checks(kind: EventKind, event: &Json, schema_errors: &[FieldError]) 
     };
     // A field that is present and passed the schema.
     let get = |field: &str| payload.get(field).filter(|_| !failed(field));
-
-    match kind {
+    let text = |field| get(field).and_then(Json::as_str);
+    let number = |field| get(field).and_then(Json::as_f64);
+    let facts = match kind {
         EventKind::ActivityHeld => {
-            let time = |field| {
-                get(field)
-                    .and_then(Json::as_str)
-                    .and_then(crate::time::parse_rfc3339)
-            };
-            if let (Some(starts), Some(ends)) = (time("starts_at"), time("ends_at")) {
-                if ends < starts {
-                    errors.push(FieldError::new(
-                        "/payload/ends_at",
-                        "must not be before starts_at",
-                    ));
-                }
+            let time = |field| text(field).and_then(crate::time::parse_rfc3339);
+            Facts::Times {
+                starts: time("starts_at"),
+                ends: time("ends_at"),
             }
         }
-        EventKind::GroupParticipated | EventKind::ParticipantRegistered => {
-            if let Some(sector) = get("sector").and_then(Json::as_str) {
-                if sector != "PO" && get("groep").is_some() {
+        EventKind::GroupParticipated | EventKind::ParticipantRegistered => Facts::Level {
+            sector: text("sector"),
+            groep: get("groep").is_some(),
+            leerjaar: get("leerjaar").is_some(),
+        },
+        EventKind::SurveyAnswered => Facts::Score {
+            score: number("score"),
+            scale_max: number("scale_max"),
+        },
+        EventKind::ProfileChosen => Facts::Profile {
+            code: text("profile_code"),
+            onderwijstype: text("onderwijstype").and_then(|s| s.parse().ok()),
+            participant: get("participant_ref").is_some(),
+            count: number("count"),
+        },
+        _ => return Vec::new(),
+    };
+    facts.problems()
+}
+
+/// Whether a typed event keeps the rules of [`semantic_checks`].
+fn keeps_the_rules(event: &Event) -> bool {
+    let facts = match &event.payload {
+        Payload::ActivityHeld(p) => Facts::Times {
+            starts: Some(p.starts_at),
+            ends: Some(p.ends_at),
+        },
+        Payload::GroupParticipated(p) => Facts::Level {
+            sector: Some(p.sector.as_str()),
+            groep: p.groep.is_some(),
+            leerjaar: p.leerjaar.is_some(),
+        },
+        Payload::ParticipantRegistered(p) => Facts::Level {
+            sector: p.sector.map(Sector::as_str),
+            groep: p.groep.is_some(),
+            leerjaar: p.leerjaar.is_some(),
+        },
+        Payload::SurveyAnswered(p) => Facts::Score {
+            score: Some(p.score),
+            scale_max: Some(f64::from(p.scale_max.value())),
+        },
+        Payload::ProfileChosen(p) => Facts::Profile {
+            code: Some(&p.profile_code),
+            onderwijstype: Some(p.onderwijstype),
+            participant: p.participant_ref.is_some(),
+            count: Some(f64::from(p.count)),
+        },
+        _ => return true,
+    };
+    facts.problems().is_empty()
+}
+
+/// What the semantic rules look at, read from a tree or from a typed event, so
+/// that both are judged by the same rules.
+enum Facts<'a> {
+    Times {
+        starts: Option<DateTime<FixedOffset>>,
+        ends: Option<DateTime<FixedOffset>>,
+    },
+    Level {
+        sector: Option<&'a str>,
+        groep: bool,
+        leerjaar: bool,
+    },
+    Score {
+        score: Option<f64>,
+        scale_max: Option<f64>,
+    },
+    Profile {
+        code: Option<&'a str>,
+        onderwijstype: Option<VoOnderwijstype>,
+        participant: bool,
+        count: Option<f64>,
+    },
+}
+
+impl Facts<'_> {
+    fn problems(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        match *self {
+            Facts::Times {
+                starts: Some(starts),
+                ends: Some(ends),
+            } if ends < starts => {
+                errors.push(FieldError::new(
+                    "/payload/ends_at",
+                    "must not be before starts_at",
+                ));
+            }
+            Facts::Level {
+                sector: Some(sector),
+                groep,
+                leerjaar,
+            } => {
+                if sector != "PO" && groep {
                     errors.push(FieldError::new(
                         "/payload/groep",
                         "groep is only for sector PO; use leerjaar",
                     ));
                 }
-                if sector == "PO" && get("leerjaar").is_some() {
+                if sector == "PO" && leerjaar {
                     errors.push(FieldError::new(
                         "/payload/leerjaar",
                         "leerjaar is not for sector PO; use groep",
                     ));
                 }
             }
-        }
-        EventKind::SurveyAnswered => {
-            if let (Some(score), Some(max)) = (
-                get("score").and_then(Json::as_f64),
-                get("scale_max").and_then(Json::as_f64),
-            ) {
-                if score > max {
+            Facts::Score {
+                score: Some(score),
+                scale_max: Some(max),
+            } if score > max => {
+                errors.push(FieldError::new(
+                    "/payload/score",
+                    "must not exceed scale_max",
+                ));
+            }
+            Facts::Profile {
+                code,
+                onderwijstype,
+                participant,
+                count,
+            } => {
+                if let Some(code) = code {
+                    errors.extend(profile_problem(code, onderwijstype));
+                }
+                if participant && count.is_some_and(|c| c > 1.0) {
                     errors.push(FieldError::new(
-                        "/payload/score",
-                        "must not exceed scale_max",
+                        "/payload/count",
+                        "a count above 1 is not allowed together with participant_ref",
                     ));
                 }
             }
+            _ => {}
         }
-        EventKind::ProfileChosen => {
-            if let Some(code) = get("profile_code").and_then(Json::as_str) {
-                match codes::profile(code) {
-                    None => {
-                        let known: Vec<&str> =
-                            codes::profiles().iter().map(|p| p.code.as_str()).collect();
-                        errors.push(FieldError::new(
-                            "/payload/profile_code",
-                            format!("unknown profile code; known codes: {}", known.join(", ")),
-                        ));
-                    }
-                    Some(profile) => {
-                        let onderwijstype = get("onderwijstype")
-                            .and_then(Json::as_str)
-                            .and_then(|s| s.parse::<VoOnderwijstype>().ok());
-                        if let Some(ot) = onderwijstype {
-                            if !profile.offered_in(ot) {
-                                let offered: Vec<&str> =
-                                    profile.onderwijstypes.iter().map(|o| o.as_str()).collect();
-                                errors.push(FieldError::new(
-                                    "/payload/profile_code",
-                                    format!(
-                                        "profile {} is not offered in {}; it is offered in: {}",
-                                        profile.code,
-                                        ot,
-                                        offered.join(", ")
-                                    ),
-                                ));
-                            }
-                        }
-                    }
-                }
-            }
-            let count = get("count").and_then(Json::as_f64);
-            if get("participant_ref").is_some() && count.is_some_and(|c| c > 1.0) {
-                errors.push(FieldError::new(
-                    "/payload/count",
-                    "a count above 1 is not allowed together with participant_ref",
-                ));
-            }
-        }
-        _ => {}
+        errors
     }
-    errors
+}
+
+/// An unknown profile code, or one not offered in the onderwijstype.
+fn profile_problem(code: &str, onderwijstype: Option<VoOnderwijstype>) -> Option<FieldError> {
+    let Some(profile) = codes::profile(code) else {
+        let known: Vec<&str> = codes::profiles().iter().map(|p| p.code.as_str()).collect();
+        return Some(FieldError::new(
+            "/payload/profile_code",
+            format!("unknown profile code; known codes: {}", known.join(", ")),
+        ));
+    };
+    let ot = onderwijstype.filter(|ot| !profile.offered_in(*ot))?;
+    let offered: Vec<&str> = profile.onderwijstypes.iter().map(|o| o.as_str()).collect();
+    Some(FieldError::new(
+        "/payload/profile_code",
+        format!(
+            "profile {} is not offered in {}; it is offered in: {}",
+            profile.code,
+            ot,
+            offered.join(", ")
+        ),
+    ))
 }
 
 // ---------------------------------------------------------------------------

@@ -11,6 +11,9 @@ use serde_json::Value;
 
 use crate::json::Json;
 
+mod checked;
+pub(crate) use checked::Checked;
+
 /// One problem with one field of a record.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FieldError {
@@ -202,9 +205,11 @@ pub struct Schema {
     maximum: Option<f64>,
     min_length: Option<u64>,
     max_length: Option<u64>,
-    /// Sorted by the length of the name, then the name: most lookups are decided
-    /// by the length.
     properties: Vec<(String, Schema)>,
+    /// Positions in `properties`, plus one, at the [`name_hash`] of their name,
+    /// the next free place on a collision (0: free). At most a quarter are taken,
+    /// so a lookup stops soon. Every field of every event is looked up.
+    slots: Vec<u8>,
     /// Positions in `properties`.
     required: Vec<usize>,
     closed: bool,
@@ -262,7 +267,7 @@ impl Schema {
                     .join(", ")
             })
             .unwrap_or_default();
-        let mut properties: Vec<(String, Schema)> = get("properties")
+        let properties: Vec<(String, Schema)> = get("properties")
             .and_then(Value::as_object)
             .map(|p| {
                 p.iter()
@@ -270,7 +275,7 @@ impl Schema {
                     .collect()
             })
             .unwrap_or_default();
-        properties.sort_by(|a, b| by_length_then_name(&a.0, &b.0));
+        let slots = slots(&properties);
         let required = get("required")
             .and_then(Value::as_array)
             .into_iter()
@@ -297,6 +302,7 @@ impl Schema {
             min_length: get("minLength").and_then(Value::as_u64),
             max_length: get("maxLength").and_then(Value::as_u64),
             properties,
+            slots,
             required,
             closed: get("additionalProperties") == Some(&Value::Bool(false)),
             items: get("items").map(|i| Box::new(Self::compile_checked(i))),
@@ -313,10 +319,24 @@ impl Schema {
         errors
     }
 
+    /// Whether a value that is not an array or object matches (by the checks that
+    /// list its problems, so the two never disagree).
+    fn accepts_scalar(&self, value: &Json) -> bool {
+        let mut errors = Vec::new();
+        self.validate_at(value, &mut Vec::new(), &mut errors);
+        errors.is_empty()
+    }
+
     fn property(&self, name: &str) -> Option<usize> {
-        self.properties
-            .binary_search_by(|(k, _)| by_length_then_name(k, name))
-            .ok()
+        let mask = self.slots.len().checked_sub(1)?;
+        let mut slot = name_hash(name) & mask;
+        loop {
+            let position = usize::from(self.slots[slot]).checked_sub(1)?;
+            if self.properties[position].0 == name {
+                return Some(position);
+            }
+            slot = (slot + 1) & mask;
+        }
     }
 
     fn validate_at<'j>(
@@ -520,8 +540,36 @@ fn type_name(value: &Json) -> &'static str {
     }
 }
 
-fn by_length_then_name(a: &str, b: &str) -> std::cmp::Ordering {
-    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+/// A hash of a property name from its length and the bytes at its ends: quick,
+/// and enough to tell apart the names of one object.
+fn name_hash(name: &str) -> usize {
+    let bytes = name.as_bytes();
+    let n = bytes.len();
+    let at = |i: usize| bytes.get(i).copied().map_or(0, u32::from);
+    let mixed = n as u32
+        ^ at(0) << 8
+        ^ at(1) << 16
+        ^ at(n.wrapping_sub(1)) << 24
+        ^ at(n.wrapping_sub(2)) << 4;
+    (mixed.wrapping_mul(0x9E37_79B9) >> 8) as usize
+}
+
+/// The lookup table of [`Schema::slots`].
+fn slots(properties: &[(String, Schema)]) -> Vec<u8> {
+    if properties.is_empty() {
+        return Vec::new();
+    }
+    let mask = (properties.len() * 4).next_power_of_two() - 1;
+    let mut slots = vec![0u8; mask + 1];
+    for (position, (name, _)) in properties.iter().enumerate() {
+        let mut slot = name_hash(name) & mask;
+        while slots[slot] != 0 {
+            slot = (slot + 1) & mask;
+        }
+        // At most MAX_PROPERTIES (128) properties: the position fits.
+        slots[slot] = position as u8 + 1;
+    }
+    slots
 }
 
 /// JSON Schema equality: numbers are equal when mathematically equal (`1.0 == 1`).

@@ -186,6 +186,123 @@ fn reading_stored_bytes_agrees_with_validating_a_value() {
     assert_eq!(read_event(b"\xff\xfe"), Err(ReadEventError::NotJson));
 }
 
+/// Every place of a record that holds a value, as JSON Pointers (objects' fields
+/// and arrays' items, at any depth).
+fn pointers(value: &Value, at: &str, out: &mut Vec<String>) {
+    match value {
+        Value::Object(fields) => {
+            for (name, inner) in fields {
+                let pointer = format!("{at}/{name}");
+                out.push(pointer.clone());
+                pointers(inner, &pointer, out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, inner) in items.iter().enumerate() {
+                let pointer = format!("{at}/{i}");
+                out.push(pointer.clone());
+                pointers(inner, &pointer, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The text of `record` with its payload as the first field.
+fn payload_first(record: &Value) -> String {
+    let fields = record.as_object().expect("an object");
+    let (payload, rest): (Vec<_>, Vec<_>) = fields.iter().partition(|(name, _)| *name == "payload");
+    let fields: Vec<String> = payload
+        .into_iter()
+        .chain(rest)
+        .map(|(name, value)| format!("{name:?}:{value}"))
+        .collect();
+    format!("{{{}}}", fields.join(","))
+}
+
+/// `read_event` reads a valid event in one pass that validates as it reads, and
+/// goes back to the tree for anything else. Both must reach the same verdict as
+/// validating the record's tree, for every change to every field of every kind:
+/// the one pass may refuse a valid record (the tree then accepts it), never accept
+/// an invalid one.
+#[test]
+fn the_one_pass_reading_agrees_with_the_tree_on_every_changed_field() {
+    let replacements = [
+        json!(null),
+        json!(true),
+        json!(0),
+        json!(-1),
+        json!(1),
+        json!(7),
+        json!(7.0),
+        json!(2.5),
+        json!(5_000_000_000_u64),
+        json!(""),
+        json!("x"),
+        json!("PO"),
+        json!("2024/25"),
+        json!("2024-10-03"),
+        json!("2024-10-03T09:30:00+02:00"),
+        json!("12AB00"),
+        json!("x".repeat(300)),
+        json!([]),
+        json!([1, 1]),
+        json!(["po", "vo"]),
+        json!({}),
+        json!({"girls": 1, "boys": 2}),
+    ];
+    let examples =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/examples")).expect("examples");
+    let (mut compared, mut valid) = (0, 0);
+    for file in examples {
+        let text = std::fs::read_to_string(file.expect("an example").path()).expect("readable");
+        let record: Value = serde_json::from_str(&text).expect("JSON");
+        let mut places = Vec::new();
+        pointers(&record, "", &mut places);
+        let mut variants = vec![record.clone()];
+        for place in &places {
+            let (parent, _) = place.rsplit_once('/').expect("a pointer");
+            let mut removed = record.clone();
+            let is_item = record.pointer(parent).is_some_and(Value::is_array);
+            if !is_item {
+                set(&mut removed, place, None);
+                variants.push(removed);
+            }
+            for replacement in &replacements {
+                let mut changed = record.clone();
+                *changed.pointer_mut(place).expect("a place") = replacement.clone();
+                variants.push(changed);
+            }
+            if let Some(Value::Object(fields)) = record.pointer(place) {
+                let mut extra = record.clone();
+                let mut fields = fields.clone();
+                fields.insert("unknown".to_string(), json!(1));
+                *extra.pointer_mut(place).expect("a place") = Value::Object(fields);
+                variants.push(extra);
+            }
+        }
+        for variant in variants {
+            let expected = validate_event(&variant);
+            valid += usize::from(expected.is_ok());
+            // serde_json writes the fields sorted: the payload comes before
+            // `schema_version`; in the second text it comes first.
+            let texts = [variant.to_string(), payload_first(&variant)];
+            for text in texts {
+                let read = match read_event(text.as_bytes()) {
+                    Ok(event) => Ok(event),
+                    Err(ReadEventError::Invalid(errors)) => Err(errors),
+                    Err(ReadEventError::NotJson) => panic!("JSON: {text}"),
+                };
+                assert_eq!(read, expected, "{text}");
+                compared += 1;
+            }
+        }
+    }
+    // The changes reach both verdicts, many times.
+    assert!(valid > 100, "{valid} valid variants");
+    assert!(compared - valid > 1000, "{compared} compared");
+}
+
 #[test]
 fn a_field_given_twice_is_refused_not_guessed() {
     let record = example(EventKind::ParticipantAttended);
