@@ -26,31 +26,39 @@ fn refused<E: de::Error>() -> E {
     E::custom("")
 }
 
-/// A deserializer whose values must match `schema`.
-pub(crate) struct Checked<'a, D> {
-    de: D,
+/// A value that must match `schema`: wrapped around a deserializer, a visitor or
+/// a seed, so that the check goes wherever the value is read.
+pub(crate) struct Checked<'a, T> {
+    inner: T,
     schema: &'a Schema,
     /// The items read so far of an array whose items must be unique (this value
     /// is one of them).
     earlier: Option<&'a mut Vec<Json<'static>>>,
 }
 
-impl<'a, D> Checked<'a, D> {
-    pub(crate) fn new(de: D, schema: &'a Schema) -> Self {
+impl<'a, T> Checked<'a, T> {
+    pub(crate) fn new(inner: T, schema: &'a Schema) -> Self {
         Self {
-            de,
+            inner,
             schema,
             earlier: None,
         }
     }
 
-    fn wrap<V>(self, inner: V) -> (D, CheckedVisitor<'a, V>) {
-        let visitor = CheckedVisitor {
+    fn wrap<V>(self, visitor: V) -> (T, Checked<'a, V>) {
+        let Checked {
             inner,
-            schema: self.schema,
-            earlier: self.earlier,
-        };
-        (self.de, visitor)
+            schema,
+            earlier,
+        } = self;
+        (
+            inner,
+            Checked {
+                inner: visitor,
+                schema,
+                earlier,
+            },
+        )
     }
 }
 
@@ -60,17 +68,17 @@ impl<'a, D> Checked<'a, D> {
 macro_rules! forward_wrapped {
     ($($method:ident($($arg:ident: $ty:ty),*)),* $(,)?) => {
         $(fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, D::Error> {
-            let (de, visitor) = self.wrap(visitor);
-            de.$method($($arg,)* visitor)
+            let (inner, visitor) = self.wrap(visitor);
+            inner.$method($($arg,)* visitor)
         })*
 
         fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-            let (de, visitor) = self.wrap(visitor);
-            de.deserialize_any(visitor)
+            let (inner, visitor) = self.wrap(visitor);
+            inner.deserialize_any(visitor)
         }
 
         fn is_human_readable(&self) -> bool {
-            self.de.is_human_readable()
+            self.inner.is_human_readable()
         }
     };
 }
@@ -100,15 +108,9 @@ macro_rules! wrapped_deserializer {
 }
 
 wrapped_deserializer!(Checked);
-wrapped_deserializer!(KeyName);
+wrapped_deserializer!(Key);
 
-struct CheckedVisitor<'a, V> {
-    inner: V,
-    schema: &'a Schema,
-    earlier: Option<&'a mut Vec<Json<'static>>>,
-}
-
-impl<V> CheckedVisitor<'_, V> {
+impl<V> Checked<'_, V> {
     /// Checks a value that is not an array or object.
     fn scalar<E: de::Error>(&mut self, value: Json) -> Result<(), E> {
         if !self.schema.accepts_scalar(&value) {
@@ -138,7 +140,7 @@ impl<V> CheckedVisitor<'_, V> {
     }
 }
 
-impl<'de, V: Visitor<'de>> Visitor<'de> for CheckedVisitor<'_, V> {
+impl<'de, V: Visitor<'de>> Visitor<'de> for Checked<'_, V> {
     type Value = V::Value;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -192,21 +194,13 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for CheckedVisitor<'_, V> {
     }
 
     fn visit_some<D: Deserializer<'de>>(self, de: D) -> Result<V::Value, D::Error> {
-        let checked = Checked {
-            de,
-            schema: self.schema,
-            earlier: self.earlier,
-        };
-        self.inner.visit_some(checked)
+        let (inner, de) = self.wrap(de);
+        inner.visit_some(de)
     }
 
     fn visit_newtype_struct<D: Deserializer<'de>>(self, de: D) -> Result<V::Value, D::Error> {
-        let checked = Checked {
-            de,
-            schema: self.schema,
-            earlier: self.earlier,
-        };
-        self.inner.visit_newtype_struct(checked)
+        let (inner, de) = self.wrap(de);
+        inner.visit_newtype_struct(de)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
@@ -268,7 +262,7 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for CheckedSeq<'_, A> {
         let Some(schema) = self.schema.items.as_deref() else {
             return Err(refused());
         };
-        let seed = CheckedSeed {
+        let seed = Checked {
             inner: seed,
             schema,
             earlier: self.schema.unique_items.then_some(&mut self.earlier),
@@ -305,7 +299,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for CheckedMap<'_, A> {
         seed: K,
     ) -> Result<Option<K::Value>, A::Error> {
         let mut property = None;
-        let seed = KeySeed {
+        let seed = Key {
             inner: seed,
             schema: self.schema,
             property: &mut property,
@@ -330,11 +324,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for CheckedMap<'_, A> {
         let Some(p) = self.pending.take() else {
             return Err(refused());
         };
-        let seed = CheckedSeed {
-            inner: seed,
-            schema: &self.schema.properties[p].1,
-            earlier: None,
-        };
+        let seed = Checked::new(seed, &self.schema.properties[p].1);
         self.map.next_value_seed(seed)
     }
 
@@ -343,68 +333,52 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for CheckedMap<'_, A> {
     }
 }
 
-struct CheckedSeed<'a, T> {
-    inner: T,
-    schema: &'a Schema,
-    earlier: Option<&'a mut Vec<Json<'static>>>,
-}
-
-impl<'de, T: DeserializeSeed<'de>> DeserializeSeed<'de> for CheckedSeed<'_, T> {
+impl<'de, T: DeserializeSeed<'de>> DeserializeSeed<'de> for Checked<'_, T> {
     type Value = T::Value;
 
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<T::Value, D::Error> {
-        self.inner.deserialize(Checked {
-            de,
-            schema: self.schema,
-            earlier: self.earlier,
-        })
+        let (inner, de) = self.wrap(de);
+        inner.deserialize(de)
     }
 }
 
-/// Reads an object's key, noting which of the object schema's properties it names.
-struct KeySeed<'a, K> {
-    inner: K,
+/// An object's key, which notes the property of `schema` it names: wrapped around
+/// the key's seed, its deserializer and its visitor. Keys are strings in JSON; a
+/// key read any other way names no property.
+struct Key<'a, T> {
+    inner: T,
     schema: &'a Schema,
     property: &'a mut Option<usize>,
 }
 
-impl<'de, K: DeserializeSeed<'de>> DeserializeSeed<'de> for KeySeed<'_, K> {
-    type Value = K::Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<K::Value, D::Error> {
-        self.inner.deserialize(KeyName {
-            de,
-            schema: self.schema,
-            property: self.property,
-        })
-    }
-}
-
-struct KeyName<'a, D> {
-    de: D,
-    schema: &'a Schema,
-    property: &'a mut Option<usize>,
-}
-
-impl<'a, D> KeyName<'a, D> {
-    fn wrap<V>(self, inner: V) -> (D, KeyVisitor<'a, V>) {
-        let visitor = KeyVisitor {
+impl<'a, T> Key<'a, T> {
+    fn wrap<V>(self, visitor: V) -> (T, Key<'a, V>) {
+        let Key {
             inner,
-            schema: self.schema,
-            property: self.property,
-        };
-        (self.de, visitor)
+            schema,
+            property,
+        } = self;
+        (
+            inner,
+            Key {
+                inner: visitor,
+                schema,
+                property,
+            },
+        )
     }
 }
 
-/// Keys are strings in JSON; a key read any other way names no property.
-struct KeyVisitor<'a, V> {
-    inner: V,
-    schema: &'a Schema,
-    property: &'a mut Option<usize>,
+impl<'de, T: DeserializeSeed<'de>> DeserializeSeed<'de> for Key<'_, T> {
+    type Value = T::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<T::Value, D::Error> {
+        let (inner, de) = self.wrap(de);
+        inner.deserialize(de)
+    }
 }
 
-impl<'de, V: Visitor<'de>> Visitor<'de> for KeyVisitor<'_, V> {
+impl<'de, V: Visitor<'de>> Visitor<'de> for Key<'_, V> {
     type Value = V::Value;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
