@@ -363,9 +363,9 @@ pub enum ReadEventError {
     Invalid(Vec<FieldError>),
 }
 
-/// [`validate_event`] for an event's JSON text, as stored on the log, without
-/// building a `serde_json::Value`: the tree it validates and reads borrows from
-/// `bytes`.
+/// [`validate_event`] for an event's JSON text, as stored on the log. A valid
+/// event is read in one pass that validates as it reads; any other is validated
+/// on a tree that borrows from `bytes`, which lists its problems.
 pub fn read_event(bytes: &[u8]) -> Result<Event, ReadEventError> {
     if let Some(event) = read_valid(&REGISTRY, bytes) {
         return Ok(event);
