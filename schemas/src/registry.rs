@@ -385,11 +385,9 @@ fn read_valid(registry: &Registry, bytes: &[u8]) -> Option<Event> {
     const TYPE_FIELD: &[u8] = b"\"event_type\":\"";
     static FINDER: LazyLock<Finder> = LazyLock::new(|| Finder::new(TYPE_FIELD));
     let text = std::str::from_utf8(bytes).ok()?;
-    let after = &bytes[FINDER.find(bytes)? + TYPE_FIELD.len()..];
-    let kind: EventKind = std::str::from_utf8(&after[..memchr::memchr(b'"', after)?])
-        .ok()?
-        .parse()
-        .ok()?;
+    // The field name is ASCII, so its end is a character boundary of the text.
+    let after = &text[FINDER.find(bytes)? + TYPE_FIELD.len()..];
+    let kind: EventKind = after[..after.find('"')?].parse().ok()?;
     let (_, entry) = registry.entries.get(&kind)?.last_key_value()?;
     let mut reader = serde_json::Deserializer::from_str(text);
     let event = Event::deserialize(Checked::new(&mut reader, &entry.compiled)).ok()?;
