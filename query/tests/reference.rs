@@ -191,4 +191,34 @@ async fn technical_profile_intake_against_2022_with_the_national_trend() {
     );
     // The national trend rose less than the region's, by construction of the fixtures.
     assert!(get("difference_in_differences_pp") > 0.0);
+
+    // Every row (all scopes, tracks and years) against the plain definition: each
+    // share joined to its own scope's and track's 2022 share and to the national change.
+    let definition = "WITH national AS ( \
+            SELECT s.school_year, s.track, s.share_pct - b.share_pct AS change_pp \
+            FROM technical_profile_share s JOIN technical_profile_share b \
+              ON b.scope = 'national' AND b.track = s.track AND b.school_year = '2022/23' \
+            WHERE s.scope = 'national') \
+          SELECT s.scope, s.school_year, s.track, b.share_pct AS baseline, b.share_min_pct AS baseline_min, \
+                 b.share_max_pct AS baseline_max, n.change_pp AS national, \
+                 s.suppressed_cells + b.suppressed_cells AS suppressed \
+          FROM technical_profile_share s \
+          JOIN technical_profile_share b ON b.scope = s.scope AND b.track = s.track AND b.school_year = '2022/23' \
+          LEFT JOIN national n ON n.school_year = s.school_year AND n.track = s.track";
+    let check = format!(
+        "SELECT count(*) AS rows, \
+                sum(CASE WHEN v.scope IS NULL OR d.scope IS NULL \
+                           OR (v.baseline_share_pct IS DISTINCT FROM d.baseline) \
+                           OR (v.change_pp_min IS DISTINCT FROM (v.share_min_pct - d.baseline_max)) \
+                           OR (v.change_pp_max IS DISTINCT FROM (v.share_max_pct - d.baseline_min)) \
+                           OR (v.national_change_pp IS DISTINCT FROM d.national) \
+                           OR (v.suppressed_cells IS DISTINCT FROM d.suppressed) THEN 1 ELSE 0 END) AS differing \
+         FROM technical_profile_vs_2022 v FULL JOIN ({definition}) d \
+           ON v.scope = d.scope AND v.school_year = d.school_year AND v.track = d.track"
+    );
+    let reply = sql(addr, RESEARCHER, "application/json", None, &check).await;
+    let answer = reply.json();
+    let counts = &answer["rows"][0];
+    assert!(counts["rows"].as_i64().unwrap_or(0) > 10, "{answer}");
+    assert_eq!(counts["differing"], 0, "{counts}");
 }
