@@ -480,7 +480,7 @@ async fn duckdb_setup(
     use deltalake::arrow::datatypes::DataType;
     use deltalake::arrow::util::display::array_value_to_string;
     let duck_type = |t: &DataType| match t {
-        DataType::Utf8 => "VARCHAR",
+        DataType::Utf8 | DataType::Utf8View => "VARCHAR",
         DataType::Int32 => "INTEGER",
         DataType::Int64 => "BIGINT",
         DataType::Float64 => "DOUBLE",
@@ -526,7 +526,7 @@ async fn duckdb_setup(
                 rows.join(", "),
                 names.join(", ")
             ));
-        } else if lake.join(&table.name).join("_delta_log").exists() {
+        } else if parquet_files(&lake.join(&table.name)).0 > 0 {
             sql.push_str(&format!(
                 "CREATE VIEW {0} AS SELECT * REPLACE (replace(school_year, '%2F', '/') AS school_year) \
                  FROM read_parquet('{1}/{0}/**/*.parquet', hive_partitioning = true, union_by_name = true);\n",

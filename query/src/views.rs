@@ -143,21 +143,25 @@ pub const VIEWS: &[View] = &[
     View {
         name: "vo_profile_cells",
         description: "DUO VO counts in the Monitor Techniekpact population: vmbo bb/kb/gl leerjaar 3 (track vmbo) and havo/vwo leerjaar 4 (track havo_vwo), each row also under track 'all', with scope 'national', 'region' (the hubs' municipalities) or a hub_id (its municipality).",
+        // One scan of DUO's counts joined to the scopes and tracks, rather than a union
+        // per scope and track: every branch of a union is planned and scanned in full.
         sql: concat!(
-            "WITH cells AS ( \
+            "WITH tracked AS ( \
                 SELECT school_year, municipality, technical, pupils, pupils_min, pupils_max, suppressed, \
                        ",
             track!(),
             " \
                 FROM duo_vo_pupils), \
-              tracked AS ( \
-                SELECT * FROM cells WHERE track IS NOT NULL \
-                UNION ALL SELECT school_year, municipality, technical, pupils, pupils_min, pupils_max, suppressed, 'all' \
-                FROM cells WHERE track IS NOT NULL) \
-              SELECT 'national' AS scope, * FROM tracked \
-              UNION ALL SELECT 'region', t.* FROM tracked t \
-                WHERE upper(trim(t.municipality)) IN (SELECT upper(municipality) FROM hubs) \
-              UNION ALL SELECT h.hub_id, t.* FROM tracked t JOIN hubs h ON upper(trim(t.municipality)) = upper(h.municipality)"
+              scopes AS ( \
+                SELECT 'national' AS scope, CAST(NULL AS VARCHAR) AS place \
+                UNION ALL SELECT DISTINCT 'region', upper(municipality) FROM hubs \
+                UNION ALL SELECT hub_id, upper(municipality) FROM hubs) \
+              SELECT s.scope, t.school_year, t.municipality, t.technical, t.pupils, t.pupils_min, t.pupils_max, t.suppressed, \
+                     CASE WHEN a.all_tracks THEN 'all' ELSE t.track END AS track \
+              FROM tracked t \
+              CROSS JOIN (VALUES (false), (true)) AS a(all_tracks) \
+              JOIN scopes s ON s.place IS NULL OR s.place = upper(trim(t.municipality)) \
+              WHERE t.track IS NOT NULL"
         ),
     },
     View {
@@ -249,6 +253,8 @@ pub const VIEWS: &[View] = &[
     View {
         name: "kpi_measures",
         description: "Per KPI, band, hub and school year: numerator and denominator (the KPI is their ratio for shares and scores, the numerator for counts); the technical-profile KPI comes from technical_profile_vs_2022.",
+        // Partners and ambassadors as one set of memberships (the latest change per member
+        // and year counts; an ambassador only joins), so kpi_years is planned once here.
         sql: "SELECT kpi, band, hub_id, school_year, sum(numerator) AS numerator, sum(denominator) AS denominator FROM ( \
                SELECT CASE WHEN sector = 'PO' AND role = 'pupil' AND band IS NOT NULL THEN 'po_participation_share' \
                            WHEN sector = 'VO' AND role = 'pupil' THEN 'vo_pupils' \
@@ -271,14 +277,16 @@ pub const VIEWS: &[View] = &[
                           SELECT participant_pseudonym FROM participants WHERE role = 'teacher')) \
                  GROUP BY a.hub_id, a.school_year \
                UNION ALL SELECT 'satisfaction', NULL, hub_id, school_year, score_of_10, 1.0 FROM survey_answers \
-               UNION ALL SELECT 'affiliated_organisations', NULL, hub_id, school_year, CAST(count(*) AS DOUBLE), NULL FROM ( \
-                 SELECT p.hub_id, y.school_year, p.change, \
-                        row_number() OVER (PARTITION BY p.hub_id, y.school_year, p.partner_id \
-                                           ORDER BY p.occurred_at DESC, p.log_partition DESC, p.log_offset DESC) AS recency \
-                 FROM partner_events p JOIN kpi_years y ON p.school_year <= y.school_year) \
-                 WHERE recency = 1 AND change = 'joined' GROUP BY hub_id, school_year \
-               UNION ALL SELECT 'ambassadors', NULL, a.hub_id, y.school_year, CAST(count(DISTINCT a.ambassador_pseudonym) AS DOUBLE), NULL \
-                 FROM ambassadors a JOIN kpi_years y ON a.school_year <= y.school_year GROUP BY a.hub_id, y.school_year \
+               UNION ALL SELECT kpi, NULL, hub_id, school_year, CAST(count(*) AS DOUBLE), NULL FROM ( \
+                 SELECT m.kpi, m.hub_id, y.school_year, m.change, \
+                        row_number() OVER (PARTITION BY m.kpi, m.hub_id, y.school_year, m.member \
+                                           ORDER BY m.occurred_at DESC, m.log_partition DESC, m.log_offset DESC) AS recency \
+                 FROM (SELECT 'affiliated_organisations' AS kpi, hub_id, school_year, partner_id AS member, change, \
+                              occurred_at, log_partition, log_offset FROM partner_events \
+                       UNION ALL SELECT 'ambassadors', hub_id, school_year, ambassador_pseudonym, 'joined', \
+                              occurred_at, log_partition, log_offset FROM ambassadors) m \
+                 JOIN kpi_years y ON m.school_year <= y.school_year) \
+                 WHERE recency = 1 AND change = 'joined' GROUP BY kpi, hub_id, school_year \
              ) GROUP BY kpi, band, hub_id, school_year",
     },
     View {
