@@ -245,6 +245,31 @@ async fn only_query_users_may_query() {
         "reference"
     );
     assert!(tables.iter().any(|t| t["kind"] == "view"));
+    // Researchers read a view's SQL in information_schema.
+    let definitions = sql(
+        addr,
+        RESEARCHER,
+        "application/json",
+        None,
+        "SELECT table_name, definition FROM information_schema.views",
+    )
+    .await
+    .json();
+    let definitions = definitions["rows"].as_array().expect("rows");
+    for view in techmon_query::views::VIEWS {
+        let row = definitions
+            .iter()
+            .find(|r| r["table_name"] == view.name)
+            .unwrap_or_else(|| panic!("{} in information_schema.views", view.name));
+        assert!(
+            row["definition"]
+                .as_str()
+                .is_some_and(|d| d.contains(view.sql)),
+            "{}: {}",
+            view.name,
+            row["definition"]
+        );
+    }
 }
 
 #[tokio::test]
