@@ -112,11 +112,19 @@ impl Engine {
             self.catalogue.connect(&ctx, &resolved)?;
             return Ok((ctx, resolved.versions));
         }
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_target_partitions(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             );
+        // The lake's grouping keys (class, activity, pseudonym) are mostly unique, so
+        // partial aggregation seldom reduces rows; DataFusion's default probe hashes
+        // 100,000 rows per partition before it learns that (190 ms of CPU in reach's
+        // first aggregation at 1M events); 10,000 tell it as well.
+        config
+            .options_mut()
+            .execution
+            .skip_partial_aggregation_probe_rows_threshold = 10_000;
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime)
