@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
-use deltalake::datafusion::datasource::ViewTable;
 use deltalake::datafusion::execution::SessionStateBuilder;
 use deltalake::datafusion::execution::cache::cache_manager::{
     CacheManagerConfig, FileMetadataCache,
@@ -132,17 +131,10 @@ impl Engine {
             .build();
         let ctx = SessionContext::new_with_state(state);
         self.catalogue.register(&ctx, &resolved).await?;
-        // Each view is kept as its optimised plan: a query inlines every view it
-        // reaches and optimises the whole again, and an optimised part settles in
-        // fewer passes than its SQL's plan.
         for view in VIEWS {
-            let failed = |e| QueryError::engine(view.name, e);
-            let state = ctx.state();
-            let plan = state.create_logical_plan(view.sql).await.map_err(failed)?;
-            let plan = state.optimize(&plan).map_err(failed)?;
-            let definition = format!("CREATE VIEW {} AS {}", view.name, view.sql);
-            ctx.register_table(view.name, Arc::new(ViewTable::new(plan, Some(definition))))
-                .map_err(failed)?;
+            ctx.sql(&format!("CREATE VIEW {} AS {}", view.name, view.sql))
+                .await
+                .map_err(|e| QueryError::engine(view.name, e))?;
         }
         *prepared = Some((resolved.versions.clone(), ctx.state()));
         Ok((ctx, resolved.versions))
