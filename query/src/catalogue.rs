@@ -109,6 +109,9 @@ struct DeltaSource {
     description: &'static str,
     /// Its columns, so that views over a table that has no rows yet still plan.
     schema: SchemaRef,
+    /// The table as last loaded, brought up to date per query (one lock per table, so
+    /// that a query checks every table for new commits at once).
+    latest: Mutex<Option<DeltaTable>>,
 }
 
 /// A read-only scan of a Delta table. Partition values come as plain strings, not
@@ -134,7 +137,6 @@ fn scan(
 pub struct Catalogue {
     root: url::Url,
     sources: Vec<DeltaSource>,
-    latest: Mutex<BTreeMap<&'static str, DeltaTable>>,
 }
 
 impl Catalogue {
@@ -148,17 +150,18 @@ impl Catalogue {
                 kind: "lake",
                 description: t.description,
                 schema: t.arrow_schema(),
+                latest: Mutex::new(None),
             });
         let reference_tables = REFERENCE_TABLES.iter().map(|t| DeltaSource {
             name: t.name,
             kind: "reference",
             description: t.description,
             schema: t.arrow_schema(),
+            latest: Mutex::new(None),
         });
         Ok(Self {
             root,
             sources: lake_tables.chain(reference_tables).collect(),
-            latest: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -178,21 +181,28 @@ impl Catalogue {
                 table: unknown.clone(),
             });
         }
-        let mut resolved = Resolved {
-            tables: Vec::new(),
-            versions: TableVersions::default(),
-        };
-        for source in &self.sources {
-            let table = match pins.0.get(source.name) {
-                Some(version) => Some(self.pinned(source.name, *version).await?),
-                None => self.latest(source.name).await?,
-            };
-            if let Some(version) = table.as_ref().and_then(DeltaTable::version) {
-                resolved.versions.0.insert(source.name.to_string(), version);
+        // All at once: each check is a few file-system calls on blocking threads, and
+        // one after the other they were most of a small query's time.
+        let tables = futures::future::try_join_all(self.sources.iter().map(|source| async move {
+            match pins.0.get(source.name) {
+                Some(version) => self.pinned(source.name, *version).await.map(Some),
+                None => self.latest(source).await,
             }
-            resolved.tables.push(table);
-        }
-        Ok(resolved)
+        }))
+        .await?;
+        let versions = self
+            .sources
+            .iter()
+            .zip(&tables)
+            .filter_map(|(source, table)| {
+                let version = table.as_ref().and_then(DeltaTable::version)?;
+                Some((source.name.to_string(), version))
+            })
+            .collect();
+        Ok(Resolved {
+            tables,
+            versions: TableVersions(versions),
+        })
     }
 
     /// Lets `ctx` reach the object stores of the resolved tables.
@@ -242,9 +252,10 @@ impl Catalogue {
     }
 
     /// The table at its latest version, `None` while it has no first commit.
-    async fn latest(&self, name: &'static str) -> Result<Option<DeltaTable>, QueryError> {
-        let mut latest = self.latest.lock().await;
-        if let Some(table) = latest.get_mut(name) {
+    async fn latest(&self, source: &DeltaSource) -> Result<Option<DeltaTable>, QueryError> {
+        let name = source.name;
+        let mut latest = source.latest.lock().await;
+        if let Some(table) = latest.as_mut() {
             table
                 .update_incremental(None)
                 .await
@@ -258,7 +269,7 @@ impl Catalogue {
         if table.version().is_none() {
             return Ok(None);
         }
-        latest.insert(name, table.clone());
+        *latest = Some(table.clone());
         Ok(Some(table))
     }
 
