@@ -182,7 +182,7 @@ impl Catalogue {
             });
         }
         // All at once: each check is a few file-system calls on blocking threads, and
-        // one after the other they were most of a small query's time.
+        // one after the other they were half of a small query's time.
         let tables = futures::future::try_join_all(self.sources.iter().map(|source| async move {
             match pins.0.get(source.name) {
                 Some(version) => self.pinned(source.name, *version).await.map(Some),
