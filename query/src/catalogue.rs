@@ -20,6 +20,7 @@ use techmon_schemas::codes;
 use tokio::sync::Mutex;
 
 use crate::QueryError;
+use crate::lake_scan::LakeScan;
 use crate::reference::REFERENCE_TABLES;
 
 /// A table of the catalogue, for `GET /v1/tables`.
@@ -114,23 +115,30 @@ struct DeltaSource {
     latest: Mutex<Option<DeltaTable>>,
 }
 
-/// A read-only scan of a Delta table. Partition values come as plain strings, not
-/// dictionary-encoded: nearly every view groups by `school_year`, and a dictionary
-/// column sends DataFusion's grouping from its column-wise path to row encoding.
-/// Other strings are read as string views: hub, school and activity ids fit in a
-/// view's inline bytes, which grouping and joins compare without following a
-/// pointer.
+/// A read-only scan of a Delta table: techmon's own over the version's file list, or
+/// deltalake's for a table with reader features that only it reads. Partition values
+/// and strings come as [`LakeScan`] describes, in both.
 fn scan(
+    name: &str,
     table: &DeltaTable,
     session: &dyn Session,
-) -> Result<Arc<dyn TableProvider>, deltalake::datafusion::error::DataFusionError> {
-    let snapshot = table.snapshot()?.snapshot().clone();
+) -> Result<Arc<dyn TableProvider>, QueryError> {
+    if let Some(scan) = LakeScan::try_new(table).map_err(|e| QueryError::lake(name, e))? {
+        return Ok(Arc::new(scan));
+    }
+    let snapshot = table
+        .snapshot()
+        .map_err(|e| QueryError::lake(name, e))?
+        .snapshot()
+        .clone();
     let config = DeltaScanConfig {
         wrap_partition_values: false,
         schema_force_view_types: true,
         ..DeltaScanConfig::new_from_session(session)
     };
-    Ok(Arc::new(DeltaScanNext::new(snapshot, config)?))
+    Ok(Arc::new(
+        DeltaScanNext::new(snapshot, config).map_err(|e| QueryError::engine(name, e))?,
+    ))
 }
 
 /// The lake and reference tables, kept loaded and brought up to date per query.
@@ -227,9 +235,7 @@ impl Catalogue {
         self.connect(ctx, resolved)?;
         for (source, table) in self.sources.iter().zip(&resolved.tables) {
             let provider: Arc<dyn TableProvider> = match table {
-                Some(table) => {
-                    scan(table, &ctx.state()).map_err(|e| QueryError::engine(source.name, e))?
-                }
+                Some(table) => scan(source.name, table, &ctx.state())?,
                 None => Arc::new(
                     MemTable::try_new(Arc::clone(&source.schema), vec![vec![]])
                         .map_err(|e| QueryError::engine(source.name, e))?,

@@ -12,6 +12,7 @@ mod error;
 pub mod exports;
 pub mod formats;
 pub mod http;
+mod lake_scan;
 pub mod reference;
 pub mod safety;
 pub mod views;
