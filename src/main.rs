@@ -11,6 +11,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = techmon::cli::Cli::parse();
+    techmon::allocator::no_transparent_huge_pages();
     techmon::allocator::keep_freed_memory();
     if cli.command.runs_the_transform() {
         techmon::allocator::map_large_objects_apart();
