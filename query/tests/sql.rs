@@ -504,3 +504,61 @@ async fn a_table_upgraded_to_deletion_vectors_gives_the_same_rows() {
     let after_plan = plan(sql(addr, RESEARCHER, "text/csv", None, &explain).await);
     assert!(after_plan.contains("DeltaScanExec"), "{after_plan}");
 }
+
+/// What a query asks of a view (a filter, some columns, a limit) is planned into the
+/// view, down to its tables; the rows are the whole view's, filtered afterwards.
+#[tokio::test]
+async fn filters_columns_and_limits_on_a_view_give_the_whole_views_rows() {
+    let lake = lake_with_groups().await;
+    let addr = serve(&lake.path(), &lake.config(256, 30, 1000)).await;
+    let rows = |reply: common::Reply| -> Vec<Value> {
+        let body: Value = serde_json::from_str(&reply.ok_text()).expect("JSON");
+        body["rows"].as_array().expect("rows").clone()
+    };
+    let whole = rows(
+        sql(
+            addr,
+            RESEARCHER,
+            "application/json",
+            None,
+            "SELECT * FROM reach",
+        )
+        .await,
+    );
+    let expected: Vec<Value> = whole
+        .iter()
+        .filter(|r| r["people"].as_f64().is_some_and(|p| p > 10.0))
+        .map(|r| json!({"band": r["band"], "people": r["people"]}))
+        .collect();
+    assert!(
+        !expected.is_empty() && expected.len() < whole.len(),
+        "the filter keeps some rows of {whole:?}"
+    );
+
+    for query in [
+        "SELECT band, people FROM reach WHERE people > 10 ORDER BY band",
+        "SELECT r.band, r.people FROM reach r WHERE r.people > 10 ORDER BY r.band",
+    ] {
+        let mut filtered = rows(sql(addr, RESEARCHER, "application/json", None, query).await);
+        let mut expected = expected.clone();
+        let band = |r: &Value| r["band"].as_str().unwrap_or_default().to_string();
+        expected.sort_by_key(band);
+        filtered.sort_by_key(band);
+        assert_eq!(filtered, expected, "{query}");
+    }
+    let limited = rows(
+        sql(
+            addr,
+            RESEARCHER,
+            "application/json",
+            None,
+            "SELECT * FROM reach LIMIT 1",
+        )
+        .await,
+    );
+    assert_eq!(limited.len(), 1);
+    assert!(
+        whole.contains(&limited[0]),
+        "{limited:?} is a row of {whole:?}"
+    );
+}
