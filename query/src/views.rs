@@ -192,18 +192,21 @@ pub const VIEWS: &[View] = &[
     View {
         name: "participant_profile_share",
         description: "Share (%) of technical profiles among the profile choices hubs reported for former participants (profile_chosen), per hub or 'region', school year and track.",
+        // Summed per hub, school year and track first: the grouping sets then repeat a
+        // few rows per hub four times rather than every choice (that grouping took 8.6 ms
+        // of CPU at 1M events).
         sql: concat!(
             "WITH choices AS ( \
-                SELECT hub_id, school_year, technical, pupils, \
-                       ",
+                SELECT hub_id, school_year, track, sum(pupils) AS pupils, \
+                       sum(CASE WHEN technical THEN pupils ELSE 0 END) AS technical_pupils \
+                FROM (SELECT hub_id, school_year, technical, pupils, ",
             track!(),
-            " \
-                FROM profile_choices) \
+            " FROM profile_choices) \
+                WHERE track IS NOT NULL GROUP BY hub_id, school_year, track) \
               SELECT coalesce(hub_id, 'region') AS scope, school_year, coalesce(track, 'all') AS track, \
-                     sum(pupils) AS pupils, \
-                     sum(CASE WHEN technical THEN pupils ELSE 0 END) AS technical_pupils, \
-                     100.0 * sum(CASE WHEN technical THEN pupils ELSE 0 END) / sum(pupils) AS share_pct \
-              FROM choices WHERE track IS NOT NULL \
+                     sum(pupils) AS pupils, sum(technical_pupils) AS technical_pupils, \
+                     100.0 * sum(technical_pupils) / sum(pupils) AS share_pct \
+              FROM choices \
               GROUP BY GROUPING SETS ((hub_id, school_year, track), (hub_id, school_year), \
                                       (school_year, track), (school_year))"
         ),
