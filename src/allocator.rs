@@ -25,6 +25,8 @@ pub fn keep_freed_memory() {
 /// still decides when set.
 #[allow(unsafe_code)]
 pub fn no_transparent_huge_pages() {
+    // The switch is Linux's, as are transparent huge pages.
+    #[cfg(target_os = "linux")]
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
         // SAFETY: PR_SET_THP_DISABLE sets a flag of the process from an integer and
         // reads or writes none of its memory.
