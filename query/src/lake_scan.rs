@@ -21,6 +21,7 @@ use deltalake::datafusion::error::Result;
 use deltalake::datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use deltalake::datafusion::physical_plan::ExecutionPlan;
 use deltalake::datafusion::physical_plan::empty::EmptyExec;
+use deltalake::delta_datafusion::engine::AsObjectStoreUrl;
 use deltalake::{DeltaTable, DeltaTableError, ObjectMeta, Path};
 
 #[derive(Debug)]
@@ -92,7 +93,8 @@ impl LakeScan {
         ));
 
         let url = table.table_url();
-        let store = ObjectStoreUrl::parse(&url[..url::Position::BeforePath])?;
+        // The same key `Catalogue::connect` registers the table's store under.
+        let store = url.as_object_store_url();
         let table_path = Path::from_url_path(url.path())?;
         let files = state
             .log_data()
