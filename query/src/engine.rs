@@ -2,11 +2,15 @@
 //! catalogue and the named views, run within the configured memory, time and row
 //! limits.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::datafusion::catalog::view::ViewTable;
+use deltalake::datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use deltalake::datafusion::datasource::source_as_provider;
 use deltalake::datafusion::execution::SessionStateBuilder;
 use deltalake::datafusion::execution::cache::cache_manager::{
     CacheManagerConfig, FileMetadataCache,
@@ -15,7 +19,9 @@ use deltalake::datafusion::execution::cache::default_cache::DefaultCache;
 use deltalake::datafusion::execution::memory_pool::GreedyMemoryPool;
 use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use deltalake::datafusion::execution::session_state::SessionState;
-use deltalake::datafusion::physical_plan::execute_stream;
+use deltalake::datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
+use deltalake::datafusion::physical_plan::execution_plan::reset_plan_states;
+use deltalake::datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use deltalake::datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 
@@ -51,12 +57,30 @@ impl Answer {
 /// Bounds the Parquet footers kept between queries (least recently used go first).
 const PARQUET_FOOTER_CACHE_BYTES: usize = 128 * 1024 * 1024;
 
+/// Statements planned on one set of versions that a cache keeps at most; beyond it
+/// the cache starts again (research SQL repeats a few views and dashboards).
+const MAX_CACHED_PLANS: usize = 256;
+
+/// The session of one set of table versions, and the statements planned on it.
+struct Prepared {
+    versions: TableVersions,
+    state: SessionState,
+    /// Physical plans by SQL text, never run themselves: each query runs a copy with
+    /// fresh state. Planning a KPI view takes DataFusion 20-50 ms at any lake size
+    /// (a fifth of kpi_report's time at 1M events), and a plan holds for as long as
+    /// the versions it reads.
+    plans: HashMap<String, KeptPlan>,
+}
+
+/// A statement's result schema and physical plan.
+type KeptPlan = (SchemaRef, Arc<dyn ExecutionPlan>);
+
 pub struct Engine {
     catalogue: Catalogue,
     limits: Limits,
-    /// The last session's tables and views, by the versions they hold: planning the
-    /// views again for every query would cost more than many queries.
-    prepared: tokio::sync::Mutex<Option<(TableVersions, SessionState)>>,
+    /// The last session's tables, views and plans, by the versions they hold:
+    /// planning the views again for every query would cost more than many queries.
+    prepared: tokio::sync::Mutex<Option<Prepared>>,
     /// Parquet footers, kept across queries: a lake file never changes once written,
     /// and every query read them all again (`metadata_load_time` in EXPLAIN ANALYZE).
     parquet_footers: Arc<FileMetadataCache>,
@@ -89,6 +113,17 @@ impl Engine {
         &self,
         pins: &TableVersions,
     ) -> Result<(SessionContext, TableVersions), QueryError> {
+        let (ctx, versions, _) = self.session_and_plan(pins, "").await?;
+        Ok((ctx, versions))
+    }
+
+    /// [`Engine::session`], and the plan of `sql` when it was planned on the same
+    /// versions before.
+    async fn session_and_plan(
+        &self,
+        pins: &TableVersions,
+        sql: &str,
+    ) -> Result<(SessionContext, TableVersions, Option<KeptPlan>), QueryError> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(GreedyMemoryPool::new(
                 self.limits.memory_limit_mib * 1024 * 1024,
@@ -102,29 +137,36 @@ impl Engine {
             .map_err(|e| QueryError::engine("runtime", e))?;
         let resolved = self.catalogue.resolve(pins).await?;
         let mut prepared = self.prepared.lock().await;
-        if let Some((versions, state)) = prepared.as_ref()
-            && *versions == resolved.versions
+        if let Some(known) = prepared.as_ref()
+            && known.versions == resolved.versions
         {
-            let state = SessionStateBuilder::new_from_existing(state.clone())
+            let state = SessionStateBuilder::new_from_existing(known.state.clone())
                 .with_runtime_env(runtime)
                 .build();
             let ctx = SessionContext::new_with_state(state);
             self.catalogue.connect(&ctx, &resolved)?;
-            return Ok((ctx, resolved.versions));
+            return Ok((ctx, resolved.versions, known.plans.get(sql).cloned()));
         }
         let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_target_partitions(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             );
+        let options = config.options_mut();
         // The lake's grouping keys (class, activity, pseudonym) are mostly unique, so
         // partial aggregation seldom reduces rows; DataFusion's default probe hashes
         // 100,000 rows per partition before it learns that (190 ms of CPU in reach's
         // first aggregation at 1M events); 10,000 tell it as well.
-        config
-            .options_mut()
+        options
             .execution
             .skip_partial_aggregation_probe_rows_threshold = 10_000;
+        // DataFusion runs a plan again (`reset_plan_states`) only without dynamic
+        // filters: their state is shared by the copies of a plan. The KPI views ran as
+        // fast without them (the longest three within 2 ms at 1M events).
+        options.optimizer.enable_dynamic_filter_pushdown = false;
+        options.optimizer.enable_join_dynamic_filter_pushdown = false;
+        options.optimizer.enable_topk_dynamic_filter_pushdown = false;
+        options.optimizer.enable_aggregate_dynamic_filter_pushdown = false;
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime)
@@ -137,28 +179,57 @@ impl Engine {
                 .await
                 .map_err(|e| QueryError::engine(view.name, e))?;
         }
-        *prepared = Some((resolved.versions.clone(), ctx.state()));
-        Ok((ctx, resolved.versions))
+        *prepared = Some(Prepared {
+            versions: resolved.versions.clone(),
+            state: ctx.state(),
+            plans: HashMap::new(),
+        });
+        Ok((ctx, resolved.versions, None))
+    }
+
+    /// Keeps the plan of `sql` on `versions`, if those are still the prepared ones.
+    async fn keep_plan(&self, versions: &TableVersions, sql: &str, planned: KeptPlan) {
+        let mut prepared = self.prepared.lock().await;
+        if let Some(known) = prepared.as_mut()
+            && known.versions == *versions
+        {
+            if known.plans.len() >= MAX_CACHED_PLANS {
+                known.plans.clear();
+            }
+            known.plans.insert(sql.to_string(), planned);
+        }
     }
 
     /// Runs one read-only statement.
     pub async fn query(&self, sql: &str, pins: &TableVersions) -> Result<Answer, QueryError> {
         crate::safety::check(sql)?;
-        let (ctx, versions) = self.session(pins).await?;
+        let (ctx, versions, known_plan) = self.session_and_plan(pins, sql).await?;
         let limits = self.limits;
         let failed = |e| QueryError::from_query(e, limits.memory_limit_mib);
         let run = async {
-            let options = SQLOptions::new()
-                .with_allow_ddl(false)
-                .with_allow_dml(false)
-                .with_allow_statements(false);
             let started = Instant::now();
-            let frame = ctx.sql_with_options(sql, options).await.map_err(failed)?;
-            let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-            let task = Arc::new(frame.task_ctx());
-            let plan = frame.create_physical_plan().await.map_err(failed)?;
+            let (schema, plan) = match known_plan {
+                Some(planned) => planned,
+                None => {
+                    let options = SQLOptions::new()
+                        .with_allow_ddl(false)
+                        .with_allow_dml(false)
+                        .with_allow_statements(false);
+                    let frame = ctx.sql_with_options(sql, options).await.map_err(failed)?;
+                    let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+                    let reusable = plan_is_reusable(frame.logical_plan());
+                    let plan = frame.create_physical_plan().await.map_err(failed)?;
+                    if reusable {
+                        self.keep_plan(&versions, sql, (schema.clone(), plan.clone()))
+                            .await;
+                    }
+                    (schema, plan)
+                }
+            };
+            // A copy with fresh state: a join's built side, a scan's shared work.
+            let plan = reset_plan_states(plan).map_err(failed)?;
             let planned = started.elapsed();
-            let mut stream = execute_stream(plan, task).map_err(failed)?;
+            let mut stream = execute_stream(plan, ctx.task_ctx()).map_err(failed)?;
             let mut batches = Vec::new();
             let mut rows = 0;
             while let Some(batch) = stream.next().await {
@@ -210,4 +281,39 @@ impl Engine {
         }
         Ok(tables)
     }
+}
+
+/// Whether a statement's physical plan gives the same answer when run again on the
+/// same versions: not an EXPLAIN (whose plan holds its measurements), nor a query that
+/// calls a function whose value DataFusion fixes while planning, such as `now()`,
+/// itself or in a view it reads.
+fn plan_is_reusable(plan: &LogicalPlan) -> bool {
+    if matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)) {
+        return false;
+    }
+    let mut reusable = true;
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = source_as_provider(&scan.source)
+            && let Some(view) = provider.downcast_ref::<ViewTable>()
+        {
+            reusable &= plan_is_reusable(view.logical_plan());
+        }
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                if let Expr::ScalarFunction(f) = e
+                    && f.func.signature().volatility == Volatility::Stable
+                {
+                    reusable = false;
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })?;
+        Ok(if reusable {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
+    });
+    reusable
 }

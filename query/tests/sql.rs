@@ -565,3 +565,47 @@ async fn filters_columns_and_limits_on_a_view_give_the_whole_views_rows() {
         "{limited:?} is a row of {whole:?}"
     );
 }
+
+/// A statement asked again on the same versions runs its kept plan: the answers stay
+/// right however often it runs (a run leaves state in its plan: the files its scans
+/// shared out, a join's built side), a new version plans it again, and a query that
+/// asks the time is never answered with an old time.
+#[tokio::test]
+async fn a_query_asked_again_gives_the_same_rows_until_the_lake_changes() {
+    let lake = lake_with_groups().await;
+    let addr = serve(&lake.path(), &lake.config(256, 30, 1000)).await;
+    let ask = |query: &'static str| async move {
+        text_rows(&parquet_batches(
+            &sql(
+                addr,
+                RESEARCHER,
+                "application/vnd.apache.parquet",
+                None,
+                query,
+            )
+            .await
+            .body,
+        ))
+    };
+    // Groups per school: 12AB00 has 22 and 18 pupils, 34CD01 has 7.
+    let smallest = "SELECT min(participants_total) AS smallest FROM group_participations";
+    let schools = "SELECT g.school_brin6, min(g.participants_total) AS smallest, \
+                   max(o.participants_total) AS largest FROM group_participations g \
+                   JOIN group_participations o ON g.school_brin6 = o.school_brin6 \
+                   GROUP BY g.school_brin6 ORDER BY smallest DESC LIMIT 1";
+    for _ in 0..3 {
+        assert_eq!(ask(smallest).await, vec![vec!["7".to_string()]]);
+        assert_eq!(
+            ask(schools).await,
+            vec![vec!["12AB00".to_string(), "18".into(), "22".into()]]
+        );
+    }
+
+    lake.add(&[group("56EF00", 1, 2, 3)]).await;
+    assert_eq!(ask(smallest).await, vec![vec!["5".to_string()]]);
+
+    let now = "SELECT CAST(now() AS VARCHAR) AS t";
+    let earlier = ask(now).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_ne!(ask(now).await, earlier);
+}
