@@ -255,6 +255,12 @@ impl EventLog for EmbeddedLog {
         "embedded"
     }
 
+    /// A record is stored in the same transaction as its id, and only when the id is
+    /// new.
+    fn holds_each_event_id_once(&self) -> bool {
+        true
+    }
+
     fn partitions(&self) -> u32 {
         self.partitions
     }

@@ -247,6 +247,12 @@ impl EventLog for KafkaLog {
         "kafka"
     }
 
+    /// A producer that crashed after the broker's acknowledgement, before recording
+    /// the id, sends the record again; so may another producer of the topic.
+    fn holds_each_event_id_once(&self) -> bool {
+        false
+    }
+
     fn partitions(&self) -> u32 {
         self.partitions
     }

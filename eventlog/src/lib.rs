@@ -112,6 +112,10 @@ pub trait EventLog: Send + Sync + 'static {
     /// Number of partitions of the topic.
     fn partitions(&self) -> u32;
 
+    /// Whether the log never holds two records with the same event id, so a reader
+    /// need not look for second copies.
+    fn holds_each_event_id_once(&self) -> bool;
+
     /// Appends records; returns, in order, where each landed. Returns only after every
     /// stored record is durable (fsynced locally, or acknowledged by all in-sync Kafka
     /// replicas). On error, records of the batch may or may not have been stored; a

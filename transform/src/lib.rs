@@ -303,7 +303,7 @@ impl Transform {
         let mut bytes = 0usize;
         let mut open: Vec<u32> = (0..self.log.partitions()).collect();
         let mut previous: Option<Parsing> = None;
-        let seen = self.state.seen_ids();
+        let seen = self.seen_ids();
         while !open.is_empty()
             && bytes < self.bounds.bytes
             && started.elapsed() < self.bounds.latency
@@ -555,7 +555,7 @@ impl Transform {
         &self,
         event_id: uuid::Uuid,
         position: Option<(u32, u64)>,
-        seen_before: bool,
+        seen_before: Option<bool>,
         withdrawal: bool,
         subject: tables::Subject,
         work: &mut RoundWork,
@@ -680,7 +680,7 @@ impl Transform {
         let mut work = RoundWork::default();
         // Not read from the log: judged by their ids, and not skipped for being behind
         // what the tables hold.
-        let prepared = prepare(records, &self.key, &self.state.seen_ids())?;
+        let prepared = prepare(records, &self.key, self.seen_ids().as_deref())?;
         self.transform_prepared(prepared, &mut work, false)?;
         let still_dead: HashSet<(u32, u64)> = work
             .changes
@@ -732,6 +732,13 @@ impl Transform {
         self.state.remove_dead_letters(&redriven)?;
         self.erase_pending().await?;
         Ok((redriven.len(), still_dead.len()))
+    }
+
+    /// The ids of the events already transformed, where the log may hold a second copy
+    /// of an event (looking an id up costs a cache miss or two, and holding them all
+    /// 16 bytes each).
+    fn seen_ids(&self) -> Option<Arc<SeenIds>> {
+        (!self.log.holds_each_event_id_once()).then(|| self.state.seen_ids())
     }
 
     /// Vacuums the history of the tables that hold pseudonyms (see
@@ -799,8 +806,9 @@ struct PreparedRecord {
     offset: u64,
     /// The event's id; for a dead letter, the id the log stored it under.
     event_id: uuid::Uuid,
-    /// Whether an applied round saw the event's id (see [`State::seen_ids`]).
-    seen_before: bool,
+    /// Whether an applied round saw the event's id (see [`State::seen_ids`]); `None`
+    /// when the log holds each id once, so nobody looked.
+    seen_before: Option<bool>,
     outcome: Outcome,
 }
 
@@ -824,7 +832,7 @@ enum Outcome {
 fn prepare(
     records: Vec<StoredRecord>,
     key: &PseudonymKey,
-    seen: &SeenIds,
+    seen: Option<&SeenIds>,
 ) -> Result<Prepared, TransformError> {
     let mut prepared = Prepared {
         records: Vec::with_capacity(records.len()),
@@ -864,7 +872,7 @@ fn prepare(
             partition,
             offset,
             event_id,
-            seen_before: seen.contains(event_id),
+            seen_before: seen.map(|ids| ids.contains(event_id)),
             outcome,
         });
     }
@@ -879,7 +887,11 @@ struct Parsing {
 }
 
 impl Parsing {
-    fn start(records: Vec<StoredRecord>, key: &Arc<PseudonymKey>, seen: &Arc<SeenIds>) -> Self {
+    fn start(
+        records: Vec<StoredRecord>,
+        key: &Arc<PseudonymKey>,
+        seen: &Option<Arc<SeenIds>>,
+    ) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let per_core = records.len().div_ceil(cores).max(1);
         let mut records = records.into_iter();
@@ -891,7 +903,7 @@ impl Parsing {
             }
             let (key, seen) = (key.clone(), seen.clone());
             chunks.push(tokio::task::spawn_blocking(move || {
-                prepare(chunk, &key, &seen)
+                prepare(chunk, &key, seen.as_deref())
             }));
         }
         Self { chunks }

@@ -261,12 +261,13 @@ impl State {
     /// again after a restart) keeps that outcome. A new position, or none (a dead
     /// letter sent again), holds a second copy when the id was seen before, in an
     /// applied round (`seen_before`: whether [`State::seen_ids`] holds it) or
-    /// earlier in `changes`.
+    /// earlier in `changes`; never when the log holds each id once (`seen_before` is
+    /// `None`).
     pub fn is_first_copy(
         &self,
         id: Uuid,
         position: Option<(u32, u64)>,
-        seen_before: bool,
+        seen_before: Option<bool>,
         changes: &mut StateChanges,
     ) -> bool {
         if let Some((partition, offset)) = position
@@ -277,11 +278,14 @@ impl State {
         {
             return !self.duplicates.contains(&(partition, offset));
         }
-        if seen_before || !changes.seen.insert(id) {
-            changes.duplicates.extend(position);
-            return false;
+        match seen_before {
+            None => true,
+            Some(false) if changes.seen.insert(id) => true,
+            Some(_) => {
+                changes.duplicates.extend(position);
+                false
+            }
         }
-        true
     }
 
     /// The event ids of the applied rounds. Looking an id up is a few cache misses, so
