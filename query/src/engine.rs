@@ -10,6 +10,8 @@ use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::datafusion::catalog::view::ViewTable;
 use deltalake::datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use deltalake::datafusion::datasource::memory::DataSourceExec;
+use deltalake::datafusion::datasource::physical_plan::{FileGroup, FileScanConfig};
 use deltalake::datafusion::datasource::source_as_provider;
 use deltalake::datafusion::execution::SessionStateBuilder;
 use deltalake::datafusion::execution::cache::cache_manager::{
@@ -57,9 +59,11 @@ impl Answer {
 /// Bounds the Parquet footers kept between queries (least recently used go first).
 const PARQUET_FOOTER_CACHE_BYTES: usize = 128 * 1024 * 1024;
 
-/// Statements planned on one set of versions that a cache keeps at most; beyond it
-/// the cache starts again (research SQL repeats a few views and dashboards).
-const MAX_CACHED_PLANS: usize = 256;
+/// Files that the kept plans of one set of versions list at most, counted once per
+/// scan that lists them. A plan takes about 6 KiB per file it lists (kpi_report at
+/// 10M events lists 3,654: some 21 MiB), so this bounds them to about 150 MiB; the
+/// least recently used go first. The ten views at 10M events list 8,613.
+const MAX_KEPT_PLAN_FILES: usize = 25_000;
 
 /// The session of one set of table versions, and the statements planned on it.
 struct Prepared {
@@ -70,10 +74,18 @@ struct Prepared {
     /// (a fifth of kpi_report's time at 1M events), and a plan holds for as long as
     /// the versions it reads.
     plans: HashMap<String, KeptPlan>,
+    /// Counts uses of plans, to tell the least recently used.
+    uses: u64,
 }
 
-/// A statement's result schema and physical plan.
-type KeptPlan = (SchemaRef, Arc<dyn ExecutionPlan>);
+/// A statement's result schema and physical plan, the files its scans list, and
+/// when it was last used.
+struct KeptPlan {
+    schema: SchemaRef,
+    plan: Arc<dyn ExecutionPlan>,
+    files: usize,
+    last_used: u64,
+}
 
 pub struct Engine {
     catalogue: Catalogue,
@@ -123,7 +135,7 @@ impl Engine {
         &self,
         pins: &TableVersions,
         sql: &str,
-    ) -> Result<(SessionContext, TableVersions, Option<KeptPlan>), QueryError> {
+    ) -> Result<(SessionContext, TableVersions, Option<Planned>), QueryError> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(GreedyMemoryPool::new(
                 self.limits.memory_limit_mib * 1024 * 1024,
@@ -137,7 +149,7 @@ impl Engine {
             .map_err(|e| QueryError::engine("runtime", e))?;
         let resolved = self.catalogue.resolve(pins).await?;
         let mut prepared = self.prepared.lock().await;
-        if let Some(known) = prepared.as_ref()
+        if let Some(known) = prepared.as_mut()
             && known.versions == resolved.versions
         {
             let state = SessionStateBuilder::new_from_existing(known.state.clone())
@@ -145,7 +157,12 @@ impl Engine {
                 .build();
             let ctx = SessionContext::new_with_state(state);
             self.catalogue.connect(&ctx, &resolved)?;
-            return Ok((ctx, resolved.versions, known.plans.get(sql).cloned()));
+            known.uses += 1;
+            let planned = known.plans.get_mut(sql).map(|kept| {
+                kept.last_used = known.uses;
+                (kept.schema.clone(), kept.plan.clone())
+            });
+            return Ok((ctx, resolved.versions, planned));
         }
         let mut config = SessionConfig::new()
             .with_information_schema(true)
@@ -183,21 +200,47 @@ impl Engine {
             versions: resolved.versions.clone(),
             state: ctx.state(),
             plans: HashMap::new(),
+            uses: 0,
         });
         Ok((ctx, resolved.versions, None))
     }
 
-    /// Keeps the plan of `sql` on `versions`, if those are still the prepared ones.
-    async fn keep_plan(&self, versions: &TableVersions, sql: &str, planned: KeptPlan) {
+    /// Keeps the plan of `sql` on `versions`, if those are still the prepared ones,
+    /// making room by dropping the least recently used plans.
+    async fn keep_plan(&self, versions: &TableVersions, sql: &str, (schema, plan): Planned) {
+        let files = scanned_files(&plan);
         let mut prepared = self.prepared.lock().await;
-        if let Some(known) = prepared.as_mut()
-            && known.versions == *versions
-        {
-            if known.plans.len() >= MAX_CACHED_PLANS {
-                known.plans.clear();
-            }
-            known.plans.insert(sql.to_string(), planned);
+        let Some(known) = prepared
+            .as_mut()
+            .filter(|known| known.versions == *versions)
+        else {
+            return;
+        };
+        if files > MAX_KEPT_PLAN_FILES {
+            return;
         }
+        while known.plans.values().map(|kept| kept.files).sum::<usize>() + files
+            > MAX_KEPT_PLAN_FILES
+        {
+            let Some(oldest) = known
+                .plans
+                .iter()
+                .min_by_key(|(_, kept)| kept.last_used)
+                .map(|(sql, _)| sql.clone())
+            else {
+                break;
+            };
+            known.plans.remove(&oldest);
+        }
+        known.uses += 1;
+        let kept = KeptPlan {
+            schema,
+            plan,
+            files,
+            last_used: known.uses,
+        };
+        known.plans.insert(sql.to_string(), kept);
+        tracing::debug!(files, plans = known.plans.len(), "plan kept");
     }
 
     /// Runs one read-only statement.
@@ -281,6 +324,23 @@ impl Engine {
         }
         Ok(tables)
     }
+}
+
+/// A statement's result schema and physical plan.
+type Planned = (SchemaRef, Arc<dyn ExecutionPlan>);
+
+/// The files a plan's scans list, each counted once per scan.
+fn scanned_files(plan: &Arc<dyn ExecutionPlan>) -> usize {
+    let mut files = 0;
+    let _ = plan.apply(|node| {
+        if let Some(scan) = node.downcast_ref::<DataSourceExec>()
+            && let Some(config) = scan.data_source().downcast_ref::<FileScanConfig>()
+        {
+            files += config.file_groups.iter().map(FileGroup::len).sum::<usize>();
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    files
 }
 
 /// Whether a statement's physical plan gives the same answer when run again on the
