@@ -65,6 +65,9 @@ const PARQUET_FOOTER_CACHE_BYTES: usize = 128 * 1024 * 1024;
 /// least recently used go first. The ten views at 10M events list 8,613.
 const MAX_KEPT_PLAN_FILES: usize = 25_000;
 
+/// Plans kept at most, whatever they scan (a view over empty tables lists no file).
+const MAX_KEPT_PLANS: usize = 100;
+
 /// The session of one set of table versions, and the statements planned on it.
 struct Prepared {
     versions: TableVersions,
@@ -219,8 +222,9 @@ impl Engine {
         if files > MAX_KEPT_PLAN_FILES {
             return;
         }
-        while known.plans.values().map(|kept| kept.files).sum::<usize>() + files
-            > MAX_KEPT_PLAN_FILES
+        while known.plans.len() >= MAX_KEPT_PLANS
+            || known.plans.values().map(|kept| kept.files).sum::<usize>() + files
+                > MAX_KEPT_PLAN_FILES
         {
             let Some(oldest) = known
                 .plans
