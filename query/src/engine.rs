@@ -222,20 +222,7 @@ impl Engine {
         if files > MAX_KEPT_PLAN_FILES {
             return;
         }
-        while known.plans.len() >= MAX_KEPT_PLANS
-            || known.plans.values().map(|kept| kept.files).sum::<usize>() + files
-                > MAX_KEPT_PLAN_FILES
-        {
-            let Some(oldest) = known
-                .plans
-                .iter()
-                .min_by_key(|(_, kept)| kept.last_used)
-                .map(|(sql, _)| sql.clone())
-            else {
-                break;
-            };
-            known.plans.remove(&oldest);
-        }
+        make_room(&mut known.plans, files);
         known.uses += 1;
         let kept = KeptPlan {
             schema,
@@ -330,6 +317,22 @@ impl Engine {
     }
 }
 
+/// Drops the least recently used plans until one that lists `files` fits.
+fn make_room(plans: &mut HashMap<String, KeptPlan>, files: usize) {
+    while plans.len() >= MAX_KEPT_PLANS
+        || plans.values().map(|kept| kept.files).sum::<usize>() + files > MAX_KEPT_PLAN_FILES
+    {
+        let Some(oldest) = plans
+            .iter()
+            .min_by_key(|(_, kept)| kept.last_used)
+            .map(|(sql, _)| sql.clone())
+        else {
+            break;
+        };
+        plans.remove(&oldest);
+    }
+}
+
 /// A statement's result schema and physical plan.
 type Planned = (SchemaRef, Arc<dyn ExecutionPlan>);
 
@@ -380,4 +383,51 @@ fn plan_is_reusable(plan: &LogicalPlan) -> bool {
         })
     });
     reusable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deltalake::arrow::datatypes::Schema;
+    use deltalake::datafusion::physical_plan::empty::EmptyExec;
+
+    fn kept(files: usize, last_used: u64) -> KeptPlan {
+        let schema = Arc::new(Schema::empty());
+        KeptPlan {
+            plan: Arc::new(EmptyExec::new(schema.clone())),
+            schema,
+            files,
+            last_used,
+        }
+    }
+
+    fn names(plans: &HashMap<String, KeptPlan>) -> Vec<&str> {
+        let mut names: Vec<&str> = plans.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    #[test]
+    fn room_is_made_by_dropping_the_least_recently_used_plans() {
+        let mut plans = HashMap::from([
+            ("a".to_string(), kept(10_000, 1)),
+            ("b".to_string(), kept(10_000, 3)),
+            ("c".to_string(), kept(4_000, 2)),
+        ]);
+        // 24,000 files listed: 1,000 more fit, 6,000 only without a (used first).
+        make_room(&mut plans, 1_000);
+        assert_eq!(names(&plans), ["a", "b", "c"]);
+        make_room(&mut plans, 6_000);
+        assert_eq!(names(&plans), ["b", "c"]);
+        make_room(&mut plans, 15_000);
+        assert_eq!(names(&plans), ["b"]);
+
+        // Plans that list no file still count.
+        let mut plans: HashMap<String, KeptPlan> = (0..MAX_KEPT_PLANS as u64)
+            .map(|n| (format!("{n:03}"), kept(0, 100 - n)))
+            .collect();
+        make_room(&mut plans, 0);
+        assert_eq!(plans.len(), MAX_KEPT_PLANS - 1);
+        assert!(!plans.contains_key(&format!("{:03}", MAX_KEPT_PLANS - 1)));
+    }
 }
