@@ -128,7 +128,7 @@ impl Engine {
         &self,
         pins: &TableVersions,
     ) -> Result<(SessionContext, TableVersions), QueryError> {
-        let (ctx, versions, _) = self.session_and_plan(pins, "").await?;
+        let (ctx, versions, _) = self.session_and_plan(pins, None).await?;
         Ok((ctx, versions))
     }
 
@@ -137,7 +137,7 @@ impl Engine {
     async fn session_and_plan(
         &self,
         pins: &TableVersions,
-        sql: &str,
+        sql: Option<&str>,
     ) -> Result<(SessionContext, TableVersions, Option<Planned>), QueryError> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(GreedyMemoryPool::new(
@@ -161,7 +161,7 @@ impl Engine {
             let ctx = SessionContext::new_with_state(state);
             self.catalogue.connect(&ctx, &resolved)?;
             known.uses += 1;
-            let planned = known.plans.get_mut(sql).map(|kept| {
+            let planned = sql.and_then(|sql| known.plans.get_mut(sql)).map(|kept| {
                 kept.last_used = known.uses;
                 (kept.schema.clone(), kept.plan.clone())
             });
@@ -212,6 +212,9 @@ impl Engine {
     /// making room by dropping the least recently used plans.
     async fn keep_plan(&self, versions: &TableVersions, sql: &str, (schema, plan): Planned) {
         let files = scanned_files(&plan);
+        if files > MAX_KEPT_PLAN_FILES {
+            return;
+        }
         let mut prepared = self.prepared.lock().await;
         let Some(known) = prepared
             .as_mut()
@@ -219,9 +222,6 @@ impl Engine {
         else {
             return;
         };
-        if files > MAX_KEPT_PLAN_FILES {
-            return;
-        }
         make_room(&mut known.plans, files);
         known.uses += 1;
         let kept = KeptPlan {
@@ -237,7 +237,7 @@ impl Engine {
     /// Runs one read-only statement.
     pub async fn query(&self, sql: &str, pins: &TableVersions) -> Result<Answer, QueryError> {
         crate::safety::check(sql)?;
-        let (ctx, versions, known_plan) = self.session_and_plan(pins, sql).await?;
+        let (ctx, versions, known_plan) = self.session_and_plan(pins, Some(sql)).await?;
         let limits = self.limits;
         let failed = |e| QueryError::from_query(e, limits.memory_limit_mib);
         let run = async {
