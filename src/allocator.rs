@@ -5,11 +5,13 @@ use libmimalloc_sys::{mi_option_set, mi_option_t};
 /// Numbers from the `mi_option_e` of libmimalloc-sys 0.1.49's mimalloc v3 (the
 /// version is pinned for them).
 const MI_OPTION_PURGE_DELAY: mi_option_t = 15;
-const MI_OPTION_ARENA_MAX_OBJECT_SIZE: mi_option_t = 45;
 
 /// Keeps freed memory instead of handing it back to the OS: the transform frees a
 /// round's buffers and makes them again, and faulting them back in (zeroing the
 /// pages) took a quarter of its time. Memory stays bounded by the largest round.
+/// Large buffers stay in mimalloc's arenas too (its default): mapped on their own,
+/// they were faulted in again every round (a 1M-event replay took 3.9-4.2 s that
+/// way against 3.2 s, and a 10M one peaked at 606 MiB against 622 MiB).
 /// `MIMALLOC_PURGE_DELAY` in the environment still decides when set.
 pub fn keep_freed_memory() {
     // -1 is this option's documented "no purging at all".
@@ -32,23 +34,6 @@ pub fn no_transparent_huge_pages() {
         // reads or writes none of its memory.
         unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
     }
-}
-
-/// For a process that runs the transform: objects, and mimalloc pages of objects,
-/// over 2 MiB are mapped on their own and unmapped when freed. A round makes and
-/// frees large buffers of many sizes on many threads; kept in the shared arena, the
-/// spans they freed fitted the next ones badly, and the arena held twice the live
-/// bytes (a 10M-event replay peaked at 1.08 GiB, 0.88 GiB with this, and faulted in
-/// fewer huge pages). Not for the query service: DataFusion's large buffers made its
-/// KPI suite a third slower this way. `MIMALLOC_ARENA_MAX_OBJECT_SIZE` in the
-/// environment still decides when set.
-pub fn map_large_objects_apart() {
-    // This option is a size in KiB.
-    set_unless_in_environment(
-        "MIMALLOC_ARENA_MAX_OBJECT_SIZE",
-        MI_OPTION_ARENA_MAX_OBJECT_SIZE,
-        2048,
-    );
 }
 
 /// Sets a mimalloc option, unless the variable mimalloc reads it from is set: the

@@ -13,9 +13,6 @@ async fn main() -> ExitCode {
     let cli = techmon::cli::Cli::parse();
     techmon::allocator::no_transparent_huge_pages();
     techmon::allocator::keep_freed_memory();
-    if cli.command.runs_the_transform() {
-        techmon::allocator::map_large_objects_apart();
-    }
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
             EnvFilter::new("info,deltalake_core=warn,buoyant_kernel=warn,datafusion=warn")
