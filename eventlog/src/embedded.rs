@@ -29,9 +29,12 @@ const RECORD_BLOCKS: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("
 /// record, as written before the blocks; still read, never written.
 const RECORDS: TableDefinition<(u32, u64), StoredValue> = TableDefinition::new("records");
 type StoredValue = (&'static str, u128, i64, &'static [u8]);
-/// A block is closed once it holds this many bytes: a read that starts inside a block
-/// passes over the records before its start.
-const BLOCK_BYTES: usize = 256 * 1024;
+/// A block is closed before it would pass this many bytes (a record this long or
+/// longer is a block of its own). redb stores a value in a page of a power of two
+/// bytes from 4 KiB, beside its key and a header: blocks just past 256 KiB filled
+/// half of 512 KiB pages, which every read copied and zeroed in full. A read that
+/// starts inside a block passes over the records before its start.
+const BLOCK_BYTES: usize = 64 * 1024 - 512;
 /// partition → next offset.
 const HEADS: TableDefinition<u32, u64> = TableDefinition::new("heads");
 /// (consumer group, partition) → committed position.
@@ -240,7 +243,9 @@ impl Writer {
                     let offset = next[partition as usize];
                     next[partition as usize] += 1;
                     let (block, first) = &mut open[partition as usize];
-                    if block.bytes.len() >= BLOCK_BYTES {
+                    if !block.is_empty()
+                        && block.bytes.len() + RecordBlock::size(record) > BLOCK_BYTES
+                    {
                         blocks.insert((partition, *first), block.bytes.as_slice())?;
                         *block = RecordBlock::new(now_ms);
                         *first = offset;
@@ -291,6 +296,11 @@ impl RecordBlock {
 
     fn is_empty(&self) -> bool {
         self.bytes.len() == 8
+    }
+
+    /// The bytes [`RecordBlock::push`] adds.
+    fn size(record: &LogRecord) -> usize {
+        4 + record.key.len() + 16 + 4 + record.payload.len()
     }
 
     fn push(&mut self, record: &LogRecord) {
@@ -569,24 +579,28 @@ mod tests {
             txn.commit().expect("commit");
         }
         let log = EmbeddedLog::open(&path, 1, 1).expect("reopen");
-        // Two commits: seven records of a third of a block (three blocks), then one.
-        let big: Vec<LogRecord> = (0..7).map(|_| record("k", BLOCK_BYTES / 3)).collect();
+        // Two commits: seven records of a quarter of a block (three blocks), then one.
+        let big: Vec<LogRecord> = (0..7).map(|_| record("k", BLOCK_BYTES / 4)).collect();
         let last = vec![record("k", 10)];
         for batch in [big.clone(), last.clone()] {
             log.append(batch).await.expect("append");
         }
         let db = log.db.begin_read().expect("read");
         let blocks = db.open_table(RECORD_BLOCKS).expect("blocks");
-        let firsts: Vec<u64> = blocks
+        let (firsts, sizes): (Vec<u64>, Vec<usize>) = blocks
             .iter()
             .expect("iter")
-            .map(|e| e.expect("entry").0.value().1)
-            .collect();
+            .map(|e| {
+                let (key, block) = e.expect("entry");
+                (key.value().1, block.value().len())
+            })
+            .unzip();
         assert_eq!(
             firsts,
             vec![5, 8, 11, 12],
-            "blocks close past BLOCK_BYTES and per commit"
+            "blocks close at BLOCK_BYTES and per commit"
         );
+        assert!(sizes.iter().all(|size| *size <= BLOCK_BYTES), "{sizes:?}");
 
         let expected: Vec<&LogRecord> = old.iter().chain(&big).chain(&last).collect();
         for from in 0..=expected.len() as u64 {
