@@ -6,16 +6,24 @@ use libmimalloc_sys::{mi_option_set, mi_option_t};
 /// version is pinned for them).
 const MI_OPTION_PURGE_DELAY: mi_option_t = 15;
 
-/// Keeps freed memory instead of handing it back to the OS: the transform frees a
-/// round's buffers and makes them again, and faulting them back in (zeroing the
-/// pages) took a quarter of its time. Memory stays bounded by the largest round.
-/// Large buffers stay in mimalloc's arenas too (its default): mapped on their own,
-/// they were faulted in again every round (a 1M-event replay took 3.9-4.2 s that
-/// way against 3.2 s, and a 10M one peaked at 606 MiB against 622 MiB).
+/// Keeps freed memory instead of handing it back to the OS at once: the transform
+/// frees a round's buffers and makes them again, and faulting them back in (zeroing
+/// the pages) took a quarter of its time. Large buffers stay in mimalloc's arenas
+/// too (its default): mapped on their own, they were faulted in again every round (a
+/// 10M-event replay spent 10 s of system time that way, against 2-3 s).
+///
+/// Kept forever, the arenas of a 10M-event replay grew to 865-897 MiB as freed
+/// spans fitted the next buffers badly; so a process that runs the transform hands
+/// back what it has not reused for a second (a round takes less): 748 MiB, and 4.4 s
+/// of system time. Other commands keep everything (`None`).
 /// `MIMALLOC_PURGE_DELAY` in the environment still decides when set.
-pub fn keep_freed_memory() {
+pub fn keep_freed_memory(for_ms: Option<std::ffi::c_long>) {
     // -1 is this option's documented "no purging at all".
-    set_unless_in_environment("MIMALLOC_PURGE_DELAY", MI_OPTION_PURGE_DELAY, -1);
+    set_unless_in_environment(
+        "MIMALLOC_PURGE_DELAY",
+        MI_OPTION_PURGE_DELAY,
+        for_ms.unwrap_or(-1),
+    );
 }
 
 /// Turns transparent huge pages off for the process. mimalloc asks for them on every

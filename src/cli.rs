@@ -106,6 +106,18 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Whether this command runs the transform over a backlog of any size, whose
+    /// memory wants its own tuning ([`crate::allocator::keep_freed_memory`]). Not
+    /// `demo`: its lake is small.
+    pub fn runs_the_transform(&self) -> bool {
+        matches!(
+            self,
+            Command::Serve | Command::Transform | Command::Replay { .. }
+        )
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Push realistic events over HTTP to a `techmon serve` child process.
