@@ -15,15 +15,12 @@ const MI_OPTION_PURGE_DELAY: mi_option_t = 15;
 /// Kept forever, the arenas of a 10M-event replay grew to 865-897 MiB as freed
 /// spans fitted the next buffers badly; so a process that runs the transform hands
 /// back what it has not reused for a second (a round takes less): 748 MiB, and 4.4 s
-/// of system time. Other commands keep everything (`None`).
+/// of system time. Other commands keep everything.
 /// `MIMALLOC_PURGE_DELAY` in the environment still decides when set.
-pub fn keep_freed_memory(for_ms: Option<std::ffi::c_long>) {
-    // -1 is this option's documented "no purging at all".
-    set_unless_in_environment(
-        "MIMALLOC_PURGE_DELAY",
-        MI_OPTION_PURGE_DELAY,
-        for_ms.unwrap_or(-1),
-    );
+pub fn keep_freed_memory(runs_the_transform: bool) {
+    // In milliseconds; -1 is this option's documented "no purging at all".
+    let purge_delay = if runs_the_transform { 1000 } else { -1 };
+    set_unless_in_environment("MIMALLOC_PURGE_DELAY", MI_OPTION_PURGE_DELAY, purge_delay);
 }
 
 /// Turns transparent huge pages off for the process. mimalloc asks for them on every

@@ -12,7 +12,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> ExitCode {
     let cli = techmon::cli::Cli::parse();
     techmon::allocator::no_transparent_huge_pages();
-    techmon::allocator::keep_freed_memory(cli.command.runs_the_transform().then_some(1000));
+    techmon::allocator::keep_freed_memory(cli.command.runs_the_transform());
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
             EnvFilter::new("info,deltalake_core=warn,buoyant_kernel=warn,datafusion=warn")

@@ -344,6 +344,22 @@ impl RecordBlock {
         (timestamp_ms, records)
     }
 
+    /// A record read from the database, copied out of it.
+    fn copied(
+        partition: u32,
+        (offset, key, id, payload): Stored<'_>,
+        timestamp_ms: i64,
+    ) -> StoredRecord {
+        StoredRecord {
+            partition,
+            offset,
+            key: key.to_string(),
+            event_id: Uuid::from_u128(id),
+            timestamp_ms,
+            payload: payload.to_vec(),
+        }
+    }
+
     /// Reads one record off the front of `rest`.
     fn take<'a>(rest: &mut &'a [u8]) -> Result<(&'a str, u128, &'a [u8]), &'static str> {
         fn length(rest: &mut &[u8]) -> Option<usize> {
@@ -422,14 +438,8 @@ impl EventLog for EmbeddedLog {
                 {
                     let (pos, value) = entry?;
                     let (key, id, timestamp_ms, payload) = value.value();
-                    out.push(StoredRecord {
-                        partition,
-                        offset: pos.value().1,
-                        key: key.to_string(),
-                        event_id: Uuid::from_u128(id),
-                        timestamp_ms,
-                        payload: payload.to_vec(),
-                    });
+                    let record = (pos.value().1, key, id, payload);
+                    out.push(RecordBlock::copied(partition, record, timestamp_ms));
                 }
                 let next = out.last().map_or(from, |r| r.offset + 1);
                 let blocks = txn.open_table(RECORD_BLOCKS)?;
@@ -449,24 +459,17 @@ impl EventLog for EmbeddedLog {
                     let (timestamp_ms, records) =
                         RecordBlock::records(block.value(), key.value().1);
                     for record in records {
-                        let (offset, key, id, payload) = match record {
+                        let record = match record {
                             Ok(record) => record,
                             Err(corrupt) => return Ok(Err(corrupt)),
                         };
-                        if offset < next {
+                        if record.0 < next {
                             continue;
                         }
                         if out.len() >= max {
                             break;
                         }
-                        out.push(StoredRecord {
-                            partition,
-                            offset,
-                            key: key.to_string(),
-                            event_id: Uuid::from_u128(id),
-                            timestamp_ms,
-                            payload: payload.to_vec(),
-                        });
+                        out.push(RecordBlock::copied(partition, record, timestamp_ms));
                     }
                 }
                 Ok(Ok(out))
