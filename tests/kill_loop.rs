@@ -1,7 +1,8 @@
 //! Crashes: `techmon serve` (ingest + transform) is killed with SIGKILL at random
-//! moments, at least 20 times, while a hub keeps pushing (and re-sending what was not
-//! answered). At the end every event the service acknowledged is in the lake exactly
-//! once — on the embedded log and on Kafka (`TECHMON_KAFKA_BROKERS`).
+//! moments, at least 20 times, the first of them while it starts, while a hub keeps
+//! pushing (and re-sending what was not answered). At the end every event the service
+//! acknowledged is in the lake exactly once — on the embedded log and on Kafka
+//! (`TECHMON_KAFKA_BROKERS`). A service that never answers again fails the test.
 
 mod common;
 
@@ -40,9 +41,17 @@ fn event(n: usize) -> Value {
            "occurred_at": "2024-11-05T13:00:00+01:00", "sent_at": "2024-11-05T18:00:00+01:00", "payload": payload})
 }
 
+/// How long one batch may go unanswered before the test gives up (a service that
+/// never comes back would otherwise keep the pusher re-sending forever).
+const UNANSWERED_LIMIT: Duration = Duration::from_secs(90);
+
 /// Pushes batches until `stop`, re-sending a batch until it is answered; returns the
-/// ids the service acknowledged (accepted, or duplicate of an earlier acceptance).
-async fn push_until(url: String, stop: tokio::sync::watch::Receiver<bool>) -> HashSet<String> {
+/// ids the service acknowledged (accepted, or duplicate of an earlier acceptance), or
+/// the last failure once a batch went unanswered for `UNANSWERED_LIMIT`.
+async fn push_until(
+    url: String,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<HashSet<String>, String> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -53,6 +62,7 @@ async fn push_until(url: String, stop: tokio::sync::watch::Receiver<bool>) -> Ha
         let batch: Vec<Value> = (0..40).map(|i| event(n + i)).collect();
         n += batch.len();
         let body: String = batch.iter().map(|e| format!("{e}\n")).collect();
+        let first_try = Instant::now();
         loop {
             let sent = client
                 .post(format!("{url}/v1/events"))
@@ -62,22 +72,40 @@ async fn push_until(url: String, stop: tokio::sync::watch::Receiver<bool>) -> Ha
                 .send()
                 .await;
             let answer = match sent {
-                Ok(response) if response.status().is_success() => {
-                    response.json::<PushAnswer>().await.ok()
-                }
-                _ => None,
+                Ok(response) if response.status().is_success() => response
+                    .json::<PushAnswer>()
+                    .await
+                    .map_err(|e| format!("unreadable answer: {e}")),
+                Ok(response) => Err(format!(
+                    "{}: {}",
+                    response.status(),
+                    response.text().await.unwrap_or_default()
+                )),
+                Err(e) => Err(e.to_string()),
             };
-            if let Some(answer) = answer {
-                for result in answer.results {
-                    assert_ne!(result.status, RecordStatus::Rejected, "{:?}", result.errors);
-                    acknowledged.insert(result.event_id.expect("id").to_string());
+            match answer {
+                Ok(answer) => {
+                    for result in answer.results {
+                        assert_ne!(result.status, RecordStatus::Rejected, "{:?}", result.errors);
+                        acknowledged.insert(result.event_id.expect("id").to_string());
+                    }
+                    break;
                 }
-                break;
+                Err(last) if first_try.elapsed() > UNANSWERED_LIMIT => {
+                    return Err(format!(
+                        "a batch went unanswered for {UNANSWERED_LIMIT:?}; last: {last}"
+                    ));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    acknowledged
+    Ok(acknowledged)
+}
+
+/// The service's log (warnings and errors), for a failure message.
+fn serve_log(dir: &std::path::Path) -> String {
+    std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
 }
 
 async fn kill_loop(backend: &str) {
@@ -88,16 +116,26 @@ async fn kill_loop(backend: &str) {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let pusher = tokio::spawn(push_until(url.clone(), stopped));
     let mut rng = rand::rng();
-    for _ in 0..KILLS {
+    for kill in 0..KILLS {
         let mut service = start(dir.path(), port, backend, &topic, &[]);
-        tokio::time::sleep(Duration::from_millis(rng.random_range(300..1200))).await;
+        // The first kills land early, while the service creates its files.
+        let alive_ms = if kill < KILLS / 4 { 5..400 } else { 300..1200 };
+        tokio::time::sleep(Duration::from_millis(rng.random_range(alive_ms))).await;
         service.child.kill().expect("SIGKILL");
         service.child.wait().expect("reap");
     }
-    let service = start(dir.path(), port, backend, &topic, &[]);
+    let mut service = start(dir.path(), port, backend, &topic, &[]);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stop.send(true).expect("stop pusher");
-    let acknowledged = pusher.await.expect("pusher");
+    let pushed = pusher.await.expect("pusher");
+    if let Ok(Some(status)) = service.child.try_wait() {
+        panic!(
+            "the last service exited ({status}); its log:\n{}",
+            serve_log(dir.path())
+        );
+    }
+    let acknowledged =
+        pushed.unwrap_or_else(|e| panic!("{e}; the service's log:\n{}", serve_log(dir.path())));
     assert!(
         acknowledged.len() > 200,
         "too little got through to test anything: {}",
@@ -126,8 +164,10 @@ async fn kill_loop(backend: &str) {
     );
     let missing = acknowledged.difference(&unique).count();
     assert_eq!(
-        missing, 0,
-        "{missing} acknowledged events are not in the lake"
+        missing,
+        0,
+        "{missing} acknowledged events are not in the lake; the service's log:\n{}",
+        serve_log(dir.path())
     );
     // Every batch is re-sent until answered, so nothing is in the lake unacknowledged.
     assert_eq!(unique, acknowledged);

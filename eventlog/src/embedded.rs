@@ -84,13 +84,8 @@ impl EmbeddedLog {
             path: path.to_path_buf(),
             source: Box::new(e),
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| err(redb::StorageError::Io(e).into()))?;
-        }
-        let db = Database::builder()
-            .set_cache_size(cache_mib * 1024 * 1024)
-            .create(path)
-            .map_err(|e| err(e.into()))?;
+        let db =
+            crate::database::open_or_create(path, Some(cache_mib * 1024 * 1024)).map_err(err)?;
         let txn = db.begin_write().map_err(|e| err(e.into()))?;
         {
             let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;

@@ -213,10 +213,7 @@ fn open_index(path: &Path) -> Result<Database, LogError> {
         path: path.to_path_buf(),
         source: Box::new(e),
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| err(redb::StorageError::Io(e).into()))?;
-    }
-    Database::create(path).map_err(|e| err(e.into()))
+    crate::database::open_or_create(path, None).map_err(err)
 }
 
 /// The ids the broker acknowledged, and those being sent right now.

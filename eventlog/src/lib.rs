@@ -17,6 +17,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use uuid::Uuid;
 
+pub mod database;
 pub mod embedded;
 pub mod event_ids;
 pub mod kafka;

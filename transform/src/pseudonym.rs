@@ -121,22 +121,34 @@ impl Person<'_> {
     }
 }
 
-#[cfg(unix)]
+/// Writes a new file readable by its owner only, whole or not at all: a kill during
+/// the write must not leave a short key that the next start would refuse (or use).
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".creating");
+    let creating = path.with_file_name(name);
+    // A leftover of a kill during an earlier creation: removed, since opening it
+    // again would keep whatever permissions it has.
+    match std::fs::remove_file(&creating) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&creating)?;
     file.write_all(bytes)?;
-    file.sync_all()
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::write(path, bytes)
+    file.sync_all()?;
+    // A link, unlike a rename, fails when the key exists: a key is never replaced.
+    let linked = std::fs::hard_link(&creating, path);
+    std::fs::remove_file(&creating)?;
+    linked?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Birth date → birth year.
@@ -245,7 +257,13 @@ mod tests {
     fn a_key_file_is_created_once_and_read_back() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("raw/pseudonym.key");
+        // A short key left by a kill during an earlier creation.
+        let leftover = dir.path().join("raw/pseudonym.key.creating");
+        std::fs::create_dir_all(dir.path().join("raw")).expect("dir");
+        std::fs::write(&leftover, "0123").expect("leftover");
         let first = PseudonymKey::from_file("k1", &path, true).expect("create");
+        assert!(!leftover.exists());
+        assert_eq!(std::fs::read(&path).expect("key").len(), 64);
         let second = PseudonymKey::from_file("k1", &path, true).expect("read");
         assert_eq!(first.pseudonym("p", "x"), second.pseudonym("p", "x"));
         #[cfg(unix)]

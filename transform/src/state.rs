@@ -174,13 +174,10 @@ impl State {
             path: path.clone(),
             source: Box::new(e),
         };
-        std::fs::create_dir_all(raw).map_err(|e| err(redb::StorageError::Io(e).into()))?;
         // A small cache: the state is read into memory at open, and redb's default
         // cache would grow with the state's file.
-        let db = Database::builder()
-            .set_cache_size(STATE_CACHE_BYTES)
-            .create(&path)
-            .map_err(|e| err(e.into()))?;
+        let db = techmon_eventlog::database::open_or_create(&path, Some(STATE_CACHE_BYTES))
+            .map_err(err)?;
         let load = || -> Result<_, redb::Error> {
             let txn = db.begin_write()?;
             txn.open_table(LINKS)?;
