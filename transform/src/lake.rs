@@ -17,10 +17,11 @@ use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::SaveMode;
 use deltalake::table::config::TablePropertiesExt as _;
+use deltalake::writer::{DeltaWriter as _, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError, checkpoints};
 
 use crate::TransformError;
-use crate::tables::{PARTITION_COLUMN, TABLES, Table, UNIQUE_COLUMNS};
+use crate::tables::{PARTITION_COLUMN, PERSON_COLUMNS, TABLES, Table, UNIQUE_COLUMNS};
 
 /// Rows for one table, and the log positions the commit covers.
 pub struct Append {
@@ -61,6 +62,7 @@ async fn commit(
         .collect();
     let properties = UNIQUE_COLUMNS
         .iter()
+        .chain(PERSON_COLUMNS)
         .fold(
             WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())),
             // A dictionary of values that never repeat only costs time (and space)
@@ -68,11 +70,10 @@ async fn commit(
             |builder, column| builder.set_column_dictionary_enabled((*column).into(), false),
         )
         .build();
-    current
-        .write(append.rows.clone())
-        .with_partition_columns([PARTITION_COLUMN])
-        .with_table_name(table.name)
-        .with_description(table.description)
+    // Delta's own writer, not a DataFusion plan: the rows need no planning, and the
+    // plan's repartitioning copied every row twice.
+    let mut writer = RecordBatchWriter::for_table(&current)
+        .map_err(|e| delta_error(table.name, e))?
         .with_writer_properties(properties)
         .with_commit_properties(
             CommitProperties::default()
@@ -80,17 +81,24 @@ async fn commit(
                 // Written one table at a time by `finish_appends`: each takes a lot of
                 // memory for a moment, and the tables commit side by side.
                 .with_create_checkpoint(false),
-        )
-        .await
-        .map_err(|e| match e {
-            DeltaTableError::Transaction {
-                source: TransactionError::CommitConflict(CommitConflictError::ConcurrentTransaction),
-            } => TransformError::PositionsTaken {
-                table: table.name,
-                partitions: append.covers.iter().map(|(p, _)| *p).collect(),
-            },
-            e => delta_error(table.name, e),
-        })
+        );
+    for batch in &append.rows {
+        writer
+            .write(batch.clone())
+            .await
+            .map_err(|e| delta_error(table.name, e))?;
+    }
+    let mut after = current;
+    match writer.flush_and_commit(&mut after).await {
+        Ok(_) => Ok(after),
+        Err(DeltaTableError::Transaction {
+            source: TransactionError::CommitConflict(CommitConflictError::ConcurrentTransaction),
+        }) => Err(TransformError::PositionsTaken {
+            table: table.name,
+            partitions: append.covers.iter().map(|(p, _)| *p).collect(),
+        }),
+        Err(e) => Err(delta_error(table.name, e)),
+    }
 }
 
 /// Creates a table's first version: its columns and partitioning, no rows. Every
