@@ -4,7 +4,7 @@
 //! redb writes a new file's header in steps; a process killed between them leaves a
 //! file that every later open refuses ("magic number mismatch"), so the service could
 //! never start again. A new database is therefore made under a temporary name and
-//! renamed into place once whole: the path holds a complete database or nothing.
+//! linked into place once whole: the path holds a complete database or nothing.
 
 use std::path::{Path, PathBuf};
 
@@ -29,7 +29,7 @@ pub fn open_or_create(path: &Path, cache_bytes: Option<usize>) -> Result<Databas
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(StorageError::Io)?;
     let creating = creating_path(path);
-    // Left by a crash during an earlier creation: never renamed, so nothing in it.
+    // Left by a crash during an earlier creation: never linked, so nothing in it.
     match std::fs::remove_file(&creating) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(StorageError::Io(e).into());
@@ -37,12 +37,23 @@ pub fn open_or_create(path: &Path, cache_bytes: Option<usize>) -> Result<Databas
         _ => {}
     }
     let db = builder().create(&creating)?;
-    std::fs::rename(&creating, path).map_err(StorageError::Io)?;
-    // The rename itself must survive a power loss, or the database would vanish.
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(StorageError::Io)?;
-    Ok(db)
+    // A link, unlike a rename, fails when another process made the file meanwhile.
+    let linked = std::fs::hard_link(&creating, path);
+    std::fs::remove_file(&creating).map_err(StorageError::Io)?;
+    match linked {
+        Ok(()) => {
+            // The new name must survive a power loss, or the database would vanish.
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(StorageError::Io)?;
+            Ok(db)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            drop(db);
+            Ok(builder().open(path)?)
+        }
+        Err(e) => Err(StorageError::Io(e).into()),
+    }
 }
 
 fn creating_path(path: &Path) -> PathBuf {
