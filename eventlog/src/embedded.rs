@@ -84,8 +84,8 @@ impl EmbeddedLog {
             path: path.to_path_buf(),
             source: Box::new(e),
         };
-        let db =
-            crate::database::open_or_create(path, Some(cache_mib * 1024 * 1024)).map_err(err)?;
+        let db = crate::files::open_or_create_database(path, Some(cache_mib * 1024 * 1024))
+            .map_err(err)?;
         let txn = db.begin_write().map_err(|e| err(e.into()))?;
         {
             let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;

@@ -213,7 +213,7 @@ fn open_index(path: &Path) -> Result<Database, LogError> {
         path: path.to_path_buf(),
         source: Box::new(e),
     };
-    crate::database::open_or_create(path, None).map_err(err)
+    crate::files::open_or_create_database(path, None).map_err(err)
 }
 
 /// The ids the broker acknowledged, and those being sent right now.

@@ -17,9 +17,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 use uuid::Uuid;
 
-pub mod database;
 pub mod embedded;
 pub mod event_ids;
+pub mod files;
 pub mod kafka;
 
 /// A record to append: the event as JSON bytes, keyed by its subject.

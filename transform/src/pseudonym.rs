@@ -58,9 +58,6 @@ impl PseudonymKey {
             source,
         };
         if create && !path.exists() {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(io)?;
-            }
             let key = hex::encode(rand::random::<[u8; 32]>());
             write_private(path, key.as_bytes()).map_err(io)?;
             tracing::info!(path = %path.display(), "created a new pseudonym key");
@@ -121,33 +118,20 @@ impl Person<'_> {
     }
 }
 
-/// Writes a new file readable by its owner only, whole or not at all: a kill during
-/// the write must not leave a short key that the next start would refuse (or use).
+/// Writes a new file readable by its owner only, whole or not at all (see
+/// [`techmon_eventlog::files::create_whole`]): a kill during the write must not leave
+/// a short key. A key another process made meanwhile is kept, never replaced.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".creating");
-    let creating = path.with_file_name(name);
-    // A leftover of a kill during an earlier creation: removed, since opening it
-    // again would keep whatever permissions it has.
-    match std::fs::remove_file(&creating) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&creating)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    // A link, unlike a rename, fails when the key exists: a key is never replaced.
-    let linked = std::fs::hard_link(&creating, path);
-    std::fs::remove_file(&creating)?;
-    linked?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
+    techmon_eventlog::files::create_whole(path, |creating| {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(creating)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    })?;
     Ok(())
 }
 

@@ -176,7 +176,7 @@ impl State {
         };
         // A small cache: the state is read into memory at open, and redb's default
         // cache would grow with the state's file.
-        let db = techmon_eventlog::database::open_or_create(&path, Some(STATE_CACHE_BYTES))
+        let db = techmon_eventlog::files::open_or_create_database(&path, Some(STATE_CACHE_BYTES))
             .map_err(err)?;
         let load = || -> Result<_, redb::Error> {
             let txn = db.begin_write()?;
