@@ -446,6 +446,7 @@ pub async fn query(options: &QueryBench) -> anyhow::Result<QueryReport> {
         max_rows: usize::MAX,
     };
     let engine = techmon_query::Engine::new(&lake, limits)?;
+    import_region_duo(&engine).await?;
     if let Some(path) = &options.duckdb_sql {
         std::fs::write(path, duckdb_setup(&engine, &options.lake).await?)?;
     }
@@ -468,6 +469,21 @@ pub async fn query(options: &QueryBench) -> anyhow::Result<QueryReport> {
         views,
         peak_rss_kib: peak_rss_kib_of(std::process::id()),
     })
+}
+
+/// Imports the DUO files of the synthetic region (`techmon generate`'s, fixed seed)
+/// as the lake's reference tables, so that the views over DUO counts have rows to
+/// work on. An import made before changes nothing.
+async fn import_region_duo(engine: &techmon_query::Engine) -> anyhow::Result<()> {
+    let lake = engine.catalogue().root();
+    let folder = tempfile::tempdir()?;
+    let world = techmon_generate::world::World::build(&mut StdRng::seed_from_u64(2022));
+    for path in techmon_generate::duo_files::write(&world, folder.path())? {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let name = name.context("a DUO file has a name")?;
+        techmon_query::reference::import(lake, &name, &std::fs::read(&path)?, None).await?;
+    }
+    Ok(())
 }
 
 /// DuckDB statements for the same catalogue: each lake table over its Parquet files
