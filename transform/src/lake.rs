@@ -60,21 +60,11 @@ async fn commit(
         .zip(app_ids)
         .map(|((_, offset), app_id)| Transaction::new(app_id, *offset as i64))
         .collect();
-    let properties = UNIQUE_COLUMNS
-        .iter()
-        .chain(PERSON_COLUMNS)
-        .fold(
-            WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())),
-            // A dictionary of values that never repeat only costs time (and space)
-            // until the writer gives up on it.
-            |builder, column| builder.set_column_dictionary_enabled((*column).into(), false),
-        )
-        .build();
     // Delta's own writer, not a DataFusion plan: the rows need no planning, and the
     // plan's repartitioning copied every row twice.
     let mut writer = RecordBatchWriter::for_table(&current)
         .map_err(|e| delta_error(table.name, e))?
-        .with_writer_properties(properties)
+        .with_writer_properties(writer_properties())
         .with_commit_properties(
             CommitProperties::default()
                 .with_application_transactions(transactions)
@@ -99,6 +89,32 @@ async fn commit(
         }),
         Err(e) => Err(delta_error(table.name, e)),
     }
+}
+
+/// How every data file of the lake is written: zstd, and no dictionary for the columns
+/// whose values (almost) never repeat, where one only costs time (and space) until
+/// the writer gives up on it.
+fn writer_properties() -> WriterProperties {
+    UNIQUE_COLUMNS
+        .iter()
+        .chain(PERSON_COLUMNS)
+        .fold(
+            WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())),
+            |builder, column| builder.set_column_dictionary_enabled((*column).into(), false),
+        )
+        .build()
+}
+
+/// What one compaction of the lake did (see [`Lake::compact`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Compaction {
+    /// Small data files replaced.
+    pub files_removed: u64,
+    /// The files that replaced them.
+    pub files_added: u64,
+    /// Tables left as they were because another writer committed to them meanwhile
+    /// (the next compaction tries again).
+    pub tables_skipped: Vec<&'static str>,
 }
 
 /// Creates a table's first version: its columns and partitioning, no rows. Every
@@ -304,6 +320,41 @@ impl Lake {
         Ok(deleted)
     }
 
+    /// Rewrites, per table and school year, the data files smaller than
+    /// `target_file_bytes` into files of about that size. Each round of the transform
+    /// adds a file per table and school year, so a lake fed for months holds many small
+    /// files, and a query opens every one. The rows, and the log positions the tables
+    /// hold, stay as they were; the replaced files go with the next vacuum.
+    pub async fn compact(&mut self, target_file_bytes: u64) -> Result<Compaction, TransformError> {
+        let target =
+            std::num::NonZeroU64::new(target_file_bytes).unwrap_or(std::num::NonZeroU64::MIN);
+        let mut compaction = Compaction::default();
+        for table in TABLES {
+            let current = self
+                .tables
+                .get(table.name)
+                .cloned()
+                .ok_or(TransformError::UnknownTable(table.name))?;
+            let compacted = current
+                .optimize()
+                .with_target_size(target)
+                .with_writer_properties(writer_properties())
+                .await;
+            match compacted {
+                Ok((after, metrics)) => {
+                    compaction.files_removed += metrics.num_files_removed;
+                    compaction.files_added += metrics.num_files_added;
+                    self.tables.insert(table.name, after);
+                }
+                Err(DeltaTableError::Transaction {
+                    source: TransactionError::CommitConflict(_),
+                }) => compaction.tables_skipped.push(table.name),
+                Err(e) => return Err(delta_error(table.name, e)),
+            }
+        }
+        Ok(compaction)
+    }
+
     /// The tables with a person's pseudonym, with its column.
     fn person_tables(&self) -> Vec<(&'static Table, &'static str, DeltaTable)> {
         crate::tables::person_tables()
@@ -316,15 +367,21 @@ impl Lake {
     }
 
     /// Deletes the data files of old table versions that no current version needs and
-    /// that are older than `retention`, from the tables that hold pseudonyms: after an
-    /// erasure, the history must not keep the erased rows. Returns the files deleted.
-    pub async fn vacuum_person_tables(
+    /// that are older than `retention`: after an erasure, the history must not keep the
+    /// erased rows, and the files a compaction replaced only take space. Returns the
+    /// files deleted.
+    pub async fn vacuum(
         &mut self,
         retention: std::time::Duration,
     ) -> Result<usize, TransformError> {
         let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
         let mut deleted = 0;
-        for (table, _, current) in self.person_tables() {
+        for table in TABLES {
+            let current = self
+                .tables
+                .get(table.name)
+                .cloned()
+                .ok_or(TransformError::UnknownTable(table.name))?;
             let (after, metrics) = current
                 .vacuum()
                 .with_retention_period(retention)

@@ -63,6 +63,11 @@ pub struct Config {
     pub vacuum_interval_minutes: u64,
     /// Data files no longer needed are deleted once older than this.
     pub vacuum_retention_hours: u64,
+    /// How often the small data files that each round adds are rewritten into larger
+    /// ones.
+    pub compact_interval_minutes: u64,
+    /// The size a compaction aims at per data file.
+    pub compact_target_file_mib: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +199,8 @@ pub struct Transform {
     poll: Duration,
     vacuum_interval: Duration,
     vacuum_retention: Duration,
+    compact_interval: Duration,
+    compact_target_file_bytes: u64,
     /// Per partition: the next offset to read.
     next: Vec<u64>,
     /// Per table, per partition: the last offset the table holds.
@@ -260,6 +267,8 @@ impl Transform {
             poll: Duration::from_millis(config.poll_interval_ms),
             vacuum_interval: Duration::from_secs(config.vacuum_interval_minutes * 60),
             vacuum_retention: Duration::from_secs(config.vacuum_retention_hours * 3600),
+            compact_interval: Duration::from_secs(config.compact_interval_minutes * 60),
+            compact_target_file_bytes: config.compact_target_file_mib << 20,
             next,
             held,
             in_flight: None,
@@ -741,27 +750,42 @@ impl Transform {
         (!self.log.holds_each_event_id_once()).then(|| self.state.seen_ids())
     }
 
-    /// Vacuums the history of the tables that hold pseudonyms (see
-    /// [`lake::Lake::vacuum_person_tables`]).
+    /// Vacuums the history of the lake's tables (see [`lake::Lake::vacuum`]).
     pub async fn vacuum(&mut self, retention: Duration) -> Result<usize, TransformError> {
         self.land().await?;
-        let deleted = self.lake.vacuum_person_tables(retention).await?;
-        tracing::info!(
-            files = deleted,
-            "vacuumed the history of the tables holding pseudonyms"
-        );
+        let deleted = self.lake.vacuum(retention).await?;
+        tracing::info!(files = deleted, "vacuumed the history of the lake's tables");
         Ok(deleted)
     }
 
-    /// Runs rounds until `shutdown` completes, waiting `poll_interval_ms` when idle,
-    /// and vacuums every `vacuum_interval_minutes`.
+    /// Rewrites the lake's small data files into larger ones (see
+    /// [`lake::Lake::compact`]).
+    pub async fn compact(&mut self) -> Result<lake::Compaction, TransformError> {
+        self.land().await?;
+        let compaction = self.lake.compact(self.compact_target_file_bytes).await?;
+        tracing::info!(
+            files_removed = compaction.files_removed,
+            files_added = compaction.files_added,
+            tables_skipped = ?compaction.tables_skipped,
+            "compacted the lake's small files"
+        );
+        Ok(compaction)
+    }
+
+    /// Runs rounds until `shutdown` completes, waiting `poll_interval_ms` when idle;
+    /// compacts every `compact_interval_minutes` and vacuums every
+    /// `vacuum_interval_minutes`.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), TransformError> {
         tokio::pin!(shutdown);
-        let mut last_vacuum = std::time::Instant::now();
+        let mut last_compaction = Instant::now();
+        let mut last_vacuum = Instant::now();
         loop {
-            if last_vacuum.elapsed() >= self.vacuum_interval {
+            // Compaction first: the vacuum after it can take the files it replaced.
+            if came_due(&mut last_compaction, self.compact_interval) {
+                self.compact().await?;
+            }
+            if came_due(&mut last_vacuum, self.vacuum_interval) {
                 self.vacuum(self.vacuum_retention).await?;
-                last_vacuum = std::time::Instant::now();
             }
             let progress = tokio::select! {
                 _ = &mut shutdown => return self.land().await,
@@ -777,6 +801,15 @@ impl Transform {
             }
         }
     }
+}
+
+/// Whether `interval` has passed since `last`; if so, `last` becomes now.
+fn came_due(last: &mut Instant, interval: Duration) -> bool {
+    let due = last.elapsed() >= interval;
+    if due {
+        *last = Instant::now();
+    }
+    due
 }
 
 /// The configuration of a replay into a new lake (`lake`) with a new raw zone (`raw`)

@@ -49,6 +49,8 @@ impl Setup {
             poll_interval_ms: 50,
             vacuum_interval_minutes: 60,
             vacuum_retention_hours: 24,
+            compact_interval_minutes: 60,
+            compact_target_file_mib: 128,
         }
     }
 
@@ -734,8 +736,6 @@ async fn an_independent_reader_sees_the_same_rows() {
 /// without a dictionary; the others keep theirs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unique_columns_are_written_without_a_dictionary() {
-    use deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
-
     let setup = Setup::new();
     let mut events: Vec<Value> = (0..50).map(group).collect();
     events.extend((0..20).map(|n| attendance("tec-deventer", &format!("p-{n}"))));
@@ -743,11 +743,20 @@ async fn unique_columns_are_written_without_a_dictionary() {
     let mut transform = setup.transform().await;
     transform.catch_up().await.expect("catch up");
     drop(transform);
+    assert_files_keep_the_lake_layout(&setup.lake());
+}
+
+/// The data files of `group_participations` and `attendances` have no dictionary for
+/// the columns whose values never repeat (the pseudonym among them), and one for
+/// `hub_id`.
+fn assert_files_keep_the_lake_layout(lake: &Path) {
+    use deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
+
     for (table, without) in [
         ("group_participations", vec![]),
         ("attendances", vec!["participant_pseudonym"]),
     ] {
-        let files = parquet_files(&setup.lake().join(table));
+        let files = parquet_files(&lake.join(table));
         assert!(!files.is_empty(), "{table}");
         for file in files {
             let reader = SerializedFileReader::new(std::fs::File::open(&file).expect("open"))
@@ -771,6 +780,62 @@ async fn unique_columns_are_written_without_a_dictionary() {
             assert!(has_dictionary("hub_id"), "hub_id in {}", file.display());
         }
     }
+}
+
+/// Every round adds a file per table and school year. A compaction rewrites them into
+/// one per school year: the same rows, files written as the rounds write them, and
+/// the log positions kept (a restart resumes after them, writing nothing twice). The
+/// vacuum after it deletes the replaced files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compaction_leaves_one_file_per_school_year_with_the_same_rows() {
+    let setup = Setup::new();
+    let mut events: Vec<Value> = (0..200).map(group).collect();
+    events.extend((0..120).map(|n| attendance("tec-deventer", &format!("p-{n}"))));
+    let mut ids = setup.append(&events).await;
+    let mut transform = setup.transform().await;
+    transform.catch_up().await.expect("catch up");
+    let tables = ["group_participations", "attendances"];
+    let mut before = Vec::new();
+    for table in tables {
+        let files = parquet_files(&setup.lake().join(table)).len();
+        assert!(
+            files > 2,
+            "{table}: rounds of 40 records per partition, {files} files"
+        );
+        before.push((files, table_text(&setup.lake(), table).await));
+    }
+
+    let compaction = transform.compact().await.expect("compact");
+    let files_before: usize = before.iter().map(|(files, _)| files).sum();
+    assert_eq!(compaction.files_removed as usize, files_before);
+    // Every event of the test falls in school year 2024/25.
+    assert_eq!(compaction.files_added, 2);
+    assert!(compaction.tables_skipped.is_empty());
+    for (table, (_, text)) in tables.iter().zip(&before) {
+        assert_eq!(&table_text(&setup.lake(), table).await, text, "{table}");
+    }
+    assert_eq!(
+        transform
+            .vacuum(std::time::Duration::ZERO)
+            .await
+            .expect("vacuum"),
+        files_before
+    );
+    for table in tables {
+        assert_eq!(parquet_files(&setup.lake().join(table)).len(), 1, "{table}");
+    }
+    assert_files_keep_the_lake_layout(&setup.lake());
+    drop(transform);
+
+    let more: Vec<Value> = (200..260).map(group).collect();
+    ids.extend(setup.append(&more).await);
+    let mut transform = setup.transform().await;
+    assert_eq!(transform.catch_up().await.expect("catch up").written, 60);
+    let mut lake_ids = setup.column("group_participations", "event_id").await;
+    lake_ids.extend(setup.column("attendances", "event_id").await);
+    lake_ids.sort();
+    ids.sort();
+    assert_eq!(lake_ids, ids, "every accepted event once, nothing else");
 }
 
 fn parquet_files(dir: &Path) -> Vec<std::path::PathBuf> {

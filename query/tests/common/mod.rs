@@ -81,6 +81,8 @@ impl TestLake {
             poll_interval_ms: 50,
             vacuum_interval_minutes: 60,
             vacuum_retention_hours: 24,
+            compact_interval_minutes: 60,
+            compact_target_file_mib: 128,
         };
         let mut transform = techmon_transform::Transform::open(&config, self.log.clone(), TOPIC)
             .await
