@@ -437,14 +437,13 @@ pub struct QueryReport {
 }
 
 /// Times `SELECT * FROM <view>` for every named view, in this process, as the query
-/// service runs it (a fresh session per query, all rows collected).
-pub async fn query(options: &QueryBench) -> anyhow::Result<QueryReport> {
+/// service runs it (a fresh session per query, all rows collected, within the
+/// configured limits).
+pub async fn query(
+    options: &QueryBench,
+    limits: techmon_query::Limits,
+) -> anyhow::Result<QueryReport> {
     let lake = options.lake.to_string_lossy().into_owned();
-    let limits = techmon_query::Limits {
-        memory_limit_mib: 16 * 1024,
-        timeout: Duration::from_secs(3600),
-        max_rows: usize::MAX,
-    };
     let engine = techmon_query::Engine::new(&lake, limits)?;
     import_region_duo(&engine).await?;
     if let Some(path) = &options.duckdb_sql {

@@ -58,6 +58,9 @@ pub enum Command {
         #[arg(long)]
         raw: Option<PathBuf>,
     },
+    /// Rewrite each lake table's small files into larger ones now (the transform does
+    /// it every `transform.compact_interval_minutes`); safe beside a running transform.
+    Compact,
     /// Events the transform could not transform (kept in the raw zone).
     Deadletters {
         #[command(subcommand)]
@@ -229,6 +232,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 total.read, total.written, total.dead_letters, total.duplicates
             );
         }
+        Command::Compact => {
+            let config = load_config()?;
+            let lake = &config.transform.lake;
+            let started = std::time::Instant::now();
+            let compaction = techmon_transform::lake::Lake::open(lake, &config.log.topic)
+                .await?
+                .compact(config.transform.compact_target_file_mib << 20)
+                .await?;
+            println!(
+                "compacted {lake} in {:.1}s: {} small files rewritten into {}; tables another writer changed meanwhile (try again): {:?}",
+                started.elapsed().as_secs_f64(),
+                compaction.files_removed,
+                compaction.files_added,
+                compaction.tables_skipped
+            );
+        }
         Command::Deadletters {
             command: DeadLetterCommand::Redrive,
         } => {
@@ -361,7 +380,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench {
             command: BenchCommand::Query(options),
         } => {
-            let report = crate::bench::query(&options).await?;
+            let report = crate::bench::query(&options, load_config()?.query.limits()).await?;
             let total: f64 = report.views.iter().map(|(_, s, _)| s).sum();
             for (view, seconds, rows) in &report.views {
                 println!("{view:<28} {seconds:>8.3}s {rows:>8} rows");
