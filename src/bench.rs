@@ -485,6 +485,20 @@ async fn import_region_duo(engine: &techmon_query::Engine) -> anyhow::Result<()>
     Ok(())
 }
 
+/// The data files of a Delta table's current version, quoted for SQL; `None` when it
+/// has none.
+async fn current_files(table: &std::path::Path) -> anyhow::Result<Option<Vec<String>>> {
+    let url = deltalake::ensure_table_uri(table.to_string_lossy())?;
+    let Ok(delta) = deltalake::open_table(url).await else {
+        return Ok(None);
+    };
+    let files: Vec<String> = delta
+        .get_file_uris()?
+        .map(|uri| format!("'{}'", uri.trim_start_matches("file://")))
+        .collect();
+    Ok((!files.is_empty()).then_some(files))
+}
+
 /// DuckDB statements for the same catalogue: each lake table over its Parquet files
 /// (school years URL-decoded from the partition folders), empty tables for those
 /// without data, the code lists as values, and techmon's views, unchanged.
@@ -541,12 +555,14 @@ async fn duckdb_setup(
                 rows.join(", "),
                 names.join(", ")
             ));
-        } else if parquet_files(&lake.join(&table.name)).0 > 0 {
+        } else if let Some(files) = current_files(&lake.join(&table.name)).await? {
+            // The files of the table's current version: the folder also holds those a
+            // compaction or an erasure replaced, until the vacuum.
             sql.push_str(&format!(
-                "CREATE VIEW {0} AS SELECT * REPLACE (replace(school_year, '%2F', '/') AS school_year) \
-                 FROM read_parquet('{1}/{0}/**/*.parquet', hive_partitioning = true, union_by_name = true);\n",
+                "CREATE VIEW {} AS SELECT * REPLACE (replace(school_year, '%2F', '/') AS school_year) \
+                 FROM read_parquet([{}], hive_partitioning = true, union_by_name = true);\n",
                 table.name,
-                lake.display()
+                files.join(", ")
             ));
         } else {
             let columns: Vec<String> = schema
