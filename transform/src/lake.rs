@@ -106,7 +106,7 @@ fn writer_properties() -> WriterProperties {
         .fold(
             WriterProperties::builder()
                 .set_compression(Compression::ZSTD(ZstdLevel::default()))
-                .set_max_row_group_size(ROW_GROUP_ROWS),
+                .set_max_row_group_row_count(Some(ROW_GROUP_ROWS)),
             |builder, column| builder.set_column_dictionary_enabled((*column).into(), false),
         )
         .build()
