@@ -240,11 +240,7 @@ impl Lake {
     pub fn start_appends(&self, appends: Vec<Append>) -> Result<Pending, TransformError> {
         let mut tasks = Vec::new();
         for append in appends {
-            let current = self
-                .tables
-                .get(append.table.name)
-                .cloned()
-                .ok_or(TransformError::UnknownTable(append.table.name))?;
+            let current = self.latest(append.table.name)?;
             let app_ids: Vec<String> = append.covers.iter().map(|(p, _)| self.app_id(*p)).collect();
             tasks.push(tokio::spawn(async move {
                 let written = commit(current, &append, app_ids).await;
@@ -337,11 +333,7 @@ impl Lake {
             std::num::NonZeroU64::new(target_file_bytes).unwrap_or(std::num::NonZeroU64::MIN);
         let mut compaction = Compaction::default();
         for table in TABLES {
-            let current = self
-                .tables
-                .get(table.name)
-                .cloned()
-                .ok_or(TransformError::UnknownTable(table.name))?;
+            let current = self.latest(table.name)?;
             let compacted = current
                 .optimize()
                 .with_target_size(target)
@@ -360,6 +352,14 @@ impl Lake {
             }
         }
         Ok(compaction)
+    }
+
+    /// A table's latest version as this process knows it.
+    fn latest(&self, name: &'static str) -> Result<DeltaTable, TransformError> {
+        self.tables
+            .get(name)
+            .cloned()
+            .ok_or(TransformError::UnknownTable(name))
     }
 
     /// The tables with a person's pseudonym, with its column.
@@ -384,11 +384,7 @@ impl Lake {
         let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
         let mut deleted = 0;
         for table in TABLES {
-            let current = self
-                .tables
-                .get(table.name)
-                .cloned()
-                .ok_or(TransformError::UnknownTable(table.name))?;
+            let current = self.latest(table.name)?;
             let (after, metrics) = current
                 .vacuum()
                 .with_retention_period(retention)
