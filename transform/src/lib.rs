@@ -780,7 +780,8 @@ impl Transform {
         let mut last_compaction = Instant::now();
         let mut last_vacuum = Instant::now();
         loop {
-            // Compaction first: the vacuum after it can take the files it replaced.
+            // Compaction first: a vacuum due at the same moment then counts the files it
+            // replaced among those to delete once older than the retention.
             if came_due(&mut last_compaction, self.compact_interval) {
                 self.compact().await?;
             }
