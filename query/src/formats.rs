@@ -2,9 +2,12 @@
 //! an Arrow IPC stream or Parquet. Encoding is deterministic: the same rows give the
 //! same bytes.
 
-use deltalake::arrow::array::RecordBatch;
+use std::sync::Arc;
+
+use deltalake::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use deltalake::arrow::csv;
-use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use deltalake::arrow::error::ArrowError;
 use deltalake::arrow::ipc::writer::StreamWriter;
 use deltalake::arrow::json::WriterBuilder;
 use deltalake::parquet::arrow::ArrowWriter;
@@ -145,7 +148,8 @@ impl Format {
                     batches
                 };
                 for batch in batches {
-                    writer.write(batch).map_err(|e| failed(&e))?;
+                    let batch = nested_as_json_text(batch).map_err(|e| failed(&e))?;
+                    writer.write(&batch).map_err(|e| failed(&e))?;
                 }
             }
             Self::Arrow => {
@@ -169,6 +173,56 @@ impl Format {
         }
         Ok(out)
     }
+}
+
+/// CSV has no nested values, so each list (or struct, or map) becomes its JSON text:
+/// `[1,5]`, `["po","vo"]`, `[]` (a null stays an empty cell), which a spreadsheet
+/// shows and any reader can parse.
+fn nested_as_json_text(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+    let schema = batch.schema();
+    if !schema.fields().iter().any(|f| f.data_type().is_nested()) {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        if !field.data_type().is_nested() {
+            fields.push(field.clone());
+            columns.push(column.clone());
+            continue;
+        }
+        // Arrow's JSON writer knows every nested type: one line per row, {"v":…}.
+        let single = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new(
+                "v",
+                field.data_type().clone(),
+                true,
+            )])),
+            vec![column.clone()],
+        )?;
+        let mut lines = WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, deltalake::arrow::json::writer::LineDelimited>(Vec::new());
+        lines.write(&single)?;
+        lines.finish()?;
+        let texts = lines
+            .into_inner()
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(|line| {
+                let mut row: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_slice(line)
+                        .map_err(|e| ArrowError::JsonError(e.to_string()))?;
+                Ok(row
+                    .remove("v")
+                    .filter(|v| !v.is_null())
+                    .map(|v| v.to_string()))
+            })
+            .collect::<Result<StringArray, ArrowError>>()?;
+        fields.push(Arc::new(Field::new(field.name(), DataType::Utf8, true)));
+        columns.push(Arc::new(texts));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
 }
 
 #[cfg(test)]

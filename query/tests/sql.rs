@@ -137,6 +137,50 @@ async fn every_format_gives_the_same_rows() {
     assert_eq!(again.body, parquet_reply.body);
 }
 
+/// CSV has no lists: a list column (the lake has `worlds`, `target_groups`, …) comes
+/// as the list's JSON text, the same value the JSON answer holds; an empty list as
+/// `[]`, a null as an empty cell.
+#[tokio::test]
+async fn lists_come_as_json_text_in_csv() {
+    let lake = lake_with_groups().await;
+    let addr = serve(&lake.path(), &lake.config(256, 30, 1000)).await;
+    let query = "SELECT school_brin6, array_remove(array_agg(groep ORDER BY groep), 5) AS groeps, \
+                        array_agg(hub_id) AS hubs, \
+                        CASE WHEN school_brin6 = '12AB00' THEN array_agg(sector) END AS sectors \
+                 FROM group_participations GROUP BY school_brin6 ORDER BY school_brin6";
+    let json_reply = sql(addr, RESEARCHER, "application/json", None, query).await;
+    assert_eq!(
+        json_reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&json_reply.body)
+    );
+    let rows = json_reply.json()["rows"].clone();
+    let csv_reply = sql(addr, RESEARCHER, "text/csv", None, query).await;
+    assert_eq!(
+        csv_reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&csv_reply.body)
+    );
+    let mut reader = csv::Reader::from_reader(csv_reply.body.as_slice());
+    let records: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("record")).collect();
+    assert_eq!(records.len(), 2);
+    assert_eq!(&records[0][1], "[7,8]");
+    assert_eq!(&records[1][1], "[]");
+    assert_eq!(&records[1][3], "", "a null list is an empty cell");
+    for (record, row) in records.iter().zip(rows.as_array().expect("rows")) {
+        for (i, column) in ["groeps", "hubs", "sectors"].iter().enumerate() {
+            let cell = &record[i + 1];
+            let from_csv: Value = if cell.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(cell).expect("JSON text")
+            };
+            assert_eq!(from_csv, row[*column], "{column}");
+        }
+    }
+}
 #[tokio::test]
 async fn answers_name_their_versions_and_pinned_versions_reproduce_them() {
     let lake = lake_with_groups().await;
