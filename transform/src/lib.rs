@@ -144,6 +144,10 @@ pub struct Progress {
     pub duplicates: usize,
     pub dropped_after_withdrawal: usize,
     pub erased_rows: u64,
+    /// Events about a `participant_ref` the transform had not seen registered: their
+    /// pseudonym comes from the hub's reference and does not link to a registration
+    /// that arrives later (hubs are asked to register first).
+    pub unregistered_references: usize,
 }
 
 impl std::ops::AddAssign for Progress {
@@ -154,6 +158,7 @@ impl std::ops::AddAssign for Progress {
         self.duplicates += o.duplicates;
         self.dropped_after_withdrawal += o.dropped_after_withdrawal;
         self.erased_rows += o.erased_rows;
+        self.unregistered_references += o.unregistered_references;
     }
 }
 
@@ -411,6 +416,9 @@ impl Transform {
         self.metrics.events_read.inc_by(progress.read as u64);
         self.metrics.rows_written.inc_by(progress.written as u64);
         self.metrics.duplicates.inc_by(progress.duplicates as u64);
+        self.metrics
+            .unregistered_references
+            .inc_by(progress.unregistered_references as u64);
         if !withdrawn_now.is_empty() {
             self.land().await?;
             progress.erased_rows += self.erase_pending().await?;
@@ -605,6 +613,7 @@ impl Transform {
             tables::Subject::Referenced { hub_id, reference } => {
                 let key = (hub_id, reference);
                 let linked = linked(&key);
+                progress.unregistered_references += usize::from(linked.is_none());
                 let pseudonym = tables::referenced_participant(&self.key, linked, &key.0, &key.1);
                 (Some(pseudonym), None)
             }

@@ -1,5 +1,6 @@
 //! Prometheus metrics of the transform: lag per partition, events and rows, dead
-//! letters by reason, duplicates, commit latency.
+//! letters by reason, duplicates, unregistered participant references, commit
+//! latency.
 
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
@@ -11,6 +12,7 @@ pub struct Metrics {
     pub rows_written: IntCounter,
     pub dead_letters: IntCounterVec,
     pub duplicates: IntCounter,
+    pub unregistered_references: IntCounter,
     pub lag: IntGaugeVec,
     pub commit_seconds: Histogram,
 }
@@ -39,6 +41,10 @@ impl Metrics {
                 "techmon_transform_duplicates_total",
                 "Second copies of an event id, dropped",
             ),
+            unregistered_references: counter(
+                "techmon_transform_unregistered_references_total",
+                "Events about a participant_ref not registered before them (their pseudonym does not link to a later registration)",
+            ),
             lag: IntGaugeVec::new(
                 Opts::new(
                     "techmon_transform_lag_events",
@@ -64,6 +70,7 @@ impl Metrics {
         registry.register(Box::new(self.rows_written.clone()))?;
         registry.register(Box::new(self.dead_letters.clone()))?;
         registry.register(Box::new(self.duplicates.clone()))?;
+        registry.register(Box::new(self.unregistered_references.clone()))?;
         registry.register(Box::new(self.lag.clone()))?;
         registry.register(Box::new(self.commit_seconds.clone()))
     }

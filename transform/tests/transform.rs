@@ -425,6 +425,31 @@ async fn personal_data_never_reaches_the_lake_and_pseudonyms_link_hubs() {
     );
 }
 
+/// Hubs are asked to register a person before their other events. An attendance that
+/// comes first gets a pseudonym from the hub's reference, which does not link to the
+/// registration; it is counted (progress and metric), so an operator can see it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attendance_before_its_registration_is_counted_as_unregistered() {
+    let setup = Setup::new();
+    setup
+        .append(&[
+            attendance("tec-deventer", "d-7"),
+            registration("tec-deventer", "d-7", "Anna", Some("anna@example.org")),
+            attendance("tec-deventer", "d-7"),
+        ])
+        .await;
+    let mut transform = setup.transform().await;
+    let progress = transform.catch_up().await.expect("catch up");
+    assert_eq!((progress.written, progress.unregistered_references), (3, 1));
+    assert_eq!(transform.metrics().unregistered_references.get(), 1);
+    drop(transform);
+    let registered = setup.column("participants", "participant_pseudonym").await;
+    let mut attended = setup.column("attendances", "participant_pseudonym").await;
+    attended.sort_by_key(|p| *p != registered[0]);
+    assert_eq!(attended[0], registered[0], "the later attendance links");
+    assert_ne!(attended[1], registered[0], "the earlier one does not");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consent_withdrawal_erases_the_participant_and_drops_later_events() {
     let setup = Setup::new();
