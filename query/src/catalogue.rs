@@ -16,6 +16,7 @@ use deltalake::datafusion::catalog::{Session, TableProvider};
 use deltalake::datafusion::datasource::MemTable;
 use deltalake::datafusion::prelude::SessionContext;
 use deltalake::delta_datafusion::{DeltaScanConfig, DeltaScanNext};
+use deltalake::logstore::object_store::ObjectStoreExt as _;
 use techmon_schemas::codes;
 use tokio::sync::Mutex;
 
@@ -262,10 +263,21 @@ impl Catalogue {
         let name = source.name;
         let mut latest = source.latest.lock().await;
         if let Some(table) = latest.as_mut() {
-            table
-                .update_incremental(None)
-                .await
-                .map_err(|e| QueryError::lake(name, e))?;
+            // One look for the next commit's file first: finding none new by listing
+            // the log read the name of every commit the table ever had (one per
+            // transform round), twelve tables per query.
+            let next = table.version().map_or(0, |v| v + 1);
+            let next_commit = deltalake::logstore::commit_uri_from_version(Some(next));
+            let store = table.log_store().object_store(None);
+            if !matches!(
+                store.head(&next_commit).await,
+                Err(deltalake::ObjectStoreError::NotFound { .. })
+            ) {
+                table
+                    .update_incremental(None)
+                    .await
+                    .map_err(|e| QueryError::lake(name, e))?;
+            }
             return Ok(Some(table.clone()));
         }
         let table = techmon_transform::lake::open_table(self.url(name)?)
