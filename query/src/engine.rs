@@ -29,6 +29,7 @@ use futures::StreamExt;
 
 use crate::QueryError;
 use crate::catalogue::{Catalogue, TableInfo, TableVersions};
+use crate::distinct_partitions::DistinctPartitionValues;
 use crate::views::VIEWS;
 
 /// The limits every query runs within.
@@ -191,6 +192,7 @@ impl Engine {
             .with_config(config)
             .with_runtime_env(runtime)
             .with_default_features()
+            .with_optimizer_rule(Arc::new(DistinctPartitionValues))
             .build();
         let ctx = SessionContext::new_with_state(state);
         self.catalogue.register(&ctx, &resolved).await?;

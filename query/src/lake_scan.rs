@@ -154,6 +154,41 @@ impl LakeScan {
     }
 }
 
+impl LakeScan {
+    /// The distinct values of these columns (indices into [`LakeScan::schema`]) from
+    /// the file list alone, in file order; `None` unless all are partition columns. A
+    /// file's partition values are those of each of its rows; a file known to be empty
+    /// adds none.
+    pub(crate) fn distinct_partition_values(
+        &self,
+        columns: &[usize],
+    ) -> Option<Vec<Vec<ScalarValue>>> {
+        let in_files = self.scan_schema.file_schema().fields().len();
+        let partitions: Vec<usize> = columns
+            .iter()
+            .map(|&c| self.scan_columns[c].checked_sub(in_files))
+            .collect::<Option<_>>()?;
+        let mut seen = std::collections::HashSet::new();
+        let rows = self
+            .files
+            .iter()
+            .filter(|file| {
+                file.statistics
+                    .as_ref()
+                    .is_none_or(|s| s.num_rows != Precision::Exact(0))
+            })
+            .map(|file| {
+                partitions
+                    .iter()
+                    .map(|&p| file.partition_values[p].clone())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|row| seen.insert(row.clone()))
+            .collect();
+        Some(rows)
+    }
+}
+
 #[async_trait::async_trait]
 impl TableProvider for LakeScan {
     fn schema(&self) -> SchemaRef {

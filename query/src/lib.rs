@@ -6,6 +6,7 @@
 
 pub mod catalogue;
 mod dashboard;
+mod distinct_partitions;
 pub mod duo;
 pub mod engine;
 mod error;

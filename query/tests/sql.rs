@@ -137,6 +137,40 @@ async fn every_format_gives_the_same_rows() {
     assert_eq!(again.body, parquet_reply.body);
 }
 
+/// A DISTINCT over a lake table's partition column (as `kpi_years` asks) is answered
+/// from the table's file list, without reading a Parquet file, with the rows reading
+/// them gives; a count per school year still reads the rows.
+#[tokio::test]
+async fn distinct_school_years_come_from_the_file_list() {
+    let lake = lake_with_groups().await;
+    let mut earlier = group("56EF00", 3, 4, 5);
+    earlier["payload"]["school_year"] = json!("2023/24");
+    lake.add(&[earlier]).await;
+    let addr = serve(&lake.path(), &lake.config(256, 30, 1000)).await;
+    let ask = |query: String| async move {
+        sql(addr, RESEARCHER, "text/csv", None, &query)
+            .await
+            .ok_text()
+    };
+    let distinct = "SELECT DISTINCT school_year FROM group_participations \
+                    UNION SELECT school_year FROM attendances ORDER BY 1";
+    assert_eq!(
+        ask(distinct.into()).await,
+        "school_year\n2023/24\n2024/25\n"
+    );
+    let plan = ask(format!("EXPLAIN {distinct}")).await;
+    assert!(!plan.contains(".parquet"), "{plan}");
+
+    let counts = "SELECT school_year, count(*) AS n FROM group_participations \
+                  GROUP BY school_year ORDER BY 1";
+    assert_eq!(
+        ask(counts.into()).await,
+        "school_year,n\n2023/24,1\n2024/25,3\n"
+    );
+    let plan = ask(format!("EXPLAIN {counts}")).await;
+    assert!(plan.contains(".parquet"), "{plan}");
+}
+
 /// CSV has no lists: a list column (the lake has `worlds`, `target_groups`, …) comes
 /// as the list's JSON text, the same value the JSON answer holds; an empty list as
 /// `[]`, a null as an empty cell.
