@@ -30,6 +30,7 @@ use futures::StreamExt;
 use crate::QueryError;
 use crate::catalogue::{Catalogue, TableInfo, TableVersions};
 use crate::distinct_partitions::DistinctPartitionValues;
+use crate::utc_date_trunc::UtcDateTrunc;
 use crate::views::VIEWS;
 
 /// The limits every query runs within.
@@ -195,6 +196,7 @@ impl Engine {
             .with_optimizer_rule(Arc::new(DistinctPartitionValues))
             .build();
         let ctx = SessionContext::new_with_state(state);
+        ctx.register_udf(UtcDateTrunc::udf());
         self.catalogue.register(&ctx, &resolved).await?;
         for view in VIEWS {
             ctx.sql(&format!("CREATE VIEW {} AS {}", view.name, view.sql))

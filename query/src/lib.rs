@@ -16,6 +16,7 @@ pub mod http;
 mod lake_scan;
 pub mod reference;
 pub mod safety;
+mod utc_date_trunc;
 pub mod views;
 
 pub use catalogue::TableVersions;
