@@ -447,7 +447,7 @@ pub async fn query(
     let engine = techmon_query::Engine::new(&lake, limits)?;
     import_region_duo(&engine).await?;
     if let Some(path) = &options.duckdb_sql {
-        std::fs::write(path, duckdb_setup(&engine, &options.lake).await?)?;
+        std::fs::write(path, duckdb_setup(&engine).await?)?;
     }
     let pins = techmon_query::TableVersions::default();
     let mut views = Vec::new();
@@ -485,11 +485,13 @@ async fn import_region_duo(engine: &techmon_query::Engine) -> anyhow::Result<()>
     Ok(())
 }
 
-/// The data files of a Delta table's current version, quoted for SQL; `None` when it
-/// has none.
-async fn current_files(table: &std::path::Path) -> anyhow::Result<Option<Vec<String>>> {
-    let url = deltalake::ensure_table_uri(table.to_string_lossy())?;
-    let Ok(delta) = deltalake::open_table(url).await else {
+/// The data files of a table's latest version as the catalogue has it, quoted for
+/// SQL; `None` when it has none.
+async fn current_files(
+    engine: &techmon_query::Engine,
+    table: &str,
+) -> anyhow::Result<Option<Vec<String>>> {
+    let Some(delta) = engine.catalogue().latest_table(table).await? else {
         return Ok(None);
     };
     let files: Vec<String> = delta
@@ -502,10 +504,7 @@ async fn current_files(table: &std::path::Path) -> anyhow::Result<Option<Vec<Str
 /// DuckDB statements for the same catalogue: each lake table over its Parquet files
 /// (school years URL-decoded from the partition folders), empty tables for those
 /// without data, the code lists as values, and techmon's views, unchanged.
-async fn duckdb_setup(
-    engine: &techmon_query::Engine,
-    lake: &std::path::Path,
-) -> anyhow::Result<String> {
+async fn duckdb_setup(engine: &techmon_query::Engine) -> anyhow::Result<String> {
     use deltalake::arrow::datatypes::DataType;
     use deltalake::arrow::util::display::array_value_to_string;
     let duck_type = |t: &DataType| match t {
@@ -555,7 +554,7 @@ async fn duckdb_setup(
                 rows.join(", "),
                 names.join(", ")
             ));
-        } else if let Some(files) = current_files(&lake.join(&table.name)).await? {
+        } else if let Some(files) = current_files(engine, &table.name).await? {
             // The files of the table's current version: the folder also holds those a
             // compaction or an erasure replaced, until the vacuum.
             sql.push_str(&format!(

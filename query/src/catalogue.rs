@@ -258,6 +258,15 @@ impl Catalogue {
         table_url(&self.root, name)
     }
 
+    /// A lake or reference table at its latest version; `None` for a name the
+    /// catalogue does not have, or a table with no commit yet.
+    pub async fn latest_table(&self, name: &str) -> Result<Option<DeltaTable>, QueryError> {
+        match self.sources.iter().find(|s| s.name == name) {
+            Some(source) => self.latest(source).await,
+            None => Ok(None),
+        }
+    }
+
     /// The table at its latest version, `None` while it has no first commit.
     async fn latest(&self, source: &DeltaSource) -> Result<Option<DeltaTable>, QueryError> {
         let name = source.name;

@@ -4,12 +4,13 @@
 
 use std::sync::Arc;
 
-use deltalake::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use deltalake::arrow::array::{Array, ArrayRef, RecordBatch, StringBuilder};
 use deltalake::arrow::csv;
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::arrow::error::ArrowError;
 use deltalake::arrow::ipc::writer::StreamWriter;
 use deltalake::arrow::json::WriterBuilder;
+use deltalake::arrow::json::writer::{EncoderOptions, make_encoder};
 use deltalake::parquet::arrow::ArrowWriter;
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
@@ -191,34 +192,24 @@ fn nested_as_json_text(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
             columns.push(column.clone());
             continue;
         }
-        // Arrow's JSON writer knows every nested type: one line per row, {"v":…}.
-        let single = RecordBatch::try_new(
-            Arc::new(Schema::new(vec![Field::new(
-                "v",
-                field.data_type().clone(),
-                true,
-            )])),
-            vec![column.clone()],
-        )?;
-        let mut lines = WriterBuilder::new()
-            .with_explicit_nulls(true)
-            .build::<_, deltalake::arrow::json::writer::LineDelimited>(Vec::new());
-        lines.write(&single)?;
-        lines.finish()?;
-        let texts = lines
-            .into_inner()
-            .split(|b| *b == b'\n')
-            .filter(|line| !line.is_empty())
-            .map(|line| {
-                let mut row: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_slice(line)
-                        .map_err(|e| ArrowError::JsonError(e.to_string()))?;
-                Ok(row
-                    .remove("v")
-                    .filter(|v| !v.is_null())
-                    .map(|v| v.to_string()))
-            })
-            .collect::<Result<StringArray, ArrowError>>()?;
+        // Arrow's JSON encoder knows every nested type; explicit nulls keep a struct's
+        // empty fields, as the JSON answer shows them.
+        let options = EncoderOptions::default().with_explicit_nulls(true);
+        let mut encoder = make_encoder(field, column.as_ref(), &options)?;
+        let mut texts = StringBuilder::with_capacity(column.len(), 0);
+        let mut text = Vec::new();
+        for row in 0..column.len() {
+            if encoder.is_null(row) {
+                texts.append_null();
+                continue;
+            }
+            text.clear();
+            encoder.encode(row, &mut text);
+            texts.append_value(
+                std::str::from_utf8(&text).map_err(|e| ArrowError::JsonError(e.to_string()))?,
+            );
+        }
+        let texts = texts.finish();
         fields.push(Arc::new(Field::new(field.name(), DataType::Utf8, true)));
         columns.push(Arc::new(texts));
     }

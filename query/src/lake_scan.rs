@@ -152,9 +152,7 @@ impl LakeScan {
             statistics,
         }))
     }
-}
 
-impl LakeScan {
     /// The distinct values of these columns (indices into [`LakeScan::schema`]) from
     /// the file list alone, in file order; `None` unless all are partition columns. A
     /// file's partition values are those of each of its rows; a file known to be empty

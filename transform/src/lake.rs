@@ -91,9 +91,10 @@ async fn commit(
     }
 }
 
-/// Rows per Parquet row group. A reader splits a table's work among its threads by
-/// row group: compacted files of a million rows in one group each left one of two
-/// threads with most of a school year (DuckDB writes 122,880).
+/// Rows per Parquet row group (DuckDB writes 122,880). A reader splits a table's work
+/// among its threads by row group, and a writer holds a group in memory: compacting
+/// the 10M-event lake into groups of up to a million rows peaked at 1.0 GB, at 0.6 GB
+/// with these.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// How every data file of the lake is written: zstd, row groups of [`ROW_GROUP_ROWS`],

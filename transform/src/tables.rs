@@ -176,7 +176,7 @@ pub const TABLES: &[Table] = &[
 ];
 
 /// Columns that hold the pseudonym of the person a row is about.
-pub const PERSON_COLUMNS: &[&str] = &["participant_pseudonym", "ambassador_pseudonym"];
+pub(crate) const PERSON_COLUMNS: &[&str] = &["participant_pseudonym", "ambassador_pseudonym"];
 
 /// Tables with a person's pseudonym (see [`Table::person_column`]), with the
 /// column's name: where consent withdrawal erases.
