@@ -444,7 +444,8 @@ pub async fn query(
     limits: techmon_query::Limits,
 ) -> anyhow::Result<QueryReport> {
     let lake = options.lake.to_string_lossy().into_owned();
-    let engine = techmon_query::Engine::new(&lake, limits)?;
+    let location = techmon_transform::storage::LakeLocation::new(&lake, Default::default())?;
+    let engine = techmon_query::Engine::new(location, limits)?;
     import_region_duo(&engine).await?;
     if let Some(path) = &options.duckdb_sql {
         std::fs::write(path, duckdb_setup(&engine).await?)?;
@@ -474,7 +475,7 @@ pub async fn query(
 /// as the lake's reference tables, so that the views over DUO counts have rows to
 /// work on. An import made before changes nothing.
 async fn import_region_duo(engine: &techmon_query::Engine) -> anyhow::Result<()> {
-    let lake = engine.catalogue().root();
+    let lake = engine.catalogue().location();
     let folder = tempfile::tempdir()?;
     let world = techmon_generate::world::World::build(&mut StdRng::seed_from_u64(2022));
     for path in techmon_generate::duo_files::write(&world, folder.path())? {

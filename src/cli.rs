@@ -236,7 +236,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config()?;
             let lake = &config.transform.lake;
             let started = std::time::Instant::now();
-            let compaction = techmon_transform::lake::Lake::open(lake, &config.log.topic)
+            let location = config.transform.lake_location()?;
+            let compaction = techmon_transform::lake::Lake::open(&location, &config.log.topic)
                 .await?
                 .compact(config.transform.compact_target_file_mib << 20)
                 .await?;
@@ -337,7 +338,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Query => {
             let config = load_config()?;
-            let engine = techmon_query::Engine::new(&config.transform.lake, config.query.limits())?;
+            let engine = techmon_query::Engine::new(
+                config.transform.lake_location()?,
+                config.query.limits(),
+            )?;
             let router = techmon_query::build(&config.query, std::sync::Arc::new(engine))?;
             let listener = tokio::net::TcpListener::bind(config.query.listen)
                 .await

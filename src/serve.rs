@@ -100,7 +100,8 @@ pub async fn run_on(
         Arc::clone(&log),
         until_stopped.clone(),
     ));
-    let engine = techmon_query::Engine::new(&config.transform.lake, config.query.limits())?;
+    let engine =
+        techmon_query::Engine::new(config.transform.lake_location()?, config.query.limits())?;
     let router = techmon_ingest::build_with_metrics(&config.ingest, log, registry)?
         .merge(techmon_query::build(&config.query, Arc::new(engine))?);
     let ingest = techmon_ingest::serve(listener, router, until_stopped());

@@ -18,6 +18,7 @@ use deltalake::datafusion::prelude::SessionContext;
 use deltalake::delta_datafusion::{DeltaScanConfig, DeltaScanNext};
 use deltalake::logstore::object_store::ObjectStoreExt as _;
 use techmon_schemas::codes;
+use techmon_transform::storage::LakeLocation;
 use tokio::sync::Mutex;
 
 use crate::QueryError;
@@ -144,14 +145,12 @@ fn scan(
 
 /// The lake and reference tables, kept loaded and brought up to date per query.
 pub struct Catalogue {
-    root: url::Url,
+    location: LakeLocation,
     sources: Vec<DeltaSource>,
 }
 
 impl Catalogue {
-    pub fn new(lake: &str) -> Result<Self, QueryError> {
-        let root = deltalake::ensure_table_uri(lake)
-            .map_err(|source| QueryError::lake("(root)", source))?;
+    pub fn new(location: LakeLocation) -> Result<Self, QueryError> {
         let lake_tables = techmon_transform::tables::TABLES
             .iter()
             .map(|t| DeltaSource {
@@ -169,13 +168,13 @@ impl Catalogue {
             latest: Mutex::new(None),
         });
         Ok(Self {
-            root,
+            location,
             sources: lake_tables.chain(reference_tables).collect(),
         })
     }
 
-    pub fn root(&self) -> &url::Url {
-        &self.root
+    pub fn location(&self) -> &LakeLocation {
+        &self.location
     }
 
     /// The Delta tables at the pinned versions or else the latest (`None` for a table
@@ -254,10 +253,6 @@ impl Catalogue {
         Ok(())
     }
 
-    fn url(&self, name: &str) -> Result<url::Url, QueryError> {
-        table_url(&self.root, name)
-    }
-
     /// A lake or reference table at its latest version; `None` for a name the
     /// catalogue does not have, or a table with no commit yet.
     pub async fn latest_table(&self, name: &str) -> Result<Option<DeltaTable>, QueryError> {
@@ -289,7 +284,9 @@ impl Catalogue {
             }
             return Ok(Some(table.clone()));
         }
-        let table = techmon_transform::lake::open_table(self.url(name)?)
+        let table = self
+            .location
+            .open(name)
             .await
             .map_err(|e| QueryError::lake(name, e))?;
         // No commit yet (or no folder): the table is empty so far.
@@ -301,8 +298,8 @@ impl Catalogue {
     }
 
     async fn pinned(&self, name: &str, version: u64) -> Result<DeltaTable, QueryError> {
-        let url = self.url(name)?;
-        deltalake::open_table_with_version(url, version as _)
+        self.location
+            .open_version(name, version)
             .await
             .map_err(|e| QueryError::VersionUnavailable {
                 table: name.into(),
@@ -487,9 +484,4 @@ fn code_lists() -> Result<Vec<(&'static str, &'static str, RecordBatch)>, QueryE
             )?,
         ),
     ])
-}
-
-/// The folder of table `name` under the lake's root.
-pub(crate) fn table_url(root: &url::Url, name: &str) -> Result<url::Url, QueryError> {
-    techmon_transform::lake::table_url(root, name).map_err(|e| QueryError::lake(name, e))
 }

@@ -26,6 +26,7 @@ use deltalake::datafusion::physical_plan::execution_plan::reset_plan_states;
 use deltalake::datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use deltalake::datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
+use techmon_transform::storage::LakeLocation;
 
 use crate::QueryError;
 use crate::catalogue::{Catalogue, TableInfo, TableVersions};
@@ -104,7 +105,7 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(lake: &str, limits: Limits) -> Result<Self, QueryError> {
+    pub fn new(lake: LakeLocation, limits: Limits) -> Result<Self, QueryError> {
         Ok(Self {
             catalogue: Catalogue::new(lake)?,
             limits,

@@ -222,7 +222,7 @@ async fn import_reference(
         ),
     };
     let report = crate::reference::import(
-        service.engine.catalogue().root(),
+        service.engine.catalogue().location(),
         &parameters.source,
         &body,
         school_year,

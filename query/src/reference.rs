@@ -10,6 +10,7 @@ use deltalake::arrow::array::{
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use deltalake::datafusion::prelude::{SessionContext, col, lit};
 use sha2::{Digest, Sha256};
+use techmon_transform::storage::LakeLocation;
 
 use crate::QueryError;
 use crate::duo::{DuoDataset, DuoRows, PupilCount};
@@ -125,7 +126,7 @@ pub struct ImportReport {
 /// year: the same file again changes nothing, and a changed file from the same source
 /// replaces that source's rows for that year in one commit.
 pub async fn import(
-    lake: &url::Url,
+    lake: &LakeLocation,
     source: &str,
     bytes: &[u8],
     school_year: Option<techmon_schemas::codes::SchoolYear>,
@@ -139,16 +140,13 @@ pub async fn import(
     let source_sha256 = hex::encode(Sha256::digest(bytes));
     let school_year = file.school_year.to_string();
     let lake_error = |e| QueryError::lake(table.name, e);
-    let url = crate::catalogue::table_url(lake, table.name)?;
-    if let Ok(folder) = url.to_file_path() {
+    if let Some(folder) = lake.local_folder(table.name) {
         std::fs::create_dir_all(&folder).map_err(|e| QueryError::LakeUrl {
             table: table.name.into(),
             reason: e.to_string(),
         })?;
     }
-    let delta = techmon_transform::lake::open_table(url)
-        .await
-        .map_err(lake_error)?;
+    let delta = lake.open(table.name).await.map_err(lake_error)?;
     let (rows, suppressed_cells) = (file.rows.len(), file.rows.suppressed_cells());
     let mut report = ImportReport {
         table: table.name,

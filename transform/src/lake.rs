@@ -21,6 +21,7 @@ use deltalake::writer::{DeltaWriter as _, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError, checkpoints};
 
 use crate::TransformError;
+use crate::storage::LakeLocation;
 use crate::tables::{PARTITION_COLUMN, PERSON_COLUMNS, TABLES, Table, UNIQUE_COLUMNS};
 
 /// Rows for one table, and the log positions the commit covers.
@@ -155,26 +156,18 @@ fn delta_error(table: &str, source: DeltaTableError) -> TransformError {
 }
 
 impl Lake {
-    /// Opens the lake at `root` (a folder is created when missing).
-    pub async fn open(root: &str, topic: &str) -> Result<Self, TransformError> {
-        if !root.contains("://") {
-            std::fs::create_dir_all(root).map_err(|source| TransformError::LakeFolder {
-                path: root.into(),
-                source,
-            })?;
-        }
-        let root_url = deltalake::ensure_table_uri(root).map_err(|e| delta_error("(root)", e))?;
+    /// Opens the lake at `location` (a local folder is created when missing).
+    pub async fn open(location: &LakeLocation, topic: &str) -> Result<Self, TransformError> {
         let mut tables = HashMap::new();
         for table in TABLES {
-            if !root.contains("://") {
-                let folder = std::path::Path::new(root).join(table.name);
+            if let Some(folder) = location.local_folder(table.name) {
                 std::fs::create_dir_all(&folder).map_err(|source| TransformError::LakeFolder {
                     path: folder,
                     source,
                 })?;
             }
-            let url = table_url(&root_url, table.name).map_err(|e| delta_error(table.name, e))?;
-            let mut delta = open_table(url)
+            let mut delta = location
+                .open(table.name)
                 .await
                 .map_err(|e| delta_error(table.name, e))?;
             if delta.version().is_none() {
@@ -185,7 +178,7 @@ impl Lake {
             tables.insert(table.name, delta);
         }
         Ok(Self {
-            root: root_url,
+            root: location.root().clone(),
             topic: topic.to_string(),
             tables,
         })
@@ -458,30 +451,6 @@ impl Lake {
     }
 }
 
-/// The folder of table `name` under the lake's root.
-pub fn table_url(root: &url::Url, name: &str) -> Result<url::Url, DeltaTableError> {
-    let invalid =
-        |e: url::ParseError| DeltaTableError::InvalidTableLocation(format!("{root} + {name}: {e}"));
-    let base = if root.as_str().ends_with('/') {
-        root.clone()
-    } else {
-        url::Url::parse(&format!("{root}/")).map_err(invalid)?
-    };
-    base.join(&format!("{name}/")).map_err(invalid)
-}
-
-/// The table at `url`, loaded, or not yet initialised when it has no commit. A
-/// local folder without a log is not asked to load: the Delta kernel logs an error
-/// for every such attempt, and a new lake is not an error.
-pub async fn open_table(url: url::Url) -> Result<DeltaTable, DeltaTableError> {
-    if let Ok(folder) = url.to_file_path()
-        && !folder.join("_delta_log").exists()
-    {
-        return deltalake::DeltaTableBuilder::from_url(url)?.build();
-    }
-    DeltaTable::try_from_url(url).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,7 +461,10 @@ mod tests {
     async fn a_checkpoint_is_written_every_hundred_versions() {
         let dir = tempfile::tempdir().expect("temporary folder");
         let root = dir.path().to_str().expect("UTF-8 path");
-        let mut lake = Lake::open(root, "events").await.expect("open the lake");
+        let location = LakeLocation::new(root, Default::default()).expect("a folder");
+        let mut lake = Lake::open(&location, "events")
+            .await
+            .expect("open the lake");
         let table = TABLES
             .iter()
             .find(|t| t.name == "partner_events")

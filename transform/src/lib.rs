@@ -25,6 +25,7 @@ pub mod lake;
 pub mod metrics;
 pub mod pseudonym;
 pub mod state;
+pub mod storage;
 pub mod tables;
 
 use pseudonym::PseudonymKey;
@@ -37,8 +38,11 @@ pub const KEY_ENV: &str = "TECHMON_PSEUDONYM_KEY";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The research lake: a folder or an object-store URL.
+    /// The research lake: a folder, or a bucket (`s3://bucket/prefix`).
     pub lake: String,
+    /// Options for a lake in a bucket: endpoint, region, credentials.
+    #[serde(default)]
+    pub lake_storage: storage::StorageOptions,
     /// The raw zone (personal data allowed): transform state, dead letters, and the
     /// generated pseudonym key when none is configured.
     pub raw: PathBuf,
@@ -70,6 +74,18 @@ pub struct Config {
     pub compact_target_file_mib: u64,
 }
 
+impl Config {
+    /// Where the lake is, and how to reach it.
+    pub fn lake_location(&self) -> Result<storage::LakeLocation, TransformError> {
+        storage::LakeLocation::new(&self.lake, self.lake_storage.clone()).map_err(|source| {
+            TransformError::LakeLocation {
+                lake: self.lake.clone(),
+                source: Box::new(source),
+            }
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TransformError {
     #[error(transparent)]
@@ -86,6 +102,12 @@ pub enum TransformError {
     PositionsTaken {
         table: &'static str,
         partitions: Vec<u32>,
+    },
+    #[error("lake {lake}: {source}")]
+    LakeLocation {
+        lake: String,
+        #[source]
+        source: Box<deltalake::DeltaTableError>,
     },
     #[error("cannot create the lake folder {path}: {source}")]
     LakeFolder {
@@ -237,7 +259,7 @@ impl Transform {
         topic: &str,
     ) -> Result<Self, TransformError> {
         let key = Arc::new(load_key(config)?);
-        let lake = lake::Lake::open(&config.lake, topic).await?;
+        let lake = lake::Lake::open(&config.lake_location()?, topic).await?;
         let state = State::open(&config.raw)?;
         let partitions = log.partitions();
         let mut held: HashMap<&'static str, Vec<Option<u64>>> = tables::TABLES

@@ -5,28 +5,86 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use deltalake::DeltaTable;
 use deltalake::arrow::array::{Array, AsArray, RecordBatch};
 use deltalake::datafusion::prelude::SessionContext;
 use serde_json::{Value, json};
 use techmon_eventlog::embedded::EmbeddedLog;
 use techmon_eventlog::{EventLog, LogRecord};
 use techmon_transform::state::DeadLetterReason;
+use techmon_transform::storage::{LakeLocation, StorageOptions};
 use techmon_transform::{Config, Transform, TransformError};
 use uuid::Uuid;
 
 const TOPIC: &str = "techmon.events";
+/// Made by `.ci/test` on the S3-compatible test service.
+const S3_BUCKET: &str = "techmon-test";
 
 struct Setup {
     dir: tempfile::TempDir,
     log: Arc<dyn EventLog>,
+    /// The lake's folder or URL, and the options to reach it.
+    lake: String,
+    lake_storage: StorageOptions,
+}
+
+/// Where a test's lake is: the backends a test generic over them runs against.
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Folder,
+    /// A new prefix of the bucket that `.ci/test` makes on an S3-compatible service
+    /// (moto, which checks conditional writes as S3 does).
+    Bucket,
 }
 
 impl Setup {
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = Arc::new(EmbeddedLog::open(&dir.path().join("events.redb"), 3, 16).expect("log"));
-        Self { dir, log }
+        Self::with_log(dir, log)
+    }
+
+    /// A lake in a folder of `dir`.
+    fn with_log(dir: tempfile::TempDir, log: Arc<dyn EventLog>) -> Self {
+        let lake = dir.path().join("lake").to_string_lossy().into_owned();
+        Self {
+            dir,
+            log,
+            lake,
+            lake_storage: StorageOptions::default(),
+        }
+    }
+
+    fn on(backend: Backend) -> Self {
+        let setup = Self::new();
+        match backend {
+            Backend::Folder => setup,
+            Backend::Bucket => {
+                let endpoint = std::env::var("TECHMON_S3_ENDPOINT").expect(
+                    "TECHMON_S3_ENDPOINT names the S3-compatible test service (.ci/test starts one)",
+                );
+                let options = [
+                    ("aws_endpoint", endpoint.as_str()),
+                    ("aws_allow_http", "true"),
+                    ("aws_region", "us-east-1"),
+                    ("aws_access_key_id", "techmon-test"),
+                    ("aws_secret_access_key", "techmon-test"),
+                ];
+                Self {
+                    lake: format!("s3://{S3_BUCKET}/{}/lake", Uuid::new_v4()),
+                    lake_storage: StorageOptions(
+                        options
+                            .into_iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect(),
+                    ),
+                    ..setup
+                }
+            }
+        }
+    }
+
+    fn location(&self) -> LakeLocation {
+        LakeLocation::new(&self.lake, self.lake_storage.clone()).expect("lake location")
     }
 
     /// A Kafka topic, with its own id index: see the duplicate test.
@@ -34,12 +92,12 @@ impl Setup {
         let dir = tempfile::tempdir().expect("tempdir");
         let topic = format!("transform-{}", Uuid::new_v4());
         let log = kafka_log(&topic, &dir.path().join(index)).await;
-        (Self { dir, log }, topic)
+        (Self::with_log(dir, log), topic)
     }
 
     fn config(&self) -> Config {
         Config {
-            lake: self.dir.path().join("lake").to_string_lossy().into_owned(),
+            lake: self.lake.clone(),
             raw: self.dir.path().join("raw"),
             pseudonym_key_id: "test-key-1".into(),
             pseudonym_key_file: None,
@@ -51,6 +109,7 @@ impl Setup {
             vacuum_retention_hours: 24,
             compact_interval_minutes: 60,
             compact_target_file_mib: 128,
+            lake_storage: self.lake_storage.clone(),
         }
     }
 
@@ -94,7 +153,7 @@ impl Setup {
 
     /// One column of a lake table, as text, in no particular order.
     async fn column(&self, table: &str, column: &str) -> Vec<String> {
-        strings(&rows(&self.lake(), table).await, column)
+        strings(&rows_at(&self.location(), table).await, column)
     }
 }
 
@@ -155,10 +214,15 @@ async fn kafka_log(topic: &str, index: &Path) -> Arc<dyn EventLog> {
     )
 }
 
-/// Every row of a lake table, through DataFusion.
+/// Every row of a table of the lake in folder `lake`.
 async fn rows(lake: &Path, table: &str) -> Vec<RecordBatch> {
-    let url = deltalake::ensure_table_uri(lake.join(table).to_string_lossy()).expect("url");
-    let delta = DeltaTable::try_from_url(url).await.expect("table");
+    let location = LakeLocation::new(&lake.to_string_lossy(), StorageOptions::default());
+    rows_at(&location.expect("a folder"), table).await
+}
+
+/// Every row of a lake table, through DataFusion.
+async fn rows_at(lake: &LakeLocation, table: &str) -> Vec<RecordBatch> {
+    let delta = lake.open(table).await.expect("table");
     if delta.version().is_none() {
         return vec![];
     }
@@ -222,8 +286,17 @@ fn count(batches: &[RecordBatch]) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_event_lands_exactly_once_across_restarts_and_duplicates() {
-    let setup = Setup::new();
+async fn every_event_lands_exactly_once_across_restarts_in_a_folder() {
+    every_event_lands_exactly_once_across_restarts(Backend::Folder).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_lands_exactly_once_across_restarts_in_a_bucket() {
+    every_event_lands_exactly_once_across_restarts(Backend::Bucket).await;
+}
+
+async fn every_event_lands_exactly_once_across_restarts(backend: Backend) {
+    let setup = Setup::on(backend);
     let groups: Vec<Value> = (0..150).map(group).collect();
     let mut ids = setup.append(&groups).await;
     // A schema version the transform does not know: a dead letter, not a row.
@@ -256,7 +329,7 @@ async fn every_event_lands_exactly_once_across_restarts_and_duplicates() {
     assert_eq!(progress.written, 80);
     drop(transform);
 
-    let lake_rows = rows(&setup.lake(), "group_participations").await;
+    let lake_rows = rows_at(&setup.location(), "group_participations").await;
     let mut lake_ids = strings(&lake_rows, "event_id");
     lake_ids.sort();
     let mut expected = ids.clone();
@@ -451,8 +524,17 @@ async fn an_attendance_before_its_registration_is_counted_as_unregistered() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consent_withdrawal_erases_the_participant_and_drops_later_events() {
-    let setup = Setup::new();
+async fn consent_withdrawal_erases_the_participant_and_drops_later_events_in_a_folder() {
+    consent_withdrawal_erases_the_participant_and_drops_later_events(Backend::Folder).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_withdrawal_erases_the_participant_and_drops_later_events_in_a_bucket() {
+    consent_withdrawal_erases_the_participant_and_drops_later_events(Backend::Bucket).await;
+}
+
+async fn consent_withdrawal_erases_the_participant_and_drops_later_events(backend: Backend) {
+    let setup = Setup::on(backend);
     let mut transform = setup
         .transform_of(&[
             registration("tec-deventer", "d-1", "Anna", Some("anna@example.org")),
@@ -488,8 +570,8 @@ async fn consent_withdrawal_erases_the_participant_and_drops_later_events() {
     assert_eq!(anna.len(), 1);
 
     // The history still holds her rows until vacuumed; then only what the current
-    // versions use is left on disk.
-    let before_vacuum = parquet_files(&setup.lake().join("participants"));
+    // versions use is left in the lake.
+    let before_vacuum = data_files(&setup.location(), "participants").await;
     let deleted = transform
         .vacuum(std::time::Duration::ZERO)
         .await
@@ -498,17 +580,11 @@ async fn consent_withdrawal_erases_the_participant_and_drops_later_events() {
         deleted > 0,
         "the files of the versions before the erasure are deleted"
     );
-    let on_disk = parquet_files(&setup.lake().join("participants"));
-    assert!(on_disk.len() < before_vacuum.len());
-    let url = deltalake::ensure_table_uri(setup.lake().join("participants").to_string_lossy())
-        .expect("url");
-    let current = DeltaTable::try_from_url(url).await.expect("table");
+    let kept = data_files(&setup.location(), "participants").await;
+    assert!(kept < before_vacuum);
+    let current = setup.location().open("participants").await.expect("table");
     let used: Vec<String> = current.get_file_uris().expect("files").collect();
-    assert_eq!(
-        on_disk.len(),
-        used.len(),
-        "no file of an old version is left"
-    );
+    assert_eq!(kept, used.len(), "no file of an old version is left");
     drop(transform);
 
     // Nor does a restart bring anything of hers back.
@@ -518,11 +594,11 @@ async fn consent_withdrawal_erases_the_participant_and_drops_later_events() {
     let all: HashMap<&str, usize> = HashMap::from([
         (
             "participants",
-            count(&rows(&setup.lake(), "participants").await),
+            count(&rows_at(&setup.location(), "participants").await),
         ),
         (
             "attendances",
-            count(&rows(&setup.lake(), "attendances").await),
+            count(&rows_at(&setup.location(), "attendances").await),
         ),
     ]);
     assert_eq!(
@@ -863,6 +939,23 @@ async fn a_compaction_leaves_one_file_per_school_year_with_the_same_rows() {
     assert_eq!(lake_ids, ids, "every accepted event once, nothing else");
 }
 
+/// The data files under a table, whether its current version uses them or not.
+async fn data_files(lake: &LakeLocation, table: &str) -> usize {
+    use futures::TryStreamExt as _;
+    let delta = lake.open(table).await.expect("table");
+    let files: Vec<_> = delta
+        .log_store()
+        .object_store(None)
+        .list(None)
+        .try_collect()
+        .await
+        .expect("list the table");
+    files
+        .iter()
+        .filter(|file| file.location.extension() == Some("parquet"))
+        .count()
+}
+
 fn parquet_files(dir: &Path) -> Vec<std::path::PathBuf> {
     walk(dir)
         .into_iter()
@@ -889,8 +982,19 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 /// is refused, and a refused worker resumes from what the lake holds. No event may
 /// land twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_workers_on_the_same_partitions_never_commit_a_position_twice() {
-    let setup = Setup::new();
+async fn two_workers_on_the_same_partitions_never_commit_a_position_twice_in_a_folder() {
+    two_workers_never_commit_a_position_twice(Backend::Folder).await;
+}
+
+/// In a bucket, only S3's conditional write stands between two workers and a
+/// commit written twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_on_the_same_partitions_never_commit_a_position_twice_in_a_bucket() {
+    two_workers_never_commit_a_position_twice(Backend::Bucket).await;
+}
+
+async fn two_workers_never_commit_a_position_twice(backend: Backend) {
+    let setup = Setup::on(backend);
     let mut ids = setup.append(&(0..100).map(group).collect::<Vec<_>>()).await;
     let config = |raw: &str| Config {
         raw: setup.dir.path().join(raw),

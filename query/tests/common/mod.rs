@@ -83,6 +83,7 @@ impl TestLake {
             vacuum_retention_hours: 24,
             compact_interval_minutes: 60,
             compact_target_file_mib: 128,
+            lake_storage: Default::default(),
         };
         let mut transform = techmon_transform::Transform::open(&config, self.log.clone(), TOPIC)
             .await
@@ -101,7 +102,9 @@ pub fn event(kind: &str, hub: &str, occurred_at: &str, payload: Value) -> Value 
 
 /// Serves the query API over `lake` on a free port.
 pub async fn serve(lake: &str, config: &Config) -> SocketAddr {
-    let engine = Engine::new(lake, config.limits()).expect("engine");
+    let location = techmon_transform::storage::LakeLocation::new(lake, Default::default())
+        .expect("a lake folder");
+    let engine = Engine::new(location, config.limits()).expect("engine");
     let router = techmon_query::build(config, Arc::new(engine)).expect("router");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

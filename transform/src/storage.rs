@@ -1,0 +1,177 @@
+//! Where the lake lives: a local folder, or a bucket of S3 or an S3-compatible
+//! service (`s3://bucket/prefix`), with the object-store options to reach it.
+//!
+//! deltalake's own S3 support (`deltalake-aws`) brings the AWS SDK for a DynamoDB
+//! lock that S3 has not needed since it learnt conditional writes. Here the lake's
+//! commits go through deltalake's default log store, which writes each commit file
+//! with put-if-absent (`If-None-Match: *` on S3), so two writers can never both
+//! commit the same table version.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr as _;
+use std::sync::{Arc, Once};
+
+use deltalake::logstore::{
+    LogStore, LogStoreFactory, ObjectStoreFactory, ObjectStoreRef, StorageConfig, default_logstore,
+    logstore_factories, object_store_factories,
+};
+use deltalake::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError, Path};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use serde::Deserialize;
+use url::Url;
+
+/// URL schemes of the S3 store (`s3a` as Spark and Hadoop write it).
+const S3_SCHEMES: [&str; 2] = ["s3", "s3a"];
+
+/// Object-store options for a lake in a bucket (`[transform.lake_storage]`), named
+/// as `object_store` names them: `aws_endpoint`, `aws_region`, `aws_allow_http`,
+/// `aws_access_key_id`, …. They override the `AWS_*` environment variables.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct StorageOptions(pub BTreeMap<String, String>);
+
+/// By key only: the values hold credentials.
+impl std::fmt::Debug for StorageOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// The lake's root and the options every table under it is opened with.
+#[derive(Debug, Clone)]
+pub struct LakeLocation {
+    root: Url,
+    storage: StorageOptions,
+}
+
+impl LakeLocation {
+    /// `lake` is a folder or a URL; options are refused where the store would not
+    /// use them, so a misspelt one is an error rather than silently ignored.
+    pub fn new(lake: &str, storage: StorageOptions) -> Result<Self, DeltaTableError> {
+        register_s3();
+        let root = deltalake::ensure_table_uri(lake)?;
+        let unknown = if S3_SCHEMES.contains(&root.scheme()) {
+            storage
+                .0
+                .keys()
+                .find(|key| AmazonS3ConfigKey::from_str(&key.to_ascii_lowercase()).is_err())
+        } else {
+            storage.0.keys().next()
+        };
+        if let Some(key) = unknown {
+            return Err(DeltaTableError::Generic(format!(
+                "lake_storage option `{key}` does not apply to a lake at {}:// \
+                 (S3 takes object_store's aws_* options)",
+                root.scheme()
+            )));
+        }
+        Ok(Self { root, storage })
+    }
+
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    /// The local folder of table `name`, for a lake on the local disk.
+    pub fn local_folder(&self, name: &str) -> Option<std::path::PathBuf> {
+        self.table_url(name).ok()?.to_file_path().ok()
+    }
+
+    /// The folder of table `name` under the lake's root.
+    pub fn table_url(&self, name: &str) -> Result<Url, DeltaTableError> {
+        let invalid = |e: url::ParseError| {
+            DeltaTableError::InvalidTableLocation(format!("{} + {name}: {e}", self.root))
+        };
+        let base = if self.root.as_str().ends_with('/') {
+            self.root.clone()
+        } else {
+            Url::parse(&format!("{}/", self.root)).map_err(invalid)?
+        };
+        base.join(&format!("{name}/")).map_err(invalid)
+    }
+
+    fn options(&self) -> HashMap<String, String> {
+        self.storage.0.clone().into_iter().collect()
+    }
+
+    /// Table `name` at its latest version, or not yet initialised when it has no
+    /// commit. A local folder without a log is not asked to load: the Delta kernel
+    /// logs an error for every such attempt, and a new lake is not an error.
+    pub async fn open(&self, name: &str) -> Result<DeltaTable, DeltaTableError> {
+        let url = self.table_url(name)?;
+        if let Ok(folder) = url.to_file_path()
+            && !folder.join("_delta_log").exists()
+        {
+            return DeltaTableBuilder::from_url(url)?
+                .with_storage_options(self.options())
+                .build();
+        }
+        DeltaTable::try_from_url_with_storage_options(url, self.options()).await
+    }
+
+    /// Table `name` as it was at `version`.
+    pub async fn open_version(
+        &self,
+        name: &str,
+        version: u64,
+    ) -> Result<DeltaTable, DeltaTableError> {
+        DeltaTableBuilder::from_url(self.table_url(name)?)?
+            .with_storage_options(self.options())
+            .with_version(version)
+            .load()
+            .await
+    }
+}
+
+/// The S3 store for `s3://` and `s3a://` lakes, with deltalake's default log store.
+#[derive(Debug)]
+struct S3Store;
+
+impl ObjectStoreFactory for S3Store {
+    fn parse_url_opts(
+        &self,
+        url: &Url,
+        config: &StorageConfig,
+    ) -> DeltaResult<(ObjectStoreRef, Path)> {
+        // The `AWS_*` environment first, then the lake's options over it; other raw
+        // options are deltalake's own (retries, limits).
+        let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
+        for (key, value) in &config.raw {
+            if let Ok(key) = AmazonS3ConfigKey::from_str(&key.to_ascii_lowercase()) {
+                builder = builder.with_config(key, value);
+            }
+        }
+        let store: ObjectStoreRef = Arc::new(builder.build()?);
+        let path = Path::from_url_path(url.path())
+            .map_err(|e| DeltaTableError::InvalidTableLocation(format!("{url}: {e}")))?;
+        Ok((store, path))
+    }
+}
+
+impl LogStoreFactory for S3Store {
+    fn with_options(
+        &self,
+        prefixed_store: ObjectStoreRef,
+        root_store: ObjectStoreRef,
+        location: &Url,
+        options: &StorageConfig,
+    ) -> DeltaResult<Arc<dyn LogStore>> {
+        Ok(default_logstore(
+            prefixed_store,
+            root_store,
+            location,
+            options,
+        ))
+    }
+}
+
+fn register_s3() {
+    static REGISTERED: Once = Once::new();
+    REGISTERED.call_once(|| {
+        for scheme in S3_SCHEMES {
+            let url = Url::parse(&format!("{scheme}://")).expect("a scheme is a URL");
+            object_store_factories().insert(url.clone(), Arc::new(S3Store));
+            logstore_factories().insert(url, Arc::new(S3Store));
+        }
+    });
+}
