@@ -9,7 +9,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::{free_port, lake_event_ids, start};
+use common::{free_port, lake_event_ids, lake_in_bucket, lake_in_folder, start};
 use rand::Rng;
 use serde_json::{Value, json};
 use techmon_ingest::{PushAnswer, RecordStatus};
@@ -108,8 +108,20 @@ fn serve_log(dir: &std::path::Path) -> String {
     std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
 }
 
-async fn kill_loop(backend: &str) {
+/// Where the service writes its lake.
+#[derive(Debug, Clone, Copy)]
+enum LakeAt {
+    Folder,
+    Bucket,
+}
+
+async fn kill_loop(backend: &str, lake_at: LakeAt) {
     let dir = tempfile::tempdir().expect("tempdir");
+    let (lake, env) = match lake_at {
+        LakeAt::Folder => (lake_in_folder(dir.path()), vec![]),
+        LakeAt::Bucket => lake_in_bucket(),
+    };
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let port = free_port();
     let topic = format!("kill-loop-{}", Uuid::new_v4());
     let url = format!("http://127.0.0.1:{port}");
@@ -117,14 +129,14 @@ async fn kill_loop(backend: &str) {
     let pusher = tokio::spawn(push_until(url.clone(), stopped));
     let mut rng = rand::rng();
     for kill in 0..KILLS {
-        let mut service = start(dir.path(), port, backend, &topic, &[]);
+        let mut service = start(dir.path(), port, backend, &topic, &env);
         // The first kills land early, while the service creates its files.
         let alive_ms = if kill < KILLS / 4 { 5..400 } else { 300..1200 };
         tokio::time::sleep(Duration::from_millis(rng.random_range(alive_ms))).await;
         service.child.kill().expect("SIGKILL");
         service.child.wait().expect("reap");
     }
-    let mut service = start(dir.path(), port, backend, &topic, &[]);
+    let mut service = start(dir.path(), port, backend, &topic, &env);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stop.send(true).expect("stop pusher");
     let pushed = pusher.await.expect("pusher");
@@ -144,12 +156,38 @@ async fn kill_loop(backend: &str) {
 
     // Wait for the transform to catch up with everything acknowledged.
     let deadline = Instant::now() + Duration::from_secs(120);
-    let lake = dir.path().join("techmon-data/lake");
     let mut ids = lake_event_ids(&lake, &TABLES).await;
     while ids.len() < acknowledged.len() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;
         ids = lake_event_ids(&lake, &TABLES).await;
     }
+    if let LakeAt::Bucket = lake_at {
+        assert!(
+            !dir.path().join("techmon-data/lake").exists(),
+            "nothing of the lake on the local disk"
+        );
+    }
+    // The service's query API answers from the same lake.
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{url}/v1/sql"))
+        .bearer_auth("dev-token-researcher")
+        .body(format!(
+            "SELECT {} AS lake_rows",
+            TABLES
+                .map(|t| format!("(SELECT count(*) FROM {t})"))
+                .join(" + ")
+        ))
+        .send()
+        .await
+        .expect("query")
+        .json()
+        .await
+        .expect("a JSON answer");
+    assert_eq!(
+        answer["rows"][0]["lake_rows"].as_u64(),
+        Some(ids.len() as u64),
+        "{answer}"
+    );
     drop(service);
     let unique: HashSet<String> = ids.iter().cloned().collect();
     if unique.len() != ids.len() && std::env::var("TECHMON_KEEP_FAILED").is_ok() {
@@ -172,7 +210,7 @@ async fn kill_loop(backend: &str) {
     // Every batch is re-sent until answered, so nothing is in the lake unacknowledged.
     assert_eq!(unique, acknowledged);
     eprintln!(
-        "{backend}: {} acknowledged events, {} in the lake, after {KILLS} kills",
+        "{backend}, lake in a {lake_at:?}: {} acknowledged events, {} in the lake, after {KILLS} kills",
         acknowledged.len(),
         unique.len()
     );
@@ -180,7 +218,15 @@ async fn kill_loop(backend: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_event_is_in_the_lake_once_after_20_kills_embedded() {
-    kill_loop("embedded").await;
+    kill_loop("embedded", LakeAt::Folder).await;
+}
+
+/// In a bucket, a commit is one conditional write of its log file, and the data
+/// files it names are written before it: a kill between the two leaves files no
+/// version uses, never a version without its files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_event_is_in_the_bucket_lake_once_after_20_kills() {
+    kill_loop("embedded", LakeAt::Bucket).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,5 +235,5 @@ async fn every_acknowledged_event_is_in_the_lake_once_after_20_kills_kafka() {
         std::env::var("TECHMON_KAFKA_BROKERS").is_ok(),
         "TECHMON_KAFKA_BROKERS is not set: bash .ci/test starts a broker"
     );
-    kill_loop("kafka").await;
+    kill_loop("kafka", LakeAt::Folder).await;
 }

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{free_port, lake_event_ids, start};
+use common::{free_port, lake_event_ids, lake_in_folder, start};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -142,13 +142,14 @@ async fn no_canary_reaches_the_lake_the_log_output_or_an_answer() {
 
     // Wait for the transform.
     let lake = dir.path().join("techmon-data/lake");
+    let location = lake_in_folder(dir.path());
     let tables = [
         "participants",
         "attendances",
         "survey_answers",
         "ambassadors",
     ];
-    while lake_event_ids(&lake, &tables).await.len() < valid.len() {
+    while lake_event_ids(&location, &tables).await.len() < valid.len() {
         assert!(
             Instant::now() < deadline + Duration::from_secs(40),
             "the transform did not catch up"

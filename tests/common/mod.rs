@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use deltalake::DeltaTable;
 use deltalake::arrow::array::{Array, AsArray};
 use deltalake::datafusion::prelude::SessionContext;
+use techmon_transform::storage::{LakeLocation, StorageOptions};
 
 pub struct Service {
     pub child: Child,
@@ -61,14 +61,60 @@ pub fn start(dir: &Path, port: u16, backend: &str, topic: &str, env: &[(&str, &s
     }
 }
 
+/// A lake under a new prefix of the bucket that `.ci/test` makes on its S3-compatible
+/// service: the lake's location, and the environment that points `techmon serve` at
+/// it (the endpoint through the configuration, the credentials as AWS's variables).
+pub fn lake_in_bucket() -> (LakeLocation, Vec<(String, String)>) {
+    let endpoint = std::env::var("TECHMON_S3_ENDPOINT")
+        .expect("TECHMON_S3_ENDPOINT names the S3-compatible test service (.ci/test starts one)");
+    let lake = format!("s3://techmon-test/{}/lake", uuid::Uuid::new_v4());
+    let storage = [
+        ("aws_endpoint", endpoint.as_str()),
+        ("aws_allow_http", "true"),
+    ];
+    let credentials = [
+        ("aws_access_key_id", "techmon-test"),
+        ("aws_secret_access_key", "techmon-test"),
+        ("aws_region", "us-east-1"),
+    ];
+    let location = LakeLocation::new(
+        &lake,
+        StorageOptions(
+            storage
+                .iter()
+                .chain(&credentials)
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+    )
+    .expect("a bucket URL");
+    let env = storage
+        .iter()
+        .map(|(k, v)| {
+            let key = format!("TECHMON__TRANSFORM__LAKE_STORAGE__{}", k.to_uppercase());
+            (key, v.to_string())
+        })
+        .chain(
+            credentials
+                .iter()
+                .map(|(k, v)| (k.to_uppercase(), v.to_string())),
+        )
+        .chain([("TECHMON__TRANSFORM__LAKE".to_string(), lake)])
+        .collect();
+    (location, env)
+}
+
+/// The lake of `techmon serve` started in `dir` with the default configuration.
+pub fn lake_in_folder(dir: &Path) -> LakeLocation {
+    let lake = dir.join("techmon-data/lake");
+    LakeLocation::new(&lake.to_string_lossy(), StorageOptions::default()).expect("a folder")
+}
+
 /// The event ids of these lake tables, as stored (duplicates included).
-pub async fn lake_event_ids(lake: &Path, tables: &[&str]) -> Vec<String> {
+pub async fn lake_event_ids(lake: &LakeLocation, tables: &[&str]) -> Vec<String> {
     let mut ids = Vec::new();
     for table in tables {
-        let Ok(url) = deltalake::ensure_table_uri(lake.join(table).to_string_lossy()) else {
-            continue;
-        };
-        let Ok(delta) = DeltaTable::try_from_url(url).await else {
+        let Ok(delta) = lake.open(table).await else {
             continue;
         };
         if delta.version().is_none() {

@@ -16,6 +16,7 @@ use deltalake::logstore::{
     logstore_factories, object_store_factories,
 };
 use deltalake::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError, Path};
+use futures::StreamExt as _;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use serde::Deserialize;
 use url::Url;
@@ -95,18 +96,24 @@ impl LakeLocation {
     }
 
     /// Table `name` at its latest version, or not yet initialised when it has no
-    /// commit. A local folder without a log is not asked to load: the Delta kernel
-    /// logs an error for every such attempt, and a new lake is not an error.
+    /// commit. A table is loaded only once its log has a file: the Delta kernel logs
+    /// an error for every attempt to load one without, and a new lake is no error.
     pub async fn open(&self, name: &str) -> Result<DeltaTable, DeltaTableError> {
-        let url = self.table_url(name)?;
-        if let Ok(folder) = url.to_file_path()
-            && !folder.join("_delta_log").exists()
-        {
-            return DeltaTableBuilder::from_url(url)?
-                .with_storage_options(self.options())
-                .build();
+        let mut table = DeltaTableBuilder::from_url(self.table_url(name)?)?
+            .with_storage_options(self.options())
+            .build()?;
+        let log = Path::from("_delta_log");
+        let first_log_file = table
+            .log_store()
+            .object_store(None)
+            .list(Some(&log))
+            .next()
+            .await
+            .transpose()?;
+        if first_log_file.is_some() {
+            table.load().await?;
         }
-        DeltaTable::try_from_url_with_storage_options(url, self.options()).await
+        Ok(table)
     }
 
     /// Table `name` as it was at `version`.
