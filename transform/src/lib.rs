@@ -77,12 +77,7 @@ pub struct Config {
 impl Config {
     /// Where the lake is, and how to reach it.
     pub fn lake_location(&self) -> Result<storage::LakeLocation, TransformError> {
-        storage::LakeLocation::new(&self.lake, self.lake_storage.clone()).map_err(|source| {
-            TransformError::LakeLocation {
-                lake: self.lake.clone(),
-                source: Box::new(source),
-            }
-        })
+        storage::LakeLocation::new(&self.lake, self.lake_storage.clone())
     }
 }
 
@@ -109,6 +104,11 @@ pub enum TransformError {
         #[source]
         source: Box<deltalake::DeltaTableError>,
     },
+    #[error(
+        "transform.lake_storage option `{option}` does not apply to a lake at {scheme}:// \
+         (a bucket takes object_store's aws_* options, a folder none)"
+    )]
+    LakeStorageOption { option: String, scheme: String },
     #[error("cannot create the lake folder {path}: {source}")]
     LakeFolder {
         path: PathBuf,

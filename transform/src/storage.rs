@@ -21,6 +21,8 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use serde::Deserialize;
 use url::Url;
 
+use crate::TransformError;
+
 /// URL schemes of the S3 store (`s3a` as Spark and Hadoop write it).
 const S3_SCHEMES: [&str; 2] = ["s3", "s3a"];
 
@@ -48,9 +50,13 @@ pub struct LakeLocation {
 impl LakeLocation {
     /// `lake` is a folder or a URL; options are refused where the store would not
     /// use them, so a misspelt one is an error rather than silently ignored.
-    pub fn new(lake: &str, storage: StorageOptions) -> Result<Self, DeltaTableError> {
+    pub fn new(lake: &str, storage: StorageOptions) -> Result<Self, TransformError> {
         register_s3();
-        let root = deltalake::ensure_table_uri(lake)?;
+        let root =
+            deltalake::ensure_table_uri(lake).map_err(|source| TransformError::LakeLocation {
+                lake: lake.to_string(),
+                source: Box::new(source),
+            })?;
         let unknown = if S3_SCHEMES.contains(&root.scheme()) {
             storage
                 .0
@@ -59,12 +65,11 @@ impl LakeLocation {
         } else {
             storage.0.keys().next()
         };
-        if let Some(key) = unknown {
-            return Err(DeltaTableError::Generic(format!(
-                "lake_storage option `{key}` does not apply to a lake at {}:// \
-                 (S3 takes object_store's aws_* options)",
-                root.scheme()
-            )));
+        if let Some(option) = unknown {
+            return Err(TransformError::LakeStorageOption {
+                option: option.clone(),
+                scheme: root.scheme().to_string(),
+            });
         }
         Ok(Self { root, storage })
     }
@@ -181,4 +186,47 @@ fn register_s3() {
             logstore_factories().insert(url, Arc::new(S3Store));
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(pairs: &[(&str, &str)]) -> StorageOptions {
+        StorageOptions(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn an_option_the_store_would_not_use_is_refused() {
+        let bucket = options(&[("aws_endpoint", "http://127.0.0.1:9"), ("AWS_REGION", "x")]);
+        assert!(LakeLocation::new("s3://research/lake", bucket.clone()).is_ok());
+        assert!(LakeLocation::new("s3a://research/lake", bucket.clone()).is_ok());
+        let misspelt = LakeLocation::new("s3://research/lake", options(&[("aws_endpiont", "x")]));
+        assert!(
+            matches!(&misspelt, Err(TransformError::LakeStorageOption { option, scheme })
+                if option == "aws_endpiont" && scheme == "s3"),
+            "{misspelt:?}"
+        );
+        let folder = tempfile::tempdir().expect("temporary folder");
+        let local = LakeLocation::new(&folder.path().to_string_lossy(), bucket);
+        assert!(
+            matches!(&local, Err(TransformError::LakeStorageOption { scheme, .. }) if scheme == "file"),
+            "{local:?}"
+        );
+    }
+
+    #[test]
+    fn options_show_their_names_not_their_values() {
+        let shown = format!(
+            "{:?}",
+            options(&[("aws_secret_access_key", "s3cr3t-value")])
+        );
+        assert!(shown.contains("aws_secret_access_key"), "{shown}");
+        assert!(!shown.contains("s3cr3t-value"), "{shown}");
+    }
 }
