@@ -297,13 +297,7 @@ impl Lake {
         if pseudonyms.is_empty() {
             return Ok(0);
         }
-        // Pseudonyms are hexadecimal: safe to quote as they are.
-        let list: Vec<String> = pseudonyms
-            .iter()
-            .filter(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
-            .map(|p| format!("'{p}'"))
-            .collect();
-        let list = list.join(", ");
+        let list = sql_list(pseudonyms.iter());
         let mut deleted = 0;
         for (table, column, current) in self.person_tables() {
             let (after, metrics) = current
@@ -315,6 +309,39 @@ impl Lake {
             self.tables.insert(table.name, after);
         }
         Ok(deleted)
+    }
+
+    /// Gives the rows of a participant pseudonym its replacement (`(old, new)` pairs),
+    /// in every table with participants' pseudonyms. Rows without one stay as written.
+    pub async fn relink(&mut self, relinks: &[(String, String)]) -> Result<u64, TransformError> {
+        let relinks: Vec<_> = relinks
+            .iter()
+            .filter(|(old, new)| is_hex(old) && is_hex(new))
+            .collect();
+        if relinks.is_empty() {
+            return Ok(0);
+        }
+        let olds = sql_list(relinks.iter().map(|(old, _)| old));
+        let cases: String = relinks
+            .iter()
+            .map(|(old, new)| format!(" WHEN '{old}' THEN '{new}'"))
+            .collect();
+        let mut updated = 0;
+        for (table, column, current) in self.person_tables() {
+            if column != "participant_pseudonym" {
+                continue;
+            }
+            let (after, metrics) = current
+                .update()
+                .with_predicate(format!("{column} IN ({olds})"))
+                .with_update(column, format!("CASE {column}{cases} END"))
+                .with_writer_properties(writer_properties())
+                .await
+                .map_err(|e| delta_error(table.name, e))?;
+            updated += metrics.num_updated_rows as u64;
+            self.tables.insert(table.name, after);
+        }
+        Ok(updated)
     }
 
     /// Rewrites, per table and school year, the data files smaller than
@@ -449,6 +476,20 @@ impl Lake {
         out.sort();
         out
     }
+}
+
+/// Pseudonyms are hexadecimal, and only such are quoted into a predicate.
+fn is_hex(pseudonym: &str) -> bool {
+    pseudonym.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `'a', 'b'`: pseudonyms for an SQL `IN` list.
+fn sql_list<'a>(pseudonyms: impl Iterator<Item = &'a String>) -> String {
+    pseudonyms
+        .filter(|p| is_hex(p))
+        .map(|p| format!("'{p}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

@@ -166,10 +166,12 @@ pub struct Progress {
     pub duplicates: usize,
     pub dropped_after_withdrawal: usize,
     pub erased_rows: u64,
-    /// Events about a `participant_ref` the transform had not seen registered: their
-    /// pseudonym comes from the hub's reference and does not link to a registration
-    /// that arrives later (hubs are asked to register first).
+    /// Participant references named by an event before their registration (each
+    /// counted once): their rows carry the pseudonym of the hub's reference until the
+    /// registration comes (hubs are asked to register first).
     pub unregistered_references: usize,
+    /// Lake rows given their registration's pseudonym after it came.
+    pub relinked_rows: u64,
 }
 
 impl std::ops::AddAssign for Progress {
@@ -181,6 +183,7 @@ impl std::ops::AddAssign for Progress {
         self.dropped_after_withdrawal += o.dropped_after_withdrawal;
         self.erased_rows += o.erased_rows;
         self.unregistered_references += o.unregistered_references;
+        self.relinked_rows += o.relinked_rows;
     }
 }
 
@@ -189,7 +192,8 @@ struct RoundWork {
     /// Per table (as in [`tables::TABLES`]): its rows.
     rows: Vec<Vec<RecordBatch>>,
     changes: StateChanges,
-    /// Participant references registered in this round, with their pseudonyms.
+    /// Participant references registered, or first named, in this round, with their
+    /// pseudonyms.
     links: HashMap<(String, String), String>,
     progress: Progress,
 }
@@ -301,7 +305,9 @@ impl Transform {
             in_flight: None,
             metrics: metrics::Metrics::new(),
         };
-        // Finish erasures a crash interrupted.
+        // Finish relinks and erasures a crash interrupted (relinks first: an erasure
+        // of the registration's pseudonym must find the rows relinked to it).
+        transform.relink_pending().await?;
         transform.erase_pending().await?;
         Ok(transform)
     }
@@ -394,6 +400,7 @@ impl Transform {
         // log, so a crash before the lake commits only repeats the same work.
         changes.links.extend(round_links);
         let withdrawn_now = changes.withdrawn.clone();
+        let relinked_now = !changes.relinks.is_empty();
         self.state.apply(changes)?;
         self.land().await?;
         // Every table written covers every partition read in this round: what of it
@@ -441,8 +448,9 @@ impl Transform {
         self.metrics
             .unregistered_references
             .inc_by(progress.unregistered_references as u64);
-        if !withdrawn_now.is_empty() {
+        if relinked_now || !withdrawn_now.is_empty() {
             self.land().await?;
+            progress.relinked_rows += self.relink_pending().await?;
             progress.erased_rows += self.erase_pending().await?;
         }
         Ok(progress)
@@ -618,26 +626,48 @@ impl Transform {
                 .cloned()
                 .or_else(|| self.state.linked(&key.0, &key.1))
         };
-        let (pseudonym, registered) = match subject {
+        let (pseudonym, link) = match subject {
             tables::Subject::Nobody => (None, None),
             // A reference registered again (say with another e-mail address) keeps
             // its first pseudonym: the person's rows stay one person's, and a
-            // withdrawal by the reference erases all of them.
+            // withdrawal by the reference erases all of them. Events that came
+            // before the first registration had the reference's own pseudonym: the
+            // registration's replaces it, in the lake too, so that the person links
+            // across hubs whatever the order (unless that pseudonym was withdrawn:
+            // then the registration is dropped with it).
             tables::Subject::Registered {
                 hub_id,
                 reference,
                 pseudonym,
             } => {
                 let key = (hub_id, reference);
-                (Some(linked(&key).unwrap_or(pseudonym)), Some(key))
+                let assigned = match linked(&key) {
+                    Some(provisional)
+                        if provisional != pseudonym
+                            && provisional
+                                == tables::referenced_participant(
+                                    &self.key, None, &key.0, &key.1,
+                                )
+                            && !self.state.is_withdrawn(&provisional)
+                            && !changes.withdrawn.contains(&provisional) =>
+                    {
+                        changes.relinks.push((provisional, pseudonym.clone()));
+                        pseudonym
+                    }
+                    Some(first) => first,
+                    None => pseudonym,
+                };
+                (Some(assigned), Some(key))
             }
             tables::Subject::Ambassador { pseudonym } => (Some(pseudonym), None),
             tables::Subject::Referenced { hub_id, reference } => {
                 let key = (hub_id, reference);
                 let linked = linked(&key);
-                progress.unregistered_references += usize::from(linked.is_none());
+                let unregistered = linked.is_none();
+                progress.unregistered_references += usize::from(unregistered);
                 let pseudonym = tables::referenced_participant(&self.key, linked, &key.0, &key.1);
-                (Some(pseudonym), None)
+                // Noted, so that the registration can replace it when it comes.
+                (Some(pseudonym), unregistered.then_some(key))
             }
         };
         if withdrawal {
@@ -651,10 +681,26 @@ impl Transform {
             progress.dropped_after_withdrawal += 1;
             return None;
         }
-        if let (Some(link), Some(pseudonym)) = (registered, &pseudonym) {
+        if let (Some(link), Some(pseudonym)) = (link, &pseudonym) {
             round_links.insert(link, pseudonym.clone());
         }
         Some(pseudonym)
+    }
+
+    async fn relink_pending(&mut self) -> Result<u64, TransformError> {
+        let pending = self.state.pending_relinks();
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let relinked = self.lake.relink(&pending).await?;
+        let olds: Vec<String> = pending.into_iter().map(|(old, _)| old).collect();
+        self.state.mark_relinked(&olds)?;
+        tracing::info!(
+            participants = olds.len(),
+            rows = relinked,
+            "events sent before their registration linked to it"
+        );
+        Ok(relinked)
     }
 
     async fn erase_pending(&mut self) -> Result<u64, TransformError> {
@@ -770,6 +816,7 @@ impl Transform {
             }
         }
         self.state.remove_dead_letters(&redriven)?;
+        self.relink_pending().await?;
         self.erase_pending().await?;
         Ok((redriven.len(), still_dead.len()))
     }

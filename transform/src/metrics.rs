@@ -43,7 +43,7 @@ impl Metrics {
             ),
             unregistered_references: counter(
                 "techmon_transform_unregistered_references_total",
-                "Events about a participant_ref not registered before them (their pseudonym does not link to a later registration)",
+                "Participant references named by an event before their registration (their rows are relinked when it comes)",
             ),
             lag: IntGaugeVec::new(
                 Opts::new(

@@ -24,6 +24,9 @@ const LINK_BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("participa
 const LINKS: TableDefinition<(&str, &str), &str> = TableDefinition::new("participant_links");
 /// pseudonym → erased from the lake yet.
 const WITHDRAWN: TableDefinition<&str, bool> = TableDefinition::new("consent_withdrawn");
+/// The pseudonym a reference had before its registration → the registration's, for
+/// lake rows not yet given the registration's (see [`StateChanges::relinks`]).
+const RELINKS: TableDefinition<&str, &str> = TableDefinition::new("pending_relinks");
 /// redb's page cache for the state.
 const STATE_CACHE_BYTES: usize = 32 << 20;
 
@@ -148,6 +151,7 @@ pub struct State {
     path: PathBuf,
     links: Links,
     withdrawn: HashMap<String, bool>,
+    relinks: HashMap<String, String>,
     /// Shared with the threads that prepare a round's records (see [`State::seen_ids`]).
     seen: Arc<SeenIds>,
     duplicates: HashSet<(u32, u64)>,
@@ -159,6 +163,9 @@ pub struct State {
 pub struct StateChanges {
     pub links: Vec<((String, String), String)>,
     pub withdrawn: Vec<String>,
+    /// (pseudonym, pseudonym that replaces it): a participant reference named by
+    /// events before its registration had the reference's own pseudonym until then.
+    pub relinks: Vec<(String, String)>,
     /// Event ids first seen in this round.
     pub seen: HashSet<Uuid>,
     pub duplicates: Vec<(u32, u64)>,
@@ -183,6 +190,7 @@ impl State {
             txn.open_table(LINKS)?;
             txn.open_table(LINK_BLOCKS)?;
             txn.open_table(WITHDRAWN)?;
+            txn.open_table(RELINKS)?;
             txn.open_table(DUPLICATES)?;
             txn.open_table(APPLIED)?;
             txn.open_table(DEAD_LETTERS)?;
@@ -206,6 +214,11 @@ impl State {
                 let (k, v) = entry?;
                 withdrawn.insert(k.value().to_string(), v.value());
             }
+            let mut relinks = HashMap::new();
+            for entry in txn.open_table(RELINKS)?.iter()? {
+                let (k, v) = entry?;
+                relinks.insert(k.value().to_string(), v.value().to_string());
+            }
             let mut duplicates = HashSet::new();
             for entry in txn.open_table(DUPLICATES)?.iter()? {
                 duplicates.insert(entry?.0.value());
@@ -215,14 +228,15 @@ impl State {
                 let (k, v) = entry?;
                 applied.insert(k.value(), v.value());
             }
-            Ok((links, withdrawn, seen, duplicates, applied))
+            Ok((links, withdrawn, relinks, seen, duplicates, applied))
         };
-        let (links, withdrawn, seen, duplicates, applied) = load().map_err(err)?;
+        let (links, withdrawn, relinks, seen, duplicates, applied) = load().map_err(err)?;
         Ok(Self {
             db,
             path,
             links,
             withdrawn,
+            relinks,
             seen: Arc::new(seen),
             duplicates,
             applied,
@@ -251,6 +265,17 @@ impl State {
             .filter(|(_, erased)| !**erased)
             .map(|(p, _)| p.clone())
             .collect()
+    }
+
+    /// Pseudonyms still to be replaced in the lake, with their replacements.
+    pub fn pending_relinks(&self) -> Vec<(String, String)> {
+        let mut pending: Vec<_> = self
+            .relinks
+            .iter()
+            .map(|(old, new)| (old.clone(), new.clone()))
+            .collect();
+        pending.sort();
+        pending
     }
 
     /// Whether the record of event `id` at `position` is its first copy, noting the
@@ -315,6 +340,10 @@ impl State {
                     withdrawn.insert(pseudonym.as_str(), false)?;
                 }
             }
+            let mut relinks = txn.open_table(RELINKS)?;
+            for (old, new) in &changes.relinks {
+                relinks.insert(old.as_str(), new.as_str())?;
+            }
             seen_ids.record(&txn, &seen)?;
             let mut duplicates = txn.open_table(DUPLICATES)?;
             for position in &changes.duplicates {
@@ -345,6 +374,7 @@ impl State {
         for pseudonym in changes.withdrawn {
             self.withdrawn.entry(pseudonym).or_insert(false);
         }
+        self.relinks.extend(changes.relinks);
         self.duplicates.extend(changes.duplicates);
         for (partition, last) in changes.applied {
             let applied = self.applied.entry(partition).or_insert(last);
@@ -367,6 +397,22 @@ impl State {
         txn.commit().map_err(|e| self.error(e))?;
         for p in pseudonyms {
             self.withdrawn.insert(p.clone(), true);
+        }
+        Ok(())
+    }
+
+    /// Records that these pseudonyms are replaced in the lake.
+    pub fn mark_relinked(&mut self, pseudonyms: &[String]) -> Result<(), TransformError> {
+        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        {
+            let mut relinks = txn.open_table(RELINKS).map_err(|e| self.error(e))?;
+            for p in pseudonyms {
+                relinks.remove(p.as_str()).map_err(|e| self.error(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.error(e))?;
+        for p in pseudonyms {
+            self.relinks.remove(p);
         }
         Ok(())
     }

@@ -502,25 +502,117 @@ async fn personal_data_never_reaches_the_lake_and_pseudonyms_link_hubs() {
 /// comes first gets a pseudonym from the hub's reference, which does not link to the
 /// registration; it is counted (progress and metric), so an operator can see it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_attendance_before_its_registration_is_counted_as_unregistered() {
+async fn an_attendance_before_its_registration_links_to_it_when_it_comes() {
     let setup = Setup::new();
+    // Two attendances before Anna's registration at one hub, in an earlier round
+    // than the registration; the other hub registers her (same e-mail) afterwards.
     setup
         .append(&[
             attendance("tec-deventer", "d-7"),
-            registration("tec-deventer", "d-7", "Anna", Some("anna@example.org")),
             attendance("tec-deventer", "d-7"),
         ])
         .await;
     let mut transform = setup.transform().await;
-    let progress = transform.catch_up().await.expect("catch up");
-    assert_eq!((progress.written, progress.unregistered_references), (3, 1));
+    let early = transform.catch_up().await.expect("catch up");
+    assert_eq!((early.written, early.unregistered_references), (2, 1));
     assert_eq!(transform.metrics().unregistered_references.get(), 1);
+    let provisional = setup.column("attendances", "participant_pseudonym").await;
+    assert_eq!(provisional.len(), 2);
+    assert_eq!(
+        provisional[0], provisional[1],
+        "one reference, one pseudonym"
+    );
+
+    setup
+        .append(&[
+            registration("tec-deventer", "d-7", "Anna", Some("anna@example.org")),
+            attendance("tec-deventer", "d-7"),
+            registration("newtechpark", "n-3", "Anna", Some("anna@example.org")),
+        ])
+        .await;
+    let later = transform.catch_up().await.expect("catch up");
+    assert_eq!((later.written, later.relinked_rows), (3, 2));
     drop(transform);
     let registered = setup.column("participants", "participant_pseudonym").await;
-    let mut attended = setup.column("attendances", "participant_pseudonym").await;
-    attended.sort_by_key(|p| *p != registered[0]);
-    assert_eq!(attended[0], registered[0], "the later attendance links");
-    assert_ne!(attended[1], registered[0], "the earlier one does not");
+    assert_eq!(registered.len(), 2);
+    assert_eq!(registered[0], registered[1], "one person at two hubs");
+    assert_ne!(registered[0], provisional[0]);
+    let attended = setup.column("attendances", "participant_pseudonym").await;
+    assert_eq!(
+        attended,
+        vec![registered[0].clone(); 3],
+        "all of her attendances"
+    );
+
+    // A restart has nothing left to relink, and a replay of the same log makes the
+    // same rows.
+    let mut transform = setup.transform().await;
+    assert_eq!(
+        transform.catch_up().await.expect("catch up").relinked_rows,
+        0
+    );
+    drop(transform);
+    let replayed = setup.dir.path().join("replayed");
+    let config = techmon_transform::replay_config(
+        &setup.config(),
+        &replayed.to_string_lossy(),
+        setup.dir.path().join("replayed-raw"),
+    );
+    Transform::open(&config, setup.log.clone(), TOPIC)
+        .await
+        .expect("open the replay")
+        .catch_up()
+        .await
+        .expect("replay");
+    for table in ["participants", "attendances"] {
+        assert_eq!(
+            table_text(&replayed, table).await,
+            table_text(&setup.lake(), table).await,
+            "{table}"
+        );
+    }
+}
+
+/// A withdrawal before the registration withdraws the reference's pseudonym: the
+/// registration that follows is dropped, not given a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_after_its_reference_withdrew_is_dropped() {
+    let setup = Setup::new();
+    setup
+        .append(&[
+            attendance("tec-deventer", "d-8"),
+            envelope(
+                "consent_withdrawn",
+                "tec-deventer",
+                json!({"participant_ref": "d-8"}),
+            ),
+            registration("tec-deventer", "d-8", "Bram", Some("bram@example.org")),
+            attendance("tec-deventer", "d-8"),
+        ])
+        .await;
+    let mut transform = setup.transform().await;
+    let progress = transform.catch_up().await.expect("catch up");
+    assert_eq!(
+        (
+            progress.erased_rows,
+            progress.dropped_after_withdrawal,
+            progress.relinked_rows
+        ),
+        (1, 2, 0)
+    );
+    drop(transform);
+    assert!(
+        setup
+            .column("participants", "participant_pseudonym")
+            .await
+            .is_empty()
+    );
+    assert!(
+        setup
+            .column("attendances", "participant_pseudonym")
+            .await
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
