@@ -297,7 +297,13 @@ impl Lake {
         if pseudonyms.is_empty() {
             return Ok(0);
         }
-        let list = sql_list(pseudonyms.iter());
+        // Pseudonyms are hexadecimal: safe to quote as they are.
+        let list: Vec<String> = pseudonyms
+            .iter()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(|p| format!("'{p}'"))
+            .collect();
+        let list = list.join(", ");
         let mut deleted = 0;
         for (table, column, current) in self.person_tables() {
             let (after, metrics) = current
@@ -312,33 +318,49 @@ impl Lake {
     }
 
     /// Gives the rows of a participant pseudonym its replacement (`(old, new)` pairs),
-    /// in every table with participants' pseudonyms. Rows without one stay as written.
+    /// in every table with participants' pseudonyms: a merge with the pairs, so its
+    /// cost grows with the rows, not with rows times pairs.
     pub async fn relink(&mut self, relinks: &[(String, String)]) -> Result<u64, TransformError> {
-        let relinks: Vec<_> = relinks
-            .iter()
-            .filter(|(old, new)| is_hex(old) && is_hex(new))
-            .collect();
+        use deltalake::arrow::array::StringArray;
+        use deltalake::arrow::datatypes::{Field, Schema};
         if relinks.is_empty() {
             return Ok(0);
         }
-        let olds = sql_list(relinks.iter().map(|(old, _)| old));
-        let cases: String = relinks
+        let schema = Schema::new(vec![
+            Field::new("old", DataType::Utf8, false),
+            Field::new("new", DataType::Utf8, false),
+        ]);
+        let (olds, news): (Vec<&str>, Vec<&str>) = relinks
             .iter()
-            .map(|(old, new)| format!(" WHEN '{old}' THEN '{new}'"))
-            .collect();
+            .map(|(old, new)| (old.as_str(), new.as_str()))
+            .unzip();
+        let pairs = RecordBatch::try_new(
+            std::sync::Arc::new(schema),
+            vec![
+                std::sync::Arc::new(StringArray::from(olds)),
+                std::sync::Arc::new(StringArray::from(news)),
+            ],
+        )
+        .map_err(|e| delta_error("(relinks)", e.into()))?;
+        let ctx = SessionContext::new();
         let mut updated = 0;
         for (table, column, current) in self.person_tables() {
             if column != "participant_pseudonym" {
                 continue;
             }
+            let source = ctx
+                .read_batch(pairs.clone())
+                .map_err(|e| delta_error(table.name, e.into()))?;
             let (after, metrics) = current
-                .update()
-                .with_predicate(format!("{column} IN ({olds})"))
-                .with_update(column, format!("CASE {column}{cases} END"))
+                .merge(source, format!("target.{column} = source.old"))
+                .with_source_alias("source")
+                .with_target_alias("target")
                 .with_writer_properties(writer_properties())
+                .when_matched_update(|update| update.update(column, "source.new"))
+                .map_err(|e| delta_error(table.name, e))?
                 .await
                 .map_err(|e| delta_error(table.name, e))?;
-            updated += metrics.num_updated_rows as u64;
+            updated += metrics.num_target_rows_updated as u64;
             self.tables.insert(table.name, after);
         }
         Ok(updated)
@@ -476,20 +498,6 @@ impl Lake {
         out.sort();
         out
     }
-}
-
-/// Pseudonyms are hexadecimal, and only such are quoted into a predicate.
-fn is_hex(pseudonym: &str) -> bool {
-    pseudonym.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// `'a', 'b'`: pseudonyms for an SQL `IN` list.
-fn sql_list<'a>(pseudonyms: impl Iterator<Item = &'a String>) -> String {
-    pseudonyms
-        .filter(|p| is_hex(p))
-        .map(|p| format!("'{p}'"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]

@@ -72,6 +72,9 @@ pub struct Config {
     pub compact_interval_minutes: u64,
     /// The size a compaction aims at per data file.
     pub compact_target_file_mib: u64,
+    /// How often rows written before their participant's registration are given the
+    /// registration's pseudonym (each time rewrites the files that hold them).
+    pub relink_interval_minutes: u64,
 }
 
 impl Config {
@@ -231,6 +234,7 @@ pub struct Transform {
     vacuum_interval: Duration,
     vacuum_retention: Duration,
     compact_interval: Duration,
+    relink_interval: Duration,
     compact_target_file_bytes: u64,
     /// Per partition: the next offset to read.
     next: Vec<u64>,
@@ -299,6 +303,7 @@ impl Transform {
             vacuum_interval: Duration::from_secs(config.vacuum_interval_minutes * 60),
             vacuum_retention: Duration::from_secs(config.vacuum_retention_hours * 3600),
             compact_interval: Duration::from_secs(config.compact_interval_minutes * 60),
+            relink_interval: Duration::from_secs(config.relink_interval_minutes * 60),
             compact_target_file_bytes: config.compact_target_file_mib << 20,
             next,
             held,
@@ -400,7 +405,6 @@ impl Transform {
         // log, so a crash before the lake commits only repeats the same work.
         changes.links.extend(round_links);
         let withdrawn_now = changes.withdrawn.clone();
-        let relinked_now = !changes.relinks.is_empty();
         self.state.apply(changes)?;
         self.land().await?;
         // Every table written covers every partition read in this round: what of it
@@ -448,8 +452,9 @@ impl Transform {
         self.metrics
             .unregistered_references
             .inc_by(progress.unregistered_references as u64);
-        if relinked_now || !withdrawn_now.is_empty() {
+        if !withdrawn_now.is_empty() {
             self.land().await?;
+            // Rows still to be relinked to a withdrawn pseudonym go with it.
             progress.relinked_rows += self.relink_pending().await?;
             progress.erased_rows += self.erase_pending().await?;
         }
@@ -742,6 +747,7 @@ impl Transform {
             report(&total, self.next.iter().sum::<u64>() - start, to_read);
         }
         self.land().await?;
+        total.relinked_rows += self.relink_pending().await?;
         Ok(total)
     }
 
@@ -857,6 +863,7 @@ impl Transform {
         tokio::pin!(shutdown);
         let mut last_compaction = Instant::now();
         let mut last_vacuum = Instant::now();
+        let mut last_relink = Instant::now();
         loop {
             // Compaction first: a vacuum due at the same moment then counts the files it
             // replaced among those to delete once older than the retention.
@@ -865,6 +872,10 @@ impl Transform {
             }
             if came_due(&mut last_vacuum, self.vacuum_interval) {
                 self.vacuum(self.vacuum_retention).await?;
+            }
+            if came_due(&mut last_relink, self.relink_interval) {
+                self.land().await?;
+                self.relink_pending().await?;
             }
             let progress = tokio::select! {
                 _ = &mut shutdown => return self.land().await,

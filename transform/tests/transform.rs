@@ -109,6 +109,7 @@ impl Setup {
             vacuum_retention_hours: 24,
             compact_interval_minutes: 60,
             compact_target_file_mib: 128,
+            relink_interval_minutes: 10,
             lake_storage: self.lake_storage.clone(),
         }
     }

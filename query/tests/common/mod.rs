@@ -83,6 +83,7 @@ impl TestLake {
             vacuum_retention_hours: 24,
             compact_interval_minutes: 60,
             compact_target_file_mib: 128,
+            relink_interval_minutes: 10,
             lake_storage: Default::default(),
         };
         let mut transform = techmon_transform::Transform::open(&config, self.log.clone(), TOPIC)
