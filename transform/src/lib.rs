@@ -198,7 +198,52 @@ struct RoundWork {
     /// Participant references registered, or first named, in this round, with their
     /// pseudonyms.
     links: HashMap<(String, String), String>,
+    /// Pseudonyms that references first named in this round had until their
+    /// registration in this round → the registration's: every row with one is in
+    /// `rows`, and is given the registration's there, before it is written.
+    relinks: HashMap<String, String>,
     progress: Progress,
+}
+
+impl RoundWork {
+    /// Gives this round's rows of the references registered in it the registration's
+    /// pseudonym (see [`RoundWork::relinks`]).
+    fn relink_rows(&mut self) -> Result<(), TransformError> {
+        use deltalake::arrow::array::{AsArray, StringArray};
+        if self.relinks.is_empty() {
+            return Ok(());
+        }
+        for (table, batches) in tables::TABLES.iter().zip(&mut self.rows) {
+            let Some((column, "participant_pseudonym")) = table.person_column() else {
+                continue;
+            };
+            for batch in batches.iter_mut() {
+                let pseudonyms = batch.column(column).as_string::<i32>();
+                let found = pseudonyms
+                    .iter()
+                    .flatten()
+                    .filter(|p| self.relinks.contains_key(*p))
+                    .count();
+                if found == 0 {
+                    continue;
+                }
+                self.progress.relinked_rows += found as u64;
+                let relinked: StringArray = pseudonyms
+                    .iter()
+                    .map(|p| p.map(|p| self.relinks.get(p).map_or(p, String::as_str)))
+                    .collect();
+                let mut columns = batch.columns().to_vec();
+                columns[column] = Arc::new(relinked);
+                *batch = RecordBatch::try_new(batch.schema(), columns).map_err(|source| {
+                    TransformError::Rows {
+                        table: table.name,
+                        source,
+                    }
+                })?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for RoundWork {
@@ -207,6 +252,7 @@ impl Default for RoundWork {
             rows: vec![Vec::new(); tables::TABLES.len()],
             changes: StateChanges::default(),
             links: HashMap::new(),
+            relinks: HashMap::new(),
             progress: Progress::default(),
         }
     }
@@ -390,11 +436,13 @@ impl Transform {
         }
         // The state applies this round's ids in place (a copy if this were kept).
         drop(seen);
+        work.relink_rows()?;
         let RoundWork {
             rows,
             mut changes,
             links: round_links,
             mut progress,
+            ..
         } = work;
         changes.applied.clone_from(&read_to);
         if progress.read == 0 {
@@ -615,6 +663,7 @@ impl Transform {
         let RoundWork {
             changes,
             links: round_links,
+            relinks: round_relinks,
             progress,
             ..
         } = work;
@@ -656,7 +705,11 @@ impl Transform {
                             && !self.state.is_withdrawn(&provisional)
                             && !changes.withdrawn.contains(&provisional) =>
                     {
-                        changes.relinks.push((provisional, pseudonym.clone()));
+                        if self.state.linked(&key.0, &key.1).is_none() {
+                            round_relinks.insert(provisional, pseudonym.clone());
+                        } else {
+                            changes.relinks.push((provisional, pseudonym.clone()));
+                        }
                         pseudonym
                     }
                     Some(first) => first,
@@ -785,6 +838,7 @@ impl Transform {
             .map(|letter| (letter.partition, letter.offset))
             .filter(|position| !still_dead.contains(position))
             .collect();
+        work.relink_rows()?;
         let RoundWork {
             rows,
             mut changes,
