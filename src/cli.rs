@@ -228,9 +228,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await?;
             eprintln!();
             println!(
-                "replayed {} events into {to}: {} rows, {} dead letters, {} duplicates dropped",
-                total.read, total.written, total.dead_letters, total.duplicates
+                "replayed {} events into {to} in {:.1}s: {} rows, {} dead letters, {} duplicates dropped",
+                total.read,
+                started.elapsed().as_secs_f64(),
+                total.written,
+                total.dead_letters,
+                total.duplicates
             );
+            // As the service would on its schedule: the rebuilt lake is complete.
+            let pending = transform.state().pending_relinks().len();
+            if pending > 0 {
+                let started = std::time::Instant::now();
+                let relinked = transform.relink().await?;
+                println!(
+                    "relinked {relinked} rows of {pending} participants named before their registration in {:.1}s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
         }
         Command::Compact => {
             let config = load_config()?;

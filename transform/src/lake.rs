@@ -344,24 +344,43 @@ impl Lake {
         .map_err(|e| delta_error("(relinks)", e.into()))?;
         let ctx = SessionContext::new();
         let mut updated = 0;
-        for (table, column, current) in self.person_tables() {
+        for (table, column, mut current) in self.person_tables() {
             if column != "participant_pseudonym" {
                 continue;
             }
-            let source = ctx
-                .read_batch(pairs.clone())
-                .map_err(|e| delta_error(table.name, e.into()))?;
-            let (after, metrics) = current
-                .merge(source, format!("target.{column} = source.old"))
-                .with_source_alias("source")
-                .with_target_alias("target")
-                .with_writer_properties(writer_properties())
-                .when_matched_update(|update| update.update(column, "source.new"))
+            // One school year at a time: a merge holds the rows it joins, and a
+            // table's whole history would not fit the transform's memory.
+            let school_years: std::collections::BTreeSet<String> = current
+                .snapshot()
                 .map_err(|e| delta_error(table.name, e))?
-                .await
-                .map_err(|e| delta_error(table.name, e))?;
-            updated += metrics.num_target_rows_updated as u64;
-            self.tables.insert(table.name, after);
+                .log_data()
+                .iter()
+                .filter_map(|file| file.partition_values_map().remove(PARTITION_COLUMN)?)
+                .filter(|year| year.bytes().all(|b| b.is_ascii_digit() || b == b'/'))
+                .collect();
+            for school_year in school_years {
+                let source = ctx
+                    .read_batch(pairs.clone())
+                    .map_err(|e| delta_error(table.name, e.into()))?;
+                let (after, metrics) = current
+                    .merge(
+                        source,
+                        format!(
+                            "target.{PARTITION_COLUMN} = '{school_year}' \
+                             AND target.{column} = source.old"
+                        ),
+                    )
+                    .with_source_alias("source")
+                    .with_target_alias("target")
+                    .with_writer_properties(writer_properties())
+                    .when_matched_update(|update| update.update(column, "source.new"))
+                    .map_err(|e| delta_error(table.name, e))?
+                    .await
+                    .map_err(|e| delta_error(table.name, e))?;
+                updated += metrics.num_target_rows_updated as u64;
+                current = after;
+            }
+            self.tables.insert(table.name, current);
         }
         Ok(updated)
     }

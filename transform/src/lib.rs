@@ -358,7 +358,7 @@ impl Transform {
         };
         // Finish relinks and erasures a crash interrupted (relinks first: an erasure
         // of the registration's pseudonym must find the rows relinked to it).
-        transform.relink_pending().await?;
+        transform.relink().await?;
         transform.erase_pending().await?;
         Ok(transform)
     }
@@ -503,7 +503,7 @@ impl Transform {
         if !withdrawn_now.is_empty() {
             self.land().await?;
             // Rows still to be relinked to a withdrawn pseudonym go with it.
-            progress.relinked_rows += self.relink_pending().await?;
+            progress.relinked_rows += self.relink().await?;
             progress.erased_rows += self.erase_pending().await?;
         }
         Ok(progress)
@@ -745,7 +745,10 @@ impl Transform {
         Some(pseudonym)
     }
 
-    async fn relink_pending(&mut self) -> Result<u64, TransformError> {
+    /// Gives the rows of references named before their registration, in a round
+    /// before it, the registration's pseudonym. Scheduled maintenance, like the
+    /// compaction: it rewrites the files holding such rows.
+    pub async fn relink(&mut self) -> Result<u64, TransformError> {
         let pending = self.state.pending_relinks();
         if pending.is_empty() {
             return Ok(0);
@@ -800,7 +803,6 @@ impl Transform {
             report(&total, self.next.iter().sum::<u64>() - start, to_read);
         }
         self.land().await?;
-        total.relinked_rows += self.relink_pending().await?;
         Ok(total)
     }
 
@@ -876,7 +878,7 @@ impl Transform {
             }
         }
         self.state.remove_dead_letters(&redriven)?;
-        self.relink_pending().await?;
+        self.relink().await?;
         self.erase_pending().await?;
         Ok((redriven.len(), still_dead.len()))
     }
@@ -929,7 +931,7 @@ impl Transform {
             }
             if came_due(&mut last_relink, self.relink_interval) {
                 self.land().await?;
-                self.relink_pending().await?;
+                self.relink().await?;
             }
             let progress = tokio::select! {
                 _ = &mut shutdown => return self.land().await,
