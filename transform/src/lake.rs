@@ -151,9 +151,7 @@ async fn relink_table(
     if actions.is_empty() {
         return Ok((current, 0));
     }
-    let operation = DeltaOperation::Update {
-        predicate: Some(format!("{column} relinked")),
-    };
+    let operation = DeltaOperation::Update { predicate: None };
     CommitBuilder::default()
         .with_actions(actions)
         .build(Some(current.snapshot()?), current.log_store(), operation)
@@ -164,7 +162,9 @@ async fn relink_table(
 }
 
 /// The data file at `path` (of school year `school_year`) with `relinks` applied,
-/// written as new files: `None` when it holds none of their pseudonyms.
+/// written as new files: `None` when it holds none of their pseudonyms. The
+/// pseudonyms are read first, alone; a file that holds one is then rewritten a
+/// batch at a time.
 async fn relink_file(
     current: &DeltaTable,
     table: &Table,
@@ -175,6 +175,7 @@ async fn relink_file(
 ) -> Result<Option<(Vec<deltalake::kernel::Add>, u64)>, DeltaTableError> {
     use deltalake::arrow::array::StringArray;
     use deltalake::logstore::object_store::ObjectStoreExt as _;
+    use deltalake::parquet::arrow::ProjectionMask;
     use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     let schema = table.arrow_schema();
@@ -185,20 +186,35 @@ async fn relink_file(
         .await?
         .bytes()
         .await?;
-    let mut rewritten = Vec::new();
+    let pseudonyms_only = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())?;
+    let leaf = pseudonyms_only
+        .parquet_schema()
+        .columns()
+        .iter()
+        .position(|c| c.name() == column)
+        .ok_or_else(|| DeltaTableError::Generic(format!("{path}: no {column}")))?;
+    let mask = ProjectionMask::leaves(pseudonyms_only.parquet_schema(), [leaf]);
     let mut found = 0;
-    for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()? {
-        let batch = batch?;
-        let pseudonyms = batch
-            .column_by_name(column)
-            .ok_or_else(|| DeltaTableError::Generic(format!("{path}: no {column}")))?
-            .as_string::<i32>();
-        found += pseudonyms
+    for batch in pseudonyms_only.with_projection(mask).build()? {
+        found += batch?
+            .column(0)
+            .as_string::<i32>()
             .iter()
             .flatten()
             .filter(|p| relinks.contains_key(*p))
             .count();
-        let relinked: StringArray = pseudonyms
+    }
+    if found == 0 {
+        return Ok(None);
+    }
+    let mut writer =
+        RecordBatchWriter::for_table(current)?.with_writer_properties(writer_properties());
+    for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()? {
+        let batch = batch?;
+        let relinked: StringArray = batch
+            .column_by_name(column)
+            .ok_or_else(|| DeltaTableError::Generic(format!("{path}: no {column}")))?
+            .as_string::<i32>()
             .iter()
             .map(|p| p.map(|p| relinks.get(p).map_or(p, String::as_str)))
             .collect();
@@ -218,15 +234,9 @@ async fn relink_file(
                     .ok_or_else(|| DeltaTableError::Generic(format!("{path}: no {name}"))),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        rewritten.push(RecordBatch::try_new(schema.clone(), columns)?);
-    }
-    if found == 0 {
-        return Ok(None);
-    }
-    let mut writer =
-        RecordBatchWriter::for_table(current)?.with_writer_properties(writer_properties());
-    for batch in rewritten {
-        writer.write(batch).await?;
+        writer
+            .write(RecordBatch::try_new(schema.clone(), columns)?)
+            .await?;
     }
     Ok(Some((writer.flush().await?, found as u64)))
 }
@@ -457,24 +467,34 @@ impl Lake {
     }
 
     /// Gives the rows of a participant pseudonym its replacement (`(old, new)` pairs),
-    /// in every table with participants' pseudonyms.
-    pub async fn relink(&mut self, relinks: &[(String, String)]) -> Result<u64, TransformError> {
+    /// in every table with participants' pseudonyms. Returns the rows changed, and
+    /// whether every table was done: a table another writer (a compaction) changed
+    /// meanwhile is left for the next time, and the pairs must stay pending.
+    pub async fn relink(
+        &mut self,
+        relinks: &[(String, String)],
+    ) -> Result<(u64, bool), TransformError> {
         if relinks.is_empty() {
-            return Ok(0);
+            return Ok((0, true));
         }
         let relinks: Arc<HashMap<String, String>> = Arc::new(relinks.iter().cloned().collect());
-        let mut updated = 0;
+        let (mut updated, mut complete) = (0, true);
         for (table, column, current) in self.person_tables() {
             if column != "participant_pseudonym" {
                 continue;
             }
-            let (after, rows) = relink_table(current, table, column, &relinks)
-                .await
-                .map_err(|e| delta_error(table.name, e))?;
-            updated += rows;
-            self.tables.insert(table.name, after);
+            match relink_table(current, table, column, &relinks).await {
+                Ok((after, rows)) => {
+                    updated += rows;
+                    self.tables.insert(table.name, after);
+                }
+                Err(DeltaTableError::Transaction {
+                    source: TransactionError::CommitConflict(_),
+                }) => complete = false,
+                Err(e) => return Err(delta_error(table.name, e)),
+            }
         }
-        Ok(updated)
+        Ok((updated, complete))
     }
 
     /// Rewrites, per table and school year, the data files smaller than

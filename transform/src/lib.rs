@@ -109,7 +109,7 @@ pub enum TransformError {
     },
     #[error(
         "transform.lake_storage option `{option}` does not apply to a lake at {scheme}:// \
-         (a bucket takes object_store's aws_* options, a folder none)"
+         (a bucket takes object_store's aws_* options)"
     )]
     LakeStorageOption { option: String, scheme: String },
     #[error("cannot create the lake folder {path}: {source}")]
@@ -705,7 +705,13 @@ impl Transform {
                             && !self.state.is_withdrawn(&provisional)
                             && !changes.withdrawn.contains(&provisional) =>
                     {
-                        if self.state.linked(&key.0, &key.1).is_none() {
+                        if self.state.is_withdrawn(&pseudonym)
+                            || changes.withdrawn.contains(&pseudonym)
+                        {
+                            // The person withdrew (at another hub, say): what was
+                            // sent about them before this registration goes too.
+                            changes.withdrawn.push(provisional);
+                        } else if self.state.linked(&key.0, &key.1).is_none() {
                             round_relinks.insert(provisional, pseudonym.clone());
                         } else {
                             changes.relinks.push((provisional, pseudonym.clone()));
@@ -729,6 +735,11 @@ impl Transform {
             }
         };
         if withdrawal {
+            // A reference first named by its withdrawal stays withdrawn when its
+            // registration comes.
+            if let (Some(link), Some(pseudonym)) = (link, &pseudonym) {
+                round_links.insert(link, pseudonym.clone());
+            }
             changes.withdrawn.extend(pseudonym);
             return None;
         }
@@ -749,12 +760,22 @@ impl Transform {
     /// before it, the registration's pseudonym. Scheduled maintenance, like the
     /// compaction: it rewrites the files holding such rows.
     pub async fn relink(&mut self) -> Result<u64, TransformError> {
+        // The rows of the round in flight are relinked too.
+        self.land().await?;
         let pending = self.state.pending_relinks();
         if pending.is_empty() {
             return Ok(0);
         }
-        let relinked = self.lake.relink(&pending).await?;
+        let (relinked, complete) = self.lake.relink(&pending).await?;
         let olds: Vec<String> = pending.into_iter().map(|(old, _)| old).collect();
+        if !complete {
+            // Redone next time: a table done already has none of the old left.
+            tracing::info!(
+                participants = olds.len(),
+                "relink left for later: another writer changed a table meanwhile"
+            );
+            return Ok(relinked);
+        }
         self.state.mark_relinked(&olds)?;
         tracing::info!(
             participants = olds.len(),
@@ -930,7 +951,6 @@ impl Transform {
                 self.vacuum(self.vacuum_retention).await?;
             }
             if came_due(&mut last_relink, self.relink_interval) {
-                self.land().await?;
                 self.relink().await?;
             }
             let progress = tokio::select! {

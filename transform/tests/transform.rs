@@ -617,6 +617,90 @@ async fn a_registration_after_its_reference_withdrew_is_dropped() {
     );
 }
 
+/// A withdrawal that is the first event about a reference withdraws the reference:
+/// its registration, and what follows, are dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_before_anything_else_drops_the_registration_after_it() {
+    let setup = Setup::new();
+    let transform = setup
+        .transform_of(&[
+            envelope(
+                "consent_withdrawn",
+                "tec-deventer",
+                json!({"participant_ref": "d-9"}),
+            ),
+            registration("tec-deventer", "d-9", "Cas", Some("cas@example.org")),
+            attendance("tec-deventer", "d-9"),
+        ])
+        .await;
+    drop(transform);
+    assert!(
+        setup
+            .column("participants", "participant_pseudonym")
+            .await
+            .is_empty()
+    );
+    assert!(
+        setup
+            .column("attendances", "participant_pseudonym")
+            .await
+            .is_empty()
+    );
+}
+
+/// Someone who withdrew at one hub and is then named at another before registering
+/// there: that hub's earlier rows are erased, not relinked to the withdrawn pseudonym.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_before_a_registration_of_a_withdrawn_person_are_erased() {
+    let setup = Setup::new();
+    let mut transform = setup
+        .transform_of(&[
+            registration("tec-deventer", "d-1", "Anna", Some("anna@example.org")),
+            envelope(
+                "consent_withdrawn",
+                "tec-deventer",
+                json!({"participant_ref": "d-1"}),
+            ),
+        ])
+        .await;
+    setup.append(&[attendance("newtechpark", "n-4")]).await;
+    transform.catch_up().await.expect("catch up");
+    assert_eq!(
+        setup
+            .column("attendances", "participant_pseudonym")
+            .await
+            .len(),
+        1
+    );
+    setup
+        .append(&[registration(
+            "newtechpark",
+            "n-4",
+            "Anna",
+            Some("anna@example.org"),
+        )])
+        .await;
+    let progress = transform.catch_up().await.expect("catch up");
+    assert_eq!(
+        (progress.erased_rows, progress.dropped_after_withdrawal),
+        (1, 1)
+    );
+    assert_eq!(transform.relink().await.expect("relink"), 0);
+    drop(transform);
+    assert!(
+        setup
+            .column("participants", "participant_pseudonym")
+            .await
+            .is_empty()
+    );
+    assert!(
+        setup
+            .column("attendances", "participant_pseudonym")
+            .await
+            .is_empty()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consent_withdrawal_erases_the_participant_and_drops_later_events_in_a_folder() {
     consent_withdrawal_erases_the_participant_and_drops_later_events(Backend::Folder).await;
