@@ -603,18 +603,15 @@ async fn a_registration_after_its_reference_withdrew_is_dropped() {
         (1, 2, 0)
     );
     drop(transform);
-    assert!(
-        setup
-            .column("participants", "participant_pseudonym")
-            .await
-            .is_empty()
-    );
-    assert!(
-        setup
-            .column("attendances", "participant_pseudonym")
-            .await
-            .is_empty()
-    );
+    assert_no_person_rows(&setup).await;
+}
+
+/// No registration and no attendance in the lake.
+async fn assert_no_person_rows(setup: &Setup) {
+    for table in ["participants", "attendances"] {
+        let rows = setup.column(table, "participant_pseudonym").await;
+        assert!(rows.is_empty(), "{table}: {rows:?}");
+    }
 }
 
 /// A withdrawal that is the first event about a reference withdraws the reference:
@@ -634,18 +631,7 @@ async fn a_withdrawal_before_anything_else_drops_the_registration_after_it() {
         ])
         .await;
     drop(transform);
-    assert!(
-        setup
-            .column("participants", "participant_pseudonym")
-            .await
-            .is_empty()
-    );
-    assert!(
-        setup
-            .column("attendances", "participant_pseudonym")
-            .await
-            .is_empty()
-    );
+    assert_no_person_rows(&setup).await;
 }
 
 /// Someone who withdrew at one hub and is then named at another before registering
@@ -687,18 +673,7 @@ async fn rows_before_a_registration_of_a_withdrawn_person_are_erased() {
     );
     assert_eq!(transform.relink().await.expect("relink"), 0);
     drop(transform);
-    assert!(
-        setup
-            .column("participants", "participant_pseudonym")
-            .await
-            .is_empty()
-    );
-    assert!(
-        setup
-            .column("attendances", "participant_pseudonym")
-            .await
-            .is_empty()
-    );
+    assert_no_person_rows(&setup).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
