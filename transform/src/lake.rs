@@ -196,13 +196,7 @@ async fn relink_file(
     let mask = ProjectionMask::leaves(pseudonyms_only.parquet_schema(), [leaf]);
     let mut found = 0;
     for batch in pseudonyms_only.with_projection(mask).build()? {
-        found += batch?
-            .column(0)
-            .as_string::<i32>()
-            .iter()
-            .flatten()
-            .filter(|p| relinks.contains_key(*p))
-            .count();
+        found += relinks_held(batch?.column(0), relinks);
     }
     if found == 0 {
         return Ok(None);
@@ -211,13 +205,12 @@ async fn relink_file(
         RecordBatchWriter::for_table(current)?.with_writer_properties(writer_properties());
     for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()? {
         let batch = batch?;
-        let relinked: StringArray = batch
-            .column_by_name(column)
-            .ok_or_else(|| DeltaTableError::Generic(format!("{path}: no {column}")))?
-            .as_string::<i32>()
-            .iter()
-            .map(|p| p.map(|p| relinks.get(p).map_or(p, String::as_str)))
-            .collect();
+        let relinked = relinked(
+            batch
+                .column_by_name(column)
+                .ok_or_else(|| DeltaTableError::Generic(format!("{path}: no {column}")))?,
+            relinks,
+        );
         // The table's columns: the file's, the pseudonyms relinked, and the partition
         // column, which Delta keeps in the log, not in the file.
         let columns = schema
@@ -239,6 +232,29 @@ async fn relink_file(
             .await?;
     }
     Ok(Some((writer.flush().await?, found as u64)))
+}
+
+/// How many of these pseudonyms (a string column) have a replacement in `relinks`.
+pub(crate) fn relinks_held(pseudonyms: &dyn Array, relinks: &HashMap<String, String>) -> usize {
+    pseudonyms
+        .as_string::<i32>()
+        .iter()
+        .flatten()
+        .filter(|p| relinks.contains_key(*p))
+        .count()
+}
+
+/// These pseudonyms (a string column), each replaced by its replacement in `relinks`
+/// if it has one.
+pub(crate) fn relinked(
+    pseudonyms: &dyn Array,
+    relinks: &HashMap<String, String>,
+) -> deltalake::arrow::array::StringArray {
+    pseudonyms
+        .as_string::<i32>()
+        .iter()
+        .map(|p| p.map(|p| relinks.get(p).map_or(p, String::as_str)))
+        .collect()
 }
 
 /// Rows per Parquet row group (DuckDB writes 122,880). A reader splits a table's work

@@ -209,7 +209,6 @@ impl RoundWork {
     /// Gives this round's rows of the references registered in it the registration's
     /// pseudonym (see [`RoundWork::relinks`]).
     fn relink_rows(&mut self) -> Result<(), TransformError> {
-        use deltalake::arrow::array::{AsArray, StringArray};
         if self.relinks.is_empty() {
             return Ok(());
         }
@@ -218,22 +217,13 @@ impl RoundWork {
                 continue;
             };
             for batch in batches.iter_mut() {
-                let pseudonyms = batch.column(column).as_string::<i32>();
-                let found = pseudonyms
-                    .iter()
-                    .flatten()
-                    .filter(|p| self.relinks.contains_key(*p))
-                    .count();
+                let found = lake::relinks_held(batch.column(column), &self.relinks);
                 if found == 0 {
                     continue;
                 }
                 self.progress.relinked_rows += found as u64;
-                let relinked: StringArray = pseudonyms
-                    .iter()
-                    .map(|p| p.map(|p| self.relinks.get(p).map_or(p, String::as_str)))
-                    .collect();
                 let mut columns = batch.columns().to_vec();
-                columns[column] = Arc::new(relinked);
+                columns[column] = Arc::new(lake::relinked(batch.column(column), &self.relinks));
                 *batch = RecordBatch::try_new(batch.schema(), columns).map_err(|source| {
                     TransformError::Rows {
                         table: table.name,
