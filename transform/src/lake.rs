@@ -93,170 +93,6 @@ async fn commit(
     }
 }
 
-/// Rewrites every data file of `current` that holds a pseudonym of `relinks` with
-/// the replacement, two files at a time (one per core), and commits the new files
-/// in place of the old in one commit. A Delta merge would do the same, but holds the
-/// rows it joins: the 10M-event lake's relinks took 1.6 GB that way. Returns the
-/// rows changed.
-async fn relink_table(
-    current: DeltaTable,
-    table: &'static Table,
-    column: &'static str,
-    relinks: &Arc<HashMap<String, String>>,
-) -> Result<(DeltaTable, u64), DeltaTableError> {
-    use deltalake::kernel::Action;
-    use deltalake::kernel::transaction::CommitBuilder;
-    use deltalake::protocol::DeltaOperation;
-    use futures::StreamExt as _;
-
-    let files: Vec<_> = current
-        .snapshot()?
-        .log_data()
-        .iter()
-        .map(|file| {
-            let school_year = file
-                .partition_values_map()
-                .remove(PARTITION_COLUMN)
-                .flatten()
-                .unwrap_or_default();
-            (
-                file.object_store_path(),
-                school_year,
-                file.remove_action(true),
-            )
-        })
-        .collect();
-    let rewrites = futures::stream::iter(files)
-        .map(|(path, school_year, remove)| {
-            let (current, relinks) = (current.clone(), Arc::clone(relinks));
-            tokio::spawn(async move {
-                let rewritten =
-                    relink_file(&current, table, column, &relinks, &path, &school_year).await?;
-                Ok::<_, DeltaTableError>(rewritten.map(|(adds, rows)| (adds, remove, rows)))
-            })
-        })
-        .buffer_unordered(2)
-        .collect::<Vec<_>>()
-        .await;
-    let mut actions = Vec::new();
-    let mut updated = 0;
-    for rewrite in rewrites {
-        let rewrite = rewrite.map_err(|e| DeltaTableError::Generic(e.to_string()))??;
-        if let Some((adds, remove, rows)) = rewrite {
-            actions.extend(adds.into_iter().map(Action::Add));
-            actions.push(Action::Remove(remove));
-            updated += rows;
-        }
-    }
-    if actions.is_empty() {
-        return Ok((current, 0));
-    }
-    let operation = DeltaOperation::Update { predicate: None };
-    CommitBuilder::default()
-        .with_actions(actions)
-        .build(Some(current.snapshot()?), current.log_store(), operation)
-        .await?;
-    let mut after = current;
-    after.update_incremental(None).await?;
-    Ok((after, updated))
-}
-
-/// The data file at `path` (of school year `school_year`) with `relinks` applied,
-/// written as new files: `None` when it holds none of their pseudonyms. The
-/// pseudonyms are read first, alone; a file that holds one is then rewritten a
-/// batch at a time.
-async fn relink_file(
-    current: &DeltaTable,
-    table: &Table,
-    column: &str,
-    relinks: &HashMap<String, String>,
-    path: &deltalake::Path,
-    school_year: &str,
-) -> Result<Option<(Vec<deltalake::kernel::Add>, u64)>, DeltaTableError> {
-    use deltalake::arrow::array::StringArray;
-    use deltalake::logstore::object_store::ObjectStoreExt as _;
-    use deltalake::parquet::arrow::ProjectionMask;
-    use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-
-    let schema = table.arrow_schema();
-    let bytes = current
-        .log_store()
-        .object_store(None)
-        .get(path)
-        .await?
-        .bytes()
-        .await?;
-    let pseudonyms_only = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())?;
-    let leaf = pseudonyms_only
-        .parquet_schema()
-        .columns()
-        .iter()
-        .position(|c| c.name() == column)
-        .ok_or_else(|| DeltaTableError::Generic(format!("{path}: no {column}")))?;
-    let mask = ProjectionMask::leaves(pseudonyms_only.parquet_schema(), [leaf]);
-    let mut found = 0;
-    for batch in pseudonyms_only.with_projection(mask).build()? {
-        found += relinks_held(batch?.column(0), relinks);
-    }
-    if found == 0 {
-        return Ok(None);
-    }
-    let mut writer =
-        RecordBatchWriter::for_table(current)?.with_writer_properties(writer_properties());
-    for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()? {
-        let batch = batch?;
-        let relinked = relinked(
-            batch
-                .column_by_name(column)
-                .ok_or_else(|| DeltaTableError::Generic(format!("{path}: no {column}")))?,
-            relinks,
-        );
-        // The table's columns: the file's, the pseudonyms relinked, and the partition
-        // column, which Delta keeps in the log, not in the file.
-        let columns = schema
-            .fields()
-            .iter()
-            .map(|field| match field.name().as_str() {
-                name if name == column => Ok(Arc::new(relinked.clone()) as _),
-                PARTITION_COLUMN => {
-                    Ok(Arc::new(StringArray::from(vec![school_year; batch.num_rows()])) as _)
-                }
-                name => batch
-                    .column_by_name(name)
-                    .cloned()
-                    .ok_or_else(|| DeltaTableError::Generic(format!("{path}: no {name}"))),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        writer
-            .write(RecordBatch::try_new(schema.clone(), columns)?)
-            .await?;
-    }
-    Ok(Some((writer.flush().await?, found as u64)))
-}
-
-/// How many of these pseudonyms (a string column) have a replacement in `relinks`.
-pub(crate) fn relinks_held(pseudonyms: &dyn Array, relinks: &HashMap<String, String>) -> usize {
-    pseudonyms
-        .as_string::<i32>()
-        .iter()
-        .flatten()
-        .filter(|p| relinks.contains_key(*p))
-        .count()
-}
-
-/// These pseudonyms (a string column), each replaced by its replacement in `relinks`
-/// if it has one.
-pub(crate) fn relinked(
-    pseudonyms: &dyn Array,
-    relinks: &HashMap<String, String>,
-) -> deltalake::arrow::array::StringArray {
-    pseudonyms
-        .as_string::<i32>()
-        .iter()
-        .map(|p| p.map(|p| relinks.get(p).map_or(p, String::as_str)))
-        .collect()
-}
-
 /// Rows per Parquet row group (DuckDB writes 122,880). A reader splits a table's work
 /// among its threads by row group, and a writer holds a group in memory: compacting
 /// the 10M-event lake into groups of up to a million rows peaked at 1.0 GB, at 0.6 GB
@@ -266,7 +102,7 @@ const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// How every data file of the lake is written: zstd, row groups of [`ROW_GROUP_ROWS`],
 /// and no dictionary for the columns whose values (almost) never repeat, where one
 /// only costs time (and space) until the writer gives up on it.
-fn writer_properties() -> WriterProperties {
+pub(crate) fn writer_properties() -> WriterProperties {
     UNIQUE_COLUMNS
         .iter()
         .chain(PERSON_COLUMNS)
@@ -499,7 +335,7 @@ impl Lake {
             if column != "participant_pseudonym" {
                 continue;
             }
-            match relink_table(current, table, column, &relinks).await {
+            match crate::relink::relink_table(current, column, &relinks).await {
                 Ok((after, rows)) => {
                     updated += rows;
                     self.tables.insert(table.name, after);
@@ -701,5 +537,98 @@ mod tests {
             checkpoints(),
             vec!["00000000000000000099.checkpoint.parquet".to_string()]
         );
+    }
+
+    /// Every row, relinked, in a file of two row groups: the relink copies the other
+    /// columns' chunks as they are, and the file's statistics follow the new
+    /// pseudonyms.
+    #[tokio::test]
+    async fn a_relink_rewrites_only_the_pseudonyms_of_a_file_of_row_groups() {
+        use deltalake::arrow::array::{Int64Array, StringArray};
+        use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let root = dir.path().to_str().expect("UTF-8 path");
+        let location = LakeLocation::new(root, Default::default()).expect("a folder");
+        let mut lake = Lake::open(&location, "events")
+            .await
+            .expect("open the lake");
+        let table = TABLES
+            .iter()
+            .find(|t| t.name == "attendances")
+            .expect("attendances");
+        let rows_written = ROW_GROUP_ROWS + 1000;
+        // Pseudonyms p00 to p49 in turn; p07 is relinked to q07.
+        let pseudonym = |i: usize| format!("p{:02}", i % 50);
+        let mut rows = TableRows::new(table);
+        for i in 0..rows_written {
+            rows.push(Row(vec![
+                format!("event-{i:06}").into(),
+                Cell::Text("hub".into()),
+                Cell::Time(0),
+                Cell::Text("2024/25".into()),
+                Cell::Int(0),
+                Cell::Int(i as i64),
+                Cell::Text("act-1".into()),
+                Cell::Null,
+                Cell::Text("k1".into()),
+                Cell::Text("pupil".into()),
+            ]))
+            .expect("a row that fits");
+        }
+        let pseudonyms: StringArray = (0..rows_written).map(|i| Some(pseudonym(i))).collect();
+        let batch = rows.finish(Some(Arc::new(pseudonyms))).expect("batch");
+        lake.append(table, vec![batch], vec![(0, rows_written as u64)])
+            .await
+            .expect("append");
+
+        let relinks = [("p07".to_string(), "q07".to_string())];
+        let (relinked, complete) = lake.relink(&relinks).await.expect("relink");
+        let expected = (0..rows_written).filter(|i| i % 50 == 7).count();
+        assert_eq!((relinked, complete), (expected as u64, true));
+
+        let current = lake.latest(table.name).expect("the table");
+        let snapshot = current.snapshot().expect("a snapshot");
+        let files: Vec<_> = snapshot.log_data().iter().collect();
+        assert_eq!(files.len(), 1, "the file replaced by one file");
+        let file = &files[0];
+        let stats: serde_json::Value =
+            serde_json::from_str(&file.stats().expect("statistics")).expect("JSON");
+        assert_eq!(stats["numRecords"], rows_written);
+        assert_eq!(stats["maxValues"]["participant_pseudonym"], "q07");
+        assert_eq!(stats["minValues"]["participant_pseudonym"], "p00");
+        let parquet = std::fs::File::open(dir.path().join(table.name).join(file.path().as_ref()))
+            .expect("the new file");
+        let reader = ParquetRecordBatchReaderBuilder::try_new(parquet).expect("Parquet");
+        assert_eq!(reader.metadata().num_row_groups(), 2);
+        let mut read = 0;
+        for batch in reader.build().expect("reader") {
+            let batch = batch.expect("a batch");
+            let offsets = batch
+                .column_by_name("log_offset")
+                .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+                .expect("offsets");
+            let ids = batch
+                .column_by_name("event_id")
+                .expect("ids")
+                .as_string::<i32>();
+            let people = batch
+                .column_by_name("participant_pseudonym")
+                .expect("pseudonyms")
+                .as_string::<i32>();
+            for row in 0..batch.num_rows() {
+                let i = offsets.value(row) as usize;
+                assert_eq!(i, read, "rows in their order");
+                assert_eq!(ids.value(row), format!("event-{i:06}"));
+                let want = if i % 50 == 7 {
+                    "q07".to_string()
+                } else {
+                    pseudonym(i)
+                };
+                assert_eq!(people.value(row), want, "row {i}");
+                read += 1;
+            }
+        }
+        assert_eq!(read, rows_written);
     }
 }

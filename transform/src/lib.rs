@@ -24,6 +24,7 @@ pub mod batch;
 pub mod lake;
 pub mod metrics;
 pub mod pseudonym;
+mod relink;
 pub mod state;
 pub mod storage;
 pub mod tables;
@@ -217,13 +218,13 @@ impl RoundWork {
                 continue;
             };
             for batch in batches.iter_mut() {
-                let found = lake::relinks_held(batch.column(column), &self.relinks);
+                let found = relink::relinks_held(batch.column(column), &self.relinks);
                 if found == 0 {
                     continue;
                 }
                 self.progress.relinked_rows += found as u64;
                 let mut columns = batch.columns().to_vec();
-                columns[column] = Arc::new(lake::relinked(batch.column(column), &self.relinks));
+                columns[column] = Arc::new(relink::relinked(batch.column(column), &self.relinks));
                 *batch = RecordBatch::try_new(batch.schema(), columns).map_err(|source| {
                     TransformError::Rows {
                         table: table.name,
@@ -259,6 +260,83 @@ struct RoundBounds {
     latency: Duration,
 }
 
+/// What a round has read of each partition so far.
+struct Reading {
+    /// Per partition: where the round started reading.
+    start: Vec<u64>,
+    /// Per partition: the next offset to read.
+    cursor: Vec<u64>,
+    /// Per partition: the records read.
+    taken: Vec<usize>,
+    /// The partitions still read from.
+    open: Vec<u32>,
+    /// The partitions read, each with the last offset read.
+    read_to: Vec<(u32, u64)>,
+    bytes: usize,
+    /// Whether the last pass filled a chunk of some partition: the log holds more.
+    backlog: bool,
+}
+
+impl Reading {
+    fn new(next: &[u64]) -> Self {
+        Self {
+            start: next.to_vec(),
+            cursor: next.to_vec(),
+            taken: vec![0; next.len()],
+            open: (0..next.len() as u32).collect(),
+            read_to: Vec::new(),
+            bytes: 0,
+            backlog: false,
+        }
+    }
+
+    fn goes_on(&self, bounds: &RoundBounds, started: Instant) -> bool {
+        !self.open.is_empty() && self.bytes < bounds.bytes && started.elapsed() < bounds.latency
+    }
+
+    /// Reads the next chunk of every open partition. Partitions are read a chunk at
+    /// a time in turn, so a round that ends at its byte or time bound has not starved
+    /// the partitions read last.
+    async fn pass(
+        &mut self,
+        log: &dyn EventLog,
+        bounds: &RoundBounds,
+    ) -> Result<Vec<StoredRecord>, TransformError> {
+        let mut records = Vec::new();
+        let mut still_open = Vec::new();
+        self.backlog = false;
+        for partition in std::mem::take(&mut self.open) {
+            let p = partition as usize;
+            let want = (bounds.records_per_partition - self.taken[p]).min(READ_CHUNK);
+            let batch = log.read(partition, self.cursor[p], want).await?;
+            let Some(last) = batch.last().map(|r| r.offset) else {
+                continue;
+            };
+            self.cursor[p] = last + 1;
+            self.taken[p] += batch.len();
+            self.bytes += batch.iter().map(|r| r.payload.len()).sum::<usize>();
+            match self.read_to.iter_mut().find(|(q, _)| *q == partition) {
+                Some(entry) => entry.1 = last,
+                None => self.read_to.push((partition, last)),
+            }
+            let full = batch.len() == want;
+            self.backlog |= full;
+            if full && self.taken[p] < bounds.records_per_partition {
+                still_open.push(partition);
+            }
+            records.extend(batch);
+        }
+        self.open = still_open;
+        Ok(records)
+    }
+}
+
+/// The first pass of the next round, read and being parsed.
+struct Ahead {
+    reading: Reading,
+    parsing: Parsing,
+}
+
 pub struct Transform {
     log: Arc<dyn EventLog>,
     lake: lake::Lake,
@@ -278,6 +356,7 @@ pub struct Transform {
     held: HashMap<&'static str, Vec<Option<u64>>>,
     /// The last round's commits, still running, and when they started.
     in_flight: Option<(lake::Pending, Instant)>,
+    ahead: Option<Ahead>,
     metrics: metrics::Metrics,
 }
 
@@ -344,6 +423,7 @@ impl Transform {
             next,
             held,
             in_flight: None,
+            ahead: None,
             metrics: metrics::Metrics::new(),
         };
         // Finish relinks and erasures a crash interrupted (relinks first: an erasure
@@ -377,48 +457,37 @@ impl Transform {
     /// it too). Returns what it did.
     pub async fn round(&mut self) -> Result<Progress, TransformError> {
         let mut work = RoundWork::default();
-        // Partitions are read a chunk at a time in turn, so a round that ends at its
-        // byte or time bound has not starved the partitions read last.
         let started = Instant::now();
-        let mut cursor = self.next.clone();
-        let mut taken = vec![0usize; cursor.len()];
-        let mut read_to: Vec<(u32, u64)> = Vec::new();
-        let mut bytes = 0usize;
-        let mut open: Vec<u32> = (0..self.log.partitions()).collect();
-        let mut previous: Option<Parsing> = None;
-        let seen = self.seen_ids();
-        while !open.is_empty()
-            && bytes < self.bounds.bytes
-            && started.elapsed() < self.bounds.latency
-        {
-            let mut records = Vec::new();
-            let mut still_open = Vec::new();
-            for partition in open {
-                let p = partition as usize;
-                let want = (self.bounds.records_per_partition - taken[p]).min(READ_CHUNK);
-                let batch = self.log.read(partition, cursor[p], want).await?;
-                let Some(last) = batch.last().map(|r| r.offset) else {
-                    continue;
-                };
-                cursor[p] = last + 1;
-                taken[p] += batch.len();
-                bytes += batch.iter().map(|r| r.payload.len()).sum::<usize>();
-                match read_to.iter_mut().find(|(q, _)| *q == partition) {
-                    Some(entry) => entry.1 = last,
-                    None => read_to.push((partition, last)),
-                }
-                if batch.len() == want && taken[p] < self.bounds.records_per_partition {
-                    still_open.push(partition);
-                }
-                records.extend(batch);
+        let (mut reading, mut previous) = match self.ahead.take() {
+            Some(ahead) if ahead.reading.start == self.next => {
+                work.progress.read += ahead.parsing.records;
+                (ahead.reading, Some(ahead.parsing))
             }
-            open = still_open;
+            _ => (Reading::new(&self.next), None),
+        };
+        let seen = self.seen_ids();
+        while reading.goes_on(&self.bounds, started) {
+            let records = reading.pass(&*self.log, &self.bounds).await?;
             work.progress.read += records.len();
             // Parsing this pass runs while the last pass is transformed and the next
             // one read.
             let parsing = Parsing::start(records, &self.key, &seen);
             if let Some(parsed) = previous.replace(parsing) {
                 self.transform_parsed(parsed, &mut work).await?;
+            }
+        }
+        // With more in the log, the next round's first pass is read now and parsed
+        // while this round's last pass is transformed and its state written, which
+        // takes one core. It looks its ids up in the seen ones when it is transformed,
+        // after this round's are among them.
+        if reading.backlog {
+            let mut next = Reading::new(&reading.cursor);
+            let records = next.pass(&*self.log, &self.bounds).await?;
+            if !records.is_empty() {
+                self.ahead = Some(Ahead {
+                    parsing: Parsing::start(records, &self.key, &None),
+                    reading: next,
+                });
             }
         }
         if let Some(parsed) = previous {
@@ -434,6 +503,7 @@ impl Transform {
             mut progress,
             ..
         } = work;
+        let read_to = reading.read_to;
         changes.applied.clone_from(&read_to);
         if progress.read == 0 {
             self.land().await?;
@@ -524,8 +594,17 @@ impl Transform {
         parsing: Parsing,
         work: &mut RoundWork,
     ) -> Result<(), TransformError> {
+        let seen = self.seen_ids();
         for prepared in parsing.finish().await {
-            self.transform_prepared(prepared?, work, true)?;
+            let mut prepared = prepared?;
+            // Read ahead of the round before, a pass was prepared before that round's
+            // ids were seen: it looks them up now.
+            if let Some(seen) = &seen {
+                for record in prepared.records.iter_mut() {
+                    (record.seen_before).get_or_insert_with(|| seen.contains(record.event_id));
+                }
+            }
+            self.transform_prepared(prepared, work, true)?;
         }
         Ok(())
     }
@@ -1072,6 +1151,8 @@ fn prepare(
 /// records' order: the work of one record does not depend on another's, and it is
 /// most of a round's.
 struct Parsing {
+    /// How many records are parsed.
+    records: usize,
     chunks: Vec<tokio::task::JoinHandle<Result<Prepared, TransformError>>>,
 }
 
@@ -1081,6 +1162,7 @@ impl Parsing {
         key: &Arc<PseudonymKey>,
         seen: &Option<Arc<SeenIds>>,
     ) -> Self {
+        let count = records.len();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let per_core = records.len().div_ceil(cores).max(1);
         let mut records = records.into_iter();
@@ -1095,7 +1177,10 @@ impl Parsing {
                 prepare(chunk, &key, seen.as_deref())
             }));
         }
-        Self { chunks }
+        Self {
+            records: count,
+            chunks,
+        }
     }
 
     async fn finish(self) -> Vec<Result<Prepared, TransformError>> {
