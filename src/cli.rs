@@ -228,7 +228,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await?;
             eprintln!();
             println!(
-                "replayed {} events into {to} in {:.1}s: {} rows, {} dead letters, {} duplicates dropped",
+                "replayed {} events into {to} in {:.2}s: {} rows, {} dead letters, {} duplicates dropped",
                 total.read,
                 started.elapsed().as_secs_f64(),
                 total.written,
@@ -241,7 +241,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let started = std::time::Instant::now();
                 let relinked = transform.relink().await?;
                 println!(
-                    "relinked {relinked} rows of {pending} participants named before their registration in {:.1}s",
+                    "relinked {relinked} rows of {pending} participants named before their registration in {:.2}s",
                     started.elapsed().as_secs_f64()
                 );
             }

@@ -11,50 +11,77 @@ pub fn parse_rfc3339(s: &str) -> Option<DateTime<FixedOffset>> {
     common_shape(s).or_else(|| DateTime::parse_from_rfc3339(s).ok())
 }
 
+/// Whether [`parse_rfc3339`] reads `s`, without making the time: the schema checks
+/// every time of every event before the event is read.
+pub fn is_rfc3339(s: &str) -> bool {
+    CommonShape::read(s.as_bytes()).is_some() || DateTime::parse_from_rfc3339(s).is_ok()
+}
+
 /// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` with a valid date and time and no
 /// leap second; `None` for anything else, which chrono then reads.
 fn common_shape(s: &str) -> Option<DateTime<FixedOffset>> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let date = date_prefix(b)?;
-    let two = |i: usize| two_digits(b[i], b[i + 1]);
-    let (hour, minute, second) = (two(11)?, two(14)?, two(17)?);
-    let mut rest = &b[19..];
-    let mut nanos = 0;
-    if let [b'.', fraction @ ..] = rest {
-        let digits = fraction.iter().take_while(|c| c.is_ascii_digit()).count();
-        if digits == 0 {
+    let time = CommonShape::read(s.as_bytes())?;
+    // Cannot fail: the parts are in range, and any offset under a day is one.
+    let clock = NaiveTime::from_hms_nano_opt(time.hour, time.minute, time.second, time.nanos)?;
+    FixedOffset::east_opt(time.offset_seconds)?
+        .from_local_datetime(&time.date.and_time(clock))
+        .single()
+}
+
+/// The parts of a time of the common shape, each in range.
+struct CommonShape {
+    date: NaiveDate,
+    hour: u32,
+    minute: u32,
+    second: u32,
+    nanos: u32,
+    offset_seconds: i32,
+}
+
+impl CommonShape {
+    fn read(b: &[u8]) -> Option<Self> {
+        if b.len() < 20 || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
             return None;
         }
-        // Digits beyond nanoseconds are read and dropped, as chrono does.
-        let mut scale = 100_000_000;
-        for c in &fraction[..digits] {
-            nanos += u32::from(c - b'0') * scale;
-            scale /= 10;
-        }
-        rest = &fraction[digits..];
-    }
-    let offset_seconds = match rest {
-        [b'Z'] => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let (hours, minutes) = (two_digits(*h1, *h2)?, two_digits(*m1, *m2)?);
-            if hours > 23 || minutes > 59 {
+        let date = date_prefix(b)?;
+        let two = |i: usize| two_digits(b[i], b[i + 1]);
+        let (hour, minute, second) = (two(11)?, two(14)?, two(17)?);
+        let mut rest = &b[19..];
+        let mut nanos = 0;
+        if let [b'.', fraction @ ..] = rest {
+            let digits = fraction.iter().take_while(|c| c.is_ascii_digit()).count();
+            if digits == 0 {
                 return None;
             }
-            let seconds = i32::try_from(hours * 3600 + minutes * 60).ok()?;
-            if *sign == b'-' { -seconds } else { seconds }
+            // Digits beyond nanoseconds are read and dropped, as chrono does.
+            let mut scale = 100_000_000;
+            for c in &fraction[..digits] {
+                nanos += u32::from(c - b'0') * scale;
+                scale /= 10;
+            }
+            rest = &fraction[digits..];
         }
-        _ => return None,
-    };
-    if second > 59 {
-        return None;
+        let offset_seconds = match rest {
+            [b'Z'] => 0,
+            [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+                let (hours, minutes) = (two_digits(*h1, *h2)?, two_digits(*m1, *m2)?);
+                if hours > 23 || minutes > 59 {
+                    return None;
+                }
+                let seconds = i32::try_from(hours * 3600 + minutes * 60).ok()?;
+                if *sign == b'-' { -seconds } else { seconds }
+            }
+            _ => return None,
+        };
+        (hour < 24 && minute < 60 && second < 60).then_some(Self {
+            date,
+            hour,
+            minute,
+            second,
+            nanos,
+            offset_seconds,
+        })
     }
-    let time = NaiveTime::from_hms_nano_opt(hour, minute, second, nanos)?;
-    FixedOffset::east_opt(offset_seconds)?
-        .from_local_datetime(&date.and_time(time))
-        .single()
 }
 
 /// The day `YYYY-MM-DD` at the start of `b`, if it exists.
@@ -125,6 +152,7 @@ mod tests {
             assert!(chrono.is_some(), "{time}");
             assert_eq!(common_shape(time), chrono, "{time}");
             assert_eq!(parse_rfc3339(time), chrono, "{time}");
+            assert!(is_rfc3339(time), "{time}");
         }
         // Valid RFC 3339 that only chrono reads; and times nobody reads.
         for (time, valid) in [
@@ -145,6 +173,7 @@ mod tests {
             let chrono = DateTime::parse_from_rfc3339(time).ok();
             assert_eq!(chrono.is_some(), valid, "{time}");
             assert_eq!(parse_rfc3339(time), chrono, "{time}");
+            assert_eq!(is_rfc3339(time), valid, "{time}");
         }
     }
 }

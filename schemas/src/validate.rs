@@ -102,7 +102,7 @@ impl Format {
             ),
             Format::Date => (is_date(s), "a date as YYYY-MM-DD"),
             Format::DateTime => (
-                crate::time::parse_rfc3339(s).is_some(),
+                crate::time::is_rfc3339(s),
                 "an RFC 3339 time such as 2024-10-03T09:30:00+02:00",
             ),
             Format::Brin6 => (

@@ -2,6 +2,7 @@
 //! (about the size of the Parquet they become, before compression), not as one
 //! allocation per cell.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use deltalake::arrow::array::{
@@ -140,7 +141,7 @@ impl ColumnBuilder {
     fn fits(&self, cell: &Cell) -> bool {
         match (self, cell) {
             (_, Cell::Null) => true,
-            (ColumnBuilder::Text(_), Cell::Text(_))
+            (ColumnBuilder::Text(_), Cell::Text(_) | Cell::Id(_) | Cell::SchoolYear(_))
             | (ColumnBuilder::BigInt(_), Cell::Int(_))
             | (ColumnBuilder::Real(_), Cell::Real(_))
             | (ColumnBuilder::Flag(_), Cell::Flag(_))
@@ -159,6 +160,17 @@ impl ColumnBuilder {
         let small = |v: i64| i32::try_from(v).unwrap_or_default();
         match (self, cell) {
             (ColumnBuilder::Text(b), Cell::Text(v)) => b.append_value(v),
+            (ColumnBuilder::Text(b), Cell::Id(v)) => {
+                b.append_value(
+                    v.hyphenated()
+                        .encode_lower(&mut uuid::Uuid::encode_buffer()),
+                );
+            }
+            (ColumnBuilder::Text(b), Cell::SchoolYear(v)) => {
+                // Writing to a string builder cannot fail; the empty value ends the row's.
+                let _ = write!(b, "{v}");
+                b.append_value("");
+            }
             (ColumnBuilder::Int(b), Cell::Int(v)) => b.append_value(small(v)),
             (ColumnBuilder::BigInt(b), Cell::Int(v)) => b.append_value(v),
             (ColumnBuilder::Real(b), Cell::Real(v)) => b.append_value(v),

@@ -329,7 +329,8 @@ impl Lake {
         if relinks.is_empty() {
             return Ok((0, true));
         }
-        let relinks: Arc<HashMap<String, String>> = Arc::new(relinks.iter().cloned().collect());
+        let relinks: Arc<crate::state::QuickMap<String, String>> =
+            Arc::new(relinks.iter().cloned().collect());
         let (mut updated, mut complete) = (0, true);
         for (table, column, current) in self.person_tables() {
             if column != "participant_pseudonym" {

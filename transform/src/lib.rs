@@ -198,11 +198,11 @@ struct RoundWork {
     changes: StateChanges,
     /// Participant references registered, or first named, in this round, with their
     /// pseudonyms.
-    links: HashMap<(String, String), String>,
+    links: state::QuickMap<(String, String), String>,
     /// Pseudonyms that references first named in this round had until their
     /// registration in this round → the registration's: every row with one is in
     /// `rows`, and is given the registration's there, before it is written.
-    relinks: HashMap<String, String>,
+    relinks: state::QuickMap<String, String>,
     progress: Progress,
 }
 
@@ -242,8 +242,8 @@ impl Default for RoundWork {
         Self {
             rows: vec![Vec::new(); tables::TABLES.len()],
             changes: StateChanges::default(),
-            links: HashMap::new(),
-            relinks: HashMap::new(),
+            links: state::QuickMap::default(),
+            relinks: state::QuickMap::default(),
             progress: Progress::default(),
         }
     }

@@ -1,7 +1,6 @@
 //! Relinking: the rows of a participant reference named before its registration
 //! get the registration's pseudonym (see [`crate::lake::Lake::relink`]).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use deltalake::arrow::array::{Array, ArrayRef, AsArray, StringArray};
@@ -20,6 +19,7 @@ use deltalake::parquet::file::writer::SerializedFileWriter;
 use deltalake::{DeltaTable, DeltaTableError, Path};
 
 use crate::lake::writer_properties;
+use crate::state::QuickMap;
 
 /// Rewrites every data file of `current` that holds a pseudonym of `relinks` with
 /// the replacement, two files at a time (one per core), and commits the new files
@@ -29,7 +29,7 @@ use crate::lake::writer_properties;
 pub(crate) async fn relink_table(
     current: DeltaTable,
     column: &'static str,
-    relinks: &Arc<HashMap<String, String>>,
+    relinks: &Arc<QuickMap<String, String>>,
 ) -> Result<(DeltaTable, u64), DeltaTableError> {
     use deltalake::kernel::Action;
     use deltalake::kernel::transaction::CommitBuilder;
@@ -95,7 +95,7 @@ struct DataFile {
 async fn relink_file(
     current: &DeltaTable,
     column: &str,
-    relinks: &HashMap<String, String>,
+    relinks: &QuickMap<String, String>,
     old: &DataFile,
 ) -> Result<Option<(Add, u64)>, DeltaTableError> {
     let path = &old.path;
@@ -243,7 +243,7 @@ fn with_bounds(
 }
 
 /// How many of these pseudonyms (a string column) have a replacement in `relinks`.
-pub(crate) fn relinks_held(pseudonyms: &dyn Array, relinks: &HashMap<String, String>) -> usize {
+pub(crate) fn relinks_held(pseudonyms: &dyn Array, relinks: &QuickMap<String, String>) -> usize {
     pseudonyms
         .as_string::<i32>()
         .iter()
@@ -254,7 +254,7 @@ pub(crate) fn relinks_held(pseudonyms: &dyn Array, relinks: &HashMap<String, Str
 
 /// These pseudonyms (a string column), each replaced by its replacement in `relinks`
 /// if it has one.
-pub(crate) fn relinked(pseudonyms: &dyn Array, relinks: &HashMap<String, String>) -> StringArray {
+pub(crate) fn relinked(pseudonyms: &dyn Array, relinks: &QuickMap<String, String>) -> StringArray {
     pseudonyms
         .as_string::<i32>()
         .iter()

@@ -76,12 +76,16 @@ pub struct DeadLetter {
     pub payload: String,
 }
 
+/// A map keyed by references, pseudonyms or ids, which every event looks up: SipHash
+/// was a few per cent of the transform.
+pub(crate) type QuickMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// (hub, participant reference) → pseudonym, in memory: a link is one allocation
 /// (the key `hub NUL reference`; a hub id holds no NUL) and the pseudonym's 32 bytes.
 /// Held as three strings, a million links took 300 MB.
 #[derive(Default)]
 struct Links {
-    map: HashMap<Box<str>, [u8; 32]>,
+    map: QuickMap<Box<str>, [u8; 32]>,
     next_block: u64,
 }
 
@@ -150,8 +154,8 @@ pub struct State {
     db: Database,
     path: PathBuf,
     links: Links,
-    withdrawn: HashMap<String, bool>,
-    relinks: HashMap<String, String>,
+    withdrawn: QuickMap<String, bool>,
+    relinks: QuickMap<String, String>,
     /// Shared with the threads that prepare a round's records (see [`State::seen_ids`]).
     seen: Arc<SeenIds>,
     duplicates: HashSet<(u32, u64)>,
@@ -209,12 +213,12 @@ impl State {
                 links.load_block(bytes.value())?;
                 links.next_block = block.value() + 1;
             }
-            let mut withdrawn = HashMap::new();
+            let mut withdrawn = QuickMap::default();
             for entry in txn.open_table(WITHDRAWN)?.iter()? {
                 let (k, v) = entry?;
                 withdrawn.insert(k.value().to_string(), v.value());
             }
-            let mut relinks = HashMap::new();
+            let mut relinks = QuickMap::default();
             for entry in txn.open_table(RELINKS)?.iter()? {
                 let (k, v) = entry?;
                 relinks.insert(k.value().to_string(), v.value().to_string());

@@ -333,6 +333,10 @@ pub fn referenced_participant(
 pub enum Cell<'a> {
     Null,
     Text(Cow<'a, str>),
+    /// An id, written as text (hyphenated, lower case) straight into its column.
+    Id(uuid::Uuid),
+    /// A school year, written as text (`2024/25`) straight into its column.
+    SchoolYear(SchoolYear),
     Int(i64),
     Real(f64),
     Flag(bool),
@@ -550,10 +554,10 @@ pub fn row<'a>(event: &'a Event, ctx: &RowContext<'a>) -> Option<(usize, Row<'a>
     let table = TABLES.iter().position(|t| t.name == table)?;
     let mut row = Vec::with_capacity(COMMON.len() + cells.len());
     row.extend([
-        event.event_id.to_string().into(),
+        Cell::Id(event.event_id),
         (&event.hub_id).into(),
         event.occurred_at.into(),
-        school_year.to_string().into(),
+        Cell::SchoolYear(school_year),
         ctx.partition.into(),
         ctx.offset.into(),
     ]);
