@@ -540,11 +540,12 @@ mod tests {
         );
     }
 
-    /// Every row, relinked, in a file of two row groups: the relink copies the other
-    /// columns' chunks as they are, and the file's statistics follow the new
-    /// pseudonyms.
+    /// A relink copies a file's other column chunks as they are and encodes the
+    /// pseudonyms again: in the transform's own files (here one of two row groups) and
+    /// in a compaction's (which writes text as Utf8View). The files' statistics follow
+    /// the new pseudonyms.
     #[tokio::test]
-    async fn a_relink_rewrites_only_the_pseudonyms_of_a_file_of_row_groups() {
+    async fn a_relink_rewrites_only_the_pseudonyms_before_and_after_a_compaction() {
         use deltalake::arrow::array::{Int64Array, StringArray};
         use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -558,78 +559,112 @@ mod tests {
             .iter()
             .find(|t| t.name == "attendances")
             .expect("attendances");
-        let rows_written = ROW_GROUP_ROWS + 1000;
-        // Pseudonyms p00 to p49 in turn; p07 is relinked to q07.
+        // Pseudonyms p00 to p49 in turn, in two appends; the first fills two row groups.
         let pseudonym = |i: usize| format!("p{:02}", i % 50);
-        let mut rows = TableRows::new(table);
-        for i in 0..rows_written {
-            rows.push(Row(vec![
-                format!("event-{i:06}").into(),
-                Cell::Text("hub".into()),
-                Cell::Time(0),
-                Cell::Text("2024/25".into()),
-                Cell::Int(0),
-                Cell::Int(i as i64),
-                Cell::Text("act-1".into()),
-                Cell::Null,
-                Cell::Text("k1".into()),
-                Cell::Text("pupil".into()),
-            ]))
-            .expect("a row that fits");
+        let (first, all) = (ROW_GROUP_ROWS + 1000, ROW_GROUP_ROWS + 2000);
+        for (from, to) in [(0, first), (first, all)] {
+            let mut rows = TableRows::new(table);
+            for i in from..to {
+                rows.push(Row(vec![
+                    format!("event-{i:06}").into(),
+                    Cell::Text("hub".into()),
+                    Cell::Time(0),
+                    Cell::Text("2024/25".into()),
+                    Cell::Int(0),
+                    Cell::Int(i as i64),
+                    Cell::Text("act-1".into()),
+                    Cell::Null,
+                    Cell::Text("k1".into()),
+                    Cell::Text("pupil".into()),
+                ]))
+                .expect("a row that fits");
+            }
+            let pseudonyms: StringArray = (from..to).map(|i| Some(pseudonym(i))).collect();
+            let batch = rows.finish(Some(Arc::new(pseudonyms))).expect("batch");
+            lake.append(table, vec![batch], vec![(0, to as u64 - 1)])
+                .await
+                .expect("append");
         }
-        let pseudonyms: StringArray = (0..rows_written).map(|i| Some(pseudonym(i))).collect();
-        let batch = rows.finish(Some(Arc::new(pseudonyms))).expect("batch");
-        lake.append(table, vec![batch], vec![(0, rows_written as u64)])
-            .await
-            .expect("append");
+        // Every row is read back once, with its pseudonym relinked if `relinked` holds
+        // it; returns the row groups of each file and the files' largest pseudonym.
+        let check = |lake: &Lake, relinked: &'static [usize]| {
+            let current = lake.latest(table.name).expect("the table");
+            let snapshot = current.snapshot().expect("a snapshot");
+            let mut seen = vec![false; all];
+            let mut groups = Vec::new();
+            let mut highest = Vec::new();
+            for file in snapshot.log_data().iter() {
+                let stats: serde_json::Value =
+                    serde_json::from_str(&file.stats().expect("statistics")).expect("JSON");
+                highest.push(stats["maxValues"]["participant_pseudonym"].clone());
+                let path = dir.path().join(table.name).join(file.path().as_ref());
+                let parquet = std::fs::File::open(path).expect("a data file");
+                let reader = ParquetRecordBatchReaderBuilder::try_new(parquet).expect("Parquet");
+                groups.push(reader.metadata().num_row_groups());
+                for batch in reader.build().expect("reader") {
+                    let batch = deltalake::arrow::compute::cast(
+                        &deltalake::arrow::array::StructArray::from(batch.expect("a batch")),
+                        &DataType::Struct(
+                            table
+                                .arrow_schema()
+                                .fields()
+                                .iter()
+                                .filter(|f| f.name() != PARTITION_COLUMN)
+                                .cloned()
+                                .collect(),
+                        ),
+                    )
+                    .expect("as Utf8");
+                    let batch = RecordBatch::from(batch.as_struct());
+                    let offsets = batch
+                        .column_by_name("log_offset")
+                        .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+                        .expect("offsets");
+                    let ids = batch
+                        .column_by_name("event_id")
+                        .expect("ids")
+                        .as_string::<i32>();
+                    let people = batch
+                        .column_by_name("participant_pseudonym")
+                        .expect("pseudonyms")
+                        .as_string::<i32>();
+                    for row in 0..batch.num_rows() {
+                        let i = offsets.value(row) as usize;
+                        assert!(!std::mem::replace(&mut seen[i], true), "row {i} twice");
+                        assert_eq!(ids.value(row), format!("event-{i:06}"));
+                        let want = if relinked.contains(&(i % 50)) {
+                            format!("q{:02}", i % 50)
+                        } else {
+                            pseudonym(i)
+                        };
+                        assert_eq!(people.value(row), want, "row {i}");
+                    }
+                }
+            }
+            assert!(seen.iter().all(|s| *s), "every row read");
+            (groups, highest)
+        };
+        let rows_of = |n: usize| (0..all).filter(|i| i % 50 == n).count() as u64;
 
         let relinks = [("p07".to_string(), "q07".to_string())];
-        let (relinked, complete) = lake.relink(&relinks).await.expect("relink");
-        let expected = (0..rows_written).filter(|i| i % 50 == 7).count();
-        assert_eq!((relinked, complete), (expected as u64, true));
+        assert_eq!(
+            lake.relink(&relinks).await.expect("relink"),
+            (rows_of(7), true)
+        );
+        let (mut groups, highest) = check(&lake, &[7]);
+        groups.sort();
+        assert_eq!(groups, vec![1, 2], "the transform's files, relinked");
+        assert_eq!(highest, vec![serde_json::json!("q07"); 2]);
 
-        let current = lake.latest(table.name).expect("the table");
-        let snapshot = current.snapshot().expect("a snapshot");
-        let files: Vec<_> = snapshot.log_data().iter().collect();
-        assert_eq!(files.len(), 1, "the file replaced by one file");
-        let file = &files[0];
-        let stats: serde_json::Value =
-            serde_json::from_str(&file.stats().expect("statistics")).expect("JSON");
-        assert_eq!(stats["numRecords"], rows_written);
-        assert_eq!(stats["maxValues"]["participant_pseudonym"], "q07");
-        assert_eq!(stats["minValues"]["participant_pseudonym"], "p00");
-        let parquet = std::fs::File::open(dir.path().join(table.name).join(file.path().as_ref()))
-            .expect("the new file");
-        let reader = ParquetRecordBatchReaderBuilder::try_new(parquet).expect("Parquet");
-        assert_eq!(reader.metadata().num_row_groups(), 2);
-        let mut read = 0;
-        for batch in reader.build().expect("reader") {
-            let batch = batch.expect("a batch");
-            let offsets = batch
-                .column_by_name("log_offset")
-                .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
-                .expect("offsets");
-            let ids = batch
-                .column_by_name("event_id")
-                .expect("ids")
-                .as_string::<i32>();
-            let people = batch
-                .column_by_name("participant_pseudonym")
-                .expect("pseudonyms")
-                .as_string::<i32>();
-            for row in 0..batch.num_rows() {
-                let i = offsets.value(row) as usize;
-                assert_eq!(i, read, "rows in their order");
-                assert_eq!(ids.value(row), format!("event-{i:06}"));
-                let want = if i % 50 == 7 {
-                    "q07".to_string()
-                } else {
-                    pseudonym(i)
-                };
-                assert_eq!(people.value(row), want, "row {i}");
-                read += 1;
-            }
-        }
-        assert_eq!(read, rows_written);
+        let compaction = lake.compact(1 << 30).await.expect("compact");
+        assert_eq!((compaction.files_removed, compaction.files_added), (2, 1));
+        let relinks = [("p08".to_string(), "q08".to_string())];
+        assert_eq!(
+            lake.relink(&relinks).await.expect("relink"),
+            (rows_of(8), true)
+        );
+        let (groups, highest) = check(&lake, &[7, 8]);
+        assert_eq!(groups.len(), 1, "the compaction's file, relinked");
+        assert_eq!(highest, vec![serde_json::json!("q08")]);
     }
 }

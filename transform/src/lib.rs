@@ -482,12 +482,16 @@ impl Transform {
         // after this round's are among them.
         if reading.backlog {
             let mut next = Reading::new(&reading.cursor);
-            let records = next.pass(&*self.log, &self.bounds).await?;
-            if !records.is_empty() {
-                self.ahead = Some(Ahead {
-                    parsing: Parsing::start(records, &self.key, &None),
-                    reading: next,
-                });
+            match next.pass(&*self.log, &self.bounds).await {
+                Ok(records) if !records.is_empty() => {
+                    self.ahead = Some(Ahead {
+                        parsing: Parsing::start(records, &self.key, &None),
+                        reading: next,
+                    });
+                }
+                Ok(_) => {}
+                // The next round reads these again, and fails if the log still does.
+                Err(error) => tracing::debug!(%error, "reading the next round ahead failed"),
             }
         }
         if let Some(parsed) = previous {
@@ -1075,7 +1079,8 @@ struct PreparedRecord {
     /// The event's id; for a dead letter, the id the log stored it under.
     event_id: uuid::Uuid,
     /// Whether an applied round saw the event's id (see [`State::seen_ids`]); `None`
-    /// when the log holds each id once, so nobody looked.
+    /// when the log holds each id once, so nobody looked, and in a pass read ahead
+    /// until [`Transform::transform_parsed`] looks (`None` counts as a first copy).
     seen_before: Option<bool>,
     outcome: Outcome,
 }

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use deltalake::arrow::array::{Array, ArrayRef, AsArray, StringArray};
-use deltalake::arrow::compute::concat;
+use deltalake::arrow::array::{Array, ArrayRef, AsArray, StringArray, new_empty_array};
+use deltalake::arrow::compute::{cast, concat};
+use deltalake::arrow::datatypes::DataType;
 use deltalake::kernel::{Add, Remove};
 use deltalake::logstore::object_store::{ObjectStoreExt as _, PutPayload};
 use deltalake::parquet::arrow::ProjectionMask;
@@ -130,7 +131,14 @@ async fn relink_file(
                 .build()?
                 .map(|batch| batch.map(|b| Arc::clone(b.column(0))))
                 .collect::<Result<Vec<ArrayRef>, _>>()?;
-        let pseudonyms = concat(&batches.iter().map(AsRef::as_ref).collect::<Vec<_>>())?;
+        // A compaction writes text as Utf8View: the pseudonyms are compared as Utf8.
+        let pseudonyms = match batches.as_slice() {
+            [] => new_empty_array(&DataType::Utf8),
+            parts => cast(
+                &concat(&parts.iter().map(AsRef::as_ref).collect::<Vec<_>>())?,
+                &DataType::Utf8,
+            )?,
+        };
         found += relinks_held(&pseudonyms, relinks);
         groups.push(pseudonyms);
     }
@@ -169,6 +177,8 @@ async fn relink_file(
         for (c, chunk) in group.columns().iter().enumerate() {
             if c == leaf {
                 let mut encoder = encoders.create_column_writers(index)?.swap_remove(leaf);
+                // As the file holds them (Utf8, or a compaction's Utf8View).
+                let pseudonyms = cast(&pseudonyms, field.data_type())?;
                 for leaf_column in compute_leaves(&field, &pseudonyms)? {
                     encoder.write(&leaf_column)?;
                 }

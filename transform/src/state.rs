@@ -315,7 +315,8 @@ impl State {
     }
 
     /// The event ids of the applied rounds. Looking an id up is a few cache misses, so
-    /// the threads that prepare a round's records do it; this set changes only when a
+    /// the threads that prepare a round's records do it (but for a pass read ahead of
+    /// its round, which looks when it is transformed); this set changes only when a
     /// round is applied, after they are done.
     pub fn seen_ids(&self) -> Arc<SeenIds> {
         self.seen.clone()
