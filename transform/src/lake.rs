@@ -490,18 +490,21 @@ mod tests {
     use crate::batch::TableRows;
     use crate::tables::{Cell, Row};
 
-    #[tokio::test]
-    async fn a_checkpoint_is_written_every_hundred_versions() {
+    /// A new lake in a temporary folder, and its table `name`.
+    async fn new_lake_with(name: &str) -> (tempfile::TempDir, Lake, &'static Table) {
         let dir = tempfile::tempdir().expect("temporary folder");
         let root = dir.path().to_str().expect("UTF-8 path");
         let location = LakeLocation::new(root, Default::default()).expect("a folder");
-        let mut lake = Lake::open(&location, "events")
+        let lake = Lake::open(&location, "events")
             .await
             .expect("open the lake");
-        let table = TABLES
-            .iter()
-            .find(|t| t.name == "partner_events")
-            .expect("partner_events");
+        let table = TABLES.iter().find(|t| t.name == name).expect("the table");
+        (dir, lake, table)
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_is_written_every_hundred_versions() {
+        let (dir, mut lake, table) = new_lake_with("partner_events").await;
         let checkpoints = || {
             std::fs::read_dir(dir.path().join(table.name).join("_delta_log"))
                 .expect("the table's log")
@@ -549,16 +552,7 @@ mod tests {
         use deltalake::arrow::array::{Int64Array, StringArray};
         use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-        let dir = tempfile::tempdir().expect("temporary folder");
-        let root = dir.path().to_str().expect("UTF-8 path");
-        let location = LakeLocation::new(root, Default::default()).expect("a folder");
-        let mut lake = Lake::open(&location, "events")
-            .await
-            .expect("open the lake");
-        let table = TABLES
-            .iter()
-            .find(|t| t.name == "attendances")
-            .expect("attendances");
+        let (dir, mut lake, table) = new_lake_with("attendances").await;
         // Pseudonyms p00 to p49 in turn, in two appends; the first fills two row groups.
         let pseudonym = |i: usize| format!("p{:02}", i % 50);
         let (first, all) = (ROW_GROUP_ROWS + 1000, ROW_GROUP_ROWS + 2000);
