@@ -431,8 +431,10 @@ pub struct QueryBench {
 
 #[derive(Debug)]
 pub struct QueryReport {
-    /// View, fastest seconds, rows.
-    pub views: Vec<(&'static str, f64, usize)>,
+    /// View, fastest seconds, rows, and the process's peak RSS once it ran (the
+    /// allocator keeps what it freed, so the view that raises it is the one that needed
+    /// it).
+    pub views: Vec<(&'static str, f64, usize, u64)>,
     pub peak_rss_kib: u64,
 }
 
@@ -463,7 +465,12 @@ pub async fn query(
             fastest = fastest.min(started.elapsed().as_secs_f64());
             rows = answer.row_count();
         }
-        views.push((view.name, fastest, rows));
+        views.push((
+            view.name,
+            fastest,
+            rows,
+            peak_rss_kib_of(std::process::id()),
+        ));
     }
     Ok(QueryReport {
         views,

@@ -399,9 +399,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: BenchCommand::Query(options),
         } => {
             let report = crate::bench::query(&options, load_config()?.query.limits()).await?;
-            let total: f64 = report.views.iter().map(|(_, s, _)| s).sum();
-            for (view, seconds, rows) in &report.views {
-                println!("{view:<28} {seconds:>8.3}s {rows:>8} rows");
+            let total: f64 = report.views.iter().map(|(_, s, _, _)| s).sum();
+            for (view, seconds, rows, peak_kib) in &report.views {
+                println!(
+                    "{view:<28} {seconds:>8.3}s {rows:>8} rows   peak RSS so far {:>5.0} MiB",
+                    *peak_kib as f64 / 1024.0
+                );
             }
             println!(
                 "query bench: {} views in {total:.3}s (fastest of {} runs each); peak RSS {:.0} MiB",
