@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use deltalake::arrow::array::{Array, ArrayRef, AsArray, StringArray, new_empty_array};
-use deltalake::arrow::compute::{cast, concat};
+use deltalake::arrow::compute::{cast, concat, max_string, min_string};
 use deltalake::arrow::datatypes::DataType;
 use deltalake::kernel::{Add, Remove};
 use deltalake::logstore::object_store::{ObjectStoreExt as _, PutPayload};
@@ -16,6 +16,7 @@ use deltalake::parquet::arrow::arrow_writer::{ArrowRowGroupWriterFactory, comput
 use deltalake::parquet::column::writer::ColumnCloseResult;
 use deltalake::parquet::file::metadata::PageIndexPolicy;
 use deltalake::parquet::file::page_index::column_index::ColumnIndexMetaData;
+use deltalake::parquet::file::reader::ChunkReader;
 use deltalake::parquet::file::writer::SerializedFileWriter;
 use deltalake::{DeltaTable, DeltaTableError, Path};
 
@@ -90,9 +91,10 @@ struct DataFile {
     stats: Option<String>,
 }
 
-/// The data file with `relinks` applied, written as a new file beside it: `None` when it holds none of their pseudonyms. Only the pseudonym
-/// column is read and encoded again; the file's other column chunks are copied as
-/// they are, still compressed, with their page indexes.
+/// The data file with `relinks` applied, written as a new file beside it: `None`
+/// when it holds none of their pseudonyms. Only the pseudonym column is read and
+/// encoded again; the file's other column chunks are copied as they are, still
+/// compressed, with their page indexes.
 async fn relink_file(
     current: &DeltaTable,
     column: &str,
@@ -114,34 +116,8 @@ async fn relink_file(
         .position(|c| c.path().parts() == [column])
         .ok_or_else(|| DeltaTableError::Generic(format!("{path}: no {column}")))?;
     let field = file.schema().field_with_name(column)?.clone();
-    // The pseudonyms alone, a row group at a time.
-    let mut groups = Vec::with_capacity(metadata.num_row_groups());
-    let mut found = 0;
-    for (index, group) in metadata.row_groups().iter().enumerate() {
-        let mask = ProjectionMask::leaves(&parquet_schema, [leaf]);
-        let batches =
-            ParquetRecordBatchReaderBuilder::new_with_metadata(bytes.clone(), file.clone())
-                .with_row_groups(vec![index])
-                .with_projection(mask)
-                .with_batch_size(
-                    usize::try_from(group.num_rows())
-                        .unwrap_or(usize::MAX)
-                        .max(1),
-                )
-                .build()?
-                .map(|batch| batch.map(|b| Arc::clone(b.column(0))))
-                .collect::<Result<Vec<ArrayRef>, _>>()?;
-        // A compaction writes text as Utf8View: the pseudonyms are compared as Utf8.
-        let pseudonyms = match batches.as_slice() {
-            [] => new_empty_array(&DataType::Utf8),
-            parts => cast(
-                &concat(&parts.iter().map(AsRef::as_ref).collect::<Vec<_>>())?,
-                &DataType::Utf8,
-            )?,
-        };
-        found += relinks_held(&pseudonyms, relinks);
-        groups.push(pseudonyms);
-    }
+    let groups = pseudonyms_by_row_group(&bytes, &file, leaf)?;
+    let found: usize = groups.iter().map(|p| relinks_held(p, relinks)).sum();
     if found == 0 {
         return Ok(None);
     }
@@ -159,19 +135,15 @@ async fn relink_file(
     for (index, (group, pseudonyms)) in metadata.row_groups().iter().zip(groups).enumerate() {
         let pseudonyms: ArrayRef = Arc::new(relinked(&pseudonyms, relinks));
         let strings = pseudonyms.as_string::<i32>();
-        for bound in [
-            deltalake::arrow::compute::min_string(strings),
-            deltalake::arrow::compute::max_string(strings),
-        ]
-        .into_iter()
-        .flatten()
+        if let Some(low) = min_string(strings)
+            && lowest.as_deref().is_none_or(|l| low < l)
         {
-            if lowest.as_deref().is_none_or(|l| bound < l) {
-                lowest = Some(bound.to_string());
-            }
-            if highest.as_deref().is_none_or(|h| bound > h) {
-                highest = Some(bound.to_string());
-            }
+            lowest = Some(low.to_string());
+        }
+        if let Some(high) = max_string(strings)
+            && highest.as_deref().is_none_or(|h| high > h)
+        {
+            highest = Some(high.to_string());
         }
         let mut row_group = writer.next_row_group()?;
         for (c, chunk) in group.columns().iter().enumerate() {
@@ -223,6 +195,37 @@ async fn relink_file(
         ..Add::default()
     };
     Ok(Some((new, found as u64)))
+}
+
+/// The pseudonyms (leaf column `leaf`) of each row group of a data file, as Utf8: a
+/// compaction writes text as Utf8View.
+fn pseudonyms_by_row_group<R: ChunkReader + Clone + 'static>(
+    data: &R,
+    file: &ArrowReaderMetadata,
+    leaf: usize,
+) -> Result<Vec<ArrayRef>, DeltaTableError> {
+    let metadata = file.metadata();
+    let mut groups = Vec::with_capacity(metadata.num_row_groups());
+    for (index, group) in metadata.row_groups().iter().enumerate() {
+        let mask = ProjectionMask::leaves(metadata.file_metadata().schema_descr(), [leaf]);
+        let rows = usize::try_from(group.num_rows()).unwrap_or(usize::MAX);
+        let batches =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(data.clone(), file.clone())
+                .with_row_groups(vec![index])
+                .with_projection(mask)
+                .with_batch_size(rows.max(1))
+                .build()?
+                .map(|batch| batch.map(|b| Arc::clone(b.column(0))))
+                .collect::<Result<Vec<ArrayRef>, _>>()?;
+        groups.push(match batches.as_slice() {
+            [] => new_empty_array(&DataType::Utf8),
+            parts => cast(
+                &concat(&parts.iter().map(AsRef::as_ref).collect::<Vec<_>>())?,
+                &DataType::Utf8,
+            )?,
+        });
+    }
+    Ok(groups)
 }
 
 /// The page index of column chunk `column` of row group `group`, if the file has one.

@@ -196,6 +196,14 @@ fn attendance(hub: &str, reference: &str) -> Value {
     )
 }
 
+fn withdrawal(hub: &str, reference: &str) -> Value {
+    envelope(
+        "consent_withdrawn",
+        hub,
+        json!({"participant_ref": reference}),
+    )
+}
+
 async fn kafka_log(topic: &str, index: &Path) -> Arc<dyn EventLog> {
     let brokers = std::env::var("TECHMON_KAFKA_BROKERS")
         .expect("TECHMON_KAFKA_BROKERS is not set: start a Kafka-protocol broker (bash .ci/test does) and set it");
@@ -583,11 +591,7 @@ async fn a_registration_after_its_reference_withdrew_is_dropped() {
     setup
         .append(&[
             attendance("tec-deventer", "d-8"),
-            envelope(
-                "consent_withdrawn",
-                "tec-deventer",
-                json!({"participant_ref": "d-8"}),
-            ),
+            withdrawal("tec-deventer", "d-8"),
             registration("tec-deventer", "d-8", "Bram", Some("bram@example.org")),
             attendance("tec-deventer", "d-8"),
         ])
@@ -621,11 +625,7 @@ async fn a_withdrawal_before_anything_else_drops_the_registration_after_it() {
     let setup = Setup::new();
     let transform = setup
         .transform_of(&[
-            envelope(
-                "consent_withdrawn",
-                "tec-deventer",
-                json!({"participant_ref": "d-9"}),
-            ),
+            withdrawal("tec-deventer", "d-9"),
             registration("tec-deventer", "d-9", "Cas", Some("cas@example.org")),
             attendance("tec-deventer", "d-9"),
         ])
@@ -642,11 +642,7 @@ async fn rows_before_a_registration_of_a_withdrawn_person_are_erased() {
     let mut transform = setup
         .transform_of(&[
             registration("tec-deventer", "d-1", "Anna", Some("anna@example.org")),
-            envelope(
-                "consent_withdrawn",
-                "tec-deventer",
-                json!({"participant_ref": "d-1"}),
-            ),
+            withdrawal("tec-deventer", "d-1"),
         ])
         .await;
     setup.append(&[attendance("newtechpark", "n-4")]).await;
@@ -701,11 +697,7 @@ async fn consent_withdrawal_erases_the_participant_and_drops_later_events(backen
 
     setup
         .append(&[
-            envelope(
-                "consent_withdrawn",
-                "tec-deventer",
-                json!({"participant_ref": "d-1"}),
-            ),
+            withdrawal("tec-deventer", "d-1"),
             attendance("tec-deventer", "d-1"),
             attendance("tec-deventer", "d-2"),
         ])
@@ -788,11 +780,7 @@ async fn a_registration_with_a_new_email_keeps_the_pseudonym() {
 
     setup
         .append(&[
-            envelope(
-                "consent_withdrawn",
-                "tec-deventer",
-                json!({"participant_ref": "d-1"}),
-            ),
+            withdrawal("tec-deventer", "d-1"),
             registration(
                 "tec-deventer",
                 "d-1",
@@ -875,11 +863,7 @@ async fn a_replayed_lake_equals_the_original_row_for_row() {
     events.push(registration("newtechpark", "n-1", "Bram", None));
     events.push(attendance("tec-deventer", "d-1"));
     events.push(attendance("newtechpark", "n-1"));
-    events.push(envelope(
-        "consent_withdrawn",
-        "newtechpark",
-        json!({"participant_ref": "n-1"}),
-    ));
+    events.push(withdrawal("newtechpark", "n-1"));
     events.push(envelope(
         "activity_held",
         "techniekfabriek",
@@ -949,11 +933,7 @@ async fn an_independent_reader_sees_the_same_rows() {
         "Bram",
         Some("bram@example.org"),
     ));
-    events.push(envelope(
-        "consent_withdrawn",
-        "tec-deventer",
-        json!({"participant_ref": "d-2"}),
-    ));
+    events.push(withdrawal("tec-deventer", "d-2"));
     setup.append(&events).await;
     let mut transform = setup.transform().await;
     transform.catch_up().await.expect("catch up");
