@@ -40,6 +40,8 @@ pub fn start(dir: &Path, port: u16, backend: &str, topic: &str, env: &[(&str, &s
         .env("TECHMON__LOG__BACKEND", backend)
         .env("TECHMON__LOG__TOPIC", topic)
         .env("TECHMON__TRANSFORM__MAX_RECORDS_PER_PARTITION", "200")
+        // Rounds of four passes, and passes read ahead, also when killed.
+        .env("TECHMON__TRANSFORM__RECORDS_PER_READ", "50")
         .env("TECHMON__TRANSFORM__POLL_INTERVAL_MS", "20")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

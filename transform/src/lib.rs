@@ -8,7 +8,7 @@
 //! [`lake`]); a restart resumes from those, skips what a table already holds, and
 //! drops a second copy of an event id seen at another position.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,6 +55,10 @@ pub struct Config {
     pub pseudonym_key_file: Option<PathBuf>,
     /// Records read per partition per round (bounds a commit, and memory).
     pub max_records_per_partition: usize,
+    /// Records read per partition in one pass of a round: a pass is parsed on every
+    /// core while the one before it is transformed, so enough to keep the cores busy,
+    /// few enough that a round stops close to its bounds.
+    pub records_per_read: usize,
     /// Bytes of events read per round, over all partitions (bounds memory whatever
     /// the size of the events).
     pub max_round_bytes: usize,
@@ -249,13 +253,14 @@ impl Default for RoundWork {
     }
 }
 
-/// Records the log is read in per partition and turn of a round: enough to keep every
-/// core busy parsing, few enough to stop close to the round's bounds.
-const READ_CHUNK: usize = 8192;
+/// Passes of the next round read ahead at the end of a round: parsing one took the
+/// cores less long than the round's state takes to write, and they idled the rest.
+const AHEAD_PASSES: usize = 3;
 
 /// When a round stops reading and commits.
 struct RoundBounds {
     records_per_partition: usize,
+    records_per_read: usize,
     bytes: usize,
     latency: Duration,
 }
@@ -294,21 +299,36 @@ impl Reading {
         !self.open.is_empty() && self.bytes < bounds.bytes && started.elapsed() < bounds.latency
     }
 
-    /// Reads the next chunk of every open partition. Partitions are read a chunk at
-    /// a time in turn, so a round that ends at its byte or time bound has not starved
-    /// the partitions read last.
+    /// Reads the next chunk of every open partition, all at once. Partitions are read
+    /// a chunk at a time in turn, so a round that ends at its byte or time bound has
+    /// not starved the partitions read last. Nothing moves on unless every read
+    /// succeeded.
     async fn pass(
         &mut self,
         log: &dyn EventLog,
         bounds: &RoundBounds,
     ) -> Result<Vec<StoredRecord>, TransformError> {
-        let mut records = Vec::new();
+        let reads: Vec<(u32, usize)> = self
+            .open
+            .iter()
+            .map(|&partition| {
+                let taken = self.taken[partition as usize];
+                (
+                    partition,
+                    (bounds.records_per_partition - taken).min(bounds.records_per_read),
+                )
+            })
+            .collect();
+        let batches =
+            futures::future::try_join_all(reads.iter().map(|&(partition, want)| {
+                log.read(partition, self.cursor[partition as usize], want)
+            }))
+            .await?;
+        let mut records = Vec::with_capacity(batches.iter().map(Vec::len).sum());
         let mut still_open = Vec::new();
         self.backlog = false;
-        for partition in std::mem::take(&mut self.open) {
+        for ((partition, want), batch) in reads.into_iter().zip(batches) {
             let p = partition as usize;
-            let want = (bounds.records_per_partition - self.taken[p]).min(READ_CHUNK);
-            let batch = log.read(partition, self.cursor[p], want).await?;
             let Some(last) = batch.last().map(|r| r.offset) else {
                 continue;
             };
@@ -331,10 +351,10 @@ impl Reading {
     }
 }
 
-/// The first pass of the next round, read and being parsed.
+/// The first passes of the next round, read and being parsed.
 struct Ahead {
     reading: Reading,
-    parsing: Parsing,
+    parsings: VecDeque<Parsing>,
 }
 
 pub struct Transform {
@@ -411,6 +431,7 @@ impl Transform {
             key,
             bounds: RoundBounds {
                 records_per_partition: config.max_records_per_partition.max(1),
+                records_per_read: config.records_per_read.max(1),
                 bytes: config.max_round_bytes.max(1),
                 latency: Duration::from_millis(config.max_round_ms),
             },
@@ -458,43 +479,34 @@ impl Transform {
     pub async fn round(&mut self) -> Result<Progress, TransformError> {
         let mut work = RoundWork::default();
         let started = Instant::now();
-        let (mut reading, mut previous) = match self.ahead.take() {
+        let (mut reading, mut parsings) = match self.ahead.take() {
             Some(ahead) if ahead.reading.start == self.next => {
-                work.progress.read += ahead.parsing.records;
-                (ahead.reading, Some(ahead.parsing))
+                work.progress.read += ahead.parsings.iter().map(|p| p.records).sum::<usize>();
+                (ahead.reading, ahead.parsings)
             }
-            _ => (Reading::new(&self.next), None),
+            _ => (Reading::new(&self.next), VecDeque::new()),
         };
         let seen = self.seen_ids();
         while reading.goes_on(&self.bounds, started) {
             let records = reading.pass(&*self.log, &self.bounds).await?;
             work.progress.read += records.len();
-            // Parsing this pass runs while the last pass is transformed and the next
-            // one read.
-            let parsing = Parsing::start(records, &self.key, &seen);
-            if let Some(parsed) = previous.replace(parsing) {
+            // Parsing this pass runs while the passes before it are transformed and the
+            // next one read.
+            parsings.push_back(Parsing::start(records, &self.key, &seen));
+            while parsings.len() > 1
+                && let Some(parsed) = parsings.pop_front()
+            {
                 self.transform_parsed(parsed, &mut work).await?;
             }
         }
-        // With more in the log, the next round's first pass is read now and parsed
+        // With more in the log, the next round's first passes are read now and parsed
         // while this round's last pass is transformed and its state written, which
-        // takes one core. It looks its ids up in the seen ones when it is transformed,
-        // after this round's are among them.
+        // takes one core. They look their ids up in the seen ones when they are
+        // transformed, after this round's are among them.
         if reading.backlog {
-            let mut next = Reading::new(&reading.cursor);
-            match next.pass(&*self.log, &self.bounds).await {
-                Ok(records) if !records.is_empty() => {
-                    self.ahead = Some(Ahead {
-                        parsing: Parsing::start(records, &self.key, &None),
-                        reading: next,
-                    });
-                }
-                Ok(_) => {}
-                // The next round reads these again, and fails if the log still does.
-                Err(error) => tracing::debug!(%error, "reading the next round ahead failed"),
-            }
+            self.read_ahead(&reading.cursor).await;
         }
-        if let Some(parsed) = previous {
+        for parsed in parsings {
             self.transform_parsed(parsed, &mut work).await?;
         }
         // The state applies this round's ids in place (a copy if this were kept).
@@ -571,6 +583,36 @@ impl Transform {
             progress.erased_rows += self.erase_pending().await?;
         }
         Ok(progress)
+    }
+
+    /// Reads the first passes of the round that starts at `cursor`, each parsed from
+    /// when it is read, so that reading the next overlaps it. On a read error it reads nothing: that round reads them again, and fails
+    /// if the log still does.
+    async fn read_ahead(&mut self, cursor: &[u64]) {
+        let mut next = Reading::new(cursor);
+        let mut parsings = VecDeque::new();
+        let started = Instant::now();
+        for _ in 0..AHEAD_PASSES {
+            match next.pass(&*self.log, &self.bounds).await {
+                Ok(records) if !records.is_empty() => {
+                    parsings.push_back(Parsing::start(records, &self.key, &None));
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::debug!(%error, "reading the next round ahead failed");
+                    return;
+                }
+            }
+            if !next.backlog || !next.goes_on(&self.bounds, started) {
+                break;
+            }
+        }
+        if !parsings.is_empty() {
+            self.ahead = Some(Ahead {
+                reading: next,
+                parsings,
+            });
+        }
     }
 
     /// Waits for the commits the last round started, and moves the positions of the

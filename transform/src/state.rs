@@ -94,8 +94,14 @@ fn corrupted(what: &str) -> redb::Error {
 }
 
 impl Links {
+    /// Exactly as long as it is: kept as a boxed str, any spare capacity would be
+    /// copied away.
     fn key(hub: &str, reference: &str) -> String {
-        format!("{hub}\0{reference}")
+        let mut key = String::with_capacity(hub.len() + 1 + reference.len());
+        key.push_str(hub);
+        key.push('\0');
+        key.push_str(reference);
+        key
     }
 
     /// A link as held in memory.

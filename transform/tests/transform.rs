@@ -102,6 +102,9 @@ impl Setup {
             pseudonym_key_id: "test-key-1".into(),
             pseudonym_key_file: None,
             max_records_per_partition: 40,
+            // Rounds of five passes: the passes of a round, and those read ahead of
+            // the next, are taken in turn.
+            records_per_read: 8,
             max_round_bytes: 64 << 20,
             max_round_ms: 10_000,
             poll_interval_ms: 50,
@@ -884,6 +887,7 @@ async fn a_replayed_lake_equals_the_original_row_for_row() {
     // Smaller rounds than the original: the result must not depend on them.
     let config = Config {
         max_records_per_partition: 7,
+        records_per_read: 3,
         max_round_bytes: 64 << 20,
         max_round_ms: 10_000,
         ..config

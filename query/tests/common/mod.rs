@@ -76,6 +76,7 @@ impl TestLake {
             pseudonym_key_id: "test-key".into(),
             pseudonym_key_file: None,
             max_records_per_partition: 10_000,
+            records_per_read: 8192,
             max_round_bytes: 64 << 20,
             max_round_ms: 10_000,
             poll_interval_ms: 50,
