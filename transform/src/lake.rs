@@ -159,8 +159,8 @@ fn delta_error(table: &str, source: DeltaTableError) -> TransformError {
 impl Lake {
     /// Opens the lake at `location` (a local folder is created when missing).
     pub async fn open(location: &LakeLocation, topic: &str) -> Result<Self, TransformError> {
-        let mut tables = HashMap::new();
-        for table in TABLES {
+        // The tables side by side: each is a few round trips to its folder or bucket.
+        let opened = futures::future::try_join_all(TABLES.iter().map(|table| async move {
             if let Some(folder) = location.local_folder(table.name) {
                 std::fs::create_dir_all(&folder).map_err(|source| TransformError::LakeFolder {
                     path: folder,
@@ -176,12 +176,13 @@ impl Lake {
                     .await
                     .map_err(|e| delta_error(table.name, e))?;
             }
-            tables.insert(table.name, delta);
-        }
+            Ok::<_, TransformError>((table.name, delta))
+        }))
+        .await?;
         Ok(Self {
             root: location.root().clone(),
             topic: topic.to_string(),
-            tables,
+            tables: opened.into_iter().collect(),
         })
     }
 
@@ -198,17 +199,23 @@ impl Lake {
         &self,
         partition: u32,
     ) -> Result<HashMap<&'static str, Option<u64>>, TransformError> {
-        let mut out = HashMap::new();
-        for (name, table) in &self.tables {
-            let version = table
-                .snapshot()
-                .map_err(|e| delta_error(name, e))?
-                .transaction_version(table.log_store().as_ref(), self.app_id(partition))
-                .await
-                .map_err(|e| delta_error(name, e))?;
-            out.insert(*name, version.map(|v| v as u64));
-        }
-        Ok(out)
+        let app_id = self.app_id(partition);
+        let versions = self.tables.iter().map(|(name, table)| {
+            let app_id = app_id.clone();
+            async move {
+                let version = table
+                    .snapshot()
+                    .map_err(|e| delta_error(name, e))?
+                    .transaction_version(table.log_store().as_ref(), app_id)
+                    .await
+                    .map_err(|e| delta_error(name, e))?;
+                Ok::<_, TransformError>((*name, version.map(|v| v as u64)))
+            }
+        });
+        Ok(futures::future::try_join_all(versions)
+            .await?
+            .into_iter()
+            .collect())
     }
 
     /// Appends rows to a table in one commit that records, for each (partition, last
