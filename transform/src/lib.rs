@@ -299,10 +299,10 @@ impl Reading {
         !self.open.is_empty() && self.bytes < bounds.bytes && started.elapsed() < bounds.latency
     }
 
-    /// Reads the next chunk of every open partition, all at once. Partitions are read
-    /// a chunk at a time in turn, so a round that ends at its byte or time bound has
-    /// not starved the partitions read last. Nothing moves on unless every read
-    /// succeeded.
+    /// Reads the next pass: `records_per_read` of every open partition, all at once.
+    /// Every partition gets a pass in turn, so a round that ends at its byte or time
+    /// bound has not starved the partitions read last. Nothing moves on unless every
+    /// read succeeded.
     async fn pass(
         &mut self,
         log: &dyn EventLog,
@@ -586,8 +586,8 @@ impl Transform {
     }
 
     /// Reads the first passes of the round that starts at `cursor`, each parsed from
-    /// when it is read, so that reading the next overlaps it. On a read error it reads nothing: that round reads them again, and fails
-    /// if the log still does.
+    /// when it is read, so that reading the next overlaps it. On a read error it keeps
+    /// none: that round reads them again, and fails if the log still does.
     async fn read_ahead(&mut self, cursor: &[u64]) {
         let mut next = Reading::new(cursor);
         let mut parsings = VecDeque::new();
