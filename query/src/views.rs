@@ -97,32 +97,32 @@ pub const VIEWS: &[View] = &[
     View {
         name: "reach",
         description: "People who took part per hub, school year, sector, PO groep band and role: classes once per school year (see the view's SQL), individuals once by pseudonym.",
+        // The band and role are worked out once per class, and once per participant
+        // before the join, rather than for every row they are grouped from (at 1M
+        // events a CASE on groep over the 500K group rows alone took 12 ms of CPU).
         sql: concat!(
             "SELECT hub_id, school_year, sector, band, role, sum(people) AS people FROM ( \
-               SELECT hub_id, school_year, sector, band, \
-                      CASE WHEN sector IN ('MBO', 'HBO') THEN 'student' ELSE 'pupil' END AS role, \
-                      max(per_activity) AS people \
-               FROM (SELECT hub_id, school_year, sector, school_brin6, groep, leerjaar, onderwijstype, activity_id, \
-                            ",
+               SELECT hub_id, school_year, sector, ",
             groep_band!("groep"),
-            " AS band, sum(participants_total) AS per_activity \
-                     FROM group_participations \
-                     GROUP BY hub_id, school_year, sector, school_brin6, groep, leerjaar, onderwijstype, activity_id) \
-               GROUP BY hub_id, school_year, sector, school_brin6, groep, leerjaar, onderwijstype, band \
+            " AS band, \
+                      CASE WHEN sector IN ('MBO', 'HBO') THEN 'student' ELSE 'pupil' END AS role, people \
+               FROM (SELECT hub_id, school_year, sector, groep, max(per_activity) AS people \
+                     FROM (SELECT hub_id, school_year, sector, school_brin6, groep, leerjaar, onderwijstype, activity_id, \
+                                  sum(participants_total) AS per_activity \
+                           FROM group_participations \
+                           GROUP BY hub_id, school_year, sector, school_brin6, groep, leerjaar, onderwijstype, activity_id) \
+                     GROUP BY hub_id, school_year, sector, school_brin6, groep, leerjaar, onderwijstype) \
                UNION ALL \
-               SELECT a.hub_id, a.school_year, p.sector, \
-                      CASE WHEN p.sector = 'PO' THEN ",
-            groep_band!("p.groep"),
-            " END AS band, \
-                      coalesce(a.role, p.role) AS role, count(DISTINCT a.participant_pseudonym) AS people \
+               SELECT a.hub_id, a.school_year, p.sector, p.band, coalesce(a.role, p.role) AS role, \
+                      count(DISTINCT a.participant_pseudonym) AS people \
                FROM attendances a \
-               LEFT JOIN (SELECT participant_pseudonym, max(role) AS role, max(sector) AS sector, max(groep) AS groep \
+               LEFT JOIN (SELECT participant_pseudonym, max(role) AS role, max(sector) AS sector, \
+                                 CASE WHEN max(sector) = 'PO' THEN ",
+            groep_band!("max(groep)"),
+            " END AS band \
                           FROM participants GROUP BY participant_pseudonym) p \
                  ON a.participant_pseudonym = p.participant_pseudonym \
-               GROUP BY a.hub_id, a.school_year, p.sector, CASE WHEN p.sector = 'PO' THEN ",
-            groep_band!("p.groep"),
-            " END, \
-                        coalesce(a.role, p.role)) \
+               GROUP BY a.hub_id, a.school_year, p.sector, p.band, coalesce(a.role, p.role)) \
              GROUP BY hub_id, school_year, sector, band, role"
         ),
     },
