@@ -172,6 +172,11 @@ impl Engine {
         }
         let mut config = SessionConfig::new()
             .with_information_schema(true)
+            // Batches of 32Ki rows rather than DataFusion's 8Ki: the KPI views' large
+            // aggregations and joins pay a cost per batch (hashing set-up, emitting,
+            // taking rows for the repartition); at 10M events the view suite took
+            // 4.17-4.18 s instead of 4.58-4.77 s (two alternating pairs).
+            .with_batch_size(32 * 1024)
             .with_target_partitions(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             );
