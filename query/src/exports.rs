@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use deltalake::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array};
 use deltalake::arrow::compute::{cast, concat_batches, take_record_batch};
-use deltalake::arrow::datatypes::{DataType, Field, Schema};
+use deltalake::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
 use deltalake::arrow::error::ArrowError;
 use deltalake::arrow::row::{RowConverter, SortField};
 use serde::{Deserialize, Serialize};
@@ -48,7 +48,8 @@ pub struct ExportRequest {
     /// Counts below it are suppressed.
     #[serde(default = "default_threshold")]
     pub threshold: i64,
-    /// The columns holding counts; every integer column when absent.
+    /// The columns holding counts (integers, or doubles whose values are all whole);
+    /// every integer column when absent.
     #[serde(default)]
     pub count_columns: Option<Vec<String>>,
     /// Pinned table versions (`activities=3,…`); the latest when absent.
@@ -199,27 +200,14 @@ fn suppress_batch(
 ) -> Result<(RecordBatch, usize, usize), QueryError> {
     let schema = batch.schema();
     let mut indices = Vec::new();
+    let mut counts = Vec::new();
     for name in count_columns {
         let index = schema.index_of(name).map_err(|_| QueryError::BadExport {
             reason: format!("count column {name} is not in the answer"),
         })?;
-        if !schema.field(index).data_type().is_integer() {
-            return Err(QueryError::BadExport {
-                reason: format!("count column {name} does not hold whole numbers"),
-            });
-        }
+        counts.push(whole_numbers(name, batch.column(index))?);
         indices.push(index);
     }
-    let counts: Vec<Int64Array> = indices
-        .iter()
-        .map(|i| {
-            cast(batch.column(*i), &DataType::Int64).map(|a| {
-                a.as_primitive::<deltalake::arrow::datatypes::Int64Type>()
-                    .clone()
-            })
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| QueryError::engine("export", e.into()))?;
     let grid: Vec<Vec<Option<i64>>> = (0..batch.num_rows())
         .map(|r| {
             counts
@@ -251,6 +239,41 @@ fn suppress_batch(
         outcome.primary,
         outcome.suppressed.len() - outcome.primary,
     ))
+}
+
+/// A count column's values as 64-bit integers. Floating-point columns count too when
+/// every value is whole: SQL sums and the KPI views' numerators are doubles.
+fn whole_numbers(name: &str, column: &ArrayRef) -> Result<Int64Array, QueryError> {
+    let failed = |e: ArrowError| QueryError::engine("export", e.into());
+    if column.data_type().is_integer() {
+        let integers = cast(column, &DataType::Int64).map_err(failed)?;
+        return Ok(integers.as_primitive::<Int64Type>().clone());
+    }
+    if !column.data_type().is_floating() {
+        return Err(QueryError::BadExport {
+            reason: format!("count column {name} does not hold whole numbers"),
+        });
+    }
+    // Beyond 2^53 a double no longer tells whole numbers apart.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    let floats = cast(column, &DataType::Float64).map_err(failed)?;
+    floats
+        .as_primitive::<Float64Type>()
+        .iter()
+        .enumerate()
+        .map(|(row, value)| match value {
+            Some(v) if v.fract() != 0.0 || !(-EXACT..=EXACT).contains(&v) => {
+                // The row, not the value: the reason reaches logs and answers.
+                Err(QueryError::BadExport {
+                    reason: format!(
+                        "count column {name} holds a number that is not whole (row {} of the sorted answer)",
+                        row + 1
+                    ),
+                })
+            }
+            value => Ok(value.map(|v| v as i64)),
+        })
+        .collect()
 }
 
 /// Which cells (row, count column) to suppress.

@@ -184,4 +184,40 @@ async fn exports_hide_small_counts_from_the_margins_and_repeat_byte_for_byte() {
         (status, bad["error"]["code"].as_str()),
         (400, Some("bad_export"))
     );
+
+    // Counts held as doubles (as the KPI views' numerators are) are suppressed alike
+    // when named, and published as whole numbers: the same file as above.
+    let as_doubles = "SELECT school_brin6, CAST(sum(participants_girls) AS DOUBLE) AS girls, \
+                      CAST(sum(participants_boys) AS DOUBLE) AS boys \
+                      FROM group_participations GROUP BY school_brin6";
+    let (status, doubles) = post_export(
+        addr,
+        ANALYST,
+        json!({"sql": as_doubles, "format": "csv", "count_columns": ["girls", "boys"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{doubles}");
+    assert_eq!(doubles["suppressed_primary"], 2);
+    let doubles_id = doubles["export_id"].as_str().expect("id");
+    assert_eq!(download(addr, doubles_id).await, csv_bytes);
+
+    // A double that is not whole is no count; the error names the column, not the value
+    // (school 10AA00's 3 girls halved are 1.5).
+    let halves = "SELECT school_brin6, sum(participants_girls) / 2.0 AS half_girls \
+                  FROM group_participations GROUP BY school_brin6";
+    let (status, bad) = post_export(
+        addr,
+        ANALYST,
+        json!({"sql": halves, "count_columns": ["half_girls"]}),
+    )
+    .await;
+    let message = bad["error"]["message"].as_str().unwrap_or_default();
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (400, Some("bad_export"))
+    );
+    assert!(
+        message.contains("half_girls") && message.contains("not whole") && !message.contains("1.5"),
+        "{message}"
+    );
 }
