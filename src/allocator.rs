@@ -6,6 +6,17 @@ use libmimalloc_sys::{mi_option_set, mi_option_t};
 /// version is pinned for them).
 const MI_OPTION_PURGE_DELAY: mi_option_t = 15;
 
+/// What a process spends its memory on, which decides how long it keeps what it frees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// The transform over a backlog of any size (`transform`, `replay`).
+    Transform,
+    /// The transform and the query API in one process (`serve`).
+    TransformAndQueries,
+    /// Everything else: queries alone, pushes, benchmarks, the demo's small lake.
+    Other,
+}
+
 /// Keeps freed memory instead of handing it back to the OS at once: the transform
 /// frees a round's buffers and makes them again, and faulting them back in (zeroing
 /// the pages) took a quarter of its time. Large buffers stay in mimalloc's arenas
@@ -13,13 +24,20 @@ const MI_OPTION_PURGE_DELAY: mi_option_t = 15;
 /// 10M-event replay spent 10 s of system time that way, against 2-3 s).
 ///
 /// Kept forever, the arenas of a 10M-event replay grew to 865-897 MiB as freed
-/// spans fitted the next buffers badly; so a process that runs the transform hands
-/// back what it has not reused for a second (a round takes less): 748 MiB, and 4.4 s
-/// of system time. Other commands keep everything.
+/// spans fitted the next buffers badly; so the transform alone hands back what it has
+/// not reused for a second (a round takes less): 748 MiB, and 4.4 s of system time.
+/// `serve` also answers queries, whose memory comes back between one query and the
+/// next: handed back after a second, the KPI views over 10M events took 5.10-5.63 s
+/// against 4.46-4.48 s after ten seconds (4.09-4.24 s kept forever); a 10M-event
+/// replay with ten seconds peaked at 1,120 MiB. Other commands keep everything.
 /// `MIMALLOC_PURGE_DELAY` in the environment still decides when set.
-pub fn keep_freed_memory(runs_the_transform: bool) {
+pub fn keep_freed_memory(workload: Workload) {
     // In milliseconds; -1 is this option's documented "no purging at all".
-    let purge_delay = if runs_the_transform { 1000 } else { -1 };
+    let purge_delay = match workload {
+        Workload::Transform => 1000,
+        Workload::TransformAndQueries => 10_000,
+        Workload::Other => -1,
+    };
     set_unless_in_environment("MIMALLOC_PURGE_DELAY", MI_OPTION_PURGE_DELAY, purge_delay);
 }
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use crate::allocator::Workload;
 use crate::push::{PushOptions, push_files};
 
 #[derive(Debug, Parser)]
@@ -110,14 +111,14 @@ pub enum Command {
 }
 
 impl Command {
-    /// Whether this command runs the transform over a backlog of any size, whose
-    /// memory wants its own tuning ([`crate::allocator::keep_freed_memory`]). Not
-    /// `demo`: its lake is small.
-    pub fn runs_the_transform(&self) -> bool {
-        matches!(
-            self,
-            Command::Serve | Command::Transform | Command::Replay { .. }
-        )
+    /// What this command spends its memory on, for the allocator's tuning
+    /// ([`crate::allocator::keep_freed_memory`]). `demo` is `Other`: its lake is small.
+    pub fn workload(&self) -> Workload {
+        match self {
+            Command::Serve => Workload::TransformAndQueries,
+            Command::Transform | Command::Replay { .. } => Workload::Transform,
+            _ => Workload::Other,
+        }
     }
 }
 

@@ -12,7 +12,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> ExitCode {
     let cli = techmon::cli::Cli::parse();
     techmon::allocator::no_transparent_huge_pages();
-    techmon::allocator::keep_freed_memory(cli.command.runs_the_transform());
+    techmon::allocator::keep_freed_memory(cli.command.workload());
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
             // A relink's merge warns of a file metric it derives, on every merge.
