@@ -28,7 +28,7 @@ pub enum Workload {
 /// not reused for a second (a round takes less): 748 MiB, and 4.4 s of system time.
 /// `serve` also answers queries, whose memory comes back between one query and the
 /// next: handed back after a second, the KPI views over 10M events took 5.10-5.63 s
-/// against 4.46-4.48 s after ten seconds (4.09-4.24 s kept forever); a 10M-event
+/// against 4.44-4.48 s after ten seconds (4.09-4.24 s kept forever); a 10M-event
 /// replay with ten seconds peaked at 1,120 MiB. Other commands keep everything.
 /// `MIMALLOC_PURGE_DELAY` in the environment still decides when set.
 pub fn keep_freed_memory(workload: Workload) {

@@ -242,7 +242,7 @@ fn suppress_batch(
 }
 
 /// A count column's values as 64-bit integers. Floating-point columns count too when
-/// every value is whole: SQL sums and the KPI views' numerators are doubles.
+/// every value is whole: the KPI views keep their counts as doubles.
 fn whole_numbers(name: &str, column: &ArrayRef) -> Result<Int64Array, QueryError> {
     let failed = |e: ArrowError| QueryError::engine("export", e.into());
     if column.data_type().is_integer() {
