@@ -7,7 +7,7 @@ use libmimalloc_sys::{mi_option_set, mi_option_t};
 const MI_OPTION_PURGE_DELAY: mi_option_t = 15;
 
 /// What a process spends its memory on, which decides how long it keeps what it frees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum Workload {
     /// The transform over a backlog of any size (`transform`, `replay`).
     Transform,
