@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::allocator::Workload;
+use crate::config::Served;
 use crate::push::{PushOptions, push_files};
 
 #[derive(Debug, Parser)]
@@ -193,10 +194,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve => {
             let config = load_config()?;
+            config.check_development_tokens(Served::Both, config.ingest.listen)?;
             crate::serve::run(&config, shutdown_signal()).await?;
         }
         Command::Ingest => {
             let config = load_config()?;
+            config.check_development_tokens(Served::Ingest, config.ingest.listen)?;
             let log = techmon_eventlog::open(&config.log).await?;
             let router = techmon_ingest::build(&config.ingest, log)?;
             techmon_ingest::run(&config.ingest, router, shutdown_signal()).await?;
@@ -353,6 +356,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Query => {
             let config = load_config()?;
+            config.check_development_tokens(Served::Query, config.query.listen)?;
             let engine = techmon_query::Engine::new(
                 config.transform.lake_location()?,
                 config.query.limits(),
@@ -422,7 +426,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Ctrl-C, or SIGTERM as containers and systemd stop a service.
 async fn shutdown_signal() {
-    let _ = tokio::signal::ctrl_c().await;
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the service");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
     tracing::info!("shutting down");
 }

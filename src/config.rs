@@ -1,6 +1,7 @@
 //! techmon's layered configuration: the committed defaults (`config/default.toml`),
 //! then the file given with `--config`, then `TECHMON__SECTION__KEY` variables.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -14,6 +15,10 @@ pub struct TechmonConfig {
     pub ingest: techmon_ingest::Config,
     pub transform: techmon_transform::Config,
     pub query: techmon_query::Config,
+    /// Lets the built-in development tokens work on an address other than loopback
+    /// (never do this where the address can be reached by others).
+    #[serde(default)]
+    pub allow_dev_tokens: bool,
 }
 
 /// Loads the configuration. Unknown keys anywhere are errors, so a typo cannot
@@ -33,4 +38,156 @@ pub fn load(file: Option<&Path>) -> Result<TechmonConfig, config::ConfigError> {
         )
         .build()?
         .try_deserialize()
+}
+
+/// Which credentials a command serves, for [`TechmonConfig::check_development_tokens`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// `techmon ingest`: hubs push.
+    Ingest,
+    /// `techmon query`: users ask.
+    Query,
+    /// `techmon serve` and `techmon demo`: both on one address.
+    Both,
+}
+
+/// The built-in development tokens are published with the source, so anyone who
+/// reaches a non-loopback address could use them.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{listen} is not a loopback address, and the built-in development tokens are configured \
+     ({names}); anyone who reads techmon's source knows them. Configure your own in {keys} \
+     (`techmon token new --hub ID` or `--user NAME --role ROLE` prints the lines), or set \
+     allow_dev_tokens = true (TECHMON__ALLOW_DEV_TOKENS=true) to accept them anyway"
+)]
+pub struct DevelopmentTokensOffLoopback {
+    pub listen: SocketAddr,
+    /// The hubs and users still holding a built-in token.
+    pub names: String,
+    /// The configuration keys that replace them.
+    pub keys: String,
+}
+
+impl TechmonConfig {
+    /// Refuses to serve the built-in development tokens on an address other than
+    /// loopback, unless `allow_dev_tokens` is set (then it warns, at every start).
+    pub fn check_development_tokens(
+        &self,
+        served: Served,
+        listen: SocketAddr,
+    ) -> Result<(), DevelopmentTokensOffLoopback> {
+        if listen.ip().is_loopback() {
+            return Ok(());
+        }
+        let built_in = development_token_hashes();
+        let is_built_in = |hash: &str| built_in.iter().any(|h| h.eq_ignore_ascii_case(hash));
+        let mut names = Vec::new();
+        let mut keys = Vec::new();
+        if served != Served::Query {
+            let hubs: Vec<&str> = (self.ingest.hubs.iter())
+                .filter(|h| is_built_in(&h.token_sha256))
+                .map(|h| h.hub_id.as_str())
+                .collect();
+            if !hubs.is_empty() {
+                names.extend(hubs);
+                keys.push("ingest.hubs");
+            }
+        }
+        if served != Served::Ingest {
+            let users: Vec<&str> = (self.query.users.iter())
+                .filter(|u| is_built_in(&u.token_sha256))
+                .map(|u| u.name.as_str())
+                .collect();
+            if !users.is_empty() {
+                names.extend(users);
+                keys.push("query.users");
+            }
+        }
+        if names.is_empty() {
+            return Ok(());
+        }
+        let refusal = DevelopmentTokensOffLoopback {
+            listen,
+            names: names.join(", "),
+            keys: keys.join(" and "),
+        };
+        if self.allow_dev_tokens {
+            tracing::warn!(
+                %listen,
+                tokens = %refusal.names,
+                "allow_dev_tokens is set: the built-in development tokens work on an address other than loopback"
+            );
+            return Ok(());
+        }
+        Err(refusal)
+    }
+}
+
+/// The token hashes of the committed defaults.
+fn development_token_hashes() -> Vec<String> {
+    let defaults: TechmonConfig = config::Config::builder()
+        .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+        .build()
+        .and_then(config::Config::try_deserialize)
+        .expect("the committed defaults deserialize");
+    let hubs = defaults.ingest.hubs.into_iter().map(|h| h.token_sha256);
+    hubs.chain(defaults.query.users.into_iter().map(|u| u.token_sha256))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> TechmonConfig {
+        load(None).expect("the defaults load")
+    }
+
+    #[test]
+    fn development_tokens_only_on_loopback() {
+        let config = defaults();
+        for listen in ["127.0.0.1:8080", "127.8.0.1:80", "[::1]:8080"] {
+            let listen: SocketAddr = listen.parse().expect("address");
+            for served in [Served::Ingest, Served::Query, Served::Both] {
+                assert!(config.check_development_tokens(served, listen).is_ok());
+            }
+        }
+        let open: SocketAddr = "0.0.0.0:8080".parse().expect("address");
+        let refusal = config
+            .check_development_tokens(Served::Both, open)
+            .expect_err("built-in tokens on 0.0.0.0");
+        assert_eq!(refusal.keys, "ingest.hubs and query.users");
+        assert!(refusal.names.contains("techniekhuis-lochem") && refusal.names.contains("dev-admin"));
+        let lan: SocketAddr = "[2001:db8::1]:8080".parse().expect("address");
+        let refusal = config
+            .check_development_tokens(Served::Query, lan)
+            .expect_err("built-in users on a routable address");
+        assert_eq!(
+            (refusal.keys.as_str(), refusal.names.as_str()),
+            ("query.users", "dev-researcher, dev-analyst, dev-admin")
+        );
+    }
+
+    #[test]
+    fn own_tokens_or_an_explicit_allowance_pass() {
+        let open: SocketAddr = "0.0.0.0:8080".parse().expect("address");
+        let mut config = defaults();
+        // One hub still on its built-in token is enough to refuse.
+        for hub in config.ingest.hubs.iter_mut().skip(1) {
+            hub.token_sha256 = "00".repeat(32);
+        }
+        let refusal = config
+            .check_development_tokens(Served::Ingest, open)
+            .expect_err("one built-in hub token");
+        assert_eq!(refusal.names, "newtechpark");
+        // Upper-case hex is the same hash.
+        config.ingest.hubs[0].token_sha256 = config.ingest.hubs[0].token_sha256.to_uppercase();
+        assert!(config.check_development_tokens(Served::Ingest, open).is_err());
+        config.ingest.hubs[0].token_sha256 = "11".repeat(32);
+        assert!(config.check_development_tokens(Served::Ingest, open).is_ok());
+        // The query users are still the built-in ones.
+        assert!(config.check_development_tokens(Served::Both, open).is_err());
+        config.allow_dev_tokens = true;
+        assert!(config.check_development_tokens(Served::Both, open).is_ok());
+    }
 }

@@ -77,6 +77,7 @@ pub async fn run(
     let started = Instant::now();
     prepare_folder(options)?;
     let config = demo_config(config, options);
+    config.check_development_tokens(crate::config::Served::Both, options.listen)?;
     let listener = techmon_ingest::bind(options.listen).await?;
     let url = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -245,7 +246,7 @@ async fn import_duo(
         again += usize::from(answer["imported"] != true);
     }
     println!(
-        "Imported {} DUO files (legacy ';' and Windows-1252; {again} of them were already there): {rows} rows, {suppressed} suppressed cells (<5).",
+        "Imported {} DUO files (DUO's older and newer layouts; {again} of them were already there): {rows} rows, {suppressed} suppressed cells (<5).",
         generated.duo_files.len()
     );
     Ok(())

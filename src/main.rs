@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -21,6 +22,8 @@ async fn main() -> ExitCode {
             )
         }))
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal, not in a log file or journal.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match techmon::cli::run(cli).await {
         Ok(code) => code,

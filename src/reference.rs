@@ -7,7 +7,8 @@ use anyhow::{Context, bail};
 
 #[derive(Debug, clap::Args)]
 pub struct ImportOptions {
-    /// DUO CSV files: paths, or http(s) URLs to download.
+    /// DUO files: paths, or http(s) URLs to download (CSV, or a CKAN
+    /// `datastore_search` URL of DUO's newer portal, read page by page).
     #[arg(required = true)]
     pub sources: Vec<String>,
     /// The school year (`2024/25`) when the file name does not end in the year.
@@ -25,13 +26,7 @@ pub async fn import(options: &ImportOptions) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     for source in &options.sources {
         let (name, bytes) = if source.starts_with("http://") || source.starts_with("https://") {
-            let response = client
-                .get(source)
-                .send()
-                .await
-                .and_then(reqwest::Response::error_for_status)
-                .with_context(|| format!("downloading {source}"))?;
-            (source.clone(), response.bytes().await?.to_vec())
+            (source.clone(), download(&client, source).await?)
         } else {
             let path = Path::new(source);
             let bytes = std::fs::read(path).with_context(|| format!("reading {source}"))?;
@@ -49,7 +44,7 @@ pub async fn import(options: &ImportOptions) -> anyhow::Result<()> {
         )
         .await?;
         println!(
-            "{name}: {} {} rows ({} suppressed) into {} for {} ({}, '{}'), table version {}",
+            "{name}: {} {} rows ({} suppressed) into {} for {} ({}, {}), table version {}",
             if answer["imported"] == true {
                 "imported"
             } else {
@@ -60,11 +55,61 @@ pub async fn import(options: &ImportOptions) -> anyhow::Result<()> {
             answer["table"].as_str().unwrap_or(""),
             answer["school_year"].as_str().unwrap_or(""),
             answer["encoding"].as_str().unwrap_or(""),
-            answer["separator"].as_str().unwrap_or(""),
+            answer["separator"]
+                .as_str()
+                .map_or_else(|| "CKAN JSON".to_owned(), |s| format!("'{s}'")),
             answer["table_version"]
         );
     }
     Ok(())
+}
+
+/// Downloads a DUO file. A CKAN `datastore_search` URL (DUO's newer portal) answers a
+/// page of records at a time: the pages are followed (`result._links.next`) until
+/// one has no records or all `result.total` are read, and sent as one answer.
+async fn download(client: &reqwest::Client, url: &str) -> anyhow::Result<Vec<u8>> {
+    let get = |url: reqwest::Url| async move {
+        let response = client
+            .get(url.clone())
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .with_context(|| format!("downloading {url}"))?;
+        anyhow::Ok(response.bytes().await?.to_vec())
+    };
+    let mut page_url = reqwest::Url::parse(url).with_context(|| format!("not a URL: {url}"))?;
+    let bytes = get(page_url.clone()).await?;
+    if !page_url.path().ends_with("/datastore_search") {
+        return Ok(bytes);
+    }
+    let mut answer: serde_json::Value =
+        serde_json::from_slice(&bytes).with_context(|| format!("{url}: not a JSON answer"))?;
+    let total = answer["result"]["total"].as_u64();
+    let mut records = match answer["result"]["records"].take() {
+        serde_json::Value::Array(records) => records,
+        _ => bail!("{url}: not a datastore_search answer (no result.records)"),
+    };
+    let mut next = answer["result"]["_links"]["next"].as_str().map(str::to_owned);
+    while let Some(link) = next.take() {
+        if total.is_some_and(|total| records.len() as u64 >= total) {
+            break;
+        }
+        let following = page_url.join(&link).with_context(|| format!("next page {link}"))?;
+        if following == page_url {
+            break;
+        }
+        page_url = following;
+        let page: serde_json::Value = serde_json::from_slice(&get(page_url.clone()).await?)
+            .with_context(|| format!("{page_url}: not a JSON answer"))?;
+        let page_records = page["result"]["records"].as_array().cloned().unwrap_or_default();
+        if page_records.is_empty() {
+            break;
+        }
+        records.extend(page_records);
+        next = page["result"]["_links"]["next"].as_str().map(str::to_owned);
+    }
+    answer["result"]["records"] = serde_json::Value::Array(records);
+    Ok(serde_json::to_vec(&answer)?)
 }
 
 /// Sends one DUO file to the query API (`(url, token)`: an admin's); returns the

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use common::{free_port, start};
 
-/// Serves `body` to every request on a free port, as a download site would.
-fn file_server(body: Vec<u8>) -> u16 {
+/// Serves what `answer` gives for each request's target (path and query) on a free
+/// port, as a download site would.
+fn site(answer: impl Fn(&str) -> Vec<u8> + Send + 'static) -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     std::thread::spawn(move || {
@@ -24,8 +25,11 @@ fn file_server(body: Vec<u8>) -> u16 {
                     Ok(n) => request.extend_from_slice(&buffer[..n]),
                 }
             }
+            let request = String::from_utf8_lossy(&request);
+            let target = request.split(' ').nth(1).unwrap_or("/");
+            let body = answer(target);
             let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
             );
             let _ = stream
@@ -63,7 +67,7 @@ async fn reference_import_by_url_and_sql_from_the_command_line() {
             .join(name),
     )
     .expect("fixture");
-    let site = file_server(fixture);
+    let site = site(move |_| fixture.clone());
     let source = format!("http://127.0.0.1:{site}/{name}");
     let import = |token: &str| {
         techmon(&[
@@ -131,4 +135,77 @@ async fn reference_import_by_url_and_sql_from_the_command_line() {
     ]);
     assert!(!hub.status.success());
     assert!(String::from_utf8_lossy(&hub.stderr).contains("unauthorized"));
+}
+
+/// DUO's newer portal answers `datastore_search` a page of records at a time:
+/// `techmon reference import` follows the pages and stores every record once.
+#[tokio::test]
+async fn reference_import_of_a_ckan_datastore_page_by_page() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let _service = start(dir.path(), port, "embedded", "techmon.events", &[]);
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if reqwest::get(format!("{url}/healthz")).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fixture = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("query/tests/data/duo/ckan-datastore-search-vo-2024.json"),
+    )
+    .expect("fixture");
+    let mut template: serde_json::Value = serde_json::from_slice(&fixture).expect("JSON");
+    let records = template["result"]["records"].take();
+    let records = records.as_array().expect("records").clone();
+    let lines = records.len();
+    assert!(lines > 80, "{lines} records: too few for three pages");
+    let site = site(move |target| {
+        let offset: usize = target
+            .split(['?', '&'])
+            .find_map(|p| p.strip_prefix("offset="))
+            .and_then(|o| o.parse().ok())
+            .unwrap_or(0);
+        let mut page = template.clone();
+        page["result"]["records"] = records.iter().skip(offset).take(40).cloned().collect();
+        page["result"]["_links"]["next"] = format!(
+            "/api/3/action/datastore_search?resource_id=x&limit=40&offset={}",
+            offset + 40
+        )
+        .into();
+        serde_json::to_vec(&page).expect("JSON")
+    });
+    let source =
+        format!("http://127.0.0.1:{site}/api/3/action/datastore_search?resource_id=x&limit=40");
+    let import = techmon(&[
+        "reference",
+        "import",
+        &source,
+        "--school-year",
+        "2024/25",
+        "--url",
+        &url,
+        "--token",
+        "dev-token-admin",
+    ]);
+    let stdout = String::from_utf8_lossy(&import.stdout);
+    assert!(
+        import.status.success() && stdout.contains("CKAN JSON") && stdout.contains("2024/25"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{url}/v1/sql"))
+        .bearer_auth("dev-token-researcher")
+        .body("SELECT count(*) AS cells, count(DISTINCT brin6) AS schools FROM duo_vo_pupils")
+        .send()
+        .await
+        .expect("query")
+        .json()
+        .await
+        .expect("JSON");
+    // Six leerjaren of two genders per record, each once.
+    assert_eq!(answer["rows"][0]["cells"].as_u64(), Some(lines as u64 * 12), "{answer}");
+    assert_eq!(answer["rows"][0]["schools"].as_u64(), Some(5), "{answer}");
 }

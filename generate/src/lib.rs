@@ -7,7 +7,8 @@
 //! From it come:
 //! - per hub and school year, the events the hub pushes (NDJSON) and its class
 //!   participations as the CSV feed hubs export (`season`);
-//! - DUO files for the same schools in DUO's legacy layout (`duo_files`);
+//! - DUO files for the same schools in the layouts DUO publishes, older and newer
+//!   (`duo_files`);
 //! - the ground truth of every KPI, computed from the world itself (`truth`).
 //!
 //! The built-in effect: VO schools whose pupils the hubs reach choose technical

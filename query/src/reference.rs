@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use techmon_transform::storage::LakeLocation;
 
 use crate::QueryError;
-use crate::duo::{DuoDataset, DuoRows, PupilCount};
+use crate::duo::{DuoDataset, DuoFormat, DuoRows, PupilCount};
 
 /// One reference table.
 pub struct ReferenceTable {
@@ -40,12 +40,15 @@ const PROVENANCE: &[(&str, DataType, bool)] = &[
 pub const REFERENCE_TABLES: &[ReferenceTable] = &[
     ReferenceTable {
         name: "duo_vo_pupils",
-        description: "DUO: VO pupils per school (BRIN6), onderwijstype, opleiding, leerjaar and gender, per school year (counted on 1 October); opleidingen mapped to VO profiles with their technical flag.",
+        description: "DUO: VO pupils per school (BRIN6), onderwijstype, vmbo sector, afdeling, opleiding, leerjaar and gender, per school year (counted on 1 October); profiles read from DUO's values with their technical flag. municipality is null where DUO's file has none (the views take it from duo_schools).",
         columns: &[
             ("brin6", DataType::Utf8, false),
             ("school_name", DataType::Utf8, false),
-            ("municipality", DataType::Utf8, false),
+            ("municipality", DataType::Utf8, true),
             ("onderwijstype", DataType::Utf8, false),
+            ("vmbo_sector", DataType::Utf8, true),
+            ("afdeling", DataType::Utf8, true),
+            ("elementcode", DataType::Utf8, true),
             ("opleidingsnaam", DataType::Utf8, false),
             ("profile_code", DataType::Utf8, true),
             ("technical", DataType::Boolean, false),
@@ -55,11 +58,12 @@ pub const REFERENCE_TABLES: &[ReferenceTable] = &[
     },
     ReferenceTable {
         name: "duo_po_pupils",
-        description: "DUO: PO pupils per school (BRIN6) and age on 1 October, per school year, with the groep band the age maps to (4-5: groep 1-2, 6-9: groep 3-6, 10 and older: groep 7-8).",
+        description: "DUO: PO pupils per school (BRIN6), soort PO (Bo, Sbo, So, ...) and age on 1 October, per school year, with the groep band the age maps to (4-5: groep 1-2, 6-9: groep 3-6, 10 and older: groep 7-8).",
         columns: &[
             ("brin6", DataType::Utf8, false),
             ("school_name", DataType::Utf8, false),
             ("municipality", DataType::Utf8, false),
+            ("soort_po", DataType::Utf8, true),
             ("age", DataType::Int32, false),
             ("groep_band", DataType::Utf8, true),
         ],
@@ -112,7 +116,10 @@ pub struct ImportReport {
     pub source_sha256: String,
     pub school_year: String,
     pub encoding: &'static str,
-    pub separator: char,
+    /// `csv`, or `ckan-json` for a CKAN datastore answer.
+    pub format: &'static str,
+    /// The CSV separator; none for JSON.
+    pub separator: Option<char>,
     pub rows: usize,
     pub suppressed_cells: usize,
     /// False when this source's file for this school year was imported before: the
@@ -131,8 +138,9 @@ pub async fn import(
     bytes: &[u8],
     school_year: Option<techmon_schemas::codes::SchoolYear>,
 ) -> Result<ImportReport, QueryError> {
+    let today = chrono::Utc::now().date_naive();
     let file =
-        crate::duo::parse(source, bytes, school_year).map_err(|e| QueryError::Reference {
+        crate::duo::parse(source, bytes, school_year, today).map_err(|e| QueryError::Reference {
             source_name: source.to_string(),
             reason: e.to_string(),
         })?;
@@ -154,7 +162,14 @@ pub async fn import(
         source_sha256,
         school_year,
         encoding: file.encoding,
-        separator: file.separator,
+        format: match file.format {
+            DuoFormat::Csv(_) => "csv",
+            DuoFormat::CkanJson => "ckan-json",
+        },
+        separator: match file.format {
+            DuoFormat::Csv(separator) => Some(separator),
+            DuoFormat::CkanJson => None,
+        },
         rows,
         suppressed_cells,
         imported: false,
@@ -258,8 +273,11 @@ fn to_batch(
             let mut columns = vec![
                 text(rows.iter().map(|r| r.brin6.as_str())),
                 text(rows.iter().map(|r| r.school_name.as_str())),
-                text(rows.iter().map(|r| r.municipality.as_str())),
+                optional_text(rows.iter().map(|r| r.municipality.as_deref())),
                 text(rows.iter().map(|r| r.onderwijstype.as_str())),
+                optional_text(rows.iter().map(|r| r.vmbo_sector.as_deref())),
+                optional_text(rows.iter().map(|r| r.afdeling.as_deref())),
+                optional_text(rows.iter().map(|r| r.elementcode.as_deref())),
                 text(rows.iter().map(|r| r.opleidingsnaam.as_str())),
                 optional_text(rows.iter().map(|r| r.profile_code.as_deref())),
                 Arc::new(BooleanArray::from_iter(
@@ -276,6 +294,7 @@ fn to_batch(
                 text(rows.iter().map(|r| r.brin6.as_str())),
                 text(rows.iter().map(|r| r.school_name.as_str())),
                 text(rows.iter().map(|r| r.municipality.as_str())),
+                optional_text(rows.iter().map(|r| r.soort_po.as_deref())),
                 int(rows.iter().map(|r| i32::from(r.age))),
                 optional_text(rows.iter().map(|r| r.groep_band)),
             ];

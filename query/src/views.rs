@@ -128,7 +128,7 @@ pub const VIEWS: &[View] = &[
     },
     View {
         name: "po_pupils_per_hub",
-        description: "DUO PO pupils per hub (schools in the hub's municipality), school year and groep band: estimate and bounds.",
+        description: "DUO PO pupils per hub (schools in the hub's municipality), school year and groep band: estimate and bounds. Basisonderwijs (Bo) and speciaal basisonderwijs (Sbo) only: pupils of speciaal onderwijs are not in groepen.",
         sql: concat!(
             "SELECT h.hub_id, d.school_year, d.groep_band AS band, \
                     sum(",
@@ -136,22 +136,29 @@ pub const VIEWS: &[View] = &[
             ") AS pupils, \
                     sum(d.pupils_min) AS pupils_min, sum(d.pupils_max) AS pupils_max \
              FROM duo_po_pupils d JOIN hubs h ON upper(trim(d.municipality)) = upper(h.municipality) \
-             WHERE d.groep_band IS NOT NULL \
+             WHERE d.groep_band IS NOT NULL AND (d.soort_po IS NULL OR upper(d.soort_po) IN ('BO', 'SBO')) \
              GROUP BY h.hub_id, d.school_year, d.groep_band"
         ),
     },
     View {
         name: "vo_profile_cells",
-        description: "DUO VO counts in the Monitor Techniekpact population: vmbo bb/kb/gl leerjaar 3 (track vmbo) and havo/vwo leerjaar 4 (track havo_vwo), each row also under track 'all', with scope 'national', 'region' (the hubs' municipalities) or a hub_id (its municipality).",
+        description: "DUO VO counts in the Monitor Techniekpact population: vmbo bb/kb/gl leerjaar 3 (track vmbo) and havo/vwo leerjaar 4 (track havo_vwo), each row also under track 'all', with scope 'national', 'region' (the hubs' municipalities) or a hub_id (its municipality). A school's municipality is DUO's address file's (duo_schools, its newest import) where the pupils file has none.",
         // One scan of DUO's counts joined to the scopes and tracks, rather than a union
         // per scope and track: every branch of a union is planned and scanned in full.
         sql: concat!(
-            "WITH tracked AS ( \
-                SELECT school_year, municipality, technical, pupils, pupils_min, pupils_max, suppressed, \
+            "WITH addresses AS ( \
+                SELECT brin6, municipality FROM ( \
+                  SELECT brin6, municipality, \
+                         row_number() OVER (PARTITION BY brin6 ORDER BY school_year DESC) AS newest \
+                  FROM duo_schools) \
+                WHERE newest = 1), \
+              tracked AS ( \
+                SELECT v.school_year, coalesce(v.municipality, a.municipality) AS municipality, \
+                       v.technical, v.pupils, v.pupils_min, v.pupils_max, v.suppressed, \
                        ",
             track!(),
             " \
-                FROM duo_vo_pupils), \
+                FROM duo_vo_pupils v LEFT JOIN addresses a ON a.brin6 = v.brin6), \
               scopes AS ( \
                 SELECT 'national' AS scope, CAST(NULL AS VARCHAR) AS place \
                 UNION ALL SELECT DISTINCT 'region', upper(municipality) FROM hubs \

@@ -33,7 +33,7 @@
 mod common;
 
 use common::{ADMIN, RESEARCHER, TestLake, duo_file, event, import, serve, sql};
-use common::{PO_2024, VO_2022, VO_2024};
+use common::{PO_2024, VO_2022, VO_2024, VO_ADDRESSES};
 use serde_json::{Value, json};
 
 fn group(
@@ -178,7 +178,7 @@ async fn kpi_report_matches_the_hand_worked_golden_file() {
     let lake = TestLake::new();
     lake.add(&events()).await;
     let addr = serve(&lake.path(), &lake.config(256, 30, 10_000)).await;
-    for file in [PO_2024, VO_2022, VO_2024] {
+    for file in [PO_2024, VO_2022, VO_2024, VO_ADDRESSES] {
         assert_eq!(
             import(addr, ADMIN, file, duo_file(file)).await.0,
             200,

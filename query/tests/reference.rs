@@ -4,23 +4,23 @@
 mod common;
 
 use common::{ADMIN, RESEARCHER, TestLake, duo_file, import, serve, sql};
-use common::{PO_2024, VO_2022, VO_2023, VO_2024};
+use common::{PO_2024, PO_ADDRESSES, VO_2022, VO_2023, VO_2024, VO_ADDRESSES};
+use serde_json::Value;
+use techmon_schemas::codes::SchoolYear;
 
 #[tokio::test]
 async fn duo_files_import_once_in_every_encoding() {
     let lake = TestLake::new();
     let addr = serve(&lake.path(), &lake.config(256, 30, 10_000)).await;
+    // DUO's address files name no year: they are of the school year of the import.
+    let now = SchoolYear::containing(chrono::Utc::now().date_naive()).to_string();
     for (file, encoding, separator, year) in [
         (VO_2022, "windows-1252", ";", "2022/23"),
         (VO_2023, "windows-1252", ";", "2023/24"),
         (VO_2024, "utf-8-bom", ",", "2024/25"),
-        (PO_2024, "utf-8", ",", "2024/25"),
-        (
-            "adressen-alle-vestigingen-vo-2024.csv",
-            "utf-8",
-            ";",
-            "2024/25",
-        ),
+        (PO_2024, "utf-8", ";", "2024/25"),
+        (VO_ADDRESSES, "utf-8", ";", now.as_str()),
+        (PO_ADDRESSES, "windows-1252", ";", now.as_str()),
     ] {
         let (status, answer) = import(addr, ADMIN, file, duo_file(file)).await;
         assert_eq!(status, 200, "{file}: {answer}");
@@ -80,7 +80,7 @@ async fn duo_files_import_once_in_every_encoding() {
 
     // A changed file from the same source replaces that source's year, in one commit.
     let mut changed = duo_file(PO_2024);
-    changed.extend_from_slice(b"11ZC,0,OBS Nieuw,Epe,Epe,Bo,0,1,1,1,1,1,1,1,1,1\n");
+    changed.extend_from_slice(po_line("1").as_bytes());
     let (status, replaced) = import(addr, ADMIN, PO_2024, changed).await;
     assert_eq!(
         (status, replaced["imported"].clone()),
@@ -94,9 +94,19 @@ async fn duo_files_import_once_in_every_encoding() {
         "SELECT count(DISTINCT brin6) AS schools, count(*) AS cells FROM duo_po_pupils",
     )
     .await;
-    // Four schools plus the new one, ten ages each, none twice.
+    // Four schools plus the new one, ages 4 to 24 each, none twice.
     assert_eq!(schools.json()["rows"][0]["schools"], 5);
-    assert_eq!(schools.json()["rows"][0]["cells"], 50);
+    assert_eq!(schools.json()["rows"][0]["cells"], 5 * 21);
+}
+
+/// A line of a new school (11ZC00 in Epe) for the PO fixture, with `age_4` as its
+/// count of four-year-olds and 1 for every other age.
+fn po_line(age_4: &str) -> String {
+    let ages: Vec<&str> = std::iter::once(age_4).chain(std::iter::repeat_n("1", 20)).collect();
+    format!(
+        "20241001;11ZC;00;OBS Nieuw;;EPE;0232;EPE;Gelderland;Bo;;Openbaar;1;0;{};0\r\n",
+        ages.join(";")
+    )
 }
 
 #[tokio::test]
@@ -121,7 +131,7 @@ async fn imports_need_the_admin_role_and_bad_files_are_named() {
         "{answer}"
     );
     let mut bad = duo_file(PO_2024);
-    bad.extend_from_slice(b"11ZC,0,OBS Nieuw,Epe,Epe,Bo,0,veel,1,1,1,1,1,1,1,1\n");
+    bad.extend_from_slice(po_line("veel").as_bytes());
     let (status, answer) = import(addr, ADMIN, PO_2024, bad).await;
     let message = answer["error"]["message"]
         .as_str()
@@ -129,7 +139,7 @@ async fn imports_need_the_admin_role_and_bad_files_are_named() {
         .to_string();
     assert_eq!(status, 400);
     assert!(
-        message.contains("line 6") && message.contains("LEEFTIJD 4"),
+        message.contains("line 6, column LEEFTIJD_4: not a pupil count"),
         "{message}"
     );
 }
@@ -138,7 +148,7 @@ async fn imports_need_the_admin_role_and_bad_files_are_named() {
 async fn technical_profile_intake_against_2022_with_the_national_trend() {
     let lake = TestLake::new();
     let addr = serve(&lake.path(), &lake.config(256, 30, 10_000)).await;
-    for file in [VO_2022, VO_2024] {
+    for file in [VO_2022, VO_2024, VO_ADDRESSES] {
         assert_eq!(import(addr, ADMIN, file, duo_file(file)).await.0, 200);
     }
     let reply = sql(addr, RESEARCHER, "application/json", None,
@@ -221,4 +231,93 @@ async fn technical_profile_intake_against_2022_with_the_national_trend() {
     let counts = &answer["rows"][0];
     assert!(counts["rows"].as_i64().unwrap_or(0) > 10, "{answer}");
     assert_eq!(counts["differing"], 0, "{counts}");
+}
+
+/// The technical-profile views over the files of three years, as JSON rows.
+async fn technical_profile_views(files: &[(&str, Vec<u8>)]) -> Vec<Value> {
+    let lake = TestLake::new();
+    let addr = serve(&lake.path(), &lake.config(256, 30, 10_000)).await;
+    for (name, bytes) in files {
+        let (status, answer) = import(addr, ADMIN, name, bytes.clone()).await;
+        assert_eq!(status, 200, "{name}: {answer}");
+    }
+    let mut answers = Vec::new();
+    for view in ["technical_profile_share", "technical_profile_vs_2022"] {
+        let reply = sql(
+            addr,
+            RESEARCHER,
+            "application/json",
+            None,
+            &format!("SELECT * FROM {view} ORDER BY scope, school_year, track"),
+        )
+        .await;
+        answers.push(reply.json()["rows"].clone());
+    }
+    answers
+}
+
+/// DUO's older layout (BRIN NUMMER, one- or two-digit VESTIGINGSNUMMER, LWOO, the
+/// elementcode table's profile names), its newer one (INSTELLINGSCODE, two-digit
+/// VESTIGINGSCODE, the exam file's names) and the CKAN datastore's JSON answer, with
+/// the same counts, give the same headline; the municipality comes from the address
+/// file.
+#[tokio::test]
+async fn every_layout_gives_the_same_technical_profile_answers() {
+    let years = [VO_2022, VO_2023, VO_2024];
+    let mut as_published: Vec<(&str, Vec<u8>)> = years.iter().map(|f| (*f, duo_file(f))).collect();
+    as_published.push((VO_ADDRESSES, duo_file(VO_ADDRESSES)));
+    let mut other_layout: Vec<(&str, Vec<u8>)> = years
+        .iter()
+        .map(|f| (*f, duo_file(&format!("other-layout/{f}"))))
+        .collect();
+    other_layout.push((VO_ADDRESSES, duo_file(VO_ADDRESSES)));
+    let published = technical_profile_views(&as_published).await;
+    let rows = published[0].as_array().expect("rows");
+    let regions = rows.iter().filter(|r| r["scope"] == "region").count();
+    // Three years, three tracks, for the region.
+    assert_eq!(regions, 9, "{}", published[0]);
+    assert_eq!(technical_profile_views(&other_layout).await, published);
+
+    // The CKAN answer stands in for the 2024 CSV (its name gives no year: the
+    // import's school_year does).
+    let lake = TestLake::new();
+    let addr = serve(&lake.path(), &lake.config(256, 30, 10_000)).await;
+    for file in [VO_2022, VO_2023, VO_ADDRESSES] {
+        assert_eq!(import(addr, ADMIN, file, duo_file(file)).await.0, 200);
+    }
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/reference/duo"))
+        .bearer_auth(ADMIN)
+        .query(&[
+            ("source", "https://onderwijsdata.duo.nl/api/3/action/datastore_search?resource_id=x"),
+            ("school_year", "2024/25"),
+        ])
+        .body(duo_file("ckan-datastore-search-vo-2024.json"))
+        .send()
+        .await
+        .expect("import");
+    let answer: Value = response.json().await.expect("JSON");
+    assert_eq!(
+        (answer["format"].as_str(), answer["separator"].is_null(), answer["suppressed_cells"].as_u64()),
+        (Some("ckan-json"), true, Some(77)),
+        "{answer}"
+    );
+    let mut ckan = Vec::new();
+    for view in ["technical_profile_share", "technical_profile_vs_2022"] {
+        let reply = sql(addr, RESEARCHER, "application/json", None,
+            &format!("SELECT * FROM {view} ORDER BY scope, school_year, track")).await;
+        ckan.push(reply.json()["rows"].clone());
+    }
+    assert_eq!(ckan, published);
+
+    // Without the address file the pupils have no municipality: national only.
+    let without: Vec<(&str, Vec<u8>)> = years.iter().map(|f| (*f, duo_file(f))).collect();
+    let national_only = technical_profile_views(&without).await;
+    let scopes: std::collections::BTreeSet<&str> = national_only[0]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|r| r["scope"].as_str())
+        .collect();
+    assert_eq!(scopes, ["national"].into());
 }

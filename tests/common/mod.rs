@@ -2,12 +2,22 @@
 //! read back with DataFusion.
 #![allow(dead_code)] // each test binary uses its own part
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use deltalake::arrow::array::{Array, AsArray};
 use deltalake::datafusion::prelude::SessionContext;
+use serde_json::{Value, json};
+use techmon_ingest::{PushAnswer, RecordStatus};
 use techmon_transform::storage::{LakeLocation, StorageOptions};
+use uuid::Uuid;
+
+/// The hub whose token [`push_until`] pushes with.
+const TOKEN: &str = "dev-token-tec-deventer";
+/// The tables the events of [`push_until`] land in.
+pub const PUSHED_TABLES: [&str; 3] = ["group_participations", "activities", "survey_answers"];
 
 pub struct Service {
     pub child: Child,
@@ -147,3 +157,93 @@ pub async fn lake_event_ids(lake: &LakeLocation, tables: &[&str]) -> Vec<String>
     }
     ids
 }
+
+pub fn event(n: usize) -> Value {
+    let (kind, payload) = match n % 3 {
+        0 => (
+            "group_participated",
+            json!({"activity_id": format!("a-{}", n % 11), "school_brin6": "12AB00", "sector": "PO", "groep": 1 + n % 8,
+                   "school_year": "2024/25", "participants": {"girls": 9, "boys": 8}}),
+        ),
+        1 => (
+            "activity_held",
+            json!({"activity_id": format!("a-{n}"), "activity_type": "workshop", "title": "Solderen",
+                   "starts_at": "2024-11-05T13:00:00+01:00", "ends_at": "2024-11-05T15:00:00+01:00",
+                   "worlds": [6], "target_groups": ["vo"]}),
+        ),
+        _ => (
+            "survey_answered",
+            json!({"activity_id": format!("a-{}", n % 11), "respondent_role": "pupil", "score": 4, "scale_max": 5}),
+        ),
+    };
+    json!({"event_id": Uuid::new_v4(), "event_type": kind, "schema_version": 1, "hub_id": "tec-deventer",
+           "occurred_at": "2024-11-05T13:00:00+01:00", "sent_at": "2024-11-05T18:00:00+01:00", "payload": payload})
+}
+
+/// How long one batch may go unanswered before the test gives up (a service that
+/// never comes back would otherwise keep the pusher re-sending forever).
+const UNANSWERED_LIMIT: Duration = Duration::from_secs(90);
+
+/// Pushes batches until `stop`, re-sending a batch until it is answered; returns the
+/// ids the service acknowledged (accepted, or duplicate of an earlier acceptance), or
+/// the last failure once a batch went unanswered for `UNANSWERED_LIMIT`.
+pub async fn push_until(
+    url: String,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<HashSet<String>, String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let mut acknowledged = HashSet::new();
+    let mut n = 0;
+    while !*stop.borrow() {
+        let batch: Vec<Value> = (0..40).map(|i| event(n + i)).collect();
+        n += batch.len();
+        let body: String = batch.iter().map(|e| format!("{e}\n")).collect();
+        let first_try = Instant::now();
+        loop {
+            let sent = client
+                .post(format!("{url}/v1/events"))
+                .bearer_auth(TOKEN)
+                .header("content-type", "application/x-ndjson")
+                .body(body.clone())
+                .send()
+                .await;
+            let answer = match sent {
+                Ok(response) if response.status().is_success() => response
+                    .json::<PushAnswer>()
+                    .await
+                    .map_err(|e| format!("unreadable answer: {e}")),
+                Ok(response) => Err(format!(
+                    "{}: {}",
+                    response.status(),
+                    response.text().await.unwrap_or_default()
+                )),
+                Err(e) => Err(e.to_string()),
+            };
+            match answer {
+                Ok(answer) => {
+                    for result in answer.results {
+                        assert_ne!(result.status, RecordStatus::Rejected, "{:?}", result.errors);
+                        acknowledged.insert(result.event_id.expect("id").to_string());
+                    }
+                    break;
+                }
+                Err(last) if first_try.elapsed() > UNANSWERED_LIMIT => {
+                    return Err(format!(
+                        "a batch went unanswered for {UNANSWERED_LIMIT:?}; last: {last}"
+                    ));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+    Ok(acknowledged)
+}
+
+/// The service's log (warnings and errors), for a failure message.
+pub fn serve_log(dir: &std::path::Path) -> String {
+    std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
+}
+

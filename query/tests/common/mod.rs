@@ -207,7 +207,10 @@ pub async fn import(addr: SocketAddr, token: &str, name: &str, bytes: Vec<u8>) -
 pub const VO_2022: &str = "01.-leerlingen-vo-per-vestiging-naar-onderwijstype-2022.csv";
 pub const VO_2023: &str = "01.-leerlingen-vo-per-vestiging-naar-onderwijstype-2023.csv";
 pub const VO_2024: &str = "01.-leerlingen-vo-per-vestiging-naar-onderwijstype-2024.csv";
-pub const PO_2024: &str = "01.-leerlingen-po-per-onderwijssoort-en-leeftijd-2024.csv";
+pub const PO_2024: &str = "01.-leerlingen-po-soort-po-cluster-leeftijd-2024-2025.csv";
+/// DUO's address files: the VO pupils files name no municipality, these do.
+pub const VO_ADDRESSES: &str = "02.-alle-vestigingen-vo.csv";
+pub const PO_ADDRESSES: &str = "02.-alle-schoolvestigingen-basisonderwijs.csv";
 
 /// The record batches of a Parquet file.
 pub fn parquet_batches(bytes: &[u8]) -> Vec<deltalake::arrow::array::RecordBatch> {

@@ -1,0 +1,165 @@
+//! A service's life: it refuses the built-in development tokens on an address other
+//! than loopback (unless told to allow them, with a warning), and SIGTERM, as
+//! containers and systemd stop services, shuts it down cleanly: exit 0, and nothing
+//! acknowledged lost or written twice.
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{
+    PUSHED_TABLES, free_port, lake_event_ids, lake_in_folder, push_until, serve_log, start,
+};
+
+/// `techmon <command>` in `dir` with `env`; its exit status and standard error.
+fn run(dir: &std::path::Path, command: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_techmon"));
+    child
+        .arg(command)
+        .current_dir(dir)
+        .env_remove("TECHMON_CONFIG");
+    for (key, value) in env {
+        child.env(key, value);
+    }
+    let output = child.output().expect("run techmon");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn development_tokens_are_refused_off_loopback() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (command, listen_key, names, keys) in [
+        (
+            "serve",
+            "TECHMON__INGEST__LISTEN",
+            "newtechpark",
+            "ingest.hubs and query.users",
+        ),
+        ("ingest", "TECHMON__INGEST__LISTEN", "tec-deventer", "ingest.hubs"),
+        ("query", "TECHMON__QUERY__LISTEN", "dev-researcher", "query.users"),
+    ] {
+        let (code, stderr) = run(dir.path(), command, &[(listen_key, "0.0.0.0:0")]);
+        assert_eq!(code, Some(2), "techmon {command}: {stderr}");
+        assert!(
+            stderr.contains("0.0.0.0:0 is not a loopback address")
+                && stderr.contains(names)
+                && stderr.contains(&format!("Configure your own in {keys} "))
+                && stderr.contains("allow_dev_tokens"),
+            "techmon {command}: {stderr}"
+        );
+        assert!(
+            !dir.path().join("techmon-data").exists(),
+            "techmon {command} refused before opening anything"
+        );
+    }
+}
+
+/// Sends SIGTERM to the service and waits for it to exit.
+fn terminate(service: &mut common::Service) -> std::process::ExitStatus {
+    let sent = Command::new("kill")
+        .args(["-TERM", &service.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success(), "SIGTERM sent");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = service.child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "no exit 60 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_development_tokens_warn_and_sigterm_exits_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let listen = format!("0.0.0.0:{port}");
+    let mut service = start(
+        dir.path(),
+        port,
+        "embedded",
+        "techmon.events",
+        &[
+            ("TECHMON__INGEST__LISTEN", &listen),
+            ("TECHMON__ALLOW_DEV_TOKENS", "true"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ready {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready: {}",
+            serve_log(dir.path())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = terminate(&mut service);
+    let log = serve_log(dir.path());
+    assert!(status.success(), "{status}: {log}");
+    assert!(
+        log.contains("allow_dev_tokens is set") && log.contains("newtechpark"),
+        "{log}"
+    );
+    assert!(!log.contains('\u{1b}'), "no colour codes in a log file: {log}");
+}
+
+/// SIGTERM three times while a hub pushes and the transform writes rounds: each
+/// time the service exits 0, and at the end every acknowledged event is in the lake
+/// exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_pushes_and_rounds_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let pusher = tokio::spawn(push_until(url, stopped));
+    let env = [("RUST_LOG", "info")];
+    for stop_after_ms in [1500, 2500, 2000] {
+        let mut service = start(dir.path(), port, "embedded", "techmon.events", &env);
+        tokio::time::sleep(Duration::from_millis(stop_after_ms)).await;
+        let status = terminate(&mut service);
+        assert!(status.success(), "{status}: {}", serve_log(dir.path()));
+    }
+    let log = serve_log(dir.path());
+    assert_eq!(log.matches("shutting down").count(), 3, "{log}");
+    let service = start(dir.path(), port, "embedded", "techmon.events", &env);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.send(true).expect("stop pusher");
+    let acknowledged = pusher
+        .await
+        .expect("pusher")
+        .unwrap_or_else(|e| panic!("{e}: {}", serve_log(dir.path())));
+    assert!(acknowledged.len() > 200, "{}", acknowledged.len());
+    let lake = lake_in_folder(dir.path());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut ids = lake_event_ids(&lake, &PUSHED_TABLES).await;
+    while ids.len() < acknowledged.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        ids = lake_event_ids(&lake, &PUSHED_TABLES).await;
+    }
+    drop(service);
+    let unique: HashSet<String> = ids.iter().cloned().collect();
+    assert_eq!(unique.len(), ids.len(), "rows written twice");
+    assert_eq!(
+        unique,
+        acknowledged,
+        "the lake holds exactly the acknowledged events: {}",
+        serve_log(dir.path())
+    );
+}
