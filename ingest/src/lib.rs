@@ -207,7 +207,7 @@ async fn store(
     let mut to_append = Vec::new();
     for candidate in candidates {
         let checked = match candidate.record {
-            Err(errors) => Err((None, errors)),
+            Err(refused) => Err((refused.event_id, refused.errors)),
             Ok(record) => match record.read() {
                 Ok(event) if event.hub_id != hub => Err((
                     Some(event.event_id),

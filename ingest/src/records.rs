@@ -15,7 +15,24 @@ pub struct Candidate {
     pub index: usize,
     /// 1-based line in the body, for line-based bodies (NDJSON, CSV).
     pub line: Option<usize>,
-    pub record: Result<Record, Vec<FieldError>>,
+    pub record: Result<Record, Refused>,
+}
+
+/// A record refused before it could be read as an event: the `event_id` it names,
+/// when it names a valid one, and why.
+#[derive(Debug)]
+pub struct Refused {
+    pub event_id: Option<Uuid>,
+    pub errors: Vec<FieldError>,
+}
+
+impl Refused {
+    fn without_id(errors: Vec<FieldError>) -> Self {
+        Self {
+            event_id: None,
+            errors,
+        }
+    }
 }
 
 /// A record as it came.
@@ -104,9 +121,10 @@ fn malformed(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", message)
 }
 
-/// Parses `POST /v1/events` bodies: a JSON array of events, or NDJSON (one event per
-/// line; a single JSON object is NDJSON of one line). A bad NDJSON line rejects that
-/// record only; a JSON array that does not parse is refused whole.
+/// Parses `POST /v1/events` bodies: a JSON array of events, a single JSON object (one
+/// event, also pretty-printed over several lines), or NDJSON (one event per line). A
+/// bad NDJSON line rejects that record only; a JSON array that does not parse is
+/// refused whole.
 pub fn parse_events(whole: &bytes::Bytes) -> Result<Vec<Candidate>, ApiError> {
     let body = whole.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(whole);
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
@@ -129,6 +147,16 @@ pub fn parse_events(whole: &bytes::Bytes) -> Result<Vec<Candidate>, ApiError> {
                     record: Ok(Record::Value(v)),
                 })
                 .collect())
+        }
+        // One object, whatever its lines: NDJSON of several objects is not one value.
+        Some(b'{') if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() => {
+            let value: Value = serde_json::from_slice(body)
+                .map_err(|e| malformed(format!("the body is not a valid JSON object: {e}")))?;
+            Ok(vec![Candidate {
+                index: 0,
+                line: Some(1),
+                record: Ok(Record::Value(value)),
+            }])
         }
         Some(_) => Ok(body
             .split(|b| *b == b'\n')
@@ -180,12 +208,21 @@ pub fn parse_feed(kind: &str, version: u32, body: &[u8]) -> Result<Vec<Candidate
                 let line = e.position().map(|p| p.line() as usize);
                 (
                     line,
-                    Err(vec![FieldError::new("/", "the CSV row cannot be read")]),
+                    Err(Refused::without_id(vec![FieldError::new(
+                        "/",
+                        "the CSV row cannot be read",
+                    )])),
                 )
             }
             Ok(row) => {
                 let line = row.position().map(|p| p.line() as usize);
-                (line, csv_row(kind, version, &header_refs, &row))
+                let parsed = csv_row(kind, version, &header_refs, &row).map_err(|errors| {
+                    Refused {
+                        event_id: csv_event_id(&header_refs, &row),
+                        errors,
+                    }
+                });
+                (line, parsed)
             }
         };
         candidates.push(Candidate {
@@ -225,7 +262,7 @@ fn csv_row(
             Ok(cell) => cells.push(cell),
             Err(_) => {
                 errors.push(FieldError::new(
-                    format!("/{header}"),
+                    techmon_schemas::csv_column_pointer(header),
                     "the cell is not UTF-8",
                 ));
                 cells.push("");
@@ -236,6 +273,15 @@ fn csv_row(
         return Err(errors);
     }
     techmon_schemas::record_from_csv(kind, version, headers, &cells)
+}
+
+/// The valid `event_id` a CSV row names, for the answer to a row refused whole.
+fn csv_event_id(headers: &[&str], row: &csv::ByteRecord) -> Option<Uuid> {
+    let column = headers
+        .iter()
+        .position(|h| techmon_schemas::csv_column_pointer(h) == "/event_id")?;
+    let cell = std::str::from_utf8(row.get(column)?).ok()?;
+    Uuid::try_parse(cell.trim()).ok()
 }
 
 #[cfg(test)]

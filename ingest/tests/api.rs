@@ -463,8 +463,44 @@ async fn csv_feeds_are_answered_by_line() {
             (Some(4), RecordStatus::Accepted, vec![]),
         ]
     );
+    // A refused row is answered with the id it names.
+    assert_eq!(answer.results[1].event_id, Some(id2));
     let stored: HashSet<Uuid> = server.stored().await.iter().map(|r| r.event_id).collect();
     assert_eq!(stored, HashSet::from([id1, id3]));
+
+    // A cell that is not UTF-8, and a groep that does not convert: each row is
+    // refused at the field's pointer, with its event id.
+    let (id4, id5) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut csv = format!(
+        "event_id;hub_id;occurred_at;sent_at;activity_id;school_brin6;sector;groep;school_year;participants.girls;participants.boys\n\
+         {id4};tec-deventer;2024-10-03T09:00:00+02:00;2024-10-03T16:00:00+02:00;act-"
+    )
+    .into_bytes();
+    csv.extend_from_slice(b"\xe9\xff");
+    csv.extend_from_slice(
+        format!(
+            ";12AB00;PO;7;2024/25;12;14\n\
+             {id5};tec-deventer;2024-10-03T09:00:00+02:00;2024-10-03T16:00:00+02:00;act-3;12AB00;PO;7.0;2024/25;12;14\n"
+        )
+        .as_bytes(),
+    );
+    let response = server
+        .post("/v1/feeds/group_participated", TOKEN_DEVENTER, "text/csv", csv)
+        .await;
+    assert_eq!(response.status(), 200);
+    let answer: PushAnswer = response.json().await.expect("answer");
+    let summary: Vec<(Option<Uuid>, RecordStatus, Vec<&str>)> = answer
+        .results
+        .iter()
+        .map(|r| (r.event_id, r.status, fields(&r.errors)))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (Some(id4), RecordStatus::Rejected, vec!["/payload/activity_id"]),
+            (Some(id5), RecordStatus::Rejected, vec!["/payload/groep"]),
+        ]
+    );
 
     let response = server
         .post(
@@ -632,4 +668,32 @@ async fn metrics_count_accepted_rejected_and_duplicates() {
         text.contains("techmon_ingest_request_duration_seconds_count 1"),
         "{text}"
     );
+}
+
+/// One event as a lone JSON object, pretty-printed over several lines as people
+/// write it by hand: one record, not one per line.
+#[tokio::test]
+async fn a_lone_pretty_printed_object_is_one_event() {
+    let server = start().await;
+    let event = group("tec-deventer");
+    let pretty = serde_json::to_string_pretty(&event).expect("JSON");
+    assert!(pretty.lines().count() > 10);
+    let response = server
+        .post("/v1/events", TOKEN_DEVENTER, "application/json", pretty)
+        .await;
+    assert_eq!(response.status(), 200);
+    let answer: PushAnswer = response.json().await.expect("answer");
+    assert_eq!((answer.accepted, answer.rejected), (1, 0), "{answer:?}");
+    assert_eq!(answer.results[0].line, Some(1));
+    let stored = server.stored().await;
+    assert_eq!(stored.len(), 1);
+    let back: Value = serde_json::from_slice(&stored[0].payload).expect("stored JSON");
+    assert_eq!(back, event);
+    // Two objects on two lines stay NDJSON: two records.
+    let two = format!("{}\n{}\n", group("tec-deventer"), activity("tec-deventer"));
+    let response = server
+        .post("/v1/events", TOKEN_DEVENTER, "application/x-ndjson", two)
+        .await;
+    let answer: PushAnswer = response.json().await.expect("answer");
+    assert_eq!((answer.accepted, answer.results[1].line), (2, Some(2)));
 }

@@ -755,30 +755,53 @@ fn coerce(schema: &Value, cell: &str, field: &str, errors: &mut Vec<FieldError>)
     }
 }
 
-/// Where a column goes: its JSON Pointer and the schema of the field.
-fn resolve_column<'a>(full: &'a Value, column: &str) -> Result<(Vec<String>, &'a Value), String> {
-    const ENVELOPE_COLUMNS: &[&str] = &[
-        "event_id",
-        "event_type",
-        "schema_version",
-        "hub_id",
-        "occurred_at",
-        "sent_at",
-    ];
+/// The envelope's own columns; every other column is a payload field.
+const ENVELOPE_COLUMNS: &[&str] = &[
+    "event_id",
+    "event_type",
+    "schema_version",
+    "hub_id",
+    "occurred_at",
+    "sent_at",
+];
+
+/// The path in the event a CSV column fills: an envelope field, or `payload` and the
+/// dotted name's parts (`participants.girls`).
+fn column_path(column: &str) -> Vec<String> {
     if ENVELOPE_COLUMNS.contains(&column) {
-        let schema = &full["properties"][column];
-        return Ok((vec![column.to_string()], schema));
+        return vec![column.to_string()];
     }
-    let segments: Vec<&str> = column.split('.').collect();
-    let mut path = vec!["payload".to_string()];
-    path.extend(segments.iter().map(|s| s.to_string()));
-    let pointer = format!(
+    std::iter::once("payload")
+        .chain(column.split('.'))
+        .map(str::to_string)
+        .collect()
+}
+
+fn pointer_of(path: &[String]) -> String {
+    format!(
         "/{}",
         path.iter().map(|s| escape(s)).collect::<Vec<_>>().join("/")
-    );
+    )
+}
+
+/// The JSON Pointer of the field a CSV column fills, for answers about a cell
+/// (`activity_id` → `/payload/activity_id`, `event_id` → `/event_id`).
+pub fn csv_column_pointer(header: &str) -> String {
+    pointer_of(&column_path(header_name(header)))
+}
+
+/// Where a column goes: its JSON Pointer and the schema of the field.
+fn resolve_column<'a>(full: &'a Value, column: &str) -> Result<(Vec<String>, &'a Value), String> {
+    let path = column_path(column);
+    if path.len() == 1 {
+        let schema = &full["properties"][column];
+        return Ok((path, schema));
+    }
+    let segments = &path[1..];
+    let pointer = pointer_of(&path);
     let mut schema = &full["properties"]["payload"];
-    for segment in &segments {
-        match schema.get("properties").and_then(|p| p.get(*segment)) {
+    for segment in segments {
+        match schema.get("properties").and_then(|p| p.get(segment.as_str())) {
             Some(sub) => schema = sub,
             None => return Err(pointer),
         }
@@ -888,10 +911,7 @@ pub fn record_from_csv(
         match resolve_column(&entry.full, column) {
             Err(pointer) => errors.push(FieldError::new(pointer, "unknown column")),
             Ok((path, schema)) => {
-                let pointer = format!(
-                    "/{}",
-                    path.iter().map(|s| escape(s)).collect::<Vec<_>>().join("/")
-                );
+                let pointer = pointer_of(&path);
                 if !seen.insert(pointer.clone()) {
                     errors.push(FieldError::new(pointer, "duplicate column"));
                     continue;

@@ -3,7 +3,7 @@
 //! parser was a few per cent of the transform. Anything else goes to chrono, which
 //! decides.
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, TimeZone};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 use serde::Deserialize;
 
 /// An RFC 3339 time, as `chrono::DateTime::parse_from_rfc3339` reads it.
@@ -175,5 +175,60 @@ mod tests {
             assert_eq!(parse_rfc3339(time), chrono, "{time}");
             assert_eq!(is_rfc3339(time), valid, "{time}");
         }
+    }
+}
+
+/// The calendar date in the Netherlands (Europe/Amsterdam) at `time`, whatever
+/// offset it was sent with: `2024-07-31T22:30:00Z` is 1 August there. The offset is
+/// the EU's: UTC+2 from 01:00 UTC on the last Sunday of March to 01:00 UTC on the
+/// last Sunday of October, else UTC+1 (the rule since 1996).
+pub fn dutch_date<Zone: TimeZone>(time: &DateTime<Zone>) -> NaiveDate {
+    let utc = time.with_timezone(&Utc);
+    let year = utc.year();
+    let summer_starts = last_sunday_at_one_utc(year, 3);
+    let summer_ends = last_sunday_at_one_utc(year, 10);
+    let hours = if (summer_starts..summer_ends).contains(&utc) { 2 } else { 1 };
+    (utc + chrono::Duration::hours(hours)).date_naive()
+}
+
+/// 01:00 UTC on the last Sunday of `month` (March or October) of `year`.
+fn last_sunday_at_one_utc(year: i32, month: u32) -> DateTime<Utc> {
+    // Both months have 31 days.
+    let last = NaiveDate::from_ymd_opt(year, month, 31).unwrap_or_default();
+    let back = last.weekday().num_days_from_sunday();
+    let sunday = last - chrono::Duration::days(i64::from(back));
+    debug_assert_eq!(sunday.weekday(), Weekday::Sun);
+    Utc.from_utc_datetime(&sunday.and_hms_opt(1, 0, 0).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod dutch_date_tests {
+    use super::*;
+
+    fn at(s: &str) -> NaiveDate {
+        dutch_date(&parse_rfc3339(s).expect("a time"))
+    }
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).expect("a date")
+    }
+
+    #[test]
+    fn the_date_in_the_netherlands_whatever_the_offset() {
+        // Summer time (UTC+2): 22:30 UTC on 31 July is 00:30 on 1 August.
+        assert_eq!(at("2024-07-31T22:30:00Z"), d(2024, 8, 1));
+        assert_eq!(at("2024-07-31T21:59:59Z"), d(2024, 7, 31));
+        assert_eq!(at("2024-07-31T23:30:00-05:00"), d(2024, 8, 1));
+        // Winter time (UTC+1).
+        assert_eq!(at("2024-12-31T23:00:00Z"), d(2025, 1, 1));
+        assert_eq!(at("2024-12-31T22:59:59Z"), d(2024, 12, 31));
+        // The switches of 2024: 31 March and 27 October, at 01:00 UTC.
+        assert_eq!(at("2024-03-31T00:59:59Z"), d(2024, 3, 31));
+        assert_eq!(at("2024-03-31T22:00:00Z"), d(2024, 4, 1));
+        assert_eq!(at("2024-10-27T22:59:59Z"), d(2024, 10, 27));
+        assert_eq!(at("2024-10-27T23:00:00Z"), d(2024, 10, 28));
+        assert_eq!(at("2024-10-26T22:00:00Z"), d(2024, 10, 27));
+        // An offset already Dutch changes nothing.
+        assert_eq!(at("2024-08-01T00:30:00+02:00"), d(2024, 8, 1));
     }
 }

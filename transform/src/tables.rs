@@ -407,7 +407,8 @@ pub struct Row<'a>(pub Vec<Cell<'a>>);
 /// it depends on the registrations and withdrawals before the event (see
 /// [`Subject`]), and it is filled in as the rows are put in the log's order.
 pub fn row<'a>(event: &'a Event, ctx: &RowContext<'a>) -> Option<(usize, Row<'a>)> {
-    let occurred = event.occurred_at.date_naive();
+    // By the date in the Netherlands, whatever offset the hub sent.
+    let occurred = techmon_schemas::time::dutch_date(&event.occurred_at);
     let mut school_year = SchoolYear::containing(occurred);
     let key_id = ctx.key.id();
     let person = Cell::Null;
@@ -563,4 +564,48 @@ pub fn row<'a>(event: &'a Event, ctx: &RowContext<'a>) -> Option<(usize, Row<'a>
     ]);
     row.extend(cells);
     Some((table, Row(row)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The school year of the row an activity held at `occurred_at` adds.
+    fn school_year_of(occurred_at: &str) -> String {
+        let event = techmon_schemas::read_event(
+            serde_json::json!({
+                "event_id": uuid::Uuid::new_v4(), "event_type": "activity_held",
+                "schema_version": 1, "hub_id": "tec-deventer",
+                "occurred_at": occurred_at, "sent_at": "2024-08-02T10:00:00+02:00",
+                "payload": {"activity_id": "a", "activity_type": "workshop", "title": "Solderen",
+                            "starts_at": occurred_at, "ends_at": occurred_at,
+                            "worlds": [6], "target_groups": ["vo"]}
+            })
+            .to_string()
+            .as_bytes(),
+        )
+        .expect("a valid event");
+        let key = PseudonymKey::new("k1", vec![7; 32]).expect("key");
+        let ctx = RowContext {
+            key: &key,
+            partition: 0,
+            offset: 0,
+        };
+        let (_, Row(cells)) = row(&event, &ctx).expect("a row");
+        match &cells[3] {
+            Cell::SchoolYear(year) => year.to_string(),
+            other => panic!("school_year is {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_school_year_goes_by_the_date_in_the_netherlands() {
+        // 00:30 on 1 August in the Netherlands, sent in UTC or another offset.
+        assert_eq!(school_year_of("2024-07-31T22:30:00Z"), "2024/25");
+        assert_eq!(school_year_of("2024-07-31T17:30:00-05:00"), "2024/25");
+        assert_eq!(school_year_of("2024-08-01T00:30:00+02:00"), "2024/25");
+        // 23:59 on 31 July there.
+        assert_eq!(school_year_of("2024-07-31T21:59:00Z"), "2023/24");
+        assert_eq!(school_year_of("2024-08-01T06:59:00+09:00"), "2023/24");
+    }
 }
