@@ -283,6 +283,7 @@ async fn wait_for_transform(
     accepted: usize,
 ) -> anyhow::Result<()> {
     let accepted = accepted as u64;
+    let (mut last_read, mut last_progress) = (0, Instant::now());
     loop {
         let (read, caught_up) = transform_progress(client, url).await?;
         eprint!("\rTransform: {read} of {accepted} new events in the lake   ");
@@ -290,9 +291,21 @@ async fn wait_for_transform(
             eprintln!();
             return Ok(());
         }
+        if read > last_read {
+            (last_read, last_progress) = (read, Instant::now());
+        } else if last_progress.elapsed() > TRANSFORM_STALL {
+            eprintln!();
+            bail!(
+                "the transform read no event for {} s ({read} of {accepted} read); its log says why",
+                TRANSFORM_STALL.as_secs()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// How long the demo waits for a transform that reads nothing more.
+const TRANSFORM_STALL: Duration = Duration::from_secs(120);
 
 /// Rows of a SQL answer (JSON), as the researcher role asks it.
 pub async fn ask(client: &reqwest::Client, url: &str, sql: &str) -> anyhow::Result<Vec<Value>> {

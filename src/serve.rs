@@ -27,6 +27,8 @@ async fn supervise_transform<F: Future<Output = ()> + Send>(
     log: Arc<dyn techmon_eventlog::EventLog>,
     until_stopped: impl Fn() -> F,
 ) -> Result<(), techmon_transform::TransformError> {
+    // The registry `/metrics` shows holds these: a reopened transform counts on in them.
+    let metrics = first.metrics().clone();
     let mut transform = first;
     loop {
         match transform.run(until_stopped()).await {
@@ -48,7 +50,7 @@ async fn supervise_transform<F: Future<Output = ()> + Send>(
             )
             .await
             {
-                Ok(t) => break t,
+                Ok(t) => break t.with_metrics(metrics.clone()),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot reopen the transform; trying again in 5 s");
                     tokio::time::sleep(std::time::Duration::from_secs(5)).await;

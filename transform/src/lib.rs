@@ -1171,7 +1171,7 @@ fn prepare(
                     partition,
                     offset,
                 };
-                let outcome = match tables::row(&event, &ctx) {
+                let outcome = match tables::row(&event, &ctx)? {
                     Some((table, row)) => {
                         prepared.rows[table]
                             .get_or_insert_with(|| batch::TableRows::new(&tables::TABLES[table]))

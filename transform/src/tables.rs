@@ -402,11 +402,14 @@ impl<'a, T: Into<Cell<'a>>> From<Option<T>> for Cell<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row<'a>(pub Vec<Cell<'a>>);
 
-/// The row an event adds, and its table; `None` for events that add no row
-/// (consent withdrawals, handled by erasure). The person's pseudonym is left null:
-/// it depends on the registrations and withdrawals before the event (see
-/// [`Subject`]), and it is filled in as the rows are put in the log's order.
-pub fn row<'a>(event: &'a Event, ctx: &RowContext<'a>) -> Option<(usize, Row<'a>)> {
+/// The row an event adds, and its table; `None` for a consent withdrawal, the one
+/// kind that adds no row (it erases). The person's pseudonym is left null: it depends
+/// on the registrations and withdrawals before the event (see [`Subject`]), and it is
+/// filled in as the rows are put in the log's order.
+pub fn row<'a>(
+    event: &'a Event,
+    ctx: &RowContext<'a>,
+) -> Result<Option<(usize, Row<'a>)>, crate::TransformError> {
     // By the date in the Netherlands, whatever offset the hub sent.
     let occurred = techmon_schemas::time::dutch_date(&event.occurred_at);
     let mut school_year = SchoolYear::containing(occurred);
@@ -550,9 +553,12 @@ pub fn row<'a>(event: &'a Event, ctx: &RowContext<'a>) -> Option<(usize, Row<'a>
                 t.outcome.as_str().into(),
             ],
         ),
-        Payload::ConsentWithdrawn(_) => return None,
+        Payload::ConsentWithdrawn(_) => return Ok(None),
     };
-    let table = TABLES.iter().position(|t| t.name == table)?;
+    let table = TABLES
+        .iter()
+        .position(|t| t.name == table)
+        .ok_or(crate::TransformError::UnknownTable(table))?;
     let mut row = Vec::with_capacity(COMMON.len() + cells.len());
     row.extend([
         Cell::Id(event.event_id),
@@ -563,7 +569,7 @@ pub fn row<'a>(event: &'a Event, ctx: &RowContext<'a>) -> Option<(usize, Row<'a>
         ctx.offset.into(),
     ]);
     row.extend(cells);
-    Some((table, Row(row)))
+    Ok(Some((table, Row(row))))
 }
 
 #[cfg(test)]
@@ -591,7 +597,7 @@ mod tests {
             partition: 0,
             offset: 0,
         };
-        let (_, Row(cells)) = row(&event, &ctx).expect("a row");
+        let (_, Row(cells)) = row(&event, &ctx).expect("a table").expect("a row");
         match &cells[3] {
             Cell::SchoolYear(year) => year.to_string(),
             other => panic!("school_year is {other:?}"),
