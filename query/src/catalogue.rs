@@ -160,6 +160,14 @@ impl Catalogue {
                 schema: t.arrow_schema(),
                 latest: Mutex::new(None),
             });
+        let counts = &techmon_transform::tables::WITHHELD_COUNTS;
+        let counts_table = std::iter::once(DeltaSource {
+            name: counts.name,
+            kind: "lake",
+            description: counts.description,
+            schema: counts.arrow_schema(),
+            latest: Mutex::new(None),
+        });
         let reference_tables = REFERENCE_TABLES.iter().map(|t| DeltaSource {
             name: t.name,
             kind: "reference",
@@ -169,7 +177,10 @@ impl Catalogue {
         });
         Ok(Self {
             location,
-            sources: lake_tables.chain(reference_tables).collect(),
+            sources: lake_tables
+                .chain(counts_table)
+                .chain(reference_tables)
+                .collect(),
         })
     }
 

@@ -96,7 +96,7 @@ pub const VIEWS: &[View] = &[
     },
     View {
         name: "reach",
-        description: "People who took part per hub, school year, sector, PO groep band and role: classes once per school year (see the view's SQL), individuals once by pseudonym.",
+        description: "People who took part per hub, school year, sector, PO groep band and role: classes once per school year (see the view's SQL), individuals once by pseudonym, and people without research consent as counted in participation_without_consent.",
         // The band and role are worked out once per class, and once per participant
         // before the join, rather than for every row they are grouped from (at 1M
         // events a CASE on groep over the 500K group rows alone took 12 ms of CPU).
@@ -122,7 +122,10 @@ pub const VIEWS: &[View] = &[
             " END AS band \
                           FROM participants GROUP BY participant_pseudonym) p \
                  ON a.participant_pseudonym = p.participant_pseudonym \
-               GROUP BY a.hub_id, a.school_year, p.sector, p.band, coalesce(a.role, p.role)) \
+               GROUP BY a.hub_id, a.school_year, p.sector, p.band, coalesce(a.role, p.role) \
+               UNION ALL \
+               SELECT hub_id, school_year, sector, band, role, people \
+               FROM participation_without_consent WHERE measure = 'reach') \
              GROUP BY hub_id, school_year, sector, band, role"
         ),
     },
@@ -288,6 +291,8 @@ pub const VIEWS: &[View] = &[
                     OR (a.role IS NULL AND a.participant_pseudonym IN ( \
                           SELECT participant_pseudonym FROM participants WHERE role = 'teacher')) \
                  GROUP BY a.hub_id, a.school_year \
+               UNION ALL SELECT 'teachers_professionalised', NULL, hub_id, school_year, CAST(people AS DOUBLE), NULL \
+                 FROM participation_without_consent WHERE measure = 'teachers_professionalised' \
                UNION ALL SELECT 'satisfaction', NULL, hub_id, school_year, score_of_10, 1.0 FROM survey_answers \
                UNION ALL SELECT kpi, NULL, hub_id, school_year, CAST(count(*) AS DOUBLE), NULL FROM ( \
                  SELECT m.kpi, m.hub_id, y.school_year, m.change, \

@@ -23,7 +23,10 @@ use deltalake::{DeltaTable, DeltaTableError, checkpoints};
 
 use crate::TransformError;
 use crate::storage::LakeLocation;
-use crate::tables::{PARTITION_COLUMN, PERSON_COLUMNS, TABLES, Table, UNIQUE_COLUMNS};
+use crate::consent::{Attended, Profile};
+use crate::tables::{
+    PARTITION_COLUMN, PERSON_COLUMNS, TABLES, Table, UNIQUE_COLUMNS, WITHHELD_COUNTS,
+};
 
 /// Rows for one table, and the log positions the commit covers.
 pub struct Append {
@@ -127,6 +130,17 @@ pub struct Compaction {
     pub tables_skipped: Vec<&'static str>,
 }
 
+/// Pseudonyms quoted for a SQL list; they are hexadecimal, so anything else is left
+/// out. `None` when none is left.
+fn quoted_pseudonyms(pseudonyms: &[String]) -> Option<String> {
+    let list: Vec<String> = pseudonyms
+        .iter()
+        .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|p| format!("'{p}'"))
+        .collect();
+    (!list.is_empty()).then(|| list.join(", "))
+}
+
 /// Creates a table's first version: its columns and partitioning, no rows. Every
 /// commit that adds rows then builds on a version it read, and Delta's conflict check
 /// refuses it when a commit since then recorded positions of the same partitions
@@ -147,6 +161,8 @@ pub struct Lake {
     root: url::Url,
     topic: String,
     tables: HashMap<&'static str, DeltaTable>,
+    /// [`WITHHELD_COUNTS`]: no log positions, rewritten whole.
+    counts: DeltaTable,
 }
 
 fn delta_error(table: &str, source: DeltaTableError) -> TransformError {
@@ -179,11 +195,157 @@ impl Lake {
             Ok::<_, TransformError>((table.name, delta))
         }))
         .await?;
+        let name = WITHHELD_COUNTS.name;
+        if let Some(folder) = location.local_folder(name) {
+            std::fs::create_dir_all(&folder)
+                .map_err(|source| TransformError::LakeFolder { path: folder, source })?;
+        }
+        let mut counts = location.open(name).await.map_err(|e| delta_error(name, e))?;
+        if counts.version().is_none() {
+            let columns: StructType = WITHHELD_COUNTS
+                .arrow_schema()
+                .as_ref()
+                .try_into_kernel()
+                .map_err(|e| delta_error(name, e.into()))?;
+            counts = counts
+                .create()
+                .with_save_mode(SaveMode::Ignore)
+                .with_table_name(name)
+                .with_comment(WITHHELD_COUNTS.description)
+                .with_columns(columns.fields().cloned())
+                .await
+                .map_err(|e| delta_error(name, e))?;
+        }
         Ok(Self {
             root: location.root().clone(),
             topic: topic.to_string(),
             tables: opened.into_iter().collect(),
+            counts,
         })
+    }
+
+    /// Whether counts of people without research consent were ever written.
+    pub fn counts_written(&self) -> bool {
+        self.counts.version().is_some_and(|v| v > 0)
+    }
+
+    /// Replaces the counts of people without research consent, in one commit.
+    pub async fn write_counts(&mut self, counts: RecordBatch) -> Result<(), TransformError> {
+        let name = WITHHELD_COUNTS.name;
+        self.counts = self
+            .counts
+            .clone()
+            .write(vec![counts])
+            .with_save_mode(SaveMode::Overwrite)
+            .await
+            .map_err(|e| delta_error(name, e))?;
+        Ok(())
+    }
+
+    /// What the KPIs count of these people's rows (by pseudonym): their attendances and
+    /// their registrations' profiles.
+    pub async fn person_rows(
+        &self,
+        pseudonyms: &[String],
+    ) -> Result<(Vec<(String, Attended)>, Vec<(String, Profile)>), TransformError> {
+        let Some(list) = quoted_pseudonyms(pseudonyms) else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let text = |batch: &RecordBatch, column: usize, table| -> Result<Vec<Option<String>>, TransformError> {
+            let column = cast(batch.column(column), &DataType::Utf8)
+                .map_err(|source| TransformError::Rows { table, source })?;
+            let column = column.as_string::<i32>();
+            Ok((0..column.len())
+                .map(|i| column.is_valid(i).then(|| column.value(i).to_string()))
+                .collect())
+        };
+        let mut attendances = Vec::new();
+        let sql = format!(
+            "SELECT participant_pseudonym, hub_id, school_year, activity_id, role \
+             FROM lake_table WHERE participant_pseudonym IN ({list})"
+        );
+        for batch in self.query("attendances", &sql).await? {
+            let columns = (0..5)
+                .map(|c| text(&batch, c, "attendances"))
+                .collect::<Result<Vec<_>, _>>()?;
+            for row in 0..batch.num_rows() {
+                let cell = |c: usize| columns[c][row].clone();
+                attendances.push((
+                    cell(0).unwrap_or_default(),
+                    Attended {
+                        hub_id: cell(1).unwrap_or_default(),
+                        school_year: cell(2).unwrap_or_default(),
+                        activity_id: cell(3).unwrap_or_default(),
+                        role: cell(4),
+                    },
+                ));
+            }
+        }
+        let mut profiles = Vec::new();
+        let sql = format!(
+            "SELECT participant_pseudonym, sector, CAST(groep AS VARCHAR), role \
+             FROM lake_table WHERE participant_pseudonym IN ({list})"
+        );
+        for batch in self.query("participants", &sql).await? {
+            let columns = (0..4)
+                .map(|c| text(&batch, c, "participants"))
+                .collect::<Result<Vec<_>, _>>()?;
+            for row in 0..batch.num_rows() {
+                let cell = |c: usize| columns[c][row].clone();
+                profiles.push((
+                    cell(0).unwrap_or_default(),
+                    Profile {
+                        sector: cell(1),
+                        groep: cell(2).and_then(|g| g.parse().ok()),
+                        role: cell(3),
+                    },
+                ));
+            }
+        }
+        Ok((attendances, profiles))
+    }
+
+    /// Takes these people's rows (by pseudonym) out of the research tables, as their
+    /// refused consent asks (see [`crate::consent::row_use`]): registrations,
+    /// attendances and work-learning routes go; survey answers and profile choices
+    /// stay without the person. Returns the rows changed.
+    pub async fn withhold(&mut self, pseudonyms: &[String]) -> Result<u64, TransformError> {
+        use crate::consent::{PersonRows, RowUse};
+        let Some(list) = quoted_pseudonyms(pseudonyms) else {
+            return Ok(0);
+        };
+        let mut changed = 0;
+        for (table, column, current) in self.person_tables() {
+            let predicate = format!("{column} IN ({list})");
+            let Some(rows) = PersonRows::of(table.name) else {
+                continue;
+            };
+            let after = match crate::consent::row_use(rows, Some(crate::consent::Consent::Refused)) {
+                RowUse::Research => continue,
+                RowUse::Withheld | RowUse::Dropped => {
+                    let (after, metrics) = current
+                        .delete()
+                        .with_predicate(predicate)
+                        .await
+                        .map_err(|e| delta_error(table.name, e))?;
+                    changed += metrics.num_deleted_rows.unwrap_or(0) as u64;
+                    after
+                }
+                RowUse::WithoutPerson => {
+                    let (after, metrics) = current
+                        .update()
+                        .with_predicate(predicate)
+                        .with_update(column, "CAST(NULL AS VARCHAR)")
+                        .with_update("pseudonym_key_id", "CAST(NULL AS VARCHAR)")
+                        .await
+                        .map_err(|e| delta_error(table.name, e))?;
+                    changed += metrics.num_updated_rows as u64;
+                    after
+                }
+            };
+            self.tables.insert(table.name, after);
+        }
+        Ok(changed)
     }
 
     pub fn root(&self) -> &url::Url {
@@ -305,13 +467,9 @@ impl Lake {
         if pseudonyms.is_empty() {
             return Ok(0);
         }
-        // Pseudonyms are hexadecimal: safe to quote as they are.
-        let list: Vec<String> = pseudonyms
-            .iter()
-            .filter(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
-            .map(|p| format!("'{p}'"))
-            .collect();
-        let list = list.join(", ");
+        let Some(list) = quoted_pseudonyms(pseudonyms) else {
+            return Ok(0);
+        };
         let mut deleted = 0;
         for (table, column, current) in self.person_tables() {
             let (after, metrics) = current
@@ -429,6 +587,16 @@ impl Lake {
             deleted += metrics.files_deleted.len();
             self.tables.insert(table.name, after);
         }
+        let (after, metrics) = self
+            .counts
+            .clone()
+            .vacuum()
+            .with_retention_period(retention)
+            .with_enforce_retention_duration(false)
+            .await
+            .map_err(|e| delta_error(WITHHELD_COUNTS.name, e))?;
+        deleted += metrics.files_deleted.len();
+        self.counts = after;
         Ok(deleted)
     }
 
@@ -439,10 +607,6 @@ impl Lake {
         ids: &[String],
     ) -> Result<HashSet<String>, TransformError> {
         let mut present = HashSet::new();
-        let delta = self
-            .tables
-            .get(table)
-            .ok_or(TransformError::UnknownTable(table))?;
         // Event ids are UUIDs: anything else cannot be in the table and is not quoted.
         let list: Vec<String> = ids
             .iter()
@@ -452,24 +616,11 @@ impl Lake {
         if list.is_empty() {
             return Ok(present);
         }
-        let query = |source| TransformError::Query { table, source };
-        let ctx = SessionContext::new();
-        delta
-            .update_datafusion_session(&ctx.state())
-            .map_err(|e| delta_error(table, e))?;
-        let provider = delta.table_provider().await.map_err(query)?;
-        ctx.register_table("lake_table", provider).map_err(query)?;
         let sql = format!(
             "SELECT event_id FROM lake_table WHERE event_id IN ({})",
             list.join(", ")
         );
-        let batches = ctx
-            .sql(&sql)
-            .await
-            .map_err(query)?
-            .collect()
-            .await
-            .map_err(query)?;
+        let batches = self.query(table, &sql).await?;
         for batch in batches {
             let column = cast(batch.column(0), &DataType::Utf8)
                 .map_err(|source| TransformError::Rows { table, source })?;
@@ -477,6 +628,26 @@ impl Lake {
             present.extend((0..column.len()).map(|i| column.value(i).to_string()));
         }
         Ok(present)
+    }
+
+    /// `sql` over a table's latest version, named `lake_table`.
+    async fn query(
+        &self,
+        table: &'static str,
+        sql: &str,
+    ) -> Result<Vec<RecordBatch>, TransformError> {
+        let delta = self
+            .tables
+            .get(table)
+            .ok_or(TransformError::UnknownTable(table))?;
+        let query = |source| TransformError::Query { table, source };
+        let ctx = SessionContext::new();
+        delta
+            .update_datafusion_session(&ctx.state())
+            .map_err(|e| delta_error(table, e))?;
+        let provider = delta.table_provider().await.map_err(query)?;
+        ctx.register_table("lake_table", provider).map_err(query)?;
+        ctx.sql(sql).await.map_err(query)?.collect().await.map_err(query)
     }
 
     /// The current version of each table that exists.

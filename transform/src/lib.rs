@@ -21,6 +21,7 @@ use techmon_eventlog::{EventLog, LogError, StoredRecord};
 use techmon_schemas::{Event, ReadEventError};
 
 pub mod batch;
+pub mod consent;
 pub mod lake;
 pub mod metrics;
 pub mod pseudonym;
@@ -28,6 +29,7 @@ mod relink;
 pub mod state;
 pub mod storage;
 pub mod tables;
+mod withhold;
 
 use pseudonym::PseudonymKey;
 use state::{DeadLetter, DeadLetterReason, State, StateChanges};
@@ -180,6 +182,8 @@ pub struct Progress {
     pub unregistered_references: usize,
     /// Lake rows given their registration's pseudonym after it came.
     pub relinked_rows: u64,
+    /// Lake rows taken out of the research tables when consent was taken back.
+    pub withheld_rows: u64,
 }
 
 impl std::ops::AddAssign for Progress {
@@ -192,6 +196,7 @@ impl std::ops::AddAssign for Progress {
         self.erased_rows += o.erased_rows;
         self.unregistered_references += o.unregistered_references;
         self.relinked_rows += o.relinked_rows;
+        self.withheld_rows += o.withheld_rows;
     }
 }
 
@@ -451,6 +456,12 @@ impl Transform {
         // of the registration's pseudonym must find the rows relinked to it).
         transform.relink().await?;
         transform.erase_pending().await?;
+        // And the counts of people without consent, which follow the state: a crash
+        // may have come between the two.
+        transform.withhold_pending().await?;
+        if transform.state.withheld_people().next().is_some() || transform.lake.counts_written() {
+            transform.write_counts().await?;
+        }
         Ok(transform)
     }
 
@@ -512,6 +523,7 @@ impl Transform {
         // The state applies this round's ids in place (a copy if this were kept).
         drop(seen);
         work.relink_rows()?;
+        let counts_changed = withhold::withhold_rows(&self.state, &mut work)?;
         let RoundWork {
             rows,
             mut changes,
@@ -529,8 +541,12 @@ impl Transform {
         // log, so a crash before the lake commits only repeats the same work.
         changes.links.extend(round_links);
         let withdrawn_now = changes.withdrawn.clone();
+        let withhold_now = !changes.pending_withholds.is_empty();
         self.state.apply(changes)?;
         self.land().await?;
+        if counts_changed {
+            self.write_counts().await?;
+        }
         // Every table written covers every partition read in this round: what of it
         // belonged to the table is in this commit. A table can be ahead of the round
         // (the round resumed behind it, for another table): its position never moves
@@ -576,6 +592,10 @@ impl Transform {
         self.metrics
             .unregistered_references
             .inc_by(progress.unregistered_references as u64);
+        if withhold_now {
+            self.land().await?;
+            progress.withheld_rows += self.withhold_pending().await?;
+        }
         if !withdrawn_now.is_empty() {
             self.land().await?;
             // Rows still to be relinked to a withdrawn pseudonym go with it.
@@ -900,6 +920,50 @@ impl Transform {
         Ok(relinked)
     }
 
+    /// Takes the lake rows of people whose consent was taken back out of the research
+    /// tables, after noting what the KPIs count of them (see [`consent`]).
+    async fn withhold_pending(&mut self) -> Result<u64, TransformError> {
+        let pending = self.state.pending_withholds();
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let mut changed = 0;
+        for (person, pseudonyms) in &pending {
+            if !self.state.is_withdrawn(person) {
+                let (attendances, profiles) = self.lake.person_rows(pseudonyms).await?;
+                let mut withheld = self.state.withheld(person).cloned().unwrap_or_default();
+                // None of the person's rows stays research.
+                withheld.research.clear();
+                withheld
+                    .withheld
+                    .extend(attendances.into_iter().map(|(_, attended)| attended));
+                for (_, profile) in &profiles {
+                    withheld.profile.merge(profile);
+                }
+                self.state.set_withheld(person, withheld)?;
+                changed += self.lake.withhold(pseudonyms).await?;
+            }
+            self.state.mark_withheld(person)?;
+        }
+        self.write_counts().await?;
+        tracing::info!(
+            participants = pending.len(),
+            rows = changed,
+            "consent taken back: rows withheld from the research tables"
+        );
+        Ok(changed)
+    }
+
+    /// Rewrites the counts of people without research consent from the state.
+    async fn write_counts(&mut self) -> Result<(), TransformError> {
+        let counts = consent::counts(self.state.withheld_people(), self.state.training());
+        let table = tables::WITHHELD_COUNTS.name;
+        let batch = tables::WITHHELD_COUNTS
+            .batch(&counts)
+            .map_err(|source| TransformError::Rows { table, source })?;
+        self.lake.write_counts(batch).await
+    }
+
     async fn erase_pending(&mut self) -> Result<u64, TransformError> {
         let pending = self.state.pending_erasures();
         if pending.is_empty() {
@@ -977,6 +1041,7 @@ impl Transform {
             .filter(|position| !still_dead.contains(position))
             .collect();
         work.relink_rows()?;
+        let counts_changed = withhold::withhold_rows(&self.state, &mut work)?;
         let RoundWork {
             rows,
             mut changes,
@@ -986,6 +1051,9 @@ impl Transform {
         changes.dead_letters.clear();
         changes.links.extend(round_links);
         self.state.apply(changes)?;
+        if counts_changed {
+            self.write_counts().await?;
+        }
         for (table, batches) in tables::TABLES.iter().zip(rows) {
             if batches.is_empty() {
                 continue;
@@ -1014,6 +1082,7 @@ impl Transform {
             }
         }
         self.state.remove_dead_letters(&redriven)?;
+        self.withhold_pending().await?;
         self.relink().await?;
         self.erase_pending().await?;
         Ok((redriven.len(), still_dead.len()))

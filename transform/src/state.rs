@@ -14,6 +14,63 @@ use techmon_eventlog::event_ids::SeenIds;
 use uuid::Uuid;
 
 use crate::TransformError;
+use crate::consent::{Said, Statement, WithheldPerson};
+
+/// A round's consent statements as one block, like the links: per statement the
+/// pseudonym's 32 bytes, research (1 byte), and when it was said (`at_micros` i64,
+/// partition u32, offset u64, little-endian).
+struct ConsentBlock;
+
+impl ConsentBlock {
+    const ENTRY: usize = 32 + 1 + 8 + 4 + 8;
+
+    fn encode(entries: &[([u8; 32], Statement)]) -> Vec<u8> {
+        let mut block = Vec::with_capacity(entries.len() * Self::ENTRY);
+        for (pseudonym, statement) in entries {
+            block.extend_from_slice(pseudonym);
+            block.push(u8::from(statement.research));
+            block.extend_from_slice(&statement.said.at_micros.to_le_bytes());
+            block.extend_from_slice(&statement.said.partition.to_le_bytes());
+            block.extend_from_slice(&statement.said.offset.to_le_bytes());
+        }
+        block
+    }
+
+    fn decode(block: &[u8]) -> Result<Vec<([u8; 32], Statement)>, redb::Error> {
+        if block.len() % Self::ENTRY != 0 {
+            return Err(corrupted("a block of consent statements is cut short"));
+        }
+        Ok(block
+            .chunks_exact(Self::ENTRY)
+            .map(|entry| {
+                let (pseudonym, rest) = entry.split_at(32);
+                let mut bytes = [0; 32];
+                bytes.copy_from_slice(pseudonym);
+                let number = |range: std::ops::Range<usize>| {
+                    let mut eight = [0; 8];
+                    eight[..range.len()].copy_from_slice(&rest[range]);
+                    u64::from_le_bytes(eight)
+                };
+                let statement = Statement {
+                    research: rest[0] != 0,
+                    said: Said {
+                        at_micros: number(1..9) as i64,
+                        partition: number(9..13) as u32,
+                        offset: number(13..21),
+                    },
+                };
+                (bytes, statement)
+            })
+            .collect())
+    }
+}
+
+/// A pseudonym's 32 bytes.
+fn pseudonym_bytes(pseudonym: &str) -> Option<[u8; 32]> {
+    let mut bytes = [0; 32];
+    hex::decode_to_slice(pseudonym, &mut bytes).ok()?;
+    Some(bytes)
+}
 
 /// Block number → the links one round made (see [`Links::block`]). Append-only: keyed
 /// by (hub, reference), a round's links rewrote a B-tree page per random key, most
@@ -27,6 +84,15 @@ const WITHDRAWN: TableDefinition<&str, bool> = TableDefinition::new("consent_wit
 /// The pseudonym a reference had before its registration → the registration's, for
 /// lake rows not yet given the registration's (see [`StateChanges::relinks`]).
 const RELINKS: TableDefinition<&str, &str> = TableDefinition::new("pending_relinks");
+/// Block number → the consent statements one round read (see [`ConsentBlock`]).
+const CONSENT_BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("consent_blocks");
+/// pseudonym → what the KPIs count of a person whose rows were withheld (JSON).
+const WITHHELD: TableDefinition<&str, &str> = TableDefinition::new("withheld_people");
+/// (hub, activity id) of docentprofessionalisering activities.
+const TRAINING: TableDefinition<(&str, &str), ()> = TableDefinition::new("training_activities");
+/// pseudonym whose consent was taken back → the pseudonyms whose lake rows are to be
+/// withheld into it (its own, and one its reference had before the registration).
+const PENDING_WITHHOLDS: TableDefinition<&str, &str> = TableDefinition::new("pending_withholds");
 /// redb's page cache for the state.
 const STATE_CACHE_BYTES: usize = 32 << 20;
 
@@ -156,6 +222,16 @@ impl Links {
     }
 }
 
+/// The consent part of the state as it is loaded.
+#[derive(Default)]
+struct Consents {
+    map: QuickMap<[u8; 32], Statement>,
+    next_block: u64,
+    withheld: QuickMap<String, WithheldPerson>,
+    training: HashSet<(String, String)>,
+    pending_withholds: QuickMap<String, Vec<String>>,
+}
+
 pub struct State {
     db: Database,
     path: PathBuf,
@@ -166,6 +242,12 @@ pub struct State {
     seen: Arc<SeenIds>,
     duplicates: HashSet<(u32, u64)>,
     applied: HashMap<u32, u64>,
+    /// Each participant's latest consent statement.
+    consent: QuickMap<[u8; 32], Statement>,
+    next_consent_block: u64,
+    withheld: QuickMap<String, WithheldPerson>,
+    training: HashSet<(String, String)>,
+    pending_withholds: QuickMap<String, Vec<String>>,
 }
 
 /// What a round changes in the state, applied in one transaction.
@@ -182,6 +264,16 @@ pub struct StateChanges {
     /// (partition, last offset read).
     pub applied: Vec<(u32, u64)>,
     pub dead_letters: Vec<DeadLetter>,
+    /// Consent statements read (the latest per pseudonym).
+    pub consent: Vec<(String, Statement)>,
+    /// People whose rows were withheld, as they now stand.
+    pub withheld: Vec<(String, WithheldPerson)>,
+    /// People no longer counted at all (withdrawn).
+    pub unwithheld: Vec<String>,
+    /// (hub, activity id) of docentprofessionalisering activities.
+    pub training: Vec<(String, String)>,
+    /// Consent taken back: pseudonym → the pseudonyms whose lake rows go with it.
+    pub pending_withholds: Vec<(String, Vec<String>)>,
 }
 
 impl State {
@@ -204,6 +296,10 @@ impl State {
             txn.open_table(DUPLICATES)?;
             txn.open_table(APPLIED)?;
             txn.open_table(DEAD_LETTERS)?;
+            txn.open_table(CONSENT_BLOCKS)?;
+            txn.open_table(WITHHELD)?;
+            txn.open_table(TRAINING)?;
+            txn.open_table(PENDING_WITHHOLDS)?;
             txn.commit()?;
             let seen = SeenIds::load(&db)?;
             let txn = db.begin_read()?;
@@ -238,9 +334,36 @@ impl State {
                 let (k, v) = entry?;
                 applied.insert(k.value(), v.value());
             }
-            Ok((links, withdrawn, relinks, seen, duplicates, applied))
+            let mut consent = Consents::default();
+            for entry in txn.open_table(CONSENT_BLOCKS)?.iter()? {
+                let (block, bytes) = entry?;
+                for (pseudonym, statement) in ConsentBlock::decode(bytes.value())? {
+                    let latest = statement.latest(consent.map.get(&pseudonym).copied());
+                    consent.map.insert(pseudonym, latest);
+                }
+                consent.next_block = block.value() + 1;
+            }
+            for entry in txn.open_table(WITHHELD)?.iter()? {
+                let (k, v) = entry?;
+                let person = serde_json::from_str(v.value())
+                    .map_err(|_| corrupted("a withheld person is not readable"))?;
+                consent.withheld.insert(k.value().to_string(), person);
+            }
+            for entry in txn.open_table(TRAINING)?.iter()? {
+                let (key, _) = entry?;
+                let (hub, activity) = key.value();
+                consent.training.insert((hub.to_string(), activity.to_string()));
+            }
+            for entry in txn.open_table(PENDING_WITHHOLDS)?.iter()? {
+                let (k, v) = entry?;
+                let pseudonyms = serde_json::from_str(v.value())
+                    .map_err(|_| corrupted("a pending withhold is not readable"))?;
+                consent.pending_withholds.insert(k.value().to_string(), pseudonyms);
+            }
+            Ok((links, withdrawn, relinks, seen, duplicates, applied, consent))
         };
-        let (links, withdrawn, relinks, seen, duplicates, applied) = load().map_err(err)?;
+        let (links, withdrawn, relinks, seen, duplicates, applied, consent) =
+            load().map_err(err)?;
         Ok(Self {
             db,
             path,
@@ -250,6 +373,11 @@ impl State {
             seen: Arc::new(seen),
             duplicates,
             applied,
+            consent: consent.map,
+            next_consent_block: consent.next_block,
+            withheld: consent.withheld,
+            training: consent.training,
+            pending_withholds: consent.pending_withholds,
         })
     }
 
@@ -262,6 +390,69 @@ impl State {
 
     pub fn linked(&self, hub: &str, reference: &str) -> Option<String> {
         self.links.get(hub, reference)
+    }
+
+    /// A participant's latest consent statement, if any.
+    pub fn consent(&self, pseudonym: &str) -> Option<Statement> {
+        self.consent.get(&pseudonym_bytes(pseudonym)?).copied()
+    }
+
+    /// What is counted of a person whose rows were withheld.
+    pub fn withheld(&self, pseudonym: &str) -> Option<&WithheldPerson> {
+        self.withheld.get(pseudonym)
+    }
+
+    pub fn withheld_people(&self) -> impl Iterator<Item = &WithheldPerson> {
+        self.withheld.values()
+    }
+
+    /// (hub, activity id) of the docentprofessionalisering activities.
+    pub fn training(&self) -> &HashSet<(String, String)> {
+        &self.training
+    }
+
+    /// People whose consent was taken back, with the pseudonyms whose lake rows are
+    /// still to be withheld into them.
+    pub fn pending_withholds(&self) -> Vec<(String, Vec<String>)> {
+        let mut pending: Vec<_> = self
+            .pending_withholds
+            .iter()
+            .map(|(p, all)| (p.clone(), all.clone()))
+            .collect();
+        pending.sort();
+        pending
+    }
+
+    /// Records what is counted of `pseudonym` once its lake rows are read; the
+    /// withhold stays pending until [`State::mark_withheld`].
+    pub fn set_withheld(
+        &mut self,
+        pseudonym: &str,
+        person: WithheldPerson,
+    ) -> Result<(), TransformError> {
+        let json = serde_json::to_string(&person).unwrap_or_default();
+        let write = || -> Result<(), redb::Error> {
+            let txn = self.db.begin_write()?;
+            txn.open_table(WITHHELD)?.insert(pseudonym, json.as_str())?;
+            txn.commit()?;
+            Ok(())
+        };
+        write().map_err(|e| self.error(e))?;
+        self.withheld.insert(pseudonym.to_string(), person);
+        Ok(())
+    }
+
+    /// Records that `pseudonym`'s lake rows are withheld.
+    pub fn mark_withheld(&mut self, pseudonym: &str) -> Result<(), TransformError> {
+        let write = || -> Result<(), redb::Error> {
+            let txn = self.db.begin_write()?;
+            txn.open_table(PENDING_WITHHOLDS)?.remove(pseudonym)?;
+            txn.commit()?;
+            Ok(())
+        };
+        write().map_err(|e| self.error(e))?;
+        self.pending_withholds.remove(pseudonym);
+        Ok(())
     }
 
     pub fn is_withdrawn(&self, pseudonym: &str) -> bool {
@@ -336,6 +527,16 @@ impl State {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.error(e))?;
         let seen: Vec<Uuid> = changes.seen.iter().copied().collect();
+        let new_consent = changes
+            .consent
+            .iter()
+            .map(|(pseudonym, statement)| {
+                pseudonym_bytes(pseudonym)
+                    .map(|bytes| (bytes, *statement))
+                    .ok_or_else(|| corrupted("a consent statement's pseudonym is not 64 hex digits"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.error(e))?;
         let txn = self.db.begin_write().map_err(|e| self.error(e))?;
         // Copies only if a round's preparation still held the set, which never outlives
         // the round.
@@ -372,6 +573,29 @@ impl State {
                 let json = serde_json::to_string(letter).unwrap_or_default();
                 dead.insert((letter.partition, letter.offset), json.as_str())?;
             }
+            if !new_consent.is_empty() {
+                txn.open_table(CONSENT_BLOCKS)?.insert(
+                    self.next_consent_block,
+                    ConsentBlock::encode(&new_consent).as_slice(),
+                )?;
+            }
+            let mut withheld = txn.open_table(WITHHELD)?;
+            for (pseudonym, person) in &changes.withheld {
+                let json = serde_json::to_string(person).unwrap_or_default();
+                withheld.insert(pseudonym.as_str(), json.as_str())?;
+            }
+            for pseudonym in &changes.unwithheld {
+                withheld.remove(pseudonym.as_str())?;
+            }
+            let mut training = txn.open_table(TRAINING)?;
+            for (hub, activity) in &changes.training {
+                training.insert((hub.as_str(), activity.as_str()), ())?;
+            }
+            let mut pending = txn.open_table(PENDING_WITHHOLDS)?;
+            for (pseudonym, all) in &changes.pending_withholds {
+                let json = serde_json::to_string(all).unwrap_or_default();
+                pending.insert(pseudonym.as_str(), json.as_str())?;
+            }
             Ok(())
         };
         if let Err(e) = write().and_then(|()| Ok(txn.commit()?)) {
@@ -387,6 +611,19 @@ impl State {
         }
         self.relinks.extend(changes.relinks);
         self.duplicates.extend(changes.duplicates);
+        if !new_consent.is_empty() {
+            self.next_consent_block += 1;
+            for (pseudonym, statement) in new_consent {
+                let latest = statement.latest(self.consent.get(&pseudonym).copied());
+                self.consent.insert(pseudonym, latest);
+            }
+        }
+        self.withheld.extend(changes.withheld);
+        for pseudonym in &changes.unwithheld {
+            self.withheld.remove(pseudonym);
+        }
+        self.training.extend(changes.training);
+        self.pending_withholds.extend(changes.pending_withholds);
         for (partition, last) in changes.applied {
             let applied = self.applied.entry(partition).or_insert(last);
             *applied = (*applied).max(last);

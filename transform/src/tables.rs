@@ -175,6 +175,55 @@ pub const TABLES: &[Table] = &[
     },
 ];
 
+/// The counts kept of people whose registration refused research use (see
+/// [`crate::consent`]): rewritten whole whenever they change.
+pub struct CountsTable {
+    pub name: &'static str,
+    pub description: &'static str,
+}
+
+pub const WITHHELD_COUNTS: CountsTable = CountsTable {
+    name: "participation_without_consent",
+    description: "People without research consent, as counts only: per measure ('reach': took part, by sector, PO groep band and role, as the reach view counts individuals; 'teachers_professionalised': teachers attending docentprofessionalisering), hub and school year, each person once per group. The KPI views add them; their rows never reach the other tables.",
+};
+
+impl CountsTable {
+    pub fn arrow_schema(&self) -> SchemaRef {
+        let text = |name: &str, nullable| Field::new(name, DataType::Utf8, nullable);
+        Arc::new(Schema::new(vec![
+            text("measure", false),
+            text("hub_id", false),
+            text("school_year", false),
+            text("sector", true),
+            text("band", true),
+            text("role", true),
+            Field::new("people", DataType::Int64, false),
+        ]))
+    }
+
+    /// The counts as one batch, in the groups' order.
+    pub fn batch(
+        &self,
+        counts: &std::collections::BTreeMap<crate::consent::Group, i64>,
+    ) -> Result<deltalake::arrow::array::RecordBatch, deltalake::arrow::error::ArrowError> {
+        use deltalake::arrow::array::{ArrayRef, Int64Array, StringArray};
+        let text = |values: Vec<Option<&str>>| Arc::new(StringArray::from(values)) as ArrayRef;
+        let groups: Vec<&crate::consent::Group> = counts.keys().collect();
+        deltalake::arrow::array::RecordBatch::try_new(
+            self.arrow_schema(),
+            vec![
+                text(groups.iter().map(|g| Some(g.measure.as_str())).collect()),
+                text(groups.iter().map(|g| Some(g.hub_id.as_str())).collect()),
+                text(groups.iter().map(|g| Some(g.school_year.as_str())).collect()),
+                text(groups.iter().map(|g| g.sector.as_deref()).collect()),
+                text(groups.iter().map(|g| g.band).collect()),
+                text(groups.iter().map(|g| g.role.as_deref()).collect()),
+                Arc::new(Int64Array::from_iter_values(counts.values().copied())),
+            ],
+        )
+    }
+}
+
 /// Columns that hold the pseudonym of the person a row is about.
 pub(crate) const PERSON_COLUMNS: &[&str] = &["participant_pseudonym", "ambassador_pseudonym"];
 

@@ -1,5 +1,6 @@
 """Reads techmon's lake with an independent reader (the Python `deltalake` package,
-installed by .ci/run) and prints each table's row count, and its event ids, as JSON."""
+installed by .ci/install) and prints each table's row count, and its event ids (for
+the tables of events; the counts table has none), as JSON."""
 
 import json
 import os
@@ -14,7 +15,8 @@ for name in sorted(os.listdir(lake)):
     if not os.path.isdir(os.path.join(path, "_delta_log")):
         continue
     table = DeltaTable(path).to_pyarrow_table()
-    out[name] = {"rows": table.num_rows, "event_ids": sorted(table.column("event_id").to_pylist())}
+    ids = table.column("event_id").to_pylist() if "event_id" in table.column_names else []
+    out[name] = {"rows": table.num_rows, "event_ids": sorted(ids)}
 print(json.dumps(out), flush=True)
 # The deltalake package's runtime can abort while the interpreter shuts down
 # ("terminate called without an active exception"): the answer is out, leave now.

@@ -1231,3 +1231,251 @@ async fn the_lake_can_live_in_an_object_store() {
     assert!(!std::path::Path::new("memory:").exists());
     assert!(!setup.lake().exists());
 }
+
+/// A registration with `consent_research` as given, said at `occurred_at`.
+fn registration_consenting(reference: &str, name: &str, consent: bool, occurred_at: &str) -> Value {
+    let mut event = registration("tec-deventer", reference, name, None);
+    event["payload"]["consent_research"] = json!(consent);
+    event["payload"]["sector"] = json!("PO");
+    event["payload"]["groep"] = json!(7);
+    event["occurred_at"] = json!(occurred_at);
+    event
+}
+
+fn attendance_at(reference: &str, activity: &str, occurred_at: &str) -> Value {
+    let mut event = attendance("tec-deventer", reference);
+    event["payload"]["activity_id"] = json!(activity);
+    event["occurred_at"] = json!(occurred_at);
+    event
+}
+
+fn survey_of(reference: &str) -> Value {
+    envelope(
+        "survey_answered",
+        "tec-deventer",
+        json!({"activity_id": "act-1", "participant_ref": reference, "respondent_role": "pupil",
+               "score": 8, "scale_max": 10}),
+    )
+}
+
+fn profile_choice_of(reference: &str) -> Value {
+    envelope(
+        "profile_chosen",
+        "tec-deventer",
+        json!({"school_brin6": "20ZZ01", "school_year": "2025/26", "leerjaar": 3, "onderwijstype": "vmbo-kb",
+               "profile_code": "PIE", "count": 1, "participant_ref": reference}),
+    )
+}
+
+fn trajectory_of(reference: &str) -> Value {
+    envelope(
+        "trajectory_started",
+        "tec-deventer",
+        json!({"trajectory_id": "LWR-1", "participant_ref": reference, "route": "Leerwerkroute Techniek"}),
+    )
+}
+
+/// The counts of people without consent: (measure, hub, school year, band, role) →
+/// people.
+async fn counts_without_consent(setup: &Setup) -> Vec<(String, String, String, String, String, i64)> {
+    let batches = rows_at(&setup.location(), "participation_without_consent").await;
+    let text = |column| strings_with_nulls(&batches, column);
+    let people: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| {
+            let p = b.column_by_name("people").expect("people");
+            let p = p.as_primitive::<deltalake::arrow::datatypes::Int64Type>();
+            (0..p.len()).map(|i| p.value(i)).collect::<Vec<_>>()
+        })
+        .collect();
+    let (measure, hub, year, band, role) =
+        (text("measure"), text("hub_id"), text("school_year"), text("band"), text("role"));
+    let mut out: Vec<_> = (0..people.len())
+        .map(|i| {
+            (
+                measure[i].clone(),
+                hub[i].clone(),
+                year[i].clone(),
+                band[i].clone(),
+                role[i].clone(),
+                people[i],
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A column as text, nulls as "∅".
+fn strings_with_nulls(batches: &[RecordBatch], column: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let array = batch.column_by_name(column).expect("column");
+        let array =
+            deltalake::arrow::compute::cast(array, &deltalake::arrow::datatypes::DataType::Utf8)
+                .expect("cast");
+        let array = array.as_string::<i32>();
+        out.extend((0..array.len()).map(|i| {
+            if array.is_valid(i) {
+                array.value(i).to_string()
+            } else {
+                "∅".to_string()
+            }
+        }));
+    }
+    out
+}
+
+/// Everything of a person without research consent stays out of the research tables:
+/// no registration, attendance or route, answers and choices without the person; what
+/// the KPIs count of them is a count per group, each person once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_consent_no_person_row_reaches_the_research_tables() {
+    let setup = Setup::new();
+    let at = "2024-10-03T09:00:00+02:00";
+    let transform = setup
+        .transform_of(&[
+            registration_consenting("d-1", "Anna", true, at),
+            registration_consenting("d-2", "Bram", false, at),
+            registration_consenting("d-3", "Cas", false, at),
+            attendance_at("d-1", "act-1", at),
+            attendance_at("d-2", "act-1", at),
+            attendance_at("d-2", "act-2", at),
+            attendance_at("d-3", "act-1", "2025-10-03T09:00:00+02:00"),
+            survey_of("d-1"),
+            survey_of("d-2"),
+            profile_choice_of("d-2"),
+            trajectory_of("d-2"),
+        ])
+        .await;
+    drop(transform);
+    let participants = setup.column("participants", "participant_pseudonym").await;
+    assert_eq!(participants.len(), 1, "only Anna's registration");
+    let anna = participants[0].clone();
+    assert_eq!(setup.column("attendances", "participant_pseudonym").await, vec![anna.clone()]);
+    // Both answers stay; Bram's without him.
+    let surveys = rows_at(&setup.location(), "survey_answers").await;
+    assert_eq!(count(&surveys), 2);
+    assert_eq!(strings(&surveys, "participant_pseudonym"), vec![anna.clone()]);
+    assert_eq!(strings(&surveys, "pseudonym_key_id").len(), 1);
+    let choices = rows_at(&setup.location(), "profile_choices").await;
+    assert_eq!(count(&choices), 1);
+    assert!(strings(&choices, "participant_pseudonym").is_empty());
+    assert_eq!(count(&rows_at(&setup.location(), "trajectory_events").await), 0);
+    // Bram once in 2024/25 (two activities), Cas once in 2025/26.
+    let g78 = "groep_7_8".to_string();
+    assert_eq!(
+        counts_without_consent(&setup).await,
+        vec![
+            ("reach".into(), "tec-deventer".into(), "2024/25".into(), g78.clone(), "pupil".into(), 1),
+            ("reach".into(), "tec-deventer".into(), "2025/26".into(), g78, "pupil".into(), 1),
+        ]
+    );
+}
+
+/// Consent given after a refusal brings the person's rows in from then on; taken
+/// back, it takes the rows in the lake out again; the counts follow, each person once
+/// per group whichever way they are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_given_later_and_taken_back_later() {
+    let setup = Setup::new();
+    let g78 = "groep_7_8".to_string();
+    let reach = |year: &str, people| {
+        ("reach".to_string(), "tec-deventer".to_string(), year.to_string(), g78.clone(), "pupil".to_string(), people)
+    };
+    let mut transform = setup
+        .transform_of(&[
+            registration_consenting("d-1", "Dewi", false, "2024-09-01T09:00:00+02:00"),
+            attendance_at("d-1", "act-1", "2024-10-01T09:00:00+02:00"),
+        ])
+        .await;
+    assert!(setup.column("participants", "participant_pseudonym").await.is_empty());
+    assert_eq!(counts_without_consent(&setup).await, vec![reach("2024/25", 1)]);
+
+    // Consent given: her next attendances are research rows. In 2024/25 she is counted
+    // already (not twice); 2025/26 is hers in the research tables only.
+    setup
+        .append(&[
+            registration_consenting("d-1", "Dewi", true, "2024-11-01T09:00:00+02:00"),
+            attendance_at("d-1", "act-2", "2024-11-02T09:00:00+02:00"),
+            attendance_at("d-1", "act-3", "2025-10-02T09:00:00+02:00"),
+        ])
+        .await;
+    transform.catch_up().await.expect("catch up");
+    let participants = setup.column("participants", "participant_pseudonym").await;
+    assert_eq!(participants.len(), 1, "the registration that consents");
+    let dewi = participants[0].clone();
+    assert_eq!(setup.column("attendances", "participant_pseudonym").await, vec![dewi.clone(), dewi.clone()]);
+    assert_eq!(
+        counts_without_consent(&setup).await,
+        vec![],
+        "2024/25 is counted by her research row now; the withheld one is not counted twice"
+    );
+
+    // Consent taken back: her rows leave the research tables, and she is counted.
+    setup
+        .append(&[
+            registration_consenting("d-1", "Dewi", false, "2025-12-01T09:00:00+01:00"),
+            survey_of("d-1"),
+        ])
+        .await;
+    let progress = transform.catch_up().await.expect("catch up");
+    assert_eq!(progress.withheld_rows, 3, "a registration and two attendances");
+    assert!(setup.column("participants", "participant_pseudonym").await.is_empty());
+    assert!(setup.column("attendances", "participant_pseudonym").await.is_empty());
+    assert!(setup.column("survey_answers", "participant_pseudonym").await.is_empty());
+    assert_eq!(count(&rows_at(&setup.location(), "survey_answers").await), 1);
+    assert_eq!(
+        counts_without_consent(&setup).await,
+        vec![reach("2024/25", 1), reach("2025/26", 1)]
+    );
+    drop(transform);
+
+    // A restart, and a replay from the log, leave the same.
+    let transform = setup.transform().await;
+    drop(transform);
+    assert_eq!(
+        counts_without_consent(&setup).await,
+        vec![reach("2024/25", 1), reach("2025/26", 1)]
+    );
+    let replay = techmon_transform::replay_config(
+        &setup.config(),
+        &setup.dir.path().join("replayed").to_string_lossy(),
+        setup.dir.path().join("replayed-raw"),
+    );
+    let mut replayed = Transform::open(&replay, setup.log.clone(), TOPIC).await.expect("replay");
+    replayed.catch_up().await.expect("replay catch up");
+    drop(replayed);
+    let again = rows(&setup.dir.path().join("replayed"), "participation_without_consent").await;
+    assert_eq!(count(&again), 2);
+    assert_eq!(count(&rows(&setup.dir.path().join("replayed"), "participants").await), 0);
+}
+
+/// An attendance sent before the registration that refuses consent is taken out too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_before_a_refusing_registration_are_withheld() {
+    let setup = Setup::new();
+    let mut transform = setup
+        .transform_of(&[attendance_at("d-9", "act-1", "2024-10-01T09:00:00+02:00")])
+        .await;
+    assert_eq!(setup.column("attendances", "participant_pseudonym").await.len(), 1);
+    setup
+        .append(&[registration_consenting("d-9", "Eva", false, "2024-10-02T09:00:00+02:00")])
+        .await;
+    let progress = transform.catch_up().await.expect("catch up");
+    drop(transform);
+    assert_eq!(progress.withheld_rows, 1);
+    assert!(setup.column("attendances", "participant_pseudonym").await.is_empty());
+    assert!(setup.column("participants", "participant_pseudonym").await.is_empty());
+    assert_eq!(
+        counts_without_consent(&setup).await,
+        vec![(
+            "reach".into(),
+            "tec-deventer".into(),
+            "2024/25".into(),
+            "groep_7_8".into(),
+            "pupil".into(),
+            1
+        )]
+    );
+}

@@ -1,0 +1,303 @@
+//! The consent stage of a round: once its rows are made and relinked, the rows of
+//! people without research consent leave them, and what the KPIs count of them goes
+//! to the state (see [`crate::consent`]).
+
+use std::sync::Arc;
+
+use deltalake::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray,
+};
+use deltalake::arrow::compute::{cast, filter_record_batch};
+use deltalake::arrow::datatypes::{DataType, Int64Type};
+
+use crate::consent::{self, Attended, PersonRows, Profile, RowUse, Said, Statement, WithheldPerson};
+use crate::state::{QuickMap, State};
+use crate::{RoundWork, TransformError, tables};
+
+/// A batch's column by name, as text (nulls as `None`).
+fn texts(batch: &RecordBatch, name: &'static str, table: &'static str) -> Result<Vec<Option<String>>, TransformError> {
+    let rows = |source| TransformError::Rows { table, source };
+    let index = batch.schema().index_of(name).map_err(rows)?;
+    let column = cast(batch.column(index), &DataType::Utf8).map_err(rows)?;
+    let column = column.as_string::<i32>();
+    Ok((0..column.len())
+        .map(|i| column.is_valid(i).then(|| column.value(i).to_string()))
+        .collect())
+}
+
+/// A batch's column by name, as whole numbers (nulls as `None`).
+fn numbers(batch: &RecordBatch, name: &'static str, table: &'static str) -> Result<Vec<Option<i64>>, TransformError> {
+    let rows = |source| TransformError::Rows { table, source };
+    let index = batch.schema().index_of(name).map_err(rows)?;
+    let column = cast(batch.column(index), &DataType::Int64).map_err(rows)?;
+    let column = column.as_primitive::<Int64Type>();
+    Ok((0..column.len())
+        .map(|i| column.is_valid(i).then(|| column.value(i)))
+        .collect())
+}
+
+/// The round's view of consent: the state's, and what this round read.
+struct Round<'s> {
+    state: &'s State,
+    /// The latest statement this round read per pseudonym.
+    statements: QuickMap<String, Statement>,
+    /// People withheld (or counted) in this round, as they now stand.
+    people: QuickMap<String, WithheldPerson>,
+}
+
+impl Round<'_> {
+    fn consent(&self, pseudonym: &str) -> Option<consent::Consent> {
+        let round = self.statements.get(pseudonym).copied();
+        let state = self.state.consent(pseudonym);
+        round
+            .map(|r| r.latest(state))
+            .or(state)
+            .map(Statement::consent)
+    }
+
+    /// The person as the round leaves them, if ever withheld.
+    fn withheld(&mut self, pseudonym: &str) -> Option<&mut WithheldPerson> {
+        if !self.people.contains_key(pseudonym) {
+            let known = self.state.withheld(pseudonym)?.clone();
+            self.people.insert(pseudonym.to_string(), known);
+        }
+        self.people.get_mut(pseudonym)
+    }
+
+    fn withhold(&mut self, pseudonym: &str) -> &mut WithheldPerson {
+        if self.withheld(pseudonym).is_none() {
+            self.people
+                .insert(pseudonym.to_string(), WithheldPerson::default());
+        }
+        self.people
+            .get_mut(pseudonym)
+            .expect("inserted just above")
+    }
+}
+
+/// Applies the consent rule to the round's rows. Returns whether the counts of people
+/// without consent changed.
+pub(crate) fn withhold_rows(state: &State, work: &mut RoundWork) -> Result<bool, TransformError> {
+    let mut round = Round {
+        state,
+        statements: QuickMap::default(),
+        people: QuickMap::default(),
+    };
+    let index = |name: &str| tables::TABLES.iter().position(|t| t.name == name);
+    let (Some(participants), Some(activities)) = (index("participants"), index("activities")) else {
+        return Err(TransformError::UnknownTable("participants"));
+    };
+    // Each registration's word, the latest per person.
+    for batch in &work.rows[participants] {
+        let table = "participants";
+        let persons = texts(batch, "participant_pseudonym", table)?;
+        let consents = batch
+            .column(batch.schema().index_of("consent_research").map_err(|source| TransformError::Rows { table, source })?)
+            .as_boolean()
+            .clone();
+        let at = numbers(batch, "occurred_at", table)?;
+        let partitions = numbers(batch, "log_partition", table)?;
+        let offsets = numbers(batch, "log_offset", table)?;
+        for row in 0..batch.num_rows() {
+            let Some(person) = &persons[row] else { continue };
+            let statement = Statement {
+                research: consents.value(row),
+                said: Said {
+                    at_micros: at[row].unwrap_or_default(),
+                    partition: partitions[row].unwrap_or_default() as u32,
+                    offset: offsets[row].unwrap_or_default() as u64,
+                },
+            };
+            let latest = statement.latest(round.statements.get(person).copied());
+            round.statements.insert(person.clone(), latest);
+        }
+    }
+    // Consent taken back: the rows already in the lake go too (its own, and those its
+    // reference had before the registration).
+    let mut statements: Vec<(String, Statement)> = Vec::new();
+    for (person, statement) in &round.statements {
+        let before = state.consent(person);
+        let latest = statement.latest(before);
+        if Some(latest) == before {
+            continue;
+        }
+        statements.push((person.clone(), latest));
+        if latest.consent() == consent::Consent::Refused {
+            let mut lake_rows: Vec<String> = state
+                .pending_relinks()
+                .into_iter()
+                .chain(work.changes.relinks.iter().cloned())
+                .filter(|(_, new)| new == person)
+                .map(|(old, _)| old)
+                .collect();
+            if before.is_some_and(|b| b.research) {
+                lake_rows.push(person.clone());
+            }
+            if !lake_rows.is_empty() {
+                lake_rows.push(person.clone());
+                lake_rows.sort();
+                lake_rows.dedup();
+                work.changes.pending_withholds.push((person.clone(), lake_rows));
+            }
+        }
+    }
+    statements.sort_by(|a, b| a.0.cmp(&b.0));
+    work.changes.consent = statements;
+    // The rows.
+    for (table_index, table) in tables::TABLES.iter().enumerate() {
+        let Some(rows) = PersonRows::of(table.name) else {
+            continue;
+        };
+        let Some((column, column_name)) = table.person_column() else {
+            continue;
+        };
+        let name = table.name;
+        for batch in work.rows[table_index].iter_mut() {
+            let persons = texts(batch, column_name, name)?;
+            let uses: Vec<RowUse> = persons
+                .iter()
+                .map(|p| match p.as_deref() {
+                    Some(p) if !p.is_empty() => consent::row_use(rows, round.consent(p)),
+                    _ => RowUse::Research,
+                })
+                .collect();
+            if rows == PersonRows::Participants || rows == PersonRows::Attendances {
+                note(&mut round, batch, rows, &persons, &uses, name)?;
+            }
+            if uses.iter().all(|u| *u == RowUse::Research) {
+                continue;
+            }
+            *batch = apply(batch, column, &uses, name)?;
+        }
+    }
+    // Docentprofessionalisering: which activities make a teacher count.
+    let mut training = Vec::new();
+    for batch in &work.rows[activities] {
+        let table = "activities";
+        let hubs = texts(batch, "hub_id", table)?;
+        let ids = texts(batch, "activity_id", table)?;
+        let kinds = texts(batch, "activity_type", table)?;
+        for row in 0..batch.num_rows() {
+            if kinds[row].as_deref() != Some("docentprofessionalisering") {
+                continue;
+            }
+            if let (Some(hub), Some(id)) = (&hubs[row], &ids[row]) {
+                let key = (hub.clone(), id.clone());
+                if !state.training().contains(&key) && !training.contains(&key) {
+                    training.push(key);
+                }
+            }
+        }
+    }
+    // A withdrawal erases: the person is not counted either.
+    for pseudonym in &work.changes.withdrawn {
+        if round.people.remove(pseudonym).is_some() || state.withheld(pseudonym).is_some() {
+            work.changes.unwithheld.push(pseudonym.clone());
+        }
+    }
+    let changed = !round.people.is_empty()
+        || !work.changes.unwithheld.is_empty()
+        || (!training.is_empty() && state.withheld_people().next().is_some());
+    work.changes.training = training;
+    let mut people: Vec<(String, WithheldPerson)> = round.people.into_iter().collect();
+    people.sort_by(|a, b| a.0.cmp(&b.0));
+    work.changes.withheld = people;
+    Ok(changed)
+}
+
+/// Notes what the KPIs count of the registrations and attendances of people ever
+/// withheld: withheld rows as withheld, research rows of such people as research.
+fn note(
+    round: &mut Round<'_>,
+    batch: &RecordBatch,
+    rows: PersonRows,
+    persons: &[Option<String>],
+    uses: &[RowUse],
+    table: &'static str,
+) -> Result<(), TransformError> {
+    let withheld_here = uses.iter().any(|u| *u == RowUse::Withheld);
+    let ever_withheld = persons
+        .iter()
+        .flatten()
+        .any(|p| round.state.withheld(p).is_some() || round.people.contains_key(p));
+    if !withheld_here && !ever_withheld {
+        return Ok(());
+    }
+    match rows {
+        PersonRows::Participants => {
+            let sectors = texts(batch, "sector", table)?;
+            let groepen = numbers(batch, "groep", table)?;
+            let roles = texts(batch, "role", table)?;
+            for row in 0..batch.num_rows() {
+                let Some(person) = persons[row].as_deref() else { continue };
+                let profile = Profile {
+                    sector: sectors[row].clone(),
+                    groep: groepen[row],
+                    role: roles[row].clone(),
+                };
+                let entry = if uses[row] == RowUse::Withheld {
+                    Some(round.withhold(person))
+                } else {
+                    round.withheld(person)
+                };
+                if let Some(entry) = entry {
+                    entry.profile.merge(&profile);
+                }
+            }
+        }
+        PersonRows::Attendances => {
+            let hubs = texts(batch, "hub_id", table)?;
+            let years = texts(batch, "school_year", table)?;
+            let activities = texts(batch, "activity_id", table)?;
+            let roles = texts(batch, "role", table)?;
+            for row in 0..batch.num_rows() {
+                let Some(person) = persons[row].as_deref() else { continue };
+                let attended = Attended {
+                    hub_id: hubs[row].clone().unwrap_or_default(),
+                    school_year: years[row].clone().unwrap_or_default(),
+                    activity_id: activities[row].clone().unwrap_or_default(),
+                    role: roles[row].clone(),
+                };
+                if uses[row] == RowUse::Withheld {
+                    round.withhold(person).withheld.insert(attended);
+                } else if let Some(entry) = round.withheld(person) {
+                    entry.research.insert(attended);
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The batch with each row as `uses` says: kept, kept without its person (the person
+/// column and `pseudonym_key_id` null), or left out.
+fn apply(
+    batch: &RecordBatch,
+    person_column: usize,
+    uses: &[RowUse],
+    table: &'static str,
+) -> Result<RecordBatch, TransformError> {
+    let rows = |source| TransformError::Rows { table, source };
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    if uses.contains(&RowUse::WithoutPerson) {
+        let key_column = batch.schema().index_of("pseudonym_key_id").map_err(rows)?;
+        for index in [person_column, key_column] {
+            let text = cast(&columns[index], &DataType::Utf8).map_err(rows)?;
+            let text = text.as_string::<i32>();
+            let kept: StringArray = (0..text.len())
+                .map(|i| (uses[i] != RowUse::WithoutPerson && text.is_valid(i)).then(|| text.value(i)))
+                .collect();
+            columns[index] = cast(&(Arc::new(kept) as ArrayRef), columns[index].data_type()).map_err(rows)?;
+        }
+    }
+    let batch = RecordBatch::try_new(batch.schema(), columns).map_err(rows)?;
+    let keep: BooleanArray = uses
+        .iter()
+        .map(|u| Some(matches!(u, RowUse::Research | RowUse::WithoutPerson)))
+        .collect();
+    if keep.true_count() == batch.num_rows() {
+        return Ok(batch);
+    }
+    filter_record_batch(&batch, &keep).map_err(rows)
+}
