@@ -3,6 +3,7 @@
 //! generator computed from its own world before pseudonymisation; then a headless
 //! browser checks the dashboard shows them.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -140,6 +141,69 @@ async fn check_technical_shares(client: &reqwest::Client, url: &str, truth: &Tru
     }
 }
 
+/// (hub, participant reference) of the valid registrations in the region's files that
+/// refuse research consent, and of those that consent, leaving out references
+/// withdrawn later.
+fn consent_in_files(generated: &techmon_generate::Generated) -> (HashSet<(String, String)>, HashSet<(String, String)>) {
+    let (mut refused, mut consented, mut withdrawn) = (HashSet::new(), HashSet::new(), HashSet::new());
+    for file in generated.hubs.iter().flat_map(|h| &h.files) {
+        if file.extension().is_none_or(|e| e != "ndjson") {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).expect("events file");
+        for line in text.lines() {
+            let Ok(event) = serde_json::from_str::<Value>(line) else { continue };
+            if techmon_schemas::validate_event(&event).is_err() {
+                continue;
+            }
+            let hub = event["hub_id"].as_str().unwrap_or_default().to_string();
+            let reference = event["payload"]["participant_ref"].as_str().unwrap_or_default().to_string();
+            match event["event_type"].as_str() {
+                Some("participant_registered") => {
+                    if event["payload"]["consent_research"] == true {
+                        consented.insert((hub, reference));
+                    } else {
+                        refused.insert((hub, reference));
+                    }
+                }
+                Some("consent_withdrawn") => {
+                    withdrawn.insert((hub, reference));
+                }
+                _ => {}
+            }
+        }
+    }
+    (&refused - &withdrawn, &consented - &withdrawn)
+}
+
+/// People without research consent: none of their rows in a table a researcher
+/// reads, through any table that names a person; they are counted all the same (the
+/// KPIs equal the ground truth over everyone, see `check_kpis`).
+async fn check_consent(client: &reqwest::Client, url: &str, generated: &techmon_generate::Generated) {
+    let (refused, consented) = consent_in_files(generated);
+    assert!(refused.len() > 5, "the region has people without consent: {}", refused.len());
+    let one = |sql: &'static str| async move {
+        let rows = ask(client, url, sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows[0]["n"].as_i64().unwrap_or(-1)
+    };
+    assert_eq!(one("SELECT count(*) AS n FROM participants WHERE NOT consent_research").await, 0);
+    // Each consenting person's registration, and no one else's (every person of the
+    // region registers once, with one reference).
+    assert_eq!(
+        one("SELECT count(DISTINCT participant_pseudonym) AS n FROM participants").await,
+        consented.len() as i64
+    );
+    for sql in [
+        "SELECT count(*) AS n FROM attendances WHERE participant_pseudonym NOT IN (SELECT participant_pseudonym FROM participants)",
+        "SELECT count(*) AS n FROM survey_answers WHERE participant_pseudonym NOT IN (SELECT participant_pseudonym FROM participants)",
+        "SELECT count(*) AS n FROM profile_choices WHERE participant_pseudonym NOT IN (SELECT participant_pseudonym FROM participants)",
+        "SELECT count(*) AS n FROM trajectory_events WHERE participant_pseudonym NOT IN (SELECT participant_pseudonym FROM participants)",
+    ] {
+        assert_eq!(one(sql).await, 0, "{sql}");
+    }
+    assert!(one("SELECT sum(people) AS n FROM participation_without_consent WHERE measure = 'reach'").await > 0);
+}
+
 /// The dashboard in headless Chromium (playwright-core): the KPI table and charts
 /// for one hub and year, a query in the SQL console and its CSV download.
 fn check_dashboard(url: &str, truth: &Truth, work: &Path) {
@@ -225,6 +289,7 @@ async fn the_demo_answers_equal_the_ground_truth_and_the_dashboard_shows_them() 
 
     let client = reqwest::Client::new();
     check_kpis(&client, &demo.url, truth).await;
+    check_consent(&client, &demo.url, &demo.generated).await;
     check_technical_shares(&client, &demo.url, truth).await;
     let page = client
         .get(format!("{}/", demo.url))
