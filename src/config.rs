@@ -157,7 +157,9 @@ mod tests {
             .check_development_tokens(Served::Both, open)
             .expect_err("built-in tokens on 0.0.0.0");
         assert_eq!(refusal.keys, "ingest.hubs and query.users");
-        assert!(refusal.names.contains("techniekhuis-lochem") && refusal.names.contains("dev-admin"));
+        assert!(
+            refusal.names.contains("techniekhuis-lochem") && refusal.names.contains("dev-admin")
+        );
         let lan: SocketAddr = "[2001:db8::1]:8080".parse().expect("address");
         let refusal = config
             .check_development_tokens(Served::Query, lan)
@@ -182,9 +184,17 @@ mod tests {
         assert_eq!(refusal.names, "newtechpark");
         // Upper-case hex is the same hash.
         config.ingest.hubs[0].token_sha256 = config.ingest.hubs[0].token_sha256.to_uppercase();
-        assert!(config.check_development_tokens(Served::Ingest, open).is_err());
+        assert!(
+            config
+                .check_development_tokens(Served::Ingest, open)
+                .is_err()
+        );
         config.ingest.hubs[0].token_sha256 = "11".repeat(32);
-        assert!(config.check_development_tokens(Served::Ingest, open).is_ok());
+        assert!(
+            config
+                .check_development_tokens(Served::Ingest, open)
+                .is_ok()
+        );
         // The query users are still the built-in ones.
         assert!(config.check_development_tokens(Served::Both, open).is_err());
         config.allow_dev_tokens = true;

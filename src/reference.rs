@@ -89,19 +89,26 @@ async fn download(client: &reqwest::Client, url: &str) -> anyhow::Result<Vec<u8>
         serde_json::Value::Array(records) => records,
         _ => bail!("{url}: not a datastore_search answer (no result.records)"),
     };
-    let mut next = answer["result"]["_links"]["next"].as_str().map(str::to_owned);
+    let mut next = answer["result"]["_links"]["next"]
+        .as_str()
+        .map(str::to_owned);
     while let Some(link) = next.take() {
         if total.is_some_and(|total| records.len() as u64 >= total) {
             break;
         }
-        let following = page_url.join(&link).with_context(|| format!("next page {link}"))?;
+        let following = page_url
+            .join(&link)
+            .with_context(|| format!("next page {link}"))?;
         if following == page_url {
             break;
         }
         page_url = following;
         let page: serde_json::Value = serde_json::from_slice(&get(page_url.clone()).await?)
             .with_context(|| format!("{page_url}: not a JSON answer"))?;
-        let page_records = page["result"]["records"].as_array().cloned().unwrap_or_default();
+        let page_records = page["result"]["records"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         if page_records.is_empty() {
             break;
         }

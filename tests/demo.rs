@@ -141,23 +141,32 @@ async fn check_technical_shares(client: &reqwest::Client, url: &str, truth: &Tru
     }
 }
 
+/// (hub, participant reference) pairs.
+type References = HashSet<(String, String)>;
+
 /// (hub, participant reference) of the valid registrations in the region's files that
 /// refuse research consent, and of those that consent, leaving out references
 /// withdrawn later.
-fn consent_in_files(generated: &techmon_generate::Generated) -> (HashSet<(String, String)>, HashSet<(String, String)>) {
-    let (mut refused, mut consented, mut withdrawn) = (HashSet::new(), HashSet::new(), HashSet::new());
+fn consent_in_files(generated: &techmon_generate::Generated) -> (References, References) {
+    let (mut refused, mut consented, mut withdrawn) =
+        (HashSet::new(), HashSet::new(), HashSet::new());
     for file in generated.hubs.iter().flat_map(|h| &h.files) {
         if file.extension().is_none_or(|e| e != "ndjson") {
             continue;
         }
         let text = std::fs::read_to_string(file).expect("events file");
         for line in text.lines() {
-            let Ok(event) = serde_json::from_str::<Value>(line) else { continue };
+            let Ok(event) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
             if techmon_schemas::validate_event(&event).is_err() {
                 continue;
             }
             let hub = event["hub_id"].as_str().unwrap_or_default().to_string();
-            let reference = event["payload"]["participant_ref"].as_str().unwrap_or_default().to_string();
+            let reference = event["payload"]["participant_ref"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             match event["event_type"].as_str() {
                 Some("participant_registered") => {
                     if event["payload"]["consent_research"] == true {
@@ -179,14 +188,27 @@ fn consent_in_files(generated: &techmon_generate::Generated) -> (HashSet<(String
 /// People without research consent: none of their rows in a table a researcher
 /// reads, through any table that names a person; they are counted all the same (the
 /// KPIs equal the ground truth over everyone, see `check_kpis`).
-async fn check_consent(client: &reqwest::Client, url: &str, generated: &techmon_generate::Generated) {
+async fn check_consent(
+    client: &reqwest::Client,
+    url: &str,
+    generated: &techmon_generate::Generated,
+) {
     let (refused, consented) = consent_in_files(generated);
-    assert!(refused.len() > 5, "the region has people without consent: {}", refused.len());
+    assert!(
+        refused.len() > 5,
+        "the region has people without consent: {}",
+        refused.len()
+    );
     let one = |sql: &'static str| async move {
-        let rows = ask(client, url, sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let rows = ask(client, url, sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
         rows[0]["n"].as_i64().unwrap_or(-1)
     };
-    assert_eq!(one("SELECT count(*) AS n FROM participants WHERE NOT consent_research").await, 0);
+    assert_eq!(
+        one("SELECT count(*) AS n FROM participants WHERE NOT consent_research").await,
+        0
+    );
     // Each consenting person's registration, and no one else's (every person of the
     // region registers once, with one reference).
     assert_eq!(
@@ -201,7 +223,11 @@ async fn check_consent(client: &reqwest::Client, url: &str, generated: &techmon_
     ] {
         assert_eq!(one(sql).await, 0, "{sql}");
     }
-    assert!(one("SELECT sum(people) AS n FROM participation_without_consent WHERE measure = 'reach'").await > 0);
+    assert!(
+        one("SELECT sum(people) AS n FROM participation_without_consent WHERE measure = 'reach'")
+            .await
+            > 0
+    );
 }
 
 /// The dashboard in headless Chromium (playwright-core): the KPI table and charts

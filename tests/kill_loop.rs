@@ -10,8 +10,8 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use common::{
-    PUSHED_TABLES as TABLES, free_port, lake_event_ids, lake_in_bucket, lake_in_folder,
-    push_until, serve_log, start,
+    PUSHED_TABLES as TABLES, free_port, lake_event_ids, lake_in_bucket, lake_in_folder, push_until,
+    serve_log, start,
 };
 use rand::Rng;
 use serde_json::Value;

@@ -40,8 +40,18 @@ fn development_tokens_are_refused_off_loopback() {
             "newtechpark",
             "ingest.hubs and query.users",
         ),
-        ("ingest", "TECHMON__INGEST__LISTEN", "tec-deventer", "ingest.hubs"),
-        ("query", "TECHMON__QUERY__LISTEN", "dev-researcher", "query.users"),
+        (
+            "ingest",
+            "TECHMON__INGEST__LISTEN",
+            "tec-deventer",
+            "ingest.hubs",
+        ),
+        (
+            "query",
+            "TECHMON__QUERY__LISTEN",
+            "dev-researcher",
+            "query.users",
+        ),
     ] {
         let (code, stderr) = run(dir.path(), command, &[(listen_key, "0.0.0.0:0")]);
         assert_eq!(code, Some(2), "techmon {command}: {stderr}");
@@ -116,7 +126,10 @@ async fn allowed_development_tokens_warn_and_sigterm_exits_cleanly() {
         log.contains("allow_dev_tokens is set") && log.contains("newtechpark"),
         "{log}"
     );
-    assert!(!log.contains('\u{1b}'), "no colour codes in a log file: {log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "no colour codes in a log file: {log}"
+    );
 }
 
 /// SIGTERM three times while a hub pushes and the transform writes rounds: each

@@ -206,6 +206,10 @@ async fn reference_import_of_a_ckan_datastore_page_by_page() {
         .await
         .expect("JSON");
     // Six leerjaren of two genders per record, each once.
-    assert_eq!(answer["rows"][0]["cells"].as_u64(), Some(lines as u64 * 12), "{answer}");
+    assert_eq!(
+        answer["rows"][0]["cells"].as_u64(),
+        Some(lines as u64 * 12),
+        "{answer}"
+    );
     assert_eq!(answer["rows"][0]["schools"].as_u64(), Some(5), "{answer}");
 }

@@ -289,7 +289,9 @@ fn vo_pupils(world: &World, y: usize) -> String {
         for cell in &school.cells[y] {
             let value = duo_onderwijstype(cell.onderwijstype, cell.leerjaar);
             let index = match lines.iter().position(|(v, c, _)| {
-                *v == value && c.opleiding == cell.opleiding && c.onderwijstype == cell.onderwijstype
+                *v == value
+                    && c.opleiding == cell.opleiding
+                    && c.onderwijstype == cell.onderwijstype
             }) {
                 Some(i) => i,
                 None => {
@@ -395,7 +397,7 @@ fn addresses(world: &World) -> String {
     for (i, school) in world.vo.iter().enumerate() {
         let _ = write!(
             out,
-            "{};{};{};{};{};Schoolstraat;{};{} {};{};0000;{};Bijzonder;;;{}\r\n",
+            "{};{};{};{};{};Schoolstraat;{};{} {};{};0000;{};Bijzonder;;;VMBO/HAVO/VWO\r\n",
             school.province,
             40000 + i,
             &school.brin6[..4],
@@ -406,7 +408,6 @@ fn addresses(world: &World) -> String {
             ["AB", "CD", "EF", "GH"][i % 4],
             school.place.to_uppercase(),
             school.municipality.to_uppercase(),
-            "VMBO/HAVO/VWO",
         );
     }
     out

@@ -216,11 +216,9 @@ pub fn parse_feed(kind: &str, version: u32, body: &[u8]) -> Result<Vec<Candidate
             }
             Ok(row) => {
                 let line = row.position().map(|p| p.line() as usize);
-                let parsed = csv_row(kind, version, &header_refs, &row).map_err(|errors| {
-                    Refused {
-                        event_id: csv_event_id(&header_refs, &row),
-                        errors,
-                    }
+                let parsed = csv_row(kind, version, &header_refs, &row).map_err(|errors| Refused {
+                    event_id: csv_event_id(&header_refs, &row),
+                    errors,
                 });
                 (line, parsed)
             }

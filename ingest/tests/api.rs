@@ -485,7 +485,12 @@ async fn csv_feeds_are_answered_by_line() {
         .as_bytes(),
     );
     let response = server
-        .post("/v1/feeds/group_participated", TOKEN_DEVENTER, "text/csv", csv)
+        .post(
+            "/v1/feeds/group_participated",
+            TOKEN_DEVENTER,
+            "text/csv",
+            csv,
+        )
         .await;
     assert_eq!(response.status(), 200);
     let answer: PushAnswer = response.json().await.expect("answer");
@@ -497,7 +502,11 @@ async fn csv_feeds_are_answered_by_line() {
     assert_eq!(
         summary,
         vec![
-            (Some(id4), RecordStatus::Rejected, vec!["/payload/activity_id"]),
+            (
+                Some(id4),
+                RecordStatus::Rejected,
+                vec!["/payload/activity_id"]
+            ),
             (Some(id5), RecordStatus::Rejected, vec!["/payload/groep"]),
         ]
     );

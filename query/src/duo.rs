@@ -526,14 +526,19 @@ impl Table {
                     serde_json::Value::Null => String::new(),
                     other => other.to_string(),
                 });
-                (At::Record(i as u64 + 1), csv::StringRecord::from_iter(cells))
+                (
+                    At::Record(i as u64 + 1),
+                    csv::StringRecord::from_iter(cells),
+                )
             })
             .collect();
         Ok(Self { header, records })
     }
 
     fn lines(&self) -> impl Iterator<Item = Line<'_>> {
-        self.records.iter().map(|(at, record)| Line { at: *at, record })
+        self.records
+            .iter()
+            .map(|(at, record)| Line { at: *at, record })
     }
 }
 
@@ -731,7 +736,10 @@ impl Parser {
         let (dataset, layout) = if !vo.is_empty() {
             let dataset = DuoDataset::VoPupils;
             let leerjaren = vo.iter().map(|(_, (leerjaar, _))| *leerjaar);
-            let (first, last) = (leerjaren.clone().min().unwrap_or(1), leerjaren.max().unwrap_or(1));
+            let (first, last) = (
+                leerjaren.clone().min().unwrap_or(1),
+                leerjaren.max().unwrap_or(1),
+            );
             // A missing column is named as the file names its others.
             let older = header_key(&vo[0].0.name).starts_with("LEER OF");
             let expected = (first..=last).flat_map(|n| {
@@ -929,9 +937,8 @@ struct Spellings {
 }
 
 static SPELLINGS: LazyLock<Spellings> = LazyLock::new(|| {
-    let list: ProfileSpellings =
-        serde_json::from_str(include_str!("../data/duo_vo_profiles.json"))
-            .expect("duo_vo_profiles.json is valid");
+    let list: ProfileSpellings = serde_json::from_str(include_str!("../data/duo_vo_profiles.json"))
+        .expect("duo_vo_profiles.json is valid");
     let profiles = list
         .profiles
         .into_iter()
@@ -1192,7 +1199,9 @@ mod tests {
             .iter()
             .find(|(b, _)| *b == brin6)
             .expect("a fixture school");
-        codes::hubs().iter().any(|h| h.municipality == *municipality)
+        codes::hubs()
+            .iter()
+            .any(|h| h.municipality == *municipality)
     }
 
     /// A total as the fixture README gives it: exact part and suppressed cells.
@@ -1310,28 +1319,52 @@ mod tests {
             (Some("Techniek"), Some("Bouwen, wonen en interieur"), None)
         );
         let expected = [
-            (("vmbo-bb", "VMBO BB BOUWEN, WONEN EN INTERIEUR"), (Some("BWI"), true)),
-            (("vmbo-kb", "VMBO KB BOUWEN, WONEN EN INTERIEUR"), (Some("BWI"), true)),
-            (("vmbo-kb", "VMBO KB PRODUCEREN, INSTALLEREN EN ENERGIE"), (Some("PIE"), true)),
-            (("vmbo-gl", "VMBO GL MEDIA, VORMGEVING EN ICT"), (Some("MVI"), true)),
+            (
+                ("vmbo-bb", "VMBO BB BOUWEN, WONEN EN INTERIEUR"),
+                (Some("BWI"), true),
+            ),
+            (
+                ("vmbo-kb", "VMBO KB BOUWEN, WONEN EN INTERIEUR"),
+                (Some("BWI"), true),
+            ),
+            (
+                ("vmbo-kb", "VMBO KB PRODUCEREN, INSTALLEREN EN ENERGIE"),
+                (Some("PIE"), true),
+            ),
+            (
+                ("vmbo-gl", "VMBO GL MEDIA, VORMGEVING EN ICT"),
+                (Some("MVI"), true),
+            ),
             (("vmbo-bb", "VMBO BB ZORG EN WELZIJN"), (Some("Z&W"), false)),
             (("vmbo-kb", "VMBO KB ZORG EN WELZIJN"), (Some("Z&W"), false)),
-            (("vmbo-kb", "VMBO KB ECONOMIE EN ONDERNEMEN"), (Some("E&O"), false)),
-            (("vmbo-gl", "VMBO GL ECONOMIE EN ONDERNEMEN"), (Some("E&O"), false)),
+            (
+                ("vmbo-kb", "VMBO KB ECONOMIE EN ONDERNEMEN"),
+                (Some("E&O"), false),
+            ),
+            (
+                ("vmbo-gl", "VMBO GL ECONOMIE EN ONDERNEMEN"),
+                (Some("E&O"), false),
+            ),
             (("vmbo-tl", "VMBO TL"), (None, false)),
             (("brugjaar", "Ljvb op VMBO"), (None, false)),
             (("brugjaar", "HAVO (1-3)"), (None, false)),
             (("havo-vwo", "HAVO (1-3)"), (None, false)),
             (("havo", "HAVO Prf Nat/Tech"), (Some("N&T"), true)),
             (("havo", "HAVO Prf Nat/Gezond"), (Some("N&G"), true)),
-            (("havo", "HAVO Prf Nat/Tech & Nat/Gezond"), (Some("N&T+N&G"), true)),
+            (
+                ("havo", "HAVO Prf Nat/Tech & Nat/Gezond"),
+                (Some("N&T+N&G"), true),
+            ),
             (("havo", "HAVO Prf Ec/Maat"), (Some("E&M"), false)),
             (("havo", "HAVO Prf Cul/Maat"), (Some("C&M"), false)),
             (("brugjaar", "VWO-ATHENEUMSTROOM (1-3)"), (None, false)),
             (("havo-vwo", "VWO-ATHENEUMSTROOM (1-3)"), (None, false)),
             (("vwo", "VWO-ATH Prf Nat/Tech"), (Some("N&T"), true)),
             (("vwo", "VWO-ATH Prf Nat/Gezond"), (Some("N&G"), true)),
-            (("vwo", "VWO-ATH Prf Nat/Tech & Nat/Gezond"), (Some("N&T+N&G"), true)),
+            (
+                ("vwo", "VWO-ATH Prf Nat/Tech & Nat/Gezond"),
+                (Some("N&T+N&G"), true),
+            ),
             (("vwo", "VWO-ATH Prf Ec/Maat"), (Some("E&M"), false)),
             (("vwo", "VWO-ATH Prf Cul/Maat"), (Some("C&M"), false)),
             (("pro", "Praktijkonderwijs"), (None, false)),
@@ -1344,14 +1377,20 @@ mod tests {
         let file = fixture!("01.-leerlingen-vo-per-vestiging-naar-onderwijstype-2024.csv");
         let profiles = profiles_of(&file);
         for (key, expected) in [
-            (("vmbo-bb", "VMBO BB Bouwen, wonen en interieur"), (Some("BWI"), true)),
+            (
+                ("vmbo-bb", "VMBO BB Bouwen, wonen en interieur"),
+                (Some("BWI"), true),
+            ),
             (("havo", "HAVO - N&T"), (Some("N&T"), true)),
             (("vwo", "VWO - N&T / N&G"), (Some("N&T+N&G"), true)),
             (("vwo", "VWO - C&M"), (Some("C&M"), false)),
         ] {
             assert_eq!(profiles.get(&key), Some(&expected), "{key:?}");
         }
-        let with_code: Vec<_> = vo_rows(&file).iter().map(|r| r.elementcode.as_deref()).collect();
+        let with_code: Vec<_> = vo_rows(&file)
+            .iter()
+            .map(|r| r.elementcode.as_deref())
+            .collect();
         assert!(with_code.contains(&Some("0374")), "{with_code:?}");
         // Every count cell the same, read from either layout.
         let cells = |file: &DuoFile| -> BTreeMap<(String, String, bool, u8, String), PupilCount> {
@@ -1369,14 +1408,17 @@ mod tests {
             }
             cells
         };
-        let older = fixture!(
-            "other-layout/01.-leerlingen-vo-per-vestiging-naar-onderwijstype-2024.csv"
-        );
+        let older =
+            fixture!("other-layout/01.-leerlingen-vo-per-vestiging-naar-onderwijstype-2024.csv");
         assert_eq!(older.encoding, file.encoding);
         assert_eq!(cells(&older), cells(&file));
         let json = include_bytes!("../tests/data/duo/ckan-datastore-search-vo-2024.json");
-        let ckan = parse_now("datastore_search?resource_id=…", json, Some(SchoolYear::new(2024)))
-            .expect("the CKAN answer");
+        let ckan = parse_now(
+            "datastore_search?resource_id=…",
+            json,
+            Some(SchoolYear::new(2024)),
+        )
+        .expect("the CKAN answer");
         assert_eq!(ckan.format, DuoFormat::CkanJson);
         assert_eq!(cells(&ckan), cells(&file));
         assert_eq!(ckan.rows.suppressed_cells(), file.rows.suppressed_cells());
@@ -1517,17 +1559,34 @@ mod tests {
             "02.-alle-schoolvestigingen-basisonderwijs.csv",
             Some(SchoolYear::new(2024))
         );
-        assert_eq!((po.encoding, po.school_year), ("windows-1252", SchoolYear::new(2024)));
+        assert_eq!(
+            (po.encoding, po.school_year),
+            ("windows-1252", SchoolYear::new(2024))
+        );
         let DuoRows::Schools(rows) = &po.rows else {
             panic!("expected schools, got {}", po.rows.dataset());
         };
         assert_eq!(
             rows[0],
-            school("07XY00", "OBS De Regenboog", "7321", "APELDOORN", "APELDOORN", None)
+            school(
+                "07XY00",
+                "OBS De Regenboog",
+                "7321",
+                "APELDOORN",
+                "APELDOORN",
+                None
+            )
         );
         assert_eq!(
             rows[3],
-            school("10YB02", "Basisschool De Vlinderboom", "8171", "VAASSEN", "EPE", None)
+            school(
+                "10YB02",
+                "Basisschool De Vlinderboom",
+                "8171",
+                "VAASSEN",
+                "EPE",
+                None
+            )
         );
     }
 
@@ -1705,7 +1764,10 @@ mod tests {
             "{err}"
         );
         for (unknown, found) in [
-            (&b"NAAM;ADRES;AANTAL\nGeheim;Geheimstraat;3\n"[..], "NAAM, ADRES, AANTAL"),
+            (
+                &b"NAAM;ADRES;AANTAL\nGeheim;Geheimstraat;3\n"[..],
+                "NAAM, ADRES, AANTAL",
+            ),
             (b"", "no columns"),
             (b"\n\n", "no columns"),
         ] {
@@ -1740,7 +1802,8 @@ mod tests {
                 reason: "6 fields where the header has 5".into()
             }
         );
-        let err = parse_now("po-2024.csv", b"\xEF\xBB\xBFBRIN NUMMER;\xFF\n", None).expect_err("bad");
+        let err =
+            parse_now("po-2024.csv", b"\xEF\xBB\xBFBRIN NUMMER;\xFF\n", None).expect_err("bad");
         assert_eq!(err, DuoError::InvalidUtf8);
     }
 
@@ -1808,41 +1871,97 @@ mod tests {
         };
         let code = |c: &str| Some(c.to_owned());
         // The exam file's spellings and the elementcode table's.
-        assert_eq!(classified("havo", None, "", "HAVO - N&T"), (code("N&T"), true));
-        assert_eq!(classified("vwo", None, "", "VWO - N&T / N&G"), (code("N&T+N&G"), true));
-        assert_eq!(classified("havo", None, "", "HAVO Prf Nat/Gezond"), (code("N&G"), true));
+        assert_eq!(
+            classified("havo", None, "", "HAVO - N&T"),
+            (code("N&T"), true)
+        );
+        assert_eq!(
+            classified("vwo", None, "", "VWO - N&T / N&G"),
+            (code("N&T+N&G"), true)
+        );
+        assert_eq!(
+            classified("havo", None, "", "HAVO Prf Nat/Gezond"),
+            (code("N&G"), true)
+        );
         assert_eq!(
             classified("vwo", None, "n.v.t.", "VWO-GYM Prf Nat/Tech & Ec/Maat"),
             (None, true)
         );
-        assert_eq!(classified("vwo", None, "", "VWO - E&M / C&M"), (None, false));
-        assert_eq!(classified("havo", None, "", "HAVO - C&M"), (code("C&M"), false));
-        assert_eq!(classified("vwo", None, "", "VWO NATUUR EN TECHNIEK"), (code("N&T"), true));
+        assert_eq!(
+            classified("vwo", None, "", "VWO - E&M / C&M"),
+            (None, false)
+        );
+        assert_eq!(
+            classified("havo", None, "", "HAVO - C&M"),
+            (code("C&M"), false)
+        );
+        assert_eq!(
+            classified("vwo", None, "", "VWO NATUUR EN TECHNIEK"),
+            (code("N&T"), true)
+        );
         // vmbo: the profiel by its name in AFDELING or OPLEIDINGSNAAM, else the sector.
         assert_eq!(
-            classified("vmbo-kb", Some("Techniek"), "Mobiliteit en transport", "VMBO KB"),
+            classified(
+                "vmbo-kb",
+                Some("Techniek"),
+                "Mobiliteit en transport",
+                "VMBO KB"
+            ),
             (code("M&T"), true)
         );
         assert_eq!(
-            classified("vmbo-gl", Some("Techniek"), "", "VMBO GL Maritiem en techniek"),
+            classified(
+                "vmbo-gl",
+                Some("Techniek"),
+                "",
+                "VMBO GL Maritiem en techniek"
+            ),
             (code("MaT"), true)
         );
         assert_eq!(
-            classified("vmbo-bb", Some("Zorg en welzijn"), "Zorg en welzijn", "VMBO BB"),
+            classified(
+                "vmbo-bb",
+                Some("Zorg en welzijn"),
+                "Zorg en welzijn",
+                "VMBO BB"
+            ),
             (code("Z&W"), false)
         );
         assert_eq!(
-            classified("vmbo-bb", Some("Techniek"), "Bouwtechniek", "VMBO BB BOUWTECHNIEK"),
+            classified(
+                "vmbo-bb",
+                Some("Techniek"),
+                "Bouwtechniek",
+                "VMBO BB BOUWTECHNIEK"
+            ),
             (None, true)
         );
-        assert_eq!(classified("vmbo-kb", Some("Economie"), "Handel", "VMBO KB"), (None, false));
+        assert_eq!(
+            classified("vmbo-kb", Some("Economie"), "Handel", "VMBO KB"),
+            (None, false)
+        );
         // Offered only in some onderwijstypes; a sector only for vmbo.
-        assert_eq!(classified("vwo", None, "", "VWO BOUWEN, WONEN EN INTERIEUR"), (None, false));
-        assert_eq!(classified("vmbo-kb", None, "", "VMBO KB N&T"), (None, false));
-        assert_eq!(classified("havo", Some("Techniek"), "", "HAVO"), (None, false));
-        assert_eq!(classified("brugjaar", Some("Techniek"), "", "Brugjaar"), (None, false));
+        assert_eq!(
+            classified("vwo", None, "", "VWO BOUWEN, WONEN EN INTERIEUR"),
+            (None, false)
+        );
+        assert_eq!(
+            classified("vmbo-kb", None, "", "VMBO KB N&T"),
+            (None, false)
+        );
+        assert_eq!(
+            classified("havo", Some("Techniek"), "", "HAVO"),
+            (None, false)
+        );
+        assert_eq!(
+            classified("brugjaar", Some("Techniek"), "", "Brugjaar"),
+            (None, false)
+        );
         // Abbreviations only as whole words.
-        assert_eq!(classified("havo", None, "", "HAVO INTERNATIONAAL"), (None, false));
+        assert_eq!(
+            classified("havo", None, "", "HAVO INTERNATIONAAL"),
+            (None, false)
+        );
     }
 
     #[test]
@@ -1859,7 +1978,10 @@ mod tests {
         assert_eq!(year("01.-leerlingen-vo-2023.csv"), Some(2023));
         assert_eq!(year("C:\\duo\\LEERLINGEN-2021.CSV"), Some(2021));
         assert_eq!(year("data/leerlingen-2024"), Some(2024));
-        assert_eq!(year("01.-leerlingen-po-soort-po-cluster-leeftijd-2024-2025.csv"), Some(2024));
+        assert_eq!(
+            year("01.-leerlingen-po-soort-po-cluster-leeftijd-2024-2025.csv"),
+            Some(2024)
+        );
         assert_eq!(year("leerlingen-2022-2024.csv"), Some(2024));
         assert_eq!(year("leerlingen-20231001.csv"), None);
         assert_eq!(year("leerlingen-vo.csv"), None);

@@ -139,11 +139,12 @@ pub async fn import(
     school_year: Option<techmon_schemas::codes::SchoolYear>,
 ) -> Result<ImportReport, QueryError> {
     let today = chrono::Utc::now().date_naive();
-    let file =
-        crate::duo::parse(source, bytes, school_year, today).map_err(|e| QueryError::Reference {
+    let file = crate::duo::parse(source, bytes, school_year, today).map_err(|e| {
+        QueryError::Reference {
             source_name: source.to_string(),
             reason: e.to_string(),
-        })?;
+        }
+    })?;
     let table = reference_table(file.rows.dataset());
     let source_sha256 = hex::encode(Sha256::digest(bytes));
     let school_year = file.school_year.to_string();

@@ -102,7 +102,9 @@ async fn duo_files_import_once_in_every_encoding() {
 /// A line of a new school (11ZC00 in Epe) for the PO fixture, with `age_4` as its
 /// count of four-year-olds and 1 for every other age.
 fn po_line(age_4: &str) -> String {
-    let ages: Vec<&str> = std::iter::once(age_4).chain(std::iter::repeat_n("1", 20)).collect();
+    let ages: Vec<&str> = std::iter::once(age_4)
+        .chain(std::iter::repeat_n("1", 20))
+        .collect();
     format!(
         "20241001;11ZC;00;OBS Nieuw;;EPE;0232;EPE;Gelderland;Bo;;Openbaar;1;0;{};0\r\n",
         ages.join(";")
@@ -289,7 +291,10 @@ async fn every_layout_gives_the_same_technical_profile_answers() {
         .post(format!("http://{addr}/v1/reference/duo"))
         .bearer_auth(ADMIN)
         .query(&[
-            ("source", "https://onderwijsdata.duo.nl/api/3/action/datastore_search?resource_id=x"),
+            (
+                "source",
+                "https://onderwijsdata.duo.nl/api/3/action/datastore_search?resource_id=x",
+            ),
             ("school_year", "2024/25"),
         ])
         .body(duo_file("ckan-datastore-search-vo-2024.json"))
@@ -298,14 +303,24 @@ async fn every_layout_gives_the_same_technical_profile_answers() {
         .expect("import");
     let answer: Value = response.json().await.expect("JSON");
     assert_eq!(
-        (answer["format"].as_str(), answer["separator"].is_null(), answer["suppressed_cells"].as_u64()),
+        (
+            answer["format"].as_str(),
+            answer["separator"].is_null(),
+            answer["suppressed_cells"].as_u64()
+        ),
         (Some("ckan-json"), true, Some(77)),
         "{answer}"
     );
     let mut ckan = Vec::new();
     for view in ["technical_profile_share", "technical_profile_vs_2022"] {
-        let reply = sql(addr, RESEARCHER, "application/json", None,
-            &format!("SELECT * FROM {view} ORDER BY scope, school_year, track")).await;
+        let reply = sql(
+            addr,
+            RESEARCHER,
+            "application/json",
+            None,
+            &format!("SELECT * FROM {view} ORDER BY scope, school_year, track"),
+        )
+        .await;
         ckan.push(reply.json()["rows"].clone());
     }
     assert_eq!(ckan, published);

@@ -801,7 +801,10 @@ fn resolve_column<'a>(full: &'a Value, column: &str) -> Result<(Vec<String>, &'a
     let pointer = pointer_of(&path);
     let mut schema = &full["properties"]["payload"];
     for segment in segments {
-        match schema.get("properties").and_then(|p| p.get(segment.as_str())) {
+        match schema
+            .get("properties")
+            .and_then(|p| p.get(segment.as_str()))
+        {
             Some(sub) => schema = sub,
             None => return Err(pointer),
         }

@@ -187,7 +187,11 @@ pub fn dutch_date<Zone: TimeZone>(time: &DateTime<Zone>) -> NaiveDate {
     let year = utc.year();
     let summer_starts = last_sunday_at_one_utc(year, 3);
     let summer_ends = last_sunday_at_one_utc(year, 10);
-    let hours = if (summer_starts..summer_ends).contains(&utc) { 2 } else { 1 };
+    let hours = if (summer_starts..summer_ends).contains(&utc) {
+        2
+    } else {
+        1
+    };
     (utc + chrono::Duration::hours(hours)).date_naive()
 }
 

@@ -246,4 +246,3 @@ pub async fn push_until(
 pub fn serve_log(dir: &std::path::Path) -> String {
     std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
 }
-

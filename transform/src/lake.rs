@@ -22,8 +22,8 @@ use deltalake::writer::{DeltaWriter as _, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError, checkpoints};
 
 use crate::TransformError;
-use crate::storage::LakeLocation;
 use crate::consent::{Attended, Profile};
+use crate::storage::LakeLocation;
 use crate::tables::{
     PARTITION_COLUMN, PERSON_COLUMNS, TABLES, Table, UNIQUE_COLUMNS, WITHHELD_COUNTS,
 };
@@ -197,10 +197,15 @@ impl Lake {
         .await?;
         let name = WITHHELD_COUNTS.name;
         if let Some(folder) = location.local_folder(name) {
-            std::fs::create_dir_all(&folder)
-                .map_err(|source| TransformError::LakeFolder { path: folder, source })?;
+            std::fs::create_dir_all(&folder).map_err(|source| TransformError::LakeFolder {
+                path: folder,
+                source,
+            })?;
         }
-        let mut counts = location.open(name).await.map_err(|e| delta_error(name, e))?;
+        let mut counts = location
+            .open(name)
+            .await
+            .map_err(|e| delta_error(name, e))?;
         if counts.version().is_none() {
             let columns: StructType = WITHHELD_COUNTS
                 .arrow_schema()
@@ -251,57 +256,65 @@ impl Lake {
         let Some(list) = quoted_pseudonyms(pseudonyms) else {
             return Ok((Vec::new(), Vec::new()));
         };
-        let text = |batch: &RecordBatch, column: usize, table| -> Result<Vec<Option<String>>, TransformError> {
-            let column = cast(batch.column(column), &DataType::Utf8)
-                .map_err(|source| TransformError::Rows { table, source })?;
-            let column = column.as_string::<i32>();
-            Ok((0..column.len())
-                .map(|i| column.is_valid(i).then(|| column.value(i).to_string()))
-                .collect())
+        // Every column as text, per row.
+        let rows_of = |batches: Vec<RecordBatch>,
+                       table|
+         -> Result<Vec<Vec<Option<String>>>, TransformError> {
+            let mut out = Vec::new();
+            for batch in batches {
+                let columns = batch
+                    .columns()
+                    .iter()
+                    .map(|c| cast(c, &DataType::Utf8))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|source| TransformError::Rows { table, source })?;
+                let columns: Vec<_> = columns.iter().map(|c| c.as_string::<i32>()).collect();
+                out.extend((0..batch.num_rows()).map(|row| {
+                    columns
+                        .iter()
+                        .map(|c| c.is_valid(row).then(|| c.value(row).to_string()))
+                        .collect()
+                }));
+            }
+            Ok(out)
         };
-        let mut attendances = Vec::new();
         let sql = format!(
             "SELECT participant_pseudonym, hub_id, school_year, activity_id, role \
              FROM lake_table WHERE participant_pseudonym IN ({list})"
         );
-        for batch in self.query("attendances", &sql).await? {
-            let columns = (0..5)
-                .map(|c| text(&batch, c, "attendances"))
-                .collect::<Result<Vec<_>, _>>()?;
-            for row in 0..batch.num_rows() {
-                let cell = |c: usize| columns[c][row].clone();
-                attendances.push((
-                    cell(0).unwrap_or_default(),
+        let attendances = rows_of(self.query("attendances", &sql).await?, "attendances")?
+            .into_iter()
+            .map(|mut cells| {
+                let mut take = |c: usize| cells.get_mut(c).and_then(Option::take);
+                (
+                    take(0).unwrap_or_default(),
                     Attended {
-                        hub_id: cell(1).unwrap_or_default(),
-                        school_year: cell(2).unwrap_or_default(),
-                        activity_id: cell(3).unwrap_or_default(),
-                        role: cell(4),
+                        hub_id: take(1).unwrap_or_default(),
+                        school_year: take(2).unwrap_or_default(),
+                        activity_id: take(3).unwrap_or_default(),
+                        role: take(4),
                     },
-                ));
-            }
-        }
-        let mut profiles = Vec::new();
+                )
+            })
+            .collect();
         let sql = format!(
-            "SELECT participant_pseudonym, sector, CAST(groep AS VARCHAR), role \
+            "SELECT participant_pseudonym, sector, groep, role \
              FROM lake_table WHERE participant_pseudonym IN ({list})"
         );
-        for batch in self.query("participants", &sql).await? {
-            let columns = (0..4)
-                .map(|c| text(&batch, c, "participants"))
-                .collect::<Result<Vec<_>, _>>()?;
-            for row in 0..batch.num_rows() {
-                let cell = |c: usize| columns[c][row].clone();
-                profiles.push((
-                    cell(0).unwrap_or_default(),
+        let profiles = rows_of(self.query("participants", &sql).await?, "participants")?
+            .into_iter()
+            .map(|mut cells| {
+                let mut take = |c: usize| cells.get_mut(c).and_then(Option::take);
+                (
+                    take(0).unwrap_or_default(),
                     Profile {
-                        sector: cell(1),
-                        groep: cell(2).and_then(|g| g.parse().ok()),
-                        role: cell(3),
+                        sector: take(1),
+                        groep: take(2).and_then(|g| g.parse().ok()),
+                        role: take(3),
                     },
-                ));
-            }
-        }
+                )
+            })
+            .collect();
         Ok((attendances, profiles))
     }
 
@@ -320,7 +333,8 @@ impl Lake {
             let Some(rows) = PersonRows::of(table.name) else {
                 continue;
             };
-            let after = match crate::consent::row_use(rows, Some(crate::consent::Consent::Refused)) {
+            let after = match crate::consent::row_use(rows, Some(crate::consent::Consent::Refused))
+            {
                 RowUse::Research => continue,
                 RowUse::Withheld | RowUse::Dropped => {
                     let (after, metrics) = current
@@ -647,7 +661,12 @@ impl Lake {
             .map_err(|e| delta_error(table, e))?;
         let provider = delta.table_provider().await.map_err(query)?;
         ctx.register_table("lake_table", provider).map_err(query)?;
-        ctx.sql(sql).await.map_err(query)?.collect().await.map_err(query)
+        ctx.sql(sql)
+            .await
+            .map_err(query)?
+            .collect()
+            .await
+            .map_err(query)
     }
 
     /// The current version of each table that exists.

@@ -174,7 +174,8 @@ mod tests {
     /// pseudonym in a lake would change with it.
     #[test]
     fn known_answer_vectors() {
-        let k = PseudonymKey::new("k1", b"techmon known-answer vector key!!".to_vec()).expect("key");
+        let k =
+            PseudonymKey::new("k1", b"techmon known-answer vector key!!".to_vec()).expect("key");
         let anna = |email, name| Person {
             reference: "TD-P-000001",
             email,
@@ -182,7 +183,10 @@ mod tests {
             birth_date: chrono::NaiveDate::from_ymd_opt(2012, 3, 4),
         };
         assert_eq!(
-            k.participant("tec-deventer", anna(Some(" Anna.DeVries@Example.org "), Some("Anna"))),
+            k.participant(
+                "tec-deventer",
+                anna(Some(" Anna.DeVries@Example.org "), Some("Anna"))
+            ),
             "fec405cfc0ab3323d95dd4bb70b89eddba73bb3e09e85c2db1db9b24290ae5a2"
         );
         assert_eq!(

@@ -352,15 +352,21 @@ impl State {
             for entry in txn.open_table(TRAINING)?.iter()? {
                 let (key, _) = entry?;
                 let (hub, activity) = key.value();
-                consent.training.insert((hub.to_string(), activity.to_string()));
+                consent
+                    .training
+                    .insert((hub.to_string(), activity.to_string()));
             }
             for entry in txn.open_table(PENDING_WITHHOLDS)?.iter()? {
                 let (k, v) = entry?;
                 let pseudonyms = serde_json::from_str(v.value())
                     .map_err(|_| corrupted("a pending withhold is not readable"))?;
-                consent.pending_withholds.insert(k.value().to_string(), pseudonyms);
+                consent
+                    .pending_withholds
+                    .insert(k.value().to_string(), pseudonyms);
             }
-            Ok((links, withdrawn, relinks, seen, duplicates, applied, consent))
+            Ok((
+                links, withdrawn, relinks, seen, duplicates, applied, consent,
+            ))
         };
         let (links, withdrawn, relinks, seen, duplicates, applied, consent) =
             load().map_err(err)?;
@@ -533,7 +539,9 @@ impl State {
             .map(|(pseudonym, statement)| {
                 pseudonym_bytes(pseudonym)
                     .map(|bytes| (bytes, *statement))
-                    .ok_or_else(|| corrupted("a consent statement's pseudonym is not 64 hex digits"))
+                    .ok_or_else(|| {
+                        corrupted("a consent statement's pseudonym is not 64 hex digits")
+                    })
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.error(e))?;

@@ -214,7 +214,12 @@ impl CountsTable {
             vec![
                 text(groups.iter().map(|g| Some(g.measure.as_str())).collect()),
                 text(groups.iter().map(|g| Some(g.hub_id.as_str())).collect()),
-                text(groups.iter().map(|g| Some(g.school_year.as_str())).collect()),
+                text(
+                    groups
+                        .iter()
+                        .map(|g| Some(g.school_year.as_str()))
+                        .collect(),
+                ),
                 text(groups.iter().map(|g| g.sector.as_deref()).collect()),
                 text(groups.iter().map(|g| g.band).collect()),
                 text(groups.iter().map(|g| g.role.as_deref()).collect()),

@@ -4,36 +4,48 @@
 
 use std::sync::Arc;
 
-use deltalake::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray,
-};
+use deltalake::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray};
 use deltalake::arrow::compute::{cast, filter_record_batch};
 use deltalake::arrow::datatypes::{DataType, Int64Type};
 
-use crate::consent::{self, Attended, PersonRows, Profile, RowUse, Said, Statement, WithheldPerson};
+use crate::consent::{
+    self, Attended, PersonRows, Profile, RowUse, Said, Statement, WithheldPerson,
+};
 use crate::state::{QuickMap, State};
 use crate::{RoundWork, TransformError, tables};
 
-/// A batch's column by name, as text (nulls as `None`).
-fn texts(batch: &RecordBatch, name: &'static str, table: &'static str) -> Result<Vec<Option<String>>, TransformError> {
+/// A batch's column by name, as text.
+fn text_column(
+    batch: &RecordBatch,
+    name: &'static str,
+    table: &'static str,
+) -> Result<ArrayRef, TransformError> {
     let rows = |source| TransformError::Rows { table, source };
     let index = batch.schema().index_of(name).map_err(rows)?;
-    let column = cast(batch.column(index), &DataType::Utf8).map_err(rows)?;
-    let column = column.as_string::<i32>();
-    Ok((0..column.len())
-        .map(|i| column.is_valid(i).then(|| column.value(i).to_string()))
-        .collect())
+    cast(batch.column(index), &DataType::Utf8).map_err(rows)
 }
 
-/// A batch's column by name, as whole numbers (nulls as `None`).
-fn numbers(batch: &RecordBatch, name: &'static str, table: &'static str) -> Result<Vec<Option<i64>>, TransformError> {
+/// A batch's column by name, as whole numbers.
+fn number_column(
+    batch: &RecordBatch,
+    name: &'static str,
+    table: &'static str,
+) -> Result<ArrayRef, TransformError> {
     let rows = |source| TransformError::Rows { table, source };
     let index = batch.schema().index_of(name).map_err(rows)?;
-    let column = cast(batch.column(index), &DataType::Int64).map_err(rows)?;
+    cast(batch.column(index), &DataType::Int64).map_err(rows)
+}
+
+/// A text cell, if not null.
+fn text_at(column: &ArrayRef, row: usize) -> Option<String> {
+    let column = column.as_string::<i32>();
+    column.is_valid(row).then(|| column.value(row).to_string())
+}
+
+/// A number cell, if not null.
+fn number_at(column: &ArrayRef, row: usize) -> Option<i64> {
     let column = column.as_primitive::<Int64Type>();
-    Ok((0..column.len())
-        .map(|i| column.is_valid(i).then(|| column.value(i)))
-        .collect())
+    column.is_valid(row).then(|| column.value(row))
 }
 
 /// The round's view of consent: the state's, and what this round read.
@@ -69,9 +81,7 @@ impl Round<'_> {
             self.people
                 .insert(pseudonym.to_string(), WithheldPerson::default());
         }
-        self.people
-            .get_mut(pseudonym)
-            .expect("inserted just above")
+        self.people.get_mut(pseudonym).expect("inserted just above")
     }
 }
 
@@ -84,32 +94,32 @@ pub(crate) fn withhold_rows(state: &State, work: &mut RoundWork) -> Result<bool,
         people: QuickMap::default(),
     };
     let index = |name: &str| tables::TABLES.iter().position(|t| t.name == name);
-    let (Some(participants), Some(activities)) = (index("participants"), index("activities")) else {
+    let (Some(participants), Some(activities)) = (index("participants"), index("activities"))
+    else {
         return Err(TransformError::UnknownTable("participants"));
     };
     // Each registration's word, the latest per person.
     for batch in &work.rows[participants] {
         let table = "participants";
-        let persons = texts(batch, "participant_pseudonym", table)?;
-        let consents = batch
-            .column(batch.schema().index_of("consent_research").map_err(|source| TransformError::Rows { table, source })?)
-            .as_boolean()
-            .clone();
-        let at = numbers(batch, "occurred_at", table)?;
-        let partitions = numbers(batch, "log_partition", table)?;
-        let offsets = numbers(batch, "log_offset", table)?;
+        let persons = text_column(batch, "participant_pseudonym", table)?;
+        let consents = number_column(batch, "consent_research", table)?;
+        let at = number_column(batch, "occurred_at", table)?;
+        let partitions = number_column(batch, "log_partition", table)?;
+        let offsets = number_column(batch, "log_offset", table)?;
         for row in 0..batch.num_rows() {
-            let Some(person) = &persons[row] else { continue };
+            let Some(person) = text_at(&persons, row) else {
+                continue;
+            };
             let statement = Statement {
-                research: consents.value(row),
+                research: number_at(&consents, row) == Some(1),
                 said: Said {
-                    at_micros: at[row].unwrap_or_default(),
-                    partition: partitions[row].unwrap_or_default() as u32,
-                    offset: offsets[row].unwrap_or_default() as u64,
+                    at_micros: number_at(&at, row).unwrap_or_default(),
+                    partition: number_at(&partitions, row).unwrap_or_default() as u32,
+                    offset: number_at(&offsets, row).unwrap_or_default() as u64,
                 },
             };
-            let latest = statement.latest(round.statements.get(person).copied());
-            round.statements.insert(person.clone(), latest);
+            let latest = statement.latest(round.statements.get(&person).copied());
+            round.statements.insert(person, latest);
         }
     }
     // Consent taken back: the rows already in the lake go too (its own, and those its
@@ -137,7 +147,9 @@ pub(crate) fn withhold_rows(state: &State, work: &mut RoundWork) -> Result<bool,
                 lake_rows.push(person.clone());
                 lake_rows.sort();
                 lake_rows.dedup();
-                work.changes.pending_withholds.push((person.clone(), lake_rows));
+                work.changes
+                    .pending_withholds
+                    .push((person.clone(), lake_rows));
             }
         }
     }
@@ -153,16 +165,16 @@ pub(crate) fn withhold_rows(state: &State, work: &mut RoundWork) -> Result<bool,
         };
         let name = table.name;
         for batch in work.rows[table_index].iter_mut() {
-            let persons = texts(batch, column_name, name)?;
-            let uses: Vec<RowUse> = persons
-                .iter()
-                .map(|p| match p.as_deref() {
+            let persons = text_column(batch, column_name, name)?;
+            let persons = persons.as_string::<i32>();
+            let uses: Vec<RowUse> = (0..persons.len())
+                .map(|i| match persons.is_valid(i).then(|| persons.value(i)) {
                     Some(p) if !p.is_empty() => consent::row_use(rows, round.consent(p)),
                     _ => RowUse::Research,
                 })
                 .collect();
             if rows == PersonRows::Participants || rows == PersonRows::Attendances {
-                note(&mut round, batch, rows, &persons, &uses, name)?;
+                note(&mut round, batch, rows, persons, &uses, name)?;
             }
             if uses.iter().all(|u| *u == RowUse::Research) {
                 continue;
@@ -174,15 +186,16 @@ pub(crate) fn withhold_rows(state: &State, work: &mut RoundWork) -> Result<bool,
     let mut training = Vec::new();
     for batch in &work.rows[activities] {
         let table = "activities";
-        let hubs = texts(batch, "hub_id", table)?;
-        let ids = texts(batch, "activity_id", table)?;
-        let kinds = texts(batch, "activity_type", table)?;
+        let hubs = text_column(batch, "hub_id", table)?;
+        let ids = text_column(batch, "activity_id", table)?;
+        let kinds = text_column(batch, "activity_type", table)?;
+        let kinds = kinds.as_string::<i32>();
         for row in 0..batch.num_rows() {
-            if kinds[row].as_deref() != Some("docentprofessionalisering") {
+            if !kinds.is_valid(row) || kinds.value(row) != "docentprofessionalisering" {
                 continue;
             }
-            if let (Some(hub), Some(id)) = (&hubs[row], &ids[row]) {
-                let key = (hub.clone(), id.clone());
+            if let (Some(hub), Some(id)) = (text_at(&hubs, row), text_at(&ids, row)) {
+                let key = (hub, id);
                 if !state.training().contains(&key) && !training.contains(&key) {
                     training.push(key);
                 }
@@ -211,30 +224,34 @@ fn note(
     round: &mut Round<'_>,
     batch: &RecordBatch,
     rows: PersonRows,
-    persons: &[Option<String>],
+    persons: &StringArray,
     uses: &[RowUse],
     table: &'static str,
 ) -> Result<(), TransformError> {
-    let withheld_here = uses.iter().any(|u| *u == RowUse::Withheld);
-    let ever_withheld = persons
-        .iter()
-        .flatten()
-        .any(|p| round.state.withheld(p).is_some() || round.people.contains_key(p));
-    if !withheld_here && !ever_withheld {
+    // Only the rows of people withheld now or before.
+    let noted: Vec<usize> = (0..persons.len())
+        .filter(|&row| {
+            persons.is_valid(row)
+                && (uses[row] == RowUse::Withheld
+                    || round.people.contains_key(persons.value(row))
+                    || round.state.withheld(persons.value(row)).is_some())
+        })
+        .collect();
+    if noted.is_empty() {
         return Ok(());
     }
     match rows {
         PersonRows::Participants => {
-            let sectors = texts(batch, "sector", table)?;
-            let groepen = numbers(batch, "groep", table)?;
-            let roles = texts(batch, "role", table)?;
-            for row in 0..batch.num_rows() {
-                let Some(person) = persons[row].as_deref() else { continue };
+            let sectors = text_column(batch, "sector", table)?;
+            let groepen = number_column(batch, "groep", table)?;
+            let roles = text_column(batch, "role", table)?;
+            for row in noted {
                 let profile = Profile {
-                    sector: sectors[row].clone(),
-                    groep: groepen[row],
-                    role: roles[row].clone(),
+                    sector: text_at(&sectors, row),
+                    groep: number_at(&groepen, row),
+                    role: text_at(&roles, row),
                 };
+                let person = persons.value(row);
                 let entry = if uses[row] == RowUse::Withheld {
                     Some(round.withhold(person))
                 } else {
@@ -246,18 +263,18 @@ fn note(
             }
         }
         PersonRows::Attendances => {
-            let hubs = texts(batch, "hub_id", table)?;
-            let years = texts(batch, "school_year", table)?;
-            let activities = texts(batch, "activity_id", table)?;
-            let roles = texts(batch, "role", table)?;
-            for row in 0..batch.num_rows() {
-                let Some(person) = persons[row].as_deref() else { continue };
+            let hubs = text_column(batch, "hub_id", table)?;
+            let years = text_column(batch, "school_year", table)?;
+            let activities = text_column(batch, "activity_id", table)?;
+            let roles = text_column(batch, "role", table)?;
+            for row in noted {
                 let attended = Attended {
-                    hub_id: hubs[row].clone().unwrap_or_default(),
-                    school_year: years[row].clone().unwrap_or_default(),
-                    activity_id: activities[row].clone().unwrap_or_default(),
-                    role: roles[row].clone(),
+                    hub_id: text_at(&hubs, row).unwrap_or_default(),
+                    school_year: text_at(&years, row).unwrap_or_default(),
+                    activity_id: text_at(&activities, row).unwrap_or_default(),
+                    role: text_at(&roles, row),
                 };
+                let person = persons.value(row);
                 if uses[row] == RowUse::Withheld {
                     round.withhold(person).withheld.insert(attended);
                 } else if let Some(entry) = round.withheld(person) {
@@ -286,9 +303,12 @@ fn apply(
             let text = cast(&columns[index], &DataType::Utf8).map_err(rows)?;
             let text = text.as_string::<i32>();
             let kept: StringArray = (0..text.len())
-                .map(|i| (uses[i] != RowUse::WithoutPerson && text.is_valid(i)).then(|| text.value(i)))
+                .map(|i| {
+                    (uses[i] != RowUse::WithoutPerson && text.is_valid(i)).then(|| text.value(i))
+                })
                 .collect();
-            columns[index] = cast(&(Arc::new(kept) as ArrayRef), columns[index].data_type()).map_err(rows)?;
+            columns[index] =
+                cast(&(Arc::new(kept) as ArrayRef), columns[index].data_type()).map_err(rows)?;
         }
     }
     let batch = RecordBatch::try_new(batch.schema(), columns).map_err(rows)?;

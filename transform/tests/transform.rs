@@ -1277,7 +1277,9 @@ fn trajectory_of(reference: &str) -> Value {
 
 /// The counts of people without consent: (measure, hub, school year, band, role) →
 /// people.
-async fn counts_without_consent(setup: &Setup) -> Vec<(String, String, String, String, String, i64)> {
+async fn counts_without_consent(
+    setup: &Setup,
+) -> Vec<(String, String, String, String, String, i64)> {
     let batches = rows_at(&setup.location(), "participation_without_consent").await;
     let text = |column| strings_with_nulls(&batches, column);
     let people: Vec<i64> = batches
@@ -1288,8 +1290,13 @@ async fn counts_without_consent(setup: &Setup) -> Vec<(String, String, String, S
             (0..p.len()).map(|i| p.value(i)).collect::<Vec<_>>()
         })
         .collect();
-    let (measure, hub, year, band, role) =
-        (text("measure"), text("hub_id"), text("school_year"), text("band"), text("role"));
+    let (measure, hub, year, band, role) = (
+        text("measure"),
+        text("hub_id"),
+        text("school_year"),
+        text("band"),
+        text("role"),
+    );
     let mut out: Vec<_> = (0..people.len())
         .map(|i| {
             (
@@ -1352,23 +1359,46 @@ async fn without_consent_no_person_row_reaches_the_research_tables() {
     let participants = setup.column("participants", "participant_pseudonym").await;
     assert_eq!(participants.len(), 1, "only Anna's registration");
     let anna = participants[0].clone();
-    assert_eq!(setup.column("attendances", "participant_pseudonym").await, vec![anna.clone()]);
+    assert_eq!(
+        setup.column("attendances", "participant_pseudonym").await,
+        vec![anna.clone()]
+    );
     // Both answers stay; Bram's without him.
     let surveys = rows_at(&setup.location(), "survey_answers").await;
     assert_eq!(count(&surveys), 2);
-    assert_eq!(strings(&surveys, "participant_pseudonym"), vec![anna.clone()]);
+    assert_eq!(
+        strings(&surveys, "participant_pseudonym"),
+        vec![anna.clone()]
+    );
     assert_eq!(strings(&surveys, "pseudonym_key_id").len(), 1);
     let choices = rows_at(&setup.location(), "profile_choices").await;
     assert_eq!(count(&choices), 1);
     assert!(strings(&choices, "participant_pseudonym").is_empty());
-    assert_eq!(count(&rows_at(&setup.location(), "trajectory_events").await), 0);
+    assert_eq!(
+        count(&rows_at(&setup.location(), "trajectory_events").await),
+        0
+    );
     // Bram once in 2024/25 (two activities), Cas once in 2025/26.
     let g78 = "groep_7_8".to_string();
     assert_eq!(
         counts_without_consent(&setup).await,
         vec![
-            ("reach".into(), "tec-deventer".into(), "2024/25".into(), g78.clone(), "pupil".into(), 1),
-            ("reach".into(), "tec-deventer".into(), "2025/26".into(), g78, "pupil".into(), 1),
+            (
+                "reach".into(),
+                "tec-deventer".into(),
+                "2024/25".into(),
+                g78.clone(),
+                "pupil".into(),
+                1
+            ),
+            (
+                "reach".into(),
+                "tec-deventer".into(),
+                "2025/26".into(),
+                g78,
+                "pupil".into(),
+                1
+            ),
         ]
     );
 }
@@ -1381,7 +1411,14 @@ async fn consent_given_later_and_taken_back_later() {
     let setup = Setup::new();
     let g78 = "groep_7_8".to_string();
     let reach = |year: &str, people| {
-        ("reach".to_string(), "tec-deventer".to_string(), year.to_string(), g78.clone(), "pupil".to_string(), people)
+        (
+            "reach".to_string(),
+            "tec-deventer".to_string(),
+            year.to_string(),
+            g78.clone(),
+            "pupil".to_string(),
+            people,
+        )
     };
     let mut transform = setup
         .transform_of(&[
@@ -1389,8 +1426,16 @@ async fn consent_given_later_and_taken_back_later() {
             attendance_at("d-1", "act-1", "2024-10-01T09:00:00+02:00"),
         ])
         .await;
-    assert!(setup.column("participants", "participant_pseudonym").await.is_empty());
-    assert_eq!(counts_without_consent(&setup).await, vec![reach("2024/25", 1)]);
+    assert!(
+        setup
+            .column("participants", "participant_pseudonym")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        counts_without_consent(&setup).await,
+        vec![reach("2024/25", 1)]
+    );
 
     // Consent given: her next attendances are research rows. In 2024/25 she is counted
     // already (not twice); 2025/26 is hers in the research tables only.
@@ -1405,7 +1450,10 @@ async fn consent_given_later_and_taken_back_later() {
     let participants = setup.column("participants", "participant_pseudonym").await;
     assert_eq!(participants.len(), 1, "the registration that consents");
     let dewi = participants[0].clone();
-    assert_eq!(setup.column("attendances", "participant_pseudonym").await, vec![dewi.clone(), dewi.clone()]);
+    assert_eq!(
+        setup.column("attendances", "participant_pseudonym").await,
+        vec![dewi.clone(), dewi.clone()]
+    );
     assert_eq!(
         counts_without_consent(&setup).await,
         vec![],
@@ -1420,11 +1468,32 @@ async fn consent_given_later_and_taken_back_later() {
         ])
         .await;
     let progress = transform.catch_up().await.expect("catch up");
-    assert_eq!(progress.withheld_rows, 3, "a registration and two attendances");
-    assert!(setup.column("participants", "participant_pseudonym").await.is_empty());
-    assert!(setup.column("attendances", "participant_pseudonym").await.is_empty());
-    assert!(setup.column("survey_answers", "participant_pseudonym").await.is_empty());
-    assert_eq!(count(&rows_at(&setup.location(), "survey_answers").await), 1);
+    assert_eq!(
+        progress.withheld_rows, 3,
+        "a registration and two attendances"
+    );
+    assert!(
+        setup
+            .column("participants", "participant_pseudonym")
+            .await
+            .is_empty()
+    );
+    assert!(
+        setup
+            .column("attendances", "participant_pseudonym")
+            .await
+            .is_empty()
+    );
+    assert!(
+        setup
+            .column("survey_answers", "participant_pseudonym")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        count(&rows_at(&setup.location(), "survey_answers").await),
+        1
+    );
     assert_eq!(
         counts_without_consent(&setup).await,
         vec![reach("2024/25", 1), reach("2025/26", 1)]
@@ -1443,12 +1512,21 @@ async fn consent_given_later_and_taken_back_later() {
         &setup.dir.path().join("replayed").to_string_lossy(),
         setup.dir.path().join("replayed-raw"),
     );
-    let mut replayed = Transform::open(&replay, setup.log.clone(), TOPIC).await.expect("replay");
+    let mut replayed = Transform::open(&replay, setup.log.clone(), TOPIC)
+        .await
+        .expect("replay");
     replayed.catch_up().await.expect("replay catch up");
     drop(replayed);
-    let again = rows(&setup.dir.path().join("replayed"), "participation_without_consent").await;
+    let again = rows(
+        &setup.dir.path().join("replayed"),
+        "participation_without_consent",
+    )
+    .await;
     assert_eq!(count(&again), 2);
-    assert_eq!(count(&rows(&setup.dir.path().join("replayed"), "participants").await), 0);
+    assert_eq!(
+        count(&rows(&setup.dir.path().join("replayed"), "participants").await),
+        0
+    );
 }
 
 /// An attendance sent before the registration that refuses consent is taken out too.
@@ -1458,15 +1536,36 @@ async fn rows_before_a_refusing_registration_are_withheld() {
     let mut transform = setup
         .transform_of(&[attendance_at("d-9", "act-1", "2024-10-01T09:00:00+02:00")])
         .await;
-    assert_eq!(setup.column("attendances", "participant_pseudonym").await.len(), 1);
+    assert_eq!(
+        setup
+            .column("attendances", "participant_pseudonym")
+            .await
+            .len(),
+        1
+    );
     setup
-        .append(&[registration_consenting("d-9", "Eva", false, "2024-10-02T09:00:00+02:00")])
+        .append(&[registration_consenting(
+            "d-9",
+            "Eva",
+            false,
+            "2024-10-02T09:00:00+02:00",
+        )])
         .await;
     let progress = transform.catch_up().await.expect("catch up");
     drop(transform);
     assert_eq!(progress.withheld_rows, 1);
-    assert!(setup.column("attendances", "participant_pseudonym").await.is_empty());
-    assert!(setup.column("participants", "participant_pseudonym").await.is_empty());
+    assert!(
+        setup
+            .column("attendances", "participant_pseudonym")
+            .await
+            .is_empty()
+    );
+    assert!(
+        setup
+            .column("participants", "participant_pseudonym")
+            .await
+            .is_empty()
+    );
     assert_eq!(
         counts_without_consent(&setup).await,
         vec![(
