@@ -24,17 +24,20 @@ pub struct ImportOptions {
 
 pub async fn import(options: &ImportOptions) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
+    let mut files = Vec::new();
     for source in &options.sources {
-        let (name, bytes) = if source.starts_with("http://") || source.starts_with("https://") {
-            (source.clone(), download(&client, source).await?)
+        if source.starts_with("http://") || source.starts_with("https://") {
+            files.extend(download_all(&client, source).await?);
         } else {
             let path = Path::new(source);
             let bytes = std::fs::read(path).with_context(|| format!("reading {source}"))?;
             let name = path
                 .file_name()
                 .map_or_else(|| source.clone(), |n| n.to_string_lossy().into_owned());
-            (name, bytes)
-        };
+            files.push((name, bytes));
+        }
+    }
+    for (name, bytes) in files {
         let answer = send(
             &client,
             (&options.url, &options.token),
@@ -62,6 +65,57 @@ pub async fn import(options: &ImportOptions) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The files a URL names: itself, or for a dataset page of DUO's newer portal (CKAN,
+/// `…/dataset/NAME`) each of the dataset's resources, through the datastore where the
+/// resource is in it (named `URL#resource name`, so the name's year is the school
+/// year), else its CSV download.
+async fn download_all(
+    client: &reqwest::Client,
+    url: &str,
+) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let parsed = reqwest::Url::parse(url).with_context(|| format!("not a URL: {url}"))?;
+    let segments: Vec<&str> = parsed
+        .path_segments()
+        .map(Iterator::collect)
+        .unwrap_or_default();
+    let [.., "dataset", dataset] = segments.as_slice() else {
+        return Ok(vec![(url.to_string(), download(client, url).await?)]);
+    };
+    let mut package_url = parsed.join("/api/3/action/package_show")?;
+    package_url.set_query(Some(&format!("id={dataset}")));
+    let package: serde_json::Value =
+        serde_json::from_slice(&download(client, package_url.as_str()).await?)
+            .with_context(|| format!("{package_url}: not a JSON answer"))?;
+    let resources = package["result"]["resources"]
+        .as_array()
+        .with_context(|| format!("{package_url}: no result.resources"))?;
+    let mut files = Vec::new();
+    for resource in resources {
+        let name = resource["name"]
+            .as_str()
+            .or(resource["id"].as_str())
+            .unwrap_or_default();
+        let source = format!("{url}#{name}");
+        if resource["datastore_active"] == true
+            && let Some(id) = resource["id"].as_str()
+        {
+            let mut search = parsed.join("/api/3/action/datastore_search")?;
+            search.set_query(Some(&format!("resource_id={id}&limit=32000")));
+            files.push((source, download(client, search.as_str()).await?));
+        } else if resource["format"]
+            .as_str()
+            .is_some_and(|f| f.eq_ignore_ascii_case("csv"))
+            && let Some(csv) = resource["url"].as_str()
+        {
+            files.push((source, download(client, csv).await?));
+        }
+    }
+    if files.is_empty() {
+        bail!("{url}: the dataset has no resource in the datastore and no CSV file");
+    }
+    Ok(files)
 }
 
 /// Downloads a DUO file. A CKAN `datastore_search` URL (DUO's newer portal) answers a

@@ -137,8 +137,9 @@ async fn reference_import_by_url_and_sql_from_the_command_line() {
     assert!(String::from_utf8_lossy(&hub.stderr).contains("unauthorized"));
 }
 
-/// DUO's newer portal answers `datastore_search` a page of records at a time:
-/// `techmon reference import` follows the pages and stores every record once.
+/// DUO's newer portal (CKAN) by a dataset's page and by a resource's datastore URL:
+/// `techmon reference import` finds the dataset's datastore resource, follows the
+/// `datastore_search` pages (a page of records at a time) and stores every record once.
 #[tokio::test]
 async fn reference_import_of_a_ckan_datastore_page_by_page() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -161,7 +162,17 @@ async fn reference_import_of_a_ckan_datastore_page_by_page() {
     let records = records.as_array().expect("records").clone();
     let lines = records.len();
     assert!(lines > 80, "{lines} records: too few for three pages");
+    let resource = "01.-leerlingen-vo-per-vestiging-naar-onderwijstype-2024";
     let site = site(move |target| {
+        if target.starts_with("/api/3/action/package_show?id=01voins-v1") {
+            // The dataset: its datastore resource, and one that is not in the datastore.
+            let package = serde_json::json!({"success": true, "result": {"name": "01voins-v1", "resources": [
+                {"id": "00000000-0000-4000-8000-000000002024", "name": resource, "format": "CSV",
+                 "datastore_active": true, "url": "/not-fetched.csv"},
+                {"id": "readme", "name": "Toelichting", "format": "PDF", "datastore_active": false,
+                 "url": "/toelichting.pdf"}]}});
+            return package.to_string().into_bytes();
+        }
         let offset: usize = target
             .split(['?', '&'])
             .find_map(|p| p.strip_prefix("offset="))
@@ -176,6 +187,49 @@ async fn reference_import_of_a_ckan_datastore_page_by_page() {
         .into();
         serde_json::to_vec(&page).expect("JSON")
     });
+    let cells = || async {
+        let answer: serde_json::Value = reqwest::Client::new()
+            .post(format!("{url}/v1/sql"))
+            .bearer_auth("dev-token-researcher")
+            .body(
+                "SELECT count(*) AS cells, count(DISTINCT brin6) AS schools, \
+                 count(DISTINCT source) AS sources, min(school_year) AS year FROM duo_vo_pupils",
+            )
+            .send()
+            .await
+            .expect("query")
+            .json()
+            .await
+            .expect("JSON");
+        answer["rows"][0].clone()
+    };
+    // By the dataset's page: its datastore resource, the school year from its name.
+    let dataset = format!("http://127.0.0.1:{site}/dataset/01voins-v1");
+    let import = techmon(&[
+        "reference",
+        "import",
+        &dataset,
+        "--url",
+        &url,
+        "--token",
+        "dev-token-admin",
+    ]);
+    let stdout = String::from_utf8_lossy(&import.stdout);
+    assert!(
+        import.status.success() && stdout.contains("CKAN JSON") && stdout.contains(resource),
+        "{stdout}{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    // Six leerjaren of two genders per record, each once.
+    let first = cells().await;
+    assert_eq!(first["cells"].as_u64(), Some(lines as u64 * 12), "{first}");
+    assert_eq!(
+        (first["schools"].as_u64(), first["year"].as_str()),
+        (Some(5), Some("2024/25")),
+        "{first}"
+    );
+
+    // By the resource's datastore URL, with the school year given: another source.
     let source =
         format!("http://127.0.0.1:{site}/api/3/action/datastore_search?resource_id=x&limit=40");
     let import = techmon(&[
@@ -195,21 +249,11 @@ async fn reference_import_of_a_ckan_datastore_page_by_page() {
         "{stdout}{}",
         String::from_utf8_lossy(&import.stderr)
     );
-    let answer: serde_json::Value = reqwest::Client::new()
-        .post(format!("{url}/v1/sql"))
-        .bearer_auth("dev-token-researcher")
-        .body("SELECT count(*) AS cells, count(DISTINCT brin6) AS schools FROM duo_vo_pupils")
-        .send()
-        .await
-        .expect("query")
-        .json()
-        .await
-        .expect("JSON");
-    // Six leerjaren of two genders per record, each once.
+    let both = cells().await;
     assert_eq!(
-        answer["rows"][0]["cells"].as_u64(),
-        Some(lines as u64 * 12),
-        "{answer}"
+        both["cells"].as_u64(),
+        Some(2 * lines as u64 * 12),
+        "{both}"
     );
-    assert_eq!(answer["rows"][0]["schools"].as_u64(), Some(5), "{answer}");
+    assert_eq!(both["sources"].as_u64(), Some(2), "{both}");
 }

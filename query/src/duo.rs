@@ -261,9 +261,9 @@ pub enum DuoError {
     InvalidUtf8,
     #[error(
         "line 1: not a known DUO file: looked for the count columns of VO pupils \
-         (LEER- OF VERBLIJFSJAAR n - MAN / - VROUW, or LEERJAAR n MAN / VROUW) or of PO \
-         pupils (LEEFTIJD_n, LEEFTIJD n or LEEFTIJD n JAAR), or the POSTCODE column of \
-         school addresses; found: {found}"
+         (LEER- OF VERBLIJFSJAAR n - MAN / - VROUW, or LEERJAAR n MAN / VROUW, or a column \
+         ONDERWIJSTYPE VO EN LEER- OF VERBLIJFSJAAR), of PO pupils (LEEFTIJD_n, LEEFTIJD n \
+         or LEEFTIJD n JAAR), or the POSTCODE column of school addresses; found: {found}"
     )]
     UnknownDataset { found: String },
     #[error("line 1: {dataset} file lacks column {column}; found: {found}")]
@@ -284,9 +284,14 @@ pub enum DuoError {
     },
     #[error(
         "no school year: none given, the file name does not end in a year such as \
-         -2023.csv or -2023-2024.csv, and there is no PEILDATUM column"
+         -2023.csv or -2023-2024.csv, and there is no PEILDATUM or SCHOOLJAAR column"
     )]
     NoSchoolYear,
+    #[error(
+        "the file holds the school years {years} (column SCHOOLJAAR): import one at a \
+         time with its school year given"
+    )]
+    SeveralSchoolYears { years: String },
 }
 
 /// The groep band of a PO pupil aged `age` on 1 October (see the module doc).
@@ -315,10 +320,20 @@ pub fn parse(
     let header = Header::new(&table.header);
     let mut parser = Parser::new(&header, format)?;
     let peildatum = header.find(&PEILDATUM);
+    // Files with a line per school year hold several: the one asked for is read.
+    let schooljaar = header.find(&["SCHOOLJAAR"]);
     let mut school_year = school_year.or_else(|| year_ending(file_name));
+    if let (None, None, Some(column)) = (school_year, &peildatum, &schooljaar) {
+        school_year = Some(only_school_year(&table, column)?);
+    }
     for line in table.lines() {
         if let (None, Some(column)) = (school_year, &peildatum) {
             school_year = Some(line.peildatum(column)?);
+        }
+        if let (Some(year), Some(column)) = (school_year, &schooljaar)
+            && line.school_year(column)? != year
+        {
+            continue;
         }
         parser.push(&line)?;
     }
@@ -333,6 +348,25 @@ pub fn parse(
         format,
         rows: parser.into_rows(),
     })
+}
+
+/// The one school year a SCHOOLJAAR column holds.
+fn only_school_year(table: &Table, column: &Column) -> Result<SchoolYear, DuoError> {
+    let mut years = std::collections::BTreeSet::new();
+    for line in table.lines() {
+        years.insert(line.school_year(column)?);
+    }
+    match years.len() {
+        0 => Err(DuoError::NoSchoolYear),
+        1 => Ok(*years.first().expect("one year")),
+        _ => Err(DuoError::SeveralSchoolYears {
+            years: years
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
 }
 
 /// DUO's files come in all three encodings; Latin-1 decodes correctly as
@@ -630,6 +664,34 @@ fn leerjaar_gender(words: &[&str]) -> Option<(u8, &'static str)> {
     Some((n.parse().ok()?, gender))
 }
 
+/// A count per gender (`MAN`, `AANTAL LEERLINGEN VROUW`) or of everyone (`AANTAL
+/// LEERLINGEN`, `TOTAAL`), for VO files without a column per leerjaar (as words).
+fn gender_total(words: &[&str]) -> Option<&'static str> {
+    let (last, before) = words.split_last()?;
+    if !matches!(
+        before,
+        [] | ["AANTAL"] | ["LEERLINGEN"] | ["AANTAL", "LEERLINGEN"]
+    ) {
+        return None;
+    }
+    match *last {
+        "MAN" => Some("man"),
+        "VROUW" => Some("vrouw"),
+        "LEERLINGEN" | "TOTAAL" | "AANTAL" => Some("totaal"),
+        _ => None,
+    }
+}
+
+/// The one leerjaar an onderwijstype value names (`HAVO 4`, `HAVO/VWO lj 3`); none
+/// when it names several (`VMBO BL lj 3-4`) or none.
+fn leerjaar_in(value: &str) -> Option<u8> {
+    let mut numbers = value
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit()));
+    let one = numbers.next()?.parse().ok()?;
+    (numbers.next().is_none() && (1..=6).contains(&one)).then_some(one)
+}
+
 /// `LEEFTIJD_n`, `LEEFTIJD n`, `LEEFTIJD n JAAR` or `n JAAR` (as words).
 fn age(words: &[&str]) -> Option<u8> {
     match words {
@@ -697,15 +759,27 @@ struct School {
     municipality: Option<String>,
 }
 
+/// How a VO file gives its counts.
+enum VoCounts {
+    /// A column per leerjaar and gender (`LEER- OF VERBLIJFSJAAR 3 - MAN`).
+    PerLeerjaar(Vec<(Column, (u8, &'static str))>),
+    /// A column per gender, or one of everyone (gender `totaal`), on lines of one
+    /// leerjaar: its `LEERJAAR` column, else the one the onderwijstype names.
+    PerLine {
+        leerjaar: Option<Column>,
+        counts: Vec<(Column, &'static str)>,
+    },
+}
+
 /// The dataset's own columns, and the rows read so far.
 enum Layout {
     Vo {
         onderwijstype: Column,
-        opleidingsnaam: Column,
+        opleidingsnaam: Option<Column>,
         vmbo_sector: Option<Column>,
         afdeling: Option<Column>,
         elementcode: Option<Column>,
-        counts: Vec<(Column, (u8, &'static str))>,
+        counts: VoCounts,
         rows: Vec<VoPupilRow>,
     },
     Po {
@@ -755,11 +829,37 @@ impl Parser {
             complete_counts(header, dataset, &vo, expected)?;
             let layout = Layout::Vo {
                 onderwijstype: header.require(dataset, &VO_ONDERWIJSTYPE)?,
-                opleidingsnaam: header.require(dataset, &["OPLEIDINGSNAAM"])?,
+                opleidingsnaam: Some(header.require(dataset, &["OPLEIDINGSNAAM"])?),
                 vmbo_sector: header.find(&["VMBO SECTOR"]),
                 afdeling: header.find(&["AFDELING"]),
                 elementcode: header.find(&ELEMENTCODE),
-                counts: vo,
+                counts: VoCounts::PerLeerjaar(vo),
+                rows: Vec::new(),
+            };
+            (dataset, layout)
+        } else if let Some(onderwijstype) = header.find(&VO_ONDERWIJSTYPE[..1]) {
+            // DUO's long layout: a line per school, onderwijstype and leerjaar.
+            let dataset = DuoDataset::VoPupils;
+            let mut counts = header.matching(gender_total);
+            if counts.iter().any(|(_, gender)| *gender != "totaal") {
+                counts.retain(|(_, gender)| *gender != "totaal");
+            }
+            if counts.is_empty() {
+                return Err(header.missing(
+                    dataset,
+                    "LEER- OF VERBLIJFSJAAR n - MAN / - VROUW, or MAN and VROUW, or AANTAL LEERLINGEN".into(),
+                ));
+            }
+            let layout = Layout::Vo {
+                onderwijstype,
+                opleidingsnaam: header.find(&["OPLEIDINGSNAAM"]),
+                vmbo_sector: header.find(&["VMBO SECTOR"]),
+                afdeling: header.find(&["AFDELING"]),
+                elementcode: header.find(&ELEMENTCODE),
+                counts: VoCounts::PerLine {
+                    leerjaar: header.find(&["LEERJAAR"]),
+                    counts,
+                },
                 rows: Vec::new(),
             };
             (dataset, layout)
@@ -810,8 +910,30 @@ impl Parser {
                 counts,
                 rows,
             } => {
-                let onderwijstype = onderwijstype_of(line.text(onderwijstype));
-                let opleidingsnaam = line.text(opleidingsnaam);
+                let value = line.text(onderwijstype);
+                let cells: Vec<(u8, &'static str, &Column)> = match counts {
+                    VoCounts::PerLeerjaar(counts) => counts
+                        .iter()
+                        .map(|(column, (leerjaar, gender))| (*leerjaar, *gender, column))
+                        .collect(),
+                    VoCounts::PerLine { leerjaar, counts } => {
+                        let leerjaar = match leerjaar {
+                            Some(column) => line.leerjaar(column)?,
+                            None => leerjaar_in(value).ok_or_else(|| {
+                                line.invalid(
+                                    onderwijstype,
+                                    "names no single leerjaar (such as HAVO lj 4), and the file has no LEERJAAR column",
+                                )
+                            })?,
+                        };
+                        counts
+                            .iter()
+                            .map(|(column, gender)| (leerjaar, *gender, column))
+                            .collect()
+                    }
+                };
+                let onderwijstype = onderwijstype_of(value);
+                let opleidingsnaam = opleidingsnaam.as_ref().map_or("", |c| line.text(c));
                 let vmbo_sector = line.value(vmbo_sector.as_ref());
                 let afdeling = line.value(afdeling.as_ref());
                 let elementcode = line.value(elementcode.as_ref());
@@ -820,7 +942,7 @@ impl Parser {
                     vmbo_sector.as_deref(),
                     [afdeling.as_deref().unwrap_or(""), opleidingsnaam],
                 );
-                for (column, (leerjaar, gender)) in counts {
+                for (leerjaar, gender, column) in cells {
                     rows.push(VoPupilRow {
                         brin6: school.brin6.clone(),
                         school_name: school.name.clone(),
@@ -832,8 +954,8 @@ impl Parser {
                         opleidingsnaam: opleidingsnaam.to_owned(),
                         profile_code: classified.profile_code.clone(),
                         technical: classified.technical,
-                        leerjaar: *leerjaar,
-                        gender: (*gender).to_owned(),
+                        leerjaar,
+                        gender: gender.to_owned(),
                         pupils: line.count(column, four_is_suppressed)?,
                     });
                 }
@@ -1127,6 +1249,33 @@ impl Line<'_> {
         } else {
             Err(self.invalid(column, "not a postcode such as 7411 AB"))
         }
+    }
+
+    /// The school year of a SCHOOLJAAR cell: `2023-2024`, `2023/2024`, `2023/24` or
+    /// `2023` are 2023/24.
+    fn school_year(&self, column: &Column) -> Result<SchoolYear, DuoError> {
+        let text = self.text(column);
+        let start = text
+            .get(..4)
+            .filter(|y| y.bytes().all(|b| b.is_ascii_digit()));
+        let rest = text.get(4..).unwrap_or("");
+        let rest_ok = rest.is_empty()
+            || rest
+                .strip_prefix(['-', '/'])
+                .is_some_and(|r| matches!(r.len(), 2 | 4) && r.bytes().all(|b| b.is_ascii_digit()));
+        match start.and_then(|y| y.parse().ok()) {
+            Some(start) if rest_ok => Ok(SchoolYear::new(start)),
+            _ => Err(self.invalid(column, "not a school year such as 2023-2024")),
+        }
+    }
+
+    /// A LEERJAAR cell: 1 to 6.
+    fn leerjaar(&self, column: &Column) -> Result<u8, DuoError> {
+        self.text(column)
+            .parse()
+            .ok()
+            .filter(|n| (1..=6).contains(n))
+            .ok_or_else(|| self.invalid(column, "not a leerjaar from 1 to 6"))
     }
 
     /// The school year of a PEILDATUM (`YYYYMMDD` or `YYYY-MM-DD`).
@@ -1838,6 +1987,140 @@ mod tests {
                 rows[2].profile_code.as_deref()
             ),
             ("vmbo-gl-tl", None)
+        );
+    }
+
+    /// VO pupils as DUO's newer portal also serves them: a record per school,
+    /// onderwijstype, school year and leerjaar, one count of everyone (the fields as
+    /// a public script reads the CKAN export), counts of 1 to 4 written as 4.
+    #[test]
+    fn the_long_layout_a_record_per_school_year_and_leerjaar() {
+        let record = |year: &str,
+                      onderwijstype: &str,
+                      sector: &str,
+                      afdeling: &str,
+                      leerjaar: u8,
+                      pupils: u32| {
+            serde_json::json!({
+                "_id": 1, "BEVOEGD GEZAG": "41000", "BRIN NUMMER": "12AB", "VESTIGINGSNUMMER": "12AB01",
+                "BRINVESTIGINGSNUMMER": "12AB01", "INSTELLINGSNAAM VESTIGING": "Sint-Ludgercollège",
+                "PLAATSNAAM VESTIGING": "ZUTPHEN", "PROVINCIE VESTIGING": "Gelderland", "INDICATIE VO-VAVO": "VO",
+                "VMBO SECTOR": sector, "AFDELING": afdeling,
+                "ONDERWIJSTYPE VO EN LEER- OF VERBLIJFSJAAR": onderwijstype, "SCHOOLJAAR": year,
+                "LEERJAAR": leerjaar, "AANTAL LEERLINGEN": pupils
+            })
+        };
+        let fields = [
+            "_id",
+            "BEVOEGD GEZAG",
+            "BRIN NUMMER",
+            "VESTIGINGSNUMMER",
+            "BRINVESTIGINGSNUMMER",
+            "INSTELLINGSNAAM VESTIGING",
+            "PLAATSNAAM VESTIGING",
+            "PROVINCIE VESTIGING",
+            "INDICATIE VO-VAVO",
+            "VMBO SECTOR",
+            "AFDELING",
+            "ONDERWIJSTYPE VO EN LEER- OF VERBLIJFSJAAR",
+            "SCHOOLJAAR",
+            "LEERJAAR",
+            "AANTAL LEERLINGEN",
+        ];
+        let answer = serde_json::json!({"success": true, "result": {
+        "fields": fields.iter().map(|f| serde_json::json!({"id": f})).collect::<Vec<_>>(),
+        "records": [
+            record("2023-2024", "VMBO BL lj 3-4", "Techniek", "Bouwen, wonen en interieur", 3, 17),
+            record("2023-2024", "VMBO BL lj 3-4", "Techniek", "Bouwen, wonen en interieur", 4, 4),
+            record("2024-2025", "VMBO BL lj 3-4", "Techniek", "Bouwen, wonen en interieur", 3, 21),
+            record("2023-2024", "HAVO lj 4-5", "n.v.t.", "n.v.t.", 4, 30),
+        ]}})
+        .to_string();
+        let err = parse_now("datastore_search", answer.as_bytes(), None).expect_err("two years");
+        assert_eq!(
+            err.to_string(),
+            "the file holds the school years 2023/24, 2024/25 (column SCHOOLJAAR): import one at a time with its school year given"
+        );
+        let file = parse_now(
+            "datastore_search",
+            answer.as_bytes(),
+            Some(SchoolYear::new(2023)),
+        )
+        .expect("2023/24");
+        let rows: Vec<_> = vo_rows(&file)
+            .iter()
+            .map(|r| {
+                (
+                    r.onderwijstype.as_str(),
+                    r.profile_code.as_deref(),
+                    r.technical,
+                    r.leerjaar,
+                    r.gender.as_str(),
+                    r.pupils,
+                )
+            })
+            .collect();
+        let s = PupilCount::SUPPRESSED;
+        assert_eq!(
+            rows,
+            [
+                (
+                    "vmbo-bb",
+                    Some("BWI"),
+                    true,
+                    3,
+                    "totaal",
+                    PupilCount::exact(17)
+                ),
+                ("vmbo-bb", Some("BWI"), true, 4, "totaal", s),
+                ("havo", None, false, 4, "totaal", PupilCount::exact(30)),
+            ]
+        );
+        assert_eq!(vo_rows(&file)[0].brin6, "12AB01");
+    }
+
+    /// A line per onderwijstype with counts per gender: the leerjaar is the one the
+    /// onderwijstype names; a value that names several is refused, named.
+    #[test]
+    fn per_gender_lines_take_the_leerjaar_from_the_onderwijstype() {
+        let csv = "INSTELLINGSCODE;VESTIGINGSCODE;INSTELLINGSNAAM VESTIGING;ONDERWIJSTYPE VO EN LEER- OF VERBLIJFSJAAR;OPLEIDINGSNAAM;MAN;VROUW\n\
+                   12AB;01;School;HAVO lj 4;HAVO - N&T;12;<5\n\
+                   12AB;01;School;VMBO BL lj 3-4;VMBO BB Bouwen, wonen en interieur;5;6\n";
+        let err = parse_now("vo-2024.csv", csv.as_bytes(), None).expect_err("a range");
+        assert_eq!(
+            err.to_string(),
+            "line 3, column ONDERWIJSTYPE VO EN LEER- OF VERBLIJFSJAAR: names no single leerjaar (such as HAVO lj 4), and the file has no LEERJAAR column"
+        );
+        let first_line: String = csv.lines().take(2).map(|l| format!("{l}\n")).collect();
+        let file = parse_now("vo-2024.csv", first_line.as_bytes(), None).expect("one leerjaar");
+        let rows: Vec<_> = vo_rows(&file)
+            .iter()
+            .map(|r| {
+                (
+                    r.leerjaar,
+                    r.gender.as_str(),
+                    r.profile_code.as_deref(),
+                    r.pupils,
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (4, "man", Some("N&T"), PupilCount::exact(12)),
+                (4, "vrouw", Some("N&T"), PupilCount::SUPPRESSED)
+            ]
+        );
+        assert_eq!(leerjaar_in("HAVO 4"), Some(4));
+        assert_eq!(leerjaar_in("Brugjaar 1-2"), None);
+        assert_eq!(leerjaar_in("Praktijkonderwijs alle vj"), None);
+        assert_eq!(leerjaar_in("VWO lj 7"), None);
+        let no_counts = "INSTELLINGSCODE;VESTIGINGSCODE;INSTELLINGSNAAM VESTIGING;ONDERWIJSTYPE VO EN LEER- OF VERBLIJFSJAAR\n";
+        assert!(
+            parse_now("vo-2024.csv", no_counts.as_bytes(), None)
+                .expect_err("no counts")
+                .to_string()
+                .starts_with("line 1: vo_pupils file lacks column LEER- OF VERBLIJFSJAAR n - MAN / - VROUW, or MAN and VROUW, or AANTAL LEERLINGEN; found: ")
         );
     }
 
