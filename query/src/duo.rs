@@ -940,6 +940,7 @@ impl Parser {
                 let classified = classify(
                     &onderwijstype,
                     vmbo_sector.as_deref(),
+                    elementcode.as_deref(),
                     [afdeling.as_deref().unwrap_or(""), opleidingsnaam],
                 );
                 for (leerjaar, gender, column) in cells {
@@ -1043,6 +1044,8 @@ pub fn onderwijstype_of(value: &str) -> String {
 struct ProfileSpellings {
     profiles: Vec<Spelling>,
     technical_vmbo_sectors: Vec<String>,
+    /// ELEMENTCODE → the profiles it stands for.
+    elementcodes: std::collections::HashMap<String, Vec<String>>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -1056,6 +1059,7 @@ struct Spelling {
 struct Spellings {
     profiles: Vec<(&'static Profile, Spelling)>,
     technical_vmbo_sectors: Vec<String>,
+    elementcodes: std::collections::HashMap<String, Vec<String>>,
 }
 
 static SPELLINGS: LazyLock<Spellings> = LazyLock::new(|| {
@@ -1073,6 +1077,7 @@ static SPELLINGS: LazyLock<Spellings> = LazyLock::new(|| {
     Spellings {
         profiles,
         technical_vmbo_sectors: list.technical_vmbo_sectors,
+        elementcodes: list.elementcodes,
     }
 });
 
@@ -1085,10 +1090,16 @@ pub struct Classified {
     pub technical: bool,
 }
 
-/// The profile that `texts` (DUO's AFDELING and OPLEIDINGSNAAM) name among those
-/// offered in `onderwijstype`, by the spellings of `duo_vo_profiles.json`; a vmbo
-/// row naming none is technical by its `vmbo_sector`.
-pub fn classify(onderwijstype: &str, vmbo_sector: Option<&str>, texts: [&str; 2]) -> Classified {
+/// The profile DUO's values name among those offered in `onderwijstype`: its
+/// ELEMENTCODE where `duo_vo_profiles.json` lists it, else `texts` (AFDELING and
+/// OPLEIDINGSNAAM) by the spellings there; a vmbo row naming none is technical by
+/// its `vmbo_sector`.
+pub fn classify(
+    onderwijstype: &str,
+    vmbo_sector: Option<&str>,
+    elementcode: Option<&str>,
+    texts: [&str; 2],
+) -> Classified {
     let Ok(onderwijstype) = onderwijstype.parse::<VoOnderwijstype>() else {
         return Classified {
             profile_code: None,
@@ -1096,7 +1107,22 @@ pub fn classify(onderwijstype: &str, vmbo_sector: Option<&str>, texts: [&str; 2]
         };
     };
     let mut named: Vec<&'static Profile> = Vec::new();
-    for text in texts {
+    if let Some(codes) = elementcode.and_then(|c| SPELLINGS.elementcodes.get(c.trim())) {
+        named.extend(
+            SPELLINGS
+                .profiles
+                .iter()
+                .map(|(p, _)| *p)
+                .filter(|p| codes.contains(&p.code) && p.offered_in(onderwijstype)),
+        );
+    }
+    // Names only where the code said nothing.
+    let by_names = if named.is_empty() {
+        texts.as_slice()
+    } else {
+        &[]
+    };
+    for text in by_names {
         let text = text.to_lowercase();
         let words: Vec<&str> = text
             .split(|c: char| c.is_whitespace() || "/,-+()".contains(c))
@@ -2149,7 +2175,7 @@ mod tests {
     #[test]
     fn profiles_from_duo_values() {
         let classified = |onderwijstype, sector, afdeling, opleidingsnaam| {
-            let c = classify(onderwijstype, sector, [afdeling, opleidingsnaam]);
+            let c = classify(onderwijstype, sector, None, [afdeling, opleidingsnaam]);
             (c.profile_code, c.technical)
         };
         let code = |c: &str| Some(c.to_owned());
@@ -2240,6 +2266,15 @@ mod tests {
             classified("brugjaar", Some("Techniek"), "", "Brugjaar"),
             (None, false)
         );
+        // The elementcode first, where the list has it: 0375 is N&T with E&M.
+        let by_code = |code, name| {
+            let c = classify("havo", None, Some(code), ["", name]);
+            (c.profile_code, c.technical)
+        };
+        assert_eq!(by_code("0375", "HAVO"), (None, true));
+        assert_eq!(by_code("0374", "HAVO"), (code("N&T+N&G"), true));
+        assert_eq!(by_code("0379", "HAVO - N&T"), (None, false));
+        assert_eq!(by_code("0376", "HAVO - N&T"), (code("N&T"), true));
         // Abbreviations only as whole words.
         assert_eq!(
             classified("havo", None, "", "HAVO INTERNATIONAAL"),
