@@ -102,6 +102,9 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// The audit trail of the query service (`query.audit`): who asked what, on which
+    /// table versions, oldest first, as JSON lines.
+    Audit(crate::audit::AuditOptions),
     /// Print the effective configuration (defaults, file and environment merged).
     Config,
     /// Benchmarks (run them on a release build).
@@ -422,6 +425,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config()?;
             println!("{config:#?}");
         }
+        Command::Audit(options) => crate::audit::print(&load_config()?, &options)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -62,6 +62,7 @@ fn demo_config(mut config: TechmonConfig, options: &DemoOptions) -> TechmonConfi
     config.transform.lake = dir.join("lake").to_string_lossy().into_owned();
     config.transform.raw = dir.join("raw");
     config.query.exports = dir.join("exports");
+    config.query.audit = dir.join("audit");
     config.ingest.listen = options.listen;
     config
 }

@@ -5,6 +5,7 @@
 //! and `techmon-schemas`).
 
 pub mod allocator;
+pub mod audit;
 pub mod bench;
 pub mod cli;
 pub mod config;

@@ -70,6 +70,14 @@ pub enum QueryError {
         "query user {user}: token_sha256 must be 64 hexadecimal characters (the SHA-256 of the token)"
     )]
     BadTokenHash { user: String },
+    /// The trail must hold every answer: without it, none is given. The path is
+    /// logged, not answered.
+    #[error("the audit trail cannot be written or read, so no answer is given: {source}")]
+    Audit {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl QueryError {
@@ -126,6 +134,7 @@ impl QueryError {
             | Self::Encode { .. }
             | Self::ExportStore { .. }
             | Self::BadTokenHash { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Audit { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -148,6 +157,7 @@ impl QueryError {
             Self::ExportStore { .. } => "export_store",
             Self::Lake { .. } | Self::LakeUrl { .. } => "lake_unavailable",
             Self::Engine { .. } | Self::Encode { .. } | Self::BadTokenHash { .. } => "internal",
+            Self::Audit { .. } => "audit_unavailable",
         }
     }
 }

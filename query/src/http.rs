@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -15,6 +15,7 @@ use serde::Deserialize;
 use techmon_ingest::{ApiError, TokenMap};
 
 use crate::QueryError;
+use crate::audit::{AuditAction, AuditEntry, AuditFilter, AuditLog};
 use crate::catalogue::TableVersions;
 use crate::engine::{Engine, Limits};
 use crate::formats::Format;
@@ -36,6 +37,11 @@ pub struct Config {
     pub exports: std::path::PathBuf,
     /// The people who may query, each with a role and the SHA-256 of their token.
     pub users: Vec<QueryUser>,
+    /// The audit trail's folder (see [`crate::audit`]): keep it as private as the raw
+    /// zone.
+    pub audit: std::path::PathBuf,
+    /// Days an audit file is kept.
+    pub audit_retention_days: u32,
 }
 
 impl Config {
@@ -89,13 +95,34 @@ struct QueryService {
     engine: Arc<Engine>,
     exports: Arc<std::path::Path>,
     users: Arc<TokenMap<QueryUser>>,
+    audit: Arc<AuditLog>,
 }
 
 impl QueryService {
-    fn authorize(&self, headers: &HeaderMap, needed: Role) -> Result<&QueryUser, ApiError> {
-        let user = self.users.authenticate(headers)?;
+    /// The user of a request, if their role is at least `needed`; a refusal is in the
+    /// audit trail.
+    fn authorize(
+        &self,
+        headers: &HeaderMap,
+        needed: Role,
+        action: AuditAction,
+        started: Instant,
+    ) -> Result<&QueryUser, ApiError> {
+        let refused = |refusal: AuditAction, user: Option<&QueryUser>, error: ApiError| {
+            let mut entry = AuditEntry::new(refusal, started);
+            entry.user = user.map(|u| u.name.clone());
+            entry.role = user.map(|u| u.role.as_str().to_string());
+            entry.outcome = error.code.to_string();
+            entry.detail = Some(format!("{action:?}"));
+            self.record(&entry)?;
+            Err(error)
+        };
+        let user = match self.users.authenticate(headers) {
+            Ok(user) => user,
+            Err(error) => return refused(AuditAction::TokenRefused, None, error),
+        };
         if user.role < needed {
-            return Err(ApiError::new(
+            let error = ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 format!(
@@ -103,9 +130,44 @@ impl QueryService {
                     needed.as_str(),
                     user.role.as_str()
                 ),
-            ));
+            );
+            return refused(AuditAction::Forbidden, Some(user), error);
         }
         Ok(user)
+    }
+
+    /// Writes an entry; a request whose entry cannot be written gets no answer.
+    fn record(&self, entry: &AuditEntry) -> Result<(), ApiError> {
+        self.audit.record(entry).map_err(|error| {
+            tracing::error!(%error, path = ?error_path(&error), "the audit trail cannot be written");
+            ApiError::from(error)
+        })
+    }
+
+    /// Records what `user` did (`entry`, filled in) and how it ended, then gives the
+    /// answer, or the error.
+    fn audited<T>(
+        &self,
+        user: &QueryUser,
+        mut entry: AuditEntry,
+        started: Instant,
+        result: Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        entry.user = Some(user.name.clone());
+        entry.role = Some(user.role.as_str().to_string());
+        entry.duration_ms = started.elapsed().as_millis() as u64;
+        if let Err(error) = &result {
+            entry.outcome = error.code.to_string();
+        }
+        self.record(&entry)?;
+        result
+    }
+}
+
+fn error_path(error: &QueryError) -> Option<&std::path::Path> {
+    match error {
+        QueryError::Audit { path, .. } => Some(path),
+        _ => None,
     }
 }
 
@@ -122,6 +184,7 @@ pub fn build(config: &Config, engine: Arc<Engine>) -> Result<Router, QueryError>
         engine,
         exports: Arc::from(config.exports.as_path()),
         users: Arc::new(users),
+        audit: Arc::new(AuditLog::open(&config.audit, config.audit_retention_days)?),
     };
     Ok(Router::new()
         .route("/v1/sql", post(sql))
@@ -132,6 +195,7 @@ pub fn build(config: &Config, engine: Arc<Engine>) -> Result<Router, QueryError>
         .route("/v1/exports/{id}", get(export_data))
         .route("/v1/exports/{id}/provenance", get(export_provenance))
         .route("/v1/reference/duo", post(import_reference))
+        .route("/v1/audit", get(audit))
         .merge(crate::dashboard::routes())
         // DUO files are some megabytes.
         .layer(DefaultBodyLimit::max(256 * 1024 * 1024))
@@ -147,22 +211,35 @@ async fn sql(
     headers: HeaderMap,
     body: String,
 ) -> Result<Response, ApiError> {
-    let user = service.authorize(&headers, Role::Researcher)?;
-    let format = Format::from_accept(header_text(&headers, header::ACCEPT.as_str()))?;
-    let pins: TableVersions = header_text(&headers, VERSIONS_HEADER)
-        .unwrap_or("")
-        .parse()?;
-    let started = std::time::Instant::now();
-    let answer = service.engine.query(&body, &pins).await?;
+    let started = Instant::now();
+    let user = service.authorize(&headers, Role::Researcher, AuditAction::Query, started)?;
+    let mut entry = AuditEntry::new(AuditAction::Query, started);
+    entry.sql = Some(body.clone());
+    let answered = async {
+        let format = Format::from_accept(header_text(&headers, header::ACCEPT.as_str()))?;
+        let pins: TableVersions = header_text(&headers, VERSIONS_HEADER)
+            .unwrap_or("")
+            .parse()?;
+        let answer = service.engine.query(&body, &pins).await?;
+        let bytes = format.encode(&answer.schema, &answer.batches, &answer.versions)?;
+        let rows = answer.row_count();
+        Ok::<_, ApiError>((format, answer.versions, bytes, rows))
+    }
+    .await;
+    if let Ok((_, versions, bytes, rows)) = &answered {
+        entry.table_versions = Some(versions.to_string());
+        entry.rows = Some(*rows as u64);
+        entry.bytes = Some(bytes.len() as u64);
+    }
+    let (format, versions, bytes, rows) = service.audited(user, entry, started, answered)?;
     tracing::info!(
         user = %user.name,
-        rows = answer.row_count(),
+        rows,
         format = format.name(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "query answered"
     );
-    let bytes = format.encode(&answer.schema, &answer.batches, &answer.versions)?;
-    Ok(answer_response(format, &answer.versions, bytes))
+    Ok(answer_response(format, &versions, bytes))
 }
 
 /// An answer with its content type and the versions it was computed from.
@@ -187,7 +264,12 @@ async fn tables(
     State(service): State<QueryService>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    service.authorize(&headers, Role::Researcher)?;
+    service.authorize(
+        &headers,
+        Role::Researcher,
+        AuditAction::Tables,
+        Instant::now(),
+    )?;
     let tables = service.engine.describe().await?;
     Ok(axum::Json(serde_json::json!({ "tables": tables })).into_response())
 }
@@ -208,26 +290,44 @@ async fn import_reference(
     Query(parameters): Query<ImportParameters>,
     body: bytes::Bytes,
 ) -> Result<Response, ApiError> {
-    let user = service.authorize(&headers, Role::Admin)?;
-    let school_year = match parameters.school_year.as_deref() {
-        None => None,
-        Some(text) => Some(
-            techmon_schemas::codes::SchoolYear::parse(text).ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_school_year",
-                    "school_year must look like 2024/25",
-                )
-            })?,
-        ),
-    };
-    let report = crate::reference::import(
-        service.engine.catalogue().location(),
-        &parameters.source,
-        &body,
-        school_year,
-    )
-    .await?;
+    let started = Instant::now();
+    let user = service.authorize(&headers, Role::Admin, AuditAction::Import, started)?;
+    let mut entry = AuditEntry::new(AuditAction::Import, started);
+    entry.detail = Some(format!("source {}", parameters.source));
+    entry.bytes = Some(body.len() as u64);
+    let imported = async {
+        let school_year = match parameters.school_year.as_deref() {
+            None => None,
+            Some(text) => Some(techmon_schemas::codes::SchoolYear::parse(text).ok_or_else(
+                || {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad_school_year",
+                        "school_year must look like 2024/25",
+                    )
+                },
+            )?),
+        };
+        Ok::<_, ApiError>(
+            crate::reference::import(
+                service.engine.catalogue().location(),
+                &parameters.source,
+                &body,
+                school_year,
+            )
+            .await?,
+        )
+    }
+    .await;
+    if let Ok(report) = &imported {
+        entry.detail = Some(format!(
+            "source {}, {} {}, imported {}",
+            report.source, report.table, report.school_year, report.imported
+        ));
+        entry.table_versions = Some(format!("{}={}", report.table, report.table_version));
+        entry.rows = Some(report.rows as u64);
+    }
+    let report = service.audited(user, entry, started, imported)?;
     tracing::info!(user = %user.name, table = report.table, source = %report.source, school_year = %report.school_year, rows = report.rows, imported = report.imported, "reference import");
     Ok(axum::Json(report).into_response())
 }
@@ -247,7 +347,29 @@ async fn kpis(
     headers: HeaderMap,
     Query(parameters): Query<KpiParameters>,
 ) -> Result<Response, ApiError> {
-    service.authorize(&headers, Role::Researcher)?;
+    let started = Instant::now();
+    let user = service.authorize(&headers, Role::Researcher, AuditAction::Kpis, started)?;
+    let mut entry = AuditEntry::new(AuditAction::Kpis, started);
+    entry.detail = Some(format!(
+        "year {:?}, hub {:?}",
+        parameters.year, parameters.hub
+    ));
+    let answered = kpi_answer(&service, &headers, &parameters).await;
+    if let Ok((versions, bytes, rows)) = &answered {
+        entry.table_versions = Some(versions.to_string());
+        entry.rows = Some(*rows as u64);
+        entry.bytes = Some(bytes.len() as u64);
+    }
+    let (versions, bytes, _) = service.audited(user, entry, started, answered)?;
+    Ok(answer_response(Format::Json, &versions, bytes))
+}
+
+/// The KPI report's rows asked for, as JSON: (versions, bytes, rows).
+async fn kpi_answer(
+    service: &QueryService,
+    headers: &HeaderMap,
+    parameters: &KpiParameters,
+) -> Result<(TableVersions, Vec<u8>, usize), ApiError> {
     let mut conditions = vec!["TRUE".to_string()];
     if let Some(year) = parameters.year {
         conditions.push(format!("year = {year}"));
@@ -271,12 +393,13 @@ async fn kpis(
          FROM kpi_report WHERE {} ORDER BY year, hub_id, kpi, band",
         conditions.join(" AND ")
     );
-    let pins: TableVersions = header_text(&headers, VERSIONS_HEADER)
+    let pins: TableVersions = header_text(headers, VERSIONS_HEADER)
         .unwrap_or("")
         .parse()?;
     let answer = service.engine.query(&sql, &pins).await?;
     let bytes = Format::Json.encode(&answer.schema, &answer.batches, &answer.versions)?;
-    Ok(answer_response(Format::Json, &answer.versions, bytes))
+    let rows = answer.row_count();
+    Ok((answer.versions, bytes, rows))
 }
 
 /// Runs an export (analyst role); answers with its provenance record, 201 when made
@@ -286,9 +409,22 @@ async fn create_export(
     headers: HeaderMap,
     axum::Json(request): axum::Json<crate::exports::ExportRequest>,
 ) -> Result<Response, ApiError> {
-    let user = service.authorize(&headers, Role::Analyst)?;
-    let (provenance, made_now) =
-        crate::exports::export(&service.engine, &service.exports, &request, &user.name).await?;
+    let started = Instant::now();
+    let user = service.authorize(&headers, Role::Analyst, AuditAction::Export, started)?;
+    let mut entry = AuditEntry::new(AuditAction::Export, started);
+    entry.sql = Some(request.sql.clone());
+    let exported = crate::exports::export(&service.engine, &service.exports, &request, &user.name)
+        .await
+        .map_err(ApiError::from);
+    if let Ok((provenance, made_now)) = &exported {
+        entry.detail = Some(format!(
+            "export {}, made now {made_now}",
+            provenance.export_id
+        ));
+        entry.table_versions = Some(provenance.table_versions.to_string());
+        entry.rows = Some(provenance.rows as u64);
+    }
+    let (provenance, made_now) = service.audited(user, entry, started, exported)?;
     tracing::info!(user = %user.name, export_id = %provenance.export_id, rows = provenance.rows, made_now, "export");
     let status = if made_now {
         StatusCode::CREATED
@@ -326,17 +462,35 @@ async fn export_data(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    service.authorize(&headers, Role::Analyst)?;
-    let provenance = read_provenance(&service.exports, &id)?;
+    let started = Instant::now();
+    let user = service.authorize(
+        &headers,
+        Role::Analyst,
+        AuditAction::ExportDownload,
+        started,
+    )?;
+    let mut entry = AuditEntry::new(AuditAction::ExportDownload, started);
+    entry.detail = Some(format!("export {id}"));
+    let read = (|| {
+        let provenance = read_provenance(&service.exports, &id)?;
+        let bytes = std::fs::read(
+            service
+                .exports
+                .join(format!("{}.{}", provenance.export_id, provenance.format)),
+        )
+        .map_err(|_| QueryError::UnknownExport {
+            export_id: id.clone(),
+        })?;
+        Ok::<_, QueryError>((provenance, bytes))
+    })()
+    .map_err(ApiError::from);
+    if let Ok((provenance, bytes)) = &read {
+        entry.table_versions = Some(provenance.table_versions.to_string());
+        entry.rows = Some(provenance.rows as u64);
+        entry.bytes = Some(bytes.len() as u64);
+    }
+    let (provenance, bytes) = service.audited(user, entry, started, read)?;
     let format = Format::from_name(&provenance.format).unwrap_or(Format::Parquet);
-    let bytes = std::fs::read(
-        service
-            .exports
-            .join(format!("{}.{}", provenance.export_id, provenance.format)),
-    )
-    .map_err(|_| QueryError::UnknownExport {
-        export_id: id.clone(),
-    })?;
     Ok(answer_response(format, &provenance.table_versions, bytes))
 }
 
@@ -345,8 +499,39 @@ async fn export_provenance(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    service.authorize(&headers, Role::Analyst)?;
-    Ok(axum::Json(read_provenance(&service.exports, &id)?).into_response())
+    let started = Instant::now();
+    let user = service.authorize(
+        &headers,
+        Role::Analyst,
+        AuditAction::ExportDownload,
+        started,
+    )?;
+    let mut entry = AuditEntry::new(AuditAction::ExportDownload, started);
+    entry.detail = Some(format!("provenance of export {id}"));
+    let read = read_provenance(&service.exports, &id).map_err(ApiError::from);
+    let provenance = service.audited(user, entry, started, read)?;
+    Ok(axum::Json(provenance).into_response())
+}
+
+/// The audit trail (admin role): `since` (a UTC day), `user`, `limit` (the latest).
+async fn audit(
+    State(service): State<QueryService>,
+    headers: HeaderMap,
+    Query(filter): Query<AuditFilter>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let user = service.authorize(&headers, Role::Admin, AuditAction::AuditRead, started)?;
+    let mut entry = AuditEntry::new(AuditAction::AuditRead, started);
+    entry.detail = Some(format!(
+        "since {:?}, user {:?}, limit {:?}",
+        filter.since, filter.user, filter.limit
+    ));
+    let read = crate::audit::read(service.audit.folder(), &filter).map_err(ApiError::from);
+    if let Ok(entries) = &read {
+        entry.rows = Some(entries.len() as u64);
+    }
+    let entries = service.audited(user, entry, started, read)?;
+    Ok(axum::Json(serde_json::json!({ "entries": entries })).into_response())
 }
 
 /// The OpenAPI description of the whole HTTP API (ingest and query).

@@ -49,12 +49,19 @@ impl TestLake {
             timeout_seconds,
             max_rows,
             exports: self.dir.path().join("exports"),
+            audit: self.audit_folder(),
+            audit_retention_days: 30,
             users: vec![
                 user("rita", Role::Researcher, RESEARCHER),
                 user("anna", Role::Analyst, ANALYST),
                 user("ada", Role::Admin, ADMIN),
             ],
         }
+    }
+
+    /// Where the query service's audit trail is.
+    pub fn audit_folder(&self) -> std::path::PathBuf {
+        self.dir.path().join("audit")
     }
 
     /// Appends the events and runs the transform until it has written them.
