@@ -197,7 +197,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve => {
             let config = load_config()?;
-            config.check_development_tokens(Served::Both, config.ingest.listen)?;
+            config.check_development_tokens(Served::HubsAndUsers, config.ingest.listen)?;
             crate::serve::run(&config, shutdown_signal()).await?;
         }
         Command::Ingest => {
@@ -359,12 +359,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Query => {
             let config = load_config()?;
-            config.check_development_tokens(Served::Query, config.query.listen)?;
+            config.check_development_tokens(Served::HubsAndUsers, config.query.listen)?;
             let engine = techmon_query::Engine::new(
                 config.transform.lake_location()?,
                 config.query.limits(),
             )?;
-            let router = techmon_query::build(&config.query, std::sync::Arc::new(engine))?;
+            let router = techmon_query::build_with_hubs(
+                &config.query,
+                std::sync::Arc::new(engine),
+                &config.ingest.hubs,
+            )?;
             let listener = tokio::net::TcpListener::bind(config.query.listen)
                 .await
                 .with_context(|| format!("listening on {}", config.query.listen))?;

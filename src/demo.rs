@@ -78,7 +78,7 @@ pub async fn run(
     let started = Instant::now();
     prepare_folder(options)?;
     let config = demo_config(config, options);
-    config.check_development_tokens(crate::config::Served::Both, options.listen)?;
+    config.check_development_tokens(crate::config::Served::HubsAndUsers, options.listen)?;
     let listener = techmon_ingest::bind(options.listen).await?;
     let url = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -125,16 +125,29 @@ async fn reference_import_by_url_and_sql_from_the_command_line() {
     let researcher_import = import("dev-token-researcher");
     assert!(!researcher_import.status.success());
     assert!(String::from_utf8_lossy(&researcher_import.stderr).contains("forbidden"));
+    // A hub's token asks of its own rows (DUO's are everyone's), and imports nothing.
     let hub = techmon(&[
         "sql",
         "--url",
         &url,
         "--token",
         "dev-token-tec-deventer",
-        "SELECT 1",
+        "SELECT count(DISTINCT brin6) AS schools FROM duo_vo_pupils",
     ]);
-    assert!(!hub.status.success());
-    assert!(String::from_utf8_lossy(&hub.stderr).contains("unauthorized"));
+    assert!(
+        hub.status.success(),
+        "{}",
+        String::from_utf8_lossy(&hub.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&hub.stdout)
+            .lines()
+            .any(|l| l.trim() == "5")
+    );
+    let hub_import = import("dev-token-tec-deventer");
+    assert!(String::from_utf8_lossy(&hub_import.stderr).contains("forbidden"));
+    let stranger = techmon(&["sql", "--url", &url, "--token", "nobody", "SELECT 1"]);
+    assert!(String::from_utf8_lossy(&stranger.stderr).contains("unauthorized"));
 }
 
 /// DUO's newer portal (CKAN) by a dataset's page and by a resource's datastore URL:

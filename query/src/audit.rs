@@ -28,6 +28,8 @@ pub enum AuditAction {
     Kpis,
     /// `GET /v1/tables`.
     Tables,
+    /// `GET /v1/me`.
+    Me,
     /// `POST /v1/exports`.
     Export,
     /// `GET /v1/exports/{id}` or its provenance.

@@ -12,9 +12,11 @@ use deltalake::arrow::array::{
     ArrayRef, BooleanArray, Float64Array, Int32Array, RecordBatch, StringArray,
 };
 use deltalake::arrow::datatypes::{Field, Schema, SchemaRef};
+use deltalake::datafusion::catalog::view::ViewTable;
 use deltalake::datafusion::catalog::{Session, TableProvider};
-use deltalake::datafusion::datasource::MemTable;
-use deltalake::datafusion::prelude::SessionContext;
+use deltalake::datafusion::datasource::{MemTable, provider_as_source};
+use deltalake::datafusion::logical_expr::LogicalPlanBuilder;
+use deltalake::datafusion::prelude::{SessionContext, col, lit};
 use deltalake::delta_datafusion::{DeltaScanConfig, DeltaScanNext};
 use deltalake::logstore::object_store::ObjectStoreExt as _;
 use techmon_schemas::codes;
@@ -260,6 +262,24 @@ impl Catalogue {
                 .map_err(|e| QueryError::engine(name, e))?;
             ctx.register_table(name, Arc::new(table))
                 .map_err(|e| QueryError::engine(name, e))?;
+        }
+        Ok(())
+    }
+
+    /// Puts every lake table in `ctx` behind `hub_id = <hub>`: the table's name then
+    /// stands for a view of that hub's rows, and the table itself is in no name a
+    /// query can reach.
+    pub async fn restrict_to_hub(&self, ctx: &SessionContext, hub: &str) -> Result<(), QueryError> {
+        for source in self.sources.iter().filter(|s| s.kind == "lake") {
+            let engine = |e| QueryError::engine(source.name, e);
+            let provider = ctx.table_provider(source.name).await.map_err(engine)?;
+            let plan = LogicalPlanBuilder::scan(source.name, provider_as_source(provider), None)
+                .and_then(|scan| scan.filter(col("hub_id").eq(lit(hub))))
+                .and_then(LogicalPlanBuilder::build)
+                .map_err(engine)?;
+            ctx.deregister_table(source.name).map_err(engine)?;
+            ctx.register_table(source.name, Arc::new(ViewTable::new(plan, None)))
+                .map_err(engine)?;
         }
         Ok(())
     }

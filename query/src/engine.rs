@@ -24,7 +24,7 @@ use deltalake::datafusion::execution::session_state::SessionState;
 use deltalake::datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
 use deltalake::datafusion::physical_plan::execution_plan::reset_plan_states;
 use deltalake::datafusion::physical_plan::{ExecutionPlan, execute_stream};
-use deltalake::datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use deltalake::datafusion::prelude::{SQLOptions, SessionConfig, SessionContext, col, lit};
 use futures::StreamExt;
 use techmon_transform::storage::LakeLocation;
 
@@ -43,6 +43,16 @@ pub struct Limits {
     pub timeout: Duration,
     /// Answers with more rows are refused rather than cut off silently.
     pub max_rows: usize,
+}
+
+/// Whose rows a query may read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every hub's (researchers, analysts, admins).
+    AllHubs,
+    /// One hub's own: every lake table is seen through `hub_id = <hub>`, so every
+    /// view and join over them is too, and `kpi_report` has that hub's rows only.
+    Hub(String),
 }
 
 /// A query's answer and the table versions it was computed from.
@@ -131,16 +141,17 @@ impl Engine {
         &self,
         pins: &TableVersions,
     ) -> Result<(SessionContext, TableVersions), QueryError> {
-        let (ctx, versions, _) = self.session_and_plan(pins, None).await?;
+        let (ctx, versions, _) = self.session_and_plan(pins, None, &Scope::AllHubs).await?;
         Ok((ctx, versions))
     }
 
-    /// [`Engine::session`], and the plan of `sql` when it was planned on the same
-    /// versions before.
+    /// [`Engine::session`] within `scope`, and the plan of `sql` when it was planned
+    /// on the same versions before (a hub's session is made anew each time).
     async fn session_and_plan(
         &self,
         pins: &TableVersions,
         sql: Option<&str>,
+        scope: &Scope,
     ) -> Result<(SessionContext, TableVersions, Option<Planned>), QueryError> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(GreedyMemoryPool::new(
@@ -154,6 +165,15 @@ impl Engine {
             .build_arc()
             .map_err(|e| QueryError::engine("runtime", e))?;
         let resolved = self.catalogue.resolve(pins).await?;
+        if let Scope::Hub(hub) = scope {
+            let ctx = SessionContext::new_with_state(new_state(runtime));
+            ctx.register_udf(UtcDateTrunc::udf());
+            self.catalogue.register(&ctx, &resolved).await?;
+            self.catalogue.restrict_to_hub(&ctx, hub).await?;
+            create_views(&ctx).await?;
+            restrict_view(&ctx, "kpi_report", hub).await?;
+            return Ok((ctx, resolved.versions, None));
+        }
         let mut prepared = self.prepared.lock().await;
         if let Some(known) = prepared.as_mut()
             && known.versions == resolved.versions
@@ -170,45 +190,10 @@ impl Engine {
             });
             return Ok((ctx, resolved.versions, planned));
         }
-        let mut config = SessionConfig::new()
-            .with_information_schema(true)
-            // Batches of 32Ki rows rather than DataFusion's 8Ki: the KPI views' large
-            // aggregations and joins pay a cost per batch (hashing set-up, emitting,
-            // taking rows for the repartition); at 10M events the view suite took
-            // 4.17-4.18 s instead of 4.58-4.77 s (two alternating pairs).
-            .with_batch_size(32 * 1024)
-            .with_target_partitions(
-                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
-            );
-        let options = config.options_mut();
-        // The lake's grouping keys (class, activity, pseudonym) are mostly unique, so
-        // partial aggregation seldom reduces rows; DataFusion's default probe hashes
-        // 100,000 rows per partition before it learns that (190 ms of CPU in reach's
-        // first aggregation at 1M events); 10,000 tell it as well.
-        options
-            .execution
-            .skip_partial_aggregation_probe_rows_threshold = 10_000;
-        // DataFusion runs a plan again (`reset_plan_states`) only without dynamic
-        // filters: their state is shared by the copies of a plan. The KPI views ran as
-        // fast without them (the longest three within 2 ms at 1M events).
-        options.optimizer.enable_dynamic_filter_pushdown = false;
-        options.optimizer.enable_join_dynamic_filter_pushdown = false;
-        options.optimizer.enable_topk_dynamic_filter_pushdown = false;
-        options.optimizer.enable_aggregate_dynamic_filter_pushdown = false;
-        let state = SessionStateBuilder::new()
-            .with_config(config)
-            .with_runtime_env(runtime)
-            .with_default_features()
-            .with_optimizer_rule(Arc::new(DistinctPartitionValues))
-            .build();
-        let ctx = SessionContext::new_with_state(state);
+        let ctx = SessionContext::new_with_state(new_state(runtime));
         ctx.register_udf(UtcDateTrunc::udf());
         self.catalogue.register(&ctx, &resolved).await?;
-        for view in VIEWS {
-            ctx.sql(&format!("CREATE VIEW {} AS {}", view.name, view.sql))
-                .await
-                .map_err(|e| QueryError::engine(view.name, e))?;
-        }
+        create_views(&ctx).await?;
         *prepared = Some(Prepared {
             versions: resolved.versions.clone(),
             state: ctx.state(),
@@ -244,10 +229,20 @@ impl Engine {
         tracing::debug!(files, plans = known.plans.len(), "plan kept");
     }
 
-    /// Runs one read-only statement.
+    /// Runs one read-only statement over every hub's rows.
     pub async fn query(&self, sql: &str, pins: &TableVersions) -> Result<Answer, QueryError> {
+        self.query_in(sql, pins, &Scope::AllHubs).await
+    }
+
+    /// Runs one read-only statement within `scope`.
+    pub async fn query_in(
+        &self,
+        sql: &str,
+        pins: &TableVersions,
+        scope: &Scope,
+    ) -> Result<Answer, QueryError> {
         crate::safety::check(sql)?;
-        let (ctx, versions, known_plan) = self.session_and_plan(pins, Some(sql)).await?;
+        let (ctx, versions, known_plan) = self.session_and_plan(pins, Some(sql), scope).await?;
         let limits = self.limits;
         let failed = |e| QueryError::from_query(e, limits.memory_limit_mib);
         let run = async {
@@ -263,7 +258,7 @@ impl Engine {
                     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
                     let reusable = plan_is_reusable(frame.logical_plan());
                     let plan = frame.create_physical_plan().await.map_err(failed)?;
-                    if reusable {
+                    if reusable && *scope == Scope::AllHubs {
                         self.keep_plan(&versions, sql, (schema.clone(), plan.clone()))
                             .await;
                     }
@@ -325,6 +320,73 @@ impl Engine {
         }
         Ok(tables)
     }
+}
+
+/// A session's state: its configuration, optimizer rules and `runtime`.
+fn new_state(
+    runtime: Arc<deltalake::datafusion::execution::runtime_env::RuntimeEnv>,
+) -> SessionState {
+    let mut config = SessionConfig::new()
+        .with_information_schema(true)
+        // Batches of 32Ki rows rather than DataFusion's 8Ki: the KPI views' large
+        // aggregations and joins pay a cost per batch (hashing set-up, emitting,
+        // taking rows for the repartition); at 10M events the view suite took
+        // 4.17-4.18 s instead of 4.58-4.77 s (two alternating pairs).
+        .with_batch_size(32 * 1024)
+        .with_target_partitions(
+            std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+        );
+    let options = config.options_mut();
+    // The lake's grouping keys (class, activity, pseudonym) are mostly unique, so
+    // partial aggregation seldom reduces rows; DataFusion's default probe hashes
+    // 100,000 rows per partition before it learns that (190 ms of CPU in reach's
+    // first aggregation at 1M events); 10,000 tell it as well.
+    options
+        .execution
+        .skip_partial_aggregation_probe_rows_threshold = 10_000;
+    // DataFusion runs a plan again (`reset_plan_states`) only without dynamic
+    // filters: their state is shared by the copies of a plan. The KPI views ran as
+    // fast without them (the longest three within 2 ms at 1M events).
+    options.optimizer.enable_dynamic_filter_pushdown = false;
+    options.optimizer.enable_join_dynamic_filter_pushdown = false;
+    options.optimizer.enable_topk_dynamic_filter_pushdown = false;
+    options.optimizer.enable_aggregate_dynamic_filter_pushdown = false;
+    SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_optimizer_rule(Arc::new(DistinctPartitionValues))
+        .build()
+}
+
+/// The named views, over the tables registered in `ctx`.
+async fn create_views(ctx: &SessionContext) -> Result<(), QueryError> {
+    for view in VIEWS {
+        ctx.sql(&format!("CREATE VIEW {} AS {}", view.name, view.sql))
+            .await
+            .map_err(|e| QueryError::engine(view.name, e))?;
+    }
+    Ok(())
+}
+
+/// Replaces view `name` in `ctx` by its rows of `hub`.
+async fn restrict_view(
+    ctx: &SessionContext,
+    name: &'static str,
+    hub: &str,
+) -> Result<(), QueryError> {
+    let engine = |e| QueryError::engine(name, e);
+    let plan = ctx
+        .table(name)
+        .await
+        .map_err(engine)?
+        .filter(col("hub_id").eq(lit(hub)))
+        .map_err(engine)?
+        .into_unoptimized_plan();
+    ctx.deregister_table(name).map_err(engine)?;
+    ctx.register_table(name, Arc::new(ViewTable::new(plan, None)))
+        .map_err(engine)?;
+    Ok(())
 }
 
 /// Drops the least recently used plans until one that lists `files` fits.

@@ -70,6 +70,10 @@ pub enum QueryError {
         "query user {user}: token_sha256 must be 64 hexadecimal characters (the SHA-256 of the token)"
     )]
     BadTokenHash { user: String },
+    #[error(
+        "query user {user}: role hub is for the hubs' own tokens (ingest.hubs), not query.users"
+    )]
+    HubRoleConfigured { user: String },
     /// The trail must hold every answer: without it, none is given. The path is
     /// logged, not answered.
     #[error("the audit trail cannot be written or read, so no answer is given: {source}")]
@@ -133,7 +137,8 @@ impl QueryError {
             | Self::Engine { .. }
             | Self::Encode { .. }
             | Self::ExportStore { .. }
-            | Self::BadTokenHash { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            | Self::BadTokenHash { .. }
+            | Self::HubRoleConfigured { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Audit { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -156,7 +161,10 @@ impl QueryError {
             Self::UnknownExport { .. } => "unknown_export",
             Self::ExportStore { .. } => "export_store",
             Self::Lake { .. } | Self::LakeUrl { .. } => "lake_unavailable",
-            Self::Engine { .. } | Self::Encode { .. } | Self::BadTokenHash { .. } => "internal",
+            Self::Engine { .. }
+            | Self::Encode { .. }
+            | Self::BadTokenHash { .. }
+            | Self::HubRoleConfigured { .. } => "internal",
             Self::Audit { .. } => "audit_unavailable",
         }
     }

@@ -17,7 +17,7 @@ use techmon_ingest::{ApiError, TokenMap};
 use crate::QueryError;
 use crate::audit::{AuditAction, AuditEntry, AuditFilter, AuditLog};
 use crate::catalogue::TableVersions;
-use crate::engine::{Engine, Limits};
+use crate::engine::{Engine, Limits, Scope};
 use crate::formats::Format;
 
 /// The header that states (in answers) or pins (in requests) the table versions.
@@ -54,10 +54,14 @@ impl Config {
     }
 }
 
-/// What a user may do; each role may do what the ones before it may.
+/// What a user may do; each role may do what the ones before it may, but for a
+/// hub's, whose SQL sees its own rows only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// A hub, with the token it pushes with: SQL and KPIs over its own rows (every
+    /// lake table seen through its `hub_id`), and its KPI report with the region's.
+    Hub,
     /// SQL over the research lake and the reference tables.
     Researcher,
     /// And exports with disclosure control.
@@ -69,6 +73,7 @@ pub enum Role {
 impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Hub => "hub",
             Self::Researcher => "researcher",
             Self::Analyst => "analyst",
             Self::Admin => "admin",
@@ -82,6 +87,16 @@ pub struct QueryUser {
     pub name: String,
     pub role: Role,
     pub token_sha256: String,
+    /// The hub a hub's token is for (never configured here: hubs are `ingest.hubs`).
+    #[serde(skip)]
+    pub hub: Option<String>,
+}
+
+impl QueryUser {
+    /// Whose rows this user's queries read.
+    pub fn scope(&self) -> Scope {
+        self.hub.clone().map_or(Scope::AllHubs, Scope::Hub)
+    }
 }
 
 impl fmt::Display for QueryUser {
@@ -121,7 +136,9 @@ impl QueryService {
             Ok(user) => user,
             Err(error) => return refused(AuditAction::TokenRefused, None, error),
         };
-        if user.role < needed {
+        // A hub may ask what a researcher may, of its own rows.
+        let hub_asks = user.role == Role::Hub && needed == Role::Researcher;
+        if user.role < needed && !hub_asks {
             let error = ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
@@ -171,15 +188,32 @@ fn error_path(error: &QueryError) -> Option<&std::path::Path> {
     }
 }
 
-/// The query routes.
+/// The query routes, for the users of `config`.
 pub fn build(config: &Config, engine: Arc<Engine>) -> Result<Router, QueryError> {
-    let users = TokenMap::from_hashes(
-        config
-            .users
-            .iter()
-            .map(|u| (u.token_sha256.as_str(), u.clone())),
-    )
-    .map_err(|user| QueryError::BadTokenHash { user })?;
+    build_with_hubs(config, engine, &[])
+}
+
+/// The query routes, for the users of `config` and for `hubs` with the tokens they
+/// push with (role `hub`).
+pub fn build_with_hubs(
+    config: &Config,
+    engine: Arc<Engine>,
+    hubs: &[techmon_ingest::HubCredential],
+) -> Result<Router, QueryError> {
+    if let Some(user) = config.users.iter().find(|u| u.role == Role::Hub) {
+        return Err(QueryError::HubRoleConfigured {
+            user: user.name.clone(),
+        });
+    }
+    let hub_users = hubs.iter().map(|h| QueryUser {
+        name: format!("hub:{}", h.hub_id),
+        role: Role::Hub,
+        token_sha256: h.token_sha256.clone(),
+        hub: Some(h.hub_id.clone()),
+    });
+    let users: Vec<QueryUser> = config.users.iter().cloned().chain(hub_users).collect();
+    let users = TokenMap::from_hashes(users.iter().map(|u| (u.token_sha256.as_str(), u.clone())))
+        .map_err(|user| QueryError::BadTokenHash { user })?;
     let service = QueryService {
         engine,
         exports: Arc::from(config.exports.as_path()),
@@ -196,6 +230,7 @@ pub fn build(config: &Config, engine: Arc<Engine>) -> Result<Router, QueryError>
         .route("/v1/exports/{id}/provenance", get(export_provenance))
         .route("/v1/reference/duo", post(import_reference))
         .route("/v1/audit", get(audit))
+        .route("/v1/me", get(me))
         .merge(crate::dashboard::routes())
         // DUO files are some megabytes.
         .layer(DefaultBodyLimit::max(256 * 1024 * 1024))
@@ -220,7 +255,7 @@ async fn sql(
         let pins: TableVersions = header_text(&headers, VERSIONS_HEADER)
             .unwrap_or("")
             .parse()?;
-        let answer = service.engine.query(&body, &pins).await?;
+        let answer = service.engine.query_in(&body, &pins, &user.scope()).await?;
         let bytes = format.encode(&answer.schema, &answer.batches, &answer.versions)?;
         let rows = answer.row_count();
         Ok::<_, ApiError>((format, answer.versions, bytes, rows))
@@ -354,7 +389,7 @@ async fn kpis(
         "year {:?}, hub {:?}",
         parameters.year, parameters.hub
     ));
-    let answered = kpi_answer(&service, &headers, &parameters).await;
+    let answered = kpi_answer(&service, &headers, &parameters, user.hub.as_deref()).await;
     if let Ok((versions, bytes, rows)) = &answered {
         entry.table_versions = Some(versions.to_string());
         entry.rows = Some(*rows as u64);
@@ -364,12 +399,24 @@ async fn kpis(
     Ok(answer_response(Format::Json, &versions, bytes))
 }
 
-/// The KPI report's rows asked for, as JSON: (versions, bytes, rows).
+/// The KPI report's rows asked for, as JSON: (versions, bytes, rows). A hub (`own`)
+/// gets its own rows and the region's, which its SQL cannot compute.
 async fn kpi_answer(
     service: &QueryService,
     headers: &HeaderMap,
     parameters: &KpiParameters,
+    own: Option<&str>,
 ) -> Result<(TableVersions, Vec<u8>, usize), ApiError> {
+    if let (Some(own), Some(hub)) = (own, &parameters.hub)
+        && hub != own
+        && hub != "region"
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("a hub sees its own KPIs and the region's, not {hub}'s"),
+        ));
+    }
     let mut conditions = vec!["TRUE".to_string()];
     if let Some(year) = parameters.year {
         conditions.push(format!("year = {year}"));
@@ -387,6 +434,10 @@ async fn kpi_answer(
             ));
         }
         conditions.push(format!("hub_id = '{hub}'"));
+    }
+    if let Some(own) = own {
+        // A hub id as configured: lower-case words with dashes, checked at start.
+        conditions.push(format!("hub_id IN ('{own}', 'region')"));
     }
     let sql = format!(
         "SELECT kpi, band, hub_id, year, school_year, unit, actual, target, met, description \
@@ -511,6 +562,15 @@ async fn export_provenance(
     let read = read_provenance(&service.exports, &id).map_err(ApiError::from);
     let provenance = service.audited(user, entry, started, read)?;
     Ok(axum::Json(provenance).into_response())
+}
+
+/// Who the token is: name, role, and a hub token's hub (the dashboard opens on it).
+async fn me(State(service): State<QueryService>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let user = service.authorize(&headers, Role::Researcher, AuditAction::Me, Instant::now())?;
+    Ok(axum::Json(serde_json::json!({
+        "user": user.name, "role": user.role.as_str(), "hub": user.hub
+    }))
+    .into_response())
 }
 
 /// The audit trail (admin role): `since` (a UTC day), `user`, `limit` (the latest).

@@ -21,6 +21,6 @@ mod utc_date_trunc;
 pub mod views;
 
 pub use catalogue::TableVersions;
-pub use engine::{Answer, Engine, Limits};
+pub use engine::{Answer, Engine, Limits, Scope};
 pub use error::QueryError;
-pub use http::{Config, QueryUser, Role, build};
+pub use http::{Config, QueryUser, Role, build, build_with_hubs};

@@ -328,12 +328,15 @@
     let hubs;
     let years;
     let latest;
+    let me;
     try {
-      [hubs, years, latest] = await Promise.all([
+      [hubs, years, latest, me] = await Promise.all([
         runSql(SQL.hubs),
         runSql(SQL.years),
         // Only a default: without it the current year is taken.
         runSql(SQL.latestYear).catch((e) => { if (isAuthError(e)) throw e; return null; }),
+        // Who the token is: a hub's token sees its own hub.
+        request('GET', '/v1/me').then((r) => r.json()).catch(() => null),
       ]);
     } catch (e) {
       if (gen !== generation) return;
@@ -345,13 +348,16 @@
     }
     if (gen !== generation) return;
 
+    // A hub's token sees its own rows only: its own hub is the only choice.
+    const ownHub = me && me.role === 'hub' && me.hub ? String(me.hub) : null;
     hubNames = new Map([['region', 'Region']]);
     hubOrder = [];
     const hubSelect = $('filter-hub');
-    hubSelect.replaceChildren(html('option', { value: 'region', text: 'Region (all hubs)' }));
+    hubSelect.replaceChildren(...(ownHub ? [] : [html('option', { value: 'region', text: 'Region (all hubs)' })]));
     for (const row of hubs.rows) {
       if (row.hub_id === null || row.hub_id === undefined) continue;
       const id = String(row.hub_id);
+      if (ownHub && id !== ownHub) continue;
       const name = row.name ? String(row.name) : id;
       hubNames.set(id, name);
       hubOrder.push(id);
@@ -377,7 +383,7 @@
     const yearSelect = $('filter-year');
     yearSelect.replaceChildren(...yearList.map((y) => html('option', { value: String(y), text: schoolYearOf(y) })));
 
-    hubSelect.value = wanted.hub && hubNames.has(wanted.hub) ? wanted.hub : 'region';
+    hubSelect.value = ownHub || (wanted.hub && hubNames.has(wanted.hub) ? wanted.hub : 'region');
     yearSelect.value = String(wanted.year !== null && wanted.year !== undefined && yearList.includes(wanted.year) ? wanted.year : defaultYear);
     await recompute();
   }

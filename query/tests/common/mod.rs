@@ -42,6 +42,7 @@ impl TestLake {
             name: name.into(),
             role,
             token_sha256: techmon_ingest::token_sha256(token),
+            hub: None,
         };
         Config {
             listen: "127.0.0.1:0".parse().expect("address"),
@@ -111,10 +112,22 @@ pub fn event(kind: &str, hub: &str, occurred_at: &str, payload: Value) -> Value 
 
 /// Serves the query API over `lake` on a free port.
 pub async fn serve(lake: &str, config: &Config) -> SocketAddr {
+    serve_with_hubs(lake, config, &[]).await
+}
+
+/// [`serve`], answering `hubs` too (hub id, token) with the hub role.
+pub async fn serve_with_hubs(lake: &str, config: &Config, hubs: &[(&str, &str)]) -> SocketAddr {
     let location = techmon_transform::storage::LakeLocation::new(lake, Default::default())
         .expect("a lake folder");
     let engine = Engine::new(location, config.limits()).expect("engine");
-    let router = techmon_query::build(config, Arc::new(engine)).expect("router");
+    let hubs: Vec<techmon_ingest::HubCredential> = hubs
+        .iter()
+        .map(|(hub_id, token)| techmon_ingest::HubCredential {
+            hub_id: hub_id.to_string(),
+            token_sha256: techmon_ingest::token_sha256(token),
+        })
+        .collect();
+    let router = techmon_query::build_with_hubs(config, Arc::new(engine), &hubs).expect("router");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
