@@ -50,7 +50,7 @@ fn development_tokens_are_refused_off_loopback() {
             "query",
             "TECHMON__QUERY__LISTEN",
             "dev-researcher",
-            "query.users",
+            "ingest.hubs and query.users",
         ),
     ] {
         let (code, stderr) = run(dir.path(), command, &[(listen_key, "0.0.0.0:0")]);
