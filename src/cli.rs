@@ -60,6 +60,11 @@ pub enum Command {
         #[arg(long)]
         raw: Option<PathBuf>,
     },
+    /// Pseudonym keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Rewrite each lake table's small files into larger ones now (the transform does
     /// it every `transform.compact_interval_minutes`); safe beside a running transform.
     Compact,
@@ -120,7 +125,9 @@ impl Command {
     pub fn workload(&self) -> Workload {
         match self {
             Command::Serve => Workload::TransformAndQueries,
-            Command::Transform | Command::Replay { .. } => Workload::Transform,
+            Command::Transform | Command::Replay { .. } | Command::Key { .. } => {
+                Workload::Transform
+            }
             _ => Workload::Other,
         }
     }
@@ -134,6 +141,23 @@ pub enum BenchCommand {
     Transform(crate::bench::TransformBench),
     /// Time every named view over a lake (and write DuckDB's setup for the reference).
     Query(crate::bench::QueryBench),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Make a new pseudonym key and rebuild the lake under it from the event log into a
+    /// new location (every pseudonym changes, every count stays); prints how to switch.
+    Rotate {
+        /// The new key's id, stored with every pseudonym (must differ from the current).
+        #[arg(long)]
+        key_id: String,
+        /// The new lake (a folder or URL); must not hold the tables yet.
+        #[arg(long)]
+        to: String,
+        /// The new raw zone, where the new key is made [default: <to>-raw].
+        #[arg(long)]
+        raw: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -220,38 +244,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let raw =
                 raw.unwrap_or_else(|| PathBuf::from(format!("{}-raw", to.trim_end_matches('/'))));
             let replay = techmon_transform::replay_config(&config.transform, &to, raw);
-            let log = techmon_eventlog::open(&config.log).await?;
-            let mut transform =
-                techmon_transform::Transform::open(&replay, log, &config.log.topic).await?;
-            let started = std::time::Instant::now();
-            let total = transform
-                .catch_up_reporting(|progress, done, to_read| {
-                    let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
-                    eprint!(
-                        "\rreplay: {done} of {to_read} events ({rate:.0}/s), {} rows written, {} dead letters   ",
-                        progress.written, progress.dead_letters
-                    );
-                })
-                .await?;
-            eprintln!();
+            crate::rebuild::rebuild(&config, &replay, "replayed").await?;
+        }
+        Command::Key {
+            command: KeyCommand::Rotate { key_id, to, raw },
+        } => {
+            let config = load_config()?;
+            let raw =
+                raw.unwrap_or_else(|| PathBuf::from(format!("{}-raw", to.trim_end_matches('/'))));
+            let rotation =
+                techmon_transform::rotation_config(&config.transform, &to, raw.clone(), &key_id)?;
+            crate::rebuild::rebuild(&config, &rotation, "rebuilt under the new key").await?;
             println!(
-                "replayed {} events into {to} in {:.2}s: {} rows, {} dead letters, {} duplicates dropped",
-                total.read,
-                started.elapsed().as_secs_f64(),
-                total.written,
-                total.dead_letters,
-                total.duplicates
+                "The lake under key {key_id} is in {to}. To switch to it, stop the service and set:\n\
+                 [transform]\nlake = \"{to}\"\nraw = \"{}\"\npseudonym_key_id = \"{key_id}\"\n\
+                 pseudonym_key_file = \"{}\"\n\
+                 then start it (it resumes from the new lake). Retire the old key afterwards: delete \
+                 the old key file, raw zone and lake once no one needs their table versions.",
+                raw.display(),
+                raw.join("pseudonym.key").display()
             );
-            // As the service would on its schedule: the rebuilt lake is complete.
-            let pending = transform.state().pending_relinks().len();
-            if pending > 0 {
-                let started = std::time::Instant::now();
-                let relinked = transform.relink().await?;
-                println!(
-                    "relinked {relinked} rows of {pending} participants named before their registration in {:.2}s",
-                    started.elapsed().as_secs_f64()
-                );
-            }
         }
         Command::Compact => {
             let config = load_config()?;

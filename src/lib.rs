@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod push;
+pub mod rebuild;
 pub mod reference;
 pub mod serve;
 pub mod sql;

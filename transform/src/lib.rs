@@ -151,6 +151,12 @@ pub enum TransformError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the new key's id must differ from the current one ({key_id})")]
+    SameKeyId { key_id: String },
+    #[error(
+        "TECHMON_PSEUDONYM_KEY is set, and would replace the new key: unset it for the rotation"
+    )]
+    KeyFromEnvironment,
     #[error("pseudonym key {key_id} is shorter than {min_bytes} bytes")]
     WeakPseudonymKey { key_id: String, min_bytes: usize },
 }
@@ -1175,6 +1181,38 @@ pub fn replay_config(config: &Config, lake: &str, raw: PathBuf) -> Config {
         pseudonym_key_file: Some(key_file),
         ..config.clone()
     }
+}
+
+/// The configuration of a key rotation: a replay into a new lake (`lake`) with a new
+/// raw zone (`raw`) under a new key, `key_id`, made now in `<raw>/pseudonym.key`.
+/// Every pseudonym of the new lake is made with it, none with the old one.
+pub fn rotation_config(
+    config: &Config,
+    lake: &str,
+    raw: PathBuf,
+    key_id: &str,
+) -> Result<Config, TransformError> {
+    if key_id == config.pseudonym_key_id {
+        return Err(TransformError::SameKeyId {
+            key_id: key_id.to_string(),
+        });
+    }
+    if std::env::var_os(KEY_ENV).is_some() {
+        return Err(TransformError::KeyFromEnvironment);
+    }
+    let key_file = raw.join("pseudonym.key");
+    std::fs::create_dir_all(&raw).map_err(|source| TransformError::PseudonymKeyFile {
+        path: raw.clone(),
+        source,
+    })?;
+    PseudonymKey::from_file(key_id, &key_file, true)?;
+    Ok(Config {
+        lake: lake.to_string(),
+        raw,
+        pseudonym_key_id: key_id.to_string(),
+        pseudonym_key_file: Some(key_file),
+        ..config.clone()
+    })
 }
 
 /// Records prepared by [`prepare`]: the rows they add, per table (as in

@@ -1,0 +1,46 @@
+//! Rebuilding the lake from the event log into a new location: `techmon replay`
+//! (the same key) and `techmon key rotate` (a new one).
+
+use crate::config::TechmonConfig;
+
+/// Reads the whole event log into the lake of `transform` (a new location), with
+/// progress, then finishes the relinks as the service would on its schedule.
+pub async fn rebuild(
+    config: &TechmonConfig,
+    transform: &techmon_transform::Config,
+    done: &str,
+) -> anyhow::Result<()> {
+    let log = techmon_eventlog::open(&config.log).await?;
+    let mut rebuilt = techmon_transform::Transform::open(transform, log, &config.log.topic).await?;
+    let started = std::time::Instant::now();
+    let total = rebuilt
+        .catch_up_reporting(|progress, read, to_read| {
+            let rate = read as f64 / started.elapsed().as_secs_f64().max(1e-3);
+            eprint!(
+                "\rreplay: {read} of {to_read} events ({rate:.0}/s), {} rows written, {} dead letters   ",
+                progress.written, progress.dead_letters
+            );
+        })
+        .await?;
+    eprintln!();
+    println!(
+        "{done} {} events into {} in {:.2}s: {} rows, {} dead letters, {} duplicates dropped",
+        total.read,
+        transform.lake,
+        started.elapsed().as_secs_f64(),
+        total.written,
+        total.dead_letters,
+        total.duplicates
+    );
+    // As the service would on its schedule: the rebuilt lake is complete.
+    let pending = rebuilt.state().pending_relinks().len();
+    if pending > 0 {
+        let started = std::time::Instant::now();
+        let relinked = rebuilt.relink().await?;
+        println!(
+            "relinked {relinked} rows of {pending} participants named before their registration in {:.2}s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
