@@ -42,6 +42,11 @@ pub struct Config {
     pub audit: std::path::PathBuf,
     /// Days an audit file is kept.
     pub audit_retention_days: u32,
+    /// Queries running at once in the service, and of one user (see
+    /// [`crate::admission`]); the rest wait up to `queue_seconds`.
+    pub max_concurrent: usize,
+    pub max_concurrent_per_user: usize,
+    pub queue_seconds: u64,
 }
 
 impl Config {
@@ -111,6 +116,7 @@ struct QueryService {
     exports: Arc<std::path::Path>,
     users: Arc<TokenMap<QueryUser>>,
     audit: Arc<AuditLog>,
+    admission: Arc<crate::admission::Admission>,
 }
 
 impl QueryService {
@@ -219,6 +225,11 @@ pub fn build_with_hubs(
         exports: Arc::from(config.exports.as_path()),
         users: Arc::new(users),
         audit: Arc::new(AuditLog::open(&config.audit, config.audit_retention_days)?),
+        admission: Arc::new(crate::admission::Admission::new(
+            config.max_concurrent,
+            config.max_concurrent_per_user,
+            Duration::from_secs(config.queue_seconds),
+        )),
     };
     Ok(Router::new()
         .route("/v1/sql", post(sql))
@@ -251,6 +262,7 @@ async fn sql(
     let mut entry = AuditEntry::new(AuditAction::Query, started);
     entry.sql = Some(body.clone());
     let answered = async {
+        let _admitted = service.admission.admit(&user.name).await?;
         let format = Format::from_accept(header_text(&headers, header::ACCEPT.as_str()))?;
         let pins: TableVersions = header_text(&headers, VERSIONS_HEADER)
             .unwrap_or("")
@@ -389,7 +401,10 @@ async fn kpis(
         "year {:?}, hub {:?}",
         parameters.year, parameters.hub
     ));
-    let answered = kpi_answer(&service, &headers, &parameters, user.hub.as_deref()).await;
+    let answered = match service.admission.admit(&user.name).await {
+        Ok(_admitted) => kpi_answer(&service, &headers, &parameters, user.hub.as_deref()).await,
+        Err(refused) => Err(refused),
+    };
     if let Ok((versions, bytes, rows)) = &answered {
         entry.table_versions = Some(versions.to_string());
         entry.rows = Some(*rows as u64);
@@ -464,9 +479,14 @@ async fn create_export(
     let user = service.authorize(&headers, Role::Analyst, AuditAction::Export, started)?;
     let mut entry = AuditEntry::new(AuditAction::Export, started);
     entry.sql = Some(request.sql.clone());
-    let exported = crate::exports::export(&service.engine, &service.exports, &request, &user.name)
-        .await
-        .map_err(ApiError::from);
+    let exported = match service.admission.admit(&user.name).await {
+        Ok(_admitted) => {
+            crate::exports::export(&service.engine, &service.exports, &request, &user.name)
+                .await
+                .map_err(ApiError::from)
+        }
+        Err(refused) => Err(refused),
+    };
     if let Ok((provenance, made_now)) = &exported {
         entry.detail = Some(format!(
             "export {}, made now {made_now}",

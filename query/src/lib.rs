@@ -4,6 +4,7 @@
 //! The engine ([`engine`], [`catalogue`], [`views`], [`safety`]) knows nothing of
 //! HTTP; [`http`] serves it.
 
+pub mod admission;
 pub mod audit;
 pub mod catalogue;
 mod dashboard;

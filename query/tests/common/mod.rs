@@ -52,6 +52,9 @@ impl TestLake {
             exports: self.dir.path().join("exports"),
             audit: self.audit_folder(),
             audit_retention_days: 30,
+            max_concurrent: 4,
+            max_concurrent_per_user: 2,
+            queue_seconds: 10,
             users: vec![
                 user("rita", Role::Researcher, RESEARCHER),
                 user("anna", Role::Analyst, ANALYST),

@@ -1,0 +1,54 @@
+//! Admission control over HTTP: one user's burst of heavy queries gets 429 with
+//! `Retry-After` past their own limit, while another user's query still runs.
+
+mod common;
+
+use common::{ANALYST, RESEARCHER, TestLake, serve, sql};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_burst_is_refused_past_their_limit_and_others_go_on() {
+    let lake = TestLake::new();
+    let mut config = lake.config(1024, 120, 10_000);
+    config.max_concurrent_per_user = 1;
+    config.queue_seconds = 0;
+    let addr = serve(&lake.path(), &config).await;
+    let heavy = "SELECT count(*) AS n FROM generate_series(1, 60000000) AS t(v) WHERE v % 7 = 3";
+    let burst: Vec<_> = (0..3)
+        .map(|_| {
+            tokio::spawn(
+                async move { sql(addr, RESEARCHER, "application/json", None, heavy).await },
+            )
+        })
+        .collect();
+    // Another user's query, while the burst runs.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let other = sql(addr, ANALYST, "application/json", None, "SELECT 1 AS one").await;
+    assert_eq!(
+        other.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&other.body)
+    );
+    let mut statuses = Vec::new();
+    for reply in burst {
+        let reply = reply.await.expect("reply");
+        if reply.status == 429 {
+            assert_eq!(reply.error_code(), "too_many_queries");
+        }
+        statuses.push(reply.status);
+    }
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses,
+        [200, 429, 429],
+        "one runs, the others are refused"
+    );
+    // The trail has the refusals under the user.
+    let refused = std::fs::read_dir(lake.audit_folder())
+        .expect("audit")
+        .map(|f| std::fs::read_to_string(f.expect("file").path()).expect("text"))
+        .collect::<String>()
+        .matches("\"outcome\":\"too_many_queries\"")
+        .count();
+    assert_eq!(refused, 2);
+}
