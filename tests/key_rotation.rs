@@ -36,6 +36,7 @@ fn engine(lake: &Path) -> Engine {
         memory_limit_mib: 512,
         timeout: Duration::from_secs(120),
         max_rows: 1_000_000,
+        max_value_bytes: 16 << 20,
     };
     Engine::new(location, limits).expect("engine")
 }

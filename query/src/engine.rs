@@ -43,6 +43,8 @@ pub struct Limits {
     pub timeout: Duration,
     /// Answers with more rows are refused rather than cut off silently.
     pub max_rows: usize,
+    /// The largest value a function may make (see [`crate::bounded`]).
+    pub max_value_bytes: u64,
 }
 
 /// Whose rows a query may read.
@@ -168,6 +170,7 @@ impl Engine {
         if let Scope::Hub(hub) = scope {
             let ctx = SessionContext::new_with_state(new_state(runtime));
             ctx.register_udf(UtcDateTrunc::udf());
+            crate::bounded::register(&ctx, self.limits.max_value_bytes);
             self.catalogue.register(&ctx, &resolved).await?;
             self.catalogue.restrict_to_hub(&ctx, hub).await?;
             create_views(&ctx).await?;
@@ -192,6 +195,7 @@ impl Engine {
         }
         let ctx = SessionContext::new_with_state(new_state(runtime));
         ctx.register_udf(UtcDateTrunc::udf());
+        crate::bounded::register(&ctx, self.limits.max_value_bytes);
         self.catalogue.register(&ctx, &resolved).await?;
         create_views(&ctx).await?;
         *prepared = Some(Prepared {

@@ -74,6 +74,8 @@ pub enum QueryError {
         "query user {user}: role hub is for the hubs' own tokens (ingest.hubs), not query.users"
     )]
     HubRoleConfigured { user: String },
+    #[error("{0}")]
+    ValueTooLarge(crate::bounded::ValueTooLarge),
     /// The trail must hold every answer: without it, none is given. The path is
     /// logged, not answered.
     #[error("the audit trail cannot be written or read, so no answer is given: {source}")]
@@ -106,6 +108,12 @@ impl QueryError {
             DataFusionError::ResourcesExhausted(_) => Self::MemoryLimit {
                 limit_mib: memory_limit_mib,
             },
+            DataFusionError::External(e) if e.is::<crate::bounded::ValueTooLarge>() => {
+                match e.downcast_ref::<crate::bounded::ValueTooLarge>() {
+                    Some(too_large) => Self::ValueTooLarge(too_large.clone()),
+                    None => Self::engine("query", source),
+                }
+            }
             DataFusionError::SQL(..)
             | DataFusionError::Plan(_)
             | DataFusionError::SchemaError(..)
@@ -129,9 +137,10 @@ impl QueryError {
             Self::StatementRefused { .. } => StatusCode::FORBIDDEN,
             Self::VersionUnavailable { .. } => StatusCode::NOT_FOUND,
             Self::UnsupportedFormat { .. } => StatusCode::NOT_ACCEPTABLE,
-            Self::TooManyRows { .. } | Self::MemoryLimit { .. } | Self::Timeout { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            Self::TooManyRows { .. }
+            | Self::MemoryLimit { .. }
+            | Self::Timeout { .. }
+            | Self::ValueTooLarge(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Lake { .. }
             | Self::LakeUrl { .. }
             | Self::Engine { .. }
@@ -152,6 +161,7 @@ impl QueryError {
             Self::TooManyRows { .. } => "row_limit",
             Self::MemoryLimit { .. } => "memory_limit",
             Self::Timeout { .. } => "timeout",
+            Self::ValueTooLarge(_) => "value_too_large",
             Self::UnknownTable { .. } => "unknown_table",
             Self::BadVersionPin { .. } => "bad_version_pin",
             Self::VersionUnavailable { .. } => "version_unavailable",

@@ -33,6 +33,8 @@ pub struct Config {
     pub memory_limit_mib: usize,
     pub timeout_seconds: u64,
     pub max_rows: usize,
+    /// The largest value a function may make (`repeat`, `lpad`, …).
+    pub max_value_bytes: u64,
     /// Where exports and their provenance records are kept.
     pub exports: std::path::PathBuf,
     /// The people who may query, each with a role and the SHA-256 of their token.
@@ -55,6 +57,7 @@ impl Config {
             memory_limit_mib: self.memory_limit_mib,
             timeout: Duration::from_secs(self.timeout_seconds),
             max_rows: self.max_rows,
+            max_value_bytes: self.max_value_bytes,
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod audit;
+pub mod bounded;
 pub mod catalogue;
 mod dashboard;
 mod distinct_partitions;

@@ -49,6 +49,7 @@ impl TestLake {
             memory_limit_mib,
             timeout_seconds,
             max_rows,
+            max_value_bytes: 16 << 20,
             exports: self.dir.path().join("exports"),
             audit: self.audit_folder(),
             audit_retention_days: 30,
