@@ -37,6 +37,7 @@ fn engine(lake: &Path) -> Engine {
         timeout: Duration::from_secs(120),
         max_rows: 1_000_000,
         max_value_bytes: 16 << 20,
+        total_memory_mib: 1024,
     };
     Engine::new(location, limits).expect("engine")
 }

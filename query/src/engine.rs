@@ -18,7 +18,6 @@ use deltalake::datafusion::execution::cache::cache_manager::{
     CacheManagerConfig, FileMetadataCache,
 };
 use deltalake::datafusion::execution::cache::default_cache::DefaultCache;
-use deltalake::datafusion::execution::memory_pool::GreedyMemoryPool;
 use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use deltalake::datafusion::execution::session_state::SessionState;
 use deltalake::datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
@@ -31,6 +30,7 @@ use techmon_transform::storage::LakeLocation;
 use crate::QueryError;
 use crate::catalogue::{Catalogue, TableInfo, TableVersions};
 use crate::distinct_partitions::DistinctPartitionValues;
+use crate::memory::{QueryPool, ServiceMemory};
 use crate::utc_date_trunc::UtcDateTrunc;
 use crate::views::VIEWS;
 
@@ -45,6 +45,8 @@ pub struct Limits {
     pub max_rows: usize,
     /// The largest value a function may make (see [`crate::bounded`]).
     pub max_value_bytes: u64,
+    /// What all running queries may hold together (see [`crate::memory`]).
+    pub total_memory_mib: usize,
 }
 
 /// Whose rows a query may read.
@@ -114,6 +116,8 @@ pub struct Engine {
     /// Parquet footers, kept across queries: a lake file never changes once written,
     /// and every query read them all again (`metadata_load_time` in EXPLAIN ANALYZE).
     parquet_footers: Arc<FileMetadataCache>,
+    /// What the running queries hold together.
+    service_memory: Arc<ServiceMemory>,
 }
 
 impl Engine {
@@ -123,6 +127,7 @@ impl Engine {
             limits,
             prepared: tokio::sync::Mutex::new(None),
             parquet_footers: Arc::new(DefaultCache::new(PARQUET_FOOTER_CACHE_BYTES)),
+            service_memory: ServiceMemory::new(limits.total_memory_mib),
         })
     }
 
@@ -156,8 +161,9 @@ impl Engine {
         scope: &Scope,
     ) -> Result<(SessionContext, TableVersions, Option<Planned>), QueryError> {
         let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(GreedyMemoryPool::new(
-                self.limits.memory_limit_mib * 1024 * 1024,
+            .with_memory_pool(Arc::new(QueryPool::new(
+                self.limits.memory_limit_mib,
+                &self.service_memory,
             )))
             .with_cache_manager(
                 CacheManagerConfig::default()

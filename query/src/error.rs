@@ -76,6 +76,8 @@ pub enum QueryError {
     HubRoleConfigured { user: String },
     #[error("{0}")]
     ValueTooLarge(crate::bounded::ValueTooLarge),
+    #[error("{reason}: try again when others have ended, or ask for less")]
+    ServiceMemory { reason: String },
     /// The trail must hold every answer: without it, none is given. The path is
     /// logged, not answered.
     #[error("the audit trail cannot be written or read, so no answer is given: {source}")]
@@ -105,6 +107,13 @@ impl QueryError {
     /// fault when the SQL does not plan, a limit when memory ran out, else ours.
     pub(crate) fn from_query(source: DataFusionError, memory_limit_mib: usize) -> Self {
         match source.find_root() {
+            DataFusionError::ResourcesExhausted(message)
+                if message.contains(crate::memory::SERVICE_MEMORY_FULL) =>
+            {
+                Self::ServiceMemory {
+                    reason: message.clone(),
+                }
+            }
             DataFusionError::ResourcesExhausted(_) => Self::MemoryLimit {
                 limit_mib: memory_limit_mib,
             },
@@ -141,6 +150,7 @@ impl QueryError {
             | Self::MemoryLimit { .. }
             | Self::Timeout { .. }
             | Self::ValueTooLarge(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::ServiceMemory { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Lake { .. }
             | Self::LakeUrl { .. }
             | Self::Engine { .. }
@@ -162,6 +172,7 @@ impl QueryError {
             Self::MemoryLimit { .. } => "memory_limit",
             Self::Timeout { .. } => "timeout",
             Self::ValueTooLarge(_) => "value_too_large",
+            Self::ServiceMemory { .. } => "memory_busy",
             Self::UnknownTable { .. } => "unknown_table",
             Self::BadVersionPin { .. } => "bad_version_pin",
             Self::VersionUnavailable { .. } => "version_unavailable",

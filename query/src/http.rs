@@ -31,6 +31,8 @@ pub struct Config {
     /// on the ingest address).
     pub listen: SocketAddr,
     pub memory_limit_mib: usize,
+    /// What all running queries may hold together.
+    pub total_memory_mib: usize,
     pub timeout_seconds: u64,
     pub max_rows: usize,
     /// The largest value a function may make (`repeat`, `lpad`, …).
@@ -58,6 +60,7 @@ impl Config {
             timeout: Duration::from_secs(self.timeout_seconds),
             max_rows: self.max_rows,
             max_value_bytes: self.max_value_bytes,
+            total_memory_mib: self.total_memory_mib,
         }
     }
 }

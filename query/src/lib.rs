@@ -17,6 +17,7 @@ pub mod exports;
 pub mod formats;
 pub mod http;
 mod lake_scan;
+pub mod memory;
 pub mod reference;
 pub mod safety;
 mod utc_date_trunc;

@@ -52,3 +52,38 @@ async fn a_users_burst_is_refused_past_their_limit_and_others_go_on() {
         .count();
     assert_eq!(refused, 2);
 }
+
+/// All queries together hold at most `query.total_memory_mib`: a query that needs more
+/// than is left (here a join's build side, which cannot spill) ends with `memory_busy`,
+/// not the process; what it held goes back, and the next query runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_memory_bounds_every_query_together() {
+    let lake = TestLake::new();
+    let mut config = lake.config(1024, 120, 10_000);
+    config.total_memory_mib = 8;
+    let addr = serve(&lake.path(), &config).await;
+    let join = "SELECT count(*) AS n FROM generate_series(1, 3000000) AS a(x) \
+                JOIN generate_series(1, 3000000) AS b(y) ON x = y";
+    let reply = sql(addr, RESEARCHER, "application/json", None, join).await;
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (503, "memory_busy"),
+        "{message}"
+    );
+    assert!(message.contains("query.total_memory_mib"), "{message}");
+    for _ in 0..2 {
+        let small = sql(
+            addr,
+            RESEARCHER,
+            "text/csv",
+            None,
+            "SELECT count(*) AS n FROM generate_series(1, 1000)",
+        )
+        .await;
+        assert_eq!(small.ok_text(), "n\n1000\n");
+    }
+}

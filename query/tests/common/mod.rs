@@ -47,6 +47,7 @@ impl TestLake {
         Config {
             listen: "127.0.0.1:0".parse().expect("address"),
             memory_limit_mib,
+            total_memory_mib: 4096,
             timeout_seconds,
             max_rows,
             max_value_bytes: 16 << 20,
