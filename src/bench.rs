@@ -247,6 +247,7 @@ pub async fn transform(options: &TransformBench) -> anyhow::Result<TransformRepo
         .arg(dir.join("raw"))
         .env("TECHMON__LOG__EMBEDDED__PATH", &log_path)
         .env("TECHMON__TRANSFORM__RAW", dir.join("raw"))
+        .env("TECHMON__TRANSFORM__PERSON_KEYS", dir.join("person-keys"))
         .env(
             "TECHMON_PSEUDONYM_KEY",
             "bench-key-0123456789abcdef0123456789abcdef",
@@ -335,6 +336,10 @@ pub async fn ingest(options: &IngestBench) -> anyhow::Result<IngestReport> {
         .env(
             "TECHMON__LOG__KAFKA__EVENT_ID_INDEX",
             dir.path().join("ids.redb"),
+        )
+        .env(
+            "TECHMON__TRANSFORM__PERSON_KEYS",
+            dir.path().join("person-keys"),
         )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null());

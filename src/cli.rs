@@ -228,7 +228,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config()?;
             config.check_development_tokens(Served::Ingest, config.ingest.listen)?;
             let log = techmon_eventlog::open(&config.log).await?;
-            let router = techmon_ingest::build(&config.ingest, log)?;
+            let person_keys =
+                techmon_eventlog::person_keys::PersonKeys::open(&config.transform.person_keys)?;
+            let router = techmon_ingest::build_with_metrics(
+                &config.ingest,
+                log,
+                prometheus::Registry::new(),
+                Some(person_keys),
+            )?;
             techmon_ingest::run(&config.ingest, router, shutdown_signal()).await?;
         }
         Command::Transform => {

@@ -61,6 +61,7 @@ fn demo_config(mut config: TechmonConfig, options: &DemoOptions) -> TechmonConfi
     config.log.embedded.path = dir.join("events.redb");
     config.transform.lake = dir.join("lake").to_string_lossy().into_owned();
     config.transform.raw = dir.join("raw");
+    config.transform.person_keys = dir.join("raw/person-keys");
     config.query.exports = dir.join("exports");
     config.query.audit = dir.join("audit");
     config.ingest.listen = options.listen;

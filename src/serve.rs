@@ -104,9 +104,15 @@ pub async fn run_on(
     ));
     let engine =
         techmon_query::Engine::new(config.transform.lake_location()?, config.query.limits())?;
-    let router = techmon_ingest::build_with_metrics(&config.ingest, log, registry)?.merge(
-        techmon_query::build_with_hubs(&config.query, Arc::new(engine), &config.ingest.hubs)?,
-    );
+    let person_keys =
+        techmon_eventlog::person_keys::PersonKeys::open(&config.transform.person_keys)?;
+    let router =
+        techmon_ingest::build_with_metrics(&config.ingest, log, registry, Some(person_keys))?
+            .merge(techmon_query::build_with_hubs(
+                &config.query,
+                Arc::new(engine),
+                &config.ingest.hubs,
+            )?);
     let ingest = techmon_ingest::serve(listener, router, until_stopped());
     tokio::spawn(async move {
         shutdown.await;

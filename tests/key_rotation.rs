@@ -87,6 +87,7 @@ async fn a_rotated_lake_has_new_pseudonyms_and_the_same_kpis() {
     config.log.embedded.path = demo_dir.join("events.redb");
     config.transform.lake = demo_dir.join("lake").to_string_lossy().into_owned();
     config.transform.raw = demo_dir.join("raw");
+    config.transform.person_keys = demo_dir.join("raw/person-keys");
 
     let new_lake = dir.path().join("lake-k2");
     let new_raw = dir.path().join("raw-k2");

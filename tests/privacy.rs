@@ -1,7 +1,10 @@
 //! Privacy scan: events carrying planted canary values in every personal field go
 //! through the whole pipeline (HTTP ingest, event log, transform); no canary appears
-//! in any file of the lake, in the service's log output, or in an HTTP answer —
-//! including the answers to records that are rejected.
+//! in any file of the lake, the event log or the raw zone, in the service's log
+//! output, or in an HTTP answer — including the answers to records that are rejected.
+//! And crypto-shredding: a withdrawal destroys the key the person's fields are
+//! sealed under in the log (embedded and Kafka), and a replay then rebuilds the lake
+//! without them and with everyone else's rows as they were.
 
 mod common;
 
@@ -189,10 +192,234 @@ async fn no_canary_reaches_the_lake_the_log_output_or_an_answer() {
             &std::fs::read(&file).expect("read"),
         );
     }
+    // The event log and the raw zone hold the personal fields sealed, never plain.
+    let log_file = dir.path().join("techmon-data/events.redb");
+    assert_clean(
+        "the event log",
+        &std::fs::read(&log_file).expect("events.redb"),
+    );
+    for file in files_under(&dir.path().join("techmon-data/raw")) {
+        assert_clean(
+            &file.display().to_string(),
+            &std::fs::read(&file).expect("read"),
+        );
+    }
     let log = std::fs::read(dir.path().join("serve.log")).expect("serve.log");
     assert!(log.len() > 100, "the service logged at debug level");
     assert_clean("the service's log output", &log);
     for answer in &answers {
         assert_clean("an HTTP answer", answer.as_bytes());
     }
+}
+
+async fn push(client: &reqwest::Client, url: &str, events: &[Value]) {
+    let body: String = events.iter().map(|e| format!("{e}\n")).collect();
+    let answer: Value = client
+        .post(format!("{url}/v1/events"))
+        .bearer_auth("dev-token-tec-deventer")
+        .body(body)
+        .send()
+        .await
+        .expect("push")
+        .json()
+        .await
+        .expect("answer");
+    assert_eq!(
+        answer["accepted"].as_u64(),
+        Some(events.len() as u64),
+        "{answer}"
+    );
+}
+
+/// The participant pseudonyms of a lake table, sorted.
+async fn pseudonyms(lake: &std::path::Path, table: &str) -> Vec<String> {
+    let location =
+        techmon_transform::storage::LakeLocation::new(&lake.to_string_lossy(), Default::default())
+            .expect("folder");
+    let delta = location.open(table).await.expect("table");
+    let ctx = deltalake::datafusion::prelude::SessionContext::new();
+    delta
+        .update_datafusion_session(&ctx.state())
+        .expect("session");
+    ctx.register_table("t", delta.table_provider().await.expect("provider"))
+        .expect("register");
+    let batches = ctx
+        .sql("SELECT participant_pseudonym FROM t")
+        .await
+        .expect("sql")
+        .collect()
+        .await
+        .expect("rows");
+    let mut out = Vec::new();
+    for batch in batches {
+        use deltalake::arrow::array::{Array, AsArray};
+        let column = deltalake::arrow::compute::cast(
+            batch.column(0),
+            &deltalake::arrow::datatypes::DataType::Utf8,
+        )
+        .expect("text");
+        let column = column.as_string::<i32>();
+        out.extend((0..column.len()).map(|i| column.value(i).to_string()));
+    }
+    out.sort();
+    out
+}
+
+async fn withdrawal_shreds_the_sealed_fields(backend: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let topic = format!("shred-{}", Uuid::new_v4());
+    let service = start(dir.path(), port, backend, &topic, &[]);
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client.get(format!("{url}/readyz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "service did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Anna (the canaries) and Bram; both attend.
+    let anna = registration(1);
+    let mut bram = registration(2);
+    for field in [
+        "name",
+        "email",
+        "phone",
+        "street_address",
+        "pupil_number",
+        "notes",
+    ] {
+        bram["payload"][field] = json!(format!("Bram {field}"));
+    }
+    bram["payload"]["email"] = json!("bram@example.org");
+    bram["payload"]["birth_date"] = json!("2012-01-01");
+    bram["payload"]["postcode"] = json!("7411 AB");
+    let attend = |reference: &str| {
+        envelope(
+            "participant_attended",
+            json!({"activity_id": "a-1", "participant_ref": reference}),
+        )
+    };
+    push(
+        &client,
+        &url,
+        &[anna.clone(), bram.clone(), attend("ref-1"), attend("ref-2")],
+    )
+    .await;
+    let lake = dir.path().join("techmon-data/lake");
+    let wait_for = |table: &'static str, rows: usize| {
+        let lake = lake.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let found = pseudonyms(&lake, table).await;
+                if found.len() == rows {
+                    return found;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{table}: {} rows, not {rows}",
+                    found.len()
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let before = wait_for("participants", 2).await;
+    wait_for("attendances", 2).await;
+    let keys = dir.path().join("techmon-data/raw/person-keys");
+    assert_eq!(
+        std::fs::read_dir(&keys).expect("keys").count(),
+        2,
+        "a key per person"
+    );
+
+    push(
+        &client,
+        &url,
+        &[envelope(
+            "consent_withdrawn",
+            json!({"participant_ref": "ref-1"}),
+        )],
+    )
+    .await;
+    let after = wait_for("participants", 1).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(&keys).expect("keys").count() != 1 {
+        assert!(Instant::now() < deadline, "Anna's key was not destroyed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(service);
+
+    // Every record of the log: Anna's fields cannot be opened, Bram's can.
+    let mut config = techmon::config::load(None).expect("defaults");
+    config.log.backend = if backend == "kafka" {
+        techmon_eventlog::Backend::Kafka
+    } else {
+        techmon_eventlog::Backend::Embedded
+    };
+    config.log.topic = topic.clone();
+    config.log.embedded.path = dir.path().join("techmon-data/events.redb");
+    config.log.kafka.event_id_index = dir.path().join("techmon-data/kafka-event-ids.redb");
+    if let Ok(brokers) = std::env::var("TECHMON_KAFKA_BROKERS") {
+        config.log.kafka.brokers = brokers;
+    }
+    config.transform.lake = lake.to_string_lossy().into_owned();
+    config.transform.raw = dir.path().join("techmon-data/raw");
+    config.transform.person_keys = keys.clone();
+    let log = techmon_eventlog::open(&config.log).await.expect("log");
+    let person_keys = techmon_eventlog::person_keys::PersonKeys::open(&keys).expect("keys");
+    let mut outcomes = Vec::new();
+    for partition in 0..log.partitions() {
+        for record in log.read(partition, 0, usize::MAX).await.expect("read") {
+            assert_clean("a record of the event log", &record.payload);
+            let mut value: Value = serde_json::from_slice(&record.payload).expect("json");
+            let outcome = person_keys
+                .unseal(record.event_id, &mut value)
+                .expect("unseal");
+            if value["event_type"] == "participant_registered" {
+                outcomes.push((value["payload"]["participant_ref"].clone(), outcome));
+                if outcome == techmon_eventlog::person_keys::Unsealed::Opened {
+                    assert_eq!(value["payload"]["email"], "bram@example.org");
+                }
+            }
+        }
+    }
+    outcomes.sort_by_key(|(r, _)| r.to_string());
+    use techmon_eventlog::person_keys::Unsealed;
+    assert_eq!(
+        outcomes,
+        vec![
+            (json!("ref-1"), Unsealed::Shredded),
+            (json!("ref-2"), Unsealed::Opened)
+        ]
+    );
+
+    drop(log);
+    // A replay: the lake without Anna, Bram's rows as they were.
+    let replayed = dir.path().join("replayed");
+    let replay = techmon_transform::replay_config(
+        &config.transform,
+        &replayed.to_string_lossy(),
+        dir.path().join("replayed-raw"),
+    );
+    techmon::rebuild::rebuild(&config, &replay, "replayed")
+        .await
+        .expect("replay");
+    assert_eq!(pseudonyms(&replayed, "participants").await, after);
+    assert_eq!(pseudonyms(&replayed, "attendances").await, after);
+    assert!(before.contains(&after[0]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_shreds_the_sealed_fields_in_the_embedded_log() {
+    withdrawal_shreds_the_sealed_fields("embedded").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_shreds_the_sealed_fields_in_kafka() {
+    assert!(
+        std::env::var("TECHMON_KAFKA_BROKERS").is_ok(),
+        "TECHMON_KAFKA_BROKERS is not set: bash .ci/test starts a broker"
+    );
+    withdrawal_shreds_the_sealed_fields("kafka").await;
 }

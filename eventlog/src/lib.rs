@@ -21,6 +21,7 @@ pub mod embedded;
 pub mod event_ids;
 pub mod files;
 pub mod kafka;
+pub mod person_keys;
 
 /// A record to append: the event as JSON bytes, keyed by its subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +90,14 @@ pub enum LogError {
     },
     #[error("record {event_id} is not a JSON event with that event_id")]
     NotAnEvent { event_id: Uuid },
+    #[error("person keys at {path}: {source}")]
+    PersonKeys {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("record {event_id}: {reason}")]
+    SealedFields { event_id: Uuid, reason: String },
     #[error("event id index at {path}: {source}")]
     EventIdIndex {
         path: PathBuf,

@@ -27,6 +27,7 @@ pub use auth::{HubCredential, TokenMap, token_sha256};
 pub use error::{ApiError, IngestError};
 pub use metrics::Metrics;
 pub use records::{PushAnswer, RecordResult, RecordStatus};
+use techmon_eventlog::person_keys::PersonKeys;
 
 use records::Candidate;
 
@@ -49,6 +50,7 @@ pub struct Config {
 #[derive(Clone)]
 struct Ingest {
     log: Arc<dyn EventLog>,
+    person_keys: Option<Arc<PersonKeys>>,
     tokens: Arc<auth::HubTokens>,
     metrics: Metrics,
     max_body_bytes: usize,
@@ -58,18 +60,22 @@ struct Ingest {
 
 /// The ingest routes (push API, schemas, health, readiness, metrics).
 pub fn build(config: &Config, log: Arc<dyn EventLog>) -> Result<Router, IngestError> {
-    build_with_metrics(config, log, prometheus::Registry::new())
+    build_with_metrics(config, log, prometheus::Registry::new(), None)
 }
 
 /// [`build`], registering ingest's metrics in `registry`; `GET /metrics` shows all of
 /// that registry, so other services of the process can register theirs there too.
+/// With `person_keys`, the personal fields of each event are sealed under its
+/// person's key before the log stores it (see [`techmon_eventlog::person_keys`]).
 pub fn build_with_metrics(
     config: &Config,
     log: Arc<dyn EventLog>,
     registry: prometheus::Registry,
+    person_keys: Option<PersonKeys>,
 ) -> Result<Router, IngestError> {
     let state = Ingest {
         log,
+        person_keys: person_keys.map(Arc::new),
         tokens: Arc::new(auth::HubTokens::new(&config.hubs)?),
         metrics: Metrics::new(registry),
         max_body_bytes: config.max_body_bytes,
@@ -85,6 +91,30 @@ pub fn build_with_metrics(
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .with_state(state))
+}
+
+/// The bytes the log stores for an accepted record: as sent, but for its personal
+/// fields, sealed under its person's key when there are keys. Keys that cannot be
+/// written refuse the request (503): nothing is stored unsealed.
+fn stored_payload(
+    person_keys: Option<&PersonKeys>,
+    record: records::Record,
+    event: &techmon_schemas::Event,
+) -> Result<Vec<u8>, ApiError> {
+    let fields = event.personal_fields();
+    let Some(keys) = person_keys.filter(|_| !fields.is_empty()) else {
+        return Ok(record.into_payload());
+    };
+    let mut value = record.into_value();
+    keys.seal(event.event_id, &mut value, &event.subject_key(), fields)
+        .map_err(|error| {
+            tracing::error!(%error, "cannot seal the personal fields of an event");
+            ApiError::unavailable(
+                5,
+                "the keys of personal data cannot be written; nothing was stored",
+            )
+        })?;
+    Ok(serde_json::to_vec(&value).unwrap_or_default())
 }
 
 /// Serves `router` on `listener` until `shutdown` completes.
@@ -228,7 +258,7 @@ async fn store(
                     LogRecord {
                         key: event.subject_key(),
                         event_id,
-                        payload: record.into_payload(),
+                        payload: stored_payload(state.person_keys.as_deref(), record, &event)?,
                     },
                 ));
                 (Some(event_id), RecordStatus::Accepted, vec![])

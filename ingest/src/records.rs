@@ -74,6 +74,14 @@ impl Record {
         }
     }
 
+    /// The record as JSON.
+    pub fn into_value(self) -> Value {
+        match self {
+            Record::Line(line) => serde_json::from_slice(&line).unwrap_or(Value::Null),
+            Record::Value(value) => value,
+        }
+    }
+
     /// The bytes the log stores.
     pub fn into_payload(self) -> Vec<u8> {
         match self {

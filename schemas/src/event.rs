@@ -705,6 +705,27 @@ impl Event {
         }
     }
 
+    /// The payload fields that hold personal data (identifying or free text): the
+    /// event log keeps them sealed under the key of [`Event::subject_key`]'s person,
+    /// which a withdrawal destroys.
+    pub fn personal_fields(&self) -> &'static [&'static str] {
+        match &self.payload {
+            Payload::ParticipantRegistered(_) => &[
+                "name",
+                "email",
+                "phone",
+                "birth_date",
+                "postcode",
+                "street_address",
+                "pupil_number",
+                "notes",
+            ],
+            Payload::AmbassadorCommitted(_) => &["name", "email"],
+            Payload::SurveyAnswered(_) => &["comment"],
+            _ => &[],
+        }
+    }
+
     /// The participant the event is about, if it is about one.
     pub fn participant_ref(&self) -> Option<&str> {
         match &self.payload {

@@ -17,6 +17,7 @@ use deltalake::arrow::array::{AsArray, BooleanArray, RecordBatch, StringBuilder}
 use deltalake::arrow::compute::{concat_batches, filter_record_batch};
 use serde::Deserialize;
 use techmon_eventlog::event_ids::SeenIds;
+use techmon_eventlog::person_keys::{PersonKeys, Unsealed};
 use techmon_eventlog::{EventLog, LogError, StoredRecord};
 use techmon_schemas::{Event, ReadEventError};
 
@@ -82,6 +83,10 @@ pub struct Config {
     /// How often rows written before their participant's registration are given the
     /// registration's pseudonym (each time rewrites the files that hold them).
     pub relink_interval_minutes: u64,
+    /// The keys the personal fields of the event log are sealed under, one per
+    /// person (see [`techmon_eventlog::person_keys`]); a withdrawal destroys the
+    /// person's. Shared with ingest, and kept by a replay.
+    pub person_keys: PathBuf,
 }
 
 impl Config {
@@ -374,6 +379,8 @@ pub struct Transform {
     state: State,
     /// Shared with the threads that prepare records.
     key: Arc<PseudonymKey>,
+    /// The keys of the personal fields sealed in the log (shared likewise).
+    person_keys: Arc<PersonKeys>,
     bounds: RoundBounds,
     poll: Duration,
     vacuum_interval: Duration,
@@ -413,6 +420,7 @@ impl Transform {
         topic: &str,
     ) -> Result<Self, TransformError> {
         let key = Arc::new(load_key(config)?);
+        let person_keys = Arc::new(PersonKeys::open(&config.person_keys)?);
         let lake = lake::Lake::open(&config.lake_location()?, topic).await?;
         let state = State::open(&config.raw)?;
         let partitions = log.partitions();
@@ -440,6 +448,7 @@ impl Transform {
             lake,
             state,
             key,
+            person_keys,
             bounds: RoundBounds {
                 records_per_partition: config.max_records_per_partition.max(1),
                 records_per_read: config.records_per_read.max(1),
@@ -509,7 +518,11 @@ impl Transform {
             work.progress.read += records.len();
             // Parsing this pass runs while the passes before it are transformed and the
             // next one read.
-            parsings.push_back(Parsing::start(records, &self.key, &seen));
+            parsings.push_back(Parsing::start(
+                records,
+                (&self.key, &self.person_keys),
+                &seen,
+            ));
             while parsings.len() > 1
                 && let Some(parsed) = parsings.pop_front()
             {
@@ -621,7 +634,11 @@ impl Transform {
         for _ in 0..AHEAD_PASSES {
             match next.pass(&*self.log, &self.bounds).await {
                 Ok(records) if !records.is_empty() => {
-                    parsings.push_back(Parsing::start(records, &self.key, &None));
+                    parsings.push_back(Parsing::start(
+                        records,
+                        (&self.key, &self.person_keys),
+                        &None,
+                    ));
                 }
                 Ok(_) => {}
                 Err(error) => {
@@ -735,7 +752,10 @@ impl Transform {
                     });
                     continue;
                 }
-                Outcome::Withdrawal(subject) => (None, subject),
+                Outcome::Withdrawal { subject, shred } => {
+                    work.changes.shred.extend(shred);
+                    (None, subject)
+                }
                 Outcome::Row { table, subject } => (Some(table), subject),
             };
             let pseudonym = self.row_participant(
@@ -972,16 +992,40 @@ impl Transform {
 
     async fn erase_pending(&mut self) -> Result<u64, TransformError> {
         let pending = self.state.pending_erasures();
-        if pending.is_empty() {
-            return Ok(0);
+        if !pending.is_empty() {
+            // Their registrations at every hub, whose sealed fields go with them: noted
+            // before the erasure, so that a crash after it still destroys them.
+            let linked: Vec<String> = self
+                .state
+                .references_of(&pending)
+                .into_iter()
+                .map(|(hub, reference)| format!("participant:{hub}:{reference}"))
+                .collect();
+            self.state.note_shreds(&linked)?;
         }
-        let erased = self.lake.erase(&pending).await?;
-        self.state.mark_erased(&pending)?;
-        tracing::info!(
-            participants = pending.len(),
-            rows = erased,
-            "consent withdrawn: rows erased from the lake"
-        );
+        let erased = if pending.is_empty() {
+            0
+        } else {
+            let erased = self.lake.erase(&pending).await?;
+            self.state.mark_erased(&pending)?;
+            tracing::info!(
+                participants = pending.len(),
+                rows = erased,
+                "consent withdrawn: rows erased from the lake"
+            );
+            erased
+        };
+        let shreds = self.state.pending_shreds();
+        if !shreds.is_empty() {
+            for subject in &shreds {
+                self.person_keys.shred(subject)?;
+            }
+            self.state.mark_shredded(&shreds)?;
+            tracing::info!(
+                keys = shreds.len(),
+                "consent withdrawn: the person keys of the log's sealed fields destroyed"
+            );
+        }
         Ok(erased)
     }
 
@@ -1033,7 +1077,12 @@ impl Transform {
         let mut work = RoundWork::default();
         // Not read from the log: judged by their ids, and not skipped for being behind
         // what the tables hold.
-        let prepared = prepare(records, &self.key, self.seen_ids().as_deref())?;
+        let prepared = prepare(
+            records,
+            &self.key,
+            &self.person_keys,
+            self.seen_ids().as_deref(),
+        )?;
         self.transform_prepared(prepared, &mut work, false)?;
         let still_dead: HashSet<(u32, u64)> = work
             .changes
@@ -1240,7 +1289,12 @@ enum Outcome {
         detail: String,
         payload: String,
     },
-    Withdrawal(tables::Subject),
+    /// A consent withdrawal (or a record whose person's key is destroyed), with the
+    /// person-key subject it destroys.
+    Withdrawal {
+        subject: tables::Subject,
+        shred: Option<String>,
+    },
     /// The event added the next row of this table to the prepared rows.
     Row {
         table: usize,
@@ -1254,6 +1308,7 @@ enum Outcome {
 fn prepare(
     records: Vec<StoredRecord>,
     key: &PseudonymKey,
+    person_keys: &PersonKeys,
     seen: Option<&SeenIds>,
 ) -> Result<Prepared, TransformError> {
     let mut prepared = Prepared {
@@ -1262,7 +1317,7 @@ fn prepare(
     };
     for record in records {
         let (partition, offset) = (record.partition, record.offset);
-        let (event_id, outcome) = match parse(&record) {
+        let (event_id, outcome) = match parse(&record, key, person_keys)? {
             Err((reason, detail)) => (
                 record.event_id,
                 Outcome::Dead {
@@ -1271,7 +1326,14 @@ fn prepare(
                     payload: String::from_utf8_lossy(&record.payload).into_owned(),
                 },
             ),
-            Ok(event) => {
+            Ok(Parsed::Shredded(subject)) => (
+                record.event_id,
+                Outcome::Withdrawal {
+                    subject,
+                    shred: None,
+                },
+            ),
+            Ok(Parsed::Event(event)) => {
                 let subject = tables::subject(&event, key);
                 let ctx = tables::RowContext {
                     key,
@@ -1285,7 +1347,10 @@ fn prepare(
                             .push(row)?;
                         Outcome::Row { table, subject }
                     }
-                    None => Outcome::Withdrawal(subject),
+                    None => Outcome::Withdrawal {
+                        subject,
+                        shred: Some(event.subject_key()),
+                    },
                 };
                 (event.event_id, outcome)
             }
@@ -1313,7 +1378,7 @@ struct Parsing {
 impl Parsing {
     fn start(
         records: Vec<StoredRecord>,
-        key: &Arc<PseudonymKey>,
+        (key, person_keys): (&Arc<PseudonymKey>, &Arc<PersonKeys>),
         seen: &Option<Arc<SeenIds>>,
     ) -> Self {
         let count = records.len();
@@ -1326,9 +1391,9 @@ impl Parsing {
             if chunk.is_empty() {
                 break;
             }
-            let (key, seen) = (key.clone(), seen.clone());
+            let (key, person_keys, seen) = (key.clone(), person_keys.clone(), seen.clone());
             chunks.push(tokio::task::spawn_blocking(move || {
-                prepare(chunk, &key, seen.as_deref())
+                prepare(chunk, &key, &person_keys, seen.as_deref())
             }));
         }
         Self {
@@ -1349,25 +1414,84 @@ impl Parsing {
     }
 }
 
-/// Reads and validates a stored event; on failure, why (without values).
-fn parse(record: &StoredRecord) -> Result<Event, (DeadLetterReason, String)> {
-    techmon_schemas::read_event(&record.payload).map_err(|error| match error {
-        ReadEventError::NotJson => (
+/// What a stored record holds. It lives for one record: boxing the event would cost
+/// an allocation per event.
+#[allow(clippy::large_enum_variant)]
+enum Parsed {
+    Event(Event),
+    /// An event whose personal fields were sealed under a key since destroyed: its
+    /// person withdrew, and it counts as a withdrawal of whom it names.
+    Shredded(tables::Subject),
+}
+
+/// Reads and validates a stored event, its sealed personal fields opened first; on
+/// failure, why (without values). The person keys failing to read is an error of
+/// the transform's (tried again), not of the record.
+fn parse(
+    record: &StoredRecord,
+    key: &PseudonymKey,
+    person_keys: &PersonKeys,
+) -> Result<Result<Parsed, (DeadLetterReason, String)>, TransformError> {
+    let unreadable = || {
+        (
             DeadLetterReason::Unreadable,
             "the stored event is not JSON".to_string(),
-        ),
-        ReadEventError::Invalid(errors) => {
-            let reason = match errors.first().map(|e| e.field.as_str()) {
-                Some("/schema_version") => DeadLetterReason::UnknownSchemaVersion,
-                Some("/event_type") => DeadLetterReason::UnknownEventKind,
-                _ => DeadLetterReason::Invalid,
-            };
-            let detail = errors
-                .iter()
-                .map(|e| format!("{}: {}", e.field, e.reason))
-                .collect::<Vec<_>>()
-                .join("; ");
-            (reason, detail)
+        )
+    };
+    let opened;
+    let bytes: &[u8] = if memchr::memmem::find(&record.payload, b"\"sealed\"").is_some() {
+        let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&record.payload) else {
+            return Ok(Err(unreadable()));
+        };
+        match person_keys.unseal(record.event_id, &mut value) {
+            Ok(Unsealed::Shredded) => {
+                return Ok(Ok(Parsed::Shredded(shredded_subject(&value, key))));
+            }
+            Ok(Unsealed::Plain | Unsealed::Opened) => {}
+            Err(LogError::SealedFields { reason, .. }) => {
+                return Ok(Err((DeadLetterReason::Invalid, reason)));
+            }
+            Err(error) => return Err(error.into()),
         }
-    })
+        opened = serde_json::to_vec(&value).unwrap_or_default();
+        &opened
+    } else {
+        &record.payload
+    };
+    Ok(techmon_schemas::read_event(bytes)
+        .map(Parsed::Event)
+        .map_err(|error| match error {
+            ReadEventError::NotJson => unreadable(),
+            ReadEventError::Invalid(errors) => {
+                let reason = match errors.first().map(|e| e.field.as_str()) {
+                    Some("/schema_version") => DeadLetterReason::UnknownSchemaVersion,
+                    Some("/event_type") => DeadLetterReason::UnknownEventKind,
+                    _ => DeadLetterReason::Invalid,
+                };
+                let detail = errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.reason))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                (reason, detail)
+            }
+        }))
+}
+
+/// Whom a shredded record names (its references are not sealed).
+fn shredded_subject(value: &serde_json::Value, key: &PseudonymKey) -> tables::Subject {
+    let hub = value["hub_id"].as_str().unwrap_or_default().to_string();
+    let payload = &value["payload"];
+    if let Some(reference) = payload["ambassador_ref"].as_str() {
+        return tables::Subject::Ambassador {
+            pseudonym: tables::ambassador_pseudonym(key, &hub, reference),
+        };
+    }
+    match payload["participant_ref"].as_str() {
+        Some(reference) => tables::Subject::Referenced {
+            hub_id: hub,
+            reference: reference.to_string(),
+        },
+        None => tables::Subject::Nobody,
+    }
 }

@@ -93,6 +93,8 @@ const TRAINING: TableDefinition<(&str, &str), ()> = TableDefinition::new("traini
 /// pseudonym whose consent was taken back → the pseudonyms whose lake rows are to be
 /// withheld into it (its own, and one its reference had before the registration).
 const PENDING_WITHHOLDS: TableDefinition<&str, &str> = TableDefinition::new("pending_withholds");
+/// Person-key subjects to destroy (see [`techmon_eventlog::person_keys`]).
+const SHREDS: TableDefinition<&str, ()> = TableDefinition::new("pending_shreds");
 /// redb's page cache for the state.
 const STATE_CACHE_BYTES: usize = 32 << 20;
 
@@ -274,6 +276,8 @@ pub struct StateChanges {
     pub training: Vec<(String, String)>,
     /// Consent taken back: pseudonym → the pseudonyms whose lake rows go with it.
     pub pending_withholds: Vec<(String, Vec<String>)>,
+    /// Person-key subjects a withdrawal destroys.
+    pub shred: Vec<String>,
 }
 
 impl State {
@@ -300,6 +304,7 @@ impl State {
             txn.open_table(WITHHELD)?;
             txn.open_table(TRAINING)?;
             txn.open_table(PENDING_WITHHOLDS)?;
+            txn.open_table(SHREDS)?;
             txn.commit()?;
             let seen = SeenIds::load(&db)?;
             let txn = db.begin_read()?;
@@ -599,6 +604,10 @@ impl State {
             for (hub, activity) in &changes.training {
                 training.insert((hub.as_str(), activity.as_str()), ())?;
             }
+            let mut shreds = txn.open_table(SHREDS)?;
+            for subject in &changes.shred {
+                shreds.insert(subject.as_str(), ())?;
+            }
             let mut pending = txn.open_table(PENDING_WITHHOLDS)?;
             for (pseudonym, all) in &changes.pending_withholds {
                 let json = serde_json::to_string(all).unwrap_or_default();
@@ -637,6 +646,72 @@ impl State {
             *applied = (*applied).max(last);
         }
         Ok(())
+    }
+
+    /// The (hub, reference) pairs linked to any of these pseudonyms.
+    pub fn references_of(&self, pseudonyms: &[String]) -> Vec<(String, String)> {
+        let wanted: HashSet<[u8; 32]> = pseudonyms
+            .iter()
+            .filter_map(|p| pseudonym_bytes(p))
+            .collect();
+        let mut out: Vec<(String, String)> = self
+            .links
+            .map
+            .iter()
+            .filter(|(_, p)| wanted.contains(*p))
+            .filter_map(|(key, _)| {
+                let (hub, reference) = key.split_once('\0')?;
+                Some((hub.to_string(), reference.to_string()))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Person-key subjects to destroy, kept until [`State::mark_shredded`].
+    pub fn note_shreds(&mut self, subjects: &[String]) -> Result<(), TransformError> {
+        let write = || -> Result<(), redb::Error> {
+            let txn = self.db.begin_write()?;
+            {
+                let mut shreds = txn.open_table(SHREDS)?;
+                for subject in subjects {
+                    shreds.insert(subject.as_str(), ())?;
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        };
+        write().map_err(|e| self.error(e))
+    }
+
+    /// The person-key subjects still to destroy.
+    pub fn pending_shreds(&self) -> Vec<String> {
+        let read = || -> Result<Vec<String>, redb::Error> {
+            let txn = self.db.begin_read()?;
+            let table = txn.open_table(SHREDS)?;
+            let mut out = Vec::new();
+            for entry in table.iter()? {
+                out.push(entry?.0.value().to_string());
+            }
+            Ok(out)
+        };
+        read().unwrap_or_default()
+    }
+
+    /// Records that these subjects' keys are destroyed.
+    pub fn mark_shredded(&mut self, subjects: &[String]) -> Result<(), TransformError> {
+        let write = || -> Result<(), redb::Error> {
+            let txn = self.db.begin_write()?;
+            {
+                let mut shreds = txn.open_table(SHREDS)?;
+                for subject in subjects {
+                    shreds.remove(subject.as_str())?;
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        };
+        write().map_err(|e| self.error(e))
     }
 
     /// Records that these pseudonyms' rows are gone from the lake.

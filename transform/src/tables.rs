@@ -311,7 +311,7 @@ pub enum Subject {
 }
 
 /// The pseudonym of a hub's ambassador.
-fn ambassador_pseudonym(key: &PseudonymKey, hub_id: &str, reference: &str) -> String {
+pub(crate) fn ambassador_pseudonym(key: &PseudonymKey, hub_id: &str, reference: &str) -> String {
     key.pseudonym("ambassador", &format!("{hub_id}:{reference}"))
 }
 

@@ -113,6 +113,7 @@ impl Setup {
             compact_interval_minutes: 60,
             compact_target_file_mib: 128,
             relink_interval_minutes: 10,
+            person_keys: self.dir.path().join("person-keys"),
             lake_storage: self.lake_storage.clone(),
         }
     }

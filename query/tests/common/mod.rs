@@ -98,6 +98,7 @@ impl TestLake {
             compact_interval_minutes: 60,
             compact_target_file_mib: 128,
             relink_interval_minutes: 10,
+            person_keys: self.dir.path().join("person-keys"),
             lake_storage: Default::default(),
         };
         let mut transform = techmon_transform::Transform::open(&config, self.log.clone(), TOPIC)
