@@ -18,6 +18,14 @@ pub struct AuditOptions {
     pub limit: Option<usize>,
 }
 
+/// The audit trail of `config` (`query.audit`), which the query service and the
+/// transform write to.
+pub fn open(
+    config: &TechmonConfig,
+) -> Result<techmon_query::audit::AuditLog, techmon_eventlog::LogError> {
+    techmon_query::audit::AuditLog::open(&config.query.audit, config.query.audit_retention_days)
+}
+
 pub fn print(config: &TechmonConfig, options: &AuditOptions) -> anyhow::Result<()> {
     let filter = techmon_query::audit::AuditFilter {
         since: options.since,

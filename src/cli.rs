@@ -243,7 +243,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let log = techmon_eventlog::open(&config.log).await?;
             let transform =
                 techmon_transform::Transform::open(&config.transform, log, &config.log.topic)
-                    .await?;
+                    .await?
+                    .with_audit(std::sync::Arc::new(crate::audit::open(&config)?));
             transform.run(shutdown_signal()).await?;
         }
         Command::Replay { to, raw } => {

@@ -29,6 +29,7 @@ async fn supervise_transform<F: Future<Output = ()> + Send>(
 ) -> Result<(), techmon_transform::TransformError> {
     // The registry `/metrics` shows holds these: a reopened transform counts on in them.
     let metrics = first.metrics().clone();
+    let audit = first.audit_log();
     let mut transform = first;
     loop {
         match transform.run(until_stopped()).await {
@@ -50,7 +51,13 @@ async fn supervise_transform<F: Future<Output = ()> + Send>(
             )
             .await
             {
-                Ok(t) => break t.with_metrics(metrics.clone()),
+                Ok(t) => {
+                    let t = t.with_metrics(metrics.clone());
+                    break match &audit {
+                        Some(audit) => t.with_audit(Arc::clone(audit)),
+                        None => t,
+                    };
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot reopen the transform; trying again in 5 s");
                     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
@@ -88,7 +95,8 @@ pub async fn run_on(
     // Opened here first, so a misconfiguration stops `serve` at start.
     let first =
         techmon_transform::Transform::open(&config.transform, Arc::clone(&log), &config.log.topic)
-            .await?;
+            .await?
+            .with_audit(Arc::new(crate::audit::open(config)?));
     // One registry for `GET /metrics`: ingest's and the transform's metrics.
     let registry = prometheus::Registry::new();
     first

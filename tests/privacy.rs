@@ -349,6 +349,24 @@ async fn withdrawal_shreds_the_sealed_fields(backend: &str) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     drop(service);
+    // The erasure is in the audit trail.
+    let trail = techmon_query::audit::read(
+        &dir.path().join("techmon-data/audit"),
+        &techmon_query::audit::AuditFilter::default(),
+    )
+    .expect("audit trail");
+    let erasures: Vec<_> = trail
+        .iter()
+        .filter(|e| e.action == techmon_query::audit::AuditAction::Erasure)
+        .collect();
+    assert_eq!(erasures.len(), 1, "{trail:?}");
+    assert!(
+        erasures[0].detail.as_deref().is_some_and(
+            |d| d.contains("lake rows of 1 participant(s) erased, 1 person key(s) destroyed")
+        ),
+        "{:?}",
+        erasures[0]
+    );
 
     // Every record of the log: Anna's fields cannot be opened, Bram's can.
     let mut config = techmon::config::load(None).expect("defaults");

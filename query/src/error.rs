@@ -78,14 +78,9 @@ pub enum QueryError {
     ValueTooLarge(crate::bounded::ValueTooLarge),
     #[error("{reason}: try again when others have ended, or ask for less")]
     ServiceMemory { reason: String },
-    /// The trail must hold every answer: without it, none is given. The path is
-    /// logged, not answered.
-    #[error("the audit trail cannot be written or read, so no answer is given: {source}")]
-    Audit {
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The trail must hold every answer: without it, none is given.
+    #[error("no answer is given when {0}")]
+    Audit(#[source] techmon_eventlog::LogError),
 }
 
 impl QueryError {
@@ -158,7 +153,7 @@ impl QueryError {
             | Self::ExportStore { .. }
             | Self::BadTokenHash { .. }
             | Self::HubRoleConfigured { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Audit { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Audit(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -186,7 +181,7 @@ impl QueryError {
             | Self::Encode { .. }
             | Self::BadTokenHash { .. }
             | Self::HubRoleConfigured { .. } => "internal",
-            Self::Audit { .. } => "audit_unavailable",
+            Self::Audit(_) => "audit_unavailable",
         }
     }
 }

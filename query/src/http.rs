@@ -169,7 +169,7 @@ impl QueryService {
     fn record(&self, entry: &AuditEntry) -> Result<(), ApiError> {
         self.audit.record(entry).map_err(|error| {
             tracing::error!(%error, path = ?error_path(&error), "the audit trail cannot be written");
-            ApiError::from(error)
+            ApiError::from(QueryError::Audit(error))
         })
     }
 
@@ -193,9 +193,9 @@ impl QueryService {
     }
 }
 
-fn error_path(error: &QueryError) -> Option<&std::path::Path> {
+fn error_path(error: &techmon_eventlog::LogError) -> Option<&std::path::Path> {
     match error {
-        QueryError::Audit { path, .. } => Some(path),
+        techmon_eventlog::LogError::Audit { path, .. } => Some(path),
         _ => None,
     }
 }
@@ -230,7 +230,10 @@ pub fn build_with_hubs(
         engine,
         exports: Arc::from(config.exports.as_path()),
         users: Arc::new(users),
-        audit: Arc::new(AuditLog::open(&config.audit, config.audit_retention_days)?),
+        audit: Arc::new(
+            AuditLog::open(&config.audit, config.audit_retention_days)
+                .map_err(QueryError::Audit)?,
+        ),
         admission: Arc::new(crate::admission::Admission::new(
             config.max_concurrent,
             config.max_concurrent_per_user,
@@ -612,7 +615,8 @@ async fn audit(
         "since {:?}, user {:?}, limit {:?}",
         filter.since, filter.user, filter.limit
     ));
-    let read = crate::audit::read(service.audit.folder(), &filter).map_err(ApiError::from);
+    let read = crate::audit::read(service.audit.folder(), &filter)
+        .map_err(|e| ApiError::from(QueryError::Audit(e)));
     if let Ok(entries) = &read {
         entry.rows = Some(entries.len() as u64);
     }

@@ -5,7 +5,7 @@
 //! HTTP; [`http`] serves it.
 
 pub mod admission;
-pub mod audit;
+pub use techmon_eventlog::audit;
 pub mod bounded;
 pub mod catalogue;
 mod dashboard;

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use deltalake::arrow::array::{AsArray, BooleanArray, RecordBatch, StringBuilder};
 use deltalake::arrow::compute::{concat_batches, filter_record_batch};
 use serde::Deserialize;
+use techmon_eventlog::audit::{AuditAction, AuditEntry, AuditLog};
 use techmon_eventlog::event_ids::SeenIds;
 use techmon_eventlog::person_keys::{PersonKeys, Unsealed};
 use techmon_eventlog::{EventLog, LogError, StoredRecord};
@@ -381,6 +382,8 @@ pub struct Transform {
     key: Arc<PseudonymKey>,
     /// The keys of the personal fields sealed in the log (shared likewise).
     person_keys: Arc<PersonKeys>,
+    /// Where erasures and withholdings are recorded (see [`Transform::with_audit`]).
+    audit: Option<Arc<AuditLog>>,
     bounds: RoundBounds,
     poll: Duration,
     vacuum_interval: Duration,
@@ -449,6 +452,7 @@ impl Transform {
             state,
             key,
             person_keys,
+            audit: None,
             bounds: RoundBounds {
                 records_per_partition: config.max_records_per_partition.max(1),
                 records_per_read: config.records_per_read.max(1),
@@ -483,6 +487,30 @@ impl Transform {
     /// The transform's metrics, to register where they are shown.
     pub fn metrics(&self) -> &metrics::Metrics {
         &self.metrics
+    }
+
+    /// The audit trail this transform writes to, if any.
+    pub fn audit_log(&self) -> Option<Arc<AuditLog>> {
+        self.audit.clone()
+    }
+
+    /// Records every erasure and withholding in `audit` (the service's audit trail).
+    pub fn with_audit(mut self, audit: Arc<AuditLog>) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// An entry in the audit trail, if there is one: `detail` of `action`, with the
+    /// rows changed; an entry that cannot be written is logged (the erasure stands).
+    fn audit(&self, action: AuditAction, started: Instant, rows: u64, detail: String) {
+        let Some(audit) = &self.audit else { return };
+        let mut entry = AuditEntry::new(action, started);
+        entry.user = Some("transform".into());
+        entry.rows = Some(rows);
+        entry.detail = Some(detail);
+        if let Err(error) = audit.record(&entry) {
+            tracing::error!(%error, "cannot write the audit trail");
+        }
     }
 
     /// Carries metrics over (a reopened transform counts on where the last one stopped).
@@ -949,6 +977,7 @@ impl Transform {
     /// Takes the lake rows of people whose consent was taken back out of the research
     /// tables, after noting what the KPIs count of them (see [`consent`]).
     async fn withhold_pending(&mut self) -> Result<u64, TransformError> {
+        let started = Instant::now();
         let pending = self.state.pending_withholds();
         if pending.is_empty() {
             return Ok(0);
@@ -977,6 +1006,15 @@ impl Transform {
             rows = changed,
             "consent taken back: rows withheld from the research tables"
         );
+        self.audit(
+            AuditAction::Withhold,
+            started,
+            changed,
+            format!(
+                "consent taken back: rows of {} participant(s) withheld from the research tables",
+                pending.len()
+            ),
+        );
         Ok(changed)
     }
 
@@ -991,6 +1029,7 @@ impl Transform {
     }
 
     async fn erase_pending(&mut self) -> Result<u64, TransformError> {
+        let started = Instant::now();
         let pending = self.state.pending_erasures();
         if !pending.is_empty() {
             // Their registrations at every hub, whose sealed fields go with them: noted
@@ -1024,6 +1063,18 @@ impl Transform {
             tracing::info!(
                 keys = shreds.len(),
                 "consent withdrawn: the person keys of the log's sealed fields destroyed"
+            );
+        }
+        if !pending.is_empty() || !shreds.is_empty() {
+            self.audit(
+                AuditAction::Erasure,
+                started,
+                erased,
+                format!(
+                    "consent withdrawn: lake rows of {} participant(s) erased, {} person key(s) destroyed",
+                    pending.len(),
+                    shreds.len()
+                ),
             );
         }
         Ok(erased)

@@ -1,6 +1,8 @@
 //! The audit trail: who asked what of the research data, on which table versions,
 //! and what came of it; every query, KPI request, export, export download, reference
-//! import, refused token and reading of the trail itself.
+//! import, refused token and reading of the trail itself (the query service), and
+//! every erasure after a withdrawal and every withholding after consent was taken
+//! back (the transform).
 //!
 //! Append-only files of one JSON line per entry, a file per day
 //! (`audit-YYYY-MM-DD.ndjson`, UTC), in a folder of the query service's own that no
@@ -16,7 +18,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::QueryError;
+use crate::LogError;
 
 /// What was done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +44,11 @@ pub enum AuditAction {
     TokenRefused,
     /// A known token without the role the request needs.
     Forbidden,
+    /// A withdrawal's rows erased from the lake, and the person keys of its sealed
+    /// fields destroyed (the transform).
+    Erasure,
+    /// Consent taken back: a person's rows withheld from the research tables.
+    Withhold,
 }
 
 /// One entry.
@@ -115,8 +122,8 @@ fn day_of(path: &Path) -> Option<NaiveDate> {
 
 impl AuditLog {
     /// Opens (creates) the folder, readable by its owner only.
-    pub fn open(folder: &Path, retention_days: u32) -> Result<Self, QueryError> {
-        let io = |source| QueryError::Audit {
+    pub fn open(folder: &Path, retention_days: u32) -> Result<Self, LogError> {
+        let io = |source| LogError::Audit {
             path: folder.to_path_buf(),
             source,
         };
@@ -139,10 +146,10 @@ impl AuditLog {
     }
 
     /// Appends an entry and syncs it to disk.
-    pub fn record(&self, entry: &AuditEntry) -> Result<(), QueryError> {
+    pub fn record(&self, entry: &AuditEntry) -> Result<(), LogError> {
         let day = entry.at.date_naive();
         let path = file_of(&self.folder, day);
-        let io = |source| QueryError::Audit {
+        let io = |source| LogError::Audit {
             path: path.clone(),
             source,
         };
@@ -165,9 +172,9 @@ impl AuditLog {
     }
 
     /// Deletes the files of days before the retention.
-    fn prune(&self, today: NaiveDate) -> Result<(), QueryError> {
+    fn prune(&self, today: NaiveDate) -> Result<(), LogError> {
         let oldest = today - chrono::Duration::days(i64::from(self.retention_days));
-        let io = |source| QueryError::Audit {
+        let io = |source| LogError::Audit {
             path: self.folder.clone(),
             source,
         };
@@ -194,8 +201,8 @@ pub struct AuditFilter {
 }
 
 /// The entries of the trail in `folder`, oldest first.
-pub fn read(folder: &Path, filter: &AuditFilter) -> Result<Vec<AuditEntry>, QueryError> {
-    let io = |source| QueryError::Audit {
+pub fn read(folder: &Path, filter: &AuditFilter) -> Result<Vec<AuditEntry>, LogError> {
+    let io = |source| LogError::Audit {
         path: folder.to_path_buf(),
         source,
     };
@@ -208,7 +215,7 @@ pub fn read(folder: &Path, filter: &AuditFilter) -> Result<Vec<AuditEntry>, Quer
     files.sort();
     let mut entries = Vec::new();
     for (_, path) in files {
-        let text = std::fs::read_to_string(&path).map_err(|source| QueryError::Audit {
+        let text = std::fs::read_to_string(&path).map_err(|source| LogError::Audit {
             path: path.clone(),
             source,
         })?;
