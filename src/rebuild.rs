@@ -11,6 +11,18 @@ pub async fn rebuild(
     done: &str,
 ) -> anyhow::Result<()> {
     let log = techmon_eventlog::open(&config.log).await?;
+    // Past the retention the lake is the only copy of what the log deleted.
+    for partition in 0..log.partitions() {
+        let start = log.start_offset(partition).await?;
+        if start > 0 {
+            anyhow::bail!(
+                "the event log no longer holds partition {partition} before offset {start} \
+                 (deleted after log.retention_days = {} days): a lake rebuilt from it would \
+                 lack those events, so the current lake stays the one to use",
+                config.log.retention_days
+            );
+        }
+    }
     let mut rebuilt = techmon_transform::Transform::open(transform, log, &config.log.topic).await?;
     let started = std::time::Instant::now();
     let total = rebuilt

@@ -426,6 +426,36 @@ async fn withdrawal_shreds_the_sealed_fields(backend: &str) {
     assert_eq!(pseudonyms(&replayed, "participants").await, after);
     assert_eq!(pseudonyms(&replayed, "attendances").await, after);
     assert!(before.contains(&after[0]));
+
+    if backend == "embedded" {
+        // Past the retention the log lost records the lake holds: a rebuild refuses.
+        use techmon_eventlog::EventLog as _;
+        let log = techmon_eventlog::embedded::EmbeddedLog::open(
+            &config.log.embedded.path,
+            config.log.partitions,
+            16,
+        )
+        .expect("log");
+        let mut trimmed = 0;
+        for partition in 0..config.log.partitions {
+            let end = log.end_offset(partition).await.expect("end");
+            trimmed += log.trim(partition, end, i64::MAX).await.expect("trim");
+        }
+        assert!(trimmed > 0, "the log held records");
+        drop(log);
+        let again = techmon_transform::replay_config(
+            &config.transform,
+            &dir.path().join("again").to_string_lossy(),
+            dir.path().join("again-raw"),
+        );
+        let refused = techmon::rebuild::rebuild(&config, &again, "replayed")
+            .await
+            .expect_err("a rebuild from a trimmed log");
+        assert!(
+            refused.to_string().contains("no longer holds partition"),
+            "{refused}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

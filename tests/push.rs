@@ -33,7 +33,7 @@ async fn kafka_log(dir: &Path) -> Arc<dyn EventLog> {
     };
     let topic = format!("e2e-{}", Uuid::new_v4());
     Arc::new(
-        KafkaLog::connect(&config, &topic, 3)
+        KafkaLog::connect(&config, &topic, 3, None)
             .await
             .unwrap_or_else(|e| panic!("no broker at {brokers}: {e}")),
     )

@@ -63,6 +63,8 @@ pub struct EmbeddedLog {
     /// `None` only while dropping.
     appends: Option<mpsc::Sender<(Vec<LogRecord>, AppendReply)>>,
     writer: Option<std::thread::JoinHandle<()>>,
+    /// How long records are kept ([`EventLog::trim`] deletes older ones).
+    retention: Option<std::time::Duration>,
 }
 
 impl Drop for EmbeddedLog {
@@ -132,7 +134,14 @@ impl EmbeddedLog {
             partitions,
             appends: Some(appends),
             writer: Some(writer),
+            retention: None,
         })
+    }
+
+    /// Keeps records for `retention` (see [`EventLog::trim`]); `None`, for ever.
+    pub fn with_retention(mut self, retention: Option<std::time::Duration>) -> Self {
+        self.retention = retention;
+        self
     }
 
     fn error(&self, e: impl Into<redb::Error>) -> LogError {
@@ -477,12 +486,89 @@ impl EventLog for EmbeddedLog {
         })
     }
 
+    fn retention(&self) -> Option<std::time::Duration> {
+        self.retention
+    }
+
+    /// Deletes whole blocks only, oldest first, up to the first that is too young or
+    /// reaches `before` (blocks are stored in time order).
+    async fn trim(&self, partition: u32, before: u64, older_than_ms: i64) -> Result<u64, LogError> {
+        check_partition(partition, self.partitions)?;
+        self.blocking(move |db| {
+            let txn = db.begin_write()?;
+            let mut deleted = 0;
+            {
+                let mut one_by_one = txn.open_table(RECORDS)?;
+                let mut old = Vec::new();
+                for entry in one_by_one.range((partition, 0)..(partition, before))? {
+                    let (position, value) = entry?;
+                    if value.value().2 >= older_than_ms {
+                        break;
+                    }
+                    old.push(position.value());
+                }
+                for position in old {
+                    one_by_one.remove(position)?;
+                    deleted += 1;
+                }
+                let mut blocks = txn.open_table(RECORD_BLOCKS)?;
+                let mut old = Vec::new();
+                for entry in blocks.range((partition, 0)..(partition, before))? {
+                    let (key, block) = entry?;
+                    let start = key.value().1;
+                    let (stored_ms, records) = RecordBlock::records(block.value(), start);
+                    let count = records.count() as u64;
+                    if stored_ms >= older_than_ms || start + count > before {
+                        break;
+                    }
+                    old.push((start, count));
+                }
+                for (start, count) in old {
+                    blocks.remove((partition, start))?;
+                    deleted += count;
+                }
+            }
+            txn.commit()?;
+            Ok(deleted)
+        })
+        .await
+    }
+
     async fn end_offset(&self, partition: u32) -> Result<u64, LogError> {
         check_partition(partition, self.partitions)?;
         self.blocking(move |db| {
             let txn = db.begin_read()?;
             let heads = txn.open_table(HEADS)?;
             Ok(heads.get(partition)?.map_or(0, |v| v.value()))
+        })
+        .await
+    }
+
+    async fn start_offset(&self, partition: u32) -> Result<u64, LogError> {
+        check_partition(partition, self.partitions)?;
+        self.blocking(move |db| {
+            let txn = db.begin_read()?;
+            let first_record = txn
+                .open_table(RECORDS)?
+                .range((partition, 0)..=(partition, u64::MAX))?
+                .next()
+                .transpose()?
+                .map(|(position, _)| position.value().1);
+            let first_block = txn
+                .open_table(RECORD_BLOCKS)?
+                .range((partition, 0)..=(partition, u64::MAX))?
+                .next()
+                .transpose()?
+                .map(|(key, _)| key.value().1);
+            let end = txn
+                .open_table(HEADS)?
+                .get(partition)?
+                .map_or(0, |v| v.value());
+            Ok(first_record
+                .into_iter()
+                .chain(first_block)
+                .min()
+                .unwrap_or(end))
         })
         .await
     }
@@ -636,5 +722,77 @@ mod tests {
             read,
             vec![Ok(40), Err((41, "the block ends inside a record"))]
         );
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn trims_what_is_past_retention_and_read_only_in_whole_blocks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("log.redb");
+        // Two records stored one by one (offsets 0 and 1, stored at 7 ms past 1970).
+        {
+            let log = EmbeddedLog::open(&path, 1, 1).expect("open");
+            let txn = log.db.begin_write().expect("write");
+            {
+                let mut records = txn.open_table(RECORDS).expect("records");
+                for offset in 0..2u64 {
+                    let r = record("k", 10);
+                    let value = (
+                        r.key.as_str(),
+                        r.event_id.as_u128(),
+                        7,
+                        r.payload.as_slice(),
+                    );
+                    records.insert((0, offset), value).expect("insert");
+                }
+                txn.open_table(HEADS)
+                    .expect("heads")
+                    .insert(0, 2)
+                    .expect("head");
+            }
+            txn.commit().expect("commit");
+        }
+        let log = EmbeddedLog::open(&path, 1, 1).expect("reopen");
+        // Three commits of two records: blocks at 2, 4 and 6.
+        let mut appended = Vec::new();
+        for _ in 0..3 {
+            let batch: Vec<LogRecord> = (0..2).map(|_| record("k", 10)).collect();
+            appended.extend(batch.iter().map(|r| r.event_id));
+            log.append(batch).await.expect("append");
+        }
+        let future = now_ms() + 60_000;
+        assert_eq!(log.start_offset(0).await.expect("start"), 0);
+
+        // Nothing is older than 1970: nothing goes, whatever the lake read.
+        assert_eq!(log.trim(0, 8, 0).await.expect("trim"), 0);
+        // The lake read offsets 0 to 4: record 0 and 1 and the block at 2 go; the block
+        // at 4 holds offset 5, not read yet, so it stays whole.
+        assert_eq!(log.trim(0, 5, future).await.expect("trim"), 4);
+        assert_eq!(log.start_offset(0).await.expect("start"), 4);
+        let ids: Vec<Uuid> = log
+            .read(0, 0, 100)
+            .await
+            .expect("read")
+            .iter()
+            .map(|r| r.event_id)
+            .collect();
+        assert_eq!(
+            ids,
+            appended[2..],
+            "a read from 0 starts at the first record kept"
+        );
+        // Past retention and read: all goes, and the next record keeps its offset.
+        assert_eq!(log.trim(0, 8, future).await.expect("trim"), 4);
+        assert_eq!(log.start_offset(0).await.expect("start"), 8);
+        drop(log);
+        let log = EmbeddedLog::open(&path, 1, 1).expect("reopen");
+        assert_eq!(log.start_offset(0).await.expect("start"), 8);
+        log.append(vec![record("k", 10)]).await.expect("append");
+        assert_eq!(log.read(0, 0, 10).await.expect("read")[0].offset, 8);
+    }
+
+    fn now_ms() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis() as i64
     }
 }

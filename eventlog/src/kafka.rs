@@ -66,11 +66,13 @@ pub struct KafkaLog {
 }
 
 impl KafkaLog {
-    /// Connects, creates the topic if configured and missing, and opens the id index.
+    /// Connects, creates the topic if configured and missing (keeping records for
+    /// `retention`, or for ever), and opens the id index.
     pub async fn connect(
         config: &KafkaConfig,
         topic: &str,
         partitions: u32,
+        retention: Option<Duration>,
     ) -> Result<Self, LogError> {
         let kafka_err = |reason: String| LogError::Kafka {
             topic: topic.to_string(),
@@ -108,13 +110,32 @@ impl KafkaLog {
             })),
         };
         if config.create_topics {
-            log.create_topic(&base).await?;
+            log.create_topic(&base, retention).await?;
         }
         Ok(log)
     }
 
     fn timeout(&self) -> Duration {
         Duration::from_millis(self.config.request_timeout_ms)
+    }
+
+    /// The partition's first offset still held and the offset of its next record.
+    async fn watermarks(&self, partition: u32) -> Result<(u64, u64), LogError> {
+        check_partition(partition, self.partitions)?;
+        let reader = self.reader.clone();
+        let topic = self.topic.clone();
+        let timeout = self.timeout();
+        self.blocking(move || {
+            let reader = reader.lock().unwrap_or_else(|p| p.into_inner());
+            let (low, high) = reader
+                .fetch_watermarks(&topic, partition as i32, timeout)
+                .map_err(|e| LogError::Unavailable {
+                    backend: "kafka",
+                    reason: format!("topic {topic}: {e}"),
+                })?;
+            Ok((low.max(0) as u64, high.max(0) as u64))
+        })
+        .await
     }
 
     fn unavailable(&self, reason: impl std::fmt::Display) -> LogError {
@@ -124,15 +145,23 @@ impl KafkaLog {
         }
     }
 
-    async fn create_topic(&self, base: &ClientConfig) -> Result<(), LogError> {
+    async fn create_topic(
+        &self,
+        base: &ClientConfig,
+        retention: Option<Duration>,
+    ) -> Result<(), LogError> {
         let admin: AdminClient<DefaultClientContext> = base
             .create()
             .map_err(|e| self.unavailable(format!("creating the admin client: {e}")))?;
-        let topic = NewTopic::new(
+        let retention_ms = retention.map(|r| r.as_millis().to_string());
+        let mut topic = NewTopic::new(
             &self.topic,
             self.partitions as i32,
             TopicReplication::Fixed(self.config.replication_factor),
         );
+        if let Some(retention_ms) = &retention_ms {
+            topic = topic.set("retention.ms", retention_ms);
+        }
         let options = AdminOptions::new().operation_timeout(Some(self.timeout()));
         let results = admin
             .create_topics([&topic], &options)
@@ -407,21 +436,11 @@ impl EventLog for KafkaLog {
     }
 
     async fn end_offset(&self, partition: u32) -> Result<u64, LogError> {
-        check_partition(partition, self.partitions)?;
-        let reader = self.reader.clone();
-        let topic = self.topic.clone();
-        let timeout = self.timeout();
-        self.blocking(move || {
-            let reader = reader.lock().unwrap_or_else(|p| p.into_inner());
-            let (_, high) = reader
-                .fetch_watermarks(&topic, partition as i32, timeout)
-                .map_err(|e| LogError::Unavailable {
-                    backend: "kafka",
-                    reason: format!("topic {topic}: {e}"),
-                })?;
-            Ok(high.max(0) as u64)
-        })
-        .await
+        Ok(self.watermarks(partition).await?.1)
+    }
+
+    async fn start_offset(&self, partition: u32) -> Result<u64, LogError> {
+        Ok(self.watermarks(partition).await?.0)
     }
 
     async fn commit_positions(

@@ -152,6 +152,10 @@ pub trait EventLog: Send + Sync + 'static {
     /// The offset the next record appended to this partition will get.
     async fn end_offset(&self, partition: u32) -> Result<u64, LogError>;
 
+    /// The first offset of this partition the log still holds (above 0 once retention
+    /// deleted older records; the end offset when it holds none).
+    async fn start_offset(&self, partition: u32) -> Result<u64, LogError>;
+
     /// Durably records a consumer group's positions (partition, next offset to read).
     async fn commit_positions(&self, group: &str, positions: &[(u32, u64)])
     -> Result<(), LogError>;
@@ -165,6 +169,24 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Succeeds when the log can take appends now.
     async fn check_ready(&self) -> Result<(), LogError>;
+
+    /// How long this log keeps records, when it is for the reader to delete them
+    /// ([`EventLog::trim`]); `None` keeps them, or leaves it to the broker (Kafka's
+    /// `retention.ms`, set when techmon creates the topic).
+    fn retention(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// Deletes the records of `partition` before offset `before` that were stored
+    /// before `older_than_ms` (Unix milliseconds); returns how many.
+    async fn trim(
+        &self,
+        _partition: u32,
+        _before: u64,
+        _older_than_ms: i64,
+    ) -> Result<u64, LogError> {
+        Ok(0)
+    }
 }
 
 /// Which backend to use.
@@ -186,18 +208,38 @@ pub struct Config {
     pub partitions: u32,
     pub embedded: embedded::EmbeddedConfig,
     pub kafka: kafka::KafkaConfig,
+    /// Days a record is kept (0: for ever). The embedded log deletes older records
+    /// once the lake holds them; a Kafka topic techmon creates gets it as
+    /// `retention.ms`, and the broker deletes them.
+    pub retention_days: u64,
+}
+
+impl Config {
+    fn retention(&self) -> Option<std::time::Duration> {
+        (self.retention_days > 0)
+            .then(|| std::time::Duration::from_secs(self.retention_days * 86_400))
+    }
 }
 
 /// Opens the configured backend.
 pub async fn open(config: &Config) -> Result<Arc<dyn EventLog>, LogError> {
     Ok(match config.backend {
-        Backend::Embedded => Arc::new(embedded::EmbeddedLog::open(
-            &config.embedded.path,
-            config.partitions,
-            config.embedded.cache_mib,
-        )?),
+        Backend::Embedded => Arc::new(
+            embedded::EmbeddedLog::open(
+                &config.embedded.path,
+                config.partitions,
+                config.embedded.cache_mib,
+            )?
+            .with_retention(config.retention()),
+        ),
         Backend::Kafka => Arc::new(
-            kafka::KafkaLog::connect(&config.kafka, &config.topic, config.partitions).await?,
+            kafka::KafkaLog::connect(
+                &config.kafka,
+                &config.topic,
+                config.partitions,
+                config.retention(),
+            )
+            .await?,
         ),
     })
 }

@@ -12,6 +12,8 @@ use techmon_eventlog::{Appended, EventLog, LogError, LogRecord, StoredRecord, pa
 use uuid::Uuid;
 
 const PARTITIONS: u32 = 4;
+/// The retention of the topics the suite creates (the broker's to apply).
+const RETENTION: std::time::Duration = std::time::Duration::from_secs(3 * 86_400);
 
 /// Opens a backend's log; opening again reaches the same stored data.
 #[async_trait::async_trait]
@@ -50,7 +52,7 @@ impl Backend for Kafka {
             event_id_index: self.dir.path().join("event-ids.redb"),
             librdkafka: BTreeMap::new(),
         };
-        let log = KafkaLog::connect(&config, &self.topic, PARTITIONS)
+        let log = KafkaLog::connect(&config, &self.topic, PARTITIONS, Some(RETENTION))
             .await
             .unwrap_or_else(|e| panic!("no Kafka broker answers at {}: {e}", config.brokers));
         Arc::new(log)
@@ -160,6 +162,8 @@ async fn offsets_are_dense_and_reads_resume(backend: impl Backend) {
     let mut total = 0;
     for partition in 0..PARTITIONS {
         let end = log.end_offset(partition).await.expect("end offset");
+        let start = log.start_offset(partition).await.expect("start offset");
+        assert_eq!(start, 0, "partition {partition}: nothing was deleted");
         let all = log.read(partition, 0, 1000).await.expect("read");
         assert_eq!(all.len() as u64, end, "partition {partition}");
         let offsets: Vec<u64> = all.iter().map(|r| r.offset).collect();
@@ -376,4 +380,35 @@ fn a_changed_partition_count_is_refused() {
         .err()
         .expect("reopening with 8 partitions must fail");
     assert!(err.to_string().contains("has 4 partitions"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_techmon_creates_keeps_records_for_the_retention() {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    let backend = kafka();
+    drop(backend.open().await);
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()
+        .expect("admin client");
+    let described = admin
+        .describe_configs(
+            [&ResourceSpecifier::Topic(&backend.topic)],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("describe configs");
+    let config = described
+        .into_iter()
+        .next()
+        .expect("one resource")
+        .expect("the topic's config");
+    let retention_ms = config
+        .get("retention.ms")
+        .and_then(|entry| entry.value.clone());
+    assert_eq!(
+        retention_ms.as_deref(),
+        Some(RETENTION.as_millis().to_string().as_str())
+    );
 }

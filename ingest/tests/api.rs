@@ -393,7 +393,7 @@ async fn when_the_log_is_down_the_answer_is_503_with_retry_after_and_nothing_is_
         librdkafka: BTreeMap::new(),
     };
     let log = Arc::new(
-        KafkaLog::connect(&kafka, "events", 4)
+        KafkaLog::connect(&kafka, "events", 4, None)
             .await
             .expect("connect is lazy"),
     );

@@ -1209,6 +1209,33 @@ impl Transform {
         Ok(deleted)
     }
 
+    /// Deletes the records of the event log older than its retention that every lake
+    /// table has read (see [`EventLog::trim`]); returns how many. A log without a
+    /// retention of its own (Kafka's broker deletes by `retention.ms`) keeps them.
+    pub async fn trim_log(&mut self) -> Result<u64, TransformError> {
+        let Some(retention) = self.log.retention() else {
+            return Ok(0);
+        };
+        // Once landed, every record before `next` is in the lake (or was nobody's).
+        self.land().await?;
+        let older_than = std::time::SystemTime::now()
+            .checked_sub(retention)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |t| t.as_millis() as i64);
+        let mut deleted = 0;
+        for (partition, before) in self.next.iter().enumerate() {
+            deleted += self.log.trim(partition as u32, *before, older_than).await?;
+        }
+        if deleted > 0 {
+            tracing::info!(
+                records = deleted,
+                retention_days = retention.as_secs() / 86_400,
+                "deleted the event log's records past its retention"
+            );
+        }
+        Ok(deleted)
+    }
+
     /// Rewrites the lake's small data files into larger ones (see
     /// [`lake::Lake::compact`]).
     pub async fn compact(&mut self) -> Result<lake::Compaction, TransformError> {
@@ -1224,8 +1251,8 @@ impl Transform {
     }
 
     /// Runs rounds until `shutdown` completes, waiting `poll_interval_ms` when idle;
-    /// compacts every `compact_interval_minutes` and vacuums every
-    /// `vacuum_interval_minutes`.
+    /// compacts every `compact_interval_minutes`, and vacuums and trims the event log
+    /// every `vacuum_interval_minutes`.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), TransformError> {
         tokio::pin!(shutdown);
         let mut last_compaction = Instant::now();
@@ -1239,6 +1266,7 @@ impl Transform {
             }
             if came_due(&mut last_vacuum, self.vacuum_interval) {
                 self.vacuum(self.vacuum_retention).await?;
+                self.trim_log().await?;
             }
             if came_due(&mut last_relink, self.relink_interval) {
                 self.relink().await?;

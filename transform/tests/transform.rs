@@ -221,7 +221,7 @@ async fn kafka_log(topic: &str, index: &Path) -> Arc<dyn EventLog> {
         librdkafka: Default::default(),
     };
     Arc::new(
-        techmon_eventlog::kafka::KafkaLog::connect(&config, topic, 3)
+        techmon_eventlog::kafka::KafkaLog::connect(&config, topic, 3, None)
             .await
             .expect("kafka log"),
     )
@@ -1578,4 +1578,53 @@ async fn rows_before_a_refusing_registration_are_withheld() {
             1
         )]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_keeps_what_the_lake_has_not_read_and_deletes_the_rest_past_retention() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A retention of nothing: whatever the lake holds may go at once.
+    let log = EmbeddedLog::open(&dir.path().join("events.redb"), 3, 16)
+        .expect("log")
+        .with_retention(Some(std::time::Duration::ZERO));
+    let setup = Setup::with_log(dir, Arc::new(log));
+    let groups: Vec<Value> = (0..100).map(group).collect();
+    let mut ids = setup.append(&groups).await;
+    let mut transform = setup.transform().await;
+    assert_eq!(transform.catch_up().await.expect("catch up").written, 100);
+    // Stored a moment before now, so older than the retention.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let unread: Vec<Value> = (100..150).map(group).collect();
+    ids.extend(setup.append(&unread).await);
+
+    assert_eq!(
+        transform.trim_log().await.expect("trim"),
+        100,
+        "what the lake read"
+    );
+    let mut kept = 0;
+    for partition in 0..3 {
+        let start = setup.log.start_offset(partition).await.expect("start");
+        let end = setup.log.end_offset(partition).await.expect("end");
+        kept += end - start;
+        let first = setup.log.read(partition, 0, 1).await.expect("read");
+        assert_eq!(
+            first.first().map(|r| r.offset),
+            (end > start).then_some(start),
+            "a read from 0 starts at the first record kept"
+        );
+    }
+    assert_eq!(kept, 50, "the events the lake has not read stay");
+
+    // A restart reads the rest from where the lake stands: each event once.
+    drop(transform);
+    let mut transform = setup.transform().await;
+    assert_eq!(transform.catch_up().await.expect("catch up").written, 50);
+    let mut lake_ids = strings(
+        &rows_at(&setup.location(), "group_participations").await,
+        "event_id",
+    );
+    lake_ids.sort();
+    ids.sort();
+    assert_eq!(lake_ids, ids);
 }
