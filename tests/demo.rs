@@ -266,33 +266,42 @@ fn check_dashboard(url: &str, truth: &Truth, work: &Path) {
         "sql": "SELECT hub_id, count(*) AS activities FROM activities GROUP BY hub_id",
         "sql_rows": hubs,
     });
-    let expect_file = work.join("expect.json");
-    std::fs::write(&expect_file, expect.to_string()).expect("write expect.json");
     let artefacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("artefacts");
     std::fs::create_dir_all(&artefacts).expect("artefacts folder");
-    let screenshot = artefacts.join("dashboard.png");
     let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     assert!(
         browser.join("node_modules/playwright-core").exists(),
         "the browser test needs `npm ci --prefix tests/browser` and Debian's chromium (bash .ci/run installs both)"
     );
-    let status = std::process::Command::new("node")
-        .arg(browser.join("dashboard.mjs"))
-        .args(["--url", url, "--token", "dev-token-researcher"])
-        .arg("--expect")
-        .arg(&expect_file)
-        .arg("--screenshot")
-        .arg(&screenshot)
-        .arg("--downloads")
-        .arg(work.join("downloads"))
-        .status()
-        .expect("node runs (install Node.js)");
-    assert!(
-        status.success(),
-        "the dashboard check failed (screenshot: {})",
-        screenshot.display()
-    );
-    println!("dashboard screenshot: {}", screenshot.display());
+    let check = |name: &str, token: &str, expect: &Value| {
+        let expect_file = work.join(format!("{name}.json"));
+        std::fs::write(&expect_file, expect.to_string()).expect("write the expect file");
+        let screenshot = artefacts.join(format!("{name}.png"));
+        let status = std::process::Command::new("node")
+            .arg(browser.join("dashboard.mjs"))
+            .args(["--url", url, "--token", token])
+            .arg("--expect")
+            .arg(&expect_file)
+            .arg("--screenshot")
+            .arg(&screenshot)
+            .arg("--downloads")
+            .arg(work.join("downloads").join(name))
+            .status()
+            .expect("node runs (install Node.js)");
+        assert!(
+            status.success(),
+            "the dashboard check {name} failed (screenshot: {})",
+            screenshot.display()
+        );
+        println!("dashboard screenshot: {}", screenshot.display());
+    };
+    check("dashboard", "dev-token-researcher", &expect);
+    // The hub's own token: the dashboard opens on its hub, offers no other, shows the
+    // same numbers, and its SQL console sees its own rows only.
+    let mut own = expect.clone();
+    own["hub_options"] = json!([hub]);
+    own["sql_rows"] = json!(1);
+    check("dashboard-hub", &format!("dev-token-{hub}"), &own);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,9 @@
 // What it does, failing (exit 1, one clear message) at the first mismatch:
 //  1. opens URL/#token=TOKEN and waits until the KPI table is filled; checks the token
 //     left the visible URL;
-//  2. selects the expect file's hub and year and waits for the recompute;
+//  2. checks the hub choices when `hub_options` is given (a hub's token: its own hub
+//     only, opened on it), then selects the expect file's hub and year and waits for
+//     the recompute;
 //  3. checks every expected KPI row: it exists, its actual `data-value` equals the
 //     expected number within 1e-6 (null expected <=> empty data-value), and `met`;
 //  4. checks each chart has at least min_points data points (of `series` when given)
@@ -25,6 +27,7 @@
 // Expect file (JSON):
 // {
 //   "hub": "tec-deventer",            // a hub id or "region"
+//   "hub_options": ["tec-deventer"],  // optional: exactly the hubs #filter-hub offers
 //   "year": 2024,                     // KPI year Y = school year Y/Y+1
 //   "kpis": [                         // rows of the KPI table that must be there
 //     {"kpi": "vo_pupils", "band": null, "actual": 123, "met": true},
@@ -139,6 +142,14 @@ async function main() {
     const hub = String(expect.hub);
     const year = String(expect.year);
     const options = async (id) => page.locator(`#${id} option`).evaluateAll((os) => os.map((o) => o.value));
+    if (expect.hub_options) {
+      const offered = await options('filter-hub');
+      const wanted = expect.hub_options.map(String);
+      if (offered.join(',') !== wanted.join(',')) fail(`#filter-hub offers ${offered.join(', ')}, expected exactly ${wanted.join(', ')}`);
+      const opened = await page.locator('#filter-hub').inputValue();
+      if (opened !== wanted[0]) fail(`the dashboard opened on ${opened}, expected ${wanted[0]}`);
+      log(`#filter-hub offers exactly ${offered.join(', ')} and opened on ${opened}`);
+    }
     if (!(await options('filter-hub')).includes(hub)) fail(`no hub ${hub} in #filter-hub (has ${(await options('filter-hub')).join(', ')})`);
     if (!(await options('filter-year')).includes(year)) fail(`no year ${year} in #filter-year (has ${(await options('filter-year')).join(', ')})`);
     await page.selectOption('#filter-hub', hub);
