@@ -384,11 +384,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 config.transform.lake_location()?,
                 config.query.limits(),
             )?;
+            let engine = std::sync::Arc::new(engine);
+            let registry = prometheus::Registry::new();
             let router = techmon_query::build_with_hubs(
                 &config.query,
-                std::sync::Arc::new(engine),
+                std::sync::Arc::clone(&engine),
                 &config.ingest.hubs,
-            )?;
+                &registry,
+            )?
+            .merge(techmon_query::probes(engine, registry));
             let listener = tokio::net::TcpListener::bind(config.query.listen)
                 .await
                 .with_context(|| format!("listening on {}", config.query.listen))?;

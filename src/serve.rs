@@ -97,7 +97,7 @@ pub async fn run_on(
         techmon_transform::Transform::open(&config.transform, Arc::clone(&log), &config.log.topic)
             .await?
             .with_audit(Arc::new(crate::audit::open(config)?));
-    // One registry for `GET /metrics`: ingest's and the transform's metrics.
+    // One registry for `GET /metrics`: ingest's, the transform's and the queries'.
     let registry = prometheus::Registry::new();
     first
         .metrics()
@@ -114,13 +114,15 @@ pub async fn run_on(
         techmon_query::Engine::new(config.transform.lake_location()?, config.query.limits())?;
     let person_keys =
         techmon_eventlog::person_keys::PersonKeys::open(&config.transform.person_keys)?;
+    let query = techmon_query::build_with_hubs(
+        &config.query,
+        Arc::new(engine),
+        &config.ingest.hubs,
+        &registry,
+    )?;
     let router =
         techmon_ingest::build_with_metrics(&config.ingest, log, registry, Some(person_keys))?
-            .merge(techmon_query::build_with_hubs(
-                &config.query,
-                Arc::new(engine),
-                &config.ingest.hubs,
-            )?);
+            .merge(query);
     let ingest = techmon_ingest::serve(listener, router, until_stopped());
     tokio::spawn(async move {
         shutdown.await;

@@ -176,3 +176,64 @@ async fn sigterm_during_pushes_and_rounds_loses_nothing() {
         serve_log(dir.path())
     );
 }
+
+/// `techmon query` on its own: health, readiness and metrics (its queries per user),
+/// and SIGTERM ends it cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_query_service_on_its_own_has_probes_and_metrics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut service = common::Service {
+        child: Command::new(env!("CARGO_BIN_EXE_techmon"))
+            .arg("query")
+            .current_dir(dir.path())
+            .env("TECHMON__QUERY__LISTEN", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("serve.log")).expect("log"))
+            .spawn()
+            .expect("start techmon query"),
+    };
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !client
+        .get(url("/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not ready: {}",
+            serve_log(dir.path())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let health = client.get(url("/healthz")).send().await.expect("healthz");
+    assert_eq!(health.status(), 200);
+    let answer = client
+        .post(url("/v1/sql"))
+        .bearer_auth("dev-token-researcher")
+        .body("SELECT 1 AS one")
+        .send()
+        .await
+        .expect("sql");
+    assert_eq!(answer.status(), 200);
+    let metrics = client
+        .get(url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == r#"techmon_query_running{user="dev-researcher"} 0"#),
+        "{metrics}"
+    );
+    let status = terminate(&mut service);
+    assert!(status.success(), "{status}: {}", serve_log(dir.path()));
+}

@@ -74,6 +74,8 @@ pub enum QueryError {
         "query user {user}: role hub is for the hubs' own tokens (ingest.hubs), not query.users"
     )]
     HubRoleConfigured { user: String },
+    #[error("registering the query metrics: {0}")]
+    Metrics(#[source] prometheus::Error),
     #[error("{0}")]
     ValueTooLarge(crate::bounded::ValueTooLarge),
     #[error("{reason}: try again when others have ended, or ask for less")]
@@ -152,7 +154,8 @@ impl QueryError {
             | Self::Encode { .. }
             | Self::ExportStore { .. }
             | Self::BadTokenHash { .. }
-            | Self::HubRoleConfigured { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            | Self::HubRoleConfigured { .. }
+            | Self::Metrics(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Audit(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -180,7 +183,8 @@ impl QueryError {
             Self::Engine { .. }
             | Self::Encode { .. }
             | Self::BadTokenHash { .. }
-            | Self::HubRoleConfigured { .. } => "internal",
+            | Self::HubRoleConfigured { .. }
+            | Self::Metrics(_) => "internal",
             Self::Audit(_) => "audit_unavailable",
         }
     }

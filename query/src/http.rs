@@ -202,15 +202,16 @@ fn error_path(error: &techmon_eventlog::LogError) -> Option<&std::path::Path> {
 
 /// The query routes, for the users of `config`.
 pub fn build(config: &Config, engine: Arc<Engine>) -> Result<Router, QueryError> {
-    build_with_hubs(config, engine, &[])
+    build_with_hubs(config, engine, &[], &prometheus::Registry::new())
 }
 
 /// The query routes, for the users of `config` and for `hubs` with the tokens they
-/// push with (role `hub`).
+/// push with (role `hub`); the service's metrics go into `registry`.
 pub fn build_with_hubs(
     config: &Config,
     engine: Arc<Engine>,
     hubs: &[techmon_ingest::HubCredential],
+    registry: &prometheus::Registry,
 ) -> Result<Router, QueryError> {
     if let Some(user) = config.users.iter().find(|u| u.role == Role::Hub) {
         return Err(QueryError::HubRoleConfigured {
@@ -238,6 +239,7 @@ pub fn build_with_hubs(
             config.max_concurrent,
             config.max_concurrent_per_user,
             Duration::from_secs(config.queue_seconds),
+            crate::metrics::Metrics::new(registry).map_err(QueryError::Metrics)?,
         )),
     };
     Ok(Router::new()
@@ -255,6 +257,45 @@ pub fn build_with_hubs(
         // DUO files are some megabytes.
         .layer(DefaultBodyLimit::max(256 * 1024 * 1024))
         .with_state(service))
+}
+
+/// `GET /healthz`, `GET /readyz` (the lake answers) and `GET /metrics` (of `registry`)
+/// for the query service on its own; under `techmon serve` ingest's answer them.
+pub fn probes(engine: Arc<Engine>, registry: prometheus::Registry) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let engine = Arc::clone(&engine);
+                async move {
+                    engine.describe().await.map(|_| "ready").map_err(|e| {
+                        tracing::warn!(error = %e, "not ready");
+                        ApiError {
+                            retry_after: Some(5),
+                            ..ApiError::new(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "lake_unavailable",
+                                "the lake does not answer",
+                            )
+                        }
+                    })
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let mut text = Vec::new();
+                // Encoding into a Vec does not fail.
+                let _ = prometheus::Encoder::encode(
+                    &prometheus::TextEncoder::new(),
+                    &registry.gather(),
+                    &mut text,
+                );
+                async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text) }
+            }),
+        )
 }
 
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -51,6 +51,27 @@ async fn a_users_burst_is_refused_past_their_limit_and_others_go_on() {
         .matches("\"outcome\":\"too_many_queries\"")
         .count();
     assert_eq!(refused, 2);
+
+    // The metrics count them under the user, and nothing runs or waits any more.
+    let get = |path: &str| {
+        let url = format!("http://{addr}{path}");
+        async move {
+            let reply = reqwest::get(url).await.expect("GET");
+            (reply.status().as_u16(), reply.text().await.expect("body"))
+        }
+    };
+    assert_eq!(get("/healthz").await.0, 200);
+    assert_eq!(get("/readyz").await.0, 200);
+    let (status, metrics) = get("/metrics").await;
+    assert_eq!(status, 200);
+    for line in [
+        r#"techmon_query_refused_total{reason="too_many_queries",user="rita"} 2"#,
+        r#"techmon_query_running{user="rita"} 0"#,
+        r#"techmon_query_queued{user="rita"} 0"#,
+        r#"techmon_query_running{user="anna"} 0"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
 }
 
 /// All queries together hold at most `query.total_memory_mib`: a query that needs more

@@ -133,7 +133,11 @@ pub async fn serve_with_hubs(lake: &str, config: &Config, hubs: &[(&str, &str)])
             token_sha256: techmon_ingest::token_sha256(token),
         })
         .collect();
-    let router = techmon_query::build_with_hubs(config, Arc::new(engine), &hubs).expect("router");
+    let engine = Arc::new(engine);
+    let registry = prometheus::Registry::new();
+    let router = techmon_query::build_with_hubs(config, Arc::clone(&engine), &hubs, &registry)
+        .expect("router")
+        .merge(techmon_query::probes(engine, registry));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
