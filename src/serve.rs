@@ -17,6 +17,8 @@ pub enum ServeError {
     Query(#[from] techmon_query::QueryError),
     #[error("registering metrics: {0}")]
     Metrics(#[source] prometheus::Error),
+    #[error("starting the query threads: {0}")]
+    QueryRuntime(#[source] std::io::Error),
 }
 
 /// Runs the transform until stopped; after a failure a retry may cure (the log or
@@ -114,12 +116,21 @@ pub async fn run_on(
         techmon_query::Engine::new(config.transform.lake_location()?, config.query.limits())?;
     let person_keys =
         techmon_eventlog::person_keys::PersonKeys::open(&config.transform.person_keys)?;
-    let query = techmon_query::build_with_hubs(
-        &config.query,
-        Arc::new(engine),
-        &config.ingest.hubs,
-        &registry,
-    )?;
+    // Queries on threads of their own: the hubs' pushes and the transform keep theirs.
+    let query_runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("techmon-query")
+        .enable_all()
+        .build()
+        .map_err(ServeError::QueryRuntime)?;
+    let query = techmon_query::on_runtime(
+        techmon_query::build_with_hubs(
+            &config.query,
+            Arc::new(engine),
+            &config.ingest.hubs,
+            &registry,
+        )?,
+        query_runtime.handle().clone(),
+    );
     let router =
         techmon_ingest::build_with_metrics(&config.ingest, log, registry, Some(person_keys))?
             .merge(query);
@@ -129,6 +140,8 @@ pub async fn run_on(
         let _ = stop.send(true);
     });
     let ingest_result = ingest.await;
+    // Requests have been answered: what is left there is ended, not waited for.
+    query_runtime.shutdown_background();
     let transform_result = transform.await.unwrap_or(Ok(()));
     ingest_result?;
     transform_result?;

@@ -237,3 +237,91 @@ async fn the_query_service_on_its_own_has_probes_and_metrics() {
     let status = terminate(&mut service);
     assert!(status.success(), "{status}: {}", serve_log(dir.path()));
 }
+
+/// Queries that take every place of the query service do not hold up the hubs: under
+/// `serve` they run on a runtime of their own, and each push is acknowledged within
+/// a bound (generous: a debug build, two cores) while they run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_are_acknowledged_while_queries_take_the_query_service() {
+    const ACK_BOUND: Duration = Duration::from_secs(3);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut service = start(
+        dir.path(),
+        port,
+        "embedded",
+        "techmon.events",
+        &[("TECHMON__QUERY__TIMEOUT_SECONDS", "20")],
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !client
+        .get(format!("{url}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not ready: {}",
+            serve_log(dir.path())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // As many heavy queries as the service runs at once (query.max_concurrent).
+    let heavy = "SELECT count(*) AS n FROM generate_series(1, 4000000000) AS t(v) WHERE v % 7 = 3";
+    let queries: Vec<_> = ["researcher", "researcher", "analyst", "analyst"]
+        .into_iter()
+        .map(|role| {
+            let request = client
+                .post(format!("{url}/v1/sql"))
+                .bearer_auth(format!("dev-token-{role}"))
+                .body(heavy)
+                .send();
+            tokio::spawn(async move { request.await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut latencies = Vec::new();
+    let mut n = 0;
+    while queries.iter().any(|q| !q.is_finished()) && latencies.len() < 40 {
+        let body: String = (0..40)
+            .map(|i| format!("{}\n", common::event(n + i)))
+            .collect();
+        n += 40;
+        let sent = Instant::now();
+        let reply = client
+            .post(format!("{url}/v1/events"))
+            .bearer_auth("dev-token-tec-deventer")
+            .header("content-type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await
+            .expect("push");
+        assert!(reply.status().is_success(), "{}", reply.status());
+        latencies.push(sent.elapsed());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let running = queries.iter().filter(|q| !q.is_finished()).count();
+    for query in queries {
+        let status = query.await.expect("task").expect("the query was answered");
+        // Answered, or ended at query.timeout_seconds.
+        assert!([200, 422].contains(&status), "{status}");
+    }
+    println!(
+        "push acknowledgements under load: {latencies:?}; queries still running after: {running}"
+    );
+    assert!(
+        latencies.len() >= 5,
+        "the queries ran for {} pushes only",
+        latencies.len()
+    );
+    let slowest = latencies.iter().max().expect("pushes");
+    assert!(
+        *slowest < ACK_BOUND,
+        "a push took {slowest:?} while queries ran: {latencies:?}"
+    );
+    let status = terminate(&mut service);
+    assert!(status.success(), "{status}: {}", serve_log(dir.path()));
+}

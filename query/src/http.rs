@@ -259,6 +259,28 @@ pub fn build_with_hubs(
         .with_state(service))
 }
 
+/// Runs every request of `router` on `runtime`, so that queries, which can keep a
+/// thread busy for a while between yields, take that runtime's threads and not those
+/// of the services beside them (ingest and the transform under `techmon serve`).
+pub fn on_runtime(router: Router, runtime: tokio::runtime::Handle) -> Router {
+    router.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let answer = runtime.spawn(next.run(request));
+            async move {
+                answer.await.unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "a query request's task ended without an answer");
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        "the request ended without an answer",
+                    )
+                    .into_response()
+                })
+            }
+        },
+    ))
+}
+
 /// `GET /healthz`, `GET /readyz` (the lake answers) and `GET /metrics` (of `registry`)
 /// for the query service on its own; under `techmon serve` ingest's answer them.
 pub fn probes(engine: Arc<Engine>, registry: prometheus::Registry) -> Router {

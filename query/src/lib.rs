@@ -27,4 +27,4 @@ pub mod views;
 pub use catalogue::TableVersions;
 pub use engine::{Answer, Engine, Limits, Scope};
 pub use error::QueryError;
-pub use http::{Config, QueryUser, Role, build, build_with_hubs, probes};
+pub use http::{Config, QueryUser, Role, build, build_with_hubs, on_runtime, probes};
