@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     PUSHED_TABLES, free_port, lake_event_ids, lake_in_folder, push_until, serve_log, start,
+    wait_ready,
 };
 
 /// `techmon <command>` in `dir` with `env`; its exit status and standard error.
@@ -101,24 +102,7 @@ async fn allowed_development_tokens_warn_and_sigterm_exits_cleanly() {
             ("TECHMON__ALLOW_DEV_TOKENS", "true"),
         ],
     );
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ready = client
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if ready {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not ready: {}",
-            serve_log(dir.path())
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(&format!("http://127.0.0.1:{port}"), dir.path()).await;
     let status = terminate(&mut service);
     let log = serve_log(dir.path());
     assert!(status.success(), "{status}: {log}");
@@ -196,20 +180,7 @@ async fn the_query_service_on_its_own_has_probes_and_metrics() {
     };
     let client = reqwest::Client::new();
     let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !client
-        .get(url("/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "not ready: {}",
-            serve_log(dir.path())
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(&url(""), dir.path()).await;
     let health = client.get(url("/healthz")).send().await.expect("healthz");
     assert_eq!(health.status(), 200);
     let answer = client
@@ -255,20 +226,7 @@ async fn pushes_are_acknowledged_while_queries_take_the_query_service() {
     );
     let url = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !client
-        .get(format!("{url}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "not ready: {}",
-            serve_log(dir.path())
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(&url, dir.path()).await;
     // As many heavy queries as the service runs at once (query.max_concurrent).
     let heavy = "SELECT count(*) AS n FROM generate_series(1, 4000000000) AS t(v) WHERE v % 7 = 3";
     let queries: Vec<_> = ["researcher", "researcher", "analyst", "analyst"]

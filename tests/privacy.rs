@@ -11,7 +11,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{free_port, lake_event_ids, lake_in_folder, start};
+use common::{free_port, lake_event_ids, lake_in_folder, start, wait_ready};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -77,11 +77,7 @@ async fn no_canary_reaches_the_lake_the_log_output_or_an_answer() {
     );
     let url = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client.get(format!("{url}/readyz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "service did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(&url, dir.path()).await;
 
     let mut valid: Vec<Value> = (0..5).map(registration).collect();
     valid.push(envelope(
@@ -152,11 +148,9 @@ async fn no_canary_reaches_the_lake_the_log_output_or_an_answer() {
         "survey_answers",
         "ambassadors",
     ];
+    let deadline = Instant::now() + Duration::from_secs(60);
     while lake_event_ids(&location, &tables).await.len() < valid.len() {
-        assert!(
-            Instant::now() < deadline + Duration::from_secs(40),
-            "the transform did not catch up"
-        );
+        assert!(Instant::now() < deadline, "the transform did not catch up");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let metrics = client
@@ -272,11 +266,7 @@ async fn withdrawal_shreds_the_sealed_fields(backend: &str) {
     let service = start(dir.path(), port, backend, &topic, &[]);
     let url = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while client.get(format!("{url}/readyz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "service did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(&url, dir.path()).await;
     // Anna (the canaries) and Bram; both attend.
     let anna = registration(1);
     let mut bram = registration(2);

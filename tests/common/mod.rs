@@ -242,6 +242,22 @@ pub async fn push_until(
     Ok(acknowledged)
 }
 
+/// Waits until the service at `url` answers `/readyz` with success, for a minute;
+/// fails with its log (in `dir`) otherwise.
+pub async fn wait_ready(url: &str, dir: &Path) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !client
+        .get(format!("{url}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(Instant::now() < deadline, "not ready: {}", serve_log(dir));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The service's log (warnings and errors), for a failure message.
 pub fn serve_log(dir: &std::path::Path) -> String {
     std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
