@@ -63,6 +63,8 @@ pub struct KafkaLog {
     /// The local index of acknowledged event ids (see the module docs).
     index: Arc<Database>,
     ids: Arc<Mutex<ProducedIds>>,
+    /// Applied by the broker (the topic's `retention.ms`), not by [`EventLog::trim`].
+    retention: Option<Duration>,
 }
 
 impl KafkaLog {
@@ -108,9 +110,10 @@ impl KafkaLog {
                 seen,
                 in_flight: HashSet::new(),
             })),
+            retention,
         };
         if config.create_topics {
-            log.create_topic(&base, retention).await?;
+            log.create_topic(&base).await?;
         }
         Ok(log)
     }
@@ -145,15 +148,11 @@ impl KafkaLog {
         }
     }
 
-    async fn create_topic(
-        &self,
-        base: &ClientConfig,
-        retention: Option<Duration>,
-    ) -> Result<(), LogError> {
+    async fn create_topic(&self, base: &ClientConfig) -> Result<(), LogError> {
         let admin: AdminClient<DefaultClientContext> = base
             .create()
             .map_err(|e| self.unavailable(format!("creating the admin client: {e}")))?;
-        let retention_ms = retention.map(|r| r.as_millis().to_string());
+        let retention_ms = self.retention.map(|r| r.as_millis().to_string());
         let mut topic = NewTopic::new(
             &self.topic,
             self.partitions as i32,
@@ -441,6 +440,10 @@ impl EventLog for KafkaLog {
 
     async fn start_offset(&self, partition: u32) -> Result<u64, LogError> {
         Ok(self.watermarks(partition).await?.0)
+    }
+
+    fn retention(&self) -> Option<Duration> {
+        self.retention
     }
 
     async fn commit_positions(

@@ -170,15 +170,14 @@ pub trait EventLog: Send + Sync + 'static {
     /// Succeeds when the log can take appends now.
     async fn check_ready(&self) -> Result<(), LogError>;
 
-    /// How long this log keeps records, when it is for the reader to delete them
-    /// ([`EventLog::trim`]); `None` keeps them, or leaves it to the broker (Kafka's
-    /// `retention.ms`, set when techmon creates the topic).
+    /// How long this log keeps records (`log.retention_days`); `None`, for ever.
     fn retention(&self) -> Option<std::time::Duration> {
         None
     }
 
     /// Deletes the records of `partition` before offset `before` that were stored
-    /// before `older_than_ms` (Unix milliseconds); returns how many.
+    /// before `older_than_ms` (Unix milliseconds); returns how many. Where a broker
+    /// deletes by its own rule (Kafka's `retention.ms`) this deletes nothing.
     async fn trim(
         &self,
         _partition: u32,

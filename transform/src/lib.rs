@@ -1210,8 +1210,9 @@ impl Transform {
     }
 
     /// Deletes the records of the event log older than its retention that every lake
-    /// table has read (see [`EventLog::trim`]); returns how many. A log without a
-    /// retention of its own (Kafka's broker deletes by `retention.ms`) keeps them.
+    /// table has read (see [`EventLog::trim`]), and the dead letters older than it;
+    /// returns how many records (none on Kafka, whose broker deletes them by the
+    /// topic's `retention.ms`). A log kept for ever keeps both.
     pub async fn trim_log(&mut self) -> Result<u64, TransformError> {
         let Some(retention) = self.log.retention() else {
             return Ok(0);
@@ -1226,11 +1227,27 @@ impl Transform {
         for (partition, before) in self.next.iter().enumerate() {
             deleted += self.log.trim(partition as u32, *before, older_than).await?;
         }
-        if deleted > 0 {
+        // The dead letters keep their events in the raw zone: they go by the same rule.
+        let expired: Vec<(u32, u64)> = match chrono::TimeDelta::from_std(retention)
+            .ok()
+            .and_then(|r| chrono::Utc::now().checked_sub_signed(r))
+        {
+            Some(cutoff) => self
+                .state
+                .dead_letters()?
+                .iter()
+                .filter(|letter| letter.dead_at < cutoff)
+                .map(|letter| (letter.partition, letter.offset))
+                .collect(),
+            None => Vec::new(),
+        };
+        self.state.remove_dead_letters(&expired)?;
+        if deleted > 0 || !expired.is_empty() {
             tracing::info!(
                 records = deleted,
+                dead_letters = expired.len(),
                 retention_days = retention.as_secs() / 86_400,
-                "deleted the event log's records past its retention"
+                "deleted the event log's records and dead letters past its retention"
             );
         }
         Ok(deleted)

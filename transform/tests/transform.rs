@@ -1590,8 +1590,20 @@ async fn the_log_keeps_what_the_lake_has_not_read_and_deletes_the_rest_past_rete
     let setup = Setup::with_log(dir, Arc::new(log));
     let groups: Vec<Value> = (0..100).map(group).collect();
     let mut ids = setup.append(&groups).await;
+    // A schema version the transform does not know: a dead letter, its event kept.
+    let mut future = group(999);
+    future["schema_version"] = json!(7);
+    setup.append(&[future]).await;
     let mut transform = setup.transform().await;
     assert_eq!(transform.catch_up().await.expect("catch up").written, 100);
+    assert_eq!(
+        transform
+            .state()
+            .dead_letters()
+            .expect("dead letters")
+            .len(),
+        1
+    );
     // Stored a moment before now, so older than the retention.
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let unread: Vec<Value> = (100..150).map(group).collect();
@@ -1599,8 +1611,16 @@ async fn the_log_keeps_what_the_lake_has_not_read_and_deletes_the_rest_past_rete
 
     assert_eq!(
         transform.trim_log().await.expect("trim"),
-        100,
-        "what the lake read"
+        101,
+        "what the lake read, the dead letter's event too"
+    );
+    assert!(
+        transform
+            .state()
+            .dead_letters()
+            .expect("dead letters")
+            .is_empty(),
+        "the dead letter's copy goes by the same retention"
     );
     let mut kept = 0;
     for partition in 0..3 {
