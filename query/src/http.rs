@@ -125,16 +125,24 @@ struct QueryService {
     admission: Arc<crate::admission::Admission>,
 }
 
+/// An authorized request: who asked, and the audit entry its answer leaves
+/// ([`QueryService::audited`]).
+struct Asked<'a> {
+    user: &'a QueryUser,
+    entry: AuditEntry,
+    started: Instant,
+}
+
 impl QueryService {
-    /// The user of a request, if their role is at least `needed`; a refusal is in the
-    /// audit trail.
+    /// The user of a request of `action`, if their role is at least `needed`; a
+    /// refusal is in the audit trail.
     fn authorize(
         &self,
         headers: &HeaderMap,
         needed: Role,
         action: AuditAction,
-        started: Instant,
-    ) -> Result<&QueryUser, ApiError> {
+    ) -> Result<Asked<'_>, ApiError> {
+        let started = Instant::now();
         let refused = |refusal: AuditAction, user: Option<&QueryUser>, error: ApiError| {
             let mut entry = AuditEntry::new(refusal, started);
             entry.user = user.map(|u| u.name.clone());
@@ -162,7 +170,11 @@ impl QueryService {
             );
             return refused(AuditAction::Forbidden, Some(user), error);
         }
-        Ok(user)
+        Ok(Asked {
+            user,
+            entry: AuditEntry::new(action, started),
+            started,
+        })
     }
 
     /// Writes an entry; a request whose entry cannot be written gets no answer.
@@ -173,15 +185,14 @@ impl QueryService {
         })
     }
 
-    /// Records what `user` did (`entry`, filled in) and how it ended, then gives the
+    /// Records what was asked (its entry filled in) and how it ended, then gives the
     /// answer, or the error.
-    fn audited<T>(
-        &self,
-        user: &QueryUser,
-        mut entry: AuditEntry,
-        started: Instant,
-        result: Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
+    fn audited<T>(&self, asked: Asked, result: Result<T, ApiError>) -> Result<T, ApiError> {
+        let Asked {
+            user,
+            mut entry,
+            started,
+        } = asked;
         entry.user = Some(user.name.clone());
         entry.role = Some(user.role.as_str().to_string());
         entry.duration_ms = started.elapsed().as_millis() as u64;
@@ -291,7 +302,10 @@ pub fn probes(engine: Arc<Engine>, registry: prometheus::Registry) -> Router {
             get(move || {
                 let engine = Arc::clone(&engine);
                 async move {
-                    engine.describe().await.map(|_| "ready").map_err(|e| {
+                    // The latest versions of every table, as a query would open them
+                    // (kept while the lake is unchanged).
+                    let opened = engine.session(&TableVersions::default()).await;
+                    opened.map(|_| "ready").map_err(|e| {
                         tracing::warn!(error = %e, "not ready");
                         ApiError {
                             retry_after: Some(5),
@@ -329,10 +343,10 @@ async fn sql(
     headers: HeaderMap,
     body: String,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let user = service.authorize(&headers, Role::Researcher, AuditAction::Query, started)?;
-    let mut entry = AuditEntry::new(AuditAction::Query, started);
-    entry.sql = Some(body.clone());
+    let mut asked = service.authorize(&headers, Role::Researcher, AuditAction::Query)?;
+    let user = asked.user;
+    let started = asked.started;
+    asked.entry.sql = Some(body.clone());
     let answered = async {
         let _admitted = service.admission.admit(&user.name).await?;
         let format = Format::from_accept(header_text(&headers, header::ACCEPT.as_str()))?;
@@ -346,11 +360,11 @@ async fn sql(
     }
     .await;
     if let Ok((_, versions, bytes, rows)) = &answered {
-        entry.table_versions = Some(versions.to_string());
-        entry.rows = Some(*rows as u64);
-        entry.bytes = Some(bytes.len() as u64);
+        asked.entry.table_versions = Some(versions.to_string());
+        asked.entry.rows = Some(*rows as u64);
+        asked.entry.bytes = Some(bytes.len() as u64);
     }
-    let (format, versions, bytes, rows) = service.audited(user, entry, started, answered)?;
+    let (format, versions, bytes, rows) = service.audited(asked, answered)?;
     tracing::info!(
         user = %user.name,
         rows,
@@ -383,12 +397,7 @@ async fn tables(
     State(service): State<QueryService>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    service.authorize(
-        &headers,
-        Role::Researcher,
-        AuditAction::Tables,
-        Instant::now(),
-    )?;
+    service.authorize(&headers, Role::Researcher, AuditAction::Tables)?;
     let tables = service.engine.describe().await?;
     Ok(axum::Json(serde_json::json!({ "tables": tables })).into_response())
 }
@@ -409,11 +418,10 @@ async fn import_reference(
     Query(parameters): Query<ImportParameters>,
     body: bytes::Bytes,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let user = service.authorize(&headers, Role::Admin, AuditAction::Import, started)?;
-    let mut entry = AuditEntry::new(AuditAction::Import, started);
-    entry.detail = Some(format!("source {}", parameters.source));
-    entry.bytes = Some(body.len() as u64);
+    let mut asked = service.authorize(&headers, Role::Admin, AuditAction::Import)?;
+    let user = asked.user;
+    asked.entry.detail = Some(format!("source {}", parameters.source));
+    asked.entry.bytes = Some(body.len() as u64);
     let imported = async {
         let school_year = match parameters.school_year.as_deref() {
             None => None,
@@ -439,14 +447,14 @@ async fn import_reference(
     }
     .await;
     if let Ok(report) = &imported {
-        entry.detail = Some(format!(
+        asked.entry.detail = Some(format!(
             "source {}, {} {}, imported {}",
             report.source, report.table, report.school_year, report.imported
         ));
-        entry.table_versions = Some(format!("{}={}", report.table, report.table_version));
-        entry.rows = Some(report.rows as u64);
+        asked.entry.table_versions = Some(format!("{}={}", report.table, report.table_version));
+        asked.entry.rows = Some(report.rows as u64);
     }
-    let report = service.audited(user, entry, started, imported)?;
+    let report = service.audited(asked, imported)?;
     tracing::info!(user = %user.name, table = report.table, source = %report.source, school_year = %report.school_year, rows = report.rows, imported = report.imported, "reference import");
     Ok(axum::Json(report).into_response())
 }
@@ -466,10 +474,9 @@ async fn kpis(
     headers: HeaderMap,
     Query(parameters): Query<KpiParameters>,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let user = service.authorize(&headers, Role::Researcher, AuditAction::Kpis, started)?;
-    let mut entry = AuditEntry::new(AuditAction::Kpis, started);
-    entry.detail = Some(format!(
+    let mut asked = service.authorize(&headers, Role::Researcher, AuditAction::Kpis)?;
+    let user = asked.user;
+    asked.entry.detail = Some(format!(
         "year {:?}, hub {:?}",
         parameters.year, parameters.hub
     ));
@@ -478,11 +485,11 @@ async fn kpis(
         Err(refused) => Err(refused),
     };
     if let Ok((versions, bytes, rows)) = &answered {
-        entry.table_versions = Some(versions.to_string());
-        entry.rows = Some(*rows as u64);
-        entry.bytes = Some(bytes.len() as u64);
+        asked.entry.table_versions = Some(versions.to_string());
+        asked.entry.rows = Some(*rows as u64);
+        asked.entry.bytes = Some(bytes.len() as u64);
     }
-    let (versions, bytes, _) = service.audited(user, entry, started, answered)?;
+    let (versions, bytes, _) = service.audited(asked, answered)?;
     Ok(answer_response(Format::Json, &versions, bytes))
 }
 
@@ -547,10 +554,9 @@ async fn create_export(
     headers: HeaderMap,
     axum::Json(request): axum::Json<crate::exports::ExportRequest>,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let user = service.authorize(&headers, Role::Analyst, AuditAction::Export, started)?;
-    let mut entry = AuditEntry::new(AuditAction::Export, started);
-    entry.sql = Some(request.sql.clone());
+    let mut asked = service.authorize(&headers, Role::Analyst, AuditAction::Export)?;
+    let user = asked.user;
+    asked.entry.sql = Some(request.sql.clone());
     let exported = match service.admission.admit(&user.name).await {
         Ok(_admitted) => {
             crate::exports::export(&service.engine, &service.exports, &request, &user.name)
@@ -560,14 +566,14 @@ async fn create_export(
         Err(refused) => Err(refused),
     };
     if let Ok((provenance, made_now)) = &exported {
-        entry.detail = Some(format!(
+        asked.entry.detail = Some(format!(
             "export {}, made now {made_now}",
             provenance.export_id
         ));
-        entry.table_versions = Some(provenance.table_versions.to_string());
-        entry.rows = Some(provenance.rows as u64);
+        asked.entry.table_versions = Some(provenance.table_versions.to_string());
+        asked.entry.rows = Some(provenance.rows as u64);
     }
-    let (provenance, made_now) = service.audited(user, entry, started, exported)?;
+    let (provenance, made_now) = service.audited(asked, exported)?;
     tracing::info!(user = %user.name, export_id = %provenance.export_id, rows = provenance.rows, made_now, "export");
     let status = if made_now {
         StatusCode::CREATED
@@ -605,15 +611,8 @@ async fn export_data(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let user = service.authorize(
-        &headers,
-        Role::Analyst,
-        AuditAction::ExportDownload,
-        started,
-    )?;
-    let mut entry = AuditEntry::new(AuditAction::ExportDownload, started);
-    entry.detail = Some(format!("export {id}"));
+    let mut asked = service.authorize(&headers, Role::Analyst, AuditAction::ExportDownload)?;
+    asked.entry.detail = Some(format!("export {id}"));
     let read = (|| {
         let provenance = read_provenance(&service.exports, &id)?;
         let bytes = std::fs::read(
@@ -628,11 +627,11 @@ async fn export_data(
     })()
     .map_err(ApiError::from);
     if let Ok((provenance, bytes)) = &read {
-        entry.table_versions = Some(provenance.table_versions.to_string());
-        entry.rows = Some(provenance.rows as u64);
-        entry.bytes = Some(bytes.len() as u64);
+        asked.entry.table_versions = Some(provenance.table_versions.to_string());
+        asked.entry.rows = Some(provenance.rows as u64);
+        asked.entry.bytes = Some(bytes.len() as u64);
     }
-    let (provenance, bytes) = service.audited(user, entry, started, read)?;
+    let (provenance, bytes) = service.audited(asked, read)?;
     let format = Format::from_name(&provenance.format).unwrap_or(Format::Parquet);
     Ok(answer_response(format, &provenance.table_versions, bytes))
 }
@@ -642,23 +641,18 @@ async fn export_provenance(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let user = service.authorize(
-        &headers,
-        Role::Analyst,
-        AuditAction::ExportDownload,
-        started,
-    )?;
-    let mut entry = AuditEntry::new(AuditAction::ExportDownload, started);
-    entry.detail = Some(format!("provenance of export {id}"));
+    let mut asked = service.authorize(&headers, Role::Analyst, AuditAction::ExportDownload)?;
+    asked.entry.detail = Some(format!("provenance of export {id}"));
     let read = read_provenance(&service.exports, &id).map_err(ApiError::from);
-    let provenance = service.audited(user, entry, started, read)?;
+    let provenance = service.audited(asked, read)?;
     Ok(axum::Json(provenance).into_response())
 }
 
 /// Who the token is: name, role, and a hub token's hub (the dashboard opens on it).
 async fn me(State(service): State<QueryService>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let user = service.authorize(&headers, Role::Researcher, AuditAction::Me, Instant::now())?;
+    let user = service
+        .authorize(&headers, Role::Researcher, AuditAction::Me)?
+        .user;
     Ok(axum::Json(serde_json::json!({
         "user": user.name, "role": user.role.as_str(), "hub": user.hub
     }))
@@ -671,19 +665,17 @@ async fn audit(
     headers: HeaderMap,
     Query(filter): Query<AuditFilter>,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let user = service.authorize(&headers, Role::Admin, AuditAction::AuditRead, started)?;
-    let mut entry = AuditEntry::new(AuditAction::AuditRead, started);
-    entry.detail = Some(format!(
+    let mut asked = service.authorize(&headers, Role::Admin, AuditAction::AuditRead)?;
+    asked.entry.detail = Some(format!(
         "since {:?}, user {:?}, limit {:?}",
         filter.since, filter.user, filter.limit
     ));
     let read = crate::audit::read(service.audit.folder(), &filter)
         .map_err(|e| ApiError::from(QueryError::Audit(e)));
     if let Ok(entries) = &read {
-        entry.rows = Some(entries.len() as u64);
+        asked.entry.rows = Some(entries.len() as u64);
     }
-    let entries = service.audited(user, entry, started, read)?;
+    let entries = service.audited(asked, read)?;
     Ok(axum::Json(serde_json::json!({ "entries": entries })).into_response())
 }
 

@@ -20,9 +20,7 @@ fn text_column(
     name: &'static str,
     table: &'static str,
 ) -> Result<ArrayRef, TransformError> {
-    let rows = |source| TransformError::Rows { table, source };
-    let index = batch.schema().index_of(name).map_err(rows)?;
-    cast(batch.column(index), &DataType::Utf8).map_err(rows)
+    column_as(batch, name, table, &DataType::Utf8)
 }
 
 /// A batch's column by name, as whole numbers.
@@ -31,9 +29,18 @@ fn number_column(
     name: &'static str,
     table: &'static str,
 ) -> Result<ArrayRef, TransformError> {
+    column_as(batch, name, table, &DataType::Int64)
+}
+
+fn column_as(
+    batch: &RecordBatch,
+    name: &'static str,
+    table: &'static str,
+    as_type: &DataType,
+) -> Result<ArrayRef, TransformError> {
     let rows = |source| TransformError::Rows { table, source };
     let index = batch.schema().index_of(name).map_err(rows)?;
-    cast(batch.column(index), &DataType::Int64).map_err(rows)
+    cast(batch.column(index), as_type).map_err(rows)
 }
 
 /// A text cell, if not null.
