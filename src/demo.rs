@@ -309,11 +309,22 @@ async fn wait_for_transform(
 /// How long the demo waits for a transform that reads nothing more.
 const TRANSFORM_STALL: Duration = Duration::from_secs(120);
 
-/// Rows of a SQL answer (JSON), as the researcher role asks it.
+/// Rows of a SQL answer (JSON), as the researcher role asks it (aggregates over at
+/// least `query.min_persons` persons).
 pub async fn ask(client: &reqwest::Client, url: &str, sql: &str) -> anyhow::Result<Vec<Value>> {
+    ask_as(client, url, RESEARCHER_TOKEN, sql).await
+}
+
+/// Rows of a SQL answer (JSON) to the user of `token`.
+pub async fn ask_as(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    sql: &str,
+) -> anyhow::Result<Vec<Value>> {
     let response = client
         .post(format!("{url}/v1/sql"))
-        .bearer_auth(RESEARCHER_TOKEN)
+        .bearer_auth(token)
         .body(sql.to_string())
         .send()
         .await?;

@@ -8,7 +8,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use techmon::demo::{Demo, DemoOptions, ask};
+use techmon::demo::{Demo, DemoOptions, ask_as};
+
+/// The ground truth is compared with row-level answers (an analyst's); what a
+/// researcher is shown of them is checked apart.
+const ANALYST_TOKEN: &str = "dev-token-analyst";
+
+async fn ask(
+    client: &reqwest::Client,
+    url: &str,
+    sql: &str,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    ask_as(client, url, ANALYST_TOKEN, sql).await
+}
 use techmon_generate::Truth;
 
 /// Starts the demo; returns what it did and the trigger that stops it.
@@ -295,7 +307,27 @@ fn check_dashboard(url: &str, truth: &Truth, work: &Path) {
         );
         println!("dashboard screenshot: {}", screenshot.display());
     };
-    check("dashboard", "dev-token-researcher", &expect);
+    check("dashboard", ANALYST_TOKEN, &expect);
+    // A researcher's dashboard: the same page, with every count KPI about fewer than
+    // 10 persons blank (others may be blank too, where they would give those away).
+    let mut released = expect.clone();
+    released["kpis"] = truth
+        .kpis
+        .iter()
+        .filter(|k| k.scope == hub && k.year == year)
+        .filter(|k| {
+            let unit = techmon_schemas::codes::kpi_target(k.kpi, k.band).map(|t| t.unit);
+            unit == Some(techmon_schemas::codes::KpiUnit::Count)
+                && k.kpi != "affiliated_organisations"
+        })
+        .filter(|k| k.actual.unwrap_or(0.0) < 10.0)
+        .map(|k| json!({"kpi": k.kpi, "band": k.band, "actual": null}))
+        .collect();
+    assert!(
+        !released["kpis"].as_array().expect("kpis").is_empty(),
+        "the region has a small count KPI to hide"
+    );
+    check("dashboard-researcher", "dev-token-researcher", &released);
     // The hub's own token: the dashboard opens on its hub, offers no other, shows the
     // same numbers, and its SQL console sees its own rows only.
     let mut own = expect.clone();

@@ -81,7 +81,8 @@ async fn kill_loop(backend: &str, lake_at: LakeAt) {
     // The service's query API answers from the same lake.
     let answer: Value = reqwest::Client::new()
         .post(format!("{url}/v1/sql"))
-        .bearer_auth("dev-token-researcher")
+        // Row-level: an analyst's answer counts every row.
+        .bearer_auth("dev-token-analyst")
         .body(format!(
             "SELECT {} AS lake_rows",
             TABLES

@@ -9,10 +9,15 @@ use std::time::{Duration, Instant};
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::datafusion::catalog::view::ViewTable;
+use deltalake::datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+    TableProvider,
+};
 use deltalake::datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use deltalake::datafusion::datasource::memory::DataSourceExec;
 use deltalake::datafusion::datasource::physical_plan::{FileGroup, FileScanConfig};
 use deltalake::datafusion::datasource::source_as_provider;
+use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::execution::SessionStateBuilder;
 use deltalake::datafusion::execution::cache::cache_manager::{
     CacheManagerConfig, FileMetadataCache,
@@ -23,12 +28,15 @@ use deltalake::datafusion::execution::session_state::SessionState;
 use deltalake::datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
 use deltalake::datafusion::physical_plan::execution_plan::reset_plan_states;
 use deltalake::datafusion::physical_plan::{ExecutionPlan, execute_stream};
-use deltalake::datafusion::prelude::{SQLOptions, SessionConfig, SessionContext, col, lit};
+use deltalake::datafusion::prelude::{
+    DataFrame, SQLOptions, SessionConfig, SessionContext, col, lit,
+};
 use futures::StreamExt;
 use techmon_transform::storage::LakeLocation;
 
 use crate::QueryError;
 use crate::catalogue::{Catalogue, TableInfo, TableVersions};
+use crate::disclosure::Disclosure;
 use crate::distinct_partitions::DistinctPartitionValues;
 use crate::memory::{QueryPool, ServiceMemory};
 use crate::utc_date_trunc::UtcDateTrunc;
@@ -65,6 +73,8 @@ pub struct Answer {
     pub schema: SchemaRef,
     pub batches: Vec<RecordBatch>,
     pub versions: TableVersions,
+    /// What output control left out (researchers' answers only).
+    pub suppressed: Option<crate::disclosure::Suppressed>,
 }
 
 impl Answer {
@@ -118,7 +128,13 @@ pub struct Engine {
     parquet_footers: Arc<FileMetadataCache>,
     /// What the running queries hold together.
     service_memory: Arc<ServiceMemory>,
+    /// The views as released to researchers, by the versions and threshold they were
+    /// computed with.
+    released: std::sync::Mutex<Option<(TableVersions, u64, ReleasedRows)>>,
 }
+
+/// The released rows of each view, computed when first read.
+type ReleasedRows = HashMap<&'static str, Arc<tokio::sync::OnceCell<Vec<RecordBatch>>>>;
 
 impl Engine {
     pub fn new(lake: LakeLocation, limits: Limits) -> Result<Self, QueryError> {
@@ -128,6 +144,7 @@ impl Engine {
             prepared: tokio::sync::Mutex::new(None),
             parquet_footers: Arc::new(DefaultCache::new(PARQUET_FOOTER_CACHE_BYTES)),
             service_memory: ServiceMemory::new(limits.total_memory_mib),
+            released: std::sync::Mutex::new(None),
         })
     }
 
@@ -251,28 +268,63 @@ impl Engine {
         pins: &TableVersions,
         scope: &Scope,
     ) -> Result<Answer, QueryError> {
+        self.query_as(sql, pins, scope, &Disclosure::RowLevel).await
+    }
+
+    /// Runs one read-only statement within `scope`, its answer released as
+    /// `disclosure` says (see [`crate::disclosure`]).
+    pub async fn query_as(
+        &self,
+        sql: &str,
+        pins: &TableVersions,
+        scope: &Scope,
+        disclosure: &Disclosure,
+    ) -> Result<Answer, QueryError> {
         crate::safety::check(sql)?;
-        let (ctx, versions, known_plan) = self.session_and_plan(pins, Some(sql), scope).await?;
         let limits = self.limits;
         let failed = |e| QueryError::from_query(e, limits.memory_limit_mib);
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
         let run = async {
             let started = Instant::now();
-            let (schema, plan) = match known_plan {
-                Some(planned) => planned,
-                None => {
-                    let options = SQLOptions::new()
-                        .with_allow_ddl(false)
-                        .with_allow_dml(false)
-                        .with_allow_statements(false);
-                    let frame = ctx.sql_with_options(sql, options).await.map_err(failed)?;
-                    let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-                    let reusable = plan_is_reusable(frame.logical_plan());
+            let (ctx, versions, schema, plan, protected) = match disclosure {
+                Disclosure::RowLevel => {
+                    let (ctx, versions, known_plan) =
+                        self.session_and_plan(pins, Some(sql), scope).await?;
+                    let (schema, plan) = match known_plan {
+                        Some(planned) => planned,
+                        None => {
+                            let frame = ctx.sql_with_options(sql, options).await.map_err(failed)?;
+                            let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+                            let reusable = plan_is_reusable(frame.logical_plan());
+                            let plan = frame.create_physical_plan().await.map_err(failed)?;
+                            if reusable && *scope == Scope::AllHubs {
+                                self.keep_plan(&versions, sql, (schema.clone(), plan.clone()))
+                                    .await;
+                            }
+                            (schema, plan)
+                        }
+                    };
+                    (ctx, versions, schema, plan, None)
+                }
+                Disclosure::Aggregates { min_persons, .. } => {
+                    let min_persons = *min_persons;
+                    let (ctx, versions, _) = self.session_and_plan(pins, None, scope).await?;
+                    let (ctx, views) = self.release_views(&ctx, &versions, min_persons).await?;
+                    let logical = ctx.state().create_logical_plan(sql).await.map_err(failed)?;
+                    options.verify_plan(&logical).map_err(failed)?;
+                    let protected = crate::disclosure::protect(logical, min_persons, &views)?;
+                    let frame = DataFrame::new(ctx.state(), protected.plan.clone());
                     let plan = frame.create_physical_plan().await.map_err(failed)?;
-                    if reusable && *scope == Scope::AllHubs {
-                        self.keep_plan(&versions, sql, (schema.clone(), plan.clone()))
-                            .await;
-                    }
-                    (schema, plan)
+                    (
+                        ctx,
+                        versions,
+                        protected.schema.clone(),
+                        plan,
+                        Some(protected),
+                    )
                 }
             };
             // A copy with fresh state: a join's built side, a scan's shared work.
@@ -299,10 +351,25 @@ impl Engine {
                 rows,
                 "query planned and run"
             );
+            let (batches, suppressed) = match (&protected, disclosure) {
+                (
+                    Some(protected),
+                    Disclosure::Aggregates {
+                        min_persons,
+                        released,
+                    },
+                ) => {
+                    let (batches, suppressed) =
+                        crate::disclosure::release(protected, batches, *min_persons, released)?;
+                    (batches, Some(suppressed))
+                }
+                _ => (batches, None),
+            };
             Ok(Answer {
                 schema,
                 batches,
                 versions,
+                suppressed,
             })
         };
         tokio::time::timeout(limits.timeout, run)
@@ -310,6 +377,75 @@ impl Engine {
             .map_err(|_| QueryError::Timeout {
                 seconds: limits.timeout.as_secs(),
             })?
+    }
+
+    /// `ctx` with every named view behind its release (see [`crate::views::Release`]),
+    /// each computed once per set of versions, and their names.
+    async fn release_views(
+        &self,
+        ctx: &SessionContext,
+        versions: &TableVersions,
+        min_persons: u64,
+    ) -> Result<(SessionContext, Vec<&'static str>), QueryError> {
+        let cells: Vec<_> = {
+            let mut released = self
+                .released
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if released
+                .as_ref()
+                .is_none_or(|(v, k, _)| v != versions || *k != min_persons)
+            {
+                *released = Some((versions.clone(), min_persons, HashMap::new()));
+            }
+            let (_, _, cells) = released.as_mut().expect("set above");
+            VIEWS
+                .iter()
+                .map(|view| Arc::clone(cells.entry(view.name).or_default()))
+                .collect()
+        };
+        let state = ctx.state();
+        let options = state.config().options();
+        let (catalog_name, schema_name) = (
+            options.catalog.default_catalog.clone(),
+            options.catalog.default_schema.clone(),
+        );
+        let internal = |what: &str| {
+            QueryError::engine("released views", DataFusionError::Internal(what.into()))
+        };
+        let inner = ctx
+            .catalog(&catalog_name)
+            .and_then(|c| c.schema(&schema_name))
+            .ok_or_else(|| internal("the session has no default schema"))?;
+        let mut views: HashMap<String, Arc<dyn TableProvider>> = HashMap::new();
+        for (view, rows) in VIEWS.iter().zip(cells) {
+            let engine = |e| QueryError::engine(view.name, e);
+            let provider = inner
+                .table(view.name)
+                .await
+                .map_err(engine)?
+                .ok_or_else(|| internal("a named view is missing"))?;
+            let Some(defined) = provider.downcast_ref::<ViewTable>() else {
+                return Err(internal("a named view is not a view"));
+            };
+            let released =
+                crate::disclosure::ReleasedView::new(ctx, view, defined, min_persons, rows)?;
+            views.insert(view.name.to_string(), Arc::new(released));
+        }
+        let schema = crate::disclosure::ReleasedSchema { inner, views };
+        let catalog = MemoryCatalogProvider::new();
+        catalog
+            .register_schema(&schema_name, Arc::new(schema))
+            .map_err(|e| QueryError::engine("released views", e))?;
+        let catalogs = MemoryCatalogProviderList::new();
+        catalogs.register_catalog(catalog_name, Arc::new(catalog));
+        let state = SessionStateBuilder::new_from_existing(state)
+            .with_catalog_list(Arc::new(catalogs))
+            .build();
+        Ok((
+            SessionContext::new_with_state(state),
+            VIEWS.iter().map(|v| v.name).collect(),
+        ))
     }
 
     /// The tables and views researchers can query, with columns and descriptions.

@@ -12,6 +12,9 @@ pub enum QueryError {
         "{statement} is not allowed: the query service only answers SELECT, WITH, EXPLAIN, DESCRIBE and SHOW"
     )]
     StatementRefused { statement: String },
+    /// Output control: the answer would disclose single persons.
+    #[error("{reason}")]
+    Disclosure { reason: String },
     #[error("send exactly one SQL statement per request (got {count})")]
     NotOneStatement { count: usize },
     #[error("the answer has more than {max_rows} rows; aggregate, filter or add a LIMIT")]
@@ -140,7 +143,7 @@ impl QueryError {
             | Self::Reference { .. }
             | Self::BadExport { .. } => StatusCode::BAD_REQUEST,
             Self::UnknownExport { .. } => StatusCode::NOT_FOUND,
-            Self::StatementRefused { .. } => StatusCode::FORBIDDEN,
+            Self::StatementRefused { .. } | Self::Disclosure { .. } => StatusCode::FORBIDDEN,
             Self::VersionUnavailable { .. } => StatusCode::NOT_FOUND,
             Self::UnsupportedFormat { .. } => StatusCode::NOT_ACCEPTABLE,
             Self::TooManyRows { .. }
@@ -165,6 +168,7 @@ impl QueryError {
         match self {
             Self::Sql { .. } => "bad_sql",
             Self::StatementRefused { .. } => "statement_not_allowed",
+            Self::Disclosure { .. } => "disclosure_refused",
             Self::NotOneStatement { .. } => "not_one_statement",
             Self::TooManyRows { .. } => "row_limit",
             Self::MemoryLimit { .. } => "memory_limit",

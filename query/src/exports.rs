@@ -138,6 +138,7 @@ pub async fn export(
         &batch.schema(),
         std::slice::from_ref(&batch),
         &answer.versions,
+        None,
     )?;
     let provenance = Provenance {
         export_id: export_id.clone(),

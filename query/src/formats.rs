@@ -17,6 +17,7 @@ use deltalake::parquet::file::properties::WriterProperties;
 
 use crate::QueryError;
 use crate::catalogue::TableVersions;
+use crate::disclosure::Suppressed;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -103,6 +104,7 @@ impl Format {
         schema: &SchemaRef,
         batches: &[RecordBatch],
         versions: &TableVersions,
+        suppressed: Option<&Suppressed>,
     ) -> Result<Vec<u8>, QueryError> {
         let failed = |e: &dyn std::fmt::Display| QueryError::Encode {
             format: self.name(),
@@ -127,11 +129,14 @@ impl Format {
                     .iter()
                     .map(|f| serde_json::json!({"name": f.name(), "data_type": f.data_type().to_string()}))
                     .collect();
-                let head = serde_json::json!({
+                let mut head = serde_json::json!({
                     "table_versions": versions,
                     "row_count": batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
                     "columns": columns,
                 });
+                if let Some(suppressed) = suppressed {
+                    head["suppressed"] = serde_json::json!(suppressed);
+                }
                 let head = serde_json::to_vec(&head).map_err(|e| failed(&e))?;
                 // The rows are spliced in as Arrow wrote them, without a second parse.
                 out.extend_from_slice(&head[..head.len() - 1]);

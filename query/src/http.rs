@@ -17,11 +17,16 @@ use techmon_ingest::{ApiError, TokenMap};
 use crate::QueryError;
 use crate::audit::{AuditAction, AuditEntry, AuditFilter, AuditLog};
 use crate::catalogue::TableVersions;
+use crate::disclosure::{Disclosure, Releases, Suppressed};
 use crate::engine::{Engine, Limits, Scope};
 use crate::formats::Format;
 
 /// The header that states (in answers) or pins (in requests) the table versions.
 pub const VERSIONS_HEADER: &str = "techmon-table-versions";
+
+/// The header that says what output control left out of an answer
+/// (`k=10; rows=2; cells=1; views=reach`).
+pub const SUPPRESSED_HEADER: &str = "techmon-suppressed";
 
 /// Query configuration (`[query]` in techmon's configuration).
 #[derive(Debug, Clone, Deserialize)]
@@ -46,6 +51,9 @@ pub struct Config {
     pub audit: std::path::PathBuf,
     /// Days an audit file is kept.
     pub audit_retention_days: u32,
+    /// Researchers' answers aggregate at least this many distinct persons per group
+    /// (see [`crate::disclosure`]).
+    pub min_persons: u64,
     /// Queries running at once in the service, and of one user (see
     /// [`crate::admission`]); the rest wait up to `queue_seconds`.
     pub max_concurrent: usize,
@@ -101,12 +109,38 @@ pub struct QueryUser {
     /// The hub a hub's token is for (never configured here: hubs are `ingest.hubs`).
     #[serde(skip)]
     pub hub: Option<String>,
+    /// A researcher's grant of row-level access to pseudonymised data, through this
+    /// day (UTC); every use is in the audit trail.
+    #[serde(default)]
+    pub microdata_until: Option<chrono::NaiveDate>,
 }
 
 impl QueryUser {
     /// Whose rows this user's queries read.
     pub fn scope(&self) -> Scope {
         self.hub.clone().map_or(Scope::AllHubs, Scope::Hub)
+    }
+
+    /// Whether a microdata grant holds `today`.
+    pub fn microdata(&self, today: chrono::NaiveDate) -> bool {
+        self.microdata_until.is_some_and(|until| today <= until)
+    }
+
+    /// How this user's answers are released: aggregates only for a researcher without
+    /// a microdata grant; a hub reads its own rows, which it sent.
+    pub fn disclosure(
+        &self,
+        min_persons: u64,
+        today: chrono::NaiveDate,
+        releases: &Releases,
+    ) -> Disclosure {
+        match self.role {
+            Role::Researcher if !self.microdata(today) => Disclosure::Aggregates {
+                min_persons,
+                released: releases.of(&self.name),
+            },
+            _ => Disclosure::RowLevel,
+        }
     }
 }
 
@@ -123,6 +157,8 @@ struct QueryService {
     users: Arc<TokenMap<QueryUser>>,
     audit: Arc<AuditLog>,
     admission: Arc<crate::admission::Admission>,
+    min_persons: u64,
+    releases: Arc<Releases>,
 }
 
 /// An authorized request: who asked, and the audit entry its answer leaves
@@ -175,6 +211,23 @@ impl QueryService {
             entry: AuditEntry::new(action, started),
             started,
         })
+    }
+
+    /// How the asker's answers are released; a microdata grant in use is noted in the
+    /// request's audit entry.
+    fn disclosure(&self, asked: &mut Asked) -> Disclosure {
+        let today = chrono::Utc::now().date_naive();
+        if asked.user.role == Role::Researcher
+            && let Some(until) = asked
+                .user
+                .microdata_until
+                .filter(|_| asked.user.microdata(today))
+        {
+            asked.entry.detail = Some(format!("microdata grant until {until}"));
+        }
+        asked
+            .user
+            .disclosure(self.min_persons, today, &self.releases)
     }
 
     /// Writes an entry; a request whose entry cannot be written gets no answer.
@@ -234,6 +287,7 @@ pub fn build_with_hubs(
         role: Role::Hub,
         token_sha256: h.token_sha256.clone(),
         hub: Some(h.hub_id.clone()),
+        microdata_until: None,
     });
     let users: Vec<QueryUser> = config.users.iter().cloned().chain(hub_users).collect();
     let users = TokenMap::from_hashes(users.iter().map(|u| (u.token_sha256.as_str(), u.clone())))
@@ -252,6 +306,8 @@ pub fn build_with_hubs(
             Duration::from_secs(config.queue_seconds),
             crate::metrics::Metrics::new(registry).map_err(QueryError::Metrics)?,
         )),
+        min_persons: config.min_persons,
+        releases: Arc::new(Releases::default()),
     };
     Ok(Router::new()
         .route("/v1/sql", post(sql))
@@ -347,24 +403,37 @@ async fn sql(
     let user = asked.user;
     let started = asked.started;
     asked.entry.sql = Some(body.clone());
+    let disclosure = service.disclosure(&mut asked);
     let answered = async {
         let _admitted = service.admission.admit(&user.name).await?;
         let format = Format::from_accept(header_text(&headers, header::ACCEPT.as_str()))?;
         let pins: TableVersions = header_text(&headers, VERSIONS_HEADER)
             .unwrap_or("")
             .parse()?;
-        let answer = service.engine.query_in(&body, &pins, &user.scope()).await?;
-        let bytes = format.encode(&answer.schema, &answer.batches, &answer.versions)?;
+        let answer = service
+            .engine
+            .query_as(&body, &pins, &user.scope(), &disclosure)
+            .await?;
+        let suppressed = answer.suppressed.as_ref();
+        let bytes = format.encode(
+            &answer.schema,
+            &answer.batches,
+            &answer.versions,
+            suppressed,
+        )?;
         let rows = answer.row_count();
-        Ok::<_, ApiError>((format, answer.versions, bytes, rows))
+        Ok::<_, ApiError>((format, answer.versions, bytes, rows, answer.suppressed))
     }
     .await;
-    if let Ok((_, versions, bytes, rows)) = &answered {
+    if let Ok((_, versions, bytes, rows, suppressed)) = &answered {
         asked.entry.table_versions = Some(versions.to_string());
         asked.entry.rows = Some(*rows as u64);
         asked.entry.bytes = Some(bytes.len() as u64);
+        if let Some(suppressed) = suppressed {
+            asked.entry.detail = Some(format!("suppressed {}", suppressed.header()));
+        }
     }
-    let (format, versions, bytes, rows) = service.audited(asked, answered)?;
+    let (format, versions, bytes, rows, suppressed) = service.audited(asked, answered)?;
     tracing::info!(
         user = %user.name,
         rows,
@@ -372,13 +441,19 @@ async fn sql(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "query answered"
     );
-    Ok(answer_response(format, &versions, bytes))
+    Ok(answer_response(
+        format,
+        &versions,
+        suppressed.as_ref(),
+        bytes,
+    ))
 }
 
 /// An answer with its content type and the versions it was computed from.
 pub(crate) fn answer_response(
     format: Format,
     versions: &TableVersions,
+    suppressed: Option<&Suppressed>,
     bytes: Vec<u8>,
 ) -> Response {
     let mut response = bytes.into_response();
@@ -389,6 +464,11 @@ pub(crate) fn answer_response(
     );
     if let Ok(value) = HeaderValue::from_str(&versions.to_string()) {
         headers.insert(VERSIONS_HEADER, value);
+    }
+    if let Some(suppressed) = suppressed
+        && let Ok(value) = HeaderValue::from_str(&suppressed.header())
+    {
+        headers.insert(SUPPRESSED_HEADER, value);
     }
     response
 }
@@ -480,27 +560,44 @@ async fn kpis(
         "year {:?}, hub {:?}",
         parameters.year, parameters.hub
     ));
+    let disclosure = service.disclosure(&mut asked);
     let answered = match service.admission.admit(&user.name).await {
-        Ok(_admitted) => kpi_answer(&service, &headers, &parameters, user.hub.as_deref()).await,
+        Ok(_admitted) => {
+            kpi_answer(
+                &service,
+                &headers,
+                &parameters,
+                user.hub.as_deref(),
+                disclosure,
+            )
+            .await
+        }
         Err(refused) => Err(refused),
     };
-    if let Ok((versions, bytes, rows)) = &answered {
+    if let Ok((versions, bytes, rows, _)) = &answered {
         asked.entry.table_versions = Some(versions.to_string());
         asked.entry.rows = Some(*rows as u64);
         asked.entry.bytes = Some(bytes.len() as u64);
     }
-    let (versions, bytes, _) = service.audited(asked, answered)?;
-    Ok(answer_response(Format::Json, &versions, bytes))
+    let (versions, bytes, _, suppressed) = service.audited(asked, answered)?;
+    Ok(answer_response(
+        Format::Json,
+        &versions,
+        suppressed.as_ref(),
+        bytes,
+    ))
 }
 
-/// The KPI report's rows asked for, as JSON: (versions, bytes, rows). A hub (`own`)
-/// gets its own rows and the region's, which its SQL cannot compute.
+/// The KPI report's rows asked for, as JSON: (versions, bytes, rows, what was
+/// suppressed). A hub (`own`) gets its own rows and the region's, which its SQL cannot
+/// compute.
 async fn kpi_answer(
     service: &QueryService,
     headers: &HeaderMap,
     parameters: &KpiParameters,
     own: Option<&str>,
-) -> Result<(TableVersions, Vec<u8>, usize), ApiError> {
+    disclosure: Disclosure,
+) -> Result<(TableVersions, Vec<u8>, usize, Option<Suppressed>), ApiError> {
     if let (Some(own), Some(hub)) = (own, &parameters.hub)
         && hub != own
         && hub != "region"
@@ -541,10 +638,18 @@ async fn kpi_answer(
     let pins: TableVersions = header_text(headers, VERSIONS_HEADER)
         .unwrap_or("")
         .parse()?;
-    let answer = service.engine.query(&sql, &pins).await?;
-    let bytes = Format::Json.encode(&answer.schema, &answer.batches, &answer.versions)?;
+    let answer = service
+        .engine
+        .query_as(&sql, &pins, &Scope::AllHubs, &disclosure)
+        .await?;
+    let bytes = Format::Json.encode(
+        &answer.schema,
+        &answer.batches,
+        &answer.versions,
+        answer.suppressed.as_ref(),
+    )?;
     let rows = answer.row_count();
-    Ok((answer.versions, bytes, rows))
+    Ok((answer.versions, bytes, rows, answer.suppressed))
 }
 
 /// Runs an export (analyst role); answers with its provenance record, 201 when made
@@ -633,7 +738,12 @@ async fn export_data(
     }
     let (provenance, bytes) = service.audited(asked, read)?;
     let format = Format::from_name(&provenance.format).unwrap_or(Format::Parquet);
-    Ok(answer_response(format, &provenance.table_versions, bytes))
+    Ok(answer_response(
+        format,
+        &provenance.table_versions,
+        None,
+        bytes,
+    ))
 }
 
 async fn export_provenance(

@@ -9,6 +9,7 @@ pub use techmon_eventlog::audit;
 pub mod bounded;
 pub mod catalogue;
 mod dashboard;
+pub mod disclosure;
 mod distinct_partitions;
 pub mod duo;
 pub mod engine;

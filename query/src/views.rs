@@ -22,6 +22,24 @@ pub struct View {
     pub name: &'static str,
     pub description: &'static str,
     pub sql: &'static str,
+    /// What a researcher gets of it.
+    pub release: Release,
+}
+
+/// How a view is released to researchers (see [`crate::disclosure`]): a curated
+/// output, computed whole and then released as a table.
+pub enum Release {
+    /// It reads no person-level rows, or only which school years they fall in.
+    Open,
+    /// Rows whose `persons` (SQL over the view's columns: the persons behind the row)
+    /// is below the threshold have their `values` blanked, and so have the next
+    /// smallest rows of the same `within` partition (rows that add up to a total
+    /// found elsewhere) where one blank would follow from that total.
+    Persons {
+        persons: &'static str,
+        values: &'static [&'static str],
+        within: &'static [&'static str],
+    },
 }
 
 /// `groep` (PO) as a KPI band.
@@ -83,6 +101,7 @@ pub const VIEWS: &[View] = &[
         sql: "SELECT hub_id, date_trunc('month', starts_at) AS month, activity_type, count(*) AS activities \
               FROM (SELECT DISTINCT hub_id, activity_id, activity_type, starts_at FROM activities) \
               GROUP BY hub_id, date_trunc('month', starts_at), activity_type",
+        release: Release::Open,
     },
     View {
         name: "kpi_years",
@@ -93,6 +112,7 @@ pub const VIEWS: &[View] = &[
                       SELECT DISTINCT school_year FROM group_participations \
                       UNION SELECT DISTINCT school_year FROM attendances \
                       UNION SELECT DISTINCT school_year FROM survey_answers))",
+        release: Release::Open,
     },
     View {
         name: "reach",
@@ -128,6 +148,11 @@ pub const VIEWS: &[View] = &[
                FROM participation_without_consent WHERE measure = 'reach') \
              GROUP BY hub_id, school_year, sector, band, role"
         ),
+        release: Release::Persons {
+            persons: "people",
+            values: &["people"],
+            within: &["school_year", "sector", "band", "role"],
+        },
     },
     View {
         name: "po_pupils_per_hub",
@@ -142,6 +167,7 @@ pub const VIEWS: &[View] = &[
              WHERE d.groep_band IS NOT NULL AND (d.soort_po IS NULL OR upper(d.soort_po) IN ('BO', 'SBO')) \
              GROUP BY h.hub_id, d.school_year, d.groep_band"
         ),
+        release: Release::Open,
     },
     View {
         name: "vo_profile_cells",
@@ -173,6 +199,7 @@ pub const VIEWS: &[View] = &[
               JOIN scopes s ON s.place IS NULL OR s.place = upper(trim(t.municipality)) \
               WHERE t.track IS NOT NULL"
         ),
+        release: Release::Open,
     },
     View {
         name: "technical_profile_share",
@@ -198,6 +225,7 @@ pub const VIEWS: &[View] = &[
                     sum(CASE WHEN suppressed THEN 1 ELSE 0 END) AS suppressed_cells \
              FROM vo_profile_cells GROUP BY scope, school_year, track"
         ),
+        release: Release::Open,
     },
     View {
         name: "participant_profile_share",
@@ -222,6 +250,13 @@ pub const VIEWS: &[View] = &[
               GROUP BY GROUPING SETS ((hub_id, school_year, track), (hub_id, school_year), \
                                       (school_year, track), (school_year))"
         ),
+        release: Release::Persons {
+            // The smaller of the technical and the other choices: either, small, tells
+            // of a few pupils.
+            persons: "least(technical_pupils, pupils - technical_pupils)",
+            values: &["pupils", "technical_pupils", "share_pct"],
+            within: &["school_year", "track"],
+        },
     },
     View {
         name: "technical_profile_vs_2022",
@@ -264,6 +299,12 @@ pub const VIEWS: &[View] = &[
               FROM compared s \
               LEFT JOIN participant_profile_share p ON p.scope = s.scope AND p.school_year = s.school_year AND p.track = s.track"
         ),
+        release: Release::Persons {
+            persons: "least(round(participants_reported * participants_share_pct / 100.0), \
+                      participants_reported - round(participants_reported * participants_share_pct / 100.0))",
+            values: &["participants_share_pct", "participants_reported"],
+            within: &["school_year", "track"],
+        },
     },
     View {
         name: "kpi_measures",
@@ -305,6 +346,13 @@ pub const VIEWS: &[View] = &[
                  JOIN kpi_years y ON m.school_year <= y.school_year) \
                  WHERE recency = 1 AND change = 'joined' GROUP BY kpi, hub_id, school_year \
              ) GROUP BY kpi, band, hub_id, school_year",
+        release: Release::Persons {
+            persons: "CASE WHEN kpi = 'affiliated_organisations' THEN NULL \
+                           WHEN kpi = 'satisfaction' THEN coalesce(denominator, 0) \
+                           ELSE coalesce(numerator, 0) END",
+            values: &["numerator", "denominator"],
+            within: &["kpi", "band", "school_year"],
+        },
     },
     View {
         name: "kpi_report",
@@ -338,5 +386,12 @@ pub const VIEWS: &[View] = &[
                      v.numerator, v.denominator, v.description \
               FROM valued v LEFT JOIN kpi_targets g \
                 ON g.kpi = v.kpi AND coalesce(g.band, '') = coalesce(v.band, '') AND g.year = v.year",
+        release: Release::Persons {
+            persons: "CASE WHEN kpi IN ('affiliated_organisations', 'technical_profile_change_vs_2022') THEN NULL \
+                           WHEN unit = 'score_10' THEN coalesce(denominator, 0) \
+                           ELSE coalesce(numerator, 0) END",
+            values: &["actual", "met", "numerator", "denominator"],
+            within: &["kpi", "band", "year"],
+        },
     },
 ];

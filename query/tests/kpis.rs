@@ -32,7 +32,7 @@
 
 mod common;
 
-use common::{ADMIN, RESEARCHER, TestLake, duo_file, event, import, serve, sql};
+use common::{ADMIN, ANALYST, RESEARCHER, TestLake, duo_file, event, import, serve, sql};
 use common::{PO_2024, VO_2022, VO_2024, VO_ADDRESSES};
 use serde_json::{Value, json};
 
@@ -185,9 +185,10 @@ async fn kpi_report_matches_the_hand_worked_golden_file() {
             "{file}"
         );
     }
+    // The analyst's report is row-level (no output control): the whole truth.
     let reply = sql(
         addr,
-        RESEARCHER,
+        ANALYST,
         "text/csv",
         None,
         "SELECT kpi, band, hub_id, actual, target, met FROM kpi_report \
@@ -227,6 +228,55 @@ async fn kpi_report_matches_the_hand_worked_golden_file() {
     )
     .expect("golden file");
     assert_eq!(actual, golden);
+
+    // A researcher's report has the same rows and numbers, but for the values of
+    // rows about fewer than 10 persons (and of as many more as keep those from
+    // following from the region's), which are blank.
+    let report = "SELECT kpi, band, hub_id, year, unit, actual, target, met, numerator, denominator \
+                  FROM kpi_report ORDER BY kpi, band, hub_id, year";
+    let whole = sql(addr, ANALYST, "application/json", None, report)
+        .await
+        .json();
+    let released = sql(addr, RESEARCHER, "application/json", None, report).await;
+    assert!(
+        released.suppressed.contains("views=kpi_report"),
+        "{}",
+        released.suppressed
+    );
+    let released = released.json();
+    let (whole, released) = (
+        whole["rows"].as_array().unwrap(),
+        released["rows"].as_array().unwrap(),
+    );
+    assert_eq!(whole.len(), released.len());
+    let mut blanked = 0;
+    for (truth, row) in whole.iter().zip(released) {
+        let kpi = truth["kpi"].as_str().unwrap();
+        let persons = match (kpi, truth["unit"].as_str()) {
+            ("affiliated_organisations" | "technical_profile_change_vs_2022", _) => None,
+            (_, Some("score_10")) => Some(truth["denominator"].as_f64().unwrap_or(0.0)),
+            _ => Some(truth["numerator"].as_f64().unwrap_or(0.0)),
+        };
+        for column in ["kpi", "band", "hub_id", "year", "unit", "target"] {
+            assert_eq!(truth[column], row[column], "{column} of {truth}");
+        }
+        if truth["actual"].is_null() {
+            assert!(row["actual"].is_null());
+        } else if row["actual"].is_null() {
+            blanked += 1;
+            assert!(
+                persons.is_some(),
+                "{kpi} counts no persons, yet was blanked"
+            );
+        } else {
+            assert_eq!(truth["actual"], row["actual"], "{truth}");
+            assert!(
+                persons.is_none_or(|p| p >= 10.0),
+                "{truth} published with fewer than 10 persons"
+            );
+        }
+    }
+    assert!(blanked > 0, "the small region has small cells");
 
     // The same report over `GET /v1/kpis`, filtered by year and hub.
     let response = reqwest::Client::new()
@@ -282,15 +332,25 @@ async fn participant_profile_share_counts_each_choice_once_per_scope_and_track()
     ])
     .await;
     let addr = serve(&lake.path(), &lake.config(256, 30, 10_000)).await;
-    let reply = sql(
-        addr,
-        RESEARCHER,
-        "text/csv",
-        None,
-        "SELECT scope, school_year, track, pupils, technical_pupils, round(share_pct, 4) AS share_pct \
-         FROM participant_profile_share ORDER BY scope, track",
-    )
-    .await;
+    let shares = "SELECT scope, school_year, track, pupils, technical_pupils, round(share_pct, 4) AS share_pct \
+                  FROM participant_profile_share ORDER BY scope, track";
+    // A researcher sees the one row where both the technical and the other choices
+    // are 10 or more (region, all: 14 and 11); the rest tell of a few pupils.
+    assert_eq!(
+        sql(addr, RESEARCHER, "text/csv", None, shares)
+            .await
+            .ok_text(),
+        "scope,school_year,track,pupils,technical_pupils,share_pct\n\
+         newtechpark,2024/25,all,,,\n\
+         newtechpark,2024/25,havo_vwo,,,\n\
+         region,2024/25,all,25,14,56.0\n\
+         region,2024/25,havo_vwo,,,\n\
+         region,2024/25,vmbo,,,\n\
+         tec-deventer,2024/25,all,,,\n\
+         tec-deventer,2024/25,havo_vwo,,,\n\
+         tec-deventer,2024/25,vmbo,,,\n"
+    );
+    let reply = sql(addr, ANALYST, "text/csv", None, shares).await;
     assert_eq!(
         reply.ok_text(),
         "scope,school_year,track,pupils,technical_pupils,share_pct\n\

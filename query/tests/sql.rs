@@ -147,11 +147,8 @@ async fn distinct_school_years_come_from_the_file_list() {
     earlier["payload"]["school_year"] = json!("2023/24");
     lake.add(&[earlier]).await;
     let addr = serve(&lake.path(), &lake.config(256, 30, 1000)).await;
-    let ask = |query: String| async move {
-        sql(addr, RESEARCHER, "text/csv", None, &query)
-            .await
-            .ok_text()
-    };
+    let ask =
+        |query: String| async move { sql(addr, ANALYST, "text/csv", None, &query).await.ok_text() };
     let distinct = "SELECT DISTINCT school_year FROM group_participations \
                     UNION SELECT school_year FROM attendances ORDER BY 1";
     assert_eq!(
@@ -318,13 +315,13 @@ async fn only_query_users_may_query() {
 }
 
 /// Researchers read each view's SQL in information_schema, and that SQL gives the
-/// view's rows (decimals rounded: sums may add up in another order).
+/// view's rows (decimals rounded: sums may add up in another order), row-level.
 #[tokio::test]
 async fn each_views_sql_in_information_schema_gives_its_rows() {
     let lake = lake_with_groups().await;
     let addr = serve(&lake.path(), &lake.config(256, 30, 1000)).await;
     let rows_of = |sql_text: String| async move {
-        let reply = sql(addr, RESEARCHER, "application/json", None, &sql_text).await;
+        let reply = sql(addr, ANALYST, "application/json", None, &sql_text).await;
         let mut rows: Vec<String> = reply.json()["rows"]
             .as_array()
             .unwrap_or_else(|| panic!("rows of {sql_text}"))

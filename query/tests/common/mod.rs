@@ -18,6 +18,8 @@ const TOPIC: &str = "techmon.events";
 pub const RESEARCHER: &str = "researcher-token";
 pub const ANALYST: &str = "analyst-token";
 pub const ADMIN: &str = "admin-token";
+pub const MICRODATA: &str = "microdata-token";
+pub const EXPIRED_MICRODATA: &str = "expired-microdata-token";
 
 pub struct TestLake {
     pub dir: tempfile::TempDir,
@@ -43,6 +45,11 @@ impl TestLake {
             role,
             token_sha256: techmon_ingest::token_sha256(token),
             hub: None,
+            microdata_until: None,
+        };
+        let granted = |name: &str, token, until: &str| QueryUser {
+            microdata_until: Some(until.parse().expect("a date")),
+            ..user(name, Role::Researcher, token)
         };
         Config {
             listen: "127.0.0.1:0".parse().expect("address"),
@@ -57,8 +64,11 @@ impl TestLake {
             max_concurrent: 4,
             max_concurrent_per_user: 2,
             queue_seconds: 10,
+            min_persons: 10,
             users: vec![
                 user("rita", Role::Researcher, RESEARCHER),
+                granted("mira", MICRODATA, "2999-12-31"),
+                granted("otto", EXPIRED_MICRODATA, "2020-01-31"),
                 user("anna", Role::Analyst, ANALYST),
                 user("ada", Role::Admin, ADMIN),
             ],
@@ -154,6 +164,8 @@ pub struct Reply {
     pub status: u16,
     pub versions: String,
     pub content_type: String,
+    /// What output control left out (`techmon-suppressed`), empty when nothing applied.
+    pub suppressed: String,
     pub body: Vec<u8>,
 }
 
@@ -206,6 +218,7 @@ pub async fn sql(
         status: response.status().as_u16(),
         versions: header("techmon-table-versions"),
         content_type: header("content-type"),
+        suppressed: header("techmon-suppressed"),
         body: response.bytes().await.expect("body").to_vec(),
     }
 }
