@@ -190,6 +190,10 @@ pub enum TokenCommand {
         /// researcher, analyst or admin.
         #[arg(long, value_parser = ["researcher", "analyst", "admin"])]
         role: Option<String>,
+        /// A researcher's microdata grant: row-level answers through this day
+        /// (YYYY-MM-DD, UTC), every use in the audit trail.
+        #[arg(long, requires = "user")]
+        microdata_until: Option<chrono::NaiveDate>,
     },
 }
 
@@ -359,7 +363,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Token {
-            command: TokenCommand::New { hub, user, role },
+            command:
+                TokenCommand::New {
+                    hub,
+                    user,
+                    role,
+                    microdata_until,
+                },
         } => {
             let token = hex::encode(rand::random::<[u8; 32]>());
             let hash = techmon_ingest::token_sha256(&token);
@@ -373,6 +383,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     println!(
                         "[[query.users]]\nname = \"{user}\"\nrole = \"{role}\"\ntoken_sha256 = \"{hash}\""
                     );
+                    match microdata_until {
+                        Some(until) if role == "researcher" => {
+                            println!("microdata_until = \"{until}\"");
+                        }
+                        Some(_) => anyhow::bail!(
+                            "--microdata-until is a researcher's grant (analysts and admins are answered row-level)"
+                        ),
+                        None => {}
+                    }
                 }
                 _ => anyhow::bail!("give --hub ID, or --user NAME with --role ROLE"),
             }

@@ -270,3 +270,53 @@ async fn reference_import_of_a_ckan_datastore_page_by_page() {
     );
     assert_eq!(both["sources"].as_u64(), Some(2), "{both}");
 }
+
+/// `techmon token new` prints a token and the configuration lines whose hash is the
+/// token's, with a researcher's microdata grant when asked; not for other roles.
+#[test]
+fn a_new_token_comes_with_its_configuration_and_grant() {
+    let made = techmon(&[
+        "token",
+        "new",
+        "--user",
+        "j.jansen",
+        "--role",
+        "researcher",
+        "--microdata-until",
+        "2027-06-30",
+    ]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let text = String::from_utf8_lossy(&made.stdout);
+    let token = text
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(' ').next())
+        .expect("the token");
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} = \"")))
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("{key} in {text}"))
+            .to_string()
+    };
+    assert!(text.contains("[[query.users]]"), "{text}");
+    assert_eq!(value("name"), "j.jansen");
+    assert_eq!(value("role"), "researcher");
+    assert_eq!(value("token_sha256"), techmon_ingest::token_sha256(token));
+    assert_eq!(value("microdata_until"), "2027-06-30");
+    let analyst = techmon(&[
+        "token",
+        "new",
+        "--user",
+        "a",
+        "--role",
+        "analyst",
+        "--microdata-until",
+        "2027-06-30",
+    ]);
+    assert!(!analyst.status.success());
+}

@@ -357,10 +357,16 @@ impl Engine {
                     Disclosure::Aggregates {
                         min_persons,
                         released,
+                        cell_keys,
                     },
                 ) => {
-                    let (batches, suppressed) =
-                        crate::disclosure::release(protected, batches, *min_persons, released)?;
+                    let (batches, suppressed) = crate::disclosure::release(
+                        protected,
+                        batches,
+                        *min_persons,
+                        released,
+                        cell_keys.as_ref(),
+                    )?;
                     (batches, Some(suppressed))
                 }
                 _ => (batches, None),

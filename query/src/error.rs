@@ -77,6 +77,11 @@ pub enum QueryError {
         "query user {user}: role hub is for the hubs' own tokens (ingest.hubs), not query.users"
     )]
     HubRoleConfigured { user: String },
+    #[error("the cell key secret in {path} cannot be read or made: {reason}")]
+    CellKeys {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error("registering the query metrics: {0}")]
     Metrics(#[source] prometheus::Error),
     #[error("{0}")]
@@ -158,6 +163,7 @@ impl QueryError {
             | Self::ExportStore { .. }
             | Self::BadTokenHash { .. }
             | Self::HubRoleConfigured { .. }
+            | Self::CellKeys { .. }
             | Self::Metrics(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Audit(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -188,6 +194,7 @@ impl QueryError {
             | Self::Encode { .. }
             | Self::BadTokenHash { .. }
             | Self::HubRoleConfigured { .. }
+            | Self::CellKeys { .. }
             | Self::Metrics(_) => "internal",
             Self::Audit(_) => "audit_unavailable",
         }

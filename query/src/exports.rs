@@ -15,6 +15,10 @@
 //!   rectangle with it. Among candidates, the smallest count goes first (ties: first
 //!   row, then first column), which also makes the result deterministic.
 //!
+//! Person-level tables reach an export only as aggregates over at least
+//! `query.min_persons` persons, for every role ([`crate::disclosure`]): an export is
+//! a publication.
+//!
 //! The same request on the same table versions gives the same bytes: the rows are
 //! sorted by all columns, and the files carry no time. The time and the user go into
 //! the provenance record beside the file.
@@ -33,7 +37,8 @@ use sha2::{Digest, Sha256};
 
 use crate::QueryError;
 use crate::catalogue::TableVersions;
-use crate::engine::Engine;
+use crate::disclosure::{Disclosure, Suppressed};
+use crate::engine::{Engine, Scope};
 use crate::formats::Format;
 
 /// `POST /v1/exports`.
@@ -80,6 +85,10 @@ pub struct Provenance {
     pub data_sha256: String,
     pub created_by: String,
     pub created_at: String,
+    /// What output control left out of the query's answer before the cells were
+    /// suppressed.
+    #[serde(default)]
+    pub output_control: Option<Suppressed>,
 }
 
 /// Runs the export, or finds the same one made before (then `false`). Files go to
@@ -89,6 +98,7 @@ pub async fn export(
     folder: &Path,
     request: &ExportRequest,
     user: &str,
+    disclosure: &Disclosure,
 ) -> Result<(Provenance, bool), QueryError> {
     let format = match request.format.as_str() {
         "parquet" => Format::Parquet,
@@ -105,7 +115,9 @@ pub async fn export(
         });
     }
     let pins: TableVersions = request.table_versions.as_deref().unwrap_or("").parse()?;
-    let answer = engine.query(&request.sql, &pins).await?;
+    let answer = engine
+        .query_as(&request.sql, &pins, &Scope::AllHubs, disclosure)
+        .await?;
     let count_columns: Vec<String> = match &request.count_columns {
         Some(columns) => columns.clone(),
         None => answer
@@ -153,6 +165,7 @@ pub async fn export(
         data_sha256: hex::encode(Sha256::digest(&bytes)),
         created_by: user.to_string(),
         created_at: chrono::Utc::now().to_rfc3339(),
+        output_control: answer.suppressed.clone(),
     };
     let write = |path: &Path, bytes: &[u8]| {
         std::fs::create_dir_all(folder)

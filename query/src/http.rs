@@ -17,7 +17,7 @@ use techmon_ingest::{ApiError, TokenMap};
 use crate::QueryError;
 use crate::audit::{AuditAction, AuditEntry, AuditFilter, AuditLog};
 use crate::catalogue::TableVersions;
-use crate::disclosure::{Disclosure, Releases, Suppressed};
+use crate::disclosure::{CellKeys, Disclosure, Releases, Suppressed};
 use crate::engine::{Engine, Limits, Scope};
 use crate::formats::Format;
 
@@ -54,6 +54,10 @@ pub struct Config {
     /// Researchers' answers aggregate at least this many distinct persons per group
     /// (see [`crate::disclosure`]).
     pub min_persons: u64,
+    /// The roles whose aggregate answers (and exports) get Cell Key Method noise on
+    /// their counts; none by default.
+    #[serde(default)]
+    pub cell_key_noise: Vec<Role>,
     /// Queries running at once in the service, and of one user (see
     /// [`crate::admission`]); the rest wait up to `queue_seconds`.
     pub max_concurrent: usize,
@@ -133,11 +137,13 @@ impl QueryUser {
         min_persons: u64,
         today: chrono::NaiveDate,
         releases: &Releases,
+        cell_keys: Option<CellKeys>,
     ) -> Disclosure {
         match self.role {
             Role::Researcher if !self.microdata(today) => Disclosure::Aggregates {
                 min_persons,
                 released: releases.of(&self.name),
+                cell_keys,
             },
             _ => Disclosure::RowLevel,
         }
@@ -159,6 +165,8 @@ struct QueryService {
     admission: Arc<crate::admission::Admission>,
     min_persons: u64,
     releases: Arc<Releases>,
+    /// The record keys' secret, and the roles whose counts get noise.
+    cell_keys: Option<(CellKeys, Vec<Role>)>,
 }
 
 /// An authorized request: who asked, and the audit entry its answer leaves
@@ -225,9 +233,20 @@ impl QueryService {
         {
             asked.entry.detail = Some(format!("microdata grant until {until}"));
         }
-        asked
-            .user
-            .disclosure(self.min_persons, today, &self.releases)
+        asked.user.disclosure(
+            self.min_persons,
+            today,
+            &self.releases,
+            self.cell_keys_of(asked.user.role),
+        )
+    }
+
+    /// The record keys when `role`'s counts get noise.
+    fn cell_keys_of(&self, role: Role) -> Option<CellKeys> {
+        self.cell_keys
+            .as_ref()
+            .filter(|(_, roles)| roles.contains(&role))
+            .map(|(keys, _)| keys.clone())
     }
 
     /// Writes an entry; a request whose entry cannot be written gets no answer.
@@ -308,6 +327,16 @@ pub fn build_with_hubs(
         )),
         min_persons: config.min_persons,
         releases: Arc::new(Releases::default()),
+        cell_keys: match config.cell_key_noise.is_empty() {
+            true => None,
+            false => Some((
+                CellKeys::open(&config.audit).map_err(|e| QueryError::CellKeys {
+                    path: config.audit.clone(),
+                    reason: e.to_string(),
+                })?,
+                config.cell_key_noise.clone(),
+            )),
+        },
     };
     Ok(Router::new()
         .route("/v1/sql", post(sql))
@@ -662,12 +691,22 @@ async fn create_export(
     let mut asked = service.authorize(&headers, Role::Analyst, AuditAction::Export)?;
     let user = asked.user;
     asked.entry.sql = Some(request.sql.clone());
+    // An export is a publication: aggregates only, whatever the role.
+    let disclosure = Disclosure::Aggregates {
+        min_persons: service.min_persons,
+        released: service.releases.of(&user.name),
+        cell_keys: service.cell_keys_of(user.role),
+    };
     let exported = match service.admission.admit(&user.name).await {
-        Ok(_admitted) => {
-            crate::exports::export(&service.engine, &service.exports, &request, &user.name)
-                .await
-                .map_err(ApiError::from)
-        }
+        Ok(_admitted) => crate::exports::export(
+            &service.engine,
+            &service.exports,
+            &request,
+            &user.name,
+            &disclosure,
+        )
+        .await
+        .map_err(ApiError::from),
         Err(refused) => Err(refused),
     };
     if let Ok((provenance, made_now)) = &exported {

@@ -51,6 +51,11 @@ fn people() -> Vec<(String, Person)> {
 }
 
 async fn region() -> (TestLake, SocketAddr) {
+    region_with(|_| {}).await
+}
+
+/// [`region`], its query service configured by `configure` too.
+async fn region_with(configure: impl FnOnce(&mut techmon_query::Config)) -> (TestLake, SocketAddr) {
     let lake = TestLake::new();
     let mut events = Vec::new();
     for (reference, (gender, born, postcode, school, groep)) in people() {
@@ -97,6 +102,7 @@ async fn region() -> (TestLake, SocketAddr) {
             microdata_until: None,
         });
     }
+    configure(&mut config);
     let addr = serve(&lake.path(), &config).await;
     (lake, addr)
 }
@@ -132,6 +138,30 @@ async fn refused(addr: SocketAddr, query: &str) -> String {
         .to_string()
 }
 
+/// Queries that would give rows about single persons or single out one.
+const ATTACKS: &[&str] = &[
+    "SELECT * FROM (SELECT birth_year, pc4 FROM participants) p",
+    "WITH p AS (SELECT pc4, gender FROM participants) SELECT * FROM p WHERE gender = 'female'",
+    "SELECT p.pc4, a.activity_id FROM participants p JOIN attendances a ON a.participant_pseudonym = p.participant_pseudonym",
+    "SELECT gender FROM participants UNION ALL SELECT activity_type FROM activities",
+    "SELECT pc4, rank() OVER (ORDER BY birth_year) FROM participants",
+    "SELECT DISTINCT ON (school_brin6) school_brin6, pc4 FROM participants",
+    "SELECT max(birth_year) FROM participants",
+    "SELECT min(birth_year) FROM participants WHERE gender = 'female'",
+    "SELECT school_brin6, array_agg(pc4) FROM participants GROUP BY school_brin6",
+    "SELECT school_brin6, string_agg(pc4, ',') FROM participants GROUP BY school_brin6",
+    "SELECT median(birth_year) FROM participants",
+    "SELECT gender, first_value(pc4) OVER (PARTITION BY gender) FROM participants",
+    "SELECT count(*) FROM participants WHERE participant_pseudonym = 'x'",
+    "SELECT count(*) FILTER (WHERE school_brin6 = '99ZZ00') FROM participants",
+    "SELECT sum(CASE WHEN school_brin6 = '99ZZ00' THEN groep ELSE 0 END) FROM participants",
+    "SELECT count(DISTINCT CASE WHEN school_brin6 = '99ZZ00' THEN groep END) FROM participants",
+    "SELECT sum(g) FROM (SELECT CASE WHEN pc4 = '7999' THEN groep + 1 ELSE 1 END AS g FROM participants)",
+    "SELECT count(*) FROM activities WHERE EXISTS (SELECT 1 FROM attendances WHERE activity_id = 'act-secret')",
+    "SELECT count(*) FROM participants WHERE school_brin6 IN (SELECT school_brin6 FROM participants WHERE pc4 = '7999')",
+    "EXPLAIN ANALYZE SELECT count(*) FROM participants WHERE pc4 = '7999'",
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn row_level_answers_and_single_value_functions_are_refused() {
     let (_lake, addr) = region().await;
@@ -141,28 +171,7 @@ async fn row_level_answers_and_single_value_functions_are_refused() {
     // Not in CSV either, nor through a view, a subquery, a join, a union or a window.
     let reply = sql(addr, RESEARCHER, "text/csv", None, microdata).await;
     assert_eq!(reply.status, 403);
-    for query in [
-        "SELECT * FROM (SELECT birth_year, pc4 FROM participants) p",
-        "WITH p AS (SELECT pc4, gender FROM participants) SELECT * FROM p WHERE gender = 'female'",
-        "SELECT p.pc4, a.activity_id FROM participants p JOIN attendances a ON a.participant_pseudonym = p.participant_pseudonym",
-        "SELECT gender FROM participants UNION ALL SELECT activity_type FROM activities",
-        "SELECT pc4, rank() OVER (ORDER BY birth_year) FROM participants",
-        "SELECT DISTINCT ON (school_brin6) school_brin6, pc4 FROM participants",
-        "SELECT max(birth_year) FROM participants",
-        "SELECT min(birth_year) FROM participants WHERE gender = 'female'",
-        "SELECT school_brin6, array_agg(pc4) FROM participants GROUP BY school_brin6",
-        "SELECT school_brin6, string_agg(pc4, ',') FROM participants GROUP BY school_brin6",
-        "SELECT median(birth_year) FROM participants",
-        "SELECT gender, first_value(pc4) OVER (PARTITION BY gender) FROM participants",
-        "SELECT count(*) FROM participants WHERE participant_pseudonym = 'x'",
-        "SELECT count(*) FILTER (WHERE school_brin6 = '99ZZ00') FROM participants",
-        "SELECT sum(CASE WHEN school_brin6 = '99ZZ00' THEN groep ELSE 0 END) FROM participants",
-        "SELECT count(DISTINCT CASE WHEN school_brin6 = '99ZZ00' THEN groep END) FROM participants",
-        "SELECT sum(g) FROM (SELECT CASE WHEN pc4 = '7999' THEN groep + 1 ELSE 1 END AS g FROM participants)",
-        "SELECT count(*) FROM activities WHERE EXISTS (SELECT 1 FROM attendances WHERE activity_id = 'act-secret')",
-        "SELECT count(*) FROM participants WHERE school_brin6 IN (SELECT school_brin6 FROM participants WHERE pc4 = '7999')",
-        "EXPLAIN ANALYZE SELECT count(*) FROM participants WHERE pc4 = '7999'",
-    ] {
+    for query in ATTACKS {
         refused(addr, query).await;
     }
     // A plan alone shows no values.
@@ -378,6 +387,16 @@ async fn a_microdata_grant_answers_row_level_and_is_in_the_trail() {
     let (answer, suppressed) = rows(addr, MICRODATA, microdata).await;
     assert_eq!(answer.len(), people().len());
     assert_eq!(suppressed, "");
+    // Every attack answers under the grant, and is in the trail.
+    for query in ATTACKS {
+        let reply = sql(addr, MICRODATA, "application/json", None, query).await;
+        assert_eq!(
+            reply.status,
+            200,
+            "{query}: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
     // An expired grant is a researcher's.
     let reply = sql(addr, EXPIRED_MICRODATA, "application/json", None, microdata).await;
     assert_eq!(reply.error_code(), "disclosure_refused");
@@ -466,4 +485,67 @@ async fn no_left_out_group_can_be_solved_from_the_answer_and_its_total() {
             "{column}: {left_out} left out of {truth:?} can be solved from {published:?} and {total}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cell_key_noise_is_the_same_however_the_count_is_asked() {
+    let (_lake, addr) =
+        region_with(|config| config.cell_key_noise = vec![techmon_query::Role::Researcher]).await;
+    let mut noisy = Vec::new();
+    for query in [
+        "SELECT count(*) AS n FROM participants",
+        "SELECT count(*) AS n FROM participants WHERE groep > 0",
+        "SELECT count(*) AS n FROM participants WHERE groep BETWEEN 1 AND 8 AND gender IS NOT NULL",
+        "SELECT count(DISTINCT participant_pseudonym) AS n FROM participants",
+        "SELECT count(*) AS n FROM (SELECT * FROM participants WHERE birth_year > 2000)",
+    ] {
+        let (answer, suppressed) = rows(addr, RESEARCHER, query).await;
+        assert!(suppressed.contains("noise=cell_key"), "{suppressed}");
+        noisy.push(answer[0]["n"].as_i64().expect("a count"));
+    }
+    // The same 44 persons, the same noise each time: averaging keeps it.
+    assert!(noisy.windows(2).all(|w| w[0] == w[1]), "{noisy:?}");
+    assert!((noisy[0] - 44).abs() <= 2, "{noisy:?}");
+    // Sums and averages are not counts: exact.
+    let (sums, _) = rows(
+        addr,
+        RESEARCHER,
+        "SELECT sum(groep) AS s, count(*) AS n FROM participants",
+    )
+    .await;
+    let groepen = 25 * 7 + 13 * 8 + 3 * 8 + 2 * 7 + 6;
+    assert_eq!(sums[0]["s"], json!(groepen));
+    assert_eq!(sums[0]["n"], json!(noisy[0]));
+    // Analysts are not in cell_key_noise: exact.
+    let (exact, suppressed) = rows(addr, ANALYST, "SELECT count(*) AS n FROM participants").await;
+    assert_eq!(
+        (exact[0]["n"].as_i64(), suppressed.as_str()),
+        (Some(44), "")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_leave_with_output_control_whatever_the_role() {
+    let (lake, addr) = region().await;
+    let export = |sql: &str| {
+        reqwest::Client::new()
+            .post(format!("http://{addr}/v1/exports"))
+            .bearer_auth(ANALYST)
+            .json(&json!({"sql": sql, "format": "csv"}))
+            .send()
+    };
+    let refused = export("SELECT participant_pseudonym, pc4, birth_year FROM participants")
+        .await
+        .expect("export");
+    assert_eq!(refused.status().as_u16(), 403);
+    let made = export("SELECT gender, count(*) AS children FROM participants GROUP BY 1")
+        .await
+        .expect("export");
+    assert_eq!(made.status().as_u16(), 201);
+    let provenance: Value = made.json().await.expect("provenance");
+    // The 26 girls only: other (3) and unknown (2) are left out, and the boys (13)
+    // with them, as those two together are fewer than 10.
+    assert_eq!(provenance["rows"], json!(1));
+    assert_eq!(provenance["output_control"]["rows"], json!(3));
+    drop(lake);
 }

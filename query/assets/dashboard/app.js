@@ -246,6 +246,8 @@
       rowCount: Number.isFinite(answer.row_count) ? answer.row_count : rows.length,
       versions: versionsOf(response.headers.get(VERSIONS_HEADER), answer.table_versions),
       pinned: Boolean(options && options.versions),
+      // What output control left out (a researcher's answers): blanks are protected.
+      suppressed: answer.suppressed || null,
     };
   }
 
@@ -422,7 +424,7 @@
     }
     if (gen !== generation) return;
     if (kpis) {
-      renderKpiTable(kpis.rows, hub, year);
+      renderKpiTable(kpis.rows, hub, year, undefined, kpis.suppressed);
       renderPoParticipation(kpis.rows, hub, year);
     } else {
       renderKpiTable([], hub, year, errors[0]);
@@ -477,7 +479,10 @@
     return (i < 0 ? KPI_ORDER.length : i) * 10 + (BANDS.indexOf(row.band) + 1);
   }
 
-  function renderKpiTable(rows, hub, year, error) {
+  // KPIs that count no persons, never blanked by output control.
+  const UNPROTECTED_KPIS = new Set(['affiliated_organisations', 'technical_profile_change_vs_2022']);
+
+  function renderKpiTable(rows, hub, year, error, suppressed) {
     const table = $('kpi-table');
     $('kpi-caption').textContent = `KPIs for ${hubNames.get(hub) || hub}, school year ${schoolYearOf(year)}`;
     const body = table.tBodies[0];
@@ -496,10 +501,14 @@
       else if (met === false) metText = '✘ missed';
       else if (target !== null) metText = '— no data';
       const band = row.band === null || row.band === undefined ? '' : String(row.band);
+      const isProtected = actual === null && suppressed && !UNPROTECTED_KPIS.has(row.kpi);
+      if (isProtected) metText = '— protected';
+      const protection = `Protected: about fewer than ${suppressed ? suppressed.min_persons : ''} persons, or it would give such a number away`;
       body.appendChild(html('tr', { 'data-kpi': row.kpi, 'data-band': band },
         html('th', { scope: 'row', title: row.description || null, text: KPI_LABELS[row.kpi] || row.kpi }),
         html('td', { class: 'band', text: BAND_LABELS[band] || band || '' }),
-        html('td', { class: 'actual num', 'data-value': actual === null ? '' : String(row.actual), text: fmt(actual, row.unit) }),
+        html('td', { class: 'actual num', 'data-value': actual === null ? '' : String(row.actual),
+          title: isProtected ? protection : null, text: isProtected ? 'protected' : fmt(actual, row.unit) }),
         html('td', { class: 'target num', 'data-value': target === null ? '' : String(row.target), text: fmt(target, row.unit) }),
         html('td', { class: `met met-${met === null ? 'none' : met}`, 'data-met': met === null ? '' : String(met), text: metText }),
       ));

@@ -29,6 +29,7 @@
 //! The named views are curated outputs: they are released whole with their person
 //! counts below `k` blanked (see [`crate::views::Release`]) and are open data after.
 
+mod cell_key;
 mod differencing;
 mod release;
 
@@ -47,6 +48,7 @@ use deltalake::datafusion::logical_expr::{
 };
 use serde::Serialize;
 
+pub use cell_key::CellKeys;
 pub(crate) use release::{ReleasedSchema, ReleasedView, release};
 
 use crate::QueryError;
@@ -65,6 +67,8 @@ pub enum Disclosure {
     Aggregates {
         min_persons: u64,
         released: UserReleases,
+        /// Counts get Cell Key Method noise (see [`cell_key`]) when given.
+        cell_keys: Option<CellKeys>,
     },
 }
 
@@ -101,7 +105,7 @@ impl UserReleases {
 }
 
 /// What an answer left out, and why; in the answer's header and JSON.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Suppressed {
     pub min_persons: u64,
     /// Groups left out of the answer: those of fewer than `min_persons` persons, and
@@ -112,6 +116,9 @@ pub struct Suppressed {
     /// Groups left out because their persons differ by fewer than `min_persons` from
     /// a group released to the same user before (counted in `rows` or `cells` too).
     pub differencing: usize,
+    /// Whether the counts carry Cell Key Method noise (at most 2 off).
+    #[serde(default)]
+    pub cell_key_noise: bool,
     /// Views read whose cells below `min_persons` are blank (curated outputs).
     pub views: Vec<String>,
 }
@@ -123,6 +130,9 @@ impl Suppressed {
             "k={}; rows={}; cells={}; differencing={}",
             self.min_persons, self.rows, self.cells, self.differencing
         );
+        if self.cell_key_noise {
+            text.push_str("; noise=cell_key");
+        }
         if !self.views.is_empty() {
             text.push_str("; views=");
             text.push_str(&self.views.join(","));
@@ -154,6 +164,8 @@ enum Kind {
     /// The distinct persons of hidden person `n` in a group: inside the query their
     /// number, in the answer's own aggregation the persons themselves.
     Persons(usize),
+    /// A count of the answer's own aggregation (noise may be added to it).
+    Count,
 }
 
 /// A rewritten plan and what each of its output columns holds.
@@ -231,6 +243,8 @@ pub(crate) struct Protected {
 struct Release {
     visible: Vec<usize>,
     persons: Vec<usize>,
+    /// The counts, by their place among the visible columns.
+    counts: Vec<usize>,
     keyed: bool,
 }
 
@@ -299,6 +313,9 @@ pub(crate) fn protect(
         .collect();
     let schema = Arc::new(deltalake::arrow::datatypes::Schema::new(fields));
     let release = (!persons.is_empty()).then(|| Release {
+        counts: (0..visible.len())
+            .filter(|&position| node.kinds[visible[position]] == Kind::Count)
+            .collect(),
         visible,
         persons,
         keyed: node.keyed,
@@ -655,7 +672,10 @@ impl Rewriter {
                 kinds.push(Kind::Aid(id));
             }
         }
-        kinds.extend(std::iter::repeat_n(Kind::Plain, aggregates.len()));
+        kinds.extend(aggregates.iter().map(|aggregate| {
+            let counts = matches!(unaliased(aggregate), Expr::AggregateFunction(f) if f.func.name() == "count");
+            if top && counts { Kind::Count } else { Kind::Plain }
+        }));
         let mut all_aggregates = aggregates;
         for &(i, id) in &collapsed {
             // The answer's own groups keep their persons, for the differencing check.
@@ -865,7 +885,7 @@ fn expr_kind(node: &Node, expr: &Expr) -> Kind {
             let mut reads_person_rows = false;
             let _ = expr.apply(|e| {
                 if let Expr::Column(column) = e
-                    && node.kind_of(column) != Kind::Plain
+                    && !matches!(node.kind_of(column), Kind::Plain | Kind::Count)
                 {
                     reads_person_rows = true;
                 }
@@ -937,12 +957,16 @@ fn check_person_use(node: &Node, expr: &Expr, usage: PersonUse) -> Result<(), Qu
     Ok(())
 }
 
+fn unaliased(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Alias(alias) => unaliased(&alias.expr),
+        other => other,
+    }
+}
+
 /// An aggregate over several persons: a combining function of plain columns.
 fn check_aggregate(node: &Node, expr: &Expr) -> Result<(), QueryError> {
-    let inner = match expr {
-        Expr::Alias(alias) => alias.expr.as_ref(),
-        other => other,
-    };
+    let inner = unaliased(expr);
     let Expr::AggregateFunction(AggregateFunction { func, params }) = inner else {
         return Err(refused(format!(
             "{expr} over rows of several persons: only aggregate functions"

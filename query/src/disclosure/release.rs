@@ -9,7 +9,9 @@ use deltalake::arrow::datatypes::{DataType, SchemaRef};
 use deltalake::datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 
 use super::differencing::PersonSketch;
-use super::{Node, Protected, Suppressed, UserReleases, persons_name, planning};
+use super::{
+    CellKeys, Node, Protected, Suppressed, UserReleases, cell_key, persons_name, planning,
+};
 use crate::QueryError;
 
 /// The answer as released. Its groups of fewer than `min_persons` persons, and those
@@ -23,6 +25,7 @@ pub(crate) fn release(
     batches: Vec<RecordBatch>,
     min_persons: u64,
     released: &UserReleases,
+    cell_keys: Option<&CellKeys>,
 ) -> Result<(Vec<RecordBatch>, Suppressed), QueryError> {
     let mut suppressed = Suppressed {
         min_persons,
@@ -42,7 +45,9 @@ pub(crate) fn release(
     // sketches, per person column.
     let mut persons = vec![u64::MAX; rows];
     let mut members: Vec<Vec<Vec<u64>>> = vec![Vec::new(); rows];
-    for &index in &release.persons {
+    // The sum of the record keys of each row's persons (of its first person column).
+    let mut record_keys = vec![0u64; rows];
+    for (place, &index) in release.persons.iter().enumerate() {
         let sets = batch.column(index).as_list::<i32>();
         for row in 0..rows {
             let hashes: Vec<u64> = if sets.is_null(row) {
@@ -50,6 +55,13 @@ pub(crate) fn release(
             } else {
                 let values = cast(&sets.value(row), &DataType::Utf8).map_err(failed)?;
                 let values = values.as_string::<i32>();
+                if let Some(keys) = cell_keys.filter(|_| place == 0) {
+                    record_keys[row] = values
+                        .iter()
+                        .flatten()
+                        .map(|p| u64::from(keys.record_key(p)))
+                        .sum();
+                }
                 values
                     .iter()
                     .flatten()
@@ -85,7 +97,26 @@ pub(crate) fn release(
             suppressed.differencing += 1;
         }
     }
-    let visible = batch.project(&release.visible).map_err(failed)?;
+    let mut visible = batch.project(&release.visible).map_err(failed)?;
+    if cell_keys.is_some() && !release.counts.is_empty() {
+        suppressed.cell_key_noise = true;
+        let mut columns = visible.columns().to_vec();
+        for &position in &release.counts {
+            let counts = cast(&columns[position], &DataType::Int64).map_err(failed)?;
+            let noisy: deltalake::arrow::array::Int64Array = counts
+                .as_primitive::<deltalake::arrow::datatypes::Int64Type>()
+                .iter()
+                .enumerate()
+                .map(|(row, count)| count.map(|c| (c + cell_key::noise(record_keys[row])).max(0)))
+                .collect();
+            columns[position] = cast(
+                &(Arc::new(noisy) as ArrayRef),
+                columns[position].data_type(),
+            )
+            .map_err(failed)?;
+        }
+        visible = RecordBatch::try_new(visible.schema(), columns).map_err(failed)?;
+    }
     let released_batch = if release.keyed {
         leave_out_enough(&persons, &mut out, min_persons);
         suppressed.rows = out.iter().filter(|o| **o).count();

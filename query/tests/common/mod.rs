@@ -65,6 +65,7 @@ impl TestLake {
             max_concurrent_per_user: 2,
             queue_seconds: 10,
             min_persons: 10,
+            cell_key_noise: Vec::new(),
             users: vec![
                 user("rita", Role::Researcher, RESEARCHER),
                 granted("mira", MICRODATA, "2999-12-31"),
