@@ -65,6 +65,18 @@ fn close(a: Option<f64>, b: Option<f64>) -> bool {
     }
 }
 
+/// The report row of a KPI, band, scope and year.
+fn report_row<'a>(rows: &'a [Value], expected: &techmon_generate::KpiTruth) -> &'a Value {
+    rows.iter()
+        .find(|r| {
+            r["kpi"] == expected.kpi
+                && r["band"].as_str() == expected.band
+                && r["hub_id"] == expected.scope.as_str()
+                && r["year"] == expected.year
+        })
+        .unwrap_or_else(|| panic!("no report row for {expected:?}"))
+}
+
 async fn check_kpis(client: &reqwest::Client, url: &str, truth: &Truth) {
     let rows = ask(
         client,
@@ -80,15 +92,7 @@ async fn check_kpis(client: &reqwest::Client, url: &str, truth: &Truth) {
     );
     let mut nonzero = 0;
     for expected in &truth.kpis {
-        let row = rows
-            .iter()
-            .find(|r| {
-                r["kpi"] == expected.kpi
-                    && r["band"].as_str() == expected.band
-                    && r["hub_id"] == expected.scope.as_str()
-                    && r["year"] == expected.year
-            })
-            .unwrap_or_else(|| panic!("no report row for {expected:?}"));
+        let row = report_row(&rows, expected);
         let actual = row["actual"].as_f64();
         assert!(
             close(actual, expected.actual),
@@ -264,15 +268,7 @@ async fn check_released_kpis(client: &reqwest::Client, url: &str, truth: &Truth)
     let rows = body["rows"].as_array().expect("rows");
     let mut blank = 0;
     for expected in &truth.kpis {
-        let row = rows
-            .iter()
-            .find(|r| {
-                r["kpi"] == expected.kpi
-                    && r["band"].as_str() == expected.band
-                    && r["hub_id"] == expected.scope.as_str()
-                    && r["year"] == expected.year
-            })
-            .unwrap_or_else(|| panic!("no released row for {expected:?}"));
+        let row = report_row(rows, expected);
         let unit = techmon_schemas::codes::kpi_target(expected.kpi, expected.band).map(|t| t.unit);
         let counts_persons = unit == Some(techmon_schemas::codes::KpiUnit::Count)
             && expected.kpi != "affiliated_organisations";

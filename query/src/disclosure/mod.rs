@@ -230,6 +230,14 @@ fn planning(e: deltalake::datafusion::error::DataFusionError) -> QueryError {
     QueryError::from_query(e, 0)
 }
 
+/// `plan` with the columns `exprs`.
+fn project(plan: LogicalPlan, exprs: Vec<Expr>) -> Result<LogicalPlan, QueryError> {
+    LogicalPlanBuilder::from(plan)
+        .project(exprs)
+        .and_then(LogicalPlanBuilder::build)
+        .map_err(planning)
+}
+
 /// A plan made safe to answer a researcher: its answer goes through [`release`].
 pub(crate) struct Protected {
     pub plan: LogicalPlan,
@@ -407,10 +415,7 @@ impl Rewriter {
                 let mut kinds = vec![Kind::Plain; schema.fields().len()];
                 kinds[person_index] = Kind::Person(id);
                 kinds.push(Kind::Aid(id));
-                let plan = LogicalPlanBuilder::from(plan)
-                    .project(exprs)
-                    .and_then(LogicalPlanBuilder::build)
-                    .map_err(planning)?;
+                let plan = project(plan, exprs)?;
                 Ok(Node {
                     plan,
                     kinds,
@@ -770,10 +775,7 @@ impl Rewriter {
                     .alias(aid_name(*id)),
                 );
             }
-            let plan = LogicalPlanBuilder::from(input.plan)
-                .project(exprs)
-                .and_then(LogicalPlanBuilder::build)
-                .map_err(planning)?;
+            let plan = project(input.plan, exprs)?;
             plans.push(Arc::new(plan));
         }
         kinds.extend(ids.iter().map(|id| Kind::Aid(*id)));
@@ -861,10 +863,7 @@ impl Rewriter {
             ));
         }
         let first = node.column(0);
-        let plan = LogicalPlanBuilder::from(node.plan)
-            .project(vec![first])
-            .and_then(LogicalPlanBuilder::build)
-            .map_err(planning)?;
+        let plan = project(node.plan, vec![first])?;
         in_subquery.subquery = Subquery {
             subquery: Arc::new(plan),
             ..subquery

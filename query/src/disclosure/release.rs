@@ -6,11 +6,11 @@ use std::sync::Arc;
 use deltalake::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, new_null_array};
 use deltalake::arrow::compute::{cast, concat_batches, filter_record_batch};
 use deltalake::arrow::datatypes::{DataType, SchemaRef};
-use deltalake::datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
+use deltalake::datafusion::logical_expr::{Expr, LogicalPlan};
 
 use super::differencing::PersonSketch;
 use super::{
-    CellKeys, Node, Protected, Suppressed, UserReleases, cell_key, persons_name, planning,
+    CellKeys, Node, Protected, Suppressed, UserReleases, cell_key, persons_name, planning, project,
 };
 use crate::QueryError;
 
@@ -284,11 +284,7 @@ impl ReleasedView {
                 let mut exprs: Vec<Expr> =
                     (0..schema.fields().len()).map(|i| node.column(i)).collect();
                 exprs.push(persons.alias(persons_name(0)));
-                let plan = LogicalPlanBuilder::from(plan)
-                    .project(exprs)
-                    .and_then(LogicalPlanBuilder::build)
-                    .map_err(failed)?;
-                (plan, Some((values, within)))
+                (project(plan, exprs)?, Some((values, within)))
             }
         };
         Ok(Self {
