@@ -201,7 +201,7 @@ async fn truth(addr: SocketAddr, column: &str) -> BTreeMap<String, i64> {
         .map(|r| {
             (
                 r["v"].as_str().unwrap_or("∅").to_string(),
-                r["n"].as_i64().unwrap(),
+                r["n"].as_i64().expect("a number"),
             )
         })
         .collect()
@@ -214,7 +214,9 @@ async fn small_groups_are_left_out_and_what_is_released_is_exact() {
     let (released, suppressed) = rows(addr, RESEARCHER, quasi).await;
     let (all, _) = rows(addr, ANALYST, quasi).await;
     assert!(
-        released.iter().all(|r| r["n"].as_i64().unwrap() >= 10),
+        released
+            .iter()
+            .all(|r| r["n"].as_i64().expect("a number") >= 10),
         "{released:?}"
     );
     assert!(released.iter().all(|r| r["school_brin6"] != "99ZZ00"));
@@ -470,14 +472,17 @@ async fn no_left_out_group_can_be_solved_from_the_answer_and_its_total() {
         );
         let (released, _) = rows(addr, RESEARCHER, &query).await;
         let truth = truth(addr, column).await;
-        let published: Vec<i64> = released.iter().map(|r| r["n"].as_i64().unwrap()).collect();
+        let published: Vec<i64> = released
+            .iter()
+            .map(|r| r["n"].as_i64().expect("a number"))
+            .collect();
         for row in &released {
             assert_eq!(
-                truth.get(row["v"].as_str().unwrap()).copied(),
+                truth.get(row["v"].as_str().expect("text")).copied(),
                 row["n"].as_i64(),
                 "{column}"
             );
-            assert!(row["n"].as_i64().unwrap() >= 10);
+            assert!(row["n"].as_i64().expect("a number") >= 10);
         }
         let left_out = truth.len() - released.len();
         assert!(

@@ -245,13 +245,13 @@ async fn kpi_report_matches_the_hand_worked_golden_file() {
     );
     let released = released.json();
     let (whole, released) = (
-        whole["rows"].as_array().unwrap(),
-        released["rows"].as_array().unwrap(),
+        whole["rows"].as_array().expect("rows"),
+        released["rows"].as_array().expect("rows"),
     );
     assert_eq!(whole.len(), released.len());
     let mut blanked = 0;
     for (truth, row) in whole.iter().zip(released) {
-        let kpi = truth["kpi"].as_str().unwrap();
+        let kpi = truth["kpi"].as_str().expect("text");
         let persons = match (kpi, truth["unit"].as_str()) {
             ("affiliated_organisations" | "technical_profile_change_vs_2022", _) => None,
             (_, Some("score_10")) => Some(truth["denominator"].as_f64().unwrap_or(0.0)),

@@ -32,14 +32,8 @@ pub struct PersonSketch {
 
 /// Hashes pseudonyms for sketches, with a key of the process's own: the sketches never
 /// leave it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PersonHasher(foldhash::quality::RandomState);
-
-impl Default for PersonHasher {
-    fn default() -> Self {
-        Self(foldhash::quality::RandomState::default())
-    }
-}
 
 impl PersonHasher {
     pub fn person(&self, pseudonym: &str) -> u64 {

@@ -341,7 +341,7 @@ impl deltalake::datafusion::catalog::TableProvider for ReleasedView {
     > {
         let batches = self.rows.get_or_try_init(|| self.compute(state)).await?;
         let exec = deltalake::datafusion::datasource::memory::MemorySourceConfig::try_new_exec(
-            &[batches.clone()],
+            std::slice::from_ref(batches),
             self.schema.clone(),
             projection.cloned(),
         )?;
