@@ -357,7 +357,7 @@ impl Engine {
                     Disclosure::Aggregates {
                         min_persons,
                         released,
-                        cell_keys,
+                        cell_key_noise,
                     },
                 ) => {
                     let (batches, suppressed) = crate::disclosure::release(
@@ -365,7 +365,7 @@ impl Engine {
                         batches,
                         *min_persons,
                         released,
-                        cell_keys.as_ref(),
+                        *cell_key_noise,
                     )?;
                     (batches, Some(suppressed))
                 }

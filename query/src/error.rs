@@ -77,8 +77,10 @@ pub enum QueryError {
         "query user {user}: role hub is for the hubs' own tokens (ingest.hubs), not query.users"
     )]
     HubRoleConfigured { user: String },
-    #[error("the cell key secret in {path} cannot be read or made: {reason}")]
-    CellKeys {
+    /// Output control's record of what was released must hold every answer: without
+    /// it, none is given.
+    #[error("no answer is given when what was released cannot be kept in {path}: {reason}")]
+    Released {
         path: std::path::PathBuf,
         reason: String,
     },
@@ -163,9 +165,8 @@ impl QueryError {
             | Self::ExportStore { .. }
             | Self::BadTokenHash { .. }
             | Self::HubRoleConfigured { .. }
-            | Self::CellKeys { .. }
             | Self::Metrics(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Audit(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Audit(_) | Self::Released { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -194,9 +195,9 @@ impl QueryError {
             | Self::Encode { .. }
             | Self::BadTokenHash { .. }
             | Self::HubRoleConfigured { .. }
-            | Self::CellKeys { .. }
             | Self::Metrics(_) => "internal",
             Self::Audit(_) => "audit_unavailable",
+            Self::Released { .. } => "releases_unavailable",
         }
     }
 }

@@ -17,7 +17,7 @@ use techmon_ingest::{ApiError, TokenMap};
 use crate::QueryError;
 use crate::audit::{AuditAction, AuditEntry, AuditFilter, AuditLog};
 use crate::catalogue::TableVersions;
-use crate::disclosure::{CellKeys, Disclosure, Releases, Suppressed};
+use crate::disclosure::{Disclosure, Releases, Suppressed};
 use crate::engine::{Engine, Limits, Scope};
 use crate::formats::Format;
 
@@ -137,16 +137,16 @@ impl QueryUser {
         min_persons: u64,
         today: chrono::NaiveDate,
         releases: &Releases,
-        cell_keys: Option<CellKeys>,
-    ) -> Disclosure {
-        match self.role {
+        cell_key_noise: bool,
+    ) -> Result<Disclosure, QueryError> {
+        Ok(match self.role {
             Role::Researcher if !self.microdata(today) => Disclosure::Aggregates {
                 min_persons,
-                released: releases.of(&self.name),
-                cell_keys,
+                released: releases.of(&self.name)?,
+                cell_key_noise,
             },
             _ => Disclosure::RowLevel,
-        }
+        })
     }
 }
 
@@ -165,8 +165,8 @@ struct QueryService {
     admission: Arc<crate::admission::Admission>,
     min_persons: u64,
     releases: Arc<Releases>,
-    /// The record keys' secret, and the roles whose counts get noise.
-    cell_keys: Option<(CellKeys, Vec<Role>)>,
+    /// The roles whose counts get Cell Key Method noise.
+    cell_key_noise: Vec<Role>,
 }
 
 /// An authorized request: who asked, and the audit entry its answer leaves
@@ -223,7 +223,7 @@ impl QueryService {
 
     /// How the asker's answers are released; a microdata grant in use is noted in the
     /// request's audit entry.
-    fn disclosure(&self, asked: &mut Asked) -> Disclosure {
+    fn disclosure(&self, asked: &mut Asked) -> Result<Disclosure, QueryError> {
         let today = chrono::Utc::now().date_naive();
         if asked.user.role == Role::Researcher
             && let Some(until) = asked
@@ -237,16 +237,8 @@ impl QueryService {
             self.min_persons,
             today,
             &self.releases,
-            self.cell_keys_of(asked.user.role),
+            self.cell_key_noise.contains(&asked.user.role),
         )
-    }
-
-    /// The record keys when `role`'s counts get noise.
-    fn cell_keys_of(&self, role: Role) -> Option<CellKeys> {
-        self.cell_keys
-            .as_ref()
-            .filter(|(_, roles)| roles.contains(&role))
-            .map(|(keys, _)| keys.clone())
     }
 
     /// Writes an entry; a request whose entry cannot be written gets no answer.
@@ -326,17 +318,13 @@ pub fn build_with_hubs(
             crate::metrics::Metrics::new(registry).map_err(QueryError::Metrics)?,
         )),
         min_persons: config.min_persons,
-        releases: Arc::new(Releases::default()),
-        cell_keys: match config.cell_key_noise.is_empty() {
-            true => None,
-            false => Some((
-                CellKeys::open(&config.audit).map_err(|e| QueryError::CellKeys {
-                    path: config.audit.clone(),
-                    reason: e.to_string(),
-                })?,
-                config.cell_key_noise.clone(),
-            )),
-        },
+        releases: Arc::new(
+            Releases::open(&config.audit).map_err(|e| QueryError::Released {
+                path: config.audit.clone(),
+                reason: e.to_string(),
+            })?,
+        ),
+        cell_key_noise: config.cell_key_noise.clone(),
     };
     Ok(Router::new()
         .route("/v1/sql", post(sql))
@@ -434,6 +422,7 @@ async fn sql(
     asked.entry.sql = Some(body.clone());
     let disclosure = service.disclosure(&mut asked);
     let answered = async {
+        let disclosure = disclosure?;
         let _admitted = service.admission.admit(&user.name).await?;
         let format = Format::from_accept(header_text(&headers, header::ACCEPT.as_str()))?;
         let pins: TableVersions = header_text(&headers, VERSIONS_HEADER)
@@ -590,8 +579,8 @@ async fn kpis(
         parameters.year, parameters.hub
     ));
     let disclosure = service.disclosure(&mut asked);
-    let answered = match service.admission.admit(&user.name).await {
-        Ok(_admitted) => {
+    let answered = match (service.admission.admit(&user.name).await, disclosure) {
+        (Ok(_admitted), Ok(disclosure)) => {
             kpi_answer(
                 &service,
                 &headers,
@@ -601,7 +590,8 @@ async fn kpis(
             )
             .await
         }
-        Err(refused) => Err(refused),
+        (Err(refused), _) => Err(refused),
+        (_, Err(error)) => Err(error.into()),
     };
     if let Ok((versions, bytes, rows, _)) = &answered {
         asked.entry.table_versions = Some(versions.to_string());
@@ -692,13 +682,16 @@ async fn create_export(
     let user = asked.user;
     asked.entry.sql = Some(request.sql.clone());
     // An export is a publication: aggregates only, whatever the role.
-    let disclosure = Disclosure::Aggregates {
-        min_persons: service.min_persons,
-        released: service.releases.of(&user.name),
-        cell_keys: service.cell_keys_of(user.role),
-    };
-    let exported = match service.admission.admit(&user.name).await {
-        Ok(_admitted) => crate::exports::export(
+    let disclosure = service
+        .releases
+        .of(&user.name)
+        .map(|released| Disclosure::Aggregates {
+            min_persons: service.min_persons,
+            released,
+            cell_key_noise: service.cell_key_noise.contains(&user.role),
+        });
+    let exported = match (service.admission.admit(&user.name).await, disclosure) {
+        (Ok(_admitted), Ok(disclosure)) => crate::exports::export(
             &service.engine,
             &service.exports,
             &request,
@@ -707,7 +700,8 @@ async fn create_export(
         )
         .await
         .map_err(ApiError::from),
-        Err(refused) => Err(refused),
+        (Err(refused), _) => Err(refused),
+        (_, Err(error)) => Err(error.into()),
     };
     if let Ok((provenance, made_now)) = &exported {
         asked.entry.detail = Some(format!(

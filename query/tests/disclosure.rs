@@ -91,6 +91,16 @@ async fn region_with(configure: impl FnOnce(&mut techmon_query::Config)) -> (Tes
         json!({"activity_id": "act-secret", "participant_ref": "target"}),
     ));
     lake.add(&events).await;
+    let addr = serve_region(&lake, configure).await;
+    (lake, addr)
+}
+
+/// A query service over the region's lake, its audit trail (and what it released) in
+/// the lake's folder: a second one on the same lake is the first after a restart.
+async fn serve_region(
+    lake: &TestLake,
+    configure: impl FnOnce(&mut techmon_query::Config),
+) -> SocketAddr {
     let mut config = lake.config(512, 60, 100_000);
     // Researchers of their own, each with a history of what they were answered.
     for n in 1..=3 {
@@ -103,8 +113,7 @@ async fn region_with(configure: impl FnOnce(&mut techmon_query::Config)) -> (Tes
         });
     }
     configure(&mut config);
-    let addr = serve(&lake.path(), &config).await;
-    (lake, addr)
+    serve(&lake.path(), &config).await
 }
 
 /// The token of another researcher (1 to 3).

@@ -31,9 +31,11 @@
 
 mod cell_key;
 mod differencing;
+mod person_keys;
 mod release;
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use deltalake::arrow::datatypes::{DataType, SchemaRef};
@@ -48,14 +50,11 @@ use deltalake::datafusion::logical_expr::{
 };
 use serde::Serialize;
 
-pub use cell_key::CellKeys;
+pub use person_keys::PersonKeys;
 pub(crate) use release::{ReleasedSchema, ReleasedView, release};
 
 use crate::QueryError;
-use differencing::{History, PersonHasher};
-
-/// The least number of distinct persons behind every released group.
-pub const DEFAULT_MIN_PERSONS: u64 = 10;
+use differencing::History;
 
 /// The output control of one answer: whether it applies, and with which `k`.
 #[derive(Debug, Clone)]
@@ -63,38 +62,62 @@ pub enum Disclosure {
     /// Row-level answers (analysts, administrators, microdata grants, a hub's own rows).
     RowLevel,
     /// Aggregates over at least `min_persons` distinct persons only, none differing by
-    /// fewer than that from a group `released` to the same user before.
+    /// fewer than that from a group `released` to the same user before; with Cell Key
+    /// Method noise on the counts (see [`cell_key`]) when `cell_key_noise`.
     Aggregates {
         min_persons: u64,
         released: UserReleases,
-        /// Counts get Cell Key Method noise (see [`cell_key`]) when given.
-        cell_keys: Option<CellKeys>,
+        cell_key_noise: bool,
     },
 }
 
-/// What has been released to each user, for the differencing check (in memory: a
-/// restart forgets it).
-#[derive(Debug, Default)]
+/// What has been released to each user, for the differencing check: a file per user
+/// in the folder given, read when the user first asks.
+#[derive(Debug)]
 pub struct Releases {
-    hasher: PersonHasher,
+    keys: PersonKeys,
+    folder: PathBuf,
     users: Mutex<HashMap<String, Arc<Mutex<History>>>>,
 }
 
 impl Releases {
+    /// The releases kept in `folder` (as private as the audit trail), with the
+    /// persons' keys of its secret.
+    pub fn open(folder: &Path) -> std::io::Result<Self> {
+        Ok(Self {
+            keys: PersonKeys::open(folder)?,
+            folder: folder.join("released"),
+            users: Mutex::new(HashMap::new()),
+        })
+    }
+
     /// What has been released to `user`.
-    pub fn of(&self, user: &str) -> UserReleases {
+    pub fn of(&self, user: &str) -> Result<UserReleases, QueryError> {
         let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
-        UserReleases {
-            hasher: self.hasher.clone(),
-            history: Arc::clone(users.entry(user.to_string()).or_default()),
-        }
+        let history = match users.get(user) {
+            Some(history) => Arc::clone(history),
+            None => {
+                let file = differencing::history_file(&self.folder, user);
+                let history = History::open(file.clone()).map_err(|e| QueryError::Released {
+                    path: file,
+                    reason: e.to_string(),
+                })?;
+                let history = Arc::new(Mutex::new(history));
+                users.insert(user.to_string(), Arc::clone(&history));
+                history
+            }
+        };
+        Ok(UserReleases {
+            keys: self.keys.clone(),
+            history,
+        })
     }
 }
 
 /// What has been released to one user.
 #[derive(Debug, Clone)]
 pub struct UserReleases {
-    hasher: PersonHasher,
+    keys: PersonKeys,
     history: Arc<Mutex<History>>,
 }
 

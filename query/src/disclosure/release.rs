@@ -9,9 +9,7 @@ use deltalake::arrow::datatypes::{DataType, SchemaRef};
 use deltalake::datafusion::logical_expr::{Expr, LogicalPlan};
 
 use super::differencing::PersonSketch;
-use super::{
-    CellKeys, Node, Protected, Suppressed, UserReleases, cell_key, persons_name, planning, project,
-};
+use super::{Node, Protected, Suppressed, UserReleases, cell_key, persons_name, planning, project};
 use crate::QueryError;
 
 /// The answer as released. Its groups of fewer than `min_persons` persons, and those
@@ -25,7 +23,7 @@ pub(crate) fn release(
     batches: Vec<RecordBatch>,
     min_persons: u64,
     released: &UserReleases,
-    cell_keys: Option<&CellKeys>,
+    cell_key_noise: bool,
 ) -> Result<(Vec<RecordBatch>, Suppressed), QueryError> {
     let mut suppressed = Suppressed {
         min_persons,
@@ -55,18 +53,15 @@ pub(crate) fn release(
             } else {
                 let values = cast(&sets.value(row), &DataType::Utf8).map_err(failed)?;
                 let values = values.as_string::<i32>();
-                if let Some(keys) = cell_keys.filter(|_| place == 0) {
-                    record_keys[row] = values
-                        .iter()
-                        .flatten()
-                        .map(|p| u64::from(keys.record_key(p)))
-                        .sum();
-                }
-                values
+                let keys: Vec<_> = values
                     .iter()
                     .flatten()
-                    .map(|p| released.hasher.person(p))
-                    .collect()
+                    .map(|p| released.keys.key(p))
+                    .collect();
+                if place == 0 {
+                    record_keys[row] = keys.iter().map(|k| u64::from(k.record)).sum();
+                }
+                keys.iter().map(|k| k.hash).collect()
             };
             persons[row] = persons[row].min(hashes.len() as u64);
             members[row].push(hashes);
@@ -98,7 +93,7 @@ pub(crate) fn release(
         }
     }
     let mut visible = batch.project(&release.visible).map_err(failed)?;
-    if cell_keys.is_some() && !release.counts.is_empty() {
+    if cell_key_noise && !release.counts.is_empty() {
         suppressed.cell_key_noise = true;
         let mut columns = visible.columns().to_vec();
         for &position in &release.counts {
@@ -133,11 +128,12 @@ pub(crate) fn release(
             .map_err(failed)?;
         RecordBatch::try_new(protected.schema.clone(), columns).map_err(failed)?
     };
-    for (row, sets) in sketches.into_iter().enumerate() {
-        if !out[row] {
-            sets.into_iter().for_each(|sketch| history.remember(sketch));
-        }
-    }
+    let mut remembered: Vec<PersonSketch> = sketches
+        .into_iter()
+        .enumerate()
+        .filter(|(row, _)| !out[*row])
+        .flat_map(|(_, sets)| sets)
+        .collect();
     // The left-out rows together are released too: their persons are the answer's
     // population (which a count can ask) less the published rows.
     if release.keyed && out.iter().any(|o| *o) {
@@ -145,8 +141,14 @@ pub(crate) fn release(
             .filter(|r| out[*r])
             .flat_map(|r| members[r].first().into_iter().flatten().copied())
             .collect();
-        history.remember(PersonSketch::of(left_out));
+        remembered.push(PersonSketch::of(left_out));
     }
+    history
+        .remember(remembered)
+        .map_err(|e| QueryError::Released {
+            path: history.file().to_path_buf(),
+            reason: e.to_string(),
+        })?;
     let released_batch =
         RecordBatch::try_new(protected.schema.clone(), released_batch.columns().to_vec())
             .map_err(failed)?;
