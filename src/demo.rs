@@ -64,6 +64,7 @@ fn demo_config(mut config: TechmonConfig, options: &DemoOptions) -> TechmonConfi
     config.transform.person_keys = dir.join("raw/person-keys");
     config.query.exports = dir.join("exports");
     config.query.audit = dir.join("audit");
+    config.query.output_control = dir.join("output-control");
     config.ingest.listen = options.listen;
     config
 }

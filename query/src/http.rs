@@ -51,6 +51,9 @@ pub struct Config {
     pub audit: std::path::PathBuf,
     /// Days an audit file is kept.
     pub audit_retention_days: u32,
+    /// Output control's folder: the secret the persons' keys come from, and what was
+    /// released to each user (keep it as private as the audit trail).
+    pub output_control: std::path::PathBuf,
     /// Researchers' answers aggregate at least this many distinct persons per group
     /// (see [`crate::disclosure`]).
     pub min_persons: u64,
@@ -318,12 +321,12 @@ pub fn build_with_hubs(
             crate::metrics::Metrics::new(registry).map_err(QueryError::Metrics)?,
         )),
         min_persons: config.min_persons,
-        releases: Arc::new(
-            Releases::open(&config.audit).map_err(|e| QueryError::Released {
-                path: config.audit.clone(),
+        releases: Arc::new(Releases::open(&config.output_control).map_err(|e| {
+            QueryError::Released {
+                path: config.output_control.clone(),
                 reason: e.to_string(),
-            })?,
-        ),
+            }
+        })?),
         cell_key_noise: config.cell_key_noise.clone(),
     };
     Ok(Router::new()

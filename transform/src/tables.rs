@@ -31,9 +31,6 @@ enum Column {
 pub struct Table {
     pub name: &'static str,
     pub description: &'static str,
-    /// The column holding the person a row is about (a pseudonym), for tables with a
-    /// row per person; output control counts distinct persons by it.
-    pub person: Option<&'static str>,
     /// Columns after the common ones, with whether they may be null.
     columns: &'static [(&'static str, Column, bool)],
 }
@@ -58,7 +55,6 @@ pub const TABLES: &[Table] = &[
     Table {
         name: "activities",
         description: "Activities held by the hubs (activity_held).",
-        person: None,
         columns: &[
             ("activity_id", Column::Text, false),
             ("activity_type", Column::Text, false),
@@ -75,7 +71,6 @@ pub const TABLES: &[Table] = &[
     Table {
         name: "group_participations",
         description: "Groups (school classes) taking part in an activity, with counts by gender (group_participated).",
-        person: None,
         columns: &[
             ("activity_id", Column::Text, false),
             ("school_brin6", Column::Text, true),
@@ -93,7 +88,6 @@ pub const TABLES: &[Table] = &[
     Table {
         name: "participants",
         description: "Individual registrations, pseudonymised (participant_registered).",
-        person: Some("participant_pseudonym"),
         columns: &[
             ("participant_pseudonym", Column::Text, false),
             ("pseudonym_key_id", Column::Text, false),
@@ -112,7 +106,6 @@ pub const TABLES: &[Table] = &[
     Table {
         name: "attendances",
         description: "Individual attendance of an activity, pseudonymised (participant_attended).",
-        person: Some("participant_pseudonym"),
         columns: &[
             ("activity_id", Column::Text, false),
             ("participant_pseudonym", Column::Text, false),
@@ -123,7 +116,6 @@ pub const TABLES: &[Table] = &[
     Table {
         name: "survey_answers",
         description: "Satisfaction scores, also converted to a 10-point scale (survey_answered).",
-        person: Some("participant_pseudonym"),
         columns: &[
             ("activity_id", Column::Text, false),
             ("participant_pseudonym", Column::Text, true),
@@ -137,7 +129,6 @@ pub const TABLES: &[Table] = &[
     Table {
         name: "profile_choices",
         description: "VO profile choices, per pupil (pseudonymised) or as a count (profile_chosen).",
-        person: Some("participant_pseudonym"),
         columns: &[
             ("school_brin6", Column::Text, false),
             ("leerjaar", Column::Int, false),
@@ -152,7 +143,6 @@ pub const TABLES: &[Table] = &[
     Table {
         name: "partner_events",
         description: "Organisations joining or leaving a hub (partner_joined, partner_left).",
-        person: None,
         columns: &[
             ("partner_id", Column::Text, false),
             ("change", Column::Text, false),
@@ -164,7 +154,6 @@ pub const TABLES: &[Table] = &[
     Table {
         name: "ambassadors",
         description: "People committed as hub ambassadors, pseudonymised (ambassador_committed).",
-        person: Some("ambassador_pseudonym"),
         columns: &[
             ("ambassador_pseudonym", Column::Text, false),
             ("pseudonym_key_id", Column::Text, false),
@@ -174,7 +163,6 @@ pub const TABLES: &[Table] = &[
     Table {
         name: "trajectory_events",
         description: "Adult work-learning routes starting and ending (trajectory_started, trajectory_ended).",
-        person: Some("participant_pseudonym"),
         columns: &[
             ("trajectory_id", Column::Text, false),
             ("participant_pseudonym", Column::Text, false),

@@ -1,5 +1,5 @@
 //! Each person's keys for output control, derived from the pseudonym with a secret of
-//! the query service (kept beside the audit trail, as private): a 64-bit hash for the
+//! the query service (in `query.output_control`, as private as the audit trail): a 64-bit hash for the
 //! differencing sketches, and the Cell Key Method's record key. Both stay the same
 //! across restarts, so what was released before a restart still counts after it, and
 //! a cell's noise never changes.
@@ -26,7 +26,7 @@ pub struct PersonKey {
 impl PersonKeys {
     /// The secret in `folder`, made on first use.
     pub fn open(folder: &Path) -> std::io::Result<Self> {
-        let path = folder.join("output-control.secret");
+        let path = folder.join("person-keys.secret");
         let secret = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -9,7 +9,8 @@ use deltalake::arrow::datatypes::{DataType, SchemaRef};
 use deltalake::datafusion::logical_expr::{Expr, LogicalPlan};
 
 use super::differencing::PersonSketch;
-use super::{Node, Protected, Suppressed, UserReleases, cell_key, persons_name, planning, project};
+use super::plan::{Node, Protected, persons_name, planning, project};
+use super::{Suppressed, UserReleases, cell_key};
 use crate::QueryError;
 
 /// The answer as released. Its groups of fewer than `min_persons` persons, and those
@@ -231,7 +232,7 @@ fn release_view(
             .iter()
             .map(|&r| vec![(!persons.is_null(r)).then(|| persons.value(r).round() as i64)])
             .collect();
-        for (r, _) in crate::exports::suppress(&grid, min_persons as i64).suppressed {
+        for (r, _) in super::cells::suppress(&grid, min_persons as i64).suppressed {
             keep[rows[r]] = false;
         }
     }

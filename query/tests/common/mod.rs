@@ -60,6 +60,7 @@ impl TestLake {
             max_value_bytes: 16 << 20,
             exports: self.dir.path().join("exports"),
             audit: self.audit_folder(),
+            output_control: self.dir.path().join("output-control"),
             audit_retention_days: 30,
             max_concurrent: 4,
             max_concurrent_per_user: 2,
