@@ -22,18 +22,18 @@ pub struct AuditOptions {
 /// transform write to.
 pub fn open(
     config: &TechmonConfig,
-) -> Result<techmon_query::audit::AuditLog, techmon_eventlog::LogError> {
-    techmon_query::audit::AuditLog::open(&config.query.audit, config.query.audit_retention_days)
+) -> Result<techmon_service::audit::AuditLog, techmon_service::ServiceError> {
+    techmon_service::audit::AuditLog::open(&config.query.audit, config.query.audit_retention_days)
 }
 
 pub fn print(config: &TechmonConfig, options: &AuditOptions) -> anyhow::Result<()> {
-    let filter = techmon_query::audit::AuditFilter {
+    let filter = techmon_service::audit::AuditFilter {
         since: options.since,
         user: options.user.clone(),
         limit: options.limit,
     };
     let folder = &config.query.audit;
-    let entries = techmon_query::audit::read(folder, &filter)
+    let entries = techmon_service::audit::read(folder, &filter)
         .with_context(|| format!("reading the audit trail in {}", folder.display()))?;
     for entry in &entries {
         println!("{}", serde_json::to_string(entry)?);

@@ -451,7 +451,7 @@ pub async fn query(
     limits: techmon_query::Limits,
 ) -> anyhow::Result<QueryReport> {
     let lake = options.lake.to_string_lossy().into_owned();
-    let location = techmon_transform::storage::LakeLocation::new(&lake, Default::default())?;
+    let location = techmon_lake::LakeLocation::new(&lake, Default::default())?;
     let engine = techmon_query::Engine::new(location, limits)?;
     import_region_duo(&engine).await?;
     if let Some(path) = &options.duckdb_sql {

@@ -245,18 +245,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Transform => {
             let config = load_config()?;
             let log = techmon_eventlog::open(&config.log).await?;
-            let transform =
-                techmon_transform::Transform::open(&config.transform, log, &config.log.topic)
-                    .await?
-                    .with_audit(std::sync::Arc::new(crate::audit::open(&config)?));
+            let lake = config.lake.location()?;
+            let transform = techmon_transform::Transform::open(
+                &config.transform,
+                &lake,
+                log,
+                &config.log.topic,
+            )
+            .await?
+            .with_audit(std::sync::Arc::new(crate::audit::open(&config)?));
             transform.run(shutdown_signal()).await?;
         }
         Command::Replay { to, raw } => {
             let config = load_config()?;
             let raw =
                 raw.unwrap_or_else(|| PathBuf::from(format!("{}-raw", to.trim_end_matches('/'))));
-            let replay = techmon_transform::replay_config(&config.transform, &to, raw);
-            crate::rebuild::rebuild(&config, &replay, "replayed").await?;
+            let replay = techmon_transform::replay_config(&config.transform, raw);
+            crate::rebuild::rebuild(&config, &replay, &to, "replayed").await?;
         }
         Command::Key {
             command: KeyCommand::Rotate { key_id, to, raw },
@@ -265,11 +270,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let raw =
                 raw.unwrap_or_else(|| PathBuf::from(format!("{}-raw", to.trim_end_matches('/'))));
             let rotation =
-                techmon_transform::rotation_config(&config.transform, &to, raw.clone(), &key_id)?;
-            crate::rebuild::rebuild(&config, &rotation, "rebuilt under the new key").await?;
+                techmon_transform::rotation_config(&config.transform, raw.clone(), &key_id)?;
+            crate::rebuild::rebuild(&config, &rotation, &to, "rebuilt under the new key").await?;
             println!(
                 "The lake under key {key_id} is in {to}. To switch to it, stop the service and set:\n\
-                 [transform]\nlake = \"{to}\"\nraw = \"{}\"\npseudonym_key_id = \"{key_id}\"\n\
+                 [lake]\nurl = \"{to}\"\n[transform]\nraw = \"{}\"\npseudonym_key_id = \"{key_id}\"\n\
                  pseudonym_key_file = \"{}\"\n\
                  then start it (it resumes from the new lake). Retire the old key afterwards: delete \
                  the old key file, raw zone and lake once no one needs their table versions.",
@@ -279,9 +284,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Compact => {
             let config = load_config()?;
-            let lake = &config.transform.lake;
+            let lake = &config.lake.url;
             let started = std::time::Instant::now();
-            let location = config.transform.lake_location()?;
+            let location = config.lake.location()?;
             let compaction = techmon_transform::lake::Lake::open(&location, &config.log.topic)
                 .await?
                 .compact(config.transform.compact_target_file_mib << 20)
@@ -299,9 +304,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let config = load_config()?;
             let log = techmon_eventlog::open(&config.log).await?;
-            let mut transform =
-                techmon_transform::Transform::open(&config.transform, log, &config.log.topic)
-                    .await?;
+            let lake = config.lake.location()?;
+            let mut transform = techmon_transform::Transform::open(
+                &config.transform,
+                &lake,
+                log,
+                &config.log.topic,
+            )
+            .await?;
             let (redriven, still_dead) = transform.redrive().await?;
             println!("{redriven} dead letters transformed into the lake, {still_dead} still dead");
         }
@@ -372,7 +382,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
         } => {
             let token = hex::encode(rand::random::<[u8; 32]>());
-            let hash = techmon_ingest::token_sha256(&token);
+            let hash = techmon_service::token_sha256(&token);
             match (hub, user, role) {
                 (Some(hub), ..) => {
                     println!("token for {hub} (give it to the hub; it is not stored): {token}");
@@ -399,10 +409,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Query => {
             let config = load_config()?;
             config.check_development_tokens(Served::HubsAndUsers, config.query.listen)?;
-            let engine = techmon_query::Engine::new(
-                config.transform.lake_location()?,
-                config.query.limits(),
-            )?;
+            let engine =
+                techmon_query::Engine::new(config.lake.location()?, config.query.limits())?;
             let engine = std::sync::Arc::new(engine);
             let registry = prometheus::Registry::new();
             let router = techmon_query::build_with_hubs(
@@ -415,8 +423,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let listener = tokio::net::TcpListener::bind(config.query.listen)
                 .await
                 .with_context(|| format!("listening on {}", config.query.listen))?;
-            tracing::info!(addr = %config.query.listen, lake = %config.transform.lake, "query API listening");
-            techmon_ingest::serve(listener, router, shutdown_signal()).await?;
+            tracing::info!(addr = %config.query.listen, lake = %config.lake.url, "query API listening");
+            techmon_service::serve(listener, router, shutdown_signal()).await?;
         }
         Command::Sql(options) => crate::sql::run(&options).await?,
         Command::Reference {

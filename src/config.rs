@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use config::{Source as _, Value, ValueKind};
 use serde::Deserialize;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -12,6 +13,7 @@ const DEFAULTS: &str = include_str!("../config/default.toml");
 #[serde(deny_unknown_fields)]
 pub struct TechmonConfig {
     pub log: techmon_eventlog::Config,
+    pub lake: techmon_lake::Config,
     pub ingest: techmon_ingest::Config,
     pub transform: techmon_transform::Config,
     pub query: techmon_query::Config,
@@ -29,7 +31,7 @@ pub fn load(file: Option<&Path>) -> Result<TechmonConfig, config::ConfigError> {
     if let Some(file) = file {
         builder = builder.add_source(config::File::from(file).required(true));
     }
-    builder
+    let mut tree = builder
         .add_source(
             config::Environment::with_prefix("TECHMON")
                 .prefix_separator("__")
@@ -37,7 +39,44 @@ pub fn load(file: Option<&Path>) -> Result<TechmonConfig, config::ConfigError> {
                 .try_parsing(true),
         )
         .build()?
-        .try_deserialize()
+        .collect()?;
+    for (old, new) in move_deprecated(&mut tree) {
+        tracing::warn!(
+            "configuration key {old} is deprecated and will be removed in the next release: use {new}"
+        );
+    }
+    Value::new(None, ValueKind::Table(tree)).try_deserialize()
+}
+
+/// Keys that moved, as (old, new): the lake was `transform.lake` before the query
+/// service and the reference import read it too.
+const MOVED: [(&str, &str, &str, &str); 2] = [
+    ("transform", "lake", "lake", "url"),
+    ("transform", "lake_storage", "lake", "storage"),
+];
+
+/// Moves the values of keys that moved to their new place (where given, the old key
+/// wins over the new one's default); returns the old and new names of those moved.
+fn move_deprecated(tree: &mut config::Map<String, Value>) -> Vec<(String, String)> {
+    let mut moved = Vec::new();
+    for (old_section, old_key, new_section, new_key) in MOVED {
+        let value = match tree.get_mut(old_section).map(|v| &mut v.kind) {
+            Some(ValueKind::Table(section)) => section.remove(old_key),
+            _ => None,
+        };
+        let Some(value) = value else { continue };
+        let section = tree
+            .entry(new_section.to_string())
+            .or_insert_with(|| Value::new(None, ValueKind::Table(config::Map::new())));
+        if let ValueKind::Table(section) = &mut section.kind {
+            section.insert(new_key.to_string(), value);
+        }
+        moved.push((
+            format!("{old_section}.{old_key}"),
+            format!("{new_section}.{new_key}"),
+        ));
+    }
+    moved
 }
 
 /// Which credentials a command serves, for [`TechmonConfig::check_development_tokens`].
@@ -138,6 +177,33 @@ mod tests {
 
     fn defaults() -> TechmonConfig {
         load(None).expect("the defaults load")
+    }
+
+    fn from_file(text: &str) -> TechmonConfig {
+        let file = tempfile::Builder::new()
+            .suffix(".toml")
+            .tempfile()
+            .expect("a file");
+        std::fs::write(file.path(), text).expect("written");
+        load(Some(file.path())).expect("the file loads")
+    }
+
+    #[test]
+    fn the_lake_keys_of_the_release_before_still_work() {
+        assert_eq!(defaults().lake.url, "techmon-data/lake");
+        let old = from_file(
+            "[transform]\nlake = \"s3://old/lake\"\n[transform.lake_storage]\naws_region = \"eu-west-1\"\n",
+        );
+        assert_eq!(old.lake.url, "s3://old/lake");
+        assert_eq!(
+            old.lake.storage.0.get("aws_region").map(String::as_str),
+            Some("eu-west-1")
+        );
+        let new = from_file("[lake]\nurl = \"s3://new/lake\"\n");
+        assert_eq!(new.lake.url, "s3://new/lake");
+        assert!(new.lake.storage.0.is_empty());
+        let mut tree = config::Map::new();
+        assert!(move_deprecated(&mut tree).is_empty(), "nothing to move");
     }
 
     #[test]

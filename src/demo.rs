@@ -59,7 +59,7 @@ fn demo_config(mut config: TechmonConfig, options: &DemoOptions) -> TechmonConfi
     let dir = &options.dir;
     config.log.backend = techmon_eventlog::Backend::Embedded;
     config.log.embedded.path = dir.join("events.redb");
-    config.transform.lake = dir.join("lake").to_string_lossy().into_owned();
+    config.lake.url = dir.join("lake").to_string_lossy().into_owned();
     config.transform.raw = dir.join("raw");
     config.transform.person_keys = dir.join("raw/person-keys");
     config.query.exports = dir.join("exports");
@@ -81,7 +81,7 @@ pub async fn run(
     prepare_folder(options)?;
     let config = demo_config(config, options);
     config.check_development_tokens(crate::config::Served::HubsAndUsers, options.listen)?;
-    let listener = techmon_ingest::bind(options.listen).await?;
+    let listener = techmon_service::bind(options.listen).await?;
     let url = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = {

@@ -3,13 +3,16 @@
 
 use crate::config::TechmonConfig;
 
-/// Reads the whole event log into the lake of `transform` (a new location), with
-/// progress, then finishes the relinks as the service would on its schedule.
+/// Reads the whole event log into a new lake (`to`, a folder or URL with the
+/// configured lake's storage options), with progress, then finishes the relinks as
+/// the service would on its schedule.
 pub async fn rebuild(
     config: &TechmonConfig,
     transform: &techmon_transform::Config,
+    to: &str,
     done: &str,
 ) -> anyhow::Result<()> {
+    let lake = techmon_lake::LakeLocation::new(to, config.lake.storage.clone())?;
     let log = techmon_eventlog::open(&config.log).await?;
     // Past the retention the lake is the only copy of what the log deleted.
     for partition in 0..log.partitions() {
@@ -23,7 +26,8 @@ pub async fn rebuild(
             );
         }
     }
-    let mut rebuilt = techmon_transform::Transform::open(transform, log, &config.log.topic).await?;
+    let mut rebuilt =
+        techmon_transform::Transform::open(transform, &lake, log, &config.log.topic).await?;
     let started = std::time::Instant::now();
     let total = rebuilt
         .catch_up_reporting(|progress, read, to_read| {
@@ -38,7 +42,7 @@ pub async fn rebuild(
     println!(
         "{done} {} events into {} in {:.2}s: {} rows, {} dead letters, {} duplicates dropped",
         total.read,
-        transform.lake,
+        to,
         started.elapsed().as_secs_f64(),
         total.written,
         total.dead_letters,

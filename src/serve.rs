@@ -10,7 +10,9 @@ pub enum ServeError {
     #[error(transparent)]
     Log(#[from] techmon_eventlog::LogError),
     #[error(transparent)]
-    Ingest(#[from] techmon_ingest::IngestError),
+    Service(#[from] techmon_service::ServiceError),
+    #[error(transparent)]
+    Lake(#[from] techmon_lake::LakeError),
     #[error(transparent)]
     Transform(#[from] techmon_transform::TransformError),
     #[error(transparent)]
@@ -26,6 +28,7 @@ pub enum ServeError {
 async fn supervise_transform<F: Future<Output = ()> + Send>(
     first: techmon_transform::Transform,
     config: TechmonConfig,
+    lake: techmon_lake::LakeLocation,
     log: Arc<dyn techmon_eventlog::EventLog>,
     until_stopped: impl Fn() -> F,
 ) -> Result<(), techmon_transform::TransformError> {
@@ -48,6 +51,7 @@ async fn supervise_transform<F: Future<Output = ()> + Send>(
         transform = loop {
             match techmon_transform::Transform::open(
                 &config.transform,
+                &lake,
                 Arc::clone(&log),
                 &config.log.topic,
             )
@@ -75,7 +79,7 @@ pub async fn run(
     config: &TechmonConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let listener = techmon_ingest::bind(config.ingest.listen).await?;
+    let listener = techmon_service::bind(config.ingest.listen).await?;
     run_on(config, listener, shutdown).await
 }
 
@@ -95,25 +99,30 @@ pub async fn run_on(
         }
     };
     // Opened here first, so a misconfiguration stops `serve` at start.
-    let first =
-        techmon_transform::Transform::open(&config.transform, Arc::clone(&log), &config.log.topic)
-            .await?
-            .with_audit(Arc::new(crate::audit::open(config)?));
+    let lake = config.lake.location()?;
+    let first = techmon_transform::Transform::open(
+        &config.transform,
+        &lake,
+        Arc::clone(&log),
+        &config.log.topic,
+    )
+    .await?
+    .with_audit(Arc::new(crate::audit::open(config)?));
     // One registry for `GET /metrics`: ingest's, the transform's and the queries'.
     let registry = prometheus::Registry::new();
     first
         .metrics()
         .register(&registry)
         .map_err(ServeError::Metrics)?;
-    tracing::info!(lake = %config.transform.lake, "transform resumes from the lake");
+    tracing::info!(lake = %config.lake.url, "transform resumes from the lake");
     let transform = tokio::spawn(supervise_transform(
         first,
         config.clone(),
+        lake.clone(),
         Arc::clone(&log),
         until_stopped.clone(),
     ));
-    let engine =
-        techmon_query::Engine::new(config.transform.lake_location()?, config.query.limits())?;
+    let engine = techmon_query::Engine::new(lake, config.query.limits())?;
     let person_keys =
         techmon_eventlog::person_keys::PersonKeys::open(&config.transform.person_keys)?;
     // Queries on threads of their own: the hubs' pushes and the transform keep theirs.
@@ -134,7 +143,7 @@ pub async fn run_on(
     let router =
         techmon_ingest::build_with_metrics(&config.ingest, log, registry, Some(person_keys))?
             .merge(query);
-    let ingest = techmon_ingest::serve(listener, router, until_stopped());
+    let ingest = techmon_service::serve(listener, router, until_stopped());
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop.send(true);

@@ -8,8 +8,8 @@ use std::time::Duration;
 use deltalake::arrow::array::{Array, AsArray};
 use serde_json::Value;
 use techmon::demo::DemoOptions;
+use techmon_lake::{LakeLocation, StorageOptions};
 use techmon_query::{Engine, TableVersions};
-use techmon_transform::storage::{LakeLocation, StorageOptions};
 
 /// The demo region in `dir`, run until its answers are printed.
 async fn demo_region(dir: &Path) -> techmon::demo::Demo {
@@ -85,7 +85,7 @@ async fn a_rotated_lake_has_new_pseudonyms_and_the_same_kpis() {
     let mut config = techmon::config::load(None).expect("defaults");
     config.log.backend = techmon_eventlog::Backend::Embedded;
     config.log.embedded.path = demo_dir.join("events.redb");
-    config.transform.lake = demo_dir.join("lake").to_string_lossy().into_owned();
+    config.lake.url = demo_dir.join("lake").to_string_lossy().into_owned();
     config.transform.raw = demo_dir.join("raw");
     config.transform.person_keys = demo_dir.join("raw/person-keys");
 
@@ -93,19 +93,13 @@ async fn a_rotated_lake_has_new_pseudonyms_and_the_same_kpis() {
     let new_raw = dir.path().join("raw-k2");
     let same = techmon_transform::rotation_config(
         &config.transform,
-        &new_lake.to_string_lossy(),
         new_raw.clone(),
         &config.transform.pseudonym_key_id,
     );
     assert!(same.is_err(), "a new key needs a new id");
-    let rotation = techmon_transform::rotation_config(
-        &config.transform,
-        &new_lake.to_string_lossy(),
-        new_raw.clone(),
-        "k2",
-    )
-    .expect("rotation");
-    techmon::rebuild::rebuild(&config, &rotation, "rotated")
+    let rotation = techmon_transform::rotation_config(&config.transform, new_raw.clone(), "k2")
+        .expect("rotation");
+    techmon::rebuild::rebuild(&config, &rotation, &new_lake.to_string_lossy(), "rotated")
         .await
         .expect("rebuilt under k2");
     assert_ne!(

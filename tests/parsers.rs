@@ -231,9 +231,9 @@ async fn the_push_api_bodies() {
         max_body_bytes: 1 << 20,
         max_records_per_request: 1000,
         retry_after_seconds: 1,
-        hubs: vec![techmon_ingest::HubCredential {
+        hubs: vec![techmon_service::HubCredential {
             hub_id: "tec-deventer".into(),
-            token_sha256: techmon_ingest::token_sha256("fuzz-token"),
+            token_sha256: techmon_service::token_sha256("fuzz-token"),
         }],
     };
     let router = techmon_ingest::build(&config, log).expect("router");
@@ -241,7 +241,7 @@ async fn the_push_api_bodies() {
         .await
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(techmon_ingest::serve(
+    tokio::spawn(techmon_service::serve(
         listener,
         router,
         std::future::pending(),

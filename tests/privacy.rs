@@ -227,9 +227,8 @@ async fn push(client: &reqwest::Client, url: &str, events: &[Value]) {
 
 /// The participant pseudonyms of a lake table, sorted.
 async fn pseudonyms(lake: &std::path::Path, table: &str) -> Vec<String> {
-    let location =
-        techmon_transform::storage::LakeLocation::new(&lake.to_string_lossy(), Default::default())
-            .expect("folder");
+    let location = techmon_lake::LakeLocation::new(&lake.to_string_lossy(), Default::default())
+        .expect("folder");
     let delta = location.open(table).await.expect("table");
     let ctx = deltalake::datafusion::prelude::SessionContext::new();
     delta
@@ -340,14 +339,14 @@ async fn withdrawal_shreds_the_sealed_fields(backend: &str) {
     }
     drop(service);
     // The erasure is in the audit trail.
-    let trail = techmon_query::audit::read(
+    let trail = techmon_service::audit::read(
         &dir.path().join("techmon-data/audit"),
-        &techmon_query::audit::AuditFilter::default(),
+        &techmon_service::audit::AuditFilter::default(),
     )
     .expect("audit trail");
     let erasures: Vec<_> = trail
         .iter()
-        .filter(|e| e.action == techmon_query::audit::AuditAction::Erasure)
+        .filter(|e| e.action == techmon_service::audit::AuditAction::Erasure)
         .collect();
     assert_eq!(erasures.len(), 1, "{trail:?}");
     assert!(
@@ -371,7 +370,7 @@ async fn withdrawal_shreds_the_sealed_fields(backend: &str) {
     if let Ok(brokers) = std::env::var("TECHMON_KAFKA_BROKERS") {
         config.log.kafka.brokers = brokers;
     }
-    config.transform.lake = lake.to_string_lossy().into_owned();
+    config.lake.url = lake.to_string_lossy().into_owned();
     config.transform.raw = dir.path().join("techmon-data/raw");
     config.transform.person_keys = keys.clone();
     let log = techmon_eventlog::open(&config.log).await.expect("log");
@@ -405,12 +404,9 @@ async fn withdrawal_shreds_the_sealed_fields(backend: &str) {
     drop(log);
     // A replay: the lake without Anna, Bram's rows as they were.
     let replayed = dir.path().join("replayed");
-    let replay = techmon_transform::replay_config(
-        &config.transform,
-        &replayed.to_string_lossy(),
-        dir.path().join("replayed-raw"),
-    );
-    techmon::rebuild::rebuild(&config, &replay, "replayed")
+    let replay =
+        techmon_transform::replay_config(&config.transform, dir.path().join("replayed-raw"));
+    techmon::rebuild::rebuild(&config, &replay, &replayed.to_string_lossy(), "replayed")
         .await
         .expect("replay");
     assert_eq!(pseudonyms(&replayed, "participants").await, after);
@@ -433,12 +429,10 @@ async fn withdrawal_shreds_the_sealed_fields(backend: &str) {
         }
         assert!(trimmed > 0, "the log held records");
         drop(log);
-        let again = techmon_transform::replay_config(
-            &config.transform,
-            &dir.path().join("again").to_string_lossy(),
-            dir.path().join("again-raw"),
-        );
-        let refused = techmon::rebuild::rebuild(&config, &again, "replayed")
+        let again =
+            techmon_transform::replay_config(&config.transform, dir.path().join("again-raw"));
+        let to = dir.path().join("again");
+        let refused = techmon::rebuild::rebuild(&config, &again, &to.to_string_lossy(), "replayed")
             .await
             .expect_err("a rebuild from a trimmed log");
         assert!(

@@ -13,7 +13,8 @@ use common::free_port;
 use serde_json::{Value, json};
 use techmon_eventlog::EventLog;
 use techmon_eventlog::kafka::{KafkaConfig, KafkaLog};
-use techmon_ingest::{Config, HubCredential, token_sha256};
+use techmon_ingest::Config;
+use techmon_service::{HubCredential, token_sha256};
 use uuid::Uuid;
 
 const TOKEN: &str = "e2e-token-techniekbrouwerij";

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use serde::Deserialize;
 use uuid::Uuid;
 
-pub mod audit;
 pub mod embedded;
 pub mod event_ids;
 pub mod files;
@@ -91,13 +90,6 @@ pub enum LogError {
     },
     #[error("record {event_id} is not a JSON event with that event_id")]
     NotAnEvent { event_id: Uuid },
-    /// Answered to users: the path is for the log only.
-    #[error("the audit trail: {source}")]
-    Audit {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("person keys at {path}: {source}")]
     PersonKeys {
         path: PathBuf,

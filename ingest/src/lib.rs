@@ -18,16 +18,13 @@ use serde_json::Value;
 use techmon_eventlog::{Appended, EventLog, LogRecord};
 use techmon_schemas::{EventKind, FieldError};
 
-mod auth;
-mod error;
 mod metrics;
 mod records;
 
-pub use auth::{HubCredential, TokenMap, token_sha256};
-pub use error::{ApiError, IngestError};
 pub use metrics::Metrics;
 pub use records::{PushAnswer, RecordResult, RecordStatus};
 use techmon_eventlog::person_keys::PersonKeys;
+use techmon_service::{ApiError, HubCredential, HubTokens, ServiceError};
 
 use records::Candidate;
 
@@ -51,7 +48,7 @@ pub struct Config {
 struct Ingest {
     log: Arc<dyn EventLog>,
     person_keys: Option<Arc<PersonKeys>>,
-    tokens: Arc<auth::HubTokens>,
+    tokens: Arc<HubTokens>,
     metrics: Metrics,
     max_body_bytes: usize,
     max_records: usize,
@@ -59,7 +56,7 @@ struct Ingest {
 }
 
 /// The ingest routes (push API, schemas, health, readiness, metrics).
-pub fn build(config: &Config, log: Arc<dyn EventLog>) -> Result<Router, IngestError> {
+pub fn build(config: &Config, log: Arc<dyn EventLog>) -> Result<Router, ServiceError> {
     build_with_metrics(config, log, prometheus::Registry::new(), None)
 }
 
@@ -72,11 +69,11 @@ pub fn build_with_metrics(
     log: Arc<dyn EventLog>,
     registry: prometheus::Registry,
     person_keys: Option<PersonKeys>,
-) -> Result<Router, IngestError> {
+) -> Result<Router, ServiceError> {
     let state = Ingest {
         log,
         person_keys: person_keys.map(Arc::new),
-        tokens: Arc::new(auth::HubTokens::new(&config.hubs)?),
+        tokens: Arc::new(HubTokens::new(&config.hubs)?),
         metrics: Metrics::new(registry),
         max_body_bytes: config.max_body_bytes,
         max_records: config.max_records_per_request,
@@ -117,34 +114,18 @@ fn stored_payload(
     Ok(serde_json::to_vec(&value).unwrap_or_default())
 }
 
-/// Serves `router` on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), IngestError> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(IngestError::Serve)
-}
-
-/// Binds the service address.
-pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, IngestError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| IngestError::Bind { addr, source })?;
-    tracing::info!(%addr, "listening");
-    Ok(listener)
-}
-
 /// Binds `config.listen` and serves the ingest API until `shutdown` completes.
 pub async fn run(
     config: &Config,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), IngestError> {
-    serve(bind(config.listen).await?, router, shutdown).await
+) -> Result<(), ServiceError> {
+    techmon_service::serve(
+        techmon_service::bind(config.listen).await?,
+        router,
+        shutdown,
+    )
+    .await
 }
 
 async fn read_body(state: &Ingest, body: Body) -> Result<bytes::Bytes, ApiError> {

@@ -5,8 +5,8 @@ use serde_json::Value;
 use techmon_schemas::{Event, FieldError, ReadEventError};
 use uuid::Uuid;
 
-use crate::error::ApiError;
 use axum::http::StatusCode;
+use techmon_service::ApiError;
 
 /// One record of a request, before validation.
 #[derive(Debug)]

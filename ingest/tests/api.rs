@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use techmon_eventlog::embedded::EmbeddedLog;
 use techmon_eventlog::kafka::{KafkaConfig, KafkaLog};
 use techmon_eventlog::{EventLog, StoredRecord};
-use techmon_ingest::{Config, HubCredential, PushAnswer, RecordStatus, token_sha256};
+use techmon_ingest::{Config, PushAnswer, RecordStatus};
+use techmon_service::{HubCredential, token_sha256};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -52,7 +53,7 @@ async fn start_with(
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(techmon_ingest::serve(listener, router, async {
+    tokio::spawn(techmon_service::serve(listener, router, async {
         let _ = stopped.await;
     }));
     Server {

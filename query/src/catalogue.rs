@@ -2,16 +2,10 @@
 //! version), the reference tables imported from DUO, and techmon's code lists. Nothing
 //! else is reachable: the session has no file tables and no URL tables.
 
-use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use deltalake::DeltaTable;
-use deltalake::arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, Int32Array, RecordBatch, StringArray,
-};
-use deltalake::arrow::datatypes::{Field, Schema, SchemaRef};
+use deltalake::arrow::datatypes::{Schema, SchemaRef};
 use deltalake::datafusion::catalog::view::ViewTable;
 use deltalake::datafusion::catalog::{Session, TableProvider};
 use deltalake::datafusion::datasource::{MemTable, provider_as_source};
@@ -19,13 +13,13 @@ use deltalake::datafusion::logical_expr::LogicalPlanBuilder;
 use deltalake::datafusion::prelude::{SessionContext, col, lit};
 use deltalake::delta_datafusion::{DeltaScanConfig, DeltaScanNext};
 use deltalake::logstore::object_store::ObjectStoreExt as _;
-use techmon_schemas::codes;
-use techmon_transform::storage::LakeLocation;
+use techmon_lake::code_lists::code_lists;
+use techmon_lake::tables::{self, TableKind};
+use techmon_lake::{LakeLocation, TableVersions};
 use tokio::sync::Mutex;
 
 use crate::QueryError;
 use crate::lake_scan::LakeScan;
-use crate::reference::REFERENCE_TABLES;
 
 /// A table of the catalogue, for `GET /v1/tables`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -60,43 +54,6 @@ impl TableInfo {
                 })
                 .collect(),
         }
-    }
-}
-
-/// The Delta table versions an answer was computed from: `activities=3,participants=7`.
-/// Sent back as a request header, it pins the same versions again.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-pub struct TableVersions(pub BTreeMap<String, u64>);
-
-impl fmt::Display for TableVersions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        for (table, version) in &self.0 {
-            if !first {
-                f.write_str(",")?;
-            }
-            first = false;
-            write!(f, "{table}={version}")?;
-        }
-        Ok(())
-    }
-}
-
-impl FromStr for TableVersions {
-    type Err = QueryError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut versions = BTreeMap::new();
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (table, version) = part
-                .split_once('=')
-                .and_then(|(t, v)| Some((t.trim(), v.trim().parse::<u64>().ok()?)))
-                .ok_or_else(|| QueryError::BadVersionPin {
-                    pin: part.to_string(),
-                })?;
-            versions.insert(table.to_string(), version);
-        }
-        Ok(Self(versions))
     }
 }
 
@@ -152,38 +109,20 @@ pub struct Catalogue {
 }
 
 impl Catalogue {
-    pub fn new(location: LakeLocation) -> Result<Self, QueryError> {
-        let lake_tables = techmon_transform::tables::TABLES
-            .iter()
+    pub fn new(location: LakeLocation) -> Self {
+        let sources = tables::all()
             .map(|t| DeltaSource {
                 name: t.name,
-                kind: "lake",
+                kind: match t.kind {
+                    TableKind::Events | TableKind::Counts => "lake",
+                    TableKind::Reference => "reference",
+                },
                 description: t.description,
                 schema: t.arrow_schema(),
                 latest: Mutex::new(None),
-            });
-        let counts = &techmon_transform::tables::WITHHELD_COUNTS;
-        let counts_table = std::iter::once(DeltaSource {
-            name: counts.name,
-            kind: "lake",
-            description: counts.description,
-            schema: counts.arrow_schema(),
-            latest: Mutex::new(None),
-        });
-        let reference_tables = REFERENCE_TABLES.iter().map(|t| DeltaSource {
-            name: t.name,
-            kind: "reference",
-            description: t.description,
-            schema: t.arrow_schema(),
-            latest: Mutex::new(None),
-        });
-        Ok(Self {
-            location,
-            sources: lake_tables
-                .chain(counts_table)
-                .chain(reference_tables)
-                .collect(),
-        })
+            })
+            .collect();
+        Self { location, sources }
     }
 
     pub fn location(&self) -> &LakeLocation {
@@ -257,11 +196,11 @@ impl Catalogue {
             ctx.register_table(source.name, provider)
                 .map_err(|e| QueryError::engine(source.name, e))?;
         }
-        for (name, _, batch) in code_lists()? {
-            let table = MemTable::try_new(batch.schema(), vec![vec![batch]])
-                .map_err(|e| QueryError::engine(name, e))?;
-            ctx.register_table(name, Arc::new(table))
-                .map_err(|e| QueryError::engine(name, e))?;
+        for list in code_lists()? {
+            let table = MemTable::try_new(list.batch.schema(), vec![vec![list.batch]])
+                .map_err(|e| QueryError::engine(list.name, e))?;
+            ctx.register_table(list.name, Arc::new(table))
+                .map_err(|e| QueryError::engine(list.name, e))?;
         }
         Ok(())
     }
@@ -347,172 +286,14 @@ impl Catalogue {
             .iter()
             .map(|s| TableInfo::new(s.name, s.kind, s.description, &s.schema))
             .collect();
-        for (name, description, batch) in code_lists()? {
+        for list in code_lists()? {
             out.push(TableInfo::new(
-                name,
+                list.name,
                 "code_list",
-                description,
-                &batch.schema(),
+                list.description,
+                &list.batch.schema(),
             ));
         }
         Ok(out)
     }
-}
-
-/// techmon's code lists as small tables: hubs, the zeven werelden, VO profiles with
-/// their technical flag, and the KPI targets (one row per KPI and year).
-fn code_lists() -> Result<Vec<(&'static str, &'static str, RecordBatch)>, QueryError> {
-    let text = |values: Vec<Option<&str>>| Arc::new(StringArray::from(values)) as ArrayRef;
-    let batch = |name: &'static str, columns: Vec<(&str, ArrayRef)>| {
-        let fields: Vec<Field> = columns
-            .iter()
-            .map(|(n, a)| Field::new(*n, a.data_type().clone(), a.null_count() > 0))
-            .collect();
-        RecordBatch::try_new(
-            Arc::new(Schema::new(fields)),
-            columns.into_iter().map(|(_, a)| a).collect(),
-        )
-        .map_err(|e| QueryError::engine(name, e.into()))
-    };
-    let hubs = codes::hubs();
-    let worlds = codes::worlds();
-    let profiles = codes::profiles();
-    let targets: Vec<(&codes::KpiTarget, i32, Option<f64>)> = codes::kpi_targets()
-        .iter()
-        .flat_map(|k| {
-            k.targets
-                .iter()
-                .map(move |(year, target)| (k, *year, *target))
-        })
-        .collect();
-    Ok(vec![
-        (
-            "hubs",
-            "The techniekhubs: hub_id as in events, name and municipality.",
-            batch(
-                "hubs",
-                vec![
-                    (
-                        "hub_id",
-                        text(hubs.iter().map(|h| Some(h.id.as_str())).collect()),
-                    ),
-                    (
-                        "name",
-                        text(hubs.iter().map(|h| Some(h.name.as_str())).collect()),
-                    ),
-                    (
-                        "municipality",
-                        text(hubs.iter().map(|h| Some(h.municipality.as_str())).collect()),
-                    ),
-                ],
-            )?,
-        ),
-        (
-            "worlds",
-            "De zeven werelden van techniek (activities.worlds holds their numbers).",
-            batch(
-                "worlds",
-                vec![
-                    (
-                        "world",
-                        Arc::new(Int32Array::from(
-                            worlds
-                                .iter()
-                                .map(|w| i32::from(w.number))
-                                .collect::<Vec<_>>(),
-                        )) as ArrayRef,
-                    ),
-                    (
-                        "name",
-                        text(worlds.iter().map(|w| Some(w.name.as_str())).collect()),
-                    ),
-                ],
-            )?,
-        ),
-        (
-            "vo_profiles",
-            "VO profiles with the onderwijstypes offering them and whether they count as technical (Monitor Techniekpact).",
-            batch(
-                "vo_profiles",
-                vec![
-                    (
-                        "profile_code",
-                        text(profiles.iter().map(|p| Some(p.code.as_str())).collect()),
-                    ),
-                    (
-                        "name",
-                        text(profiles.iter().map(|p| Some(p.name.as_str())).collect()),
-                    ),
-                    (
-                        "onderwijstypes",
-                        Arc::new(StringArray::from(
-                            profiles
-                                .iter()
-                                .map(|p| {
-                                    p.onderwijstypes
-                                        .iter()
-                                        .map(|o| o.as_str())
-                                        .collect::<Vec<_>>()
-                                        .join(",")
-                                })
-                                .collect::<Vec<_>>(),
-                        )) as ArrayRef,
-                    ),
-                    (
-                        "technical",
-                        Arc::new(BooleanArray::from(
-                            profiles.iter().map(|p| p.technical).collect::<Vec<_>>(),
-                        )) as ArrayRef,
-                    ),
-                ],
-            )?,
-        ),
-        (
-            "kpi_targets",
-            "The KPI targets of seed 003 per year (null: no target that year); year Y is school year Y/Y+1.",
-            batch(
-                "kpi_targets",
-                vec![
-                    (
-                        "kpi",
-                        text(targets.iter().map(|(k, ..)| Some(k.kpi.as_str())).collect()),
-                    ),
-                    (
-                        "band",
-                        text(targets.iter().map(|(k, ..)| k.band.as_deref()).collect()),
-                    ),
-                    (
-                        "unit",
-                        text(
-                            targets
-                                .iter()
-                                .map(|(k, ..)| Some(k.unit.as_str()))
-                                .collect(),
-                        ),
-                    ),
-                    (
-                        "year",
-                        Arc::new(Int32Array::from(
-                            targets.iter().map(|(_, y, _)| *y).collect::<Vec<_>>(),
-                        )) as ArrayRef,
-                    ),
-                    (
-                        "target",
-                        Arc::new(Float64Array::from(
-                            targets.iter().map(|(.., t)| *t).collect::<Vec<_>>(),
-                        )) as ArrayRef,
-                    ),
-                    (
-                        "description",
-                        text(
-                            targets
-                                .iter()
-                                .map(|(k, ..)| Some(k.description.as_str()))
-                                .collect(),
-                        ),
-                    ),
-                ],
-            )?,
-        ),
-    ])
 }

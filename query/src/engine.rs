@@ -32,10 +32,10 @@ use deltalake::datafusion::prelude::{
     DataFrame, SQLOptions, SessionConfig, SessionContext, col, lit,
 };
 use futures::StreamExt;
-use techmon_transform::storage::LakeLocation;
+use techmon_lake::{LakeLocation, TableVersions};
 
 use crate::QueryError;
-use crate::catalogue::{Catalogue, TableInfo, TableVersions};
+use crate::catalogue::{Catalogue, TableInfo};
 use crate::disclosure::Disclosure;
 use crate::distinct_partitions::DistinctPartitionValues;
 use crate::memory::{QueryPool, ServiceMemory};
@@ -139,7 +139,7 @@ type ReleasedRows = HashMap<&'static str, Arc<tokio::sync::OnceCell<Vec<RecordBa
 impl Engine {
     pub fn new(lake: LakeLocation, limits: Limits) -> Result<Self, QueryError> {
         Ok(Self {
-            catalogue: Catalogue::new(lake)?,
+            catalogue: Catalogue::new(lake),
             limits,
             prepared: tokio::sync::Mutex::new(None),
             parquet_footers: Arc::new(DefaultCache::new(PARQUET_FOOTER_CACHE_BYTES)),

@@ -2,7 +2,8 @@
 
 use axum::http::StatusCode;
 use deltalake::datafusion::error::DataFusionError;
-use techmon_ingest::ApiError;
+use techmon_lake::LakeError;
+use techmon_service::{ApiError, ServiceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -27,8 +28,6 @@ pub enum QueryError {
     Timeout { seconds: u64 },
     #[error("no table {table} in the catalogue")]
     UnknownTable { table: String },
-    #[error("table version pin `{pin}` is not of the form table=version")]
-    BadVersionPin { pin: String },
     #[error("table {table} has no version {version}: {reason}")]
     VersionUnavailable {
         table: String,
@@ -56,8 +55,8 @@ pub enum QueryError {
         #[source]
         source: Box<deltalake::DeltaTableError>,
     },
-    #[error("lake table {table}: bad location: {reason}")]
-    LakeUrl { table: String, reason: String },
+    #[error(transparent)]
+    LakeAccess(#[from] LakeError),
     #[error("{context}: {source}")]
     Engine {
         context: String,
@@ -92,7 +91,7 @@ pub enum QueryError {
     ServiceMemory { reason: String },
     /// The trail must hold every answer: without it, none is given.
     #[error("no answer is given when {0}")]
-    Audit(#[source] techmon_eventlog::LogError),
+    Audit(#[source] ServiceError),
 }
 
 impl QueryError {
@@ -146,7 +145,7 @@ impl QueryError {
             Self::Sql { .. }
             | Self::NotOneStatement { .. }
             | Self::UnknownTable { .. }
-            | Self::BadVersionPin { .. }
+            | Self::LakeAccess(LakeError::VersionPin { .. })
             | Self::Reference { .. }
             | Self::BadExport { .. } => StatusCode::BAD_REQUEST,
             Self::UnknownExport { .. } => StatusCode::NOT_FOUND,
@@ -159,7 +158,7 @@ impl QueryError {
             | Self::ValueTooLarge(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::ServiceMemory { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Lake { .. }
-            | Self::LakeUrl { .. }
+            | Self::LakeAccess(_)
             | Self::Engine { .. }
             | Self::Encode { .. }
             | Self::ExportStore { .. }
@@ -183,14 +182,14 @@ impl QueryError {
             Self::ValueTooLarge(_) => "value_too_large",
             Self::ServiceMemory { .. } => "memory_busy",
             Self::UnknownTable { .. } => "unknown_table",
-            Self::BadVersionPin { .. } => "bad_version_pin",
+            Self::LakeAccess(LakeError::VersionPin { .. }) => "bad_version_pin",
             Self::VersionUnavailable { .. } => "version_unavailable",
             Self::UnsupportedFormat { .. } => "unsupported_format",
             Self::Reference { .. } => "bad_reference_file",
             Self::BadExport { .. } => "bad_export",
             Self::UnknownExport { .. } => "unknown_export",
             Self::ExportStore { .. } => "export_store",
-            Self::Lake { .. } | Self::LakeUrl { .. } => "lake_unavailable",
+            Self::Lake { .. } | Self::LakeAccess(_) => "lake_unavailable",
             Self::Engine { .. }
             | Self::Encode { .. }
             | Self::BadTokenHash { .. }

@@ -26,10 +26,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::QueryError;
-use crate::catalogue::TableVersions;
 use crate::disclosure::{Disclosure, Suppressed};
 use crate::engine::{Engine, Scope};
 use crate::formats::Format;
+use techmon_lake::TableVersions;
 
 /// `POST /v1/exports`.
 #[derive(Debug, Clone, Deserialize, Serialize)]

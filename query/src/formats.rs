@@ -16,8 +16,8 @@ use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
 
 use crate::QueryError;
-use crate::catalogue::TableVersions;
 use crate::disclosure::Suppressed;
+use techmon_lake::TableVersions;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

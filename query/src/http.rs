@@ -12,14 +12,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use techmon_ingest::{ApiError, TokenMap};
+use techmon_service::{ApiError, ServiceError, TokenMap};
 
 use crate::QueryError;
-use crate::audit::{AuditAction, AuditEntry, AuditFilter, AuditLog};
-use crate::catalogue::TableVersions;
 use crate::disclosure::{Disclosure, Releases, Suppressed};
 use crate::engine::{Engine, Limits, Scope};
 use crate::formats::Format;
+use techmon_lake::TableVersions;
+use techmon_service::audit::{self, AuditAction, AuditEntry, AuditFilter, AuditLog};
 
 /// The header that states (in answers) or pins (in requests) the table versions.
 pub const VERSIONS_HEADER: &str = "techmon-table-versions";
@@ -46,7 +46,7 @@ pub struct Config {
     pub exports: std::path::PathBuf,
     /// The people who may query, each with a role and the SHA-256 of their token.
     pub users: Vec<QueryUser>,
-    /// The audit trail's folder (see [`crate::audit`]): keep it as private as the raw
+    /// The audit trail's folder (see [`techmon_service::audit`]): keep it as private as the raw
     /// zone.
     pub audit: std::path::PathBuf,
     /// Days an audit file is kept.
@@ -271,9 +271,9 @@ impl QueryService {
     }
 }
 
-fn error_path(error: &techmon_eventlog::LogError) -> Option<&std::path::Path> {
+fn error_path(error: &ServiceError) -> Option<&std::path::Path> {
     match error {
-        techmon_eventlog::LogError::Audit { path, .. } => Some(path),
+        ServiceError::Audit { path, .. } => Some(path),
         _ => None,
     }
 }
@@ -288,7 +288,7 @@ pub fn build(config: &Config, engine: Arc<Engine>) -> Result<Router, QueryError>
 pub fn build_with_hubs(
     config: &Config,
     engine: Arc<Engine>,
-    hubs: &[techmon_ingest::HubCredential],
+    hubs: &[techmon_service::HubCredential],
     registry: &prometheus::Registry,
 ) -> Result<Router, QueryError> {
     if let Some(user) = config.users.iter().find(|u| u.role == Role::Hub) {
@@ -430,7 +430,8 @@ async fn sql(
         let format = Format::from_accept(header_text(&headers, header::ACCEPT.as_str()))?;
         let pins: TableVersions = header_text(&headers, VERSIONS_HEADER)
             .unwrap_or("")
-            .parse()?;
+            .parse()
+            .map_err(QueryError::from)?;
         let answer = service
             .engine
             .query_as(&body, &pins, &user.scope(), &disclosure)
@@ -659,7 +660,8 @@ async fn kpi_answer(
     );
     let pins: TableVersions = header_text(headers, VERSIONS_HEADER)
         .unwrap_or("")
-        .parse()?;
+        .parse()
+        .map_err(QueryError::from)?;
     let answer = service
         .engine
         .query_as(&sql, &pins, &Scope::AllHubs, &disclosure)
@@ -816,7 +818,7 @@ async fn audit(
         "since {:?}, user {:?}, limit {:?}",
         filter.since, filter.user, filter.limit
     ));
-    let read = crate::audit::read(service.audit.folder(), &filter)
+    let read = audit::read(service.audit.folder(), &filter)
         .map_err(|e| ApiError::from(QueryError::Audit(e)));
     if let Ok(entries) = &read {
         asked.entry.rows = Some(entries.len() as u64);

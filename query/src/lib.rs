@@ -5,7 +5,6 @@
 //! HTTP; [`http`] serves it.
 
 pub mod admission;
-pub use techmon_eventlog::audit;
 pub mod bounded;
 pub mod catalogue;
 mod dashboard;
@@ -25,7 +24,7 @@ pub mod safety;
 mod utc_date_trunc;
 pub mod views;
 
-pub use catalogue::TableVersions;
 pub use engine::{Answer, Engine, Limits, Scope};
 pub use error::QueryError;
 pub use http::{Config, QueryUser, Role, build, build_with_hubs, on_runtime, probes};
+pub use techmon_lake::TableVersions;

@@ -7,106 +7,13 @@ use std::sync::Arc;
 use deltalake::arrow::array::{
     ArrayRef, BooleanArray, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use deltalake::datafusion::prelude::{SessionContext, col, lit};
 use sha2::{Digest, Sha256};
-use techmon_transform::storage::LakeLocation;
+use techmon_lake::LakeLocation;
+use techmon_lake::tables::{self, Table};
 
 use crate::QueryError;
 use crate::duo::{DuoDataset, DuoFormat, DuoRows, PupilCount};
-
-/// One reference table.
-pub struct ReferenceTable {
-    pub name: &'static str,
-    pub description: &'static str,
-    columns: &'static [(&'static str, DataType, bool)],
-}
-
-/// Counts as DUO publishes them: `pupils` is null where DUO suppressed a small count
-/// (`<5` or -1, meaning 1 to 4); `pupils_min`/`pupils_max` bound every cell.
-const COUNT: &[(&str, DataType, bool)] = &[
-    ("pupils", DataType::Int32, true),
-    ("pupils_min", DataType::Int32, false),
-    ("pupils_max", DataType::Int32, false),
-    ("suppressed", DataType::Boolean, false),
-];
-
-/// Where every row came from.
-const PROVENANCE: &[(&str, DataType, bool)] = &[
-    ("source", DataType::Utf8, false),
-    ("source_sha256", DataType::Utf8, false),
-];
-
-pub const REFERENCE_TABLES: &[ReferenceTable] = &[
-    ReferenceTable {
-        name: "duo_vo_pupils",
-        description: "DUO: VO pupils per school (BRIN6), onderwijstype, vmbo sector, afdeling, opleiding, leerjaar and gender, per school year (counted on 1 October); profiles read from DUO's values with their technical flag. municipality is null where DUO's file has none (the views take it from duo_schools).",
-        columns: &[
-            ("brin6", DataType::Utf8, false),
-            ("school_name", DataType::Utf8, false),
-            ("municipality", DataType::Utf8, true),
-            ("onderwijstype", DataType::Utf8, false),
-            ("vmbo_sector", DataType::Utf8, true),
-            ("afdeling", DataType::Utf8, true),
-            ("elementcode", DataType::Utf8, true),
-            ("opleidingsnaam", DataType::Utf8, false),
-            ("profile_code", DataType::Utf8, true),
-            ("technical", DataType::Boolean, false),
-            ("leerjaar", DataType::Int32, false),
-            ("gender", DataType::Utf8, false),
-        ],
-    },
-    ReferenceTable {
-        name: "duo_po_pupils",
-        description: "DUO: PO pupils per school (BRIN6), soort PO (Bo, Sbo, So, ...) and age on 1 October, per school year, with the groep band the age maps to (4-5: groep 1-2, 6-9: groep 3-6, 10 and older: groep 7-8).",
-        columns: &[
-            ("brin6", DataType::Utf8, false),
-            ("school_name", DataType::Utf8, false),
-            ("municipality", DataType::Utf8, false),
-            ("soort_po", DataType::Utf8, true),
-            ("age", DataType::Int32, false),
-            ("groep_band", DataType::Utf8, true),
-        ],
-    },
-    ReferenceTable {
-        name: "duo_schools",
-        description: "DUO: school addresses (BRIN6, name, PC4, place, municipality), per school year.",
-        columns: &[
-            ("brin6", DataType::Utf8, false),
-            ("name", DataType::Utf8, false),
-            ("pc4", DataType::Utf8, true),
-            ("place", DataType::Utf8, false),
-            ("municipality", DataType::Utf8, false),
-            ("kind", DataType::Utf8, true),
-        ],
-    },
-];
-
-impl ReferenceTable {
-    fn has_counts(&self) -> bool {
-        self.name != "duo_schools"
-    }
-
-    /// Its own columns, the counts where it has them, the provenance, and the school
-    /// year (the partition column) with the import time last.
-    pub fn arrow_schema(&self) -> SchemaRef {
-        let counts: &[(&str, DataType, bool)] = if self.has_counts() { COUNT } else { &[] };
-        let mut fields: Vec<Field> = self
-            .columns
-            .iter()
-            .chain(counts)
-            .chain(PROVENANCE)
-            .map(|(name, data_type, nullable)| Field::new(*name, data_type.clone(), *nullable))
-            .collect();
-        fields.push(Field::new(
-            "imported_at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ));
-        fields.push(Field::new("school_year", DataType::Utf8, false));
-        Arc::new(Schema::new(fields))
-    }
-}
 
 /// What an import did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -148,14 +55,7 @@ pub async fn import(
     let table = reference_table(file.rows.dataset());
     let source_sha256 = hex::encode(Sha256::digest(bytes));
     let school_year = file.school_year.to_string();
-    let lake_error = |e| QueryError::lake(table.name, e);
-    if let Some(folder) = lake.local_folder(table.name) {
-        std::fs::create_dir_all(&folder).map_err(|e| QueryError::LakeUrl {
-            table: table.name.into(),
-            reason: e.to_string(),
-        })?;
-    }
-    let delta = lake.open(table.name).await.map_err(lake_error)?;
+    let mut delta = lake.create(table).await?;
     let (rows, suppressed_cells) = (file.rows.len(), file.rows.suppressed_cells());
     let mut report = ImportReport {
         table: table.name,
@@ -176,8 +76,7 @@ pub async fn import(
         imported: false,
         table_version: 0,
     };
-    let mut delta = delta;
-    if delta.version().is_some() && already_imported(&delta, &report).await? {
+    if already_imported(&delta, &report).await? {
         report.table_version = delta.version().unwrap_or(0);
         return Ok(report);
     }
@@ -188,33 +87,24 @@ pub async fn import(
         report.source.replace('\'', "''"),
         report.school_year
     );
-    let mut write = delta
-        .clone()
+    delta = delta
         .write(vec![batch])
-        .with_partition_columns(["school_year"])
-        .with_table_name(table.name)
-        .with_description(table.description);
-    if delta.version().is_some() {
-        write = write
-            .with_save_mode(deltalake::protocol::SaveMode::Overwrite)
-            .with_replace_where(replace);
-    }
-    delta = write.await.map_err(lake_error)?;
+        .with_save_mode(deltalake::protocol::SaveMode::Overwrite)
+        .with_replace_where(replace)
+        .await
+        .map_err(|e| QueryError::lake(table.name, e))?;
     report.imported = true;
     report.table_version = delta.version().unwrap_or(0);
     Ok(report)
 }
 
-fn reference_table(dataset: DuoDataset) -> &'static ReferenceTable {
+fn reference_table(dataset: DuoDataset) -> &'static Table {
     let name = match dataset {
         DuoDataset::VoPupils => "duo_vo_pupils",
         DuoDataset::PoPupils => "duo_po_pupils",
         DuoDataset::Schools => "duo_schools",
     };
-    REFERENCE_TABLES
-        .iter()
-        .find(|t| t.name == name)
-        .expect("every dataset has its reference table")
+    tables::find(name).expect("every dataset has its reference table")
 }
 
 async fn already_imported(
@@ -243,7 +133,7 @@ async fn already_imported(
 }
 
 fn to_batch(
-    table: &ReferenceTable,
+    table: &Table,
     rows: &DuoRows,
     report: &ImportReport,
 ) -> Result<RecordBatch, QueryError> {

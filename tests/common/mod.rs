@@ -11,7 +11,7 @@ use deltalake::arrow::array::{Array, AsArray};
 use deltalake::datafusion::prelude::SessionContext;
 use serde_json::{Value, json};
 use techmon_ingest::{PushAnswer, RecordStatus};
-use techmon_transform::storage::{LakeLocation, StorageOptions};
+use techmon_lake::{LakeLocation, StorageOptions};
 use uuid::Uuid;
 
 /// The hub whose token [`push_until`] pushes with.
@@ -103,7 +103,7 @@ pub fn lake_in_bucket() -> (LakeLocation, Vec<(String, String)>) {
     let env = storage
         .iter()
         .map(|(k, v)| {
-            let key = format!("TECHMON__TRANSFORM__LAKE_STORAGE__{}", k.to_uppercase());
+            let key = format!("TECHMON__LAKE__STORAGE__{}", k.to_uppercase());
             (key, v.to_string())
         })
         .chain(
@@ -111,7 +111,7 @@ pub fn lake_in_bucket() -> (LakeLocation, Vec<(String, String)>) {
                 .iter()
                 .map(|(k, v)| (k.to_uppercase(), v.to_string())),
         )
-        .chain([("TECHMON__TRANSFORM__LAKE".to_string(), lake)])
+        .chain([("TECHMON__LAKE__URL".to_string(), lake)])
         .collect();
     (location, env)
 }

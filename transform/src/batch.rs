@@ -13,7 +13,9 @@ use deltalake::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use deltalake::arrow::error::ArrowError;
 
 use crate::TransformError;
-use crate::tables::{Cell, Row, Table};
+use techmon_lake::tables::Table;
+
+use crate::tables::{Cell, Row};
 
 /// One table's rows of a round, as Arrow arrays being built.
 pub struct TableRows {

@@ -22,8 +22,12 @@
 //! no consent field: their rows are not governed by it (a withdrawal erases them).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
 
+use deltalake::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use deltalake::arrow::error::ArrowError;
 use serde::{Deserialize, Serialize};
+use techmon_lake::tables::WITHHELD_COUNTS;
 
 /// A person's latest word on research use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,6 +263,29 @@ pub fn counts<'a>(
         }
     }
     counts
+}
+
+/// The counts as rows of [`WITHHELD_COUNTS`], in the groups' order.
+pub fn counts_batch(counts: &BTreeMap<Group, i64>) -> Result<RecordBatch, ArrowError> {
+    let text = |values: Vec<Option<&str>>| Arc::new(StringArray::from(values)) as ArrayRef;
+    let groups: Vec<&Group> = counts.keys().collect();
+    RecordBatch::try_new(
+        WITHHELD_COUNTS.arrow_schema(),
+        vec![
+            text(groups.iter().map(|g| Some(g.measure.as_str())).collect()),
+            text(groups.iter().map(|g| Some(g.hub_id.as_str())).collect()),
+            text(
+                groups
+                    .iter()
+                    .map(|g| Some(g.school_year.as_str()))
+                    .collect(),
+            ),
+            text(groups.iter().map(|g| g.sector.as_deref()).collect()),
+            text(groups.iter().map(|g| g.band).collect()),
+            text(groups.iter().map(|g| g.role.as_deref()).collect()),
+            Arc::new(Int64Array::from_iter_values(counts.values().copied())),
+        ],
+    )
 }
 
 #[cfg(test)]

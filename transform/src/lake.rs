@@ -1,4 +1,5 @@
-//! The research lake: one Delta table per table of [`crate::tables`], under one root
+//! The research lake as the transform writes it: one Delta table per event table of
+//! [`techmon_lake::tables`], under one root
 //! (a local folder or an object-store URL). Each commit that adds rows carries, per
 //! log partition it covers, a Delta `txn` action: application id
 //! `techmon:<topic>:<partition>`, version = the last log offset covered. On start the
@@ -11,11 +12,8 @@ use deltalake::arrow::array::{Array, AsArray, RecordBatch};
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::DataType;
 use deltalake::datafusion::prelude::SessionContext;
-use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::{CommitConflictError, CommitProperties, TransactionError};
-use deltalake::kernel::{StructType, Transaction};
-use deltalake::parquet::basic::{Compression, ZstdLevel};
-use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::SaveMode;
 use deltalake::table::config::TablePropertiesExt as _;
 use deltalake::writer::{DeltaWriter as _, RecordBatchWriter};
@@ -23,10 +21,8 @@ use deltalake::{DeltaTable, DeltaTableError, checkpoints};
 
 use crate::TransformError;
 use crate::consent::{Attended, Profile};
-use crate::storage::LakeLocation;
-use crate::tables::{
-    PARTITION_COLUMN, PERSON_COLUMNS, TABLES, Table, UNIQUE_COLUMNS, WITHHELD_COUNTS,
-};
+use techmon_lake::tables::{EVENT_TABLES, Table, WITHHELD_COUNTS};
+use techmon_lake::{LakeLocation, writer_properties};
 
 /// Rows for one table, and the log positions the commit covers.
 pub struct Append {
@@ -96,28 +92,6 @@ async fn commit(
     }
 }
 
-/// Rows per Parquet row group (DuckDB writes 122,880). A reader splits a table's work
-/// among its threads by row group, and a writer holds a group in memory: compacting
-/// the 10M-event lake into groups of up to a million rows peaked at 1.0 GB, at 0.6 GB
-/// with these.
-const ROW_GROUP_ROWS: usize = 128 * 1024;
-
-/// How every data file of the lake is written: zstd, row groups of [`ROW_GROUP_ROWS`],
-/// and no dictionary for the columns whose values (almost) never repeat, where one
-/// only costs time (and space) until the writer gives up on it.
-pub(crate) fn writer_properties() -> WriterProperties {
-    UNIQUE_COLUMNS
-        .iter()
-        .chain(PERSON_COLUMNS)
-        .fold(
-            WriterProperties::builder()
-                .set_compression(Compression::ZSTD(ZstdLevel::default()))
-                .set_max_row_group_row_count(Some(ROW_GROUP_ROWS)),
-            |builder, column| builder.set_column_dictionary_enabled((*column).into(), false),
-        )
-        .build()
-}
-
 /// What one compaction of the lake did (see [`Lake::compact`]).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Compaction {
@@ -141,22 +115,6 @@ fn quoted_pseudonyms(pseudonyms: &[String]) -> Option<String> {
     (!list.is_empty()).then(|| list.join(", "))
 }
 
-/// Creates a table's first version: its columns and partitioning, no rows. Every
-/// commit that adds rows then builds on a version it read, and Delta's conflict check
-/// refuses it when a commit since then recorded positions of the same partitions
-/// (a first commit that races another is rebased onto the winner unchecked).
-async fn create(delta: DeltaTable, table: &Table) -> Result<DeltaTable, DeltaTableError> {
-    let columns: StructType = table.arrow_schema().as_ref().try_into_kernel()?;
-    delta
-        .create()
-        .with_save_mode(SaveMode::Ignore)
-        .with_table_name(table.name)
-        .with_comment(table.description)
-        .with_columns(columns.fields().cloned())
-        .with_partition_columns([PARTITION_COLUMN])
-        .await
-}
-
 pub struct Lake {
     root: url::Url,
     topic: String,
@@ -176,51 +134,11 @@ impl Lake {
     /// Opens the lake at `location` (a local folder is created when missing).
     pub async fn open(location: &LakeLocation, topic: &str) -> Result<Self, TransformError> {
         // The tables side by side: each is a few round trips to its folder or bucket.
-        let opened = futures::future::try_join_all(TABLES.iter().map(|table| async move {
-            if let Some(folder) = location.local_folder(table.name) {
-                std::fs::create_dir_all(&folder).map_err(|source| TransformError::LakeFolder {
-                    path: folder,
-                    source,
-                })?;
-            }
-            let mut delta = location
-                .open(table.name)
-                .await
-                .map_err(|e| delta_error(table.name, e))?;
-            if delta.version().is_none() {
-                delta = create(delta, table)
-                    .await
-                    .map_err(|e| delta_error(table.name, e))?;
-            }
-            Ok::<_, TransformError>((table.name, delta))
+        let opened = futures::future::try_join_all(EVENT_TABLES.iter().map(|table| async move {
+            Ok::<_, TransformError>((table.name, location.create(table).await?))
         }))
         .await?;
-        let name = WITHHELD_COUNTS.name;
-        if let Some(folder) = location.local_folder(name) {
-            std::fs::create_dir_all(&folder).map_err(|source| TransformError::LakeFolder {
-                path: folder,
-                source,
-            })?;
-        }
-        let mut counts = location
-            .open(name)
-            .await
-            .map_err(|e| delta_error(name, e))?;
-        if counts.version().is_none() {
-            let columns: StructType = WITHHELD_COUNTS
-                .arrow_schema()
-                .as_ref()
-                .try_into_kernel()
-                .map_err(|e| delta_error(name, e.into()))?;
-            counts = counts
-                .create()
-                .with_save_mode(SaveMode::Ignore)
-                .with_table_name(name)
-                .with_comment(WITHHELD_COUNTS.description)
-                .with_columns(columns.fields().cloned())
-                .await
-                .map_err(|e| delta_error(name, e))?;
-        }
+        let counts = location.create(&WITHHELD_COUNTS).await?;
         Ok(Self {
             root: location.root().clone(),
             topic: topic.to_string(),
@@ -538,7 +456,7 @@ impl Lake {
         let target =
             std::num::NonZeroU64::new(target_file_bytes).unwrap_or(std::num::NonZeroU64::MIN);
         let mut compaction = Compaction::default();
-        for table in TABLES {
+        for table in EVENT_TABLES {
             let current = self.latest(table.name)?;
             let compacted = current
                 .optimize()
@@ -570,7 +488,7 @@ impl Lake {
 
     /// The tables with a person's pseudonym, with its column.
     fn person_tables(&self) -> Vec<(&'static Table, &'static str, DeltaTable)> {
-        crate::tables::person_tables()
+        techmon_lake::tables::person_tables()
             .filter_map(|(table, column)| {
                 self.tables
                     .get(table.name)
@@ -589,7 +507,7 @@ impl Lake {
     ) -> Result<usize, TransformError> {
         let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
         let mut deleted = 0;
-        for table in TABLES {
+        for table in EVENT_TABLES {
             let current = self.latest(table.name)?;
             let (after, metrics) = current
                 .vacuum()
@@ -695,7 +613,10 @@ mod tests {
         let lake = Lake::open(&location, "events")
             .await
             .expect("open the lake");
-        let table = TABLES.iter().find(|t| t.name == name).expect("the table");
+        let table = EVENT_TABLES
+            .iter()
+            .find(|t| t.name == name)
+            .expect("the table");
         (dir, lake, table)
     }
 
@@ -752,7 +673,10 @@ mod tests {
         let (dir, mut lake, table) = new_lake_with("attendances").await;
         // Pseudonyms p00 to p49 in turn, in two appends; the first fills two row groups.
         let pseudonym = |i: usize| format!("p{:02}", i % 50);
-        let (first, all) = (ROW_GROUP_ROWS + 1000, ROW_GROUP_ROWS + 2000);
+        let (first, all) = (
+            techmon_lake::ROW_GROUP_ROWS + 1000,
+            techmon_lake::ROW_GROUP_ROWS + 2000,
+        );
         for (from, to) in [(0, first), (first, all)] {
             let mut rows = TableRows::new(table);
             for i in from..to {

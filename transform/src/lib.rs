@@ -16,11 +16,12 @@ use std::time::{Duration, Instant};
 use deltalake::arrow::array::{AsArray, BooleanArray, RecordBatch, StringBuilder};
 use deltalake::arrow::compute::{concat_batches, filter_record_batch};
 use serde::Deserialize;
-use techmon_eventlog::audit::{AuditAction, AuditEntry, AuditLog};
 use techmon_eventlog::event_ids::SeenIds;
 use techmon_eventlog::person_keys::{PersonKeys, Unsealed};
 use techmon_eventlog::{EventLog, LogError, StoredRecord};
+use techmon_lake::tables::{EVENT_TABLES, WITHHELD_COUNTS};
 use techmon_schemas::{Event, ReadEventError};
+use techmon_service::audit::{AuditAction, AuditEntry, AuditLog};
 
 pub mod batch;
 pub mod consent;
@@ -29,7 +30,6 @@ pub mod metrics;
 pub mod pseudonym;
 mod relink;
 pub mod state;
-pub mod storage;
 pub mod tables;
 mod withhold;
 
@@ -43,11 +43,6 @@ pub const KEY_ENV: &str = "TECHMON_PSEUDONYM_KEY";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The research lake: a folder, or a bucket (`s3://bucket/prefix`).
-    pub lake: String,
-    /// Options for a lake in a bucket: endpoint, region, credentials.
-    #[serde(default)]
-    pub lake_storage: storage::StorageOptions,
     /// The raw zone (personal data allowed): transform state, dead letters, and the
     /// generated pseudonym key when none is configured.
     pub raw: PathBuf,
@@ -90,13 +85,6 @@ pub struct Config {
     pub person_keys: PathBuf,
 }
 
-impl Config {
-    /// Where the lake is, and how to reach it.
-    pub fn lake_location(&self) -> Result<storage::LakeLocation, TransformError> {
-        storage::LakeLocation::new(&self.lake, self.lake_storage.clone())
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum TransformError {
     #[error(transparent)]
@@ -114,23 +102,8 @@ pub enum TransformError {
         table: &'static str,
         partitions: Vec<u32>,
     },
-    #[error("lake {lake}: {source}")]
-    LakeLocation {
-        lake: String,
-        #[source]
-        source: Box<deltalake::DeltaTableError>,
-    },
-    #[error(
-        "transform.lake_storage option `{option}` does not apply to a lake at {scheme}:// \
-         (a bucket takes object_store's aws_* options)"
-    )]
-    LakeStorageOption { option: String, scheme: String },
-    #[error("cannot create the lake folder {path}: {source}")]
-    LakeFolder {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    LakeAccess(#[from] techmon_lake::LakeError),
     #[error("rows for lake table {table}: {source}")]
     Rows {
         table: &'static str,
@@ -173,6 +146,7 @@ impl TransformError {
     pub fn is_retryable(&self) -> bool {
         match self {
             TransformError::Log(e) => e.is_retryable(),
+            TransformError::LakeAccess(e) => e.is_retryable(),
             TransformError::Lake { .. } | TransformError::PositionsTaken { .. } => true,
             _ => false,
         }
@@ -214,7 +188,7 @@ impl std::ops::AddAssign for Progress {
 
 /// What a round (or a redrive) has made so far.
 struct RoundWork {
-    /// Per table (as in [`tables::TABLES`]): its rows.
+    /// Per table (as in [`EVENT_TABLES`]): its rows.
     rows: Vec<Vec<RecordBatch>>,
     changes: StateChanges,
     /// Participant references registered, or first named, in this round, with their
@@ -234,7 +208,7 @@ impl RoundWork {
         if self.relinks.is_empty() {
             return Ok(());
         }
-        for (table, batches) in tables::TABLES.iter().zip(&mut self.rows) {
+        for (table, batches) in EVENT_TABLES.iter().zip(&mut self.rows) {
             let Some((column, "participant_pseudonym")) = table.person_column() else {
                 continue;
             };
@@ -261,7 +235,7 @@ impl RoundWork {
 impl Default for RoundWork {
     fn default() -> Self {
         Self {
-            rows: vec![Vec::new(); tables::TABLES.len()],
+            rows: vec![Vec::new(); EVENT_TABLES.len()],
             changes: StateChanges::default(),
             links: state::QuickMap::default(),
             relinks: state::QuickMap::default(),
@@ -419,15 +393,16 @@ impl Transform {
     /// Opens the lake and the state, and finds where each partition resumes.
     pub async fn open(
         config: &Config,
+        lake: &techmon_lake::LakeLocation,
         log: Arc<dyn EventLog>,
         topic: &str,
     ) -> Result<Self, TransformError> {
         let key = Arc::new(load_key(config)?);
         let person_keys = Arc::new(PersonKeys::open(&config.person_keys)?);
-        let lake = lake::Lake::open(&config.lake_location()?, topic).await?;
+        let lake = lake::Lake::open(lake, topic).await?;
         let state = State::open(&config.raw)?;
         let partitions = log.partitions();
-        let mut held: HashMap<&'static str, Vec<Option<u64>>> = tables::TABLES
+        let mut held: HashMap<&'static str, Vec<Option<u64>>> = EVENT_TABLES
             .iter()
             .map(|t| (t.name, vec![None; partitions as usize]))
             .collect();
@@ -599,7 +574,7 @@ impl Transform {
         // (the round resumed behind it, for another table): its position never moves
         // back, or rows it holds would be written again.
         let mut appends = Vec::new();
-        for (table, batches) in tables::TABLES.iter().zip(rows) {
+        for (table, batches) in EVENT_TABLES.iter().zip(rows) {
             if batches.is_empty() {
                 continue;
             }
@@ -736,17 +711,15 @@ impl Transform {
     ) -> Result<(), TransformError> {
         let Prepared { records, rows } = prepared;
         // Per table: the last offset of each partition it holds.
-        let held: Vec<Option<&Vec<Option<u64>>>> = tables::TABLES
-            .iter()
-            .map(|t| self.held.get(t.name))
-            .collect();
+        let held: Vec<Option<&Vec<Option<u64>>>> =
+            EVENT_TABLES.iter().map(|t| self.held.get(t.name)).collect();
         // Per table of these rows: which stay, and the pseudonyms for its person
         // column.
         let mut keep: Vec<Vec<bool>> = rows
             .iter()
             .map(|r| Vec::with_capacity(r.as_ref().map_or(0, batch::TableRows::len)))
             .collect();
-        let mut persons: Vec<Option<StringBuilder>> = tables::TABLES
+        let mut persons: Vec<Option<StringBuilder>> = EVENT_TABLES
             .iter()
             .map(|t| t.person_column().map(|_| StringBuilder::new()))
             .collect();
@@ -1021,9 +994,8 @@ impl Transform {
     /// Rewrites the counts of people without research consent from the state.
     async fn write_counts(&mut self) -> Result<(), TransformError> {
         let counts = consent::counts(self.state.withheld_people(), self.state.training());
-        let table = tables::WITHHELD_COUNTS.name;
-        let batch = tables::WITHHELD_COUNTS
-            .batch(&counts)
+        let table = WITHHELD_COUNTS.name;
+        let batch = consent::counts_batch(&counts)
             .map_err(|source| TransformError::Rows { table, source })?;
         self.lake.write_counts(batch).await
     }
@@ -1160,7 +1132,7 @@ impl Transform {
         if counts_changed {
             self.write_counts().await?;
         }
-        for (table, batches) in tables::TABLES.iter().zip(rows) {
+        for (table, batches) in EVENT_TABLES.iter().zip(rows) {
             if batches.is_empty() {
                 continue;
             }
@@ -1313,27 +1285,25 @@ fn came_due(last: &mut Instant, interval: Duration) -> bool {
     due
 }
 
-/// The configuration of a replay into a new lake (`lake`) with a new raw zone (`raw`)
-/// but the same pseudonym key, so the rebuilt lake equals the original.
-pub fn replay_config(config: &Config, lake: &str, raw: PathBuf) -> Config {
+/// The configuration of a replay (into a new lake) with a new raw zone (`raw`) but
+/// the same pseudonym key, so the rebuilt lake equals the original.
+pub fn replay_config(config: &Config, raw: PathBuf) -> Config {
     let key_file = config
         .pseudonym_key_file
         .clone()
         .unwrap_or_else(|| config.raw.join("pseudonym.key"));
     Config {
-        lake: lake.to_string(),
         raw,
         pseudonym_key_file: Some(key_file),
         ..config.clone()
     }
 }
 
-/// The configuration of a key rotation: a replay into a new lake (`lake`) with a new
-/// raw zone (`raw`) under a new key, `key_id`, made now in `<raw>/pseudonym.key`.
-/// Every pseudonym of the new lake is made with it, none with the old one.
+/// The configuration of a key rotation: a replay (into a new lake) with a new raw
+/// zone (`raw`) under a new key, `key_id`, made now in `<raw>/pseudonym.key`. Every
+/// pseudonym of the new lake is made with it, none with the old one.
 pub fn rotation_config(
     config: &Config,
-    lake: &str,
     raw: PathBuf,
     key_id: &str,
 ) -> Result<Config, TransformError> {
@@ -1352,7 +1322,6 @@ pub fn rotation_config(
     })?;
     PseudonymKey::from_file(key_id, &key_file, true)?;
     Ok(Config {
-        lake: lake.to_string(),
         raw,
         pseudonym_key_id: key_id.to_string(),
         pseudonym_key_file: Some(key_file),
@@ -1361,7 +1330,7 @@ pub fn rotation_config(
 }
 
 /// Records prepared by [`prepare`]: the rows they add, per table (as in
-/// [`tables::TABLES`]), and per record, in order, what else the transform needs.
+/// [`EVENT_TABLES`]), and per record, in order, what else the transform needs.
 struct Prepared {
     records: Vec<PreparedRecord>,
     rows: Vec<Option<batch::TableRows>>,
@@ -1409,7 +1378,7 @@ fn prepare(
 ) -> Result<Prepared, TransformError> {
     let mut prepared = Prepared {
         records: Vec::with_capacity(records.len()),
-        rows: tables::TABLES.iter().map(|_| None).collect(),
+        rows: EVENT_TABLES.iter().map(|_| None).collect(),
     };
     for record in records {
         let (partition, offset) = (record.partition, record.offset);
@@ -1439,7 +1408,7 @@ fn prepare(
                 let outcome = match tables::row(&event, &ctx)? {
                     Some((table, row)) => {
                         prepared.rows[table]
-                            .get_or_insert_with(|| batch::TableRows::new(&tables::TABLES[table]))
+                            .get_or_insert_with(|| batch::TableRows::new(&EVENT_TABLES[table]))
                             .push(row)?;
                         Outcome::Row { table, subject }
                     }

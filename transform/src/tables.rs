@@ -1,285 +1,17 @@
-//! The research lake's tables: their columns, and how an event becomes a row.
+//! How an event becomes a row of the lake's event tables ([`techmon_lake::tables`]).
 //!
 //! Only what research needs is carried: participants are pseudonyms; names, e-mail
 //! addresses, phone numbers, street addresses, pupil numbers and free text are
 //! dropped; birth dates become birth years and postcodes PC4.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone};
-use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use techmon_lake::tables::EVENT_TABLES;
 use techmon_schemas::codes::SchoolYear;
 use techmon_schemas::{Event, Payload, WithdrawalSubject};
 
 use crate::pseudonym::{Person, PseudonymKey, birth_year, pc4};
-
-/// A column's type, as few as the tables need.
-#[derive(Debug, Clone, Copy)]
-enum Column {
-    Text,
-    Int,
-    BigInt,
-    Real,
-    Flag,
-    Time,
-    IntList,
-    TextList,
-}
-
-/// One lake table.
-pub struct Table {
-    pub name: &'static str,
-    pub description: &'static str,
-    /// Columns after the common ones, with whether they may be null.
-    columns: &'static [(&'static str, Column, bool)],
-}
-
-/// The columns every table starts with.
-const COMMON: &[(&str, Column, bool)] = &[
-    ("event_id", Column::Text, false),
-    ("hub_id", Column::Text, false),
-    ("occurred_at", Column::Time, false),
-    ("school_year", Column::Text, false),
-    ("log_partition", Column::Int, false),
-    ("log_offset", Column::BigInt, false),
-];
-
-/// Columns of [`COMMON`] whose values (almost) never repeat within a table.
-pub const UNIQUE_COLUMNS: &[&str] = &["event_id", "occurred_at", "log_offset"];
-
-/// The partition column of every table.
-pub const PARTITION_COLUMN: &str = "school_year";
-
-pub const TABLES: &[Table] = &[
-    Table {
-        name: "activities",
-        description: "Activities held by the hubs (activity_held).",
-        columns: &[
-            ("activity_id", Column::Text, false),
-            ("activity_type", Column::Text, false),
-            ("title", Column::Text, false),
-            ("starts_at", Column::Time, false),
-            ("ends_at", Column::Time, false),
-            ("duration_minutes", Column::Int, true),
-            ("worlds", Column::IntList, true),
-            ("target_groups", Column::TextList, true),
-            ("location", Column::Text, true),
-            ("partner_organisations", Column::TextList, true),
-        ],
-    },
-    Table {
-        name: "group_participations",
-        description: "Groups (school classes) taking part in an activity, with counts by gender (group_participated).",
-        columns: &[
-            ("activity_id", Column::Text, false),
-            ("school_brin6", Column::Text, true),
-            ("sector", Column::Text, false),
-            ("groep", Column::Int, true),
-            ("leerjaar", Column::Int, true),
-            ("onderwijstype", Column::Text, true),
-            ("participants_girls", Column::Int, false),
-            ("participants_boys", Column::Int, false),
-            ("participants_other", Column::Int, false),
-            ("participants_total", Column::Int, false),
-            ("accompanying_teachers", Column::Int, false),
-        ],
-    },
-    Table {
-        name: "participants",
-        description: "Individual registrations, pseudonymised (participant_registered).",
-        columns: &[
-            ("participant_pseudonym", Column::Text, false),
-            ("pseudonym_key_id", Column::Text, false),
-            ("birth_year", Column::Int, true),
-            ("pc4", Column::Text, true),
-            ("school_brin6", Column::Text, true),
-            ("sector", Column::Text, true),
-            ("groep", Column::Int, true),
-            ("leerjaar", Column::Int, true),
-            ("onderwijstype", Column::Text, true),
-            ("gender", Column::Text, false),
-            ("role", Column::Text, false),
-            ("consent_research", Column::Flag, false),
-        ],
-    },
-    Table {
-        name: "attendances",
-        description: "Individual attendance of an activity, pseudonymised (participant_attended).",
-        columns: &[
-            ("activity_id", Column::Text, false),
-            ("participant_pseudonym", Column::Text, false),
-            ("pseudonym_key_id", Column::Text, false),
-            ("role", Column::Text, true),
-        ],
-    },
-    Table {
-        name: "survey_answers",
-        description: "Satisfaction scores, also converted to a 10-point scale (survey_answered).",
-        columns: &[
-            ("activity_id", Column::Text, false),
-            ("participant_pseudonym", Column::Text, true),
-            ("pseudonym_key_id", Column::Text, true),
-            ("respondent_role", Column::Text, false),
-            ("score", Column::Real, false),
-            ("scale_max", Column::Int, false),
-            ("score_of_10", Column::Real, false),
-        ],
-    },
-    Table {
-        name: "profile_choices",
-        description: "VO profile choices, per pupil (pseudonymised) or as a count (profile_chosen).",
-        columns: &[
-            ("school_brin6", Column::Text, false),
-            ("leerjaar", Column::Int, false),
-            ("onderwijstype", Column::Text, false),
-            ("profile_code", Column::Text, false),
-            ("technical", Column::Flag, false),
-            ("participant_pseudonym", Column::Text, true),
-            ("pseudonym_key_id", Column::Text, true),
-            ("pupils", Column::Int, false),
-        ],
-    },
-    Table {
-        name: "partner_events",
-        description: "Organisations joining or leaving a hub (partner_joined, partner_left).",
-        columns: &[
-            ("partner_id", Column::Text, false),
-            ("change", Column::Text, false),
-            ("organisation_name", Column::Text, true),
-            ("organisation_kind", Column::Text, true),
-            ("contribution", Column::Text, true),
-        ],
-    },
-    Table {
-        name: "ambassadors",
-        description: "People committed as hub ambassadors, pseudonymised (ambassador_committed).",
-        columns: &[
-            ("ambassador_pseudonym", Column::Text, false),
-            ("pseudonym_key_id", Column::Text, false),
-            ("organisation_name", Column::Text, true),
-        ],
-    },
-    Table {
-        name: "trajectory_events",
-        description: "Adult work-learning routes starting and ending (trajectory_started, trajectory_ended).",
-        columns: &[
-            ("trajectory_id", Column::Text, false),
-            ("participant_pseudonym", Column::Text, false),
-            ("pseudonym_key_id", Column::Text, false),
-            ("change", Column::Text, false),
-            ("route", Column::Text, true),
-            ("employer", Column::Text, true),
-            ("outcome", Column::Text, true),
-        ],
-    },
-];
-
-/// The counts kept of people whose registration refused research use (see
-/// [`crate::consent`]): rewritten whole whenever they change.
-pub struct CountsTable {
-    pub name: &'static str,
-    pub description: &'static str,
-}
-
-pub const WITHHELD_COUNTS: CountsTable = CountsTable {
-    name: "participation_without_consent",
-    description: "People without research consent, as counts only: per measure ('reach': took part, by sector, PO groep band and role, as the reach view counts individuals; 'teachers_professionalised': teachers attending docentprofessionalisering), hub and school year, each person once per group. The KPI views add them; their rows never reach the other tables.",
-};
-
-impl CountsTable {
-    pub fn arrow_schema(&self) -> SchemaRef {
-        let text = |name: &str, nullable| Field::new(name, DataType::Utf8, nullable);
-        Arc::new(Schema::new(vec![
-            text("measure", false),
-            text("hub_id", false),
-            text("school_year", false),
-            text("sector", true),
-            text("band", true),
-            text("role", true),
-            Field::new("people", DataType::Int64, false),
-        ]))
-    }
-
-    /// The counts as one batch, in the groups' order.
-    pub fn batch(
-        &self,
-        counts: &std::collections::BTreeMap<crate::consent::Group, i64>,
-    ) -> Result<deltalake::arrow::array::RecordBatch, deltalake::arrow::error::ArrowError> {
-        use deltalake::arrow::array::{ArrayRef, Int64Array, StringArray};
-        let text = |values: Vec<Option<&str>>| Arc::new(StringArray::from(values)) as ArrayRef;
-        let groups: Vec<&crate::consent::Group> = counts.keys().collect();
-        deltalake::arrow::array::RecordBatch::try_new(
-            self.arrow_schema(),
-            vec![
-                text(groups.iter().map(|g| Some(g.measure.as_str())).collect()),
-                text(groups.iter().map(|g| Some(g.hub_id.as_str())).collect()),
-                text(
-                    groups
-                        .iter()
-                        .map(|g| Some(g.school_year.as_str()))
-                        .collect(),
-                ),
-                text(groups.iter().map(|g| g.sector.as_deref()).collect()),
-                text(groups.iter().map(|g| g.band).collect()),
-                text(groups.iter().map(|g| g.role.as_deref()).collect()),
-                Arc::new(Int64Array::from_iter_values(counts.values().copied())),
-            ],
-        )
-    }
-}
-
-/// Columns that hold the pseudonym of the person a row is about.
-pub(crate) const PERSON_COLUMNS: &[&str] = &["participant_pseudonym", "ambassador_pseudonym"];
-
-/// Tables with a person's pseudonym (see [`Table::person_column`]), with the
-/// column's name: where consent withdrawal erases.
-pub fn person_tables() -> impl Iterator<Item = (&'static Table, &'static str)> {
-    TABLES
-        .iter()
-        .filter_map(|t| t.person_column().map(|(_, name)| (t, name)))
-}
-
-impl Table {
-    /// The column holding the pseudonym of the person a row is about (a participant
-    /// or an ambassador), if any: its position among the table's columns, and its
-    /// name. [`row`] leaves it null; the transform fills it in.
-    pub fn person_column(&self) -> Option<(usize, &'static str)> {
-        COMMON
-            .iter()
-            .chain(self.columns)
-            .enumerate()
-            .find(|(_, (name, ..))| PERSON_COLUMNS.contains(name))
-            .map(|(position, (name, ..))| (position, *name))
-    }
-
-    pub fn arrow_schema(&self) -> SchemaRef {
-        let field = |(name, column, nullable): &(&str, Column, bool)| {
-            let data_type = match column {
-                Column::Text => DataType::Utf8,
-                Column::Int => DataType::Int32,
-                Column::BigInt => DataType::Int64,
-                Column::Real => DataType::Float64,
-                Column::Flag => DataType::Boolean,
-                Column::Time => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-                Column::IntList => {
-                    DataType::List(Arc::new(Field::new("item", DataType::Int32, true)))
-                }
-                Column::TextList => {
-                    DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
-                }
-            };
-            Field::new(*name, data_type, *nullable)
-        };
-        Arc::new(Schema::new(
-            COMMON
-                .iter()
-                .chain(self.columns)
-                .map(field)
-                .collect::<Vec<_>>(),
-        ))
-    }
-}
 
 /// What the transform needs to know beyond the event to make its row.
 pub struct RowContext<'a> {
@@ -380,7 +112,7 @@ pub fn referenced_participant(
     })
 }
 
-/// One value of a row, typed as its column (see [`Table::arrow_schema`]). Text
+/// One value of a row, typed as its column (see [`techmon_lake::tables::Table::arrow_schema`]). Text
 /// borrows from the event where it can: a row lives only until it is appended to
 /// its table's columns, so a copy of each text would be allocated for nothing.
 #[derive(Debug, Clone, PartialEq)]
@@ -609,11 +341,12 @@ pub fn row<'a>(
         ),
         Payload::ConsentWithdrawn(_) => return Ok(None),
     };
-    let table = TABLES
+    let table = EVENT_TABLES
         .iter()
         .position(|t| t.name == table)
         .ok_or(crate::TransformError::UnknownTable(table))?;
-    let mut row = Vec::with_capacity(COMMON.len() + cells.len());
+    let mut row = Vec::with_capacity(6 + cells.len());
+    // The columns every event table starts with.
     row.extend([
         Cell::Id(event.event_id),
         (&event.hub_id).into(),

@@ -12,7 +12,9 @@ use crate::consent::{
     self, Attended, PersonRows, Profile, RowUse, Said, Statement, WithheldPerson,
 };
 use crate::state::{QuickMap, State};
-use crate::{RoundWork, TransformError, tables};
+use techmon_lake::tables::EVENT_TABLES;
+
+use crate::{RoundWork, TransformError};
 
 /// A batch's column by name, as text.
 fn text_column(
@@ -100,7 +102,7 @@ pub(crate) fn withhold_rows(state: &State, work: &mut RoundWork) -> Result<bool,
         statements: QuickMap::default(),
         people: QuickMap::default(),
     };
-    let index = |name: &str| tables::TABLES.iter().position(|t| t.name == name);
+    let index = |name: &str| EVENT_TABLES.iter().position(|t| t.name == name);
     let (Some(participants), Some(activities)) = (index("participants"), index("activities"))
     else {
         return Err(TransformError::UnknownTable("participants"));
@@ -163,7 +165,7 @@ pub(crate) fn withhold_rows(state: &State, work: &mut RoundWork) -> Result<bool,
     statements.sort_by(|a, b| a.0.cmp(&b.0));
     work.changes.consent = statements;
     // The rows.
-    for (table_index, table) in tables::TABLES.iter().enumerate() {
+    for (table_index, table) in EVENT_TABLES.iter().enumerate() {
         let Some(rows) = PersonRows::of(table.name) else {
             continue;
         };

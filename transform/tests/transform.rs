@@ -10,8 +10,8 @@ use deltalake::datafusion::prelude::SessionContext;
 use serde_json::{Value, json};
 use techmon_eventlog::embedded::EmbeddedLog;
 use techmon_eventlog::{EventLog, LogRecord};
+use techmon_lake::{LakeLocation, StorageOptions};
 use techmon_transform::state::DeadLetterReason;
-use techmon_transform::storage::{LakeLocation, StorageOptions};
 use techmon_transform::{Config, Transform, TransformError};
 use uuid::Uuid;
 
@@ -97,7 +97,6 @@ impl Setup {
 
     fn config(&self) -> Config {
         Config {
-            lake: self.lake.clone(),
             raw: self.dir.path().join("raw"),
             pseudonym_key_id: "test-key-1".into(),
             pseudonym_key_file: None,
@@ -114,12 +113,11 @@ impl Setup {
             compact_target_file_mib: 128,
             relink_interval_minutes: 10,
             person_keys: self.dir.path().join("person-keys"),
-            lake_storage: self.lake_storage.clone(),
         }
     }
 
     async fn transform(&self) -> Transform {
-        Transform::open(&self.config(), self.log.clone(), TOPIC)
+        Transform::open(&self.config(), &self.location(), self.log.clone(), TOPIC)
             .await
             .expect("open transform")
     }
@@ -228,9 +226,13 @@ async fn kafka_log(topic: &str, index: &Path) -> Arc<dyn EventLog> {
 }
 
 /// Every row of a table of the lake in folder `lake`.
+/// A lake in folder `path`.
+fn folder(path: &Path) -> LakeLocation {
+    LakeLocation::new(&path.to_string_lossy(), StorageOptions::default()).expect("a folder")
+}
+
 async fn rows(lake: &Path, table: &str) -> Vec<RecordBatch> {
-    let location = LakeLocation::new(&lake.to_string_lossy(), StorageOptions::default());
-    rows_at(&location.expect("a folder"), table).await
+    rows_at(&folder(lake), table).await
 }
 
 /// Every row of a lake table, through DataFusion.
@@ -382,9 +384,14 @@ async fn a_second_copy_of_an_event_in_kafka_lands_once() {
         .collect();
     forgetful.append(copies).await.expect("append copies");
 
-    let mut transform = Transform::open(&setup.config(), setup.log.clone(), &topic)
-        .await
-        .expect("open");
+    let mut transform = Transform::open(
+        &setup.config(),
+        &setup.location(),
+        setup.log.clone(),
+        &topic,
+    )
+    .await
+    .expect("open");
     let progress = transform.catch_up().await.expect("catch up");
     assert_eq!(
         (progress.read, progress.written, progress.duplicates),
@@ -566,12 +573,9 @@ async fn an_attendance_before_its_registration_links_to_it_when_it_comes() {
     // A replay of the same log makes the same rows (in one round, so relinked
     // before they are written).
     let replayed = setup.dir.path().join("replayed");
-    let config = techmon_transform::replay_config(
-        &setup.config(),
-        &replayed.to_string_lossy(),
-        setup.dir.path().join("replayed-raw"),
-    );
-    let replay = Transform::open(&config, setup.log.clone(), TOPIC)
+    let config =
+        techmon_transform::replay_config(&setup.config(), setup.dir.path().join("replayed-raw"));
+    let replay = Transform::open(&config, &folder(&replayed), setup.log.clone(), TOPIC)
         .await
         .expect("open the replay")
         .catch_up()
@@ -880,11 +884,8 @@ async fn a_replayed_lake_equals_the_original_row_for_row() {
     drop(transform);
 
     let replayed = setup.dir.path().join("replayed");
-    let config = techmon_transform::replay_config(
-        &setup.config(),
-        &replayed.to_string_lossy(),
-        setup.dir.path().join("replayed-raw"),
-    );
+    let config =
+        techmon_transform::replay_config(&setup.config(), setup.dir.path().join("replayed-raw"));
     // Smaller rounds than the original: the result must not depend on them.
     let config = Config {
         max_records_per_partition: 7,
@@ -893,7 +894,7 @@ async fn a_replayed_lake_equals_the_original_row_for_row() {
         max_round_ms: 10_000,
         ..config
     };
-    let mut replay = Transform::open(&config, setup.log.clone(), TOPIC)
+    let mut replay = Transform::open(&config, &folder(&replayed), setup.log.clone(), TOPIC)
         .await
         .expect("open replay");
     let mut reports = 0;
@@ -908,7 +909,7 @@ async fn a_replayed_lake_equals_the_original_row_for_row() {
     assert!(reports > 1, "progress is reported per round");
     drop(replay);
 
-    for table in techmon_transform::tables::TABLES {
+    for table in techmon_lake::tables::EVENT_TABLES {
         let original = table_text(&setup.lake(), table.name).await;
         let rebuilt = table_text(&replayed, table.name).await;
         assert_eq!(original, rebuilt, "table {}", table.name);
@@ -1010,10 +1011,7 @@ fn assert_files_keep_the_lake_layout(lake: &Path) {
                     .dictionary_page_offset()
                     .is_some()
             };
-            for column in techmon_transform::tables::UNIQUE_COLUMNS
-                .iter()
-                .chain(&without)
-            {
+            for column in techmon_lake::tables::UNIQUE_COLUMNS.iter().chain(&without) {
                 assert!(!has_dictionary(column), "{column} in {}", file.display());
             }
             assert!(has_dictionary("hub_id"), "hub_id in {}", file.display());
@@ -1139,9 +1137,9 @@ async fn two_workers_never_commit_a_position_twice(backend: Backend) {
         ..setup.config()
     };
     let open = |raw: &'static str| {
-        let (config, log) = (config(raw), setup.log.clone());
+        let (config, lake, log) = (config(raw), setup.location(), setup.log.clone());
         async move {
-            Transform::open(&config, log, TOPIC)
+            Transform::open(&config, &lake, log, TOPIC)
                 .await
                 .expect("open transform")
         }
@@ -1205,11 +1203,9 @@ async fn two_workers_never_commit_a_position_twice(backend: Backend) {
 async fn the_lake_can_live_in_an_object_store() {
     let setup = Setup::new();
     let ids = setup.append(&(0..50).map(group).collect::<Vec<_>>()).await;
-    let config = Config {
-        lake: "memory:///research-lake".into(),
-        ..setup.config()
-    };
-    let mut transform = Transform::open(&config, setup.log.clone(), TOPIC)
+    let lake = LakeLocation::new("memory:///research-lake", StorageOptions::default())
+        .expect("an object store URL");
+    let mut transform = Transform::open(&setup.config(), &lake, setup.log.clone(), TOPIC)
         .await
         .expect("open transform");
     assert_eq!(transform.lake().root().scheme(), "memory");
@@ -1508,12 +1504,10 @@ async fn consent_given_later_and_taken_back_later() {
         counts_without_consent(&setup).await,
         vec![reach("2024/25", 1), reach("2025/26", 1)]
     );
-    let replay = techmon_transform::replay_config(
-        &setup.config(),
-        &setup.dir.path().join("replayed").to_string_lossy(),
-        setup.dir.path().join("replayed-raw"),
-    );
-    let mut replayed = Transform::open(&replay, setup.log.clone(), TOPIC)
+    let replay =
+        techmon_transform::replay_config(&setup.config(), setup.dir.path().join("replayed-raw"));
+    let replayed_lake = folder(&setup.dir.path().join("replayed"));
+    let mut replayed = Transform::open(&replay, &replayed_lake, setup.log.clone(), TOPIC)
         .await
         .expect("replay");
     replayed.catch_up().await.expect("replay catch up");

@@ -18,9 +18,7 @@ use crate::QueryError;
 
 /// The person-level tables and the column holding the person.
 fn person_column(table: &str) -> Option<&'static str> {
-    techmon_transform::tables::TABLES
-        .iter()
-        .find(|t| t.name == table)
+    techmon_lake::tables::find(table)
         .and_then(|t| t.person_column())
         .map(|(_, name)| name)
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use techmon_eventlog::embedded::EmbeddedLog;
 use techmon_eventlog::{EventLog, LogRecord};
+use techmon_lake::LakeLocation;
 use techmon_query::{Config, Engine, QueryUser, Role};
 use uuid::Uuid;
 
@@ -43,7 +44,7 @@ impl TestLake {
         let user = |name: &str, role, token| QueryUser {
             name: name.into(),
             role,
-            token_sha256: techmon_ingest::token_sha256(token),
+            token_sha256: techmon_service::token_sha256(token),
             hub: None,
             microdata_until: None,
         };
@@ -96,7 +97,6 @@ impl TestLake {
             .collect();
         self.log.append(records).await.expect("append");
         let config = techmon_transform::Config {
-            lake: self.path(),
             raw: self.dir.path().join("raw"),
             pseudonym_key_id: "test-key".into(),
             pseudonym_key_file: None,
@@ -111,11 +111,12 @@ impl TestLake {
             compact_target_file_mib: 128,
             relink_interval_minutes: 10,
             person_keys: self.dir.path().join("person-keys"),
-            lake_storage: Default::default(),
         };
-        let mut transform = techmon_transform::Transform::open(&config, self.log.clone(), TOPIC)
-            .await
-            .expect("open transform");
+        let lake = LakeLocation::new(&self.path(), Default::default()).expect("a lake folder");
+        let mut transform =
+            techmon_transform::Transform::open(&config, &lake, self.log.clone(), TOPIC)
+                .await
+                .expect("open transform");
         let progress = transform.catch_up().await.expect("transform");
         assert_eq!(progress.dead_letters, 0, "test events must transform");
     }
@@ -135,14 +136,13 @@ pub async fn serve(lake: &str, config: &Config) -> SocketAddr {
 
 /// [`serve`], answering `hubs` too (hub id, token) with the hub role.
 pub async fn serve_with_hubs(lake: &str, config: &Config, hubs: &[(&str, &str)]) -> SocketAddr {
-    let location = techmon_transform::storage::LakeLocation::new(lake, Default::default())
-        .expect("a lake folder");
+    let location = LakeLocation::new(lake, Default::default()).expect("a lake folder");
     let engine = Engine::new(location, config.limits()).expect("engine");
-    let hubs: Vec<techmon_ingest::HubCredential> = hubs
+    let hubs: Vec<techmon_service::HubCredential> = hubs
         .iter()
-        .map(|(hub_id, token)| techmon_ingest::HubCredential {
+        .map(|(hub_id, token)| techmon_service::HubCredential {
             hub_id: hub_id.to_string(),
-            token_sha256: techmon_ingest::token_sha256(token),
+            token_sha256: techmon_service::token_sha256(token),
         })
         .collect();
     let engine = Arc::new(engine);
@@ -154,7 +154,7 @@ pub async fn serve_with_hubs(lake: &str, config: &Config, hubs: &[(&str, &str)])
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(techmon_ingest::serve(
+    tokio::spawn(techmon_service::serve(
         listener,
         router,
         std::future::pending(),
@@ -225,11 +225,11 @@ pub async fn sql(
     }
 }
 
-/// A DUO fixture file from `tests/data/duo`.
+/// A DUO fixture file from `query/tests/data/duo`.
 pub fn duo_file(name: &str) -> Vec<u8> {
     std::fs::read(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data/duo")
+            .join("query/tests/data/duo")
             .join(name),
     )
     .expect("fixture")

@@ -1,4 +1,4 @@
-//! Bearer tokens, of hubs here and of query users in the query service. Only their
+//! Bearer tokens, of hubs and of query users. Only their
 //! SHA-256 is configured, so a leaked configuration file does not leak tokens; tokens
 //! are long random strings, for which a fast hash suffices.
 
@@ -9,7 +9,7 @@ use axum::http::header::AUTHORIZATION;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::error::{ApiError, IngestError};
+use crate::{ApiError, ServiceError};
 
 /// One hub that may push events, with the SHA-256 (hex) of its token.
 #[derive(Debug, Clone, Deserialize)]
@@ -19,7 +19,7 @@ pub struct HubCredential {
     pub token_sha256: String,
 }
 
-/// Token hash → whoever holds the token (a hub id here; a query user elsewhere).
+/// Token hash → whoever holds the token (a hub id, or a query user).
 #[derive(Debug, Clone)]
 pub struct TokenMap<T>(HashMap<[u8; 32], T>);
 
@@ -27,10 +27,10 @@ pub struct TokenMap<T>(HashMap<[u8; 32], T>);
 pub type HubTokens = TokenMap<String>;
 
 impl HubTokens {
-    pub fn new(hubs: &[HubCredential]) -> Result<Self, IngestError> {
+    pub fn new(hubs: &[HubCredential]) -> Result<Self, ServiceError> {
         let mut seen = std::collections::HashSet::new();
         if let Some(hub) = hubs.iter().find(|h| !seen.insert(h.hub_id.as_str())) {
-            return Err(IngestError::DuplicateHub {
+            return Err(ServiceError::DuplicateHub {
                 hub_id: hub.hub_id.clone(),
             });
         }
@@ -38,7 +38,7 @@ impl HubTokens {
             hubs.iter()
                 .map(|h| (h.token_sha256.as_str(), h.hub_id.clone())),
         )
-        .map_err(|hub_id| IngestError::BadTokenHash { hub_id })
+        .map_err(|hub_id| ServiceError::BadTokenHash { hub_id })
     }
 }
 

@@ -1,28 +1,6 @@
-//! Errors: [`IngestError`] for running the service, [`ApiError`] for HTTP answers.
-
-use std::net::SocketAddr;
-
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("HTTP server failed: {0}")]
-    Serve(#[source] std::io::Error),
-    #[error(
-        "hub {hub_id}: token_sha256 must be 64 hexadecimal characters (the SHA-256 of the token)"
-    )]
-    BadTokenHash { hub_id: String },
-    #[error("hub {hub_id} is configured twice")]
-    DuplicateHub { hub_id: String },
-}
 
 /// An HTTP error answer: a stable machine-readable `code`, a message for people,
 /// and whether sending the same request again later may succeed.

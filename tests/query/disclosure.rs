@@ -107,7 +107,7 @@ async fn serve_region(
         config.users.push(techmon_query::QueryUser {
             name: format!("researcher-{n}"),
             role: techmon_query::Role::Researcher,
-            token_sha256: techmon_ingest::token_sha256(&researcher(n)),
+            token_sha256: techmon_service::token_sha256(&researcher(n)),
             hub: None,
             microdata_until: None,
         });

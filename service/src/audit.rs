@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::LogError;
+use crate::ServiceError;
 
 /// What was done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,8 +122,8 @@ fn day_of(path: &Path) -> Option<NaiveDate> {
 
 impl AuditLog {
     /// Opens (creates) the folder, readable by its owner only.
-    pub fn open(folder: &Path, retention_days: u32) -> Result<Self, LogError> {
-        let io = |source| LogError::Audit {
+    pub fn open(folder: &Path, retention_days: u32) -> Result<Self, ServiceError> {
+        let io = |source| ServiceError::Audit {
             path: folder.to_path_buf(),
             source,
         };
@@ -146,10 +146,10 @@ impl AuditLog {
     }
 
     /// Appends an entry and syncs it to disk.
-    pub fn record(&self, entry: &AuditEntry) -> Result<(), LogError> {
+    pub fn record(&self, entry: &AuditEntry) -> Result<(), ServiceError> {
         let day = entry.at.date_naive();
         let path = file_of(&self.folder, day);
-        let io = |source| LogError::Audit {
+        let io = |source| ServiceError::Audit {
             path: path.clone(),
             source,
         };
@@ -172,9 +172,9 @@ impl AuditLog {
     }
 
     /// Deletes the files of days before the retention.
-    fn prune(&self, today: NaiveDate) -> Result<(), LogError> {
+    fn prune(&self, today: NaiveDate) -> Result<(), ServiceError> {
         let oldest = today - chrono::Duration::days(i64::from(self.retention_days));
-        let io = |source| LogError::Audit {
+        let io = |source| ServiceError::Audit {
             path: self.folder.clone(),
             source,
         };
@@ -201,8 +201,8 @@ pub struct AuditFilter {
 }
 
 /// The entries of the trail in `folder`, oldest first.
-pub fn read(folder: &Path, filter: &AuditFilter) -> Result<Vec<AuditEntry>, LogError> {
-    let io = |source| LogError::Audit {
+pub fn read(folder: &Path, filter: &AuditFilter) -> Result<Vec<AuditEntry>, ServiceError> {
+    let io = |source| ServiceError::Audit {
         path: folder.to_path_buf(),
         source,
     };
@@ -215,7 +215,7 @@ pub fn read(folder: &Path, filter: &AuditFilter) -> Result<Vec<AuditEntry>, LogE
     files.sort();
     let mut entries = Vec::new();
     for (_, path) in files {
-        let text = std::fs::read_to_string(&path).map_err(|source| LogError::Audit {
+        let text = std::fs::read_to_string(&path).map_err(|source| ServiceError::Audit {
             path: path.clone(),
             source,
         })?;

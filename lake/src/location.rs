@@ -11,22 +11,26 @@ use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr as _;
 use std::sync::{Arc, Once};
 
+use deltalake::kernel::StructType;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake::logstore::{
     LogStore, LogStoreFactory, ObjectStoreFactory, ObjectStoreRef, StorageConfig, default_logstore,
     logstore_factories, object_store_factories,
 };
+use deltalake::protocol::SaveMode;
 use deltalake::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError, Path};
 use futures::StreamExt as _;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use serde::Deserialize;
 use url::Url;
 
-use crate::TransformError;
+use crate::LakeError;
+use crate::tables::Table;
 
 /// URL schemes of the S3 store (`s3a` as Spark and Hadoop write it).
 const S3_SCHEMES: [&str; 2] = ["s3", "s3a"];
 
-/// Object-store options for a lake in a bucket (`[transform.lake_storage]`), named
+/// Object-store options for a lake in a bucket (`[lake.storage]`), named
 /// as `object_store` names them: `aws_endpoint`, `aws_region`, `aws_allow_http`,
 /// `aws_access_key_id`, …. They override the `AWS_*` environment variables.
 #[derive(Clone, Default, Deserialize)]
@@ -52,19 +56,18 @@ impl LakeLocation {
     /// know is refused, so a misspelt one is an error rather than silently ignored.
     /// Other lakes do not use the options: a replay or compaction into a folder
     /// keeps the configuration of a service whose lake is in a bucket.
-    pub fn new(lake: &str, storage: StorageOptions) -> Result<Self, TransformError> {
+    pub fn new(lake: &str, storage: StorageOptions) -> Result<Self, LakeError> {
         register_s3();
-        let root =
-            deltalake::ensure_table_uri(lake).map_err(|source| TransformError::LakeLocation {
-                lake: lake.to_string(),
-                source: Box::new(source),
-            })?;
+        let root = deltalake::ensure_table_uri(lake).map_err(|source| LakeError::Location {
+            lake: lake.to_string(),
+            source: Box::new(source),
+        })?;
         let unknown = storage
             .0
             .keys()
             .find(|key| AmazonS3ConfigKey::from_str(&key.to_ascii_lowercase()).is_err());
         if let Some(option) = unknown.filter(|_| S3_SCHEMES.contains(&root.scheme())) {
-            return Err(TransformError::LakeStorageOption {
+            return Err(LakeError::StorageOption {
                 option: option.clone(),
                 scheme: root.scheme().to_string(),
             });
@@ -117,6 +120,38 @@ impl LakeLocation {
             table.load().await?;
         }
         Ok(table)
+    }
+
+    /// `table` at its latest version, created (its columns and partitioning, no rows)
+    /// when it has no commit yet; a local lake's folder is made when missing. Every
+    /// commit that adds rows then builds on a version it read, and Delta's conflict
+    /// check refuses it when a commit since then changed what it read (a first commit
+    /// that races another is rebased onto the winner unchecked).
+    pub async fn create(&self, table: &'static Table) -> Result<DeltaTable, LakeError> {
+        if let Some(path) = self.local_folder(table.name) {
+            std::fs::create_dir_all(&path).map_err(|source| LakeError::Folder { path, source })?;
+        }
+        let delta = self
+            .open(table.name)
+            .await
+            .map_err(|e| LakeError::table(table.name, e))?;
+        if delta.version().is_some() {
+            return Ok(delta);
+        }
+        let columns: StructType = table
+            .arrow_schema()
+            .as_ref()
+            .try_into_kernel()
+            .map_err(|e| LakeError::table(table.name, e.into()))?;
+        delta
+            .create()
+            .with_save_mode(SaveMode::Ignore)
+            .with_table_name(table.name)
+            .with_comment(table.description)
+            .with_columns(columns.fields().cloned())
+            .with_partition_columns(table.partition_column())
+            .await
+            .map_err(|e| LakeError::table(table.name, e))
     }
 
     /// Table `name` as it was at `version`.
@@ -206,7 +241,7 @@ mod tests {
         assert!(LakeLocation::new("s3a://research/lake", bucket.clone()).is_ok());
         let misspelt = LakeLocation::new("s3://research/lake", options(&[("aws_endpiont", "x")]));
         assert!(
-            matches!(&misspelt, Err(TransformError::LakeStorageOption { option, scheme })
+            matches!(&misspelt, Err(LakeError::StorageOption { option, scheme })
                 if option == "aws_endpiont" && scheme == "s3"),
             "{misspelt:?}"
         );

@@ -1,8 +1,8 @@
 //! Golden test of the KPI views: a small lake and the DUO fixture files, and the
 //! KPI report for 2024 (school year 2024/25) compared with
-//! `tests/golden/kpi_report_2024.csv`, worked out by hand as follows.
+//! `tests/query/golden/kpi_report_2024.csv`, worked out by hand as follows.
 //!
-//! DUO PO 2024 (tests/data/duo, ages on 1 October → bands 4–5 / 6–9 / 10+):
+//! DUO PO 2024 (query/tests/data/duo, ages on 1 October → bands 4–5 / 6–9 / 10+):
 //! - Deventer (08XZ01, tec-deventer): groep 1–2 = 22+24 = 46, 3–6 = 25+21+23+26 = 95,
 //!   7–8 = 22+24+5 = 51.
 //! - Apeldoorn (07XY00, newtechpark): 28+31 = 59, 27+30+29+26 = 112, 31+28+6 = 65.
@@ -224,7 +224,8 @@ async fn kpi_report_matches_the_hand_worked_golden_file() {
         ));
     }
     let golden = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/kpi_report_2024.csv"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/query/golden/kpi_report_2024.csv"),
     )
     .expect("golden file");
     assert_eq!(actual, golden);

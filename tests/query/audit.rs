@@ -146,7 +146,7 @@ async fn every_request_is_in_the_trail_once_with_user_and_versions() {
         let text = std::fs::read_to_string(file.expect("file").path()).expect("text");
         for token in [RESEARCHER, ANALYST, ADMIN, "not-a-token"] {
             assert!(!text.contains(token));
-            assert!(!text.contains(&techmon_ingest::token_sha256(token)));
+            assert!(!text.contains(&techmon_service::token_sha256(token)));
         }
     }
 }

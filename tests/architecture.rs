@@ -1,0 +1,75 @@
+//! The crates draw the data flow: the read side (the query service) compiles nothing
+//! of the write path, and only the binary puts the services together. Read from
+//! `cargo tree`, with the tests' dependencies too.
+
+use std::collections::BTreeSet;
+
+/// The package names `cargo tree` prints for `args` (normal, build and dev edges).
+fn tree(args: &[&str]) -> BTreeSet<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = std::process::Command::new(cargo)
+        .args(["tree", "--offline", "--locked", "--prefix", "none"])
+        .args(["--edges", "normal,build,dev"])
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The workspace crates `package` depends on itself.
+fn own_dependencies(package: &str) -> BTreeSet<String> {
+    let mut own = tree(&["--package", package, "--depth", "1"]);
+    own.retain(|name| name.starts_with("techmon") && name != package);
+    own
+}
+
+#[test]
+fn the_query_service_compiles_nothing_of_the_write_path() {
+    assert_eq!(
+        own_dependencies("techmon-query"),
+        BTreeSet::from(["techmon-lake", "techmon-schemas", "techmon-service"].map(String::from))
+    );
+    let compiled = tree(&["--package", "techmon-query"]);
+    for write_path in [
+        "rdkafka",
+        "redb",
+        "hmac",
+        "techmon-eventlog",
+        "techmon-transform",
+    ] {
+        assert!(
+            !compiled.contains(write_path),
+            "techmon-query compiles {write_path}"
+        );
+    }
+}
+
+#[test]
+fn only_the_binary_puts_the_services_together() {
+    for service in ["techmon-ingest", "techmon-transform", "techmon-query"] {
+        let dependents = tree(&["--invert", service, "--depth", "1"]);
+        assert_eq!(
+            dependents,
+            BTreeSet::from([service.to_string(), "techmon".to_string()]),
+            "who depends on {service}"
+        );
+    }
+    // The shared houses depend on no service, nor on each other but the schemas.
+    for house in ["techmon-schemas", "techmon-lake", "techmon-service"] {
+        let own = own_dependencies(house);
+        assert!(
+            own.iter().all(|name| name == "techmon-schemas"),
+            "{house} depends on {own:?}"
+        );
+    }
+}
