@@ -249,12 +249,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let transform = techmon_transform::Transform::open(
                 &config.transform,
                 &lake,
-                log,
+                std::sync::Arc::clone(&log),
                 &config.log.topic,
             )
             .await?
             .with_audit(std::sync::Arc::new(crate::audit::open(&config)?));
+            let registry = prometheus::Registry::new();
+            transform.metrics().register(&registry)?;
+            let ready = techmon_transform::Transform::readiness(log, lake);
+            let listener = techmon_service::bind(config.transform.listen).await?;
+            let probes = tokio::spawn(techmon_service::serve(
+                listener,
+                techmon_service::probes(ready, registry),
+                std::future::pending(),
+            ));
             transform.run(shutdown_signal()).await?;
+            probes.abort();
         }
         Command::Replay { to, raw } => {
             let config = load_config()?;

@@ -209,6 +209,48 @@ async fn the_query_service_on_its_own_has_probes_and_metrics() {
     assert!(status.success(), "{status}: {}", serve_log(dir.path()));
 }
 
+/// `techmon transform` on its own answers its probes and metrics on
+/// `transform.listen`, and stops cleanly on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_transform_on_its_own_has_probes_and_metrics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut service = common::Service {
+        child: Command::new(env!("CARGO_BIN_EXE_techmon"))
+            .arg("transform")
+            .current_dir(dir.path())
+            .env("TECHMON__TRANSFORM__LISTEN", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("serve.log")).expect("log"))
+            .spawn()
+            .expect("start techmon transform"),
+    };
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    wait_ready(&url(""), dir.path()).await;
+    let health = client.get(url("/healthz")).send().await.expect("healthz");
+    assert_eq!(health.status(), 200);
+    let metrics = client
+        .get(url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "techmon_transform_events_read_total 0"),
+        "{metrics}"
+    );
+    let unknown = client.get(url("/v1/sql")).send().await.expect("answer");
+    assert_eq!(unknown.status(), 404);
+    let status = terminate(&mut service);
+    assert!(status.success(), "{status}: {}", serve_log(dir.path()));
+}
+
 /// Queries that take every place of the query service do not hold up the hubs: under
 /// `serve` they run on a runtime of their own, and each push is acknowledged within
 /// a bound (generous: a debug build, two cores) while they run.

@@ -70,11 +70,28 @@ pub fn build_with_metrics(
     registry: prometheus::Registry,
     person_keys: Option<PersonKeys>,
 ) -> Result<Router, ServiceError> {
+    // Ready while the event log answers.
+    let ready: techmon_service::Readiness = {
+        let (log, retry_after) = (Arc::clone(&log), config.retry_after_seconds);
+        Arc::new(move || {
+            let log = Arc::clone(&log);
+            Box::pin(async move {
+                log.check_ready().await.map_err(|e| {
+                    tracing::warn!(error = %e, "the event log does not answer");
+                    ApiError::unavailable(
+                        retry_after,
+                        "log_unavailable",
+                        "the event log is unavailable",
+                    )
+                })
+            })
+        })
+    };
     let state = Ingest {
         log,
         person_keys: person_keys.map(Arc::new),
         tokens: Arc::new(HubTokens::new(&config.hubs)?),
-        metrics: Metrics::new(registry),
+        metrics: Metrics::new(&registry),
         max_body_bytes: config.max_body_bytes,
         max_records: config.max_records_per_request,
         retry_after: config.retry_after_seconds,
@@ -84,10 +101,8 @@ pub fn build_with_metrics(
         .route("/v1/feeds/{kind}", post(push_feed))
         .route("/v1/schemas", get(schema_catalogue))
         .route("/v1/schemas/{kind}/{version}", get(one_schema))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
-        .with_state(state))
+        .with_state(state)
+        .merge(techmon_service::probes(ready, registry)))
 }
 
 /// The bytes the log stores for an accepted record: as sent, but for its personal
@@ -108,6 +123,7 @@ fn stored_payload(
             tracing::error!(%error, "cannot seal the personal fields of an event");
             ApiError::unavailable(
                 5,
+                "log_unavailable",
                 "the keys of personal data cannot be written; nothing was stored",
             )
         })?;
@@ -153,18 +169,19 @@ async fn push_feed(
     Path(kind): Path<String>,
     request: Request,
 ) -> Result<axum::Json<PushAnswer>, ApiError> {
-    let version = kind
-        .parse::<EventKind>()
-        .ok()
-        .and_then(techmon_schemas::latest_version)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_event_kind",
-                "no such event kind: see GET /v1/schemas",
-            )
-        })?;
+    // The kind after the token: a request without one gets 401 whatever it names.
     push(&state, request, |body| {
+        let version = kind
+            .parse::<EventKind>()
+            .ok()
+            .and_then(techmon_schemas::latest_version)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "unknown_event_kind",
+                    "no such event kind: see GET /v1/schemas",
+                )
+            })?;
         records::parse_feed(&kind, version, body)
     })
     .await
@@ -315,6 +332,7 @@ fn log_failure(state: &Ingest, error: techmon_eventlog::LogError) -> ApiError {
     if error.is_retryable() {
         ApiError::unavailable(
             state.retry_after,
+            "log_unavailable",
             "the event log is unavailable; nothing of this request was acknowledged: send it again later (records already stored will be reported as duplicates)",
         )
     } else {
@@ -348,23 +366,4 @@ async fn one_schema(Path((kind, version)): Path<(String, String)>) -> Result<Res
         axum::Json(schema),
     )
         .into_response())
-}
-
-async fn ready(State(state): State<Ingest>) -> Result<&'static str, ApiError> {
-    state
-        .log
-        .check_ready()
-        .await
-        .map(|()| "ready")
-        .map_err(|e| {
-            tracing::warn!(error = %e, "not ready");
-            ApiError::unavailable(state.retry_after, "the event log is unavailable")
-        })
-}
-
-async fn metrics(State(state): State<Ingest>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
 }

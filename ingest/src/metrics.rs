@@ -1,13 +1,10 @@
 //! Prometheus metrics of the ingest service, in the registry it is given (`techmon
 //! serve` shares one between its services; each test server has its own).
 
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
-    registry: Registry,
     pub accepted: IntCounter,
     pub rejected: IntCounterVec,
     pub duplicates: IntCounter,
@@ -16,7 +13,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(registry: Registry) -> Self {
+    pub fn new(registry: &Registry) -> Self {
         let accepted = IntCounter::new(
             "techmon_ingest_records_accepted_total",
             "Records stored in the event log",
@@ -62,19 +59,11 @@ impl Metrics {
             registry.register(c).expect("metric registered once");
         }
         Self {
-            registry,
             accepted,
             rejected,
             duplicates,
             request_seconds,
             append_seconds,
         }
-    }
-
-    /// The metrics in Prometheus' text format.
-    pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        String::from_utf8(out).unwrap_or_default()
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection, StringRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -252,6 +253,19 @@ impl QueryService {
         })
     }
 
+    /// What an extractor made of the request, taken after the token was checked; a
+    /// request it refused is recorded as answered with that refusal.
+    fn parsed<'a, T, Refusal: Into<ApiError>>(
+        &self,
+        asked: Asked<'a>,
+        extracted: Result<T, Refusal>,
+    ) -> Result<(Asked<'a>, T), ApiError> {
+        match extracted {
+            Ok(value) => Ok((asked, value)),
+            Err(refusal) => self.audited(asked, Err(refusal.into())),
+        }
+    }
+
     /// Records what was asked (its entry filled in) and how it ended, then gives the
     /// answer, or the error.
     fn audited<T>(&self, asked: Asked, result: Result<T, ApiError>) -> Result<T, ApiError> {
@@ -371,43 +385,26 @@ pub fn on_runtime(router: Router, runtime: tokio::runtime::Handle) -> Router {
 /// `GET /healthz`, `GET /readyz` (the lake answers) and `GET /metrics` (of `registry`)
 /// for the query service on its own; under `techmon serve` ingest's answer them.
 pub fn probes(engine: Arc<Engine>, registry: prometheus::Registry) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let engine = Arc::clone(&engine);
-                async move {
-                    // The latest versions of every table, as a query would open them
-                    // (kept while the lake is unchanged).
-                    let opened = engine.session(&TableVersions::default()).await;
-                    opened.map(|_| "ready").map_err(|e| {
-                        tracing::warn!(error = %e, "not ready");
-                        ApiError {
-                            retry_after: Some(5),
-                            ..ApiError::new(
-                                StatusCode::SERVICE_UNAVAILABLE,
-                                "lake_unavailable",
-                                "the lake does not answer",
-                            )
-                        }
-                    })
+    let ready: techmon_service::Readiness = Arc::new(move || {
+        let engine = Arc::clone(&engine);
+        Box::pin(async move {
+            // The latest versions of every table, as a query would open them (kept
+            // while the lake is unchanged).
+            let opened = engine.session(&TableVersions::default()).await;
+            opened.map(|_| ()).map_err(|e| {
+                tracing::warn!(error = %e, "the lake does not answer");
+                ApiError {
+                    retry_after: Some(5),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "lake_unavailable",
+                        "the lake does not answer",
+                    )
                 }
-            }),
-        )
-        .route(
-            "/metrics",
-            get(move || {
-                let mut text = Vec::new();
-                // Encoding into a Vec does not fail.
-                let _ = prometheus::Encoder::encode(
-                    &prometheus::TextEncoder::new(),
-                    &registry.gather(),
-                    &mut text,
-                );
-                async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text) }
-            }),
-        )
+            })
+        })
+    });
+    techmon_service::probes(ready, registry)
 }
 
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -417,9 +414,10 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 async fn sql(
     State(service): State<QueryService>,
     headers: HeaderMap,
-    body: String,
+    body: Result<String, StringRejection>,
 ) -> Result<Response, ApiError> {
-    let mut asked = service.authorize(&headers, Role::Researcher, AuditAction::Query)?;
+    let asked = service.authorize(&headers, Role::Researcher, AuditAction::Query)?;
+    let (mut asked, body) = service.parsed(asked, body)?;
     let user = asked.user;
     let started = asked.started;
     asked.entry.sql = Some(body.clone());
@@ -517,10 +515,12 @@ struct ImportParameters {
 async fn import_reference(
     State(service): State<QueryService>,
     headers: HeaderMap,
-    Query(parameters): Query<ImportParameters>,
-    body: bytes::Bytes,
+    parameters: Result<Query<ImportParameters>, QueryRejection>,
+    body: Result<bytes::Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let mut asked = service.authorize(&headers, Role::Admin, AuditAction::Import)?;
+    let asked = service.authorize(&headers, Role::Admin, AuditAction::Import)?;
+    let (asked, Query(parameters)) = service.parsed(asked, parameters)?;
+    let (mut asked, body) = service.parsed(asked, body)?;
     let user = asked.user;
     asked.entry.detail = Some(format!("source {}", parameters.source));
     asked.entry.bytes = Some(body.len() as u64);
@@ -574,9 +574,10 @@ struct KpiParameters {
 async fn kpis(
     State(service): State<QueryService>,
     headers: HeaderMap,
-    Query(parameters): Query<KpiParameters>,
+    parameters: Result<Query<KpiParameters>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let mut asked = service.authorize(&headers, Role::Researcher, AuditAction::Kpis)?;
+    let asked = service.authorize(&headers, Role::Researcher, AuditAction::Kpis)?;
+    let (mut asked, Query(parameters)) = service.parsed(asked, parameters)?;
     let user = asked.user;
     asked.entry.detail = Some(format!(
         "year {:?}, hub {:?}",
@@ -681,9 +682,10 @@ async fn kpi_answer(
 async fn create_export(
     State(service): State<QueryService>,
     headers: HeaderMap,
-    axum::Json(request): axum::Json<crate::exports::ExportRequest>,
+    request: Result<axum::Json<crate::exports::ExportRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let mut asked = service.authorize(&headers, Role::Analyst, AuditAction::Export)?;
+    let asked = service.authorize(&headers, Role::Analyst, AuditAction::Export)?;
+    let (mut asked, axum::Json(request)) = service.parsed(asked, request)?;
     let user = asked.user;
     asked.entry.sql = Some(request.sql.clone());
     // An export is a publication: aggregates only, whatever the role.
@@ -811,9 +813,10 @@ async fn me(State(service): State<QueryService>, headers: HeaderMap) -> Result<R
 async fn audit(
     State(service): State<QueryService>,
     headers: HeaderMap,
-    Query(filter): Query<AuditFilter>,
+    filter: Result<Query<AuditFilter>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let mut asked = service.authorize(&headers, Role::Admin, AuditAction::AuditRead)?;
+    let asked = service.authorize(&headers, Role::Admin, AuditAction::AuditRead)?;
+    let (mut asked, Query(filter)) = service.parsed(asked, filter)?;
     asked.entry.detail = Some(format!(
         "since {:?}, user {:?}, limit {:?}",
         filter.since, filter.user, filter.limit

@@ -43,10 +43,11 @@ impl ApiError {
         )
     }
 
-    pub fn unavailable(retry_after: u64, message: impl Into<String>) -> Self {
+    /// A 503 with `Retry-After`: something the service needs does not answer now.
+    pub fn unavailable(retry_after: u64, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             retry_after: Some(retry_after),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "log_unavailable", message)
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
         }
     }
 }
@@ -75,3 +76,29 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// An extractor's refusal, for handlers that take it as a `Result` so that they check
+/// the token first: a request without a token gets 401 whatever its body.
+macro_rules! from_rejection {
+    ($($rejection:ty),*) => {$(
+        impl From<$rejection> for ApiError {
+            fn from(rejection: $rejection) -> Self {
+                let status = rejection.status();
+                let code = match status {
+                    StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                    StatusCode::UNPROCESSABLE_ENTITY => "invalid_request",
+                    _ => "bad_request",
+                };
+                Self::new(status, code, rejection.body_text())
+            }
+        }
+    )*};
+}
+
+from_rejection!(
+    axum::extract::rejection::JsonRejection,
+    axum::extract::rejection::QueryRejection,
+    axum::extract::rejection::BytesRejection,
+    axum::extract::rejection::StringRejection
+);

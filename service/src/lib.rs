@@ -1,16 +1,20 @@
 //! techmon's service shell, shared by ingest, the transform and the query service:
 //! the one HTTP error answer ([`ApiError`]), bearer tokens ([`TokenMap`]), the audit
-//! trail ([`audit`]), and binding and serving an address.
+//! trail ([`audit`]), the probes ([`probes`]), and binding and serving an address.
 
 mod api_error;
 pub mod audit;
 mod auth;
+mod probes;
+mod shell;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use api_error::ApiError;
 pub use auth::{HubCredential, HubTokens, TokenMap, token_sha256};
+pub use probes::{Readiness, probes};
+pub use shell::REQUEST_ID;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -46,14 +50,18 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServiceEr
     Ok(listener)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes.
+/// Serves `router` on `listener` until `shutdown` completes. Every answer gets a
+/// request id, and every error answer, an unknown route's too, the JSON envelope.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServiceError> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(ServiceError::Serve)
+    axum::serve(
+        listener,
+        router.layer(axum::middleware::from_fn(shell::envelope)),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(ServiceError::Serve)
 }

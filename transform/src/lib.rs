@@ -43,6 +43,9 @@ pub const KEY_ENV: &str = "TECHMON_PSEUDONYM_KEY";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Where `techmon transform` on its own answers `/healthz`, `/readyz` and
+    /// `/metrics`.
+    pub listen: std::net::SocketAddr,
     /// The raw zone (personal data allowed): transform state, dead letters, and the
     /// generated pseudonym key when none is configured.
     pub raw: PathBuf,
@@ -489,6 +492,33 @@ impl Transform {
     }
 
     /// Carries metrics over (a reopened transform counts on where the last one stopped).
+    /// Ready while the event log and the lake answer.
+    pub fn readiness(
+        log: Arc<dyn EventLog>,
+        lake: techmon_lake::LakeLocation,
+    ) -> techmon_service::Readiness {
+        Arc::new(move || {
+            let (log, lake) = (Arc::clone(&log), lake.clone());
+            Box::pin(async move {
+                let unavailable = |code, what: &str, error: String| {
+                    tracing::warn!(%error, "the {what} does not answer");
+                    techmon_service::ApiError::unavailable(
+                        5,
+                        code,
+                        format!("the {what} is unavailable"),
+                    )
+                };
+                log.check_ready()
+                    .await
+                    .map_err(|e| unavailable("log_unavailable", "event log", e.to_string()))?;
+                lake.open(EVENT_TABLES[0].name)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| unavailable("lake_unavailable", "lake", e.to_string()))
+            })
+        })
+    }
+
     pub fn with_metrics(mut self, metrics: metrics::Metrics) -> Self {
         self.metrics = metrics;
         self

@@ -97,6 +97,7 @@ impl Setup {
 
     fn config(&self) -> Config {
         Config {
+            listen: "127.0.0.1:0".parse().expect("an address"),
             raw: self.dir.path().join("raw"),
             pseudonym_key_id: "test-key-1".into(),
             pseudonym_key_file: None,

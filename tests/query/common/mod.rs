@@ -97,6 +97,7 @@ impl TestLake {
             .collect();
         self.log.append(records).await.expect("append");
         let config = techmon_transform::Config {
+            listen: "127.0.0.1:0".parse().expect("an address"),
             raw: self.dir.path().join("raw"),
             pseudonym_key_id: "test-key".into(),
             pseudonym_key_file: None,
