@@ -19,17 +19,17 @@ pub enum Workload {
 
 /// Keeps freed memory instead of handing it back to the OS at once: the transform
 /// frees a round's buffers and makes them again, and faulting them back in (zeroing
-/// the pages) took a quarter of its time. Large buffers stay in mimalloc's arenas
-/// too (its default): mapped on their own, they were faulted in again every round (a
-/// 10M-event replay spent 10 s of system time that way, against 2-3 s).
+/// the pages) took a large share of its time. Large buffers stay in mimalloc's arenas
+/// too (its default): mapped on their own, they were faulted in again every round, at
+/// a cost in system time.
 ///
-/// Kept forever, the arenas of a 10M-event replay grew to 865-897 MiB as freed
-/// spans fitted the next buffers badly; so the transform alone hands back what it has
-/// not reused for a second (a round takes less): 748 MiB, and 4.4 s of system time.
+/// Kept forever, the arenas of a long replay grow as freed spans fit the next buffers
+/// badly; so the transform alone hands back what it has not reused for a second (a
+/// round takes less), which keeps it smaller at the cost of a little system time.
 /// `serve` also answers queries, whose memory comes back between one query and the
-/// next: handed back after a second, the KPI views over 10M events took 5.10-5.63 s
-/// against 4.44-4.48 s after ten seconds (4.09-4.24 s kept forever); a 10M-event
-/// replay with ten seconds peaked at 1,120 MiB. Other commands keep everything.
+/// next: handed back after a second, the KPI views ran clearly slower than after ten
+/// seconds (and kept forever, faster still), so it waits ten seconds, at the cost of
+/// a higher peak in a replay. Other commands keep everything.
 /// `MIMALLOC_PURGE_DELAY` in the environment still decides when set.
 pub fn keep_freed_memory(workload: Workload) {
     // In milliseconds; -1 is this option's documented "no purging at all".
@@ -43,11 +43,10 @@ pub fn keep_freed_memory(workload: Workload) {
 
 /// Turns transparent huge pages off for the process. mimalloc asks for them on every
 /// span it maps (`MADV_HUGEPAGE`), so a first touch zeroes 2 MiB, and compacts memory
-/// first when the machine has no free huge page: the query suite at 1M events spent
-/// 0.7 to 3.5 s of system time per run that way, as the machine's memory allowed,
-/// against 0.8 s without, and peaked at 1.05 GiB against 0.75. The transform's 1M
-/// replay ran 3.6-3.9 s instead of 4.0 s. `MIMALLOC_ALLOW_THP` in the environment
-/// still decides when set.
+/// first when the machine has no free huge page: the query suite often spent far more
+/// system time that way (how much depended on the machine's free memory) and peaked
+/// higher; the transform's replay ran faster without them too. `MIMALLOC_ALLOW_THP`
+/// in the environment still decides when set.
 #[allow(unsafe_code)]
 pub fn no_transparent_huge_pages() {
     // The switch is Linux's, as are transparent huge pages.

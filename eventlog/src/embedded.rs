@@ -23,7 +23,7 @@ use crate::{
 /// (partition, offset of its first record) → the records one commit appended to the
 /// partition, in offset order ([`RecordBlock`]). With a record per entry, reading
 /// them (a B-tree leaf per few records, each copied from the file into a fresh page)
-/// was a sixth of a replay's CPU.
+/// took a large share of a replay's CPU.
 const RECORD_BLOCKS: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("record_blocks");
 /// (partition, offset) → (key, event id, stored at ms, payload): one entry per
 /// record, as written before the blocks; still read, never written.
@@ -31,9 +31,10 @@ const RECORDS: TableDefinition<(u32, u64), StoredValue> = TableDefinition::new("
 type StoredValue = (&'static str, u128, i64, &'static [u8]);
 /// A block is closed before it would pass this many bytes (a record this long or
 /// longer is a block of its own). redb stores a value in a page of a power of two
-/// bytes from 4 KiB, beside its key and a header: blocks just past 256 KiB filled
-/// half of 512 KiB pages, which every read copied and zeroed in full. A read that
-/// starts inside a block passes over the records before its start.
+/// bytes from 4 KiB, beside its key and a header: a block that with them just passes
+/// a power of two half fills a page twice that size, which every read copies and
+/// zeroes in full. A read that starts inside a block passes over the records before
+/// its start.
 const BLOCK_BYTES: usize = 64 * 1024 - 512;
 /// partition → next offset.
 const HEADS: TableDefinition<u32, u64> = TableDefinition::new("heads");

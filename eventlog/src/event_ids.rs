@@ -6,8 +6,8 @@
 //! B-tree page per random id on every commit; one block per commit writes a few.
 //!
 //! The set in memory is many small sorted vectors, one per shard of ids: 16 bytes an
-//! id and a little slack (a hash set of ten million ids takes 285 MB, and twice that
-//! for a moment while it grows), and each shard grows on its own.
+//! id and a little slack (a hash set takes more, and twice that for a moment while
+//! it grows), and each shard grows on its own.
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use uuid::Uuid;
@@ -44,7 +44,7 @@ const GUESS_SPAN: usize = 8;
 /// [`slice::binary_search`] in a sorted shard. Random ids (UUID v4) are spread evenly
 /// over a shard's values, so an id is near the place its leading bits predict: a
 /// search there touches a cache line or two, where one over the whole shard waits on
-/// several in turn (6% of the transform's time at ten million ids).
+/// several in turn, a visible part of the transform's time with many ids.
 /// Ids that are not random are found by the search over the whole shard.
 fn search(ids: &[u128], id: u128) -> Result<usize, usize> {
     let guess = (((id >> 64) * ids.len() as u128) >> 64) as usize;

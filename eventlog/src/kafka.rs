@@ -11,8 +11,8 @@
 //! broker acknowledged its record: a crash between the two can leave one extra copy in
 //! the topic, which the transform drops by event id.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,33 +25,13 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use redb::Database;
-use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::event_ids::SeenIds;
 use crate::{
-    Appended, EventLog, LogError, LogRecord, StoredRecord, check_events, check_partition,
-    event_id_of,
+    Appended, EventLog, KafkaConfig, LogError, LogRecord, StoredRecord, check_events,
+    check_partition, event_id_of,
 };
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaConfig {
-    /// `host:port[,host:port…]`
-    pub brokers: String,
-    /// Create the topic when it does not exist.
-    pub create_topics: bool,
-    pub replication_factor: i32,
-    /// How long the producer keeps trying to deliver a record before the append fails.
-    pub message_timeout_ms: u64,
-    /// Time limit of metadata, offset and read requests.
-    pub request_timeout_ms: u64,
-    /// The local index of acknowledged event ids (see the module docs).
-    pub event_id_index: PathBuf,
-    /// Further librdkafka settings (e.g. `security.protocol`), passed through as given.
-    #[serde(default)]
-    pub librdkafka: BTreeMap<String, String>,
-}
 
 pub struct KafkaLog {
     topic: String,

@@ -11,6 +11,7 @@
 //! Both place a record by the murmur2 hash of its key (Kafka's Java default), so one
 //! subject's events stay in order in one partition.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use uuid::Uuid;
 pub mod embedded;
 pub mod event_ids;
 pub mod files;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod person_keys;
 
@@ -59,6 +61,8 @@ pub struct StoredRecord {
 /// Errors of the event log. `Unavailable` means a retry may help; the others do not.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
+    #[error("this build of techmon has no {backend} backend (cargo feature `{backend}`)")]
+    NotBuilt { backend: &'static str },
     #[error("event log unavailable ({backend}): {reason}")]
     Unavailable {
         backend: &'static str,
@@ -180,6 +184,27 @@ pub trait EventLog: Send + Sync + 'static {
     }
 }
 
+/// The Kafka backend's settings (`[log.kafka]`), read whether or not this build has
+/// the backend (feature `kafka`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port…]`
+    pub brokers: String,
+    /// Create the topic when it does not exist.
+    pub create_topics: bool,
+    pub replication_factor: i32,
+    /// How long the producer keeps trying to deliver a record before the append fails.
+    pub message_timeout_ms: u64,
+    /// Time limit of metadata, offset and read requests.
+    pub request_timeout_ms: u64,
+    /// The local index of acknowledged event ids (see the module docs).
+    pub event_id_index: PathBuf,
+    /// Further librdkafka settings (e.g. `security.protocol`), passed through as given.
+    #[serde(default)]
+    pub librdkafka: BTreeMap<String, String>,
+}
+
 /// Which backend to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -198,7 +223,7 @@ pub struct Config {
     /// Partitions of the topic (created with this many when missing).
     pub partitions: u32,
     pub embedded: embedded::EmbeddedConfig,
-    pub kafka: kafka::KafkaConfig,
+    pub kafka: KafkaConfig,
     /// Days a record is kept (0: for ever). The embedded log deletes older records
     /// once the lake holds them; a Kafka topic techmon creates gets it as
     /// `retention.ms`, and the broker deletes them.
@@ -223,6 +248,7 @@ pub async fn open(config: &Config) -> Result<Arc<dyn EventLog>, LogError> {
             )?
             .with_retention(config.retention()),
         ),
+        #[cfg(feature = "kafka")]
         Backend::Kafka => Arc::new(
             kafka::KafkaLog::connect(
                 &config.kafka,
@@ -232,6 +258,8 @@ pub async fn open(config: &Config) -> Result<Arc<dyn EventLog>, LogError> {
             )
             .await?,
         ),
+        #[cfg(not(feature = "kafka"))]
+        Backend::Kafka => return Err(LogError::NotBuilt { backend: "kafka" }),
     })
 }
 

@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use techmon_eventlog::KafkaConfig;
 use techmon_eventlog::embedded::EmbeddedLog;
-use techmon_eventlog::kafka::{KafkaConfig, KafkaLog};
+use techmon_eventlog::kafka::KafkaLog;
 use techmon_eventlog::{Appended, EventLog, LogError, LogRecord, StoredRecord, partition_for};
 use uuid::Uuid;
 

@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::Value;
 use techmon_eventlog::{Appended, EventLog, LogRecord};
-use techmon_schemas::{EventKind, FieldError};
+use techmon_schemas::{EventKind, FieldError, Problem};
 
 mod metrics;
 mod records;
@@ -206,11 +206,11 @@ async fn push(
 
 /// Why a record was refused, as a metric label from a fixed set.
 fn rejection_reason(errors: &[FieldError]) -> &'static str {
-    match errors.first().map(|e| e.field.as_str()) {
-        Some("/") => "malformed",
-        Some("/event_type") => "unknown_kind",
-        Some("/schema_version") => "unknown_version",
-        _ => "invalid_field",
+    match errors.first().map(|e| e.problem) {
+        Some(Problem::NotAnEvent) => "malformed",
+        Some(Problem::UnknownKind) => "unknown_kind",
+        Some(Problem::UnknownVersion) => "unknown_version",
+        Some(Problem::Field) | None => "invalid_field",
     }
 }
 

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use techmon_schemas::{Event, FieldError, ReadEventError};
+use techmon_schemas::{Event, FieldError, Problem, ReadEventError};
 use uuid::Uuid;
 
 use axum::http::StatusCode;
@@ -56,7 +56,11 @@ impl Record {
                     let syntax = serde_json::from_slice::<serde::de::IgnoredAny>(line)
                         .err()
                         .map_or_else(|| "invalid JSON".into(), |e| json_error_kind(&e));
-                    vec![FieldError::new("/", format!("not a JSON object: {syntax}"))]
+                    vec![FieldError::of(
+                        Problem::NotAnEvent,
+                        "/",
+                        format!("not a JSON object: {syntax}"),
+                    )]
                 }
             }),
             Record::Value(value) => techmon_schemas::validate_event(value),

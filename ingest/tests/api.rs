@@ -4,8 +4,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use techmon_eventlog::KafkaConfig;
 use techmon_eventlog::embedded::EmbeddedLog;
-use techmon_eventlog::kafka::{KafkaConfig, KafkaLog};
+use techmon_eventlog::kafka::KafkaLog;
 use techmon_eventlog::{EventLog, StoredRecord};
 use techmon_ingest::{Config, PushAnswer, RecordStatus};
 use techmon_service::{HubCredential, token_sha256};

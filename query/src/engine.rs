@@ -87,9 +87,9 @@ impl Answer {
 const PARQUET_FOOTER_CACHE_BYTES: usize = 128 * 1024 * 1024;
 
 /// Files that the kept plans of one set of versions list at most, counted once per
-/// scan that lists them. A plan takes about 6 KiB per file it lists (kpi_report at
-/// 10M events lists 3,654: some 21 MiB), so this bounds them to about 150 MiB; the
-/// least recently used go first. The ten views at 10M events list 8,613.
+/// scan that lists them. A plan's memory grows with the files it lists, so this
+/// bounds what kept plans hold, with room for every view's plan on a large lake; the
+/// least recently used go first.
 const MAX_KEPT_PLAN_FILES: usize = 25_000;
 
 /// Plans kept at most, whatever they scan (a view over empty tables lists no file).
@@ -100,8 +100,8 @@ struct Prepared {
     versions: TableVersions,
     state: SessionState,
     /// Physical plans by SQL text, never run themselves: each query runs a copy with
-    /// fresh state. Planning a KPI view takes DataFusion 20-50 ms at any lake size
-    /// (a fifth of kpi_report's time at 1M events), and a plan holds for as long as
+    /// fresh state. Planning a KPI view costs DataFusion the same at any lake size, a
+    /// large share of a view's time on a small lake, and a plan holds for as long as
     /// the versions it reads.
     plans: HashMap<String, KeptPlan>,
     /// Counts uses of plans, to tell the least recently used.
@@ -159,8 +159,8 @@ impl Engine {
     /// A session with every table (at `pins`, else the latest versions) and view, and
     /// its own memory pool, so one query's limit is not shared with others. Within a
     /// query, operators take memory as they need it until the limit: a fair split
-    /// between a KPI view's dozens of operators made its one large aggregation spill
-    /// (10 s of 16 at 10M events) while the others held almost nothing.
+    /// between a KPI view's dozens of operators made its one large aggregation spill,
+    /// for most of the view's time, while the others held almost nothing.
     pub async fn session(
         &self,
         pins: &TableVersions,
@@ -482,8 +482,8 @@ fn new_state(
         .with_information_schema(true)
         // Batches of 32Ki rows rather than DataFusion's 8Ki: the KPI views' large
         // aggregations and joins pay a cost per batch (hashing set-up, emitting,
-        // taking rows for the repartition); at 10M events the view suite took
-        // 4.17-4.18 s instead of 4.58-4.77 s (two alternating pairs).
+        // taking rows for the repartition), so fewer batches make the view suite
+        // faster on a large lake.
         .with_batch_size(32 * 1024)
         .with_target_partitions(
             std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
@@ -491,14 +491,14 @@ fn new_state(
     let options = config.options_mut();
     // The lake's grouping keys (class, activity, pseudonym) are mostly unique, so
     // partial aggregation seldom reduces rows; DataFusion's default probe hashes
-    // 100,000 rows per partition before it learns that (190 ms of CPU in reach's
-    // first aggregation at 1M events); 10,000 tell it as well.
+    // 100,000 rows per partition before it learns that, a noticeable part of a
+    // view's first aggregation; 10,000 tell it as well.
     options
         .execution
         .skip_partial_aggregation_probe_rows_threshold = 10_000;
     // DataFusion runs a plan again (`reset_plan_states`) only without dynamic
     // filters: their state is shared by the copies of a plan. The KPI views ran as
-    // fast without them (the longest three within 2 ms at 1M events).
+    // fast without them.
     options.optimizer.enable_dynamic_filter_pushdown = false;
     options.optimizer.enable_join_dynamic_filter_pushdown = false;
     options.optimizer.enable_topk_dynamic_filter_pushdown = false;

@@ -118,8 +118,8 @@ pub const VIEWS: &[View] = &[
         name: "reach",
         description: "People who took part per hub, school year, sector, PO groep band and role: classes once per school year (see the view's SQL), individuals once by pseudonym, and people without research consent as counted in participation_without_consent.",
         // The band and role are worked out once per class, and once per participant
-        // before the join, rather than for every row they are grouped from (at 1M
-        // events a CASE on groep over the 500K group rows alone took 12 ms of CPU).
+        // before the join, rather than for every row they are grouped from (a CASE
+        // on groep over the group rows alone cost noticeable CPU time).
         sql: concat!(
             "SELECT hub_id, school_year, sector, band, role, sum(people) AS people FROM ( \
                SELECT hub_id, school_year, sector, ",
@@ -232,8 +232,8 @@ pub const VIEWS: &[View] = &[
         description: "Share (%) of technical profiles among the profile choices hubs reported for former participants (profile_chosen), per hub or 'region', school year and track.",
         // Summed per hub, school year and the plain columns the track derives from first:
         // the track is then worked out for a few hundred rows rather than every choice,
-        // and the grouping sets repeat a few rows per hub four times (at 10M events this
-        // took the view from 25 to 20 ms).
+        // and the grouping sets repeat a few rows per hub four times, which makes the
+        // view faster on a large lake.
         sql: concat!(
             "WITH choices AS ( \
                 SELECT hub_id, school_year, track, sum(pupils) AS pupils, \

@@ -667,42 +667,67 @@ impl Event {
         self.payload.kind()
     }
 
-    /// The key that keeps one subject's events in order on the log (the Kafka
-    /// message key): `participant:<hub_id>:<participant_ref>` for events about a
-    /// participant, `activity:<hub_id>:<activity_id>` for activity-scoped events,
-    /// `partner:<hub_id>:<partner_id>`, `ambassador:<hub_id>:<ambassador_ref>` (also
-    /// for an ambassador's consent withdrawal), and `school:<brin6>` for counted
-    /// profile choices.
-    ///
-    /// The key contains the participant reference: it is raw, personal data, like
-    /// the event itself.
-    pub fn subject_key(&self) -> String {
-        let hub = &self.hub_id;
+    /// Who or what the event is about: the one answer that the log's keys, the
+    /// transform's pseudonyms and erasure all use. An event about a participant names
+    /// them even when it is also about an activity or school (an answered survey, a
+    /// pupil's profile choice); a consent withdrawal is about the participant or
+    /// ambassador it withdraws.
+    pub fn subject(&self) -> Subject<'_> {
+        let hub = self.hub_id.as_str();
+        let participant = |reference| Subject::Participant { hub, reference };
         match &self.payload {
-            Payload::ActivityHeld(p) => format!("activity:{hub}:{}", p.activity_id),
-            Payload::GroupParticipated(p) => format!("activity:{hub}:{}", p.activity_id),
-            Payload::ParticipantRegistered(p) => format!("participant:{hub}:{}", p.participant_ref),
-            Payload::ParticipantAttended(p) => format!("participant:{hub}:{}", p.participant_ref),
+            Payload::ActivityHeld(p) => Subject::Activity {
+                hub,
+                activity_id: &p.activity_id,
+            },
+            Payload::GroupParticipated(p) => Subject::Activity {
+                hub,
+                activity_id: &p.activity_id,
+            },
+            Payload::ParticipantRegistered(p) => participant(&p.participant_ref),
+            Payload::ParticipantAttended(p) => participant(&p.participant_ref),
             Payload::SurveyAnswered(p) => match &p.participant_ref {
-                Some(r) => format!("participant:{hub}:{r}"),
-                None => format!("activity:{hub}:{}", p.activity_id),
+                Some(reference) => participant(reference),
+                None => Subject::Activity {
+                    hub,
+                    activity_id: &p.activity_id,
+                },
             },
             Payload::ProfileChosen(p) => match &p.participant_ref {
-                Some(r) => format!("participant:{hub}:{r}"),
-                None => format!("school:{}", p.school_brin6),
+                Some(reference) => participant(reference),
+                None => Subject::School {
+                    brin6: p.school_brin6.as_str(),
+                },
             },
-            Payload::PartnerJoined(p) => format!("partner:{hub}:{}", p.partner_id),
-            Payload::PartnerLeft(p) => format!("partner:{hub}:{}", p.partner_id),
-            Payload::AmbassadorCommitted(p) => format!("ambassador:{hub}:{}", p.ambassador_ref),
-            Payload::TrajectoryStarted(p) => format!("participant:{hub}:{}", p.participant_ref),
-            Payload::TrajectoryEnded(p) => format!("participant:{hub}:{}", p.participant_ref),
+            Payload::PartnerJoined(p) => Subject::Partner {
+                hub,
+                partner_id: &p.partner_id,
+            },
+            Payload::PartnerLeft(p) => Subject::Partner {
+                hub,
+                partner_id: &p.partner_id,
+            },
+            Payload::AmbassadorCommitted(p) => Subject::Ambassador {
+                hub,
+                reference: &p.ambassador_ref,
+            },
+            Payload::TrajectoryStarted(p) => participant(&p.participant_ref),
+            Payload::TrajectoryEnded(p) => participant(&p.participant_ref),
             Payload::ConsentWithdrawn(p) => match p.subject {
-                WithdrawalSubject::Participant => {
-                    format!("participant:{hub}:{}", p.participant_ref)
-                }
-                WithdrawalSubject::Ambassador => format!("ambassador:{hub}:{}", p.participant_ref),
+                WithdrawalSubject::Participant => participant(&p.participant_ref),
+                WithdrawalSubject::Ambassador => Subject::Ambassador {
+                    hub,
+                    reference: &p.participant_ref,
+                },
             },
         }
+    }
+
+    /// The key that keeps one subject's events in order on the log (the Kafka
+    /// message key); see [`Subject::key`]. It contains the participant reference: it
+    /// is raw, personal data, like the event itself.
+    pub fn subject_key(&self) -> String {
+        self.subject().key()
     }
 
     /// The payload fields that hold personal data (identifying or free text): the
@@ -728,27 +753,55 @@ impl Event {
 
     /// The participant the event is about, if it is about one.
     pub fn participant_ref(&self) -> Option<&str> {
-        match &self.payload {
-            Payload::ParticipantRegistered(p) => Some(&p.participant_ref),
-            Payload::ParticipantAttended(p) => Some(&p.participant_ref),
-            Payload::SurveyAnswered(p) => p.participant_ref.as_deref(),
-            Payload::ProfileChosen(p) => p.participant_ref.as_deref(),
-            Payload::TrajectoryStarted(p) => Some(&p.participant_ref),
-            Payload::TrajectoryEnded(p) => Some(&p.participant_ref),
-            Payload::ConsentWithdrawn(p) => {
-                (p.subject == WithdrawalSubject::Participant).then_some(p.participant_ref.as_str())
-            }
-            Payload::ActivityHeld(_)
-            | Payload::GroupParticipated(_)
-            | Payload::PartnerJoined(_)
-            | Payload::PartnerLeft(_)
-            | Payload::AmbassadorCommitted(_) => None,
+        match self.subject() {
+            Subject::Participant { reference, .. } => Some(reference),
+            _ => None,
         }
     }
 
     /// The event as JSON (the wire format).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("an Event always serialises to JSON")
+    }
+}
+
+/// Who or what an event is about (see [`Event::subject`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject<'a> {
+    Participant {
+        hub: &'a str,
+        reference: &'a str,
+    },
+    Ambassador {
+        hub: &'a str,
+        reference: &'a str,
+    },
+    Activity {
+        hub: &'a str,
+        activity_id: &'a str,
+    },
+    Partner {
+        hub: &'a str,
+        partner_id: &'a str,
+    },
+    /// Counted profile choices of a school's pupils.
+    School {
+        brin6: &'a str,
+    },
+}
+
+impl Subject<'_> {
+    /// `participant:<hub_id>:<participant_ref>`, `ambassador:<hub_id>:<ambassador_ref>`,
+    /// `activity:<hub_id>:<activity_id>`, `partner:<hub_id>:<partner_id>` or
+    /// `school:<brin6>`.
+    pub fn key(&self) -> String {
+        match self {
+            Subject::Participant { hub, reference } => format!("participant:{hub}:{reference}"),
+            Subject::Ambassador { hub, reference } => format!("ambassador:{hub}:{reference}"),
+            Subject::Activity { hub, activity_id } => format!("activity:{hub}:{activity_id}"),
+            Subject::Partner { hub, partner_id } => format!("partner:{hub}:{partner_id}"),
+            Subject::School { brin6 } => format!("school:{brin6}"),
+        }
     }
 }
 

@@ -94,7 +94,7 @@ pub use registry::{
     ReadEventError, catalogue, csv_column_pointer, csv_delimiter, envelope_schema, kinds,
     latest_version, payload_schema, read_event, record_from_csv, schema, validate_event,
 };
-pub use validate::FieldError;
+pub use validate::{FieldError, Problem};
 
 /// A string is not one of the codes of a closed list. The message names the list,
 /// never the string.

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use crate::codes;
 use crate::event::{Event, EventKind, Payload, Sector, VoOnderwijstype};
 use crate::json::Json;
-use crate::validate::{Checked, FieldError, Schema, check_schema};
+use crate::validate::{Checked, FieldError, Problem, Schema, check_schema};
 
 const ENVELOPE_V1: &str = include_str!("../json/envelope/v1.schema.json");
 
@@ -323,7 +323,8 @@ fn known_kinds() -> String {
 }
 
 fn unknown_kind() -> FieldError {
-    FieldError::new(
+    FieldError::of(
+        Problem::UnknownKind,
         "/event_type",
         format!("unknown event kind; known kinds: {}", known_kinds()),
     )
@@ -337,7 +338,8 @@ fn unknown_version(registry: &Registry, kind: EventKind) -> FieldError {
         .flatten()
         .map(u32::to_string)
         .collect();
-    FieldError::new(
+    FieldError::of(
+        Problem::UnknownVersion,
         "/schema_version",
         format!(
             "unknown schema version for {kind}; known: {}",
@@ -413,7 +415,8 @@ fn read_checked(registry: &Registry, json: &Json) -> Result<Event, Vec<FieldErro
 /// rules; returns its kind, or every problem found.
 fn check_event(registry: &Registry, value: &Json) -> Result<EventKind, Vec<FieldError>> {
     if value.as_object().is_none() {
-        return Err(vec![FieldError::new(
+        return Err(vec![FieldError::of(
+            Problem::NotAnEvent,
             "/",
             "expected a JSON object (one event)",
         )]);
@@ -421,7 +424,11 @@ fn check_event(registry: &Registry, value: &Json) -> Result<EventKind, Vec<Field
     let mut errors = Vec::new();
     let kind = match value.get("event_type") {
         None => {
-            errors.push(FieldError::new("/event_type", "required field is missing"));
+            errors.push(FieldError::of(
+                Problem::UnknownKind,
+                "/event_type",
+                "required field is missing",
+            ));
             None
         }
         Some(v) => {
@@ -434,14 +441,19 @@ fn check_event(registry: &Registry, value: &Json) -> Result<EventKind, Vec<Field
     };
     let entry = kind.and_then(|kind| {
         let Some(v) = value.get("schema_version") else {
-            errors.push(FieldError::new(
+            errors.push(FieldError::of(
+                Problem::UnknownVersion,
                 "/schema_version",
                 "required field is missing",
             ));
             return None;
         };
         let Some(version) = v.as_integer() else {
-            errors.push(FieldError::new("/schema_version", "expected integer"));
+            errors.push(FieldError::of(
+                Problem::UnknownVersion,
+                "/schema_version",
+                "expected integer",
+            ));
             return None;
         };
         let entry = u32::try_from(version)
@@ -889,7 +901,11 @@ pub fn record_from_csv(
         match cell.parse::<u32>() {
             Ok(v) => version = v,
             Err(_) => {
-                errors.push(FieldError::new("/schema_version", "expected integer"));
+                errors.push(FieldError::of(
+                    Problem::UnknownVersion,
+                    "/schema_version",
+                    "expected integer",
+                ));
                 return Err(errors);
             }
         }
@@ -898,7 +914,8 @@ pub fn record_from_csv(
         return Err(vec![unknown_version(registry, kind)]);
     };
     if cell_of("event_type").is_some_and(|c| c != kind.as_str()) {
-        errors.push(FieldError::new(
+        errors.push(FieldError::of(
+            Problem::UnknownKind,
             "/event_type",
             "differs from the event kind of the feed",
         ));

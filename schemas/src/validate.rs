@@ -21,13 +21,35 @@ pub struct FieldError {
     pub field: String,
     /// What is wrong, without the value itself.
     pub reason: String,
+    /// Which kind of problem, for counting refusals and naming dead letters.
+    #[serde(skip)]
+    pub problem: Problem,
+}
+
+/// The kinds of problem a record can have, from the whole record down to one field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Problem {
+    /// The record is not one JSON object.
+    NotAnEvent,
+    /// `event_type` is missing or names no kind.
+    UnknownKind,
+    /// `schema_version` is missing, no number, or no version of the kind.
+    UnknownVersion,
+    /// A field of a known kind and version is wrong.
+    #[default]
+    Field,
 }
 
 impl FieldError {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::of(Problem::Field, field, reason)
+    }
+
+    pub fn of(problem: Problem, field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self {
             field: field.into(),
             reason: reason.into(),
+            problem,
         }
     }
 }
@@ -182,7 +204,11 @@ pub fn check_schema(schema: &Value, path: &str) -> Result<(), String> {
 pub fn validate(schema: &Value, instance: &Value) -> Vec<FieldError> {
     match Schema::compile(schema) {
         Ok(schema) => schema.validate(&Json::from(instance)),
-        Err(reason) => vec![FieldError::new("/", format!("invalid schema: {reason}"))],
+        Err(reason) => vec![FieldError::of(
+            Problem::NotAnEvent,
+            "/",
+            format!("invalid schema: {reason}"),
+        )],
     }
 }
 

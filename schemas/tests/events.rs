@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 use techmon_schemas::validate::validate;
 use techmon_schemas::{
-    Event, EventKind, FieldError, Payload, ReadEventError, catalogue, read_event, record_from_csv,
-    schema, validate_event,
+    Event, EventKind, FieldError, Payload, Problem, ReadEventError, catalogue, read_event,
+    record_from_csv, schema, validate_event,
 };
 
 fn example(kind: EventKind) -> Value {
@@ -565,6 +565,7 @@ fn unknown_kinds_versions_and_fields() {
     set(&mut record, "/event_type", Some(json!("activity_hold")));
     let errors = errors_of(&record);
     assert_eq!(fields(&errors), ["/event_type"]);
+    assert_eq!(errors[0].problem, Problem::UnknownKind);
     assert!(
         errors[0]
             .reason
@@ -580,7 +581,8 @@ fn unknown_kinds_versions_and_fields() {
     let errors = errors_of(&record);
     assert_eq!(
         errors,
-        [FieldError::new(
+        [FieldError::of(
+            Problem::UnknownVersion,
             "/schema_version",
             "unknown schema version for activity_held; known: 1"
         )]
@@ -599,7 +601,11 @@ fn unknown_kinds_versions_and_fields() {
 
     assert_eq!(
         errors_of(&json!([1, 2])),
-        [FieldError::new("/", "expected a JSON object (one event)")]
+        [FieldError::of(
+            Problem::NotAnEvent,
+            "/",
+            "expected a JSON object (one event)"
+        )]
     );
     assert_eq!(fields(&errors_of(&json!("event"))), ["/"]);
 
@@ -1159,7 +1165,8 @@ fn csv_problems_are_reported_with_their_paths() {
         record_from_csv("activity_held", 3, &["event_id"], &["x"]).expect_err("unknown version");
     assert_eq!(
         errors,
-        [FieldError::new(
+        [FieldError::of(
+            Problem::UnknownVersion,
             "/schema_version",
             "unknown schema version for activity_held; known: 1"
         )]

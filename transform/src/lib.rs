@@ -9,152 +9,41 @@
 //! drops a second copy of an event id seen at another position.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deltalake::arrow::array::{AsArray, BooleanArray, RecordBatch, StringBuilder};
 use deltalake::arrow::compute::{concat_batches, filter_record_batch};
-use serde::Deserialize;
 use techmon_eventlog::event_ids::SeenIds;
-use techmon_eventlog::person_keys::{PersonKeys, Unsealed};
-use techmon_eventlog::{EventLog, LogError, StoredRecord};
+use techmon_eventlog::person_keys::PersonKeys;
+use techmon_eventlog::{EventLog, StoredRecord};
 use techmon_lake::tables::{EVENT_TABLES, WITHHELD_COUNTS};
-use techmon_schemas::{Event, ReadEventError};
 use techmon_service::audit::{AuditAction, AuditEntry, AuditLog};
 
 pub mod batch;
+mod config;
 pub mod consent;
+mod error;
+mod identity;
 pub mod lake;
+mod maintenance;
 pub mod metrics;
+mod prepare;
 pub mod pseudonym;
+mod reading;
 mod relink;
 pub mod state;
 pub mod tables;
 mod withhold;
 
+use config::load_key;
+pub use config::{Config, KEY_ENV, replay_config, rotation_config};
+pub use error::TransformError;
+use prepare::{Outcome, Parsing, Prepared, PreparedRecord, prepare};
+use reading::{AHEAD_PASSES, Ahead, Reading, RoundBounds};
+
 use pseudonym::PseudonymKey;
-use state::{DeadLetter, DeadLetterReason, State, StateChanges};
-
-/// Environment variable that may hold the pseudonym key (instead of a key file).
-pub const KEY_ENV: &str = "TECHMON_PSEUDONYM_KEY";
-
-/// Transform configuration (`[transform]` in techmon's configuration).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// Where `techmon transform` on its own answers `/healthz`, `/readyz` and
-    /// `/metrics`.
-    pub listen: std::net::SocketAddr,
-    /// The raw zone (personal data allowed): transform state, dead letters, and the
-    /// generated pseudonym key when none is configured.
-    pub raw: PathBuf,
-    /// Stored with every pseudonym, so a key rotation can tell them apart.
-    pub pseudonym_key_id: String,
-    /// File holding the pseudonym key; default `<raw>/pseudonym.key`, created with a
-    /// random key when missing. `TECHMON_PSEUDONYM_KEY` overrides both.
-    #[serde(default)]
-    pub pseudonym_key_file: Option<PathBuf>,
-    /// Records read per partition per round (bounds a commit, and memory).
-    pub max_records_per_partition: usize,
-    /// Records read per partition in one pass of a round: a pass is parsed on every
-    /// core while the one before it is transformed, so enough to keep the cores busy,
-    /// few enough that a round stops close to its bounds.
-    pub records_per_read: usize,
-    /// Bytes of events read per round, over all partitions (bounds memory whatever
-    /// the size of the events).
-    pub max_round_bytes: usize,
-    /// A round stops reading after this long and commits (bounds how long an event
-    /// waits for the lake when there is a backlog).
-    pub max_round_ms: u64,
-    /// Wait between rounds when the log has nothing new.
-    pub poll_interval_ms: u64,
-    /// How often the history of the tables holding pseudonyms is vacuumed, so that
-    /// old versions do not keep the rows of withdrawn participants.
-    pub vacuum_interval_minutes: u64,
-    /// Data files no longer needed are deleted once older than this.
-    pub vacuum_retention_hours: u64,
-    /// How often the small data files that each round adds are rewritten into larger
-    /// ones.
-    pub compact_interval_minutes: u64,
-    /// The size a compaction aims at per data file.
-    pub compact_target_file_mib: u64,
-    /// How often rows written before their participant's registration are given the
-    /// registration's pseudonym (each time rewrites the files that hold them).
-    pub relink_interval_minutes: u64,
-    /// The keys the personal fields of the event log are sealed under, one per
-    /// person (see [`techmon_eventlog::person_keys`]); a withdrawal destroys the
-    /// person's. Shared with ingest, and kept by a replay.
-    pub person_keys: PathBuf,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum TransformError {
-    #[error(transparent)]
-    Log(#[from] LogError),
-    #[error("lake table {table}: {source}")]
-    Lake {
-        table: String,
-        #[source]
-        source: Box<deltalake::DeltaTableError>,
-    },
-    #[error(
-        "lake table {table}: another transform worker committed log partitions {partitions:?} first; resume from the lake"
-    )]
-    PositionsTaken {
-        table: &'static str,
-        partitions: Vec<u32>,
-    },
-    #[error(transparent)]
-    LakeAccess(#[from] techmon_lake::LakeError),
-    #[error("rows for lake table {table}: {source}")]
-    Rows {
-        table: &'static str,
-        #[source]
-        source: deltalake::arrow::error::ArrowError,
-    },
-    #[error("querying lake table {table}: {source}")]
-    Query {
-        table: &'static str,
-        #[source]
-        source: deltalake::datafusion::error::DataFusionError,
-    },
-    #[error("no lake table {0}")]
-    UnknownTable(&'static str),
-    #[error("transform state at {path}: {source}")]
-    State {
-        path: PathBuf,
-        #[source]
-        source: Box<redb::Error>,
-    },
-    #[error("pseudonym key file {path}: {source}")]
-    PseudonymKeyFile {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("the new key's id must differ from the current one ({key_id})")]
-    SameKeyId { key_id: String },
-    #[error(
-        "TECHMON_PSEUDONYM_KEY is set, and would replace the new key: unset it for the rotation"
-    )]
-    KeyFromEnvironment,
-    #[error("pseudonym key {key_id} is shorter than {min_bytes} bytes")]
-    WeakPseudonymKey { key_id: String, min_bytes: usize },
-}
-
-impl TransformError {
-    /// Whether running again later may succeed (the log or the lake's storage was
-    /// unavailable), as opposed to a configuration or data problem.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            TransformError::Log(e) => e.is_retryable(),
-            TransformError::LakeAccess(e) => e.is_retryable(),
-            TransformError::Lake { .. } | TransformError::PositionsTaken { .. } => true,
-            _ => false,
-        }
-    }
-}
+use state::{DeadLetter, State, StateChanges};
 
 /// Counts of one round or run.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -247,110 +136,6 @@ impl Default for RoundWork {
     }
 }
 
-/// Passes of the next round read ahead at the end of a round: parsing one took the
-/// cores less long than the round's state takes to write, and they idled the rest.
-const AHEAD_PASSES: usize = 3;
-
-/// When a round stops reading and commits.
-struct RoundBounds {
-    records_per_partition: usize,
-    records_per_read: usize,
-    bytes: usize,
-    latency: Duration,
-}
-
-/// What a round has read of each partition so far.
-struct Reading {
-    /// Per partition: where the round started reading.
-    start: Vec<u64>,
-    /// Per partition: the next offset to read.
-    cursor: Vec<u64>,
-    /// Per partition: the records read.
-    taken: Vec<usize>,
-    /// The partitions still read from.
-    open: Vec<u32>,
-    /// The partitions read, each with the last offset read.
-    read_to: Vec<(u32, u64)>,
-    bytes: usize,
-    /// Whether the last pass filled a chunk of some partition: the log holds more.
-    backlog: bool,
-}
-
-impl Reading {
-    fn new(next: &[u64]) -> Self {
-        Self {
-            start: next.to_vec(),
-            cursor: next.to_vec(),
-            taken: vec![0; next.len()],
-            open: (0..next.len() as u32).collect(),
-            read_to: Vec::new(),
-            bytes: 0,
-            backlog: false,
-        }
-    }
-
-    fn goes_on(&self, bounds: &RoundBounds, started: Instant) -> bool {
-        !self.open.is_empty() && self.bytes < bounds.bytes && started.elapsed() < bounds.latency
-    }
-
-    /// Reads the next pass: `records_per_read` of every open partition, all at once.
-    /// Every partition gets a pass in turn, so a round that ends at its byte or time
-    /// bound has not starved the partitions read last. Nothing moves on unless every
-    /// read succeeded.
-    async fn pass(
-        &mut self,
-        log: &dyn EventLog,
-        bounds: &RoundBounds,
-    ) -> Result<Vec<StoredRecord>, TransformError> {
-        let reads: Vec<(u32, usize)> = self
-            .open
-            .iter()
-            .map(|&partition| {
-                let taken = self.taken[partition as usize];
-                (
-                    partition,
-                    (bounds.records_per_partition - taken).min(bounds.records_per_read),
-                )
-            })
-            .collect();
-        let batches =
-            futures::future::try_join_all(reads.iter().map(|&(partition, want)| {
-                log.read(partition, self.cursor[partition as usize], want)
-            }))
-            .await?;
-        let mut records = Vec::with_capacity(batches.iter().map(Vec::len).sum());
-        let mut still_open = Vec::new();
-        self.backlog = false;
-        for ((partition, want), batch) in reads.into_iter().zip(batches) {
-            let p = partition as usize;
-            let Some(last) = batch.last().map(|r| r.offset) else {
-                continue;
-            };
-            self.cursor[p] = last + 1;
-            self.taken[p] += batch.len();
-            self.bytes += batch.iter().map(|r| r.payload.len()).sum::<usize>();
-            match self.read_to.iter_mut().find(|(q, _)| *q == partition) {
-                Some(entry) => entry.1 = last,
-                None => self.read_to.push((partition, last)),
-            }
-            let full = batch.len() == want;
-            self.backlog |= full;
-            if full && self.taken[p] < bounds.records_per_partition {
-                still_open.push(partition);
-            }
-            records.extend(batch);
-        }
-        self.open = still_open;
-        Ok(records)
-    }
-}
-
-/// The first passes of the next round, read and being parsed.
-struct Ahead {
-    reading: Reading,
-    parsings: VecDeque<Parsing>,
-}
-
 pub struct Transform {
     log: Arc<dyn EventLog>,
     lake: lake::Lake,
@@ -376,20 +161,6 @@ pub struct Transform {
     in_flight: Option<(lake::Pending, Instant)>,
     ahead: Option<Ahead>,
     metrics: metrics::Metrics,
-}
-
-fn load_key(config: &Config) -> Result<PseudonymKey, TransformError> {
-    if let Ok(secret) = std::env::var(KEY_ENV) {
-        return PseudonymKey::new(&config.pseudonym_key_id, secret.into_bytes());
-    }
-    match &config.pseudonym_key_file {
-        Some(path) => PseudonymKey::from_file(&config.pseudonym_key_id, path, false),
-        None => PseudonymKey::from_file(
-            &config.pseudonym_key_id,
-            &config.raw.join("pseudonym.key"),
-            true,
-        ),
-    }
 }
 
 impl Transform {
@@ -491,7 +262,6 @@ impl Transform {
         }
     }
 
-    /// Carries metrics over (a reopened transform counts on where the last one stopped).
     /// Ready while the event log and the lake answer.
     pub fn readiness(
         log: Arc<dyn EventLog>,
@@ -519,6 +289,7 @@ impl Transform {
         })
     }
 
+    /// Carries metrics over (a reopened transform counts on where the last one stopped).
     pub fn with_metrics(mut self, metrics: metrics::Metrics) -> Self {
         self.metrics = metrics;
         self
@@ -866,115 +637,36 @@ impl Transform {
             progress.duplicates += 1;
             return None;
         }
-        let linked = |key: &(String, String)| {
-            round_links
-                .get(key)
-                .cloned()
-                .or_else(|| self.state.linked(&key.0, &key.1))
+        let known = KnownNow {
+            state: &self.state,
+            links: round_links,
+            withdrawn: &changes.withdrawn,
         };
-        let (pseudonym, link) = match subject {
-            tables::Subject::Nobody => (None, None),
-            // A reference registered again (say with another e-mail address) keeps
-            // its first pseudonym: the person's rows stay one person's, and a
-            // withdrawal by the reference erases all of them. Events that came
-            // before the first registration had the reference's own pseudonym: the
-            // registration's replaces it, in the lake too, so that the person links
-            // across hubs whatever the order (unless that pseudonym was withdrawn:
-            // then the registration is dropped with it).
-            tables::Subject::Registered {
-                hub_id,
-                reference,
-                pseudonym,
-            } => {
-                let key = (hub_id, reference);
-                let assigned = match linked(&key) {
-                    Some(provisional)
-                        if provisional != pseudonym
-                            && provisional
-                                == tables::referenced_participant(
-                                    &self.key, None, &key.0, &key.1,
-                                )
-                            && !self.state.is_withdrawn(&provisional)
-                            && !changes.withdrawn.contains(&provisional) =>
-                    {
-                        if self.state.is_withdrawn(&pseudonym)
-                            || changes.withdrawn.contains(&pseudonym)
-                        {
-                            // The person withdrew (at another hub, say): what was
-                            // sent about them before this registration goes too.
-                            changes.withdrawn.push(provisional);
-                        } else if self.state.linked(&key.0, &key.1).is_none() {
-                            round_relinks.insert(provisional, pseudonym.clone());
-                        } else {
-                            changes.relinks.push((provisional, pseudonym.clone()));
-                        }
-                        pseudonym
-                    }
-                    Some(first) => first,
-                    None => pseudonym,
-                };
-                (Some(assigned), Some(key))
+        let decision = identity::decide(subject, withdrawal, &self.key, &known);
+        progress.unregistered_references += usize::from(decision.unregistered);
+        changes.withdrawn.extend(decision.also_withdrawn);
+        if let (Some((provisional, at)), Some(pseudonym)) = (decision.relink, &decision.pseudonym) {
+            match at {
+                identity::RowsAt::Round => {
+                    round_relinks.insert(provisional, pseudonym.clone());
+                }
+                identity::RowsAt::Lake => changes.relinks.push((provisional, pseudonym.clone())),
             }
-            tables::Subject::Ambassador { pseudonym } => (Some(pseudonym), None),
-            tables::Subject::Referenced { hub_id, reference } => {
-                let key = (hub_id, reference);
-                let linked = linked(&key);
-                let unregistered = linked.is_none();
-                progress.unregistered_references += usize::from(unregistered);
-                let pseudonym = tables::referenced_participant(&self.key, linked, &key.0, &key.1);
-                // Noted, so that the registration can replace it when it comes.
-                (Some(pseudonym), unregistered.then_some(key))
-            }
-        };
-        if withdrawal {
-            // A reference first named by its withdrawal stays withdrawn when its
-            // registration comes.
-            if let (Some(link), Some(pseudonym)) = (link, &pseudonym) {
-                round_links.insert(link, pseudonym.clone());
-            }
-            changes.withdrawn.extend(pseudonym);
-            return None;
         }
-        if pseudonym
-            .as_ref()
-            .is_some_and(|p| self.state.is_withdrawn(p) || changes.withdrawn.contains(p))
-        {
+        if decision.verdict == identity::Verdict::Dropped {
             progress.dropped_after_withdrawal += 1;
             return None;
         }
-        if let (Some(link), Some(pseudonym)) = (link, &pseudonym) {
+        // A reference first named by its withdrawal stays withdrawn when its
+        // registration comes.
+        if let (Some(link), Some(pseudonym)) = (decision.link, &decision.pseudonym) {
             round_links.insert(link, pseudonym.clone());
         }
-        Some(pseudonym)
-    }
-
-    /// Gives the rows of references named before their registration, in a round
-    /// before it, the registration's pseudonym. Scheduled maintenance, like the
-    /// compaction: it rewrites the files holding such rows.
-    pub async fn relink(&mut self) -> Result<u64, TransformError> {
-        // The rows of the round in flight are relinked too.
-        self.land().await?;
-        let pending = self.state.pending_relinks();
-        if pending.is_empty() {
-            return Ok(0);
+        if decision.verdict == identity::Verdict::Withdrawal {
+            changes.withdrawn.extend(decision.pseudonym);
+            return None;
         }
-        let (relinked, complete) = self.lake.relink(&pending).await?;
-        let olds: Vec<String> = pending.into_iter().map(|(old, _)| old).collect();
-        if !complete {
-            // Redone next time: a table done already has none of the old left.
-            tracing::info!(
-                participants = olds.len(),
-                "relink left for later: another writer changed a table meanwhile"
-            );
-            return Ok(relinked);
-        }
-        self.state.mark_relinked(&olds)?;
-        tracing::info!(
-            participants = olds.len(),
-            rows = relinked,
-            "events sent before their registration linked to it"
-        );
-        Ok(relinked)
+        Some(decision.pseudonym)
     }
 
     /// Takes the lake rows of people whose consent was taken back out of the research
@@ -1203,72 +895,6 @@ impl Transform {
         (!self.log.holds_each_event_id_once()).then(|| self.state.seen_ids())
     }
 
-    /// Vacuums the history of the lake's tables (see [`lake::Lake::vacuum`]).
-    pub async fn vacuum(&mut self, retention: Duration) -> Result<usize, TransformError> {
-        self.land().await?;
-        let deleted = self.lake.vacuum(retention).await?;
-        tracing::info!(files = deleted, "vacuumed the history of the lake's tables");
-        Ok(deleted)
-    }
-
-    /// Deletes the records of the event log older than its retention that every lake
-    /// table has read (see [`EventLog::trim`]), and the dead letters older than it;
-    /// returns how many records (none on Kafka, whose broker deletes them by the
-    /// topic's `retention.ms`). A log kept for ever keeps both.
-    pub async fn trim_log(&mut self) -> Result<u64, TransformError> {
-        let Some(retention) = self.log.retention() else {
-            return Ok(0);
-        };
-        // Once landed, every record before `next` is in the lake (or was nobody's).
-        self.land().await?;
-        let older_than = std::time::SystemTime::now()
-            .checked_sub(retention)
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |t| t.as_millis() as i64);
-        let mut deleted = 0;
-        for (partition, before) in self.next.iter().enumerate() {
-            deleted += self.log.trim(partition as u32, *before, older_than).await?;
-        }
-        // The dead letters keep their events in the raw zone: they go by the same rule.
-        let expired: Vec<(u32, u64)> = match chrono::TimeDelta::from_std(retention)
-            .ok()
-            .and_then(|r| chrono::Utc::now().checked_sub_signed(r))
-        {
-            Some(cutoff) => self
-                .state
-                .dead_letters()?
-                .iter()
-                .filter(|letter| letter.dead_at < cutoff)
-                .map(|letter| (letter.partition, letter.offset))
-                .collect(),
-            None => Vec::new(),
-        };
-        self.state.remove_dead_letters(&expired)?;
-        if deleted > 0 || !expired.is_empty() {
-            tracing::info!(
-                records = deleted,
-                dead_letters = expired.len(),
-                retention_days = retention.as_secs() / 86_400,
-                "deleted the event log's records and dead letters past its retention"
-            );
-        }
-        Ok(deleted)
-    }
-
-    /// Rewrites the lake's small data files into larger ones (see
-    /// [`lake::Lake::compact`]).
-    pub async fn compact(&mut self) -> Result<lake::Compaction, TransformError> {
-        self.land().await?;
-        let compaction = self.lake.compact(self.compact_target_file_bytes).await?;
-        tracing::info!(
-            files_removed = compaction.files_removed,
-            files_added = compaction.files_added,
-            tables_skipped = ?compaction.tables_skipped,
-            "compacted the lake's small files"
-        );
-        Ok(compaction)
-    }
-
     /// Runs rounds until `shutdown` completes, waiting `poll_interval_ms` when idle;
     /// compacts every `compact_interval_minutes`, and vacuums and trims the event log
     /// every `vacuum_interval_minutes`.
@@ -1315,278 +941,27 @@ fn came_due(last: &mut Instant, interval: Duration) -> bool {
     due
 }
 
-/// The configuration of a replay (into a new lake) with a new raw zone (`raw`) but
-/// the same pseudonym key, so the rebuilt lake equals the original.
-pub fn replay_config(config: &Config, raw: PathBuf) -> Config {
-    let key_file = config
-        .pseudonym_key_file
-        .clone()
-        .unwrap_or_else(|| config.raw.join("pseudonym.key"));
-    Config {
-        raw,
-        pseudonym_key_file: Some(key_file),
-        ..config.clone()
-    }
+/// What the identity rules know during a round: the state of the rounds before, and
+/// this round's links and withdrawals so far.
+struct KnownNow<'a> {
+    state: &'a State,
+    links: &'a state::QuickMap<(String, String), String>,
+    withdrawn: &'a [String],
 }
 
-/// The configuration of a key rotation: a replay (into a new lake) with a new raw
-/// zone (`raw`) under a new key, `key_id`, made now in `<raw>/pseudonym.key`. Every
-/// pseudonym of the new lake is made with it, none with the old one.
-pub fn rotation_config(
-    config: &Config,
-    raw: PathBuf,
-    key_id: &str,
-) -> Result<Config, TransformError> {
-    if key_id == config.pseudonym_key_id {
-        return Err(TransformError::SameKeyId {
-            key_id: key_id.to_string(),
-        });
-    }
-    if std::env::var_os(KEY_ENV).is_some() {
-        return Err(TransformError::KeyFromEnvironment);
-    }
-    let key_file = raw.join("pseudonym.key");
-    std::fs::create_dir_all(&raw).map_err(|source| TransformError::PseudonymKeyFile {
-        path: raw.clone(),
-        source,
-    })?;
-    PseudonymKey::from_file(key_id, &key_file, true)?;
-    Ok(Config {
-        raw,
-        pseudonym_key_id: key_id.to_string(),
-        pseudonym_key_file: Some(key_file),
-        ..config.clone()
-    })
-}
-
-/// Records prepared by [`prepare`]: the rows they add, per table (as in
-/// [`EVENT_TABLES`]), and per record, in order, what else the transform needs.
-struct Prepared {
-    records: Vec<PreparedRecord>,
-    rows: Vec<Option<batch::TableRows>>,
-}
-
-struct PreparedRecord {
-    partition: u32,
-    offset: u64,
-    /// The event's id; for a dead letter, the id the log stored it under.
-    event_id: uuid::Uuid,
-    /// Whether an applied round saw the event's id (see [`State::seen_ids`]); `None`
-    /// when the log holds each id once, so nobody looked, and in a pass read ahead
-    /// until [`Transform::transform_parsed`] looks (`None` counts as a first copy).
-    seen_before: Option<bool>,
-    outcome: Outcome,
-}
-
-enum Outcome {
-    Dead {
-        reason: DeadLetterReason,
-        detail: String,
-        payload: String,
-    },
-    /// A consent withdrawal (or a record whose person's key is destroyed), with the
-    /// person-key subject it destroys.
-    Withdrawal {
-        subject: tables::Subject,
-        shred: Option<String>,
-    },
-    /// The event added the next row of this table to the prepared rows.
-    Row {
-        table: usize,
-        subject: tables::Subject,
-    },
-}
-
-/// The part of transforming records that does not depend on the records before
-/// them: reading and validating each event, who it is about, and its row (but for
-/// the participant's pseudonym).
-fn prepare(
-    records: Vec<StoredRecord>,
-    key: &PseudonymKey,
-    person_keys: &PersonKeys,
-    seen: Option<&SeenIds>,
-) -> Result<Prepared, TransformError> {
-    let mut prepared = Prepared {
-        records: Vec::with_capacity(records.len()),
-        rows: EVENT_TABLES.iter().map(|_| None).collect(),
-    };
-    for record in records {
-        let (partition, offset) = (record.partition, record.offset);
-        let (event_id, outcome) = match parse(&record, key, person_keys)? {
-            Err((reason, detail)) => (
-                record.event_id,
-                Outcome::Dead {
-                    reason,
-                    detail,
-                    payload: String::from_utf8_lossy(&record.payload).into_owned(),
-                },
-            ),
-            Ok(Parsed::Shredded(subject)) => (
-                record.event_id,
-                Outcome::Withdrawal {
-                    subject,
-                    shred: None,
-                },
-            ),
-            Ok(Parsed::Event(event)) => {
-                let subject = tables::subject(&event, key);
-                let ctx = tables::RowContext {
-                    key,
-                    partition,
-                    offset,
-                };
-                let outcome = match tables::row(&event, &ctx)? {
-                    Some((table, row)) => {
-                        prepared.rows[table]
-                            .get_or_insert_with(|| batch::TableRows::new(&EVENT_TABLES[table]))
-                            .push(row)?;
-                        Outcome::Row { table, subject }
-                    }
-                    None => Outcome::Withdrawal {
-                        subject,
-                        shred: Some(event.subject_key()),
-                    },
-                };
-                (event.event_id, outcome)
-            }
-        };
-        prepared.records.push(PreparedRecord {
-            partition,
-            offset,
-            event_id,
-            seen_before: seen.map(|ids| ids.contains(event_id)),
-            outcome,
-        });
-    }
-    Ok(prepared)
-}
-
-/// [`prepare`] of records on every core, started at once and collected in the
-/// records' order: the work of one record does not depend on another's, and it is
-/// most of a round's.
-struct Parsing {
-    /// How many records are parsed.
-    records: usize,
-    chunks: Vec<tokio::task::JoinHandle<Result<Prepared, TransformError>>>,
-}
-
-impl Parsing {
-    fn start(
-        records: Vec<StoredRecord>,
-        (key, person_keys): (&Arc<PseudonymKey>, &Arc<PersonKeys>),
-        seen: &Option<Arc<SeenIds>>,
-    ) -> Self {
-        let count = records.len();
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let per_core = records.len().div_ceil(cores).max(1);
-        let mut records = records.into_iter();
-        let mut chunks = Vec::new();
-        loop {
-            let chunk: Vec<StoredRecord> = records.by_ref().take(per_core).collect();
-            if chunk.is_empty() {
-                break;
-            }
-            let (key, person_keys, seen) = (key.clone(), person_keys.clone(), seen.clone());
-            chunks.push(tokio::task::spawn_blocking(move || {
-                prepare(chunk, &key, &person_keys, seen.as_deref())
-            }));
-        }
-        Self {
-            records: count,
-            chunks,
-        }
+impl identity::Known for KnownNow<'_> {
+    fn linked(&self, hub_id: &str, reference: &str) -> Option<String> {
+        self.links
+            .get(&(hub_id.to_string(), reference.to_string()))
+            .cloned()
+            .or_else(|| self.state.linked(hub_id, reference))
     }
 
-    async fn finish(self) -> Vec<Result<Prepared, TransformError>> {
-        let mut prepared = Vec::with_capacity(self.chunks.len());
-        for task in self.chunks {
-            match task.await {
-                Ok(chunk) => prepared.push(chunk),
-                Err(e) => std::panic::resume_unwind(e.into_panic()),
-            }
-        }
-        prepared
+    fn linked_before(&self, hub_id: &str, reference: &str) -> bool {
+        self.state.linked(hub_id, reference).is_some()
     }
-}
 
-/// What a stored record holds. It lives for one record: boxing the event would cost
-/// an allocation per event.
-#[allow(clippy::large_enum_variant)]
-enum Parsed {
-    Event(Event),
-    /// An event whose personal fields were sealed under a key since destroyed: its
-    /// person withdrew, and it counts as a withdrawal of whom it names.
-    Shredded(tables::Subject),
-}
-
-/// Reads and validates a stored event, its sealed personal fields opened first; on
-/// failure, why (without values). The person keys failing to read is an error of
-/// the transform's (tried again), not of the record.
-fn parse(
-    record: &StoredRecord,
-    key: &PseudonymKey,
-    person_keys: &PersonKeys,
-) -> Result<Result<Parsed, (DeadLetterReason, String)>, TransformError> {
-    let unreadable = || {
-        (
-            DeadLetterReason::Unreadable,
-            "the stored event is not JSON".to_string(),
-        )
-    };
-    let opened;
-    let bytes: &[u8] = if memchr::memmem::find(&record.payload, b"\"sealed\"").is_some() {
-        let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&record.payload) else {
-            return Ok(Err(unreadable()));
-        };
-        match person_keys.unseal(record.event_id, &mut value) {
-            Ok(Unsealed::Shredded) => {
-                return Ok(Ok(Parsed::Shredded(shredded_subject(&value, key))));
-            }
-            Ok(Unsealed::Plain | Unsealed::Opened) => {}
-            Err(LogError::SealedFields { reason, .. }) => {
-                return Ok(Err((DeadLetterReason::Invalid, reason)));
-            }
-            Err(error) => return Err(error.into()),
-        }
-        opened = serde_json::to_vec(&value).unwrap_or_default();
-        &opened
-    } else {
-        &record.payload
-    };
-    Ok(techmon_schemas::read_event(bytes)
-        .map(Parsed::Event)
-        .map_err(|error| match error {
-            ReadEventError::NotJson => unreadable(),
-            ReadEventError::Invalid(errors) => {
-                let reason = match errors.first().map(|e| e.field.as_str()) {
-                    Some("/schema_version") => DeadLetterReason::UnknownSchemaVersion,
-                    Some("/event_type") => DeadLetterReason::UnknownEventKind,
-                    _ => DeadLetterReason::Invalid,
-                };
-                let detail = errors
-                    .iter()
-                    .map(|e| format!("{}: {}", e.field, e.reason))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                (reason, detail)
-            }
-        }))
-}
-
-/// Whom a shredded record names (its references are not sealed).
-fn shredded_subject(value: &serde_json::Value, key: &PseudonymKey) -> tables::Subject {
-    let hub = value["hub_id"].as_str().unwrap_or_default().to_string();
-    let payload = &value["payload"];
-    if let Some(reference) = payload["ambassador_ref"].as_str() {
-        return tables::Subject::Ambassador {
-            pseudonym: tables::ambassador_pseudonym(key, &hub, reference),
-        };
-    }
-    match payload["participant_ref"].as_str() {
-        Some(reference) => tables::Subject::Referenced {
-            hub_id: hub,
-            reference: reference.to_string(),
-        },
-        None => tables::Subject::Nobody,
+    fn is_withdrawn(&self, pseudonym: &str) -> bool {
+        self.state.is_withdrawn(pseudonym) || self.withdrawn.iter().any(|p| p == pseudonym)
     }
 }

@@ -26,8 +26,8 @@ use techmon_lake::writer_properties;
 /// Rewrites every data file of `current` that holds a pseudonym of `relinks` with
 /// the replacement, two files at a time (one per core), and commits the new files
 /// in place of the old in one commit. A Delta merge would do the same, but holds the
-/// rows it joins: the 10M-event lake's relinks took 1.6 GB that way. Returns the
-/// rows changed.
+/// rows it joins, which on a large lake takes a lot of memory. Returns the rows
+/// changed.
 pub(crate) async fn relink_table(
     current: DeltaTable,
     column: &'static str,

@@ -150,7 +150,7 @@ pub(crate) type QuickMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// (hub, participant reference) → pseudonym, in memory: a link is one allocation
 /// (the key `hub NUL reference`; a hub id holds no NUL) and the pseudonym's 32 bytes.
-/// Held as three strings, a million links took 300 MB.
+/// Held as three strings, a link took three allocations and much more memory.
 #[derive(Default)]
 struct Links {
     map: QuickMap<Box<str>, [u8; 32]>,

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, TimeZone};
 use techmon_lake::tables::EVENT_TABLES;
 use techmon_schemas::codes::SchoolYear;
-use techmon_schemas::{Event, Payload, WithdrawalSubject};
+use techmon_schemas::{Event, Payload, Subject as EventSubject};
 
 use crate::pseudonym::{Person, PseudonymKey, birth_year, pc4};
 
@@ -47,47 +47,38 @@ pub(crate) fn ambassador_pseudonym(key: &PseudonymKey, hub_id: &str, reference: 
     key.pseudonym("ambassador", &format!("{hub_id}:{reference}"))
 }
 
-/// Who `event` is about.
+/// Who `event` is about (see [`Event::subject`]), with the pseudonyms the event
+/// itself gives.
 pub fn subject(event: &Event, key: &PseudonymKey) -> Subject {
-    let referenced = |reference: &str| Subject::Referenced {
-        hub_id: event.hub_id.clone(),
-        reference: reference.to_string(),
-    };
-    match &event.payload {
-        Payload::ParticipantRegistered(p) => Subject::Registered {
-            hub_id: event.hub_id.clone(),
-            reference: p.participant_ref.clone(),
-            pseudonym: key.participant(
-                &event.hub_id,
-                Person {
-                    reference: &p.participant_ref,
-                    email: p.email.as_deref(),
-                    name: Some(&p.name),
-                    birth_date: p.birth_date,
-                },
-            ),
+    match (event.subject(), &event.payload) {
+        (EventSubject::Participant { hub, reference }, Payload::ParticipantRegistered(p)) => {
+            Subject::Registered {
+                hub_id: hub.to_string(),
+                reference: reference.to_string(),
+                pseudonym: key.participant(
+                    hub,
+                    Person {
+                        reference,
+                        email: p.email.as_deref(),
+                        name: Some(&p.name),
+                        birth_date: p.birth_date,
+                    },
+                ),
+            }
+        }
+        (EventSubject::Participant { hub, reference }, _) => Subject::Referenced {
+            hub_id: hub.to_string(),
+            reference: reference.to_string(),
         },
-        Payload::ParticipantAttended(a) => referenced(&a.participant_ref),
-        Payload::SurveyAnswered(s) => s
-            .participant_ref
-            .as_deref()
-            .map_or(Subject::Nobody, referenced),
-        Payload::ProfileChosen(p) => p
-            .participant_ref
-            .as_deref()
-            .map_or(Subject::Nobody, referenced),
-        Payload::TrajectoryStarted(t) => referenced(&t.participant_ref),
-        Payload::TrajectoryEnded(t) => referenced(&t.participant_ref),
-        Payload::ConsentWithdrawn(c) => match c.subject {
-            WithdrawalSubject::Participant => referenced(&c.participant_ref),
-            WithdrawalSubject::Ambassador => Subject::Ambassador {
-                pseudonym: ambassador_pseudonym(key, &event.hub_id, &c.participant_ref),
-            },
+        (EventSubject::Ambassador { hub, reference }, _) => Subject::Ambassador {
+            pseudonym: ambassador_pseudonym(key, hub, reference),
         },
-        Payload::AmbassadorCommitted(a) => Subject::Ambassador {
-            pseudonym: ambassador_pseudonym(key, &event.hub_id, &a.ambassador_ref),
-        },
-        _ => Subject::Nobody,
+        (
+            EventSubject::Activity { .. }
+            | EventSubject::Partner { .. }
+            | EventSubject::School { .. },
+            _,
+        ) => Subject::Nobody,
     }
 }
 
@@ -188,14 +179,14 @@ impl<'a, T: Into<Cell<'a>>> From<Option<T>> for Cell<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row<'a>(pub Vec<Cell<'a>>);
 
-/// The row an event adds, and its table; `None` for a consent withdrawal, the one
-/// kind that adds no row (it erases). The person's pseudonym is left null: it depends
+/// The row an event adds, and its table (the index in [`EVENT_TABLES`]); a consent
+/// withdrawal, the one kind that adds no row (it erases), is an error. The person's pseudonym is left null: it depends
 /// on the registrations and withdrawals before the event (see [`Subject`]), and it is
 /// filled in as the rows are put in the log's order.
 pub fn row<'a>(
     event: &'a Event,
     ctx: &RowContext<'a>,
-) -> Result<Option<(usize, Row<'a>)>, crate::TransformError> {
+) -> Result<(usize, Row<'a>), crate::TransformError> {
     // By the date in the Netherlands, whatever offset the hub sent.
     let occurred = techmon_schemas::time::dutch_date(&event.occurred_at);
     let mut school_year = SchoolYear::containing(occurred);
@@ -339,7 +330,7 @@ pub fn row<'a>(
                 t.outcome.as_str().into(),
             ],
         ),
-        Payload::ConsentWithdrawn(_) => return Ok(None),
+        Payload::ConsentWithdrawn(_) => return Err(crate::TransformError::NoRow(event.kind())),
     };
     let table = EVENT_TABLES
         .iter()
@@ -356,7 +347,7 @@ pub fn row<'a>(
         ctx.offset.into(),
     ]);
     row.extend(cells);
-    Ok(Some((table, Row(row))))
+    Ok((table, Row(row)))
 }
 
 #[cfg(test)]
@@ -384,7 +375,7 @@ mod tests {
             partition: 0,
             offset: 0,
         };
-        let (_, Row(cells)) = row(&event, &ctx).expect("a table").expect("a row");
+        let (_, Row(cells)) = row(&event, &ctx).expect("a row");
         match &cells[3] {
             Cell::SchoolYear(year) => year.to_string(),
             other => panic!("school_year is {other:?}"),

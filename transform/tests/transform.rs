@@ -210,7 +210,7 @@ fn withdrawal(hub: &str, reference: &str) -> Value {
 async fn kafka_log(topic: &str, index: &Path) -> Arc<dyn EventLog> {
     let brokers = std::env::var("TECHMON_KAFKA_BROKERS")
         .expect("TECHMON_KAFKA_BROKERS is not set: start a Kafka-protocol broker (bash .ci/test does) and set it");
-    let config = techmon_eventlog::kafka::KafkaConfig {
+    let config = techmon_eventlog::KafkaConfig {
         brokers,
         create_topics: true,
         replication_factor: 1,
