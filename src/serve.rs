@@ -23,8 +23,13 @@ pub enum ServeError {
     QueryRuntime(#[source] std::io::Error),
 }
 
-/// Runs the transform until stopped; after a failure a retry may cure (the log or
-/// the lake's storage unavailable), reopens it from the lake and goes on.
+/// The longest pause between tries of a transform whose log or lake is down.
+const BACKOFF_CAP: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Runs the transform until stopped. After an outage of what it needs (the log, the
+/// lake's storage) it reopens from the lake and goes on, after pauses that double up
+/// to a cap; after a fault of the configuration or of the transform, which a retry
+/// cannot mend, it stops with the error (ingest goes on, so nothing sent is lost).
 async fn supervise_transform<F: Future<Output = ()> + Send>(
     first: techmon_transform::Transform,
     config: TechmonConfig,
@@ -36,15 +41,34 @@ async fn supervise_transform<F: Future<Output = ()> + Send>(
     let metrics = first.metrics().clone();
     let audit = first.audit_log();
     let mut transform = first;
+    let mut backoff = techmon_service::Backoff::new(std::time::Duration::from_secs(5), BACKOFF_CAP);
+    // Waits out a pause, or ends early (`false`) when the service stops.
+    let pause = |pause: std::time::Duration| {
+        let stopped = until_stopped();
+        async move {
+            tokio::select! {
+                () = tokio::time::sleep(pause) => true,
+                () = stopped => false,
+            }
+        }
+    };
     loop {
+        let running = std::time::Instant::now();
         match transform.run(until_stopped()).await {
             Ok(()) => return Ok(()),
-            Err(e) if e.is_retryable() => {
-                tracing::warn!(error = %e, "transform failed; resuming from the lake in 5 s");
-                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            Err(e) if e.fault() == techmon_service::Fault::External => {
+                // A transform that ran a while since the last outage starts over.
+                if running.elapsed() > BACKOFF_CAP {
+                    backoff.reset();
+                }
+                let wait = backoff.pause();
+                tracing::warn!(error = %e, seconds = wait.as_secs(), "transform failed; resuming from the lake after a pause");
+                if !pause(wait).await {
+                    return Ok(());
+                }
             }
             Err(e) => {
-                tracing::error!(error = %e, "transform stopped; ingest goes on");
+                tracing::error!(error = %e, fault = ?e.fault(), "transform stopped (a retry cannot mend this); ingest goes on");
                 return Err(e);
             }
         }
@@ -64,9 +88,16 @@ async fn supervise_transform<F: Future<Output = ()> + Send>(
                         None => t,
                     };
                 }
+                Err(e) if e.fault() == techmon_service::Fault::External => {
+                    let wait = backoff.pause();
+                    tracing::warn!(error = %e, seconds = wait.as_secs(), "cannot reopen the transform; trying again after a pause");
+                    if !pause(wait).await {
+                        return Ok(());
+                    }
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot reopen the transform; trying again in 5 s");
-                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    tracing::error!(error = %e, fault = ?e.fault(), "transform stopped (a retry cannot mend this); ingest goes on");
+                    return Err(e);
                 }
             }
         };

@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use deltalake::datafusion::error::DataFusionError;
 use techmon_lake::LakeError;
-use techmon_service::{ApiError, ServiceError};
+use techmon_service::{ApiError, Fault, ServiceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -139,8 +139,49 @@ impl QueryError {
         }
     }
 
-    /// Whose fault: the request's (4xx) or the service's (5xx).
+    /// Whose fault: the request's, an outage of what the service needs (the lake's
+    /// storage, the audit trail's disk, memory taken by other queries: asking again
+    /// later helps), or the service's own.
+    pub fn fault(&self) -> Fault {
+        match self {
+            Self::Lake { .. }
+            | Self::ExportStore { .. }
+            | Self::ServiceMemory { .. }
+            | Self::Audit(_)
+            | Self::Released { .. } => Fault::External,
+            Self::LakeAccess(e) if e.is_retryable() => Fault::External,
+            Self::LakeAccess(LakeError::VersionPin { .. }) => Fault::User,
+            Self::LakeAccess(_)
+            | Self::Engine { .. }
+            | Self::Encode { .. }
+            | Self::BadTokenHash { .. }
+            | Self::HubRoleConfigured { .. }
+            | Self::Metrics(_) => Fault::Internal,
+            Self::Sql { .. }
+            | Self::StatementRefused { .. }
+            | Self::Disclosure { .. }
+            | Self::NotOneStatement { .. }
+            | Self::TooManyRows { .. }
+            | Self::MemoryLimit { .. }
+            | Self::Timeout { .. }
+            | Self::UnknownTable { .. }
+            | Self::VersionUnavailable { .. }
+            | Self::UnsupportedFormat { .. }
+            | Self::Reference { .. }
+            | Self::BadExport { .. }
+            | Self::UnknownExport { .. }
+            | Self::ValueTooLarge(_) => Fault::User,
+        }
+    }
+
+    /// The HTTP status: 4xx for the request's faults, 503 for an outage, 500 for the
+    /// service's own.
     pub fn status(&self) -> StatusCode {
+        match self.fault() {
+            Fault::External => return StatusCode::SERVICE_UNAVAILABLE,
+            Fault::Internal => return StatusCode::INTERNAL_SERVER_ERROR,
+            Fault::User => {}
+        }
         match self {
             Self::Sql { .. }
             | Self::NotOneStatement { .. }
@@ -156,16 +197,8 @@ impl QueryError {
             | Self::MemoryLimit { .. }
             | Self::Timeout { .. }
             | Self::ValueTooLarge(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::ServiceMemory { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Lake { .. }
-            | Self::LakeAccess(_)
-            | Self::Engine { .. }
-            | Self::Encode { .. }
-            | Self::ExportStore { .. }
-            | Self::BadTokenHash { .. }
-            | Self::HubRoleConfigured { .. }
-            | Self::Metrics(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Audit(_) | Self::Released { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            // Outages and the service's own faults are answered above.
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -206,6 +239,47 @@ impl From<QueryError> for ApiError {
         if error.status().is_server_error() {
             tracing::error!(%error, "query failed");
         }
-        ApiError::new(error.status(), error.code(), error.to_string())
+        let answer = ApiError::new(error.status(), error.code(), error.to_string());
+        match error.fault() {
+            // An outage: ask again after a pause.
+            Fault::External => ApiError {
+                retry_after: Some(5),
+                ..answer
+            },
+            Fault::User | Fault::Internal => answer,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_is_a_503_to_try_again_and_our_own_fault_a_500() {
+        let outage = QueryError::lake(
+            "participants",
+            deltalake::DeltaTableError::Generic("the object store did not answer".into()),
+        );
+        let answer = ApiError::from(outage);
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.code, "lake_unavailable");
+        assert!(answer.retry_after.is_some());
+
+        let pin = QueryError::from(LakeError::VersionPin { pin: "x".into() });
+        let answer = ApiError::from(pin);
+        assert_eq!(
+            (answer.status, answer.code),
+            (StatusCode::BAD_REQUEST, "bad_version_pin")
+        );
+        assert_eq!(answer.retry_after, None);
+
+        let ours = QueryError::engine("query", DataFusionError::Internal("a bug".into()));
+        let answer = ApiError::from(ours);
+        assert_eq!(
+            (answer.status, answer.code),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        );
+        assert_eq!(answer.retry_after, None);
     }
 }

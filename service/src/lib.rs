@@ -5,6 +5,7 @@
 mod api_error;
 pub mod audit;
 mod auth;
+mod fault;
 mod probes;
 mod shell;
 
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 
 pub use api_error::ApiError;
 pub use auth::{HubCredential, HubTokens, TokenMap, token_sha256};
+pub use fault::{Backoff, Fault};
 pub use probes::{Readiness, probes};
 pub use shell::REQUEST_ID;
 

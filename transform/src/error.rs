@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
 use techmon_eventlog::LogError;
+use techmon_service::Fault;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransformError {
@@ -60,14 +61,25 @@ pub enum TransformError {
 }
 
 impl TransformError {
-    /// Whether running again later may succeed (the log or the lake's storage was
-    /// unavailable), as opposed to a configuration or data problem.
-    pub fn is_retryable(&self) -> bool {
+    /// Whose fault: an outage of the log or the lake's storage (running again later
+    /// resumes from the lake), the configuration, or the transform itself.
+    pub fn fault(&self) -> Fault {
         match self {
-            TransformError::Log(e) => e.is_retryable(),
-            TransformError::LakeAccess(e) => e.is_retryable(),
-            TransformError::Lake { .. } | TransformError::PositionsTaken { .. } => true,
-            _ => false,
+            TransformError::Log(e) if e.is_retryable() => Fault::External,
+            TransformError::LakeAccess(e) if e.is_retryable() => Fault::External,
+            TransformError::Lake { .. }
+            | TransformError::PositionsTaken { .. }
+            | TransformError::State { .. } => Fault::External,
+            TransformError::LakeAccess(_)
+            | TransformError::PseudonymKeyFile { .. }
+            | TransformError::SameKeyId { .. }
+            | TransformError::KeyFromEnvironment
+            | TransformError::WeakPseudonymKey { .. } => Fault::User,
+            TransformError::Log(_)
+            | TransformError::Rows { .. }
+            | TransformError::Query { .. }
+            | TransformError::UnknownTable(_)
+            | TransformError::NoRow(_) => Fault::Internal,
         }
     }
 }

@@ -1162,7 +1162,7 @@ async fn two_workers_never_commit_a_position_twice(backend: Backend) {
         ),
         "{refused}"
     );
-    assert!(refused.is_retryable());
+    assert_eq!(refused.fault(), techmon_service::Fault::External);
     drop((first, second));
     // Resumed from the lake, it has nothing left to write.
     assert_eq!(
