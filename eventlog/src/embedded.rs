@@ -26,9 +26,13 @@ use crate::{
 /// took a large share of a replay's CPU.
 const RECORD_BLOCKS: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("record_blocks");
 /// (partition, offset) → (key, event id, stored at ms, payload): one entry per
-/// record, as written before the blocks; still read, never written.
+/// record, as logs made before the blocks (format 1) hold them; moved into blocks
+/// when such a log is first opened.
 const RECORDS: TableDefinition<(u32, u64), StoredValue> = TableDefinition::new("records");
 type StoredValue = (&'static str, u128, i64, &'static [u8]);
+/// The layout of the log's tables, in `META` under `format`: 2 stores records in
+/// blocks only. A log without it is of format 1.
+const FORMAT: u64 = 2;
 /// A block is closed before it would pass this many bytes (a record this long or
 /// longer is a block of its own). redb stores a value in a page of a power of two
 /// bytes from 4 KiB, beside its key and a header: a block that with them just passes
@@ -110,7 +114,13 @@ impl EmbeddedLog {
                         .map_err(|e| err(e.into()))?;
                 }
             }
-            txn.open_table(RECORDS).map_err(|e| err(e.into()))?;
+            if meta.get("format").map_err(|e| err(e.into()))?.is_none() {
+                let moved = move_records_into_blocks(&txn).map_err(err)?;
+                if moved > 0 {
+                    tracing::info!(path = %path.display(), records = moved, "event log moved to format {FORMAT}");
+                }
+                meta.insert("format", FORMAT).map_err(|e| err(e.into()))?;
+            }
             txn.open_table(RECORD_BLOCKS).map_err(|e| err(e.into()))?;
             txn.open_table(HEADS).map_err(|e| err(e.into()))?;
             txn.open_table(POSITIONS).map_err(|e| err(e.into()))?;
@@ -279,6 +289,31 @@ impl Writer {
     }
 }
 
+/// Moves the records a log of format 1 holds one per entry into blocks, a block per
+/// record so that each keeps its time (what the retention goes by), and drops their
+/// table; returns how many moved.
+fn move_records_into_blocks(txn: &redb::WriteTransaction) -> Result<u64, redb::Error> {
+    let mut moved = 0;
+    {
+        let records = txn.open_table(RECORDS)?;
+        let mut blocks = txn.open_table(RECORD_BLOCKS)?;
+        for entry in records.iter()? {
+            let (position, value) = entry?;
+            let (key, id, timestamp_ms, payload) = value.value();
+            let mut block = RecordBlock::new(timestamp_ms);
+            block.push(&LogRecord {
+                key: key.to_string(),
+                event_id: Uuid::from_u128(id),
+                payload: payload.to_vec(),
+            });
+            blocks.insert(position.value(), block.bytes.as_slice())?;
+            moved += 1;
+        }
+    }
+    txn.delete_table(RECORDS)?;
+    Ok(moved)
+}
+
 /// The records one commit appended to a partition, stored as one value: the commit's
 /// time (8 bytes), then per record the key's length (4 bytes) and key, the event id
 /// (16) and the payload's length (4) and payload; integers little-endian.
@@ -435,26 +470,14 @@ impl EventLog for EmbeddedLog {
             .blocking(move |db| {
                 let txn = db.begin_read()?;
                 let mut out = Vec::new();
-                // Records written one per entry come before every block.
-                let one_by_one = txn.open_table(RECORDS)?;
-                for entry in one_by_one
-                    .range((partition, from)..(partition, u64::MAX))?
-                    .take(max)
-                {
-                    let (pos, value) = entry?;
-                    let (key, id, timestamp_ms, payload) = value.value();
-                    let record = (pos.value().1, key, id, payload);
-                    out.push(RecordBlock::copied(partition, record, timestamp_ms));
-                }
-                let next = out.last().map_or(from, |r| r.offset + 1);
                 let blocks = txn.open_table(RECORD_BLOCKS)?;
-                // The block holding `next` starts at or before it.
+                // The block holding `from` starts at or before it.
                 let start = match blocks
-                    .range((partition, 0)..=(partition, next))?
+                    .range((partition, 0)..=(partition, from))?
                     .next_back()
                 {
                     Some(entry) => entry?.0.value().1,
-                    None => next,
+                    None => from,
                 };
                 for entry in blocks.range((partition, start)..(partition, u64::MAX))? {
                     if out.len() >= max {
@@ -468,7 +491,7 @@ impl EventLog for EmbeddedLog {
                             Ok(record) => record,
                             Err(corrupt) => return Ok(Err(corrupt)),
                         };
-                        if record.0 < next {
+                        if record.0 < from {
                             continue;
                         }
                         if out.len() >= max {
@@ -499,19 +522,6 @@ impl EventLog for EmbeddedLog {
             let txn = db.begin_write()?;
             let mut deleted = 0;
             {
-                let mut one_by_one = txn.open_table(RECORDS)?;
-                let mut old = Vec::new();
-                for entry in one_by_one.range((partition, 0)..(partition, before))? {
-                    let (position, value) = entry?;
-                    if value.value().2 >= older_than_ms {
-                        break;
-                    }
-                    old.push(position.value());
-                }
-                for position in old {
-                    one_by_one.remove(position)?;
-                    deleted += 1;
-                }
                 let mut blocks = txn.open_table(RECORD_BLOCKS)?;
                 let mut old = Vec::new();
                 for entry in blocks.range((partition, 0)..(partition, before))? {
@@ -549,12 +559,6 @@ impl EventLog for EmbeddedLog {
         check_partition(partition, self.partitions)?;
         self.blocking(move |db| {
             let txn = db.begin_read()?;
-            let first_record = txn
-                .open_table(RECORDS)?
-                .range((partition, 0)..=(partition, u64::MAX))?
-                .next()
-                .transpose()?
-                .map(|(position, _)| position.value().1);
             let first_block = txn
                 .open_table(RECORD_BLOCKS)?
                 .range((partition, 0)..=(partition, u64::MAX))?
@@ -565,11 +569,7 @@ impl EventLog for EmbeddedLog {
                 .open_table(HEADS)?
                 .get(partition)?
                 .map_or(0, |v| v.value());
-            Ok(first_record
-                .into_iter()
-                .chain(first_block)
-                .min()
-                .unwrap_or(end))
+            Ok(first_block.unwrap_or(end))
         })
         .await
     }
@@ -637,7 +637,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn reads_from_any_offset_across_blocks_and_records_stored_one_by_one() {
+    async fn a_log_of_records_stored_one_by_one_moves_into_blocks_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("log.redb");
         // Five records as builds before the blocks stored them: offsets 0 to 4.
@@ -660,6 +660,11 @@ mod tests {
                     .expect("heads")
                     .insert(0, 5)
                     .expect("head");
+                // As a build before the format was recorded left it.
+                txn.open_table(META)
+                    .expect("meta")
+                    .remove("format")
+                    .expect("format");
             }
             txn.commit().expect("commit");
         }
@@ -682,10 +687,26 @@ mod tests {
             .unzip();
         assert_eq!(
             firsts,
-            vec![5, 8, 11, 12],
-            "blocks close at BLOCK_BYTES and per commit"
+            vec![0, 1, 2, 3, 4, 5, 8, 11, 12],
+            "a block per record moved; then blocks close at BLOCK_BYTES and per commit"
         );
         assert!(sizes.iter().all(|size| *size <= BLOCK_BYTES), "{sizes:?}");
+        // Moved once: the old table is gone, and the log says its format.
+        let tables: Vec<String> = db
+            .list_tables()
+            .expect("tables")
+            .map(|t| redb::TableHandle::name(&t).to_string())
+            .collect();
+        assert!(!tables.contains(&"records".to_string()), "{tables:?}");
+        let format = db
+            .open_table(META)
+            .expect("meta")
+            .get("format")
+            .expect("format");
+        assert_eq!(format.map(|v| v.value()), Some(FORMAT));
+        drop((blocks, db));
+        drop(log);
+        let log = EmbeddedLog::open(&path, 1, 1).expect("reopen again");
 
         let expected: Vec<&LogRecord> = old.iter().chain(&big).chain(&last).collect();
         for from in 0..=expected.len() as u64 {
@@ -748,6 +769,10 @@ mod tests {
                     .expect("heads")
                     .insert(0, 2)
                     .expect("head");
+                txn.open_table(META)
+                    .expect("meta")
+                    .remove("format")
+                    .expect("format");
             }
             txn.commit().expect("commit");
         }

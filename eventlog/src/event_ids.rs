@@ -14,7 +14,9 @@ use uuid::Uuid;
 
 /// Block number → the ids of one commit, 16 big-endian bytes each.
 const SEEN_ID_BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("seen_event_id_blocks");
-/// Sequence number → event id: one entry per id, as written before the blocks.
+/// Sequence number → event id: one entry per id, as databases made before the blocks
+/// hold them; moved into a block at the first load, and the table dropped (so its
+/// presence is the old layout's mark).
 const SEEN_IDS: TableDefinition<u64, u128> = TableDefinition::new("seen_event_ids");
 
 const ID_BYTES: usize = 16;
@@ -70,22 +72,35 @@ impl Default for SeenIds {
     }
 }
 
+/// Moves the ids stored one per entry into a block after the others (a set: order
+/// does not matter), and drops their table; creates the blocks' table when missing.
+fn move_ids_into_a_block(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    let ids = txn
+        .open_table(SEEN_IDS)?
+        .iter()?
+        .map(|entry| Ok(entry?.1.value()))
+        .collect::<Result<Vec<u128>, redb::Error>>()?;
+    let mut blocks = txn.open_table(SEEN_ID_BLOCKS)?;
+    if !ids.is_empty() {
+        let next = blocks.last()?.map_or(0, |(n, _)| n.value() + 1);
+        let bytes: Vec<u8> = ids.iter().flat_map(|id| id.to_be_bytes()).collect();
+        blocks.insert(next, bytes.as_slice())?;
+    }
+    drop(blocks);
+    txn.delete_table(SEEN_IDS)?;
+    Ok(())
+}
+
 impl SeenIds {
     /// Loads the stored ids (creating the tables when missing).
     pub fn load(db: &redb::Database) -> Result<Self, redb::Error> {
         let txn = db.begin_write()?;
-        txn.open_table(SEEN_ID_BLOCKS)?;
-        txn.open_table(SEEN_IDS)?;
+        move_ids_into_a_block(&txn)?;
         txn.commit()?;
         let txn = db.begin_read()?;
-        let one_by_one = txn.open_table(SEEN_IDS)?;
         let blocks = txn.open_table(SEEN_ID_BLOCKS)?;
         let mut seen = Self::default();
         // Gathered unsorted, then each shard sorted once.
-        for entry in one_by_one.iter()? {
-            let id = entry?.1.value();
-            seen.shards[shard(id)].push(id);
-        }
         for entry in blocks.iter()? {
             let (block, bytes) = entry?;
             for id in bytes.value().chunks_exact(ID_BYTES) {
@@ -211,5 +226,38 @@ mod tests {
         }
         assert_eq!(reopened.next_block, 2);
         assert!(seen.shards.iter().all(|ids| ids.is_sorted()));
+    }
+
+    #[test]
+    fn ids_stored_one_by_one_move_into_a_block_after_the_others() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let db = redb::Database::create(dir.path().join("ids.redb")).expect("database");
+        let mut seen = SeenIds::load(&db).expect("load");
+        let in_a_block = Uuid::new_v4();
+        let txn = db.begin_write().expect("transaction");
+        seen.record(&txn, &[in_a_block]).expect("record");
+        // As a database made before the blocks held them (beside a later block).
+        let old: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+        {
+            let mut one_by_one = txn.open_table(SEEN_IDS).expect("table");
+            for (n, id) in old.iter().enumerate() {
+                one_by_one.insert(n as u64, id.as_u128()).expect("insert");
+            }
+        }
+        txn.commit().expect("commit");
+        for _ in 0..2 {
+            let reopened = SeenIds::load(&db).expect("load");
+            assert!(
+                old.iter()
+                    .chain([&in_a_block])
+                    .all(|id| reopened.contains(*id))
+            );
+            assert_eq!(reopened.next_block, 2, "the moved ids are block 1");
+            let txn = db.begin_read().expect("read");
+            assert!(
+                txn.open_table(SEEN_IDS).is_err(),
+                "the per-id table is gone"
+            );
+        }
     }
 }

@@ -76,9 +76,14 @@ fn pseudonym_bytes(pseudonym: &str) -> Option<[u8; 32]> {
 /// by (hub, reference), a round's links rewrote a B-tree page per random key, most
 /// of the table at ten million events; a block per round writes a few pages.
 const LINK_BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("participant_link_blocks");
-/// (hub, participant reference) → pseudonym, one entry per link, as written before
-/// the blocks; read at open, never written.
+/// (hub, participant reference) → pseudonym, one entry per link, as states made
+/// before the blocks (format 1) hold them; moved into a block at the first open.
 const LINKS: TableDefinition<(&str, &str), &str> = TableDefinition::new("participant_links");
+/// Settings of the state: `format` is the layout of its tables (a state without it
+/// is of format 1).
+const META: TableDefinition<&str, u64> = TableDefinition::new("state_meta");
+/// Format 2: links in blocks only.
+const FORMAT: u64 = 2;
 /// pseudonym → erased from the lake yet.
 const WITHDRAWN: TableDefinition<&str, bool> = TableDefinition::new("consent_withdrawn");
 /// The pseudonym a reference had before its registration → the registration's, for
@@ -224,6 +229,38 @@ impl Links {
     }
 }
 
+/// Moves the links a state of format 1 holds one per entry into a block before every
+/// other (a later block's link replaces an earlier one), and drops their table.
+fn move_links_into_a_block(txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    let entries = txn
+        .open_table(LINKS)?
+        .iter()?
+        .map(|entry| {
+            let (k, v) = entry?;
+            let (hub, reference) = k.value();
+            Links::entry(hub, reference, v.value())
+        })
+        .collect::<Result<Vec<_>, redb::Error>>()?;
+    if !entries.is_empty() {
+        let mut blocks = txn.open_table(LINK_BLOCKS)?;
+        let later = blocks
+            .iter()?
+            .map(|entry| {
+                let (n, bytes) = entry?;
+                Ok((n.value(), bytes.value().to_vec()))
+            })
+            .collect::<Result<Vec<_>, redb::Error>>()?;
+        // Each block one further on, the last first, to make room for block 0.
+        for (n, bytes) in later.iter().rev() {
+            blocks.remove(n)?;
+            blocks.insert(n + 1, bytes.as_slice())?;
+        }
+        blocks.insert(0, Links::block(&entries).as_slice())?;
+    }
+    txn.delete_table(LINKS)?;
+    Ok(())
+}
+
 /// The consent part of the state as it is loaded.
 #[derive(Default)]
 struct Consents {
@@ -293,7 +330,10 @@ impl State {
             .map_err(err)?;
         let load = || -> Result<_, redb::Error> {
             let txn = db.begin_write()?;
-            txn.open_table(LINKS)?;
+            if txn.open_table(META)?.get("format")?.is_none() {
+                move_links_into_a_block(&txn)?;
+                txn.open_table(META)?.insert("format", FORMAT)?;
+            }
             txn.open_table(LINK_BLOCKS)?;
             txn.open_table(WITHDRAWN)?;
             txn.open_table(RELINKS)?;
@@ -309,12 +349,6 @@ impl State {
             let seen = SeenIds::load(&db)?;
             let txn = db.begin_read()?;
             let mut links = Links::default();
-            for entry in txn.open_table(LINKS)?.iter()? {
-                let (k, v) = entry?;
-                let (hub, reference) = k.value();
-                let (key, pseudonym) = Links::entry(hub, reference, v.value())?;
-                links.map.insert(key, pseudonym);
-            }
             for entry in txn.open_table(LINK_BLOCKS)?.iter()? {
                 let (block, bytes) = entry?;
                 links.load_block(bytes.value())?;
@@ -821,6 +855,48 @@ mod tests {
         assert_eq!(reopened.linked("hub-b", "p-1"), Some(pseudonym(2)));
         assert_eq!(reopened.linked("hub-a", "p\u{0}2"), Some(pseudonym(4)));
         assert_eq!(reopened.linked("hub-b", "p-2"), None);
+        // The old link moved into block 0, before the two rounds' blocks.
+        assert_eq!(reopened.links.next_block, 3);
+        let txn = reopened.db.begin_read().expect("read");
+        assert!(txn.open_table(LINKS).is_err(), "the per-link table is gone");
+        let format = txn
+            .open_table(META)
+            .expect("meta")
+            .get("format")
+            .expect("format");
+        assert_eq!(format.map(|v| v.value()), Some(FORMAT));
+    }
+
+    #[test]
+    fn links_of_both_layouts_keep_their_order_when_moved() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let mut state = State::open(dir.path()).expect("open");
+        let changes = StateChanges {
+            links: vec![link("hub-a", "p-1", 1)],
+            ..StateChanges::default()
+        };
+        state.apply(changes).expect("apply");
+        // A build between the layouts left a per-link entry older than the block, and
+        // no format.
+        {
+            let txn = state.db.begin_write().expect("transaction");
+            txn.open_table(LINKS)
+                .expect("table")
+                .insert(("hub-a", "p-1"), pseudonym(9).as_str())
+                .expect("insert");
+            txn.open_table(META)
+                .expect("meta")
+                .remove("format")
+                .expect("format");
+            txn.commit().expect("commit");
+        }
+        drop(state);
+        let reopened = State::open(dir.path()).expect("reopen");
+        assert_eq!(
+            reopened.linked("hub-a", "p-1"),
+            Some(pseudonym(1)),
+            "the block is later"
+        );
         assert_eq!(reopened.links.next_block, 2);
     }
 }
