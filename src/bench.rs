@@ -493,7 +493,7 @@ async fn import_region_duo(engine: &techmon_query::Engine) -> anyhow::Result<()>
     for path in techmon_generate::duo_files::write(&world, folder.path())? {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         let name = name.context("a DUO file has a name")?;
-        techmon_query::reference::import(lake, &name, &std::fs::read(&path)?, None).await?;
+        techmon_reference::import(lake, &name, &std::fs::read(&path)?, None).await?;
     }
     Ok(())
 }

@@ -423,10 +423,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 techmon_query::Engine::new(config.lake.location()?, config.query.limits())?;
             let engine = std::sync::Arc::new(engine);
             let registry = prometheus::Registry::new();
-            let router = techmon_query::build_with_hubs(
+            let router = crate::serve::research_routes(
                 &config.query,
-                std::sync::Arc::clone(&engine),
                 &config.ingest.hubs,
+                std::sync::Arc::clone(&engine),
                 &registry,
             )?
             .merge(techmon_query::probes(engine, registry));

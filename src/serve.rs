@@ -104,6 +104,23 @@ async fn supervise_transform<F: Future<Output = ()> + Send>(
     }
 }
 
+/// The research routes: the query API and the reference import, for the users of
+/// `query` and for `hubs` (with the hub role), with one audit trail; the query
+/// metrics go into `registry`.
+pub fn research_routes(
+    query: &techmon_query::Config,
+    hubs: &[techmon_service::HubCredential],
+    engine: Arc<techmon_query::Engine>,
+    registry: &prometheus::Registry,
+) -> Result<axum::Router, ServeError> {
+    let access = techmon_query::access(query, hubs)?;
+    let lake = engine.catalogue().location().clone();
+    Ok(
+        techmon_query::routes(query, engine, access.clone(), registry)?
+            .merge(techmon_reference::routes(access, lake)),
+    )
+}
+
 /// Runs ingest, the transform and the query API on `config.ingest.listen` until
 /// `shutdown` completes.
 pub async fn run(
@@ -163,10 +180,10 @@ pub async fn run_on(
         .build()
         .map_err(ServeError::QueryRuntime)?;
     let query = techmon_query::on_runtime(
-        techmon_query::build_with_hubs(
+        research_routes(
             &config.query,
-            Arc::new(engine),
             &config.ingest.hubs,
+            Arc::new(engine),
             &registry,
         )?,
         query_runtime.handle().clone(),

@@ -56,7 +56,12 @@ fn the_query_service_compiles_nothing_of_the_write_path() {
 
 #[test]
 fn only_the_binary_puts_the_services_together() {
-    for service in ["techmon-ingest", "techmon-transform", "techmon-query"] {
+    for service in [
+        "techmon-ingest",
+        "techmon-transform",
+        "techmon-reference",
+        "techmon-query",
+    ] {
         let dependents = tree(&["--invert", service, "--depth", "1"]);
         assert_eq!(
             dependents,
@@ -64,6 +69,12 @@ fn only_the_binary_puts_the_services_together() {
             "who depends on {service}"
         );
     }
+    // The reference import writes through the lake, and needs nothing of the event
+    // path.
+    assert_eq!(
+        own_dependencies("techmon-reference"),
+        BTreeSet::from(["techmon-lake", "techmon-schemas", "techmon-service"].map(String::from))
+    );
     // The shared houses depend on no service, nor on each other but the schemas.
     for house in ["techmon-schemas", "techmon-lake", "techmon-service"] {
         let own = own_dependencies(house);

@@ -115,14 +115,9 @@ async fn a_rotated_lake_has_new_pseudonyms_and_the_same_kpis() {
             .expect("name")
             .to_string_lossy()
             .into_owned();
-        techmon_query::reference::import(
-            &location,
-            &name,
-            &std::fs::read(file).expect("duo"),
-            None,
-        )
-        .await
-        .expect("import");
+        techmon_reference::import(&location, &name, &std::fs::read(file).expect("duo"), None)
+            .await
+            .expect("import");
     }
 
     let (old, new) = (engine(&demo_dir.join("lake")), engine(&new_lake));

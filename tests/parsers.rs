@@ -169,15 +169,15 @@ fn the_event_reader() {
 
 #[test]
 fn duo_files() {
-    let mut seeds = files("query/tests/data/duo", "csv");
-    seeds.extend(files("query/tests/data/duo", "json"));
+    let mut seeds = files("reference/tests/data/duo", "csv");
+    seeds.extend(files("reference/tests/data/duo", "json"));
     // Keep them small: a mutation of a large file says no more than of its start.
     for seed in &mut seeds {
         seed.truncate(4096);
     }
     let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 7).expect("date");
     fuzz("duo", &seeds, |bytes| {
-        match techmon_query::duo::parse("leerlingen-2024.csv", bytes, None, today) {
+        match techmon_reference::duo::parse("leerlingen-2024.csv", bytes, None, today) {
             Ok(file) => assert!(file.rows.len() < 1_000_000),
             Err(e) => assert!(!e.to_string().is_empty()),
         }

@@ -63,7 +63,7 @@ async fn reference_import_by_url_and_sql_from_the_command_line() {
     let name = "01.-leerlingen-vo-per-vestiging-naar-onderwijstype-2024.csv";
     let fixture = std::fs::read(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("query/tests/data/duo")
+            .join("reference/tests/data/duo")
             .join(name),
     )
     .expect("fixture");
@@ -168,7 +168,7 @@ async fn reference_import_of_a_ckan_datastore_page_by_page() {
     }
     let fixture = std::fs::read(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("query/tests/data/duo/ckan-datastore-search-vo-2024.json"),
+            .join("reference/tests/data/duo/ckan-datastore-search-vo-2024.json"),
     )
     .expect("fixture");
     let mut template: serde_json::Value = serde_json::from_slice(&fixture).expect("JSON");

@@ -68,10 +68,8 @@ pub enum QueryError {
         format: &'static str,
         reason: String,
     },
-    #[error(
-        "query user {user}: token_sha256 must be 64 hexadecimal characters (the SHA-256 of the token)"
-    )]
-    BadTokenHash { user: String },
+    #[error(transparent)]
+    Access(ServiceError),
     #[error(
         "query user {user}: role hub is for the hubs' own tokens (ingest.hubs), not query.users"
     )]
@@ -154,7 +152,7 @@ impl QueryError {
             Self::LakeAccess(_)
             | Self::Engine { .. }
             | Self::Encode { .. }
-            | Self::BadTokenHash { .. }
+            | Self::Access(_)
             | Self::HubRoleConfigured { .. }
             | Self::Metrics(_) => Fault::Internal,
             Self::Sql { .. }
@@ -225,7 +223,7 @@ impl QueryError {
             Self::Lake { .. } | Self::LakeAccess(_) => "lake_unavailable",
             Self::Engine { .. }
             | Self::Encode { .. }
-            | Self::BadTokenHash { .. }
+            | Self::Access(_)
             | Self::HubRoleConfigured { .. }
             | Self::Metrics(_) => "internal",
             Self::Audit(_) => "audit_unavailable",

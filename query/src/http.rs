@@ -1,26 +1,25 @@
 //! The query service's HTTP API: `POST /v1/sql` and `GET /v1/tables`, with bearer
 //! tokens per user and role.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection, StringRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection, StringRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use techmon_service::{ApiError, ServiceError, TokenMap};
+use techmon_service::{Access, ApiError, Asked, HubCredential, Role, User};
 
 use crate::QueryError;
 use crate::disclosure::{Disclosure, Releases, Suppressed};
 use crate::engine::{Engine, Limits, Scope};
 use crate::formats::Format;
 use techmon_lake::TableVersions;
-use techmon_service::audit::{self, AuditAction, AuditEntry, AuditFilter, AuditLog};
+use techmon_service::audit::{self, AuditAction, AuditFilter, AuditLog};
 
 /// The header that states (in answers) or pins (in requests) the table versions.
 pub const VERSIONS_HEADER: &str = "techmon-table-versions";
@@ -46,7 +45,7 @@ pub struct Config {
     /// Where exports and their provenance records are kept.
     pub exports: std::path::PathBuf,
     /// The people who may query, each with a role and the SHA-256 of their token.
-    pub users: Vec<QueryUser>,
+    pub users: Vec<User>,
     /// The audit trail's folder (see [`techmon_service::audit`]): keep it as private as the raw
     /// zone.
     pub audit: std::path::PathBuf,
@@ -81,91 +80,35 @@ impl Config {
     }
 }
 
-/// What a user may do; each role may do what the ones before it may, but for a
-/// hub's, whose SQL sees its own rows only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// A hub, with the token it pushes with: SQL and KPIs over its own rows (every
-    /// lake table seen through its `hub_id`), and its KPI report with the region's.
-    Hub,
-    /// SQL over the research lake and the reference tables.
-    Researcher,
-    /// And exports with disclosure control.
-    Analyst,
-    /// And reference data imports.
-    Admin,
+/// Whose rows `user`'s queries read.
+pub fn scope(user: &User) -> Scope {
+    user.hub.clone().map_or(Scope::AllHubs, Scope::Hub)
 }
 
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Hub => "hub",
-            Self::Researcher => "researcher",
-            Self::Analyst => "analyst",
-            Self::Admin => "admin",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QueryUser {
-    pub name: String,
-    pub role: Role,
-    pub token_sha256: String,
-    /// The hub a hub's token is for (never configured here: hubs are `ingest.hubs`).
-    #[serde(skip)]
-    pub hub: Option<String>,
-    /// A researcher's grant of row-level access to pseudonymised data, through this
-    /// day (UTC); every use is in the audit trail.
-    #[serde(default)]
-    pub microdata_until: Option<chrono::NaiveDate>,
-}
-
-impl QueryUser {
-    /// Whose rows this user's queries read.
-    pub fn scope(&self) -> Scope {
-        self.hub.clone().map_or(Scope::AllHubs, Scope::Hub)
-    }
-
-    /// Whether a microdata grant holds `today`.
-    pub fn microdata(&self, today: chrono::NaiveDate) -> bool {
-        self.microdata_until.is_some_and(|until| today <= until)
-    }
-
-    /// How this user's answers are released: aggregates only for a researcher without
-    /// a microdata grant; a hub reads its own rows, which it sent.
-    pub fn disclosure(
-        &self,
-        min_persons: u64,
-        today: chrono::NaiveDate,
-        releases: &Releases,
-        cell_key_noise: bool,
-    ) -> Result<Disclosure, QueryError> {
-        Ok(match self.role {
-            Role::Researcher if !self.microdata(today) => Disclosure::Aggregates {
-                min_persons,
-                released: releases.of(&self.name)?,
-                cell_key_noise,
-            },
-            _ => Disclosure::RowLevel,
-        })
-    }
-}
-
-impl fmt::Display for QueryUser {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name)
-    }
+/// How `user`'s answers are released: aggregates only for a researcher without a
+/// microdata grant; a hub reads its own rows, which it sent.
+pub fn disclosure(
+    user: &User,
+    min_persons: u64,
+    today: chrono::NaiveDate,
+    releases: &Releases,
+    cell_key_noise: bool,
+) -> Result<Disclosure, QueryError> {
+    Ok(match user.role {
+        Role::Researcher if !user.microdata(today) => Disclosure::Aggregates {
+            min_persons,
+            released: releases.of(&user.name)?,
+            cell_key_noise,
+        },
+        _ => Disclosure::RowLevel,
+    })
 }
 
 #[derive(Clone)]
 struct QueryService {
     engine: Arc<Engine>,
     exports: Arc<std::path::Path>,
-    users: Arc<TokenMap<QueryUser>>,
-    audit: Arc<AuditLog>,
+    access: Access,
     admission: Arc<crate::admission::Admission>,
     min_persons: u64,
     releases: Arc<Releases>,
@@ -173,58 +116,7 @@ struct QueryService {
     cell_key_noise: Vec<Role>,
 }
 
-/// An authorized request: who asked, and the audit entry its answer leaves
-/// ([`QueryService::audited`]).
-struct Asked<'a> {
-    user: &'a QueryUser,
-    entry: AuditEntry,
-    started: Instant,
-}
-
 impl QueryService {
-    /// The user of a request of `action`, if their role is at least `needed`; a
-    /// refusal is in the audit trail.
-    fn authorize(
-        &self,
-        headers: &HeaderMap,
-        needed: Role,
-        action: AuditAction,
-    ) -> Result<Asked<'_>, ApiError> {
-        let started = Instant::now();
-        let refused = |refusal: AuditAction, user: Option<&QueryUser>, error: ApiError| {
-            let mut entry = AuditEntry::new(refusal, started);
-            entry.user = user.map(|u| u.name.clone());
-            entry.role = user.map(|u| u.role.as_str().to_string());
-            entry.outcome = error.code.to_string();
-            entry.detail = Some(format!("{action:?}"));
-            self.record(&entry)?;
-            Err(error)
-        };
-        let user = match self.users.authenticate(headers) {
-            Ok(user) => user,
-            Err(error) => return refused(AuditAction::TokenRefused, None, error),
-        };
-        // A hub may ask what a researcher may, of its own rows.
-        let hub_asks = user.role == Role::Hub && needed == Role::Researcher;
-        if user.role < needed && !hub_asks {
-            let error = ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!(
-                    "this needs the {} role; yours is {}",
-                    needed.as_str(),
-                    user.role.as_str()
-                ),
-            );
-            return refused(AuditAction::Forbidden, Some(user), error);
-        }
-        Ok(Asked {
-            user,
-            entry: AuditEntry::new(action, started),
-            started,
-        })
-    }
-
     /// How the asker's answers are released; a microdata grant in use is noted in the
     /// request's audit entry.
     fn disclosure(&self, asked: &mut Asked) -> Result<Disclosure, QueryError> {
@@ -237,97 +129,59 @@ impl QueryService {
         {
             asked.entry.detail = Some(format!("microdata grant until {until}"));
         }
-        asked.user.disclosure(
+        disclosure(
+            asked.user,
             self.min_persons,
             today,
             &self.releases,
             self.cell_key_noise.contains(&asked.user.role),
         )
     }
-
-    /// Writes an entry; a request whose entry cannot be written gets no answer.
-    fn record(&self, entry: &AuditEntry) -> Result<(), ApiError> {
-        self.audit.record(entry).map_err(|error| {
-            tracing::error!(%error, path = ?error_path(&error), "the audit trail cannot be written");
-            ApiError::from(QueryError::Audit(error))
-        })
-    }
-
-    /// What an extractor made of the request, taken after the token was checked; a
-    /// request it refused is recorded as answered with that refusal.
-    fn parsed<'a, T, Refusal: Into<ApiError>>(
-        &self,
-        asked: Asked<'a>,
-        extracted: Result<T, Refusal>,
-    ) -> Result<(Asked<'a>, T), ApiError> {
-        match extracted {
-            Ok(value) => Ok((asked, value)),
-            Err(refusal) => self.audited(asked, Err(refusal.into())),
-        }
-    }
-
-    /// Records what was asked (its entry filled in) and how it ended, then gives the
-    /// answer, or the error.
-    fn audited<T>(&self, asked: Asked, result: Result<T, ApiError>) -> Result<T, ApiError> {
-        let Asked {
-            user,
-            mut entry,
-            started,
-        } = asked;
-        entry.user = Some(user.name.clone());
-        entry.role = Some(user.role.as_str().to_string());
-        entry.duration_ms = started.elapsed().as_millis() as u64;
-        if let Err(error) = &result {
-            entry.outcome = error.code.to_string();
-        }
-        self.record(&entry)?;
-        result
-    }
-}
-
-fn error_path(error: &ServiceError) -> Option<&std::path::Path> {
-    match error {
-        ServiceError::Audit { path, .. } => Some(path),
-        _ => None,
-    }
 }
 
 /// The query routes, for the users of `config`.
 pub fn build(config: &Config, engine: Arc<Engine>) -> Result<Router, QueryError> {
-    build_with_hubs(config, engine, &[], &prometheus::Registry::new())
+    routes(
+        config,
+        engine,
+        access(config, &[])?,
+        &prometheus::Registry::new(),
+    )
 }
 
-/// The query routes, for the users of `config` and for `hubs` with the tokens they
-/// push with (role `hub`); the service's metrics go into `registry`.
-pub fn build_with_hubs(
-    config: &Config,
-    engine: Arc<Engine>,
-    hubs: &[techmon_service::HubCredential],
-    registry: &prometheus::Registry,
-) -> Result<Router, QueryError> {
+/// Who may ask: the users of `config`, and `hubs` with the tokens they push with
+/// (role `hub`), with the audit trail of `config`.
+pub fn access(config: &Config, hubs: &[HubCredential]) -> Result<Access, QueryError> {
     if let Some(user) = config.users.iter().find(|u| u.role == Role::Hub) {
         return Err(QueryError::HubRoleConfigured {
             user: user.name.clone(),
         });
     }
-    let hub_users = hubs.iter().map(|h| QueryUser {
+    let hub_users = hubs.iter().map(|h| User {
         name: format!("hub:{}", h.hub_id),
         role: Role::Hub,
         token_sha256: h.token_sha256.clone(),
         hub: Some(h.hub_id.clone()),
         microdata_until: None,
     });
-    let users: Vec<QueryUser> = config.users.iter().cloned().chain(hub_users).collect();
-    let users = TokenMap::from_hashes(users.iter().map(|u| (u.token_sha256.as_str(), u.clone())))
-        .map_err(|user| QueryError::BadTokenHash { user })?;
+    let users: Vec<User> = config.users.iter().cloned().chain(hub_users).collect();
+    let audit =
+        AuditLog::open(&config.audit, config.audit_retention_days).map_err(QueryError::Audit)?;
+    Access::new(&users, audit).map_err(QueryError::Access)
+}
+
+/// The query routes for the users of `access`; the service's metrics go into
+/// `registry`.
+pub fn routes(
+    config: &Config,
+    engine: Arc<Engine>,
+    access: Access,
+    registry: &prometheus::Registry,
+) -> Result<Router, QueryError> {
     let service = QueryService {
         engine,
         exports: Arc::from(config.exports.as_path()),
-        users: Arc::new(users),
-        audit: Arc::new(
-            AuditLog::open(&config.audit, config.audit_retention_days)
-                .map_err(QueryError::Audit)?,
-        ),
+        access,
         admission: Arc::new(crate::admission::Admission::new(
             config.max_concurrent,
             config.max_concurrent_per_user,
@@ -351,12 +205,9 @@ pub fn build_with_hubs(
         .route("/v1/exports", post(create_export))
         .route("/v1/exports/{id}", get(export_data))
         .route("/v1/exports/{id}/provenance", get(export_provenance))
-        .route("/v1/reference/duo", post(import_reference))
         .route("/v1/audit", get(audit))
         .route("/v1/me", get(me))
         .merge(crate::dashboard::routes())
-        // DUO files are some megabytes.
-        .layer(DefaultBodyLimit::max(256 * 1024 * 1024))
         .with_state(service))
 }
 
@@ -416,8 +267,10 @@ async fn sql(
     headers: HeaderMap,
     body: Result<String, StringRejection>,
 ) -> Result<Response, ApiError> {
-    let asked = service.authorize(&headers, Role::Researcher, AuditAction::Query)?;
-    let (mut asked, body) = service.parsed(asked, body)?;
+    let asked = service
+        .access
+        .authorize(&headers, Role::Researcher, AuditAction::Query)?;
+    let (mut asked, body) = service.access.parsed(asked, body)?;
     let user = asked.user;
     let started = asked.started;
     asked.entry.sql = Some(body.clone());
@@ -432,7 +285,7 @@ async fn sql(
             .map_err(QueryError::from)?;
         let answer = service
             .engine
-            .query_as(&body, &pins, &user.scope(), &disclosure)
+            .query_as(&body, &pins, &scope(user), &disclosure)
             .await?;
         let suppressed = answer.suppressed.as_ref();
         let bytes = format.encode(
@@ -453,7 +306,7 @@ async fn sql(
             asked.entry.detail = Some(format!("suppressed {}", suppressed.header()));
         }
     }
-    let (format, versions, bytes, rows, suppressed) = service.audited(asked, answered)?;
+    let (format, versions, bytes, rows, suppressed) = service.access.audited(asked, answered)?;
     tracing::info!(
         user = %user.name,
         rows,
@@ -497,68 +350,11 @@ async fn tables(
     State(service): State<QueryService>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    service.authorize(&headers, Role::Researcher, AuditAction::Tables)?;
+    service
+        .access
+        .authorize(&headers, Role::Researcher, AuditAction::Tables)?;
     let tables = service.engine.describe().await?;
     Ok(axum::Json(serde_json::json!({ "tables": tables })).into_response())
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ImportParameters {
-    /// The file's name or URL, recorded with every row; imports are idempotent per
-    /// source and school year.
-    source: String,
-    /// `2024/25`; else taken from the file name or its PEILDATUM column.
-    school_year: Option<String>,
-}
-
-async fn import_reference(
-    State(service): State<QueryService>,
-    headers: HeaderMap,
-    parameters: Result<Query<ImportParameters>, QueryRejection>,
-    body: Result<bytes::Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let asked = service.authorize(&headers, Role::Admin, AuditAction::Import)?;
-    let (asked, Query(parameters)) = service.parsed(asked, parameters)?;
-    let (mut asked, body) = service.parsed(asked, body)?;
-    let user = asked.user;
-    asked.entry.detail = Some(format!("source {}", parameters.source));
-    asked.entry.bytes = Some(body.len() as u64);
-    let imported = async {
-        let school_year = match parameters.school_year.as_deref() {
-            None => None,
-            Some(text) => Some(techmon_schemas::codes::SchoolYear::parse(text).ok_or_else(
-                || {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "bad_school_year",
-                        "school_year must look like 2024/25",
-                    )
-                },
-            )?),
-        };
-        Ok::<_, ApiError>(
-            crate::reference::import(
-                service.engine.catalogue().location(),
-                &parameters.source,
-                &body,
-                school_year,
-            )
-            .await?,
-        )
-    }
-    .await;
-    if let Ok(report) = &imported {
-        asked.entry.detail = Some(format!(
-            "source {}, {} {}, imported {}",
-            report.source, report.table, report.school_year, report.imported
-        ));
-        asked.entry.table_versions = Some(format!("{}={}", report.table, report.table_version));
-        asked.entry.rows = Some(report.rows as u64);
-    }
-    let report = service.audited(asked, imported)?;
-    tracing::info!(user = %user.name, table = report.table, source = %report.source, school_year = %report.school_year, rows = report.rows, imported = report.imported, "reference import");
-    Ok(axum::Json(report).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -576,8 +372,10 @@ async fn kpis(
     headers: HeaderMap,
     parameters: Result<Query<KpiParameters>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let asked = service.authorize(&headers, Role::Researcher, AuditAction::Kpis)?;
-    let (mut asked, Query(parameters)) = service.parsed(asked, parameters)?;
+    let asked = service
+        .access
+        .authorize(&headers, Role::Researcher, AuditAction::Kpis)?;
+    let (mut asked, Query(parameters)) = service.access.parsed(asked, parameters)?;
     let user = asked.user;
     asked.entry.detail = Some(format!(
         "year {:?}, hub {:?}",
@@ -603,7 +401,7 @@ async fn kpis(
         asked.entry.rows = Some(*rows as u64);
         asked.entry.bytes = Some(bytes.len() as u64);
     }
-    let (versions, bytes, _, suppressed) = service.audited(asked, answered)?;
+    let (versions, bytes, _, suppressed) = service.access.audited(asked, answered)?;
     Ok(answer_response(
         Format::Json,
         &versions,
@@ -684,8 +482,10 @@ async fn create_export(
     headers: HeaderMap,
     request: Result<axum::Json<crate::exports::ExportRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let asked = service.authorize(&headers, Role::Analyst, AuditAction::Export)?;
-    let (mut asked, axum::Json(request)) = service.parsed(asked, request)?;
+    let asked = service
+        .access
+        .authorize(&headers, Role::Analyst, AuditAction::Export)?;
+    let (mut asked, axum::Json(request)) = service.access.parsed(asked, request)?;
     let user = asked.user;
     asked.entry.sql = Some(request.sql.clone());
     // An export is a publication: aggregates only, whatever the role.
@@ -718,7 +518,7 @@ async fn create_export(
         asked.entry.table_versions = Some(provenance.table_versions.to_string());
         asked.entry.rows = Some(provenance.rows as u64);
     }
-    let (provenance, made_now) = service.audited(asked, exported)?;
+    let (provenance, made_now) = service.access.audited(asked, exported)?;
     tracing::info!(user = %user.name, export_id = %provenance.export_id, rows = provenance.rows, made_now, "export");
     let status = if made_now {
         StatusCode::CREATED
@@ -756,7 +556,10 @@ async fn export_data(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let mut asked = service.authorize(&headers, Role::Analyst, AuditAction::ExportDownload)?;
+    let mut asked =
+        service
+            .access
+            .authorize(&headers, Role::Analyst, AuditAction::ExportDownload)?;
     asked.entry.detail = Some(format!("export {id}"));
     let read = (|| {
         let provenance = read_provenance(&service.exports, &id)?;
@@ -776,7 +579,7 @@ async fn export_data(
         asked.entry.rows = Some(provenance.rows as u64);
         asked.entry.bytes = Some(bytes.len() as u64);
     }
-    let (provenance, bytes) = service.audited(asked, read)?;
+    let (provenance, bytes) = service.access.audited(asked, read)?;
     let format = Format::from_name(&provenance.format).unwrap_or(Format::Parquet);
     Ok(answer_response(
         format,
@@ -791,16 +594,20 @@ async fn export_provenance(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let mut asked = service.authorize(&headers, Role::Analyst, AuditAction::ExportDownload)?;
+    let mut asked =
+        service
+            .access
+            .authorize(&headers, Role::Analyst, AuditAction::ExportDownload)?;
     asked.entry.detail = Some(format!("provenance of export {id}"));
     let read = read_provenance(&service.exports, &id).map_err(ApiError::from);
-    let provenance = service.audited(asked, read)?;
+    let provenance = service.access.audited(asked, read)?;
     Ok(axum::Json(provenance).into_response())
 }
 
 /// Who the token is: name, role, and a hub token's hub (the dashboard opens on it).
 async fn me(State(service): State<QueryService>, headers: HeaderMap) -> Result<Response, ApiError> {
     let user = service
+        .access
         .authorize(&headers, Role::Researcher, AuditAction::Me)?
         .user;
     Ok(axum::Json(serde_json::json!({
@@ -815,18 +622,20 @@ async fn audit(
     headers: HeaderMap,
     filter: Result<Query<AuditFilter>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let asked = service.authorize(&headers, Role::Admin, AuditAction::AuditRead)?;
-    let (mut asked, Query(filter)) = service.parsed(asked, filter)?;
+    let asked = service
+        .access
+        .authorize(&headers, Role::Admin, AuditAction::AuditRead)?;
+    let (mut asked, Query(filter)) = service.access.parsed(asked, filter)?;
     asked.entry.detail = Some(format!(
         "since {:?}, user {:?}, limit {:?}",
         filter.since, filter.user, filter.limit
     ));
-    let read = audit::read(service.audit.folder(), &filter)
+    let read = audit::read(service.access.audit().folder(), &filter)
         .map_err(|e| ApiError::from(QueryError::Audit(e)));
     if let Ok(entries) = &read {
         asked.entry.rows = Some(entries.len() as u64);
     }
-    let entries = service.audited(asked, read)?;
+    let entries = service.access.audited(asked, read)?;
     Ok(axum::Json(serde_json::json!({ "entries": entries })).into_response())
 }
 

@@ -2,6 +2,7 @@
 //! the one HTTP error answer ([`ApiError`]), bearer tokens ([`TokenMap`]), the audit
 //! trail ([`audit`]), the probes ([`probes`]), and binding and serving an address.
 
+mod access;
 mod api_error;
 pub mod audit;
 mod auth;
@@ -12,6 +13,7 @@ mod shell;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use access::{Access, Asked, Role, User};
 pub use api_error::ApiError;
 pub use auth::{HubCredential, HubTokens, TokenMap, token_sha256};
 pub use fault::{Backoff, Fault};
@@ -32,6 +34,10 @@ pub enum ServiceError {
         "hub {hub_id}: token_sha256 must be 64 hexadecimal characters (the SHA-256 of the token)"
     )]
     BadTokenHash { hub_id: String },
+    #[error(
+        "query user {user}: token_sha256 must be 64 hexadecimal characters (the SHA-256 of the token)"
+    )]
+    BadUserTokenHash { user: String },
     #[error("hub {hub_id} is configured twice")]
     DuplicateHub { hub_id: String },
     /// Answered to users: the path is for the log only.

@@ -104,9 +104,9 @@ async fn serve_region(
     let mut config = lake.config(512, 60, 100_000);
     // Researchers of their own, each with a history of what they were answered.
     for n in 1..=3 {
-        config.users.push(techmon_query::QueryUser {
+        config.users.push(techmon_service::User {
             name: format!("researcher-{n}"),
-            role: techmon_query::Role::Researcher,
+            role: techmon_service::Role::Researcher,
             token_sha256: techmon_service::token_sha256(&researcher(n)),
             hub: None,
             microdata_until: None,
@@ -504,7 +504,7 @@ async fn no_left_out_group_can_be_solved_from_the_answer_and_its_total() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cell_key_noise_is_the_same_however_the_count_is_asked() {
     let (_lake, addr) =
-        region_with(|config| config.cell_key_noise = vec![techmon_query::Role::Researcher]).await;
+        region_with(|config| config.cell_key_noise = vec![techmon_service::Role::Researcher]).await;
     let mut noisy = Vec::new();
     for query in [
         "SELECT count(*) AS n FROM participants",

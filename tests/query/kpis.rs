@@ -2,7 +2,7 @@
 //! KPI report for 2024 (school year 2024/25) compared with
 //! `tests/query/golden/kpi_report_2024.csv`, worked out by hand as follows.
 //!
-//! DUO PO 2024 (query/tests/data/duo, ages on 1 October → bands 4–5 / 6–9 / 10+):
+//! DUO PO 2024 (reference/tests/data/duo, ages on 1 October → bands 4–5 / 6–9 / 10+):
 //! - Deventer (08XZ01, tec-deventer): groep 1–2 = 22+24 = 46, 3–6 = 25+21+23+26 = 95,
 //!   7–8 = 22+24+5 = 51.
 //! - Apeldoorn (07XY00, newtechpark): 28+31 = 59, 27+30+29+26 = 112, 31+28+6 = 65.

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use techmon_eventlog::embedded::EmbeddedLog;
 use techmon_eventlog::{EventLog, LogRecord};
 use techmon_lake::LakeLocation;
-use techmon_query::{Config, Engine, QueryUser, Role};
+use techmon_query::{Config, Engine};
+use techmon_service::{Role, User};
 use uuid::Uuid;
 
 const TOPIC: &str = "techmon.events";
@@ -41,14 +42,14 @@ impl TestLake {
     /// A query service configuration whose exports are kept in the lake's folder,
     /// so they go when the test does.
     pub fn config(&self, memory_limit_mib: usize, timeout_seconds: u64, max_rows: usize) -> Config {
-        let user = |name: &str, role, token| QueryUser {
+        let user = |name: &str, role, token| User {
             name: name.into(),
             role,
             token_sha256: techmon_service::token_sha256(token),
             hub: None,
             microdata_until: None,
         };
-        let granted = |name: &str, token, until: &str| QueryUser {
+        let granted = |name: &str, token, until: &str| User {
             microdata_until: Some(until.parse().expect("a date")),
             ..user(name, Role::Researcher, token)
         };
@@ -148,7 +149,7 @@ pub async fn serve_with_hubs(lake: &str, config: &Config, hubs: &[(&str, &str)])
         .collect();
     let engine = Arc::new(engine);
     let registry = prometheus::Registry::new();
-    let router = techmon_query::build_with_hubs(config, Arc::clone(&engine), &hubs, &registry)
+    let router = techmon::serve::research_routes(config, &hubs, Arc::clone(&engine), &registry)
         .expect("router")
         .merge(techmon_query::probes(engine, registry));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -226,11 +227,11 @@ pub async fn sql(
     }
 }
 
-/// A DUO fixture file from `query/tests/data/duo`.
+/// A DUO fixture file from `reference/tests/data/duo`.
 pub fn duo_file(name: &str) -> Vec<u8> {
     std::fs::read(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("query/tests/data/duo")
+            .join("reference/tests/data/duo")
             .join(name),
     )
     .expect("fixture")

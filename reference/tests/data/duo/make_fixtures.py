@@ -5,7 +5,7 @@ totals the tests in query/src/duo.rs rely on.
 Deterministic: counts come from a fixed linear congruential generator, not from
 `random`, so every Python 3 writes the same bytes. Run from anywhere:
 
-    python3 query/tests/data/duo/make_fixtures.py
+    python3 reference/tests/data/duo/make_fixtures.py
 """
 
 import csv

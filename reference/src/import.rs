@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use techmon_lake::LakeLocation;
 use techmon_lake::tables::{self, Table};
 
-use crate::QueryError;
+use crate::ReferenceError;
 use crate::duo::{DuoDataset, DuoFormat, DuoRows, PupilCount};
 
 /// What an import did.
@@ -44,12 +44,12 @@ pub async fn import(
     source: &str,
     bytes: &[u8],
     school_year: Option<techmon_schemas::codes::SchoolYear>,
-) -> Result<ImportReport, QueryError> {
+) -> Result<ImportReport, ReferenceError> {
     let today = chrono::Utc::now().date_naive();
-    let file = crate::duo::parse(source, bytes, school_year, today).map_err(|e| {
-        QueryError::Reference {
+    let file = crate::duo::parse(source, bytes, school_year, today).map_err(|source_error| {
+        ReferenceError::File {
             source_name: source.to_string(),
-            reason: e.to_string(),
+            source: source_error,
         }
     })?;
     let table = reference_table(file.rows.dataset());
@@ -92,7 +92,7 @@ pub async fn import(
         .with_save_mode(deltalake::protocol::SaveMode::Overwrite)
         .with_replace_where(replace)
         .await
-        .map_err(|e| QueryError::lake(table.name, e))?;
+        .map_err(|e| ReferenceError::table(table.name, e))?;
     report.imported = true;
     report.table_version = delta.version().unwrap_or(0);
     Ok(report)
@@ -110,12 +110,12 @@ fn reference_table(dataset: DuoDataset) -> &'static Table {
 async fn already_imported(
     delta: &deltalake::DeltaTable,
     report: &ImportReport,
-) -> Result<bool, QueryError> {
+) -> Result<bool, ReferenceError> {
     let ctx = SessionContext::new();
-    let engine = |e| QueryError::engine(report.table, e);
+    let engine = |e| ReferenceError::query(report.table, e);
     delta
         .update_datafusion_session(&ctx.state())
-        .map_err(|e| QueryError::lake(report.table, e))?;
+        .map_err(|e| ReferenceError::table(report.table, e))?;
     ctx.register_table("reference", delta.table_provider().await.map_err(engine)?)
         .map_err(engine)?;
     let frame = ctx
@@ -136,7 +136,7 @@ fn to_batch(
     table: &Table,
     rows: &DuoRows,
     report: &ImportReport,
-) -> Result<RecordBatch, QueryError> {
+) -> Result<RecordBatch, ReferenceError> {
     fn text<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
         Arc::new(StringArray::from_iter_values(values))
     }
@@ -214,5 +214,5 @@ fn to_batch(
     ));
     columns.push(repeat(&report.school_year));
     RecordBatch::try_new(table.arrow_schema(), columns)
-        .map_err(|e| QueryError::engine(table.name, e.into()))
+        .map_err(|e| ReferenceError::query(table.name, e.into()))
 }

@@ -1039,7 +1039,7 @@ pub fn onderwijstype_of(value: &str) -> String {
     )
 }
 
-/// How DUO's values name VO profiles: `query/data/duo_vo_profiles.json`.
+/// How DUO's values name VO profiles: `reference/data/duo_vo_profiles.json`.
 #[derive(Debug, serde::Deserialize)]
 struct ProfileSpellings {
     profiles: Vec<Spelling>,
