@@ -161,44 +161,46 @@ async fn sigterm_during_pushes_and_rounds_loses_nothing() {
     );
 }
 
-/// `techmon query` on its own: health, readiness and metrics (its queries per user),
-/// and SIGTERM ends it cleanly.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_query_service_on_its_own_has_probes_and_metrics() {
+/// Starts `techmon <command>` on its own in a new folder, listening where `listen`
+/// (a configuration key) says, and waits until it is ready and healthy.
+async fn alone(command: &str, listen: &str) -> (tempfile::TempDir, common::Service, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let mut service = common::Service {
+    let service = common::Service {
         child: Command::new(env!("CARGO_BIN_EXE_techmon"))
-            .arg("query")
+            .arg(command)
             .current_dir(dir.path())
-            .env("TECHMON__QUERY__LISTEN", format!("127.0.0.1:{port}"))
+            .env(listen, format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("serve.log")).expect("log"))
             .spawn()
-            .expect("start techmon query"),
+            .expect("start techmon"),
     };
-    let client = reqwest::Client::new();
-    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
-    wait_ready(&url(""), dir.path()).await;
-    let health = client.get(url("/healthz")).send().await.expect("healthz");
+    let url = format!("http://127.0.0.1:{port}");
+    wait_ready(&url, dir.path()).await;
+    let health = reqwest::get(format!("{url}/healthz"))
+        .await
+        .expect("healthz");
     assert_eq!(health.status(), 200);
+    (dir, service, url)
+}
+
+/// `techmon query` on its own: health, readiness and metrics (its queries per user),
+/// and SIGTERM ends it cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_query_service_on_its_own_has_probes_and_metrics() {
+    let (dir, mut service, url) = alone("query", "TECHMON__QUERY__LISTEN").await;
+    let client = reqwest::Client::new();
     let answer = client
-        .post(url("/v1/sql"))
+        .post(format!("{url}/v1/sql"))
         .bearer_auth("dev-token-researcher")
         .body("SELECT 1 AS one")
         .send()
         .await
         .expect("sql");
     assert_eq!(answer.status(), 200);
-    let metrics = client
-        .get(url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = common::metrics(&url).await;
     assert!(
         metrics
             .lines()
@@ -213,39 +215,15 @@ async fn the_query_service_on_its_own_has_probes_and_metrics() {
 /// `transform.listen`, and stops cleanly on SIGTERM.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_transform_on_its_own_has_probes_and_metrics() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let mut service = common::Service {
-        child: Command::new(env!("CARGO_BIN_EXE_techmon"))
-            .arg("transform")
-            .current_dir(dir.path())
-            .env("TECHMON__TRANSFORM__LISTEN", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("serve.log")).expect("log"))
-            .spawn()
-            .expect("start techmon transform"),
-    };
-    let client = reqwest::Client::new();
-    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
-    wait_ready(&url(""), dir.path()).await;
-    let health = client.get(url("/healthz")).send().await.expect("healthz");
-    assert_eq!(health.status(), 200);
-    let metrics = client
-        .get(url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let (dir, mut service, url) = alone("transform", "TECHMON__TRANSFORM__LISTEN").await;
+    let metrics = common::metrics(&url).await;
     assert!(
         metrics
             .lines()
             .any(|l| l == "techmon_transform_events_read_total 0"),
         "{metrics}"
     );
-    let unknown = client.get(url("/v1/sql")).send().await.expect("answer");
+    let unknown = reqwest::get(format!("{url}/v1/sql")).await.expect("answer");
     assert_eq!(unknown.status(), 404);
     let status = terminate(&mut service);
     assert!(status.success(), "{status}: {}", serve_log(dir.path()));

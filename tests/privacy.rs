@@ -176,14 +176,7 @@ async fn no_canary_reaches_the_lake_the_log_output_or_an_answer() {
         assert!(Instant::now() < deadline, "the transform did not catch up");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let metrics = client
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = common::metrics(&url).await;
     drop(service);
     for metric in [
         "techmon_ingest_records_accepted_total 8",

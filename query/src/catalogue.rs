@@ -274,7 +274,7 @@ impl Catalogue {
             .map_err(|e| QueryError::VersionUnavailable {
                 table: name.into(),
                 version,
-                reason: e.to_string(),
+                source: Box::new(e),
             })
     }
 

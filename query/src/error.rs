@@ -28,26 +28,26 @@ pub enum QueryError {
     Timeout { seconds: u64 },
     #[error("no table {table} in the catalogue")]
     UnknownTable { table: String },
-    #[error("table {table} has no version {version}: {reason}")]
+    #[error("table {table} has no version {version}: {source}")]
     VersionUnavailable {
         table: String,
         version: u64,
-        reason: String,
+        #[source]
+        source: Box<deltalake::DeltaTableError>,
     },
     #[error(
         "cannot answer in {accept}: ask for application/json, text/csv, application/vnd.apache.arrow.stream or application/vnd.apache.parquet"
     )]
     UnsupportedFormat { accept: String },
-    #[error("reference file {source_name}: {reason}")]
-    Reference { source_name: String, reason: String },
     #[error("export: {reason}")]
     BadExport { reason: String },
     #[error("no export {export_id}")]
     UnknownExport { export_id: String },
-    #[error("cannot store the export at {path}: {reason}")]
+    #[error("cannot store the export at {path}: {source}")]
     ExportStore {
         path: std::path::PathBuf,
-        reason: String,
+        #[source]
+        source: std::io::Error,
     },
     #[error("lake table {table}: {source}")]
     Lake {
@@ -76,10 +76,11 @@ pub enum QueryError {
     HubRoleConfigured { user: String },
     /// Output control's record of what was released must hold every answer: without
     /// it, none is given.
-    #[error("no answer is given when what was released cannot be kept in {path}: {reason}")]
+    #[error("no answer is given when what was released cannot be kept in {path}: {source}")]
     Released {
         path: std::path::PathBuf,
-        reason: String,
+        #[source]
+        source: std::io::Error,
     },
     #[error("registering the query metrics: {0}")]
     Metrics(#[source] prometheus::Error),
@@ -165,7 +166,6 @@ impl QueryError {
             | Self::UnknownTable { .. }
             | Self::VersionUnavailable { .. }
             | Self::UnsupportedFormat { .. }
-            | Self::Reference { .. }
             | Self::BadExport { .. }
             | Self::UnknownExport { .. }
             | Self::ValueTooLarge(_) => Fault::User,
@@ -185,7 +185,6 @@ impl QueryError {
             | Self::NotOneStatement { .. }
             | Self::UnknownTable { .. }
             | Self::LakeAccess(LakeError::VersionPin { .. })
-            | Self::Reference { .. }
             | Self::BadExport { .. } => StatusCode::BAD_REQUEST,
             Self::UnknownExport { .. } => StatusCode::NOT_FOUND,
             Self::StatementRefused { .. } | Self::Disclosure { .. } => StatusCode::FORBIDDEN,
@@ -216,7 +215,6 @@ impl QueryError {
             Self::LakeAccess(LakeError::VersionPin { .. }) => "bad_version_pin",
             Self::VersionUnavailable { .. } => "version_unavailable",
             Self::UnsupportedFormat { .. } => "unsupported_format",
-            Self::Reference { .. } => "bad_reference_file",
             Self::BadExport { .. } => "bad_export",
             Self::UnknownExport { .. } => "unknown_export",
             Self::ExportStore { .. } => "export_store",

@@ -160,15 +160,15 @@ pub async fn export(
     let write = |path: &Path, bytes: &[u8]| {
         std::fs::create_dir_all(folder)
             .and_then(|()| std::fs::write(path, bytes))
-            .map_err(|e| QueryError::ExportStore {
+            .map_err(|source| QueryError::ExportStore {
                 path: path.to_path_buf(),
-                reason: e.to_string(),
+                source,
             })
     };
     write(&data_path, &bytes)?;
     let record = serde_json::to_vec_pretty(&provenance).map_err(|e| QueryError::ExportStore {
         path: provenance_path.clone(),
-        reason: e.to_string(),
+        source: e.into(),
     })?;
     write(&provenance_path, &record)?;
     Ok((provenance, true))

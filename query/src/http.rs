@@ -189,10 +189,10 @@ pub fn routes(
             crate::metrics::Metrics::new(registry).map_err(QueryError::Metrics)?,
         )),
         min_persons: config.min_persons,
-        releases: Arc::new(Releases::open(&config.output_control).map_err(|e| {
+        releases: Arc::new(Releases::open(&config.output_control).map_err(|source| {
             QueryError::Released {
                 path: config.output_control.clone(),
-                reason: e.to_string(),
+                source,
             }
         })?),
         cell_key_noise: config.cell_key_noise.clone(),

@@ -262,3 +262,13 @@ pub async fn wait_ready(url: &str, dir: &Path) {
 pub fn serve_log(dir: &std::path::Path) -> String {
     std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
 }
+
+/// The service's `/metrics` text.
+pub async fn metrics(url: &str) -> String {
+    reqwest::get(format!("{url}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}

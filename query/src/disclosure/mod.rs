@@ -93,10 +93,8 @@ impl Releases {
             Some(history) => Arc::clone(history),
             None => {
                 let file = differencing::history_file(&self.folder, user);
-                let history = History::open(file.clone()).map_err(|e| QueryError::Released {
-                    path: file,
-                    reason: e.to_string(),
-                })?;
+                let history = History::open(file.clone())
+                    .map_err(|source| QueryError::Released { path: file, source })?;
                 let history = Arc::new(Mutex::new(history));
                 users.insert(user.to_string(), Arc::clone(&history));
                 history

@@ -146,9 +146,9 @@ pub(crate) fn release(
     }
     history
         .remember(remembered)
-        .map_err(|e| QueryError::Released {
+        .map_err(|source| QueryError::Released {
             path: history.file().to_path_buf(),
-            reason: e.to_string(),
+            source,
         })?;
     let released_batch =
         RecordBatch::try_new(protected.schema.clone(), released_batch.columns().to_vec())
