@@ -24,12 +24,12 @@ use deltalake::arrow::error::ArrowError;
 use deltalake::arrow::row::{RowConverter, SortField};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use techmon_lake::TableVersions;
 
 use crate::QueryError;
 use crate::disclosure::{Disclosure, Suppressed};
 use crate::engine::{Engine, Scope};
 use crate::formats::Format;
-use techmon_lake::TableVersions;
 
 /// `POST /v1/exports`.
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -14,10 +14,10 @@ use deltalake::arrow::json::writer::{EncoderOptions, make_encoder};
 use deltalake::parquet::arrow::ArrowWriter;
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
+use techmon_lake::TableVersions;
 
 use crate::QueryError;
 use crate::disclosure::Suppressed;
-use techmon_lake::TableVersions;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

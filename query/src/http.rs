@@ -12,14 +12,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
+use techmon_lake::TableVersions;
+use techmon_service::audit::{self, AuditAction, AuditFilter, AuditLog};
 use techmon_service::{Access, ApiError, Asked, HubCredential, Role, User};
 
 use crate::QueryError;
 use crate::disclosure::{Disclosure, Releases, Suppressed};
 use crate::engine::{Engine, Limits, Scope};
 use crate::formats::Format;
-use techmon_lake::TableVersions;
-use techmon_service::audit::{self, AuditAction, AuditFilter, AuditLog};
 
 /// The header that states (in answers) or pins (in requests) the table versions.
 pub const VERSIONS_HEADER: &str = "techmon-table-versions";

@@ -11,10 +11,9 @@ use deltalake::arrow::array::{
 };
 use deltalake::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use deltalake::arrow::error::ArrowError;
-
-use crate::TransformError;
 use techmon_lake::tables::Table;
 
+use crate::TransformError;
 use crate::tables::{Cell, Row};
 
 /// One table's rows of a round, as Arrow arrays being built.

@@ -1,9 +1,9 @@
 //! The research lake as the transform writes it: one Delta table per event table of
-//! [`techmon_lake::tables`], under one root
-//! (a local folder or an object-store URL). Each commit that adds rows carries, per
-//! log partition it covers, a Delta `txn` action: application id
-//! `techmon:<topic>:<partition>`, version = the last log offset covered. On start the
-//! transform resumes from these, so the lake, not a consumer group, is the truth.
+//! [`techmon_lake::tables`], under one root (a local folder or an object-store URL).
+//! Each commit that adds rows carries, per log partition it covers, a Delta `txn`
+//! action: application id `techmon:<topic>:<partition>`, version = the last log
+//! offset covered. On start the transform resumes from these, so the lake, not a
+//! consumer group, is the truth.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -18,11 +18,11 @@ use deltalake::protocol::SaveMode;
 use deltalake::table::config::TablePropertiesExt as _;
 use deltalake::writer::{DeltaWriter as _, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError, checkpoints};
+use techmon_lake::tables::{EVENT_TABLES, Table, WITHHELD_COUNTS};
+use techmon_lake::{LakeLocation, writer_properties};
 
 use crate::TransformError;
 use crate::consent::{Attended, Profile};
-use techmon_lake::tables::{EVENT_TABLES, Table, WITHHELD_COUNTS};
-use techmon_lake::{LakeLocation, writer_properties};
 
 /// Rows for one table, and the log positions the commit covers.
 pub struct Append {

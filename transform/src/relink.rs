@@ -19,9 +19,9 @@ use deltalake::parquet::file::page_index::column_index::ColumnIndexMetaData;
 use deltalake::parquet::file::reader::ChunkReader;
 use deltalake::parquet::file::writer::SerializedFileWriter;
 use deltalake::{DeltaTable, DeltaTableError, Path};
+use techmon_lake::writer_properties;
 
 use crate::state::QuickMap;
-use techmon_lake::writer_properties;
 
 /// Rewrites every data file of `current` that holds a pseudonym of `relinks` with
 /// the replacement, two files at a time (one per core), and commits the new files

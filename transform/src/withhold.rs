@@ -7,13 +7,12 @@ use std::sync::Arc;
 use deltalake::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray};
 use deltalake::arrow::compute::{cast, filter_record_batch};
 use deltalake::arrow::datatypes::{DataType, Int64Type};
+use techmon_lake::tables::EVENT_TABLES;
 
 use crate::consent::{
     self, Attended, PersonRows, Profile, RowUse, Said, Statement, WithheldPerson,
 };
 use crate::state::{QuickMap, State};
-use techmon_lake::tables::EVENT_TABLES;
-
 use crate::{RoundWork, TransformError};
 
 /// A batch's column by name, as text.
