@@ -170,6 +170,7 @@ pub async fn run_on(
         Arc::clone(&log),
         until_stopped.clone(),
     ));
+    let lake_for_probes = lake.clone();
     let engine = techmon_query::Engine::new(lake, config.query.limits())?;
     let person_keys =
         techmon_eventlog::person_keys::PersonKeys::open(&config.transform.person_keys)?;
@@ -188,9 +189,14 @@ pub async fn run_on(
         )?,
         query_runtime.handle().clone(),
     );
-    let router =
-        techmon_ingest::build_with_metrics(&config.ingest, log, registry, Some(person_keys))?
-            .merge(query);
+    // Ready while the event log and the lake answer.
+    let probes = techmon_service::probes(
+        techmon_transform::Transform::readiness(Arc::clone(&log), lake_for_probes),
+        registry.clone(),
+    );
+    let router = techmon_ingest::routes(&config.ingest, log, &registry, Some(person_keys))?
+        .merge(query)
+        .merge(probes);
     let ingest = techmon_service::serve(listener, router, until_stopped());
     tokio::spawn(async move {
         shutdown.await;

@@ -64,13 +64,13 @@ pub fn build(config: &Config, log: Arc<dyn EventLog>) -> Result<Router, ServiceE
 /// that registry, so other services of the process can register theirs there too.
 /// With `person_keys`, the personal fields of each event are sealed under its
 /// person's key before the log stores it (see [`techmon_eventlog::person_keys`]).
+/// Ready while the event log answers.
 pub fn build_with_metrics(
     config: &Config,
     log: Arc<dyn EventLog>,
     registry: prometheus::Registry,
     person_keys: Option<PersonKeys>,
 ) -> Result<Router, ServiceError> {
-    // Ready while the event log answers.
     let ready: techmon_service::Readiness = {
         let (log, retry_after) = (Arc::clone(&log), config.retry_after_seconds);
         Arc::new(move || {
@@ -87,11 +87,25 @@ pub fn build_with_metrics(
             })
         })
     };
+    Ok(
+        routes(config, log, &registry, person_keys)?
+            .merge(techmon_service::probes(ready, registry)),
+    )
+}
+
+/// The push API and the schemas, without the probes (a process serving more than
+/// ingest answers those for all it runs); ingest's metrics go into `registry`.
+pub fn routes(
+    config: &Config,
+    log: Arc<dyn EventLog>,
+    registry: &prometheus::Registry,
+    person_keys: Option<PersonKeys>,
+) -> Result<Router, ServiceError> {
     let state = Ingest {
         log,
         person_keys: person_keys.map(Arc::new),
         tokens: Arc::new(HubTokens::new(&config.hubs)?),
-        metrics: Metrics::new(&registry),
+        metrics: Metrics::new(registry),
         max_body_bytes: config.max_body_bytes,
         max_records: config.max_records_per_request,
         retry_after: config.retry_after_seconds,
@@ -101,8 +115,7 @@ pub fn build_with_metrics(
         .route("/v1/feeds/{kind}", post(push_feed))
         .route("/v1/schemas", get(schema_catalogue))
         .route("/v1/schemas/{kind}/{version}", get(one_schema))
-        .with_state(state)
-        .merge(techmon_service::probes(ready, registry)))
+        .with_state(state))
 }
 
 /// The bytes the log stores for an accepted record: as sent, but for its personal
