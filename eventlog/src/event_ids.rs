@@ -72,15 +72,22 @@ impl Default for SeenIds {
     }
 }
 
-/// Moves the ids stored one per entry into a block after the others (a set: order
-/// does not matter), and drops their table; creates the blocks' table when missing.
+/// Creates the blocks' table when missing; in a database of the old layout, moves the
+/// ids stored one per entry into a block after the others (a set: order does not
+/// matter) and drops their table.
 fn move_ids_into_a_block(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    let mut blocks = txn.open_table(SEEN_ID_BLOCKS)?;
+    let old_layout = txn
+        .list_tables()?
+        .any(|t| redb::TableHandle::name(&t) == redb::TableHandle::name(&SEEN_IDS));
+    if !old_layout {
+        return Ok(());
+    }
     let ids = txn
         .open_table(SEEN_IDS)?
         .iter()?
         .map(|entry| Ok(entry?.1.value()))
         .collect::<Result<Vec<u128>, redb::Error>>()?;
-    let mut blocks = txn.open_table(SEEN_ID_BLOCKS)?;
     if !ids.is_empty() {
         let next = blocks.last()?.map_or(0, |(n, _)| n.value() + 1);
         let bytes: Vec<u8> = ids.iter().flat_map(|id| id.to_be_bytes()).collect();

@@ -244,14 +244,7 @@ pub fn probes(engine: Arc<Engine>, registry: prometheus::Registry) -> Router {
             let opened = engine.session(&TableVersions::default()).await;
             opened.map(|_| ()).map_err(|e| {
                 tracing::warn!(error = %e, "the lake does not answer");
-                ApiError {
-                    retry_after: Some(5),
-                    ..ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "lake_unavailable",
-                        "the lake does not answer",
-                    )
-                }
+                ApiError::unavailable(5, "lake_unavailable", "the lake does not answer")
             })
         })
     });

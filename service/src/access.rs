@@ -150,14 +150,7 @@ impl Access {
                 _ => None,
             };
             tracing::error!(%error, ?path, "the audit trail cannot be written");
-            ApiError {
-                retry_after: Some(5),
-                ..ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "audit_unavailable",
-                    error.to_string(),
-                )
-            }
+            ApiError::unavailable(5, "audit_unavailable", error.to_string())
         })
     }
 

@@ -84,13 +84,7 @@ macro_rules! from_rejection {
         impl From<$rejection> for ApiError {
             fn from(rejection: $rejection) -> Self {
                 let status = rejection.status();
-                let code = match status {
-                    StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-                    StatusCode::UNPROCESSABLE_ENTITY => "invalid_request",
-                    _ => "bad_request",
-                };
-                Self::new(status, code, rejection.body_text())
+                Self::new(status, crate::shell::code_of(status), rejection.body_text())
             }
         }
     )*};

@@ -26,24 +26,12 @@ fn request_id(request: &Request) -> String {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
-        .map_or_else(|| format!("{:016x}", rand_id()), str::to_string)
+        .map_or_else(|| format!("{:016x}", rand::random::<u64>()), str::to_string)
 }
 
-/// 64 random bits from the standard library's randomly seeded hasher: an id needs to
-/// be unique among the log's lines, not secret.
-fn rand_id() -> u64 {
-    use std::hash::{BuildHasher as _, Hasher as _};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.finish()
-}
-
-/// The stable code of an error answer that came without one (axum's own answers).
-fn code_of(status: StatusCode) -> &'static str {
+/// The stable code of an error answer that came without one (axum's own answers and
+/// its extractors' refusals).
+pub(crate) fn code_of(status: StatusCode) -> &'static str {
     match status {
         StatusCode::NOT_FOUND => "not_found",
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
