@@ -112,7 +112,7 @@ pub fn research_routes(
     hubs: &[techmon_service::HubCredential],
     engine: Arc<techmon_query::Engine>,
     registry: &prometheus::Registry,
-) -> Result<axum::Router, ServeError> {
+) -> Result<techmon_service::OpenApiRouter, ServeError> {
     let access = techmon_query::access(query, hubs)?;
     let lake = engine.catalogue().location().clone();
     Ok(

@@ -84,3 +84,40 @@ fn only_the_binary_puts_the_services_together() {
         );
     }
 }
+
+/// Every route is added with `utoipa_axum::routes!`, which adds its description with
+/// it: a route added with axum's own `.route(` would be served undescribed.
+#[test]
+fn every_route_is_added_with_its_description() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut undescribed = Vec::new();
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).expect("Cargo.toml");
+    let members = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("members = "))
+        .expect("the workspace's members");
+    let mut folders = vec![root.join("src")];
+    for member in members.split('"').skip(1).step_by(2) {
+        folders.push(root.join(member).join("src"));
+    }
+    assert!(folders.len() > 5, "{members}");
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).expect("a source folder") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("a source file");
+                for (n, line) in text.lines().enumerate() {
+                    if line.contains(".route(") || line.contains(".route_service(") {
+                        undescribed.push(format!("{}:{}", path.display(), n + 1));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        undescribed.is_empty(),
+        "routes without a description: {undescribed:#?}"
+    );
+}

@@ -7,12 +7,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::Value;
 use techmon_eventlog::{Appended, EventLog, LogRecord};
@@ -24,7 +22,10 @@ mod records;
 pub use metrics::Metrics;
 pub use records::{PushAnswer, RecordResult, RecordStatus};
 use techmon_eventlog::person_keys::PersonKeys;
-use techmon_service::{ApiError, HubCredential, HubTokens, ServiceError};
+use techmon_service::{
+    ApiError, ErrorAnswer, HubCredential, HubTokens, OpenApiRouter, ServiceError,
+};
+use utoipa_axum::routes;
 
 use records::Candidate;
 
@@ -56,7 +57,7 @@ struct Ingest {
 }
 
 /// The ingest routes (push API, schemas, health, readiness, metrics).
-pub fn build(config: &Config, log: Arc<dyn EventLog>) -> Result<Router, ServiceError> {
+pub fn build(config: &Config, log: Arc<dyn EventLog>) -> Result<OpenApiRouter, ServiceError> {
     build_with_metrics(config, log, prometheus::Registry::new(), None)
 }
 
@@ -70,7 +71,7 @@ pub fn build_with_metrics(
     log: Arc<dyn EventLog>,
     registry: prometheus::Registry,
     person_keys: Option<PersonKeys>,
-) -> Result<Router, ServiceError> {
+) -> Result<OpenApiRouter, ServiceError> {
     let ready: techmon_service::Readiness = {
         let (log, retry_after) = (Arc::clone(&log), config.retry_after_seconds);
         Arc::new(move || {
@@ -100,7 +101,7 @@ pub fn routes(
     log: Arc<dyn EventLog>,
     registry: &prometheus::Registry,
     person_keys: Option<PersonKeys>,
-) -> Result<Router, ServiceError> {
+) -> Result<OpenApiRouter, ServiceError> {
     let state = Ingest {
         log,
         person_keys: person_keys.map(Arc::new),
@@ -110,11 +111,11 @@ pub fn routes(
         max_records: config.max_records_per_request,
         retry_after: config.retry_after_seconds,
     };
-    Ok(Router::new()
-        .route("/v1/events", post(push_events))
-        .route("/v1/feeds/{kind}", post(push_feed))
-        .route("/v1/schemas", get(schema_catalogue))
-        .route("/v1/schemas/{kind}/{version}", get(one_schema))
+    Ok(OpenApiRouter::new()
+        .routes(routes!(push_events))
+        .routes(routes!(push_feed))
+        .routes(routes!(schema_catalogue))
+        .routes(routes!(one_schema))
         .with_state(state))
 }
 
@@ -146,7 +147,7 @@ fn stored_payload(
 /// Binds `config.listen` and serves the ingest API until `shutdown` completes.
 pub async fn run(
     config: &Config,
-    router: Router,
+    router: OpenApiRouter,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServiceError> {
     techmon_service::serve(
@@ -170,6 +171,21 @@ async fn read_body(state: &Ingest, body: Body) -> Result<bytes::Bytes, ApiError>
     })
 }
 
+/// Push events: a JSON array, one JSON object, or NDJSON
+///
+/// Hub token. Every record is validated on its own; valid ones are acknowledged only
+/// once the event log holds them durably. A repeated `event_id` is answered as a
+/// duplicate and stored once.
+#[utoipa::path(post, path = "/v1/events", tag = "ingest", security(("bearer" = [])),
+    request_body(description = "Events as the schemas under `/v1/schemas` describe them",
+        content(("application/json"), ("application/x-ndjson"))),
+    responses(
+        (status = 200, description = "Per record: accepted, duplicate, or rejected with the field and the reason", body = PushAnswer),
+        (status = 400, description = "The body holds no records, or is no JSON array, object or NDJSON (`malformed_body`)", body = ErrorAnswer),
+        (status = 401, description = "No token, or not a hub's (`unauthorized`)", body = ErrorAnswer),
+        (status = 413, description = "The body or its number of records is over the limit (`body_too_large`, `too_many_records`)", body = ErrorAnswer),
+        (status = 503, description = "The event log is unavailable; nothing was acknowledged (`log_unavailable`, with `Retry-After`)", body = ErrorAnswer),
+    ))]
 async fn push_events(
     State(state): State<Ingest>,
     request: Request,
@@ -177,6 +193,18 @@ async fn push_events(
     push(&state, request, records::parse_events).await
 }
 
+/// Push a CSV feed of one event kind, with a header row
+#[utoipa::path(post, path = "/v1/feeds/{kind}", tag = "ingest", security(("bearer" = [])),
+    params(("kind" = String, Path, description = "An event kind of `/v1/schemas`")),
+    request_body(content = String, content_type = "text/csv", description = "One record per line; the columns as the templates in docs/templates name them"),
+    responses(
+        (status = 200, description = "Per line: accepted, duplicate, or rejected with the field and the reason", body = PushAnswer),
+        (status = 400, description = "The body is no CSV with a header row (`malformed_body`)", body = ErrorAnswer),
+        (status = 401, description = "No token, or not a hub's (`unauthorized`)", body = ErrorAnswer),
+        (status = 404, description = "No such event kind (`unknown_event_kind`)", body = ErrorAnswer),
+        (status = 413, description = "The body or its number of records is over the limit (`body_too_large`, `too_many_records`)", body = ErrorAnswer),
+        (status = 503, description = "The event log is unavailable; nothing was acknowledged (`log_unavailable`, with `Retry-After`)", body = ErrorAnswer),
+    ))]
 async fn push_feed(
     State(state): State<Ingest>,
     Path(kind): Path<String>,
@@ -357,10 +385,23 @@ fn log_failure(state: &Ingest, error: techmon_eventlog::LogError) -> ApiError {
     }
 }
 
+/// The event kinds and their schema versions
+#[utoipa::path(get, path = "/v1/schemas", tag = "ingest",
+    responses((status = 200, description = "Per kind its versions and the URL of each JSON Schema", body = Object)))]
 async fn schema_catalogue() -> axum::Json<Value> {
     axum::Json(techmon_schemas::catalogue())
 }
 
+/// One event kind's JSON Schema
+#[utoipa::path(get, path = "/v1/schemas/{kind}/{version}", tag = "ingest",
+    params(
+        ("kind" = String, Path, description = "An event kind"),
+        ("version" = String, Path, description = "Its schema version: `1` or `v1`"),
+    ),
+    responses(
+        (status = 200, description = "The JSON Schema (draft 2020-12)", body = Object, content_type = "application/schema+json"),
+        (status = 404, description = "No such kind and version (`unknown_schema`)", body = ErrorAnswer),
+    ))]
 async fn one_schema(Path((kind, version)): Path<(String, String)>) -> Result<Response, ApiError> {
     let schema = version
         .trim_start_matches('v')

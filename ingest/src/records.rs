@@ -96,7 +96,7 @@ impl Record {
 }
 
 /// What became of one record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RecordStatus {
     Accepted,
@@ -104,14 +104,18 @@ pub enum RecordStatus {
     Rejected,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One record's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecordResult {
+    /// The record's place in the request, from 0.
     pub index: usize,
+    /// The line of an NDJSON or CSV body, from 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<Uuid>,
     pub status: RecordStatus,
+    /// Where the event log holds an accepted record: its partition and offset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -121,7 +125,7 @@ pub struct RecordResult {
 }
 
 /// The answer to a push: counts and one result per record, in request order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PushAnswer {
     pub accepted: usize,
     pub duplicates: usize,

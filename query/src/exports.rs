@@ -32,7 +32,7 @@ use crate::engine::{Engine, Scope};
 use crate::formats::Format;
 
 /// `POST /v1/exports`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportRequest {
     /// One SELECT or WITH statement.
@@ -61,10 +61,11 @@ fn default_threshold() -> i64 {
 }
 
 /// What an export was made from, by whom and when.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Provenance {
     pub export_id: String,
     pub sql: String,
+    #[schema(value_type = std::collections::BTreeMap<String, u64>)]
     pub table_versions: TableVersions,
     pub threshold: i64,
     pub count_columns: Vec<String>,

@@ -19,6 +19,31 @@ use techmon_lake::TableVersions;
 use crate::QueryError;
 use crate::disclosure::Suppressed;
 
+/// A JSON answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = SqlAnswer)]
+pub(crate) struct JsonAnswer<'a> {
+    /// The lake table versions the answer was computed from.
+    #[schema(value_type = std::collections::BTreeMap<String, u64>)]
+    table_versions: &'a TableVersions,
+    row_count: usize,
+    columns: Vec<AnswerColumn<'a>>,
+    /// Researchers' answers: what output control left out (a blank is a protected
+    /// cell, not a zero).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suppressed: Option<&'a Suppressed>,
+    /// One object per row, a key per column, as Arrow writes them.
+    #[schema(value_type = Vec<Object>)]
+    rows: &'a serde_json::value::RawValue,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct AnswerColumn<'a> {
+    name: &'a str,
+    /// Arrow's name of the type (`Int64`, `Utf8`, `Date32`, …).
+    data_type: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Json,
@@ -124,25 +149,24 @@ impl Format {
                 if rows.is_empty() {
                     rows = b"[]".to_vec();
                 }
-                let columns: Vec<serde_json::Value> = schema
-                    .fields()
-                    .iter()
-                    .map(|f| serde_json::json!({"name": f.name(), "data_type": f.data_type().to_string()}))
-                    .collect();
-                let mut head = serde_json::json!({
-                    "table_versions": versions,
-                    "row_count": batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
-                    "columns": columns,
-                });
-                if let Some(suppressed) = suppressed {
-                    head["suppressed"] = serde_json::json!(suppressed);
-                }
-                let head = serde_json::to_vec(&head).map_err(|e| failed(&e))?;
-                // The rows are spliced in as Arrow wrote them, without a second parse.
-                out.extend_from_slice(&head[..head.len() - 1]);
-                out.extend_from_slice(b",\"rows\":");
-                out.extend_from_slice(&rows);
-                out.push(b'}');
+                let rows = String::from_utf8(rows).map_err(|e| failed(&e))?;
+                let rows =
+                    serde_json::value::RawValue::from_string(rows).map_err(|e| failed(&e))?;
+                let answer = JsonAnswer {
+                    table_versions: versions,
+                    row_count: batches.iter().map(RecordBatch::num_rows).sum(),
+                    columns: schema
+                        .fields()
+                        .iter()
+                        .map(|f| AnswerColumn {
+                            name: f.name(),
+                            data_type: f.data_type().to_string(),
+                        })
+                        .collect(),
+                    suppressed,
+                    rows: &rows,
+                };
+                serde_json::to_writer(&mut out, &answer).map_err(|e| failed(&e))?;
             }
             Self::Csv => {
                 let mut writer = csv::WriterBuilder::new().with_header(true).build(&mut out);

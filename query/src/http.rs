@@ -5,21 +5,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection, StringRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
 use techmon_lake::TableVersions;
 use techmon_service::audit::{self, AuditAction, AuditFilter, AuditLog};
-use techmon_service::{Access, ApiError, Asked, HubCredential, Role, User};
+use techmon_service::{
+    Access, ApiError, Asked, ErrorAnswer, HubCredential, OpenApiRouter, Role, User,
+};
+use utoipa_axum::routes;
 
 use crate::QueryError;
 use crate::disclosure::{Disclosure, Releases, Suppressed};
 use crate::engine::{Engine, Limits, Scope};
-use crate::formats::Format;
+use crate::exports::{ExportRequest, Provenance};
+use crate::formats::{Format, JsonAnswer};
 
 /// The header that states (in answers) or pins (in requests) the table versions.
 pub const VERSIONS_HEADER: &str = "techmon-table-versions";
@@ -140,7 +142,7 @@ impl QueryService {
 }
 
 /// The query routes, for the users of `config`.
-pub fn build(config: &Config, engine: Arc<Engine>) -> Result<Router, QueryError> {
+pub fn build(config: &Config, engine: Arc<Engine>) -> Result<OpenApiRouter, QueryError> {
     routes(
         config,
         engine,
@@ -177,7 +179,7 @@ pub fn routes(
     engine: Arc<Engine>,
     access: Access,
     registry: &prometheus::Registry,
-) -> Result<Router, QueryError> {
+) -> Result<OpenApiRouter, QueryError> {
     let service = QueryService {
         engine,
         exports: Arc::from(config.exports.as_path()),
@@ -197,16 +199,15 @@ pub fn routes(
         })?),
         cell_key_noise: config.cell_key_noise.clone(),
     };
-    Ok(Router::new()
-        .route("/v1/sql", post(sql))
-        .route("/v1/tables", get(tables))
-        .route("/v1/kpis", get(kpis))
-        .route("/v1/openapi.json", get(openapi))
-        .route("/v1/exports", post(create_export))
-        .route("/v1/exports/{id}", get(export_data))
-        .route("/v1/exports/{id}/provenance", get(export_provenance))
-        .route("/v1/audit", get(audit))
-        .route("/v1/me", get(me))
+    Ok(OpenApiRouter::new()
+        .routes(routes!(sql))
+        .routes(routes!(tables))
+        .routes(routes!(kpis))
+        .routes(routes!(create_export))
+        .routes(routes!(export_data))
+        .routes(routes!(export_provenance))
+        .routes(routes!(audit))
+        .routes(routes!(me))
         .merge(crate::dashboard::routes())
         .with_state(service))
 }
@@ -214,7 +215,7 @@ pub fn routes(
 /// Runs every request of `router` on `runtime`, so that queries, which can keep a
 /// thread busy for a while between yields, take that runtime's threads and not those
 /// of the services beside them (ingest and the transform under `techmon serve`).
-pub fn on_runtime(router: Router, runtime: tokio::runtime::Handle) -> Router {
+pub fn on_runtime(router: OpenApiRouter, runtime: tokio::runtime::Handle) -> OpenApiRouter {
     router.layer(axum::middleware::from_fn(
         move |request: axum::extract::Request, next: axum::middleware::Next| {
             let answer = runtime.spawn(next.run(request));
@@ -235,7 +236,7 @@ pub fn on_runtime(router: Router, runtime: tokio::runtime::Handle) -> Router {
 
 /// `GET /healthz`, `GET /readyz` (the lake answers) and `GET /metrics` (of `registry`)
 /// for the query service on its own; under `techmon serve` ingest's answer them.
-pub fn probes(engine: Arc<Engine>, registry: prometheus::Registry) -> Router {
+pub fn probes(engine: Arc<Engine>, registry: prometheus::Registry) -> OpenApiRouter {
     let ready: techmon_service::Readiness = Arc::new(move || {
         let engine = Arc::clone(&engine);
         Box::pin(async move {
@@ -255,6 +256,37 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Answer one read-only SQL statement (researcher role)
+///
+/// SELECT, WITH, EXPLAIN, DESCRIBE or SHOW only; the format follows `Accept`. Limits
+/// on memory, time and rows end a query with a clear error.
+#[utoipa::path(post, path = "/v1/sql", tag = "query", security(("bearer" = [])),
+    params(
+        ("techmon-table-versions" = Option<String>, Header, description = "Pin table versions (`activities=3,participants=7`), as stated by an earlier answer, to reproduce it"),
+        ("Accept" = Option<String>, Header, description = "`application/json` (default), `text/csv`, `application/vnd.apache.arrow.stream` or `application/vnd.apache.parquet`"),
+    ),
+    request_body(content = String, content_type = "text/plain", example = "SELECT hub_id, count(*) FROM activities GROUP BY hub_id"),
+    responses(
+        (status = 200, description = "The rows", headers(
+            ("techmon-table-versions" = String, description = "The lake table versions the answer was computed from"),
+            ("techmon-suppressed" = String, description = "What output control left out of a researcher's answer: `k=10; rows=2; cells=0; differencing=1`, and `; noise=cell_key`, `; views=…` when they apply (docs/researchers.md, section 8); absent for row-level answers"),
+        ),
+            content(
+                (JsonAnswer = "application/json"),
+                (String = "text/csv"),
+                ("application/vnd.apache.arrow.stream"),
+                ("application/vnd.apache.parquet"),
+            )),
+        (status = 400, description = "The SQL does not parse or names what is not there, the body is no UTF-8, or a version pin is malformed (`sql_error`, `bad_request`, `bad_version_pin`)", body = ErrorAnswer),
+        (status = 401, description = "No token, or an unknown one (`unauthorized`)", body = ErrorAnswer),
+        (status = 403, description = "Not a read-only statement, or an answer output control does not release (`statement_refused`, `disclosure`)", body = ErrorAnswer),
+        (status = 404, description = "A pinned table version is no longer kept (`version_unavailable`)", body = ErrorAnswer),
+        (status = 406, description = "No format of `Accept` is served (`unsupported_format`)", body = ErrorAnswer),
+        (status = 413, description = "The SQL is over 2 MiB (`body_too_large`)", body = ErrorAnswer),
+        (status = 422, description = "The query went over a limit: rows, memory, time or the size of a value (`too_many_rows`, `memory_limit`, `timeout`, `value_too_large`)", body = ErrorAnswer),
+        (status = 429, description = "This user already runs as many queries as one may (`too_many_queries`)", body = ErrorAnswer),
+        (status = 503, description = "The lake, the audit trail or a query slot is not available now (`lake_unavailable`, `audit_unavailable`, `busy`, with `Retry-After`)", body = ErrorAnswer),
+    ))]
 async fn sql(
     State(service): State<QueryService>,
     headers: HeaderMap,
@@ -339,6 +371,13 @@ pub(crate) fn answer_response(
     response
 }
 
+/// Tables and views with their columns and descriptions (researcher role)
+#[utoipa::path(get, path = "/v1/tables", tag = "query", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{\"tables\": [{\"name\", \"kind\", \"description\", \"columns\"}]}`", body = Object),
+        (status = 401, description = "No token, or an unknown one (`unauthorized`)", body = ErrorAnswer),
+        (status = 503, description = "The lake, the audit trail or a query slot is not available now (`lake_unavailable`, `audit_unavailable`, `busy`, with `Retry-After`)", body = ErrorAnswer),
+    ))]
 async fn tables(
     State(service): State<QueryService>,
     headers: HeaderMap,
@@ -350,7 +389,8 @@ async fn tables(
     Ok(axum::Json(serde_json::json!({ "tables": tables })).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct KpiParameters {
     /// KPI year Y (school year Y/Y+1); all years when absent.
@@ -359,7 +399,24 @@ struct KpiParameters {
     hub: Option<String>,
 }
 
-/// The KPI report (view `kpi_report`) as JSON, with the versions it was computed from.
+/// The KPI report of seed 003: actual, target, met (researcher role)
+///
+/// The view `kpi_report` as JSON, with the versions it was computed from.
+#[utoipa::path(get, path = "/v1/kpis", tag = "query", security(("bearer" = [])),
+    params(KpiParameters, ("techmon-table-versions" = Option<String>, Header, description = "Pin table versions (`activities=3,participants=7`), as stated by an earlier answer, to reproduce it")),
+    responses(
+        (status = 200, description = "The KPI rows", headers(
+            ("techmon-table-versions" = String, description = "The lake table versions the answer was computed from"),
+            ("techmon-suppressed" = String, description = "What output control left out of a researcher's answer: `k=10; rows=2; cells=0; differencing=1`, and `; noise=cell_key`, `; views=…` when they apply (docs/researchers.md, section 8); absent for row-level answers"),
+        ), body = JsonAnswer),
+        (status = 400, description = "A parameter is wrong, or a version pin is malformed (`bad_request`, `unknown_hub`, `bad_version_pin`)", body = ErrorAnswer),
+        (status = 401, description = "No token, or an unknown one (`unauthorized`)", body = ErrorAnswer),
+        (status = 403, description = "A hub asked for another hub's KPIs (`forbidden`)", body = ErrorAnswer),
+        (status = 404, description = "A pinned table version is no longer kept (`version_unavailable`)", body = ErrorAnswer),
+        (status = 422, description = "The report went over a limit of the service (`too_many_rows`, `memory_limit`, `timeout`)", body = ErrorAnswer),
+        (status = 429, description = "This user already runs as many queries as one may (`too_many_queries`)", body = ErrorAnswer),
+        (status = 503, description = "The lake, the audit trail or a query slot is not available now (`lake_unavailable`, `audit_unavailable`, `busy`, with `Retry-After`)", body = ErrorAnswer),
+    ))]
 async fn kpis(
     State(service): State<QueryService>,
     headers: HeaderMap,
@@ -468,8 +525,23 @@ async fn kpi_answer(
     Ok((answer.versions, bytes, rows, answer.suppressed))
 }
 
-/// Runs an export (analyst role); answers with its provenance record, 201 when made
-/// now and 200 when the same export existed.
+/// Export a query's answer with small-cell suppression (analyst role)
+///
+/// Answers with the export's provenance record: 201 when made now, 200 when the same
+/// export existed.
+#[utoipa::path(post, path = "/v1/exports", tag = "query", security(("bearer" = [])),
+    request_body = ExportRequest,
+    responses(
+        (status = 201, description = "Made now: its provenance record", body = Provenance),
+        (status = 200, description = "The same export existed (same request, same table versions): its provenance record", body = Provenance),
+        (status = 400, description = "The body is no JSON, or the export cannot be made as asked (`bad_request`, `bad_export`, `sql_error`)", body = ErrorAnswer),
+        (status = 401, description = "No token, or an unknown one (`unauthorized`)", body = ErrorAnswer),
+        (status = 403, description = "The token's role is not analyst or admin, or the statement is refused (`forbidden`, `statement_refused`)", body = ErrorAnswer),
+        (status = 415, description = "The body is not sent as `application/json` (`unsupported_media_type`)", body = ErrorAnswer),
+        (status = 422, description = "The body lacks a field or the query went over a limit (`invalid_request`, `too_many_rows`, …)", body = ErrorAnswer),
+        (status = 429, description = "This user already runs as many queries as one may (`too_many_queries`)", body = ErrorAnswer),
+        (status = 503, description = "The lake, the audit trail or a query slot is not available now (`lake_unavailable`, `audit_unavailable`, `busy`, with `Retry-After`)", body = ErrorAnswer),
+    ))]
 async fn create_export(
     State(service): State<QueryService>,
     headers: HeaderMap,
@@ -544,6 +616,18 @@ fn read_provenance(
         })
 }
 
+/// Download an export's file (analyst role)
+#[utoipa::path(get, path = "/v1/exports/{id}", tag = "query", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The export's id, from its provenance record")),
+    responses(
+        (status = 200, description = "The file, Parquet or CSV",
+            headers(("techmon-table-versions" = String, description = "The lake table versions the export was computed from")),
+            content(("application/vnd.apache.parquet"), (String = "text/csv"))),
+        (status = 401, description = "No token, or an unknown one (`unauthorized`)", body = ErrorAnswer),
+        (status = 403, description = "The token's role is not analyst or admin (`forbidden`)", body = ErrorAnswer),
+        (status = 404, description = "No such export (`unknown_export`)", body = ErrorAnswer),
+        (status = 503, description = "The audit trail cannot be written (`audit_unavailable`, with `Retry-After`)", body = ErrorAnswer),
+    ))]
 async fn export_data(
     State(service): State<QueryService>,
     headers: HeaderMap,
@@ -582,6 +666,16 @@ async fn export_data(
     ))
 }
 
+/// An export's provenance record (analyst role)
+#[utoipa::path(get, path = "/v1/exports/{id}/provenance", tag = "query", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The export's id")),
+    responses(
+        (status = 200, description = "The provenance record", body = Provenance),
+        (status = 401, description = "No token, or an unknown one (`unauthorized`)", body = ErrorAnswer),
+        (status = 403, description = "The token's role is not analyst or admin (`forbidden`)", body = ErrorAnswer),
+        (status = 404, description = "No such export (`unknown_export`)", body = ErrorAnswer),
+        (status = 503, description = "The audit trail cannot be written (`audit_unavailable`, with `Retry-After`)", body = ErrorAnswer),
+    ))]
 async fn export_provenance(
     State(service): State<QueryService>,
     headers: HeaderMap,
@@ -597,7 +691,13 @@ async fn export_provenance(
     Ok(axum::Json(provenance).into_response())
 }
 
-/// Who the token is: name, role, and a hub token's hub (the dashboard opens on it).
+/// Who the token is: name, role, and a hub token's hub (the dashboard opens on it)
+#[utoipa::path(get, path = "/v1/me", tag = "query", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{\"user\", \"role\", \"hub\"}`; role is hub, researcher, analyst or admin", body = Object),
+        (status = 401, description = "No token, or an unknown one (`unauthorized`)", body = ErrorAnswer),
+        (status = 503, description = "The audit trail cannot be written (`audit_unavailable`, with `Retry-After`)", body = ErrorAnswer),
+    ))]
 async fn me(State(service): State<QueryService>, headers: HeaderMap) -> Result<Response, ApiError> {
     let user = service
         .access
@@ -609,7 +709,20 @@ async fn me(State(service): State<QueryService>, headers: HeaderMap) -> Result<R
     .into_response())
 }
 
-/// The audit trail (admin role): `since` (a UTC day), `user`, `limit` (the latest).
+/// The audit trail (admin role)
+///
+/// Every query, KPI request, export, export download, import, refused token and
+/// reading of the trail, with user, SQL, table versions, rows, bytes, duration and
+/// outcome; oldest first.
+#[utoipa::path(get, path = "/v1/audit", tag = "query", security(("bearer" = [])),
+    params(AuditFilter),
+    responses(
+        (status = 200, description = "`{\"entries\": [...]}`", body = Object),
+        (status = 400, description = "A parameter is wrong (`bad_request`)", body = ErrorAnswer),
+        (status = 401, description = "No token, or an unknown one (`unauthorized`)", body = ErrorAnswer),
+        (status = 403, description = "The token's role is not admin (`forbidden`)", body = ErrorAnswer),
+        (status = 503, description = "The audit trail cannot be written (`audit_unavailable`, with `Retry-After`)", body = ErrorAnswer),
+    ))]
 async fn audit(
     State(service): State<QueryService>,
     headers: HeaderMap,
@@ -630,13 +743,4 @@ async fn audit(
     }
     let entries = service.access.audited(asked, read)?;
     Ok(axum::Json(serde_json::json!({ "entries": entries })).into_response())
-}
-
-/// The OpenAPI description of the whole HTTP API (ingest and query).
-async fn openapi() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        include_str!("../api/openapi.json"),
-    )
-        .into_response()
 }

@@ -1,16 +1,17 @@
 //! `POST /v1/reference/duo` (admin role): a DUO file in the body, its name or URL and
 //! school year in the query string; answers with the [`crate::ImportReport`].
 
-use axum::Router;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use serde::Deserialize;
 use techmon_lake::LakeLocation;
 use techmon_service::audit::AuditAction;
-use techmon_service::{Access, ApiError, Role};
+use techmon_service::{Access, ApiError, ErrorAnswer, OpenApiRouter, Role};
+use utoipa_axum::routes;
+
+use crate::ImportReport;
 
 #[derive(Clone)]
 struct Imports {
@@ -19,15 +20,16 @@ struct Imports {
 }
 
 /// The reference import's route, for the users of `access`, into `lake`.
-pub fn routes(access: Access, lake: LakeLocation) -> Router {
-    Router::new()
-        .route("/v1/reference/duo", post(import_reference))
+pub fn routes(access: Access, lake: LakeLocation) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(import_reference))
         // DUO files are some megabytes.
         .layer(DefaultBodyLimit::max(256 * 1024 * 1024))
         .with_state(Imports { access, lake })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ImportParameters {
     /// The file's name or URL, recorded with every row; imports are idempotent per
@@ -37,6 +39,23 @@ struct ImportParameters {
     school_year: Option<String>,
 }
 
+/// Import a DUO open onderwijsdata file (admin role)
+///
+/// A DUO file as DUO publishes it: VO pupils per vestiging, PO pupils by age, or
+/// school addresses, in CSV (separator and encoding detected; columns matched by
+/// meaning across DUO's older and newer layouts) or a CKAN `datastore_search` JSON
+/// answer. Idempotent per source and school year.
+#[utoipa::path(post, path = "/v1/reference/duo", tag = "reference", security(("bearer" = [])),
+    params(ImportParameters),
+    request_body(description = "The file as downloaded", content((String = "text/csv"), ("application/json"))),
+    responses(
+        (status = 200, description = "What was imported, into which table version", body = ImportReport),
+        (status = 400, description = "The file is no DUO file techmon knows, or a parameter is wrong (`bad_request`, `bad_school_year`, `unknown_layout`, …)", body = ErrorAnswer),
+        (status = 401, description = "No token, or an unknown one (`unauthorized`)", body = ErrorAnswer),
+        (status = 403, description = "The token's role is not admin (`forbidden`)", body = ErrorAnswer),
+        (status = 413, description = "The file is over 256 MiB (`body_too_large`)", body = ErrorAnswer),
+        (status = 503, description = "The lake or the audit trail does not answer (`lake_unavailable`, `audit_unavailable`, with `Retry-After`)", body = ErrorAnswer),
+    ))]
 async fn import_reference(
     State(imports): State<Imports>,
     headers: HeaderMap,

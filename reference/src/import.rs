@@ -16,7 +16,7 @@ use crate::ReferenceError;
 use crate::duo::{DuoDataset, DuoFormat, DuoRows, PupilCount};
 
 /// What an import did.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ImportReport {
     pub table: &'static str,
     pub source: String,
@@ -26,6 +26,7 @@ pub struct ImportReport {
     /// `csv`, or `ckan-json` for a CKAN datastore answer.
     pub format: &'static str,
     /// The CSV separator; none for JSON.
+    #[schema(value_type = Option<String>)]
     pub separator: Option<char>,
     pub rows: usize,
     pub suppressed_cells: usize,

@@ -15,7 +15,7 @@ mod checked;
 pub(crate) use checked::Checked;
 
 /// One problem with one field of a record.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// JSON Pointer to the field (`/payload/school_brin6`, `/payload/worlds/2`).
     pub field: String,

@@ -13,16 +13,24 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
+/// The body of every error answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorAnswer<'a> {
+    pub error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: &'a str,
-    message: &'a str,
-    retryable: bool,
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// Stable and machine-readable: `unauthorized`, `forbidden`, `bad_request`,
+    /// `invalid_request`, `body_too_large`, `not_found`, `lake_unavailable`, …
+    pub code: &'a str,
+    /// For people; a 5xx answer's names the request id and no server detail.
+    pub message: &'a str,
+    /// Whether the same request may succeed later (429, 503).
+    pub retryable: bool,
+    /// A 5xx answer's request id, under which the operators' log has the detail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<&'a str>,
 }
 
 impl ApiError {
@@ -54,12 +62,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
+        let body = ErrorAnswer {
             error: ErrorDetail {
                 code: self.code,
                 message: &self.message,
                 retryable: self.retry_after.is_some()
                     || self.status == StatusCode::TOO_MANY_REQUESTS,
+                request_id: None,
             },
         };
         let mut response = (self.status, axum::Json(body)).into_response();

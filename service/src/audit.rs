@@ -189,10 +189,12 @@ impl AuditLog {
 }
 
 /// Which entries to read.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditFilter {
     /// From this day on (UTC, `2024-10-01`).
+    #[param(value_type = Option<String>, format = Date)]
     pub since: Option<NaiveDate>,
     /// One user's.
     pub user: Option<String>,

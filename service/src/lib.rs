@@ -7,6 +7,7 @@ mod api_error;
 pub mod audit;
 mod auth;
 mod fault;
+mod openapi;
 mod probes;
 mod shell;
 
@@ -14,11 +15,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use access::{Access, Asked, Role, User};
-pub use api_error::ApiError;
+pub use api_error::{ApiError, ErrorAnswer};
 pub use auth::{HubCredential, HubTokens, TokenMap, token_sha256};
 pub use fault::{Backoff, Fault};
 pub use probes::{Readiness, probes};
 pub use shell::REQUEST_ID;
+pub use utoipa_axum::router::OpenApiRouter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -58,16 +60,17 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServiceEr
     Ok(listener)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes. Every answer gets a
-/// request id, and every error answer, an unknown route's too, the JSON envelope.
+/// Serves `router` on `listener` until `shutdown` completes, with `GET
+/// /v1/openapi.json` describing it. Every answer gets a request id, and every error
+/// answer, an unknown route's too, the JSON envelope.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    router: axum::Router,
+    router: OpenApiRouter,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServiceError> {
     axum::serve(
         listener,
-        router.layer(axum::middleware::from_fn(shell::envelope)),
+        openapi::described(router).layer(axum::middleware::from_fn(shell::envelope)),
     )
     .with_graceful_shutdown(shutdown)
     .await

@@ -8,6 +8,8 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use crate::api_error::{ErrorAnswer, ErrorDetail};
+
 /// The header that carries a request's id, both ways.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -101,15 +103,21 @@ pub async fn envelope(request: Request, next: Next) -> Response {
                 status,
                 StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
             ));
-        let body = serde_json::json!({"error": {
-            "code": code, "message": message, "retryable": retryable, "request_id": id,
-        }});
+        let body = serde_json::to_string(&ErrorAnswer {
+            error: ErrorDetail {
+                code: &code,
+                message: &message,
+                retryable,
+                request_id: Some(&id),
+            },
+        })
+        .unwrap_or_default();
         parts.headers.remove(header::CONTENT_LENGTH);
         parts.headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        Response::from_parts(parts, Body::from(body.to_string()))
+        Response::from_parts(parts, Body::from(body))
     } else {
         response
     };

@@ -121,7 +121,7 @@ impl UserReleases {
 }
 
 /// What an answer left out, and why; in the answer's header and JSON.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Suppressed {
     pub min_persons: u64,
     /// Groups left out of the answer: those of fewer than `min_persons` persons, and
