@@ -1,7 +1,8 @@
 //! The OpenAPI description that `techmon serve` serves (`GET /v1/openapi.json`, made
 //! from the handlers) against what the service does: requests of every kind go to
 //! every route, and each answer's status must be documented for its operation, its
-//! JSON body must fit the documented schema, and every documented status must have
+//! JSON body must fit the documented schema (an error's code must be named in the
+//! status's description), and every documented status must have
 //! been answered by some request (but for the few named in `ELSEWHERE`, which need
 //! a failing event log or a 256 MiB body, and are tested where those are at hand).
 
@@ -129,6 +130,13 @@ impl Answered {
             let schema = &response["content"]["application/json"]["schema"];
             assert!(schema.is_object(), "{what} {status}: no JSON documented");
             fits(doc, schema, &body, &format!("{what} {status}"));
+            if let Some(code) = body["error"]["code"].as_str() {
+                let documented = response["description"].as_str().unwrap_or_default();
+                assert!(
+                    documented.contains(&format!("`{code}`")),
+                    "{what} {status}: code {code} is not named in \"{documented}\""
+                );
+            }
             body
         } else {
             let documented = response["content"].as_object();

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr as _;
 use std::sync::{Arc, Once};
 
+use deltalake::arrow::datatypes::Schema;
 use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake::logstore::{
@@ -25,7 +26,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::LakeError;
-use crate::tables::Table;
+use crate::tables::{ADDED_COLUMNS, Table};
 
 /// URL schemes of the S3 store (`s3a` as Spark and Hadoop write it).
 const S3_SCHEMES: [&str; 2] = ["s3", "s3a"];
@@ -123,7 +124,8 @@ impl LakeLocation {
     }
 
     /// `table` at its latest version, created (its columns and partitioning, no rows)
-    /// when it has no commit yet; a local lake's folder is made when missing. Every
+    /// when it has no commit yet, or given the [`ADDED_COLUMNS`] it lacks when it was
+    /// written by an older release; a local lake's folder is made when missing. Every
     /// commit that adds rows then builds on a version it read, and Delta's conflict
     /// check refuses it when a commit since then changed what it read (a first commit
     /// that races another is rebased onto the winner unchecked).
@@ -136,7 +138,7 @@ impl LakeLocation {
             .await
             .map_err(|e| LakeError::table(table.name, e))?;
         if delta.version().is_some() {
-            return Ok(delta);
+            return add_columns(table, delta).await;
         }
         let columns: StructType = table
             .arrow_schema()
@@ -166,6 +168,47 @@ impl LakeLocation {
             .load()
             .await
     }
+}
+
+/// `delta` with the [`ADDED_COLUMNS`] it lacks, their values filled in its rows (one
+/// commit adds them, one fills them).
+async fn add_columns(table: &'static Table, delta: DeltaTable) -> Result<DeltaTable, LakeError> {
+    let failed = |e| LakeError::table(table.name, e);
+    let schema = delta.snapshot().map_err(failed)?.schema();
+    let missing: Vec<_> = ADDED_COLUMNS
+        .iter()
+        .filter(|added| schema.field(added.name()).is_none())
+        .collect();
+    if missing.is_empty() {
+        return Ok(delta);
+    }
+    let fields: StructType = (&Schema::new(
+        missing
+            .iter()
+            .map(|added| added.field())
+            .collect::<Vec<_>>(),
+    ))
+        .try_into_kernel()
+        .map_err(|e| failed(e.into()))?;
+    let delta = delta
+        .add_columns()
+        .with_fields(fields.fields().cloned().collect::<Vec<_>>())
+        .await
+        .map_err(failed)?;
+    let fill = missing.iter().fold(
+        delta
+            .update()
+            .with_writer_properties(crate::writer_properties()),
+        |update, added| update.with_update(added.name(), added.fill),
+    );
+    let (delta, filled) = fill.await.map_err(failed)?;
+    tracing::info!(
+        table = table.name,
+        columns = ?missing.iter().map(|added| added.name()).collect::<Vec<_>>(),
+        rows = filled.num_updated_rows,
+        "columns of this release added to a table of an older one"
+    );
+    Ok(delta)
 }
 
 /// The S3 store for `s3://` and `s3a://` lakes, with deltalake's default log store.

@@ -75,6 +75,34 @@ const COMMON: &[Column] = &[
     ("log_offset", ColumnType::BigInt, false),
 ];
 
+/// A column added after the tables were first released: last in every table, and
+/// nullable, so that a table written before it takes it as it is; `fill` (SQL over the
+/// table's other columns) then gives the older rows their values, once.
+#[derive(Debug)]
+pub struct AddedColumn {
+    column: Column,
+    pub fill: &'static str,
+}
+
+impl AddedColumn {
+    pub fn name(&self) -> &'static str {
+        self.column.0
+    }
+
+    pub fn field(&self) -> Field {
+        let (name, column_type, nullable) = self.column;
+        Field::new(name, column_type.arrow(), nullable)
+    }
+}
+
+/// The columns every table has gained since its first release, in the order they came.
+pub const ADDED_COLUMNS: &[AddedColumn] = &[AddedColumn {
+    // The school year as a number to compare and compute with: 2024 for 2024/25
+    // (`school_year` stays, as readers know it and as the tables are partitioned).
+    column: ("school_year_start", ColumnType::Int, true),
+    fill: "CAST(substr(school_year, 1, 4) AS INT)",
+}];
+
 /// Columns of the event tables whose values (almost) never repeat within a table.
 pub const UNIQUE_COLUMNS: &[&str] = &["event_id", "occurred_at", "log_offset"];
 
@@ -359,7 +387,10 @@ pub fn person_tables() -> impl Iterator<Item = (&'static Table, &'static str)> {
 
 impl Table {
     fn columns(&self) -> impl Iterator<Item = &'static Column> {
-        self.columns.iter().flat_map(|group| group.iter())
+        self.columns
+            .iter()
+            .flat_map(|group| group.iter())
+            .chain(ADDED_COLUMNS.iter().map(|added| &added.column))
     }
 
     /// The column holding the pseudonym of the person a row is about (a participant

@@ -277,15 +277,15 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
                 ("application/vnd.apache.arrow.stream"),
                 ("application/vnd.apache.parquet"),
             )),
-        (status = 400, description = "The SQL does not parse or names what is not there, the body is no UTF-8, or a version pin is malformed (`sql_error`, `bad_request`, `bad_version_pin`)", body = ErrorAnswer),
+        (status = 400, description = "The SQL does not parse or names what is not there, is more than one statement, the body is no UTF-8, or a version pin is malformed (`bad_sql`, `not_one_statement`, `unknown_table`, `bad_request`, `bad_version_pin`)", body = ErrorAnswer),
         (status = 401, description = "No token, or an unknown one (`unauthorized`)", body = ErrorAnswer),
-        (status = 403, description = "Not a read-only statement, or an answer output control does not release (`statement_refused`, `disclosure`)", body = ErrorAnswer),
+        (status = 403, description = "Not a read-only statement, or an answer output control does not release (`statement_not_allowed`, `disclosure_refused`)", body = ErrorAnswer),
         (status = 404, description = "A pinned table version is no longer kept (`version_unavailable`)", body = ErrorAnswer),
         (status = 406, description = "No format of `Accept` is served (`unsupported_format`)", body = ErrorAnswer),
         (status = 413, description = "The SQL is over 2 MiB (`body_too_large`)", body = ErrorAnswer),
-        (status = 422, description = "The query went over a limit: rows, memory, time or the size of a value (`too_many_rows`, `memory_limit`, `timeout`, `value_too_large`)", body = ErrorAnswer),
+        (status = 422, description = "The query went over a limit: rows, memory, time or the size of a value (`row_limit`, `memory_limit`, `timeout`, `value_too_large`)", body = ErrorAnswer),
         (status = 429, description = "This user already runs as many queries as one may (`too_many_queries`)", body = ErrorAnswer),
-        (status = 503, description = "The lake, the audit trail or a query slot is not available now (`lake_unavailable`, `audit_unavailable`, `busy`, with `Retry-After`)", body = ErrorAnswer),
+        (status = 503, description = "Not available now: the lake, the audit trail, the record of releases, the export store, a query slot or memory (`lake_unavailable`, `audit_unavailable`, `releases_unavailable`, `export_store`, `busy`, `memory_busy`; with `Retry-After`)", body = ErrorAnswer),
     ))]
 async fn sql(
     State(service): State<QueryService>,
@@ -376,7 +376,7 @@ pub(crate) fn answer_response(
     responses(
         (status = 200, description = "`{\"tables\": [{\"name\", \"kind\", \"description\", \"columns\"}]}`", body = Object),
         (status = 401, description = "No token, or an unknown one (`unauthorized`)", body = ErrorAnswer),
-        (status = 503, description = "The lake, the audit trail or a query slot is not available now (`lake_unavailable`, `audit_unavailable`, `busy`, with `Retry-After`)", body = ErrorAnswer),
+        (status = 503, description = "Not available now: the lake, the audit trail, the record of releases, the export store, a query slot or memory (`lake_unavailable`, `audit_unavailable`, `releases_unavailable`, `export_store`, `busy`, `memory_busy`; with `Retry-After`)", body = ErrorAnswer),
     ))]
 async fn tables(
     State(service): State<QueryService>,
@@ -411,11 +411,11 @@ struct KpiParameters {
         ), body = JsonAnswer),
         (status = 400, description = "A parameter is wrong, or a version pin is malformed (`bad_request`, `unknown_hub`, `bad_version_pin`)", body = ErrorAnswer),
         (status = 401, description = "No token, or an unknown one (`unauthorized`)", body = ErrorAnswer),
-        (status = 403, description = "A hub asked for another hub's KPIs (`forbidden`)", body = ErrorAnswer),
+        (status = 403, description = "A hub asked for another hub's KPIs, or output control does not release the answer (`forbidden`, `disclosure_refused`)", body = ErrorAnswer),
         (status = 404, description = "A pinned table version is no longer kept (`version_unavailable`)", body = ErrorAnswer),
-        (status = 422, description = "The report went over a limit of the service (`too_many_rows`, `memory_limit`, `timeout`)", body = ErrorAnswer),
+        (status = 422, description = "The report went over a limit of the service (`row_limit`, `memory_limit`, `timeout`)", body = ErrorAnswer),
         (status = 429, description = "This user already runs as many queries as one may (`too_many_queries`)", body = ErrorAnswer),
-        (status = 503, description = "The lake, the audit trail or a query slot is not available now (`lake_unavailable`, `audit_unavailable`, `busy`, with `Retry-After`)", body = ErrorAnswer),
+        (status = 503, description = "Not available now: the lake, the audit trail, the record of releases, the export store, a query slot or memory (`lake_unavailable`, `audit_unavailable`, `releases_unavailable`, `export_store`, `busy`, `memory_busy`; with `Retry-After`)", body = ErrorAnswer),
     ))]
 async fn kpis(
     State(service): State<QueryService>,
@@ -534,13 +534,13 @@ async fn kpi_answer(
     responses(
         (status = 201, description = "Made now: its provenance record", body = Provenance),
         (status = 200, description = "The same export existed (same request, same table versions): its provenance record", body = Provenance),
-        (status = 400, description = "The body is no JSON, or the export cannot be made as asked (`bad_request`, `bad_export`, `sql_error`)", body = ErrorAnswer),
+        (status = 400, description = "The body is no JSON, the SQL is wrong, or the export cannot be made as asked (`bad_request`, `bad_export`, `bad_sql`, `not_one_statement`, `unknown_table`, `bad_version_pin`)", body = ErrorAnswer),
         (status = 401, description = "No token, or an unknown one (`unauthorized`)", body = ErrorAnswer),
-        (status = 403, description = "The token's role is not analyst or admin, or the statement is refused (`forbidden`, `statement_refused`)", body = ErrorAnswer),
+        (status = 403, description = "The token's role is not analyst or admin, or the statement is refused (`forbidden`, `statement_not_allowed`)", body = ErrorAnswer),
         (status = 415, description = "The body is not sent as `application/json` (`unsupported_media_type`)", body = ErrorAnswer),
-        (status = 422, description = "The body lacks a field or the query went over a limit (`invalid_request`, `too_many_rows`, …)", body = ErrorAnswer),
+        (status = 422, description = "The body lacks a field, or the query went over a limit (`invalid_request`, `row_limit`, `memory_limit`, `timeout`, `value_too_large`)", body = ErrorAnswer),
         (status = 429, description = "This user already runs as many queries as one may (`too_many_queries`)", body = ErrorAnswer),
-        (status = 503, description = "The lake, the audit trail or a query slot is not available now (`lake_unavailable`, `audit_unavailable`, `busy`, with `Retry-After`)", body = ErrorAnswer),
+        (status = 503, description = "Not available now: the lake, the audit trail, the record of releases, the export store, a query slot or memory (`lake_unavailable`, `audit_unavailable`, `releases_unavailable`, `export_store`, `busy`, `memory_busy`; with `Retry-After`)", body = ErrorAnswer),
     ))]
 async fn create_export(
     State(service): State<QueryService>,

@@ -108,10 +108,9 @@ pub const VIEWS: &[View] = &[
         description: "The years KPIs are reported for (with targets or data); year Y is school year Y/Y+1.",
         sql: "SELECT year, concat(CAST(year AS VARCHAR), '/', lpad(CAST((year + 1) % 100 AS VARCHAR), 2, '0')) AS school_year \
               FROM (SELECT year FROM kpi_targets \
-                    UNION SELECT CAST(substr(school_year, 1, 4) AS INT) FROM ( \
-                      SELECT DISTINCT school_year FROM group_participations \
-                      UNION SELECT DISTINCT school_year FROM attendances \
-                      UNION SELECT DISTINCT school_year FROM survey_answers))",
+                    UNION SELECT school_year_start FROM group_participations \
+                    UNION SELECT school_year_start FROM attendances \
+                    UNION SELECT school_year_start FROM survey_answers)",
         release: Release::Open,
     },
     View {

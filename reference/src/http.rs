@@ -50,7 +50,7 @@ struct ImportParameters {
     request_body(description = "The file as downloaded", content((String = "text/csv"), ("application/json"))),
     responses(
         (status = 200, description = "What was imported, into which table version", body = ImportReport),
-        (status = 400, description = "The file is no DUO file techmon knows, or a parameter is wrong (`bad_request`, `bad_school_year`, `unknown_layout`, …)", body = ErrorAnswer),
+        (status = 400, description = "The file is no DUO file techmon knows, or a parameter is wrong (`bad_reference_file`, `bad_request`, `bad_school_year`)", body = ErrorAnswer),
         (status = 401, description = "No token, or an unknown one (`unauthorized`)", body = ErrorAnswer),
         (status = 403, description = "The token's role is not admin (`forbidden`)", body = ErrorAnswer),
         (status = 413, description = "The file is over 256 MiB (`body_too_large`)", body = ErrorAnswer),

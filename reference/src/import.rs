@@ -81,7 +81,7 @@ pub async fn import(
         report.table_version = delta.version().unwrap_or(0);
         return Ok(report);
     }
-    let batch = to_batch(table, &file.rows, &report)?;
+    let batch = to_batch(table, &file.rows, &report, file.school_year.start)?;
     // Quotes doubled: the source is the operator's text.
     let replace = format!(
         "source = '{}' AND school_year = '{}'",
@@ -137,6 +137,7 @@ fn to_batch(
     table: &Table,
     rows: &DuoRows,
     report: &ImportReport,
+    school_year_start: i32,
 ) -> Result<RecordBatch, ReferenceError> {
     fn text<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
         Arc::new(StringArray::from_iter_values(values))
@@ -214,6 +215,7 @@ fn to_batch(
             .with_timezone("UTC"),
     ));
     columns.push(repeat(&report.school_year));
+    columns.push(int(std::iter::repeat_n(school_year_start, n)));
     RecordBatch::try_new(table.arrow_schema(), columns)
         .map_err(|e| ReferenceError::query(table.name, e.into()))
 }

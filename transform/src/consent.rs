@@ -24,10 +24,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
-use deltalake::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use deltalake::arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
 use deltalake::arrow::error::ArrowError;
 use serde::{Deserialize, Serialize};
 use techmon_lake::tables::WITHHELD_COUNTS;
+use techmon_schemas::codes::SchoolYear;
 
 /// A person's latest word on research use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,6 +285,9 @@ pub fn counts_batch(counts: &BTreeMap<Group, i64>) -> Result<RecordBatch, ArrowE
             text(groups.iter().map(|g| g.band).collect()),
             text(groups.iter().map(|g| g.role.as_deref()).collect()),
             Arc::new(Int64Array::from_iter_values(counts.values().copied())),
+            Arc::new(Int32Array::from_iter(groups.iter().map(|g| {
+                SchoolYear::parse(&g.school_year).map(|year| year.start)
+            }))),
         ],
     )
 }

@@ -645,6 +645,7 @@ mod tests {
                 Cell::Null,
                 Cell::Null,
                 Cell::Null,
+                Cell::Int(2024),
             ]))
             .expect("a row that fits");
             let batch = rows.finish(None).expect("batch");
@@ -691,6 +692,7 @@ mod tests {
                     Cell::Null,
                     Cell::Text("k1".into()),
                     Cell::Text("pupil".into()),
+                    Cell::Int(2024),
                 ]))
                 .expect("a row that fits");
             }

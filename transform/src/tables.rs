@@ -336,7 +336,7 @@ pub fn row<'a>(
         .iter()
         .position(|t| t.name == table)
         .ok_or(crate::TransformError::UnknownTable(table))?;
-    let mut row = Vec::with_capacity(6 + cells.len());
+    let mut row = Vec::with_capacity(7 + cells.len());
     // The columns every event table starts with.
     row.extend([
         Cell::Id(event.event_id),
@@ -347,6 +347,8 @@ pub fn row<'a>(
         ctx.offset.into(),
     ]);
     row.extend(cells);
+    // The columns added since (`tables::ADDED_COLUMNS`), last.
+    row.push(Cell::Int(school_year.start.into()));
     Ok((table, Row(row)))
 }
 

@@ -1,0 +1,140 @@
+//! A table written by a release before a column was added (its layout as that release
+//! wrote it: the catalogue's columns without the added ones) gets the column when the
+//! lake is opened for writing, with every older row's value filled in, once.
+
+use std::sync::Arc;
+
+use deltalake::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray,
+    ListBuilder, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray,
+};
+use deltalake::arrow::datatypes::{DataType, Int32Type, Schema};
+use deltalake::datafusion::prelude::SessionContext;
+use deltalake::kernel::StructType;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+use deltalake::protocol::SaveMode;
+use techmon_lake::LakeLocation;
+use techmon_lake::tables::{self, ADDED_COLUMNS};
+
+/// The school years of the rows written the old way, and the numbers they start with.
+const YEARS: &[(&str, i32)] = &[("2021/22", 2021), ("2022/23", 2022), ("2024/25", 2024)];
+
+/// A value for every row of a column of `data_type`; the school year as given.
+fn column(name: &str, data_type: &DataType, years: &[&str]) -> ArrayRef {
+    let n = years.len();
+    match data_type {
+        _ if name == "school_year" => Arc::new(StringArray::from(years.to_vec())),
+        DataType::Utf8 => Arc::new(StringArray::from_iter_values(
+            (0..n).map(|i| format!("{name}-{i}")),
+        )),
+        DataType::Int32 => Arc::new(Int32Array::from_iter_values(0..n as i32)),
+        DataType::Int64 => Arc::new(Int64Array::from_iter_values(0..n as i64)),
+        DataType::Float64 => Arc::new(Float64Array::from_iter_values((0..n).map(|i| i as f64))),
+        DataType::Boolean => Arc::new(BooleanArray::from_iter((0..n).map(|i| Some(i % 2 == 0)))),
+        DataType::Timestamp(_, zone) => Arc::new(
+            TimestampMicrosecondArray::from_iter_values(
+                (0..n as i64).map(|i| 1_700_000_000_000_000 + i),
+            )
+            .with_timezone_opt(zone.clone()),
+        ),
+        DataType::List(item) if item.data_type() == &DataType::Int32 => {
+            Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(
+                (0..n).map(|i| Some(vec![Some(i as i32)])),
+            ))
+        }
+        DataType::List(_) => {
+            let mut list = ListBuilder::new(StringBuilder::new());
+            for i in 0..n {
+                list.values().append_value(format!("{name}-{i}"));
+                list.append(true);
+            }
+            Arc::new(list.finish())
+        }
+        other => panic!("{name}: no values for {other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_table_of_an_older_release_gets_the_added_columns_filled_in() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake =
+        LakeLocation::new(&dir.path().to_string_lossy(), Default::default()).expect("a lake");
+    let table = tables::find("activities").expect("the activities table");
+    let added: Vec<&str> = ADDED_COLUMNS.iter().map(|c| c.name()).collect();
+    assert!(added.contains(&"school_year_start"), "{added:?}");
+
+    // The table as the older release made it, with rows of three school years.
+    let now = table.arrow_schema();
+    let before = Arc::new(Schema::new(
+        now.fields()
+            .iter()
+            .filter(|f| !added.contains(&f.name().as_str()))
+            .cloned()
+            .collect::<Vec<_>>(),
+    ));
+    let years: Vec<&str> = YEARS.iter().map(|(y, _)| *y).collect();
+    let rows = RecordBatch::try_new(
+        Arc::clone(&before),
+        before
+            .fields()
+            .iter()
+            .map(|f| column(f.name(), f.data_type(), &years))
+            .collect(),
+    )
+    .expect("rows of the old layout");
+    std::fs::create_dir_all(dir.path().join(table.name)).expect("the table's folder");
+    let columns: StructType = before.as_ref().try_into_kernel().expect("a Delta schema");
+    let old = lake
+        .open(table.name)
+        .await
+        .expect("open")
+        .create()
+        .with_table_name(table.name)
+        .with_columns(columns.fields().cloned())
+        .with_partition_columns(table.partition_column())
+        .await
+        .expect("the old table")
+        .write(vec![rows])
+        .with_save_mode(SaveMode::Append)
+        .await
+        .expect("the old rows");
+    let old_version = old.version().expect("a version");
+
+    // Opened for writing by this release: one commit adds the column, one fills it.
+    let migrated = lake
+        .create(table)
+        .await
+        .expect("the table, with the added columns");
+    assert_eq!(migrated.version(), Some(old_version + 2));
+    let ctx = SessionContext::new();
+    migrated
+        .update_datafusion_session(&ctx.state())
+        .expect("session");
+    ctx.register_table("t", migrated.table_provider().await.expect("provider"))
+        .expect("register");
+    let batches = ctx
+        .sql("SELECT school_year, school_year_start FROM t ORDER BY school_year")
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("rows");
+    let mut read = Vec::new();
+    for batch in &batches {
+        let (years, starts) = (batch.column(0), batch.column(1).as_primitive::<Int32Type>());
+        let years = deltalake::arrow::compute::cast(years, &DataType::Utf8).expect("text");
+        for row in 0..batch.num_rows() {
+            assert!(starts.is_valid(row), "row {row} has no school_year_start");
+            read.push((
+                years.as_string::<i32>().value(row).to_string(),
+                starts.value(row),
+            ));
+        }
+    }
+    let expected: Vec<(String, i32)> = YEARS.iter().map(|(y, s)| (y.to_string(), *s)).collect();
+    assert_eq!(read, expected);
+
+    // Opened again: nothing is left to add.
+    let again = lake.create(table).await.expect("the table again");
+    assert_eq!(again.version(), migrated.version());
+}
