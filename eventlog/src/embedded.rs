@@ -170,9 +170,9 @@ impl EmbeddedLog {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || f(&db))
             .await
-            .map_err(|e| LogError::Unavailable {
+            .map_err(|source| LogError::Blocking {
                 backend: "embedded",
-                reason: e.to_string(),
+                source,
             })?
             .map_err(|e| self.error(e))
     }
@@ -209,10 +209,11 @@ impl Writer {
                 }
                 Err(e) => {
                     tracing::error!(path = %self.path.display(), error = %e, "embedded event log commit failed");
+                    let source = Arc::new(e);
                     for (_, reply) in group {
-                        let _ = reply.send(Err(LogError::Unavailable {
-                            backend: "embedded",
-                            reason: e.to_string(),
+                        let _ = reply.send(Err(LogError::Commit {
+                            path: self.path.clone(),
+                            source: Arc::clone(&source),
                         }));
                     }
                 }
@@ -447,7 +448,7 @@ impl EventLog for EmbeddedLog {
         check_events(&records)?;
         let unavailable = || LogError::Unavailable {
             backend: "embedded",
-            reason: "the writer thread has stopped".into(),
+            what: "the writer thread has stopped".into(),
         };
         let (reply, answer) = oneshot::channel();
         self.appends

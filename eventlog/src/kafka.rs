@@ -56,10 +56,6 @@ impl KafkaLog {
         partitions: u32,
         retention: Option<Duration>,
     ) -> Result<Self, LogError> {
-        let kafka_err = |reason: String| LogError::Kafka {
-            topic: topic.to_string(),
-            reason,
-        };
         let base = client_config(config);
         let producer: FutureProducer = base
             .clone()
@@ -69,10 +65,10 @@ impl KafkaLog {
             .set("message.timeout.ms", config.message_timeout_ms.to_string())
             .set("linger.ms", "5")
             .create()
-            .map_err(|e| kafka_err(format!("creating the producer: {e}")))?;
+            .map_err(refused(topic, "creating the producer"))?;
         let reader: BaseConsumer = consumer_config(&base, "techmon-reader")
             .create()
-            .map_err(|e| kafka_err(format!("creating the reader: {e}")))?;
+            .map_err(refused(topic, "creating the reader"))?;
         let index = open_index(&config.event_id_index)?;
         let seen = SeenIds::load(&index).map_err(|e| LogError::EventIdIndex {
             path: config.event_id_index.clone(),
@@ -112,26 +108,20 @@ impl KafkaLog {
             let reader = reader.lock().unwrap_or_else(|p| p.into_inner());
             let (low, high) = reader
                 .fetch_watermarks(&topic, partition as i32, timeout)
-                .map_err(|e| LogError::Unavailable {
-                    backend: "kafka",
-                    reason: format!("topic {topic}: {e}"),
-                })?;
+                .map_err(unavailable(&topic, "reading the watermarks"))?;
             Ok((low.max(0) as u64, high.max(0) as u64))
         })
         .await
     }
 
-    fn unavailable(&self, reason: impl std::fmt::Display) -> LogError {
-        LogError::Unavailable {
-            backend: "kafka",
-            reason: format!("topic {}: {reason}", self.topic),
-        }
+    fn unavailable(&self, doing: impl Into<String>) -> impl FnOnce(KafkaError) -> LogError {
+        unavailable(&self.topic, doing)
     }
 
     async fn create_topic(&self, base: &ClientConfig) -> Result<(), LogError> {
         let admin: AdminClient<DefaultClientContext> = base
             .create()
-            .map_err(|e| self.unavailable(format!("creating the admin client: {e}")))?;
+            .map_err(self.unavailable("creating the admin client"))?;
         let retention_ms = self.retention.map(|r| r.as_millis().to_string());
         let mut topic = NewTopic::new(
             &self.topic,
@@ -145,12 +135,14 @@ impl KafkaLog {
         let results = admin
             .create_topics([&topic], &options)
             .await
-            .map_err(|e| self.unavailable(format!("creating the topic: {e}")))?;
+            .map_err(self.unavailable("creating the topic"))?;
         for result in results {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((_, code)) => {
-                    return Err(self.unavailable(format!("creating the topic: {code}")));
+                    return Err(self.unavailable("creating the topic")(KafkaError::AdminOp(
+                        code,
+                    )));
                 }
             }
         }
@@ -164,7 +156,7 @@ impl KafkaLog {
         }
         let consumer: BaseConsumer = consumer_config(&client_config(&self.config), group)
             .create()
-            .map_err(|e| self.unavailable(format!("creating a consumer for group {group}: {e}")))?;
+            .map_err(self.unavailable(format!("creating a consumer for group {group}")))?;
         let consumer = Arc::new(consumer);
         groups.insert(group.to_string(), consumer.clone());
         Ok(consumer)
@@ -176,7 +168,10 @@ impl KafkaLog {
     ) -> Result<T, LogError> {
         tokio::task::spawn_blocking(f)
             .await
-            .map_err(|e| self.unavailable(e))?
+            .map_err(|source| LogError::Blocking {
+                backend: "kafka",
+                source,
+            })?
     }
 
     async fn produce(&self, record: &LogRecord) -> Result<(u32, u64), LogError> {
@@ -186,9 +181,10 @@ impl KafkaLog {
         // The producer's own message timeout bounds the wait.
         match self.producer.send(message, Duration::from_secs(0)).await {
             Ok(delivery) => Ok((delivery.partition as u32, delivery.offset as u64)),
-            Err((e, _)) => {
-                Err(self.unavailable(format!("producing event {}: {e}", record.event_id)))
-            }
+            Err((e, _)) => Err(self
+                .unavailable(format!("producing event {}", record.event_id))(
+                e
+            )),
         }
     }
 }
@@ -279,10 +275,13 @@ impl EventLog for KafkaLog {
                     continue;
                 }
                 if !ids.in_flight.insert(record.event_id) {
-                    return Err(self.unavailable(format!(
-                        "event {} is being appended by another request",
-                        record.event_id
-                    )));
+                    return Err(LogError::Unavailable {
+                        backend: "kafka",
+                        what: format!(
+                            "topic {}: event {} is being appended by another request",
+                            self.topic, record.event_id
+                        ),
+                    });
                 }
                 claimed.claimed.push(record.event_id);
                 to_send.push(i);
@@ -355,14 +354,10 @@ impl EventLog for KafkaLog {
             let mut assignment = TopicPartitionList::new();
             assignment
                 .add_partition_offset(&topic, partition as i32, Offset::Offset(from as i64))
-                .map_err(|e| LogError::Kafka {
-                    topic: topic.clone(),
-                    reason: e.to_string(),
-                })?;
-            reader.assign(&assignment).map_err(|e| LogError::Kafka {
-                topic: topic.clone(),
-                reason: e.to_string(),
-            })?;
+                .map_err(refused(&topic, "naming the partition to read"))?;
+            reader
+                .assign(&assignment)
+                .map_err(refused(&topic, "assigning the partition to read"))?;
             let deadline = Instant::now() + timeout;
             let mut out = Vec::with_capacity(want);
             while out.len() < want {
@@ -370,7 +365,7 @@ impl EventLog for KafkaLog {
                 if left.is_zero() {
                     return Err(LogError::Unavailable {
                         backend: "kafka",
-                        reason: format!(
+                        what: format!(
                             "topic {topic} partition {partition}: read from offset {from} timed out"
                         ),
                     });
@@ -379,10 +374,10 @@ impl EventLog for KafkaLog {
                     None => {}
                     Some(Err(KafkaError::PartitionEOF(_))) => break,
                     Some(Err(e)) => {
-                        return Err(LogError::Unavailable {
-                            backend: "kafka",
-                            reason: format!("topic {topic}: {e}"),
-                        });
+                        return Err(unavailable(
+                            &topic,
+                            format!("reading partition {partition}"),
+                        )(e));
                     }
                     Some(Ok(message)) => {
                         let offset = message.offset() as u64;
@@ -439,20 +434,14 @@ impl EventLog for KafkaLog {
                 *partition as i32,
                 Offset::Offset(*offset as i64),
             )
-            .map_err(|e| LogError::Kafka {
-                topic: self.topic.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(refused(&self.topic, "naming the positions to commit"))?;
         }
         let consumer = self.group_consumer(group)?;
         let topic = self.topic.clone();
         self.blocking(move || {
             consumer
                 .commit(&list, CommitMode::Sync)
-                .map_err(|e| LogError::Unavailable {
-                    backend: "kafka",
-                    reason: format!("topic {topic}: committing positions: {e}"),
-                })
+                .map_err(unavailable(&topic, "committing positions"))
         })
         .await
     }
@@ -469,13 +458,9 @@ impl EventLog for KafkaLog {
         let topic = self.topic.clone();
         let timeout = self.timeout();
         self.blocking(move || {
-            let committed =
-                consumer
-                    .committed_offsets(list, timeout)
-                    .map_err(|e| LogError::Unavailable {
-                        backend: "kafka",
-                        reason: format!("topic {topic}: reading positions: {e}"),
-                    })?;
+            let committed = consumer
+                .committed_offsets(list, timeout)
+                .map_err(unavailable(&topic, "reading positions"))?;
             Ok(committed
                 .find_partition(&topic, partition as i32)
                 .and_then(|p| match p.offset() {
@@ -495,12 +480,29 @@ impl EventLog for KafkaLog {
                 .client()
                 .fetch_metadata(Some(&topic), timeout)
                 .map(|_| ())
-                .map_err(|e| LogError::Unavailable {
-                    backend: "kafka",
-                    reason: format!("topic {topic}: {e}"),
-                })
+                .map_err(unavailable(&topic, "reading the topic's metadata"))
         })
         .await
+    }
+}
+
+/// Kafka refused `doing`: asking again would be refused too.
+fn refused(topic: &str, doing: impl Into<String>) -> impl FnOnce(KafkaError) -> LogError {
+    let (topic, doing) = (topic.to_string(), doing.into());
+    move |source| LogError::Kafka {
+        topic,
+        doing,
+        source: Box::new(source),
+    }
+}
+
+/// Kafka did not answer `doing` (in time): asking again later may succeed.
+fn unavailable(topic: &str, doing: impl Into<String>) -> impl FnOnce(KafkaError) -> LogError {
+    let (topic, doing) = (topic.to_string(), doing.into());
+    move |source| LogError::KafkaUnavailable {
+        topic,
+        doing,
+        source: Box::new(source),
     }
 }
 

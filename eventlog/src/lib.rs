@@ -63,10 +63,21 @@ pub struct StoredRecord {
 pub enum LogError {
     #[error("this build of techmon has no {backend} backend (cargo feature `{backend}`)")]
     NotBuilt { backend: &'static str },
-    #[error("event log unavailable ({backend}): {reason}")]
-    Unavailable {
+    /// What the log needs is busy or did not answer in time, with no error of its own.
+    #[error("event log unavailable ({backend}): {what}")]
+    Unavailable { backend: &'static str, what: String },
+    #[error("the embedded event log at {path} could not commit: {source}")]
+    Commit {
+        path: PathBuf,
+        /// Shared by every append of the failed commit.
+        #[source]
+        source: Arc<redb::Error>,
+    },
+    #[error("event log ({backend}): its work on a blocking thread ended: {source}")]
+    Blocking {
         backend: &'static str,
-        reason: String,
+        #[source]
+        source: tokio::task::JoinError,
     },
     #[error("embedded event log at {path}: {source}")]
     Embedded {
@@ -74,8 +85,24 @@ pub enum LogError {
         #[source]
         source: Box<redb::Error>,
     },
-    #[error("kafka topic {topic}: {reason}")]
-    Kafka { topic: String, reason: String },
+    /// Kafka refused what was asked: a retry would be refused too.
+    #[cfg(feature = "kafka")]
+    #[error("kafka topic {topic}: {doing}: {source}")]
+    Kafka {
+        topic: String,
+        doing: String,
+        #[source]
+        source: Box<rdkafka::error::KafkaError>,
+    },
+    /// Kafka did not answer, or not in time.
+    #[cfg(feature = "kafka")]
+    #[error("kafka topic {topic} unavailable: {doing}: {source}")]
+    KafkaUnavailable {
+        topic: String,
+        doing: String,
+        #[source]
+        source: Box<rdkafka::error::KafkaError>,
+    },
     #[error("partition {partition} does not exist (the log has {partitions})")]
     NoSuchPartition { partition: u32, partitions: u32 },
     #[error(
@@ -113,7 +140,14 @@ pub enum LogError {
 impl LogError {
     /// Whether the caller may retry the same operation later with a chance of success.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, LogError::Unavailable { .. })
+        match self {
+            LogError::Unavailable { .. } | LogError::Commit { .. } | LogError::Blocking { .. } => {
+                true
+            }
+            #[cfg(feature = "kafka")]
+            LogError::KafkaUnavailable { .. } => true,
+            _ => false,
+        }
     }
 }
 

@@ -7,8 +7,8 @@ use techmon_service::{ApiError, Fault, ServiceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
-    #[error("the SQL does not parse or plan: {reason}")]
-    Sql { reason: String },
+    #[error("the SQL does not parse or plan: {}", .0.strip_backtrace())]
+    Sql(#[source] Box<DataFusionError>),
     #[error(
         "{statement} is not allowed: the query service only answers SELECT, WITH, EXPLAIN, DESCRIBE and SHOW"
     )]
@@ -63,10 +63,11 @@ pub enum QueryError {
         #[source]
         source: Box<DataFusionError>,
     },
-    #[error("cannot write the answer as {format}: {reason}")]
+    #[error("cannot write the answer as {format}: {source}")]
     Encode {
         format: &'static str,
-        reason: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error(transparent)]
     Access(ServiceError),
@@ -86,8 +87,8 @@ pub enum QueryError {
     Metrics(#[source] prometheus::Error),
     #[error("{0}")]
     ValueTooLarge(crate::bounded::ValueTooLarge),
-    #[error("{reason}: try again when others have ended, or ask for less")]
-    ServiceMemory { reason: String },
+    #[error("{}: try again when others have ended, or ask for less", .0.strip_backtrace())]
+    ServiceMemory(#[source] Box<DataFusionError>),
     /// The trail must hold every answer: without it, none is given.
     #[error("no answer is given when {0}")]
     Audit(#[source] ServiceError),
@@ -115,9 +116,7 @@ impl QueryError {
             DataFusionError::ResourcesExhausted(message)
                 if message.contains(crate::memory::SERVICE_MEMORY_FULL) =>
             {
-                Self::ServiceMemory {
-                    reason: message.clone(),
-                }
+                Self::ServiceMemory(Box::new(source))
             }
             DataFusionError::ResourcesExhausted(_) => Self::MemoryLimit {
                 limit_mib: memory_limit_mib,
@@ -131,9 +130,7 @@ impl QueryError {
             DataFusionError::SQL(..)
             | DataFusionError::Plan(_)
             | DataFusionError::SchemaError(..)
-            | DataFusionError::NotImplemented(_) => Self::Sql {
-                reason: source.strip_backtrace(),
-            },
+            | DataFusionError::NotImplemented(_) => Self::Sql(Box::new(source)),
             _ => Self::engine("query", source),
         }
     }
@@ -145,7 +142,7 @@ impl QueryError {
         match self {
             Self::Lake { .. }
             | Self::ExportStore { .. }
-            | Self::ServiceMemory { .. }
+            | Self::ServiceMemory(_)
             | Self::Audit(_)
             | Self::Released { .. } => Fault::External,
             Self::LakeAccess(e) if e.is_retryable() => Fault::External,
@@ -156,7 +153,7 @@ impl QueryError {
             | Self::Access(_)
             | Self::HubRoleConfigured { .. }
             | Self::Metrics(_) => Fault::Internal,
-            Self::Sql { .. }
+            Self::Sql(_)
             | Self::StatementRefused { .. }
             | Self::Disclosure { .. }
             | Self::NotOneStatement { .. }
@@ -181,7 +178,7 @@ impl QueryError {
             Fault::User => {}
         }
         match self {
-            Self::Sql { .. }
+            Self::Sql(_)
             | Self::NotOneStatement { .. }
             | Self::UnknownTable { .. }
             | Self::LakeAccess(LakeError::VersionPin { .. })
@@ -202,7 +199,7 @@ impl QueryError {
     /// The stable machine-readable code of the HTTP answer.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Sql { .. } => "bad_sql",
+            Self::Sql(_) => "bad_sql",
             Self::StatementRefused { .. } => "statement_not_allowed",
             Self::Disclosure { .. } => "disclosure_refused",
             Self::NotOneStatement { .. } => "not_one_statement",
@@ -210,7 +207,7 @@ impl QueryError {
             Self::MemoryLimit { .. } => "memory_limit",
             Self::Timeout { .. } => "timeout",
             Self::ValueTooLarge(_) => "value_too_large",
-            Self::ServiceMemory { .. } => "memory_busy",
+            Self::ServiceMemory(_) => "memory_busy",
             Self::UnknownTable { .. } => "unknown_table",
             Self::LakeAccess(LakeError::VersionPin { .. }) => "bad_version_pin",
             Self::VersionUnavailable { .. } => "version_unavailable",

@@ -131,9 +131,9 @@ impl Format {
         versions: &TableVersions,
         suppressed: Option<&Suppressed>,
     ) -> Result<Vec<u8>, QueryError> {
-        let failed = |e: &dyn std::fmt::Display| QueryError::Encode {
+        let failed = |e: Box<dyn std::error::Error + Send + Sync>| QueryError::Encode {
             format: self.name(),
-            reason: e.to_string(),
+            source: e,
         };
         let mut out = Vec::new();
         match self {
@@ -142,16 +142,16 @@ impl Format {
                     .with_explicit_nulls(true)
                     .build::<_, deltalake::arrow::json::writer::JsonArray>(Vec::new());
                 for batch in batches {
-                    rows.write(batch).map_err(|e| failed(&e))?;
+                    rows.write(batch).map_err(|e| failed(e.into()))?;
                 }
-                rows.finish().map_err(|e| failed(&e))?;
+                rows.finish().map_err(|e| failed(e.into()))?;
                 let mut rows = rows.into_inner();
                 if rows.is_empty() {
                     rows = b"[]".to_vec();
                 }
-                let rows = String::from_utf8(rows).map_err(|e| failed(&e))?;
+                let rows = String::from_utf8(rows).map_err(|e| failed(e.into()))?;
                 let rows =
-                    serde_json::value::RawValue::from_string(rows).map_err(|e| failed(&e))?;
+                    serde_json::value::RawValue::from_string(rows).map_err(|e| failed(e.into()))?;
                 let answer = JsonAnswer {
                     table_versions: versions,
                     row_count: batches.iter().map(RecordBatch::num_rows).sum(),
@@ -166,7 +166,7 @@ impl Format {
                     suppressed,
                     rows: &rows,
                 };
-                serde_json::to_writer(&mut out, &answer).map_err(|e| failed(&e))?;
+                serde_json::to_writer(&mut out, &answer).map_err(|e| failed(e.into()))?;
             }
             Self::Csv => {
                 let mut writer = csv::WriterBuilder::new().with_header(true).build(&mut out);
@@ -178,27 +178,28 @@ impl Format {
                     batches
                 };
                 for batch in batches {
-                    let batch = nested_as_json_text(batch).map_err(|e| failed(&e))?;
-                    writer.write(&batch).map_err(|e| failed(&e))?;
+                    let batch = nested_as_json_text(batch).map_err(|e| failed(e.into()))?;
+                    writer.write(&batch).map_err(|e| failed(e.into()))?;
                 }
             }
             Self::Arrow => {
-                let mut writer = StreamWriter::try_new(&mut out, schema).map_err(|e| failed(&e))?;
+                let mut writer =
+                    StreamWriter::try_new(&mut out, schema).map_err(|e| failed(e.into()))?;
                 for batch in batches {
-                    writer.write(batch).map_err(|e| failed(&e))?;
+                    writer.write(batch).map_err(|e| failed(e.into()))?;
                 }
-                writer.finish().map_err(|e| failed(&e))?;
+                writer.finish().map_err(|e| failed(e.into()))?;
             }
             Self::Parquet => {
                 let properties = WriterProperties::builder()
                     .set_compression(Compression::ZSTD(ZstdLevel::default()))
                     .build();
                 let mut writer = ArrowWriter::try_new(&mut out, schema.clone(), Some(properties))
-                    .map_err(|e| failed(&e))?;
+                    .map_err(|e| failed(e.into()))?;
                 for batch in batches {
-                    writer.write(batch).map_err(|e| failed(&e))?;
+                    writer.write(batch).map_err(|e| failed(e.into()))?;
                 }
-                writer.close().map_err(|e| failed(&e))?;
+                writer.close().map_err(|e| failed(e.into()))?;
             }
         }
         Ok(out)

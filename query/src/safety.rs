@@ -10,9 +10,7 @@ use crate::QueryError;
 
 /// Checks that `sql` is exactly one statement that only reads.
 pub fn check(sql: &str) -> Result<(), QueryError> {
-    let statements = DFParser::parse_sql(sql).map_err(|e| QueryError::Sql {
-        reason: e.strip_backtrace(),
-    })?;
+    let statements = DFParser::parse_sql(sql).map_err(|e| QueryError::Sql(Box::new(e)))?;
     match statements.len() {
         1 => reads_only(&statements[0]),
         count => Err(QueryError::NotOneStatement { count }),
