@@ -17,14 +17,22 @@ pub enum PushError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: not a JSON array of events: {reason}")]
-    BadJsonFile { path: PathBuf, reason: String },
+    #[error("{path}: not a JSON array of events: {source}")]
+    BadJsonFile {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error(
         "{path}: a CSV feed needs its event kind: name the file after it (activity_held.csv) or pass --kind"
     )]
     UnknownFeedKind { path: PathBuf },
-    #[error("{path}: the CSV header cannot be read: {reason}")]
-    BadCsvFile { path: PathBuf, reason: String },
+    #[error("{path}: the CSV header cannot be read: {source}")]
+    BadCsvFile {
+        path: PathBuf,
+        #[source]
+        source: csv::Error,
+    },
     #[error("the service refused batch {batch} of {path} ({status}): {message}")]
     Refused {
         path: PathBuf,
@@ -290,9 +298,9 @@ fn read_feed(path: &Path, kind: Option<&str>) -> Result<Feed, PushError> {
     let first = text.trim_start().chars().next();
     if first == Some('[') {
         let values: Vec<Value> =
-            serde_json::from_str(&text).map_err(|e| PushError::BadJsonFile {
+            serde_json::from_str(&text).map_err(|source| PushError::BadJsonFile {
                 path: path.to_path_buf(),
-                reason: e.to_string(),
+                source,
             })?;
         return Ok(Feed::Events(
             values
@@ -326,10 +334,6 @@ fn read_feed(path: &Path, kind: Option<&str>) -> Result<Feed, PushError> {
 
 /// Splits a CSV file into its header and its records (a quoted cell may span lines).
 fn csv_feed(path: &Path, kind: String, text: &str) -> Result<Feed, PushError> {
-    let bad = |reason: String| PushError::BadCsvFile {
-        path: path.to_path_buf(),
-        reason,
-    };
     let header_end = text.find('\n').unwrap_or(text.len());
     let header = text[..header_end].trim_end_matches('\r').to_string();
     let delimiter = techmon_schemas::csv_delimiter(header.as_bytes());
@@ -337,7 +341,10 @@ fn csv_feed(path: &Path, kind: String, text: &str) -> Result<Feed, PushError> {
         .delimiter(delimiter)
         .flexible(true)
         .from_reader(text.as_bytes());
-    reader.headers().map_err(|e| bad(e.to_string()))?;
+    reader.headers().map_err(|source| PushError::BadCsvFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut rows = Vec::new();
     let mut record = csv::StringRecord::new();
     let mut start = reader.position().byte() as usize;

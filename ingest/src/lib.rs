@@ -190,13 +190,13 @@ async fn push_events(
     State(state): State<Ingest>,
     request: Request,
 ) -> Result<axum::Json<PushAnswer>, ApiError> {
-    push(&state, request, records::parse_events).await
+    push(&state, request, |body, _| records::parse_events(body)).await
 }
 
 /// Push a CSV feed of one event kind, with a header row
 #[utoipa::path(post, path = "/v1/feeds/{kind}", tag = "ingest", security(("bearer" = [])),
     params(("kind" = String, Path, description = "An event kind of `/v1/schemas`")),
-    request_body(content = String, content_type = "text/csv", description = "One record per line; the columns as the templates in docs/templates name them"),
+    request_body(content = String, content_type = "text/csv", description = "One record per line; the columns as the templates in docs/templates name them. A plain sheet may leave out the envelope: the hub is the token's, `sent_at` the time of receipt, `occurred_at` the `datum` column (or an activity's `starts_at`), and `event_id` derived from the kind's natural key, so the same rows sent again are duplicates. Dates as Dutch spreadsheets write them (`3-10-2024 9:00`, Excel serials) are read in Europe/Amsterdam."),
     responses(
         (status = 200, description = "Per line: accepted, duplicate, or rejected with the field and the reason", body = PushAnswer),
         (status = 400, description = "The body is no CSV with a header row (`malformed_body`)", body = ErrorAnswer),
@@ -211,19 +211,17 @@ async fn push_feed(
     request: Request,
 ) -> Result<axum::Json<PushAnswer>, ApiError> {
     // The kind after the token: a request without one gets 401 whatever it names.
-    push(&state, request, |body| {
-        let version = kind
-            .parse::<EventKind>()
-            .ok()
-            .and_then(techmon_schemas::latest_version)
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "unknown_event_kind",
-                    "no such event kind: see GET /v1/schemas",
-                )
-            })?;
-        records::parse_feed(&kind, version, body)
+    push(&state, request, |body, hub| {
+        let unknown = || {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_event_kind",
+                "no such event kind: see GET /v1/schemas",
+            )
+        };
+        let kind = kind.parse::<EventKind>().map_err(|_| unknown())?;
+        let version = techmon_schemas::latest_version(kind).ok_or_else(unknown)?;
+        records::parse_feed(kind, version, body, hub)
     })
     .await
 }
@@ -232,12 +230,12 @@ async fn push_feed(
 async fn push(
     state: &Ingest,
     request: Request,
-    parse: impl FnOnce(&bytes::Bytes) -> Result<Vec<Candidate>, ApiError>,
+    parse: impl FnOnce(&bytes::Bytes, &str) -> Result<Vec<Candidate>, ApiError>,
 ) -> Result<axum::Json<PushAnswer>, ApiError> {
     let started = Instant::now();
     let hub = state.tokens.authenticate(request.headers())?.to_string();
     let body = read_body(state, request.into_body()).await?;
-    let answer = store(state, &hub, parse(&body)?).await?;
+    let answer = store(state, &hub, parse(&body, &hub)?).await?;
     state
         .metrics
         .request_seconds

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use techmon_schemas::{Event, FieldError, Problem, ReadEventError};
+use techmon_schemas::sheet::Receipt;
+use techmon_schemas::{Event, EventKind, FieldError, Problem, ReadEventError};
 use uuid::Uuid;
 
 use axum::http::StatusCode;
@@ -198,7 +199,13 @@ fn json_error_kind(e: &serde_json::Error) -> String {
 
 /// Parses `POST /v1/feeds/{kind}` bodies: CSV with a header row, comma- or
 /// semicolon-separated (whichever the header uses), UTF-8 with or without BOM.
-pub fn parse_feed(kind: &str, version: u32, body: &[u8]) -> Result<Vec<Candidate>, ApiError> {
+pub fn parse_feed(
+    kind: EventKind,
+    version: u32,
+    body: &[u8],
+    hub: &str,
+) -> Result<Vec<Candidate>, ApiError> {
+    let received_at = chrono::Utc::now();
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let header_line = body.split(|b| *b == b'\n').next().unwrap_or_default();
     let delimiter = techmon_schemas::csv_delimiter(header_line);
@@ -232,10 +239,20 @@ pub fn parse_feed(kind: &str, version: u32, body: &[u8]) -> Result<Vec<Candidate
             }
             Ok(row) => {
                 let line = row.position().map(|p| p.line() as usize);
-                let parsed = csv_row(kind, version, &header_refs, &row).map_err(|errors| Refused {
-                    event_id: csv_event_id(&header_refs, &row),
-                    errors,
-                });
+                let parsed = csv_row(kind.as_str(), version, &header_refs, &row)
+                    .map(|mut record| {
+                        let receipt = Receipt {
+                            hub_id: hub,
+                            received_at,
+                            line,
+                        };
+                        techmon_schemas::sheet::complete(kind, &mut record, &receipt);
+                        record
+                    })
+                    .map_err(|errors| Refused {
+                        event_id: csv_event_id(&header_refs, &row),
+                        errors,
+                    });
                 (line, parsed)
             }
         };

@@ -708,3 +708,102 @@ async fn a_lone_pretty_printed_object_is_one_event() {
     let answer: PushAnswer = response.json().await.expect("answer");
     assert_eq!((answer.accepted, answer.results[1].line), (2, Some(2)));
 }
+
+#[tokio::test]
+async fn every_template_filled_the_plain_way_is_accepted_and_sent_again_only_duplicates() {
+    let server = start().await;
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/templates");
+    let mut templates: Vec<_> = std::fs::read_dir(&folder)
+        .expect("the templates")
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+        .collect();
+    templates.sort();
+    assert!(templates.len() >= 12, "{templates:?}");
+    let mut ids = HashSet::new();
+    for path in &templates {
+        let kind = path.file_stem().and_then(|s| s.to_str()).expect("a kind");
+        let sheet = std::fs::read_to_string(path).expect("a template");
+        let rows = sheet.lines().count() - 1;
+        for expected in [RecordStatus::Accepted, RecordStatus::Duplicate] {
+            let response = server
+                .post(
+                    &format!("/v1/feeds/{kind}"),
+                    TOKEN_DEVENTER,
+                    "text/csv",
+                    sheet.clone(),
+                )
+                .await;
+            assert_eq!(response.status(), 200, "{kind}");
+            let answer: PushAnswer = response.json().await.expect("answer");
+            let statuses: Vec<RecordStatus> = answer.results.iter().map(|r| r.status).collect();
+            assert_eq!(statuses, vec![expected; rows], "{kind}: {answer:?}");
+            for result in &answer.results {
+                let id = result.event_id.expect("a derived id");
+                assert_eq!(id.get_version_num(), 5, "{kind}");
+                ids.insert(id);
+            }
+        }
+    }
+    // Each row once, from the token's hub.
+    let stored = server.stored().await;
+    assert_eq!(stored.len(), ids.len());
+    for record in stored {
+        let event: Value = serde_json::from_slice(&record.payload).expect("JSON");
+        assert_eq!(event["hub_id"], "tec-deventer", "{event}");
+        assert!(ids.contains(&record.event_id));
+    }
+}
+
+#[tokio::test]
+async fn excel_serial_dates_and_dutch_dates_give_the_same_events() {
+    let sheet = |first: &str, second: &str| {
+        format!(
+            "datum;activity_id;school_brin6;sector;groep;school_year;participants.girls;participants.boys\n\
+             {first};act-1;12AB00;PO;7;2024/25;12;14\n\
+             {second};act-2;12AB00;PO;8;2024/25;10;9\n"
+        )
+    };
+    let mut stored = Vec::new();
+    for body in [
+        sheet("3-10-2024", "05-11-2024 13:30"),
+        sheet("45568", "45601.5625"),
+    ] {
+        let server = start().await;
+        let response = server
+            .post(
+                "/v1/feeds/group_participated",
+                TOKEN_DEVENTER,
+                "text/csv",
+                body,
+            )
+            .await;
+        let answer: PushAnswer = response.json().await.expect("answer");
+        assert_eq!(answer.accepted, 2, "{answer:?}");
+        let mut events: Vec<Value> = server
+            .stored()
+            .await
+            .iter()
+            .map(|r| {
+                let mut event: Value = serde_json::from_slice(&r.payload).expect("JSON");
+                // The time of receipt is the one thing that differs.
+                event.as_object_mut().expect("an object").remove("sent_at");
+                event
+            })
+            .collect();
+        events.sort_by_key(|e| e["event_id"].to_string());
+        stored.push(events);
+    }
+    assert_eq!(stored[0], stored[1]);
+    let times: BTreeMap<String, String> = stored[0]
+        .iter()
+        .map(|e| {
+            (
+                e["payload"]["activity_id"].to_string(),
+                e["occurred_at"].to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(times["\"act-1\""], "\"2024-10-03T00:00:00+02:00\"");
+    assert_eq!(times["\"act-2\""], "\"2024-11-05T13:30:00+01:00\"");
+}

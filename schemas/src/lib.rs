@@ -86,6 +86,7 @@ pub mod codes;
 pub mod event;
 pub mod json;
 mod registry;
+pub mod sheet;
 pub mod time;
 pub mod validate;
 

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
-use chrono::{DateTime, FixedOffset};
+use chrono::{DateTime, FixedOffset, NaiveDate};
 use memchr::memmem::Finder;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -763,7 +763,28 @@ fn coerce(schema: &Value, cell: &str, field: &str, errors: &mut Vec<FieldError>)
             errors,
             "a group of fields: use one column per member, such as participants.girls",
         ),
-        _ => Some(Value::String(cell.to_string())),
+        // Times and dates as spreadsheets write them, read in the Netherlands.
+        _ => match schema.get("format").and_then(Value::as_str) {
+            Some("date-time") if !crate::time::is_rfc3339(cell) => {
+                match crate::sheet::spreadsheet_time(cell) {
+                    Some(time) => Some(Value::String(time)),
+                    None => fail(
+                        errors,
+                        "expected a time: 2024-10-03T09:00:00+02:00, 3-10-2024 9:00, or a spreadsheet's date",
+                    ),
+                }
+            }
+            Some("date") if NaiveDate::parse_from_str(cell, "%Y-%m-%d").is_err() => {
+                match crate::sheet::spreadsheet_date(cell) {
+                    Some(date) => Some(Value::String(date)),
+                    None => fail(
+                        errors,
+                        "expected a date: 2009-10-03, 3-10-2009, or a spreadsheet's date",
+                    ),
+                }
+            }
+            _ => Some(Value::String(cell.to_string())),
+        },
     }
 }
 
@@ -841,9 +862,62 @@ fn insert_at(root: &mut Map<String, Value>, path: &[String], value: Value) {
     obj.insert(last.clone(), value);
 }
 
-/// A header cell without surrounding spaces or a byte order mark.
+/// The Dutch headers of the templates (docs/templates/), and the columns they name.
+/// The columns' own names are taken too.
+const DUTCH_HEADERS: &[(&str, &str)] = &[
+    ("datum", "occurred_at"),
+    ("date", "occurred_at"),
+    ("activiteit", "activity_id"),
+    ("soort", "activity_type"),
+    ("titel", "title"),
+    ("begin", "starts_at"),
+    ("einde", "ends_at"),
+    ("duur_minuten", "duration_minutes"),
+    ("werelden", "worlds"),
+    ("doelgroepen", "target_groups"),
+    ("locatie", "location"),
+    ("partners", "partner_organisations"),
+    ("school", "school_brin6"),
+    ("schooljaar", "school_year"),
+    ("meisjes", "participants.girls"),
+    ("jongens", "participants.boys"),
+    ("overig", "participants.other"),
+    ("begeleiders", "accompanying_teachers"),
+    ("deelnemer", "participant_ref"),
+    ("naam", "name"),
+    ("e-mail", "email"),
+    ("telefoon", "phone"),
+    ("geboortedatum", "birth_date"),
+    ("adres", "street_address"),
+    ("leerlingnummer", "pupil_number"),
+    ("geslacht", "gender"),
+    ("rol", "role"),
+    ("toestemming_onderzoek", "consent_research"),
+    ("opmerkingen", "notes"),
+    ("rol_respondent", "respondent_role"),
+    ("schaal_max", "scale_max"),
+    ("opmerking", "comment"),
+    ("profiel", "profile_code"),
+    ("aantal", "count"),
+    ("partner", "partner_id"),
+    ("organisatie", "organisation_name"),
+    ("soort_organisatie", "organisation_kind"),
+    ("bijdrage", "contribution"),
+    ("reden", "reason"),
+    ("ambassadeur", "ambassador_ref"),
+    ("traject", "trajectory_id"),
+    ("werkgever", "employer"),
+    ("uitkomst", "outcome"),
+];
+
+/// The column a header names: without surrounding spaces or a byte order mark, and
+/// by its own name or its Dutch one (in any case).
 fn header_name(header: &str) -> &str {
-    header.trim_start_matches('\u{feff}').trim()
+    let name = header.trim_start_matches('\u{feff}').trim();
+    DUTCH_HEADERS
+        .iter()
+        .find(|(dutch, _)| dutch.eq_ignore_ascii_case(name))
+        .map_or(name, |(_, column)| column)
 }
 
 /// The separator of a CSV feed, from its header row: `;` when the header has

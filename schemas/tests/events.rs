@@ -746,12 +746,15 @@ fn no_reason_ever_contains_a_planted_value() {
     ];
     let errors =
         record_from_csv("group_participated", 1, &headers, &row).expect_err("bad integers");
+    // The times are read as a spreadsheet writes them, so `t` is refused in its cell.
     assert_eq!(
         fields(&errors),
         [
+            "/occurred_at",
             "/payload/groep",
             "/payload/participants/boys",
-            "/payload/participants/girls"
+            "/payload/participants/girls",
+            "/sent_at"
         ]
     );
     for e in &errors {
