@@ -133,7 +133,13 @@ pub async fn push_files(
                 Some(header),
             ),
         };
-        for (batch_no, batch) in records.chunks(options.batch_size.max(1)).enumerate() {
+        // A plain sheet goes whole: the ids the service derives for its rows tell
+        // identical anonymous answers apart by their order in the one sheet.
+        let batch_size = match header {
+            Some(header) if !names_event_ids(header) => records.len(),
+            _ => options.batch_size,
+        };
+        for (batch_no, batch) in records.chunks(batch_size.max(1)).enumerate() {
             let mut body = String::new();
             if let Some(header) = header {
                 body.push_str(header);
@@ -330,6 +336,14 @@ fn read_feed(path: &Path, kind: Option<&str>) -> Result<Feed, PushError> {
             })
             .collect(),
     ))
+}
+
+/// Whether a CSV header has an `event_id` column.
+fn names_event_ids(header: &str) -> bool {
+    let delimiter = char::from(techmon_schemas::csv_delimiter(header.as_bytes()));
+    header
+        .split(delimiter)
+        .any(|name| name.trim().trim_matches('"').trim_start_matches('\u{feff}') == "event_id")
 }
 
 /// Splits a CSV file into its header and its records (a quoted cell may span lines).

@@ -1,5 +1,7 @@
 //! Turning a request body into records, and the per-record answer.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use techmon_schemas::sheet::Receipt;
@@ -225,6 +227,8 @@ pub fn parse_feed(
     }
     let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
     let mut candidates = Vec::new();
+    // How many times each row came before, for rows told apart only by that.
+    let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
     for (index, row) in reader.byte_records().enumerate() {
         let (line, parsed) = match row {
             Err(e) => {
@@ -239,14 +243,18 @@ pub fn parse_feed(
             }
             Ok(row) => {
                 let line = row.position().map(|p| p.line() as usize);
+                let repeat = seen
+                    .entry(row.iter().collect::<Vec<_>>().join(&b'\x1f'))
+                    .or_default();
                 let parsed = csv_row(kind.as_str(), version, &header_refs, &row)
                     .map(|mut record| {
                         let receipt = Receipt {
                             hub_id: hub,
                             received_at,
-                            line,
+                            repeat: *repeat,
                         };
                         techmon_schemas::sheet::complete(kind, &mut record, &receipt);
+                        *repeat += 1;
                         record
                     })
                     .map_err(|errors| Refused {

@@ -32,7 +32,8 @@ pub fn natural_key(kind: EventKind) -> &'static [&'static str] {
         ],
         EventKind::ParticipantRegistered => &["/payload/participant_ref"],
         EventKind::ParticipantAttended => &["/payload/activity_id", "/payload/participant_ref"],
-        // An anonymous answer (no participant_ref) is known by its row in the sheet.
+        // An anonymous answer (no participant_ref) is known by what it says too, and
+        // by how many the same came before it in the sheet (see `derived_event_id`).
         EventKind::SurveyAnswered => &[
             "/payload/activity_id",
             "/payload/respondent_role",
@@ -56,13 +57,14 @@ pub fn natural_key(kind: EventKind) -> &'static [&'static str] {
     }
 }
 
-/// Where a plain row came from: the hub whose token sent it, when, and its line.
+/// Where a plain row came from: the hub whose token sent it, and when.
 #[derive(Debug, Clone, Copy)]
 pub struct Receipt<'a> {
     pub hub_id: &'a str,
     pub received_at: DateTime<Utc>,
-    /// The row's line in the sheet (from 1).
-    pub line: Option<usize>,
+    /// How many rows the same as this one came before it in the sheet: two pupils
+    /// may give the same anonymous answer, and are two answers.
+    pub repeat: usize,
 }
 
 /// Fills in what a plain row of `kind` left out of its envelope (see the module).
@@ -97,12 +99,20 @@ pub fn complete(kind: EventKind, record: &mut Value, receipt: &Receipt) {
     }
 }
 
+/// What else an anonymous survey answer is known by: what it says. With how many the
+/// same came before it, a sheet sent again in another order, or in parts, gives the
+/// same ids.
+const ANONYMOUS_ANSWER: &[&str] = &["/payload/score", "/payload/scale_max", "/payload/comment"];
+
 /// The event id of a row without one: UUID version 5 of the hub, the kind and the
-/// values of the kind's natural key (and of the row's line, for an anonymous survey
-/// answer).
+/// values of the kind's natural key (for an anonymous survey answer also what it
+/// says and its repeat).
 fn derived_event_id(kind: EventKind, record: &Value, receipt: &Receipt) -> Uuid {
+    let anonymous =
+        kind == EventKind::SurveyAnswered && record.pointer("/payload/participant_ref").is_none();
+    let extra = if anonymous { ANONYMOUS_ANSWER } else { &[] };
     let mut name = format!("{}\u{1f}{}", receipt.hub_id, kind.as_str());
-    for pointer in natural_key(kind) {
+    for pointer in natural_key(kind).iter().chain(extra) {
         name.push('\u{1f}');
         match record.pointer(pointer) {
             Some(Value::String(text)) => name.push_str(text),
@@ -110,8 +120,8 @@ fn derived_event_id(kind: EventKind, record: &Value, receipt: &Receipt) -> Uuid 
             Some(value) => name.push_str(&value.to_string()),
         }
     }
-    if kind == EventKind::SurveyAnswered && record.pointer("/payload/participant_ref").is_none() {
-        name.push_str(&format!("\u{1f}line {}", receipt.line.unwrap_or_default()));
+    if anonymous {
+        name.push_str(&format!("\u{1f}{}", receipt.repeat));
     }
     Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes())
 }
@@ -223,7 +233,7 @@ mod tests {
                 .with_ymd_and_hms(2024, 10, 8, 14, 0, 0)
                 .single()
                 .expect("a time"),
-            line: Some(2),
+            repeat: 0,
         }
     }
 
@@ -278,6 +288,42 @@ mod tests {
             &receipt("tec-deventer"),
         );
         assert_eq!(named["event_id"], "c0b98e61-4497-4f48-8d15-510d8a4e624f");
+    }
+
+    #[test]
+    fn anonymous_answers_that_say_the_same_are_told_apart_by_their_repeat() {
+        let answer = |score: f64| {
+            serde_json::json!({
+                "event_type": "survey_answered", "schema_version": 1,
+                "occurred_at": "2024-10-08T12:05:00+02:00",
+                "payload": {"activity_id": "act-1", "respondent_role": "pupil", "score": score,
+                            "scale_max": 5}
+            })
+        };
+        let id = |score: f64, repeat: usize| {
+            let mut row = answer(score);
+            let receipt = Receipt {
+                repeat,
+                ..receipt("tec-deventer")
+            };
+            complete(EventKind::SurveyAnswered, &mut row, &receipt);
+            row["event_id"].clone()
+        };
+        assert_eq!(id(4.0, 0), id(4.0, 0));
+        assert_ne!(id(4.0, 0), id(4.0, 1));
+        assert_ne!(id(4.0, 0), id(3.0, 0));
+        // A named answer is known by its person: the same again is a duplicate.
+        let named = |repeat: usize| {
+            let mut row = answer(4.0);
+            row["payload"]["participant_ref"] = "TEC-P-000101".into();
+            let receipt = Receipt {
+                repeat,
+                ..receipt("tec-deventer")
+            };
+            complete(EventKind::SurveyAnswered, &mut row, &receipt);
+            row["event_id"].clone()
+        };
+        assert_eq!(named(0), named(1));
     }
 
     #[test]

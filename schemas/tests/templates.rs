@@ -34,7 +34,7 @@ fn every_kind_has_a_template_and_every_template_row_is_accepted() {
             let receipt = Receipt {
                 hub_id: "tec-deventer",
                 received_at: chrono::Utc::now(),
-                line: Some(line + 2),
+                repeat: 0,
             };
             complete(*kind, &mut record, &receipt);
             let event = validate_event(&record)
