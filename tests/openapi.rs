@@ -248,6 +248,8 @@ fn probes_of_a_working_service() -> Vec<Probe> {
     let export = json!({"sql": "SELECT count(*) AS n FROM activities", "format": "csv"});
     let sql =
         |body: &str| probe(M::POST, "/v1/sql", "/v1/sql", Some(RESEARCHER)).body(body.to_string());
+    let feed = |path: &str, token| probe(M::POST, "/v1/feeds/{kind}", path, token);
+    let import = |path: &str, token| probe(M::POST, "/v1/reference/duo", path, token);
     vec![
         // The service itself.
         probe(M::GET, "/healthz", "/healthz", None),
@@ -262,41 +264,11 @@ fn probes_of_a_working_service() -> Vec<Probe> {
         probe(M::POST, "/v1/events", "/v1/events", Some(HUB)).body("[not json"),
         probe(M::POST, "/v1/events", "/v1/events", None).json(&json!([event])),
         probe(M::POST, "/v1/events", "/v1/events", Some(HUB)).body(vec![b' '; 8192]),
-        probe(
-            M::POST,
-            "/v1/feeds/{kind}",
-            "/v1/feeds/group_participated",
-            Some(HUB),
-        )
-        .body(csv),
-        probe(
-            M::POST,
-            "/v1/feeds/{kind}",
-            "/v1/feeds/group_participated",
-            Some(HUB),
-        )
-        .body(""),
-        probe(
-            M::POST,
-            "/v1/feeds/{kind}",
-            "/v1/feeds/group_participated",
-            None,
-        )
-        .body(csv),
-        probe(
-            M::POST,
-            "/v1/feeds/{kind}",
-            "/v1/feeds/no_such_kind",
-            Some(HUB),
-        )
-        .body(csv),
-        probe(
-            M::POST,
-            "/v1/feeds/{kind}",
-            "/v1/feeds/group_participated",
-            Some(HUB),
-        )
-        .body(vec![b' '; 8192]),
+        feed("/v1/feeds/group_participated", Some(HUB)).body(csv),
+        feed("/v1/feeds/group_participated", Some(HUB)).body(""),
+        feed("/v1/feeds/group_participated", None).body(csv),
+        feed("/v1/feeds/no_such_kind", Some(HUB)).body(csv),
+        feed("/v1/feeds/group_participated", Some(HUB)).body(vec![b' '; 8192]),
         probe(M::GET, "/v1/schemas", "/v1/schemas", None),
         probe(
             M::GET,
@@ -381,34 +353,10 @@ fn probes_of_a_working_service() -> Vec<Probe> {
         probe(M::GET, "/v1/audit", "/v1/audit", Some(RESEARCHER)),
         probe(M::GET, "/v1/audit", "/v1/audit", None),
         // Reference data.
-        probe(
-            M::POST,
-            "/v1/reference/duo",
-            "/v1/reference/duo?source=vo-2023.csv",
-            Some(ADMIN),
-        )
-        .body(duo.clone()),
-        probe(
-            M::POST,
-            "/v1/reference/duo",
-            "/v1/reference/duo?source=nothing.csv",
-            Some(ADMIN),
-        )
-        .body("a;b\n1;2\n"),
-        probe(
-            M::POST,
-            "/v1/reference/duo",
-            "/v1/reference/duo?source=vo-2023.csv",
-            Some(RESEARCHER),
-        )
-        .body(duo.clone()),
-        probe(
-            M::POST,
-            "/v1/reference/duo",
-            "/v1/reference/duo?source=vo-2023.csv",
-            None,
-        )
-        .body(duo),
+        import("/v1/reference/duo?source=vo-2023.csv", Some(ADMIN)).body(duo.clone()),
+        import("/v1/reference/duo?source=nothing.csv", Some(ADMIN)).body("a;b\n1;2\n"),
+        import("/v1/reference/duo?source=vo-2023.csv", Some(RESEARCHER)).body(duo.clone()),
+        import("/v1/reference/duo?source=vo-2023.csv", None).body(duo),
     ]
 }
 
