@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr as _;
 use std::sync::{Arc, Once};
 
-use deltalake::arrow::datatypes::Schema;
+use deltalake::arrow::datatypes::{Field, Schema};
 use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake::logstore::{
@@ -170,44 +170,48 @@ impl LakeLocation {
     }
 }
 
-/// `delta` with the [`ADDED_COLUMNS`] it lacks, their values filled in its rows (one
-/// commit adds them, one fills them).
+/// `delta` with the [`ADDED_COLUMNS`] it lacks (one commit adds them), their values
+/// filled in where they are empty (one commit each, and none when nothing is empty:
+/// also after a stop between the two). Files whose statistics count no empty value
+/// are skipped unread, so a filled table costs only its log.
 async fn add_columns(table: &'static Table, delta: DeltaTable) -> Result<DeltaTable, LakeError> {
     let failed = |e| LakeError::table(table.name, e);
     let schema = delta.snapshot().map_err(failed)?.schema();
-    let missing: Vec<_> = ADDED_COLUMNS
+    let missing: Vec<Field> = ADDED_COLUMNS
         .iter()
         .filter(|added| schema.field(added.name()).is_none())
+        .map(|added| added.field())
         .collect();
-    if missing.is_empty() {
-        return Ok(delta);
-    }
-    let fields: StructType = (&Schema::new(
-        missing
-            .iter()
-            .map(|added| added.field())
-            .collect::<Vec<_>>(),
-    ))
-        .try_into_kernel()
-        .map_err(|e| failed(e.into()))?;
-    let delta = delta
-        .add_columns()
-        .with_fields(fields.fields().cloned().collect::<Vec<_>>())
-        .await
-        .map_err(failed)?;
-    let fill = missing.iter().fold(
+    let mut delta = if missing.is_empty() {
         delta
+    } else {
+        let fields: StructType = (&Schema::new(missing))
+            .try_into_kernel()
+            .map_err(|e| failed(e.into()))?;
+        delta
+            .add_columns()
+            .with_fields(fields.fields().cloned().collect::<Vec<_>>())
+            .await
+            .map_err(failed)?
+    };
+    for added in ADDED_COLUMNS {
+        let (filled, metrics) = delta
             .update()
-            .with_writer_properties(crate::writer_properties()),
-        |update, added| update.with_update(added.name(), added.fill),
-    );
-    let (delta, filled) = fill.await.map_err(failed)?;
-    tracing::info!(
-        table = table.name,
-        columns = ?missing.iter().map(|added| added.name()).collect::<Vec<_>>(),
-        rows = filled.num_updated_rows,
-        "columns of this release added to a table of an older one"
-    );
+            .with_predicate(format!("{} IS NULL", added.name()))
+            .with_update(added.name(), added.fill)
+            .with_writer_properties(crate::writer_properties())
+            .await
+            .map_err(failed)?;
+        if metrics.num_updated_rows > 0 {
+            tracing::info!(
+                table = table.name,
+                column = added.name(),
+                rows = metrics.num_updated_rows,
+                "a column added since this table was written, filled in"
+            );
+        }
+        delta = filled;
+    }
     Ok(delta)
 }
 

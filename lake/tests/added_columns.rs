@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
+use deltalake::arrow::array::new_null_array;
 use deltalake::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray,
     ListBuilder, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray,
 };
-use deltalake::arrow::datatypes::{DataType, Int32Type, Schema};
+use deltalake::arrow::datatypes::{DataType, Int32Type, Int64Type, Schema};
 use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
@@ -137,4 +138,52 @@ async fn a_table_of_an_older_release_gets_the_added_columns_filled_in() {
     // Opened again: nothing is left to add.
     let again = lake.create(table).await.expect("the table again");
     assert_eq!(again.version(), migrated.version());
+}
+
+/// A stop between the commit that adds the column and the one that fills it: the
+/// next opening fills it.
+#[tokio::test]
+async fn a_column_added_but_not_filled_is_filled_at_the_next_opening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake =
+        LakeLocation::new(&dir.path().to_string_lossy(), Default::default()).expect("a lake");
+    let table = tables::find("activities").expect("the activities table");
+    let years: Vec<&str> = YEARS.iter().map(|(y, _)| *y).collect();
+    let schema = table.arrow_schema();
+    let rows = RecordBatch::try_new(
+        Arc::clone(&schema),
+        schema
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                "school_year_start" => new_null_array(f.data_type(), years.len()),
+                name => column(name, f.data_type(), &years),
+            })
+            .collect(),
+    )
+    .expect("rows with the column empty");
+    let written = lake
+        .create(table)
+        .await
+        .expect("the table")
+        .write(vec![rows])
+        .with_save_mode(SaveMode::Append)
+        .await
+        .expect("rows");
+    let opened = lake.create(table).await.expect("opened again");
+    assert_eq!(opened.version(), written.version().map(|v| v + 1));
+    let ctx = SessionContext::new();
+    opened
+        .update_datafusion_session(&ctx.state())
+        .expect("session");
+    ctx.register_table("t", opened.table_provider().await.expect("provider"))
+        .expect("register");
+    let empty = ctx
+        .sql("SELECT count(*) FROM t WHERE school_year_start IS NULL")
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("rows");
+    assert_eq!(empty[0].column(0).as_primitive::<Int64Type>().value(0), 0);
 }
