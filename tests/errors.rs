@@ -75,17 +75,8 @@ async fn envelope(answer: reqwest::Response, what: &str) -> (Value, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_refusal_is_the_json_envelope() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = common::free_port();
-    let _service = common::start(
-        dir.path(),
-        port,
-        "embedded",
-        "techmon.events",
-        &[("TECHMON__INGEST__MAX_BODY_BYTES", "4096")],
-    );
-    let url = format!("http://127.0.0.1:{port}");
-    common::wait_ready(&url, dir.path()).await;
+    let (dir, _service, url) =
+        common::serve_ready(&[("TECHMON__INGEST__MAX_BODY_BYTES", "4096")]).await;
     let hub = Some("dev-token-tec-deventer");
     let (researcher, analyst, admin) = (
         Some("dev-token-researcher"),

@@ -397,20 +397,11 @@ async fn the_description_and_the_service_agree() {
         .expect("client");
     let mut answered = Answered::default();
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = common::free_port();
-    let _service = common::start(
-        dir.path(),
-        port,
-        "embedded",
-        "techmon.events",
-        &[
-            ("TECHMON__INGEST__MAX_BODY_BYTES", "4096"),
-            ("TECHMON__QUERY__MAX_ROWS", "5"),
-        ],
-    );
-    let url = format!("http://127.0.0.1:{port}");
-    common::wait_ready(&url, dir.path()).await;
+    let (dir, _service, url) = common::serve_ready(&[
+        ("TECHMON__INGEST__MAX_BODY_BYTES", "4096"),
+        ("TECHMON__QUERY__MAX_ROWS", "5"),
+    ])
+    .await;
     let doc = description(&client, &url).await;
     assert!(
         doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
@@ -461,21 +452,12 @@ async fn the_description_and_the_service_agree() {
 
     // One query at a time per user, and no queue: while a long query of the
     // researcher's runs, the next is refused with 429.
-    let busy = tempfile::tempdir().expect("tempdir");
-    let busy_port = common::free_port();
-    let _busy = common::start(
-        busy.path(),
-        busy_port,
-        "embedded",
-        "techmon.events",
-        &[
-            ("TECHMON__QUERY__MAX_CONCURRENT_PER_USER", "1"),
-            ("TECHMON__QUERY__QUEUE_SECONDS", "0"),
-            ("TECHMON__QUERY__TIMEOUT_SECONDS", "20"),
-        ],
-    );
-    let busy_url = format!("http://127.0.0.1:{busy_port}");
-    common::wait_ready(&busy_url, busy.path()).await;
+    let (_busy_dir, _busy, busy_url) = common::serve_ready(&[
+        ("TECHMON__QUERY__MAX_CONCURRENT_PER_USER", "1"),
+        ("TECHMON__QUERY__QUEUE_SECONDS", "0"),
+        ("TECHMON__QUERY__TIMEOUT_SECONDS", "20"),
+    ])
+    .await;
     assert_eq!(description(&client, &busy_url).await, doc);
     let long = |token: &'static str| {
         let (client, url) = (client.clone(), busy_url.clone());

@@ -243,18 +243,24 @@ pub fn parse_feed(
             }
             Ok(row) => {
                 let line = row.position().map(|p| p.line() as usize);
-                let repeat = seen
-                    .entry(row.iter().collect::<Vec<_>>().join(&b'\x1f'))
-                    .or_default();
+                // Only anonymous survey answers are told apart by their repeat.
+                let repeat = if kind == EventKind::SurveyAnswered {
+                    let count = seen
+                        .entry(row.iter().collect::<Vec<_>>().join(&b'\x1f'))
+                        .or_default();
+                    *count += 1;
+                    *count - 1
+                } else {
+                    0
+                };
                 let parsed = csv_row(kind.as_str(), version, &header_refs, &row)
                     .map(|mut record| {
                         let receipt = Receipt {
                             hub_id: hub,
                             received_at,
-                            repeat: *repeat,
+                            repeat,
                         };
                         techmon_schemas::sheet::complete(kind, &mut record, &receipt);
-                        *repeat += 1;
                         record
                     })
                     .map_err(|errors| Refused {

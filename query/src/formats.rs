@@ -149,9 +149,11 @@ impl Format {
                 if rows.is_empty() {
                     rows = b"[]".to_vec();
                 }
-                let rows = String::from_utf8(rows).map_err(|e| failed(e.into()))?;
-                let rows =
-                    serde_json::value::RawValue::from_string(rows).map_err(|e| failed(e.into()))?;
+                // The head is written with no rows; `rows` is its last field, so its
+                // `[]}` gives way to the rows as Arrow wrote them, without a second
+                // parse of them.
+                let no_rows = serde_json::value::RawValue::from_string("[]".into())
+                    .map_err(|e| failed(e.into()))?;
                 let answer = JsonAnswer {
                     table_versions: versions,
                     row_count: batches.iter().map(RecordBatch::num_rows).sum(),
@@ -164,9 +166,12 @@ impl Format {
                         })
                         .collect(),
                     suppressed,
-                    rows: &rows,
+                    rows: &no_rows,
                 };
                 serde_json::to_writer(&mut out, &answer).map_err(|e| failed(e.into()))?;
+                out.truncate(out.len() - b"[]}".len());
+                out.extend_from_slice(&rows);
+                out.push(b'}');
             }
             Self::Csv => {
                 let mut writer = csv::WriterBuilder::new().with_header(true).build(&mut out);

@@ -242,6 +242,17 @@ pub async fn push_until(
     Ok(acknowledged)
 }
 
+/// `techmon serve` on the embedded log in a new folder, with `env`, once it is ready:
+/// the folder, the process, and its URL.
+pub async fn serve_ready(env: &[(&str, &str)]) -> (tempfile::TempDir, Service, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let service = start(dir.path(), port, "embedded", "techmon.events", env);
+    let url = format!("http://127.0.0.1:{port}");
+    wait_ready(&url, dir.path()).await;
+    (dir, service, url)
+}
+
 /// Waits until the service at `url` answers `/readyz` with success, for a minute;
 /// fails with its log (in `dir`) otherwise.
 pub async fn wait_ready(url: &str, dir: &Path) {

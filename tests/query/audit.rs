@@ -4,19 +4,10 @@
 
 mod common;
 
-use common::{ADMIN, ANALYST, RESEARCHER, TestLake, VO_2024, duo_file, event, import, serve, sql};
+use common::{
+    ADMIN, ANALYST, RESEARCHER, TestLake, VO_2024, duo_file, event, get, import, serve, sql,
+};
 use serde_json::{Value, json};
-
-async fn get(addr: std::net::SocketAddr, token: &str, path: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .get(format!("http://{addr}{path}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("answer");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_is_in_the_trail_once_with_user_and_versions() {

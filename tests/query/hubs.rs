@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{RESEARCHER, TestLake, event, serve_with_hubs, sql};
+use common::{RESEARCHER, TestLake, event, get, serve_with_hubs, sql};
 use serde_json::{Value, json};
 
 const DEVENTER: &str = "hub-token-of-tec-deventer";
@@ -45,17 +45,6 @@ fn column(reply: &common::Reply) -> Vec<String> {
             }
         })
         .collect()
-}
-
-async fn get(addr: std::net::SocketAddr, token: &str, path: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .get(format!("http://{addr}{path}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("answer");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -243,6 +243,11 @@ async fn technical_profile_views(files: &[(&str, Vec<u8>)]) -> Vec<Value> {
         let (status, answer) = import(addr, ADMIN, name, bytes.clone()).await;
         assert_eq!(status, 200, "{name}: {answer}");
     }
+    profile_rows(addr).await
+}
+
+/// The rows of the technical-profile views of the service at `addr`.
+async fn profile_rows(addr: std::net::SocketAddr) -> Vec<Value> {
     let mut answers = Vec::new();
     for view in ["technical_profile_share", "technical_profile_vs_2022"] {
         let reply = sql(
@@ -311,19 +316,7 @@ async fn every_layout_gives_the_same_technical_profile_answers() {
         (Some("ckan-json"), true, Some(77)),
         "{answer}"
     );
-    let mut ckan = Vec::new();
-    for view in ["technical_profile_share", "technical_profile_vs_2022"] {
-        let reply = sql(
-            addr,
-            RESEARCHER,
-            "application/json",
-            None,
-            &format!("SELECT * FROM {view} ORDER BY scope, school_year, track"),
-        )
-        .await;
-        ckan.push(reply.json()["rows"].clone());
-    }
-    assert_eq!(ckan, published);
+    assert_eq!(profile_rows(addr).await, published);
 
     // Without the address file the pupils have no municipality: national only.
     let without: Vec<(&str, Vec<u8>)> = years.iter().map(|f| (*f, duo_file(f))).collect();

@@ -227,6 +227,18 @@ pub async fn sql(
     }
 }
 
+/// A GET with `token`: the status and the JSON body (null when there is none).
+pub async fn get(addr: std::net::SocketAddr, token: &str, path: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .get(format!("http://{addr}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("answer");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
 /// A DUO fixture file from `reference/tests/data/duo`.
 pub fn duo_file(name: &str) -> Vec<u8> {
     std::fs::read(
