@@ -152,6 +152,9 @@ impl LakeLocation {
             .with_comment(table.description)
             .with_columns(columns.fields().cloned())
             .with_partition_columns(table.partition_column())
+            .with_configuration([(FILLED_COLUMNS, Some(all_filled()))])
+            // A property of techmon's own, not one of Delta's.
+            .with_raise_if_key_not_exists(false)
             .await
             .map_err(|e| LakeError::table(table.name, e))
     }
@@ -170,14 +173,41 @@ impl LakeLocation {
     }
 }
 
+/// The table property that names the [`ADDED_COLUMNS`] whose values are all filled
+/// in: a table of this release has it from its creation, and one of an older release
+/// once its rows are filled, so the next openings read only this property.
+const FILLED_COLUMNS: &str = "techmon.filledColumns";
+
+/// [`FILLED_COLUMNS`]' value when every added column is filled.
+fn all_filled() -> String {
+    ADDED_COLUMNS
+        .iter()
+        .map(|added| added.name())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// `delta` with the [`ADDED_COLUMNS`] it lacks (one commit adds them), their values
-/// filled in where they are empty (one commit each, and none when nothing is empty:
-/// also after a stop between the two). Files whose statistics count no empty value
-/// are skipped unread, so a filled table costs only its log.
+/// filled in where they are empty (one commit each), then marked filled (one commit):
+/// a stop between any two is repaired at the next opening.
 async fn add_columns(table: &'static Table, delta: DeltaTable) -> Result<DeltaTable, LakeError> {
     let failed = |e| LakeError::table(table.name, e);
-    let schema = delta.snapshot().map_err(failed)?.schema();
-    let missing: Vec<Field> = ADDED_COLUMNS
+    let snapshot = delta.snapshot().map_err(failed)?;
+    let filled: Vec<String> = snapshot
+        .metadata()
+        .configuration()
+        .get(FILLED_COLUMNS)
+        .map(|names| names.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    let unfilled: Vec<_> = ADDED_COLUMNS
+        .iter()
+        .filter(|added| !filled.iter().any(|name| name == added.name()))
+        .collect();
+    if unfilled.is_empty() {
+        return Ok(delta);
+    }
+    let schema = snapshot.schema();
+    let missing: Vec<Field> = unfilled
         .iter()
         .filter(|added| schema.field(added.name()).is_none())
         .map(|added| added.field())
@@ -194,7 +224,7 @@ async fn add_columns(table: &'static Table, delta: DeltaTable) -> Result<DeltaTa
             .await
             .map_err(failed)?
     };
-    for added in ADDED_COLUMNS {
+    for added in unfilled {
         let (filled, metrics) = delta
             .update()
             .with_predicate(format!("{} IS NULL", added.name()))
@@ -202,17 +232,20 @@ async fn add_columns(table: &'static Table, delta: DeltaTable) -> Result<DeltaTa
             .with_writer_properties(crate::writer_properties())
             .await
             .map_err(failed)?;
-        if metrics.num_updated_rows > 0 {
-            tracing::info!(
-                table = table.name,
-                column = added.name(),
-                rows = metrics.num_updated_rows,
-                "a column added since this table was written, filled in"
-            );
-        }
+        tracing::info!(
+            table = table.name,
+            column = added.name(),
+            rows = metrics.num_updated_rows,
+            "a column added since this table was written, filled in"
+        );
         delta = filled;
     }
-    Ok(delta)
+    delta
+        .set_tbl_properties()
+        .with_properties(HashMap::from([(FILLED_COLUMNS.to_string(), all_filled())]))
+        .with_raise_if_not_exists(false)
+        .await
+        .map_err(failed)
 }
 
 /// The S3 store for `s3://` and `s3a://` lakes, with deltalake's default log store.

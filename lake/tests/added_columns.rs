@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use deltalake::arrow::array::new_null_array;
+use deltalake::DeltaTable;
 use deltalake::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray,
     ListBuilder, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray,
 };
-use deltalake::arrow::datatypes::{DataType, Int32Type, Int64Type, Schema};
+use deltalake::arrow::datatypes::{DataType, Int32Type, Schema};
 use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
@@ -55,16 +55,14 @@ fn column(name: &str, data_type: &DataType, years: &[&str]) -> ArrayRef {
     }
 }
 
-#[tokio::test]
-async fn a_table_of_an_older_release_gets_the_added_columns_filled_in() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let lake =
-        LakeLocation::new(&dir.path().to_string_lossy(), Default::default()).expect("a lake");
-    let table = tables::find("activities").expect("the activities table");
+/// `table` as the older release made it (without the added columns and their
+/// property), with rows of the three school years.
+async fn old_table(
+    lake: &LakeLocation,
+    dir: &std::path::Path,
+    table: &'static tables::Table,
+) -> DeltaTable {
     let added: Vec<&str> = ADDED_COLUMNS.iter().map(|c| c.name()).collect();
-    assert!(added.contains(&"school_year_start"), "{added:?}");
-
-    // The table as the older release made it, with rows of three school years.
     let now = table.arrow_schema();
     let before = Arc::new(Schema::new(
         now.fields()
@@ -83,10 +81,9 @@ async fn a_table_of_an_older_release_gets_the_added_columns_filled_in() {
             .collect(),
     )
     .expect("rows of the old layout");
-    std::fs::create_dir_all(dir.path().join(table.name)).expect("the table's folder");
+    std::fs::create_dir_all(dir.join(table.name)).expect("the table's folder");
     let columns: StructType = before.as_ref().try_into_kernel().expect("a Delta schema");
-    let old = lake
-        .open(table.name)
+    lake.open(table.name)
         .await
         .expect("open")
         .create()
@@ -98,20 +95,17 @@ async fn a_table_of_an_older_release_gets_the_added_columns_filled_in() {
         .write(vec![rows])
         .with_save_mode(SaveMode::Append)
         .await
-        .expect("the old rows");
-    let old_version = old.version().expect("a version");
+        .expect("the old rows")
+}
 
-    // Opened for writing by this release: one commit adds the column, one fills it.
-    let migrated = lake
-        .create(table)
-        .await
-        .expect("the table, with the added columns");
-    assert_eq!(migrated.version(), Some(old_version + 2));
+/// The school years and their starts as the table `t` of `delta` holds them; every
+/// start filled.
+async fn years_read(delta: &DeltaTable) -> Vec<(String, i32)> {
     let ctx = SessionContext::new();
-    migrated
+    delta
         .update_datafusion_session(&ctx.state())
         .expect("session");
-    ctx.register_table("t", migrated.table_provider().await.expect("provider"))
+    ctx.register_table("t", delta.table_provider().await.expect("provider"))
         .expect("register");
     let batches = ctx
         .sql("SELECT school_year, school_year_start FROM t ORDER BY school_year")
@@ -132,8 +126,32 @@ async fn a_table_of_an_older_release_gets_the_added_columns_filled_in() {
             ));
         }
     }
-    let expected: Vec<(String, i32)> = YEARS.iter().map(|(y, s)| (y.to_string(), *s)).collect();
-    assert_eq!(read, expected);
+    read
+}
+
+fn expected() -> Vec<(String, i32)> {
+    YEARS.iter().map(|(y, s)| (y.to_string(), *s)).collect()
+}
+
+#[tokio::test]
+async fn a_table_of_an_older_release_gets_the_added_columns_filled_in() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake =
+        LakeLocation::new(&dir.path().to_string_lossy(), Default::default()).expect("a lake");
+    let table = tables::find("activities").expect("the activities table");
+    let added: Vec<&str> = ADDED_COLUMNS.iter().map(|c| c.name()).collect();
+    assert!(added.contains(&"school_year_start"), "{added:?}");
+    let old = old_table(&lake, dir.path(), table).await;
+    let old_version = old.version().expect("a version");
+
+    // Opened for writing by this release: one commit adds the column, one fills it,
+    // one marks it filled.
+    let migrated = lake
+        .create(table)
+        .await
+        .expect("the table, with the added columns");
+    assert_eq!(migrated.version(), Some(old_version + 3));
+    assert_eq!(years_read(&migrated).await, expected());
 
     // Opened again: nothing is left to add.
     let again = lake.create(table).await.expect("the table again");
@@ -148,42 +166,30 @@ async fn a_column_added_but_not_filled_is_filled_at_the_next_opening() {
     let lake =
         LakeLocation::new(&dir.path().to_string_lossy(), Default::default()).expect("a lake");
     let table = tables::find("activities").expect("the activities table");
-    let years: Vec<&str> = YEARS.iter().map(|(y, _)| *y).collect();
-    let schema = table.arrow_schema();
-    let rows = RecordBatch::try_new(
-        Arc::clone(&schema),
-        schema
-            .fields()
-            .iter()
-            .map(|f| match f.name().as_str() {
-                "school_year_start" => new_null_array(f.data_type(), years.len()),
-                name => column(name, f.data_type(), &years),
-            })
-            .collect(),
-    )
-    .expect("rows with the column empty");
-    let written = lake
-        .create(table)
+    let fields: Vec<_> = ADDED_COLUMNS.iter().map(|c| c.field()).collect();
+    let fields: StructType = (&Schema::new(fields))
+        .try_into_kernel()
+        .expect("a Delta schema");
+    let added = old_table(&lake, dir.path(), table)
         .await
-        .expect("the table")
-        .write(vec![rows])
-        .with_save_mode(SaveMode::Append)
+        .add_columns()
+        .with_fields(fields.fields().cloned().collect::<Vec<_>>())
         .await
-        .expect("rows");
+        .expect("the column, empty");
     let opened = lake.create(table).await.expect("opened again");
-    assert_eq!(opened.version(), written.version().map(|v| v + 1));
-    let ctx = SessionContext::new();
-    opened
-        .update_datafusion_session(&ctx.state())
-        .expect("session");
-    ctx.register_table("t", opened.table_provider().await.expect("provider"))
-        .expect("register");
-    let empty = ctx
-        .sql("SELECT count(*) FROM t WHERE school_year_start IS NULL")
-        .await
-        .expect("plan")
-        .collect()
-        .await
-        .expect("rows");
-    assert_eq!(empty[0].column(0).as_primitive::<Int64Type>().value(0), 0);
+    // One commit fills, one marks it filled.
+    assert_eq!(opened.version(), added.version().map(|v| v + 2));
+    assert_eq!(years_read(&opened).await, expected());
+}
+
+/// A table this release creates has nothing to fill: opening it commits nothing.
+#[tokio::test]
+async fn a_new_table_is_opened_without_a_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake =
+        LakeLocation::new(&dir.path().to_string_lossy(), Default::default()).expect("a lake");
+    let table = tables::find("activities").expect("the activities table");
+    let created = lake.create(table).await.expect("created");
+    let opened = lake.create(table).await.expect("opened");
+    assert_eq!(opened.version(), created.version());
 }
