@@ -232,6 +232,7 @@ pub async fn transform(options: &TransformBench) -> anyhow::Result<TransformRepo
                             .and_then(|s| uuid::Uuid::parse_str(s).ok())
                             .unwrap_or_default(),
                         payload: event.to_string().into_bytes(),
+                        version: None,
                     }
                 })
                 .collect();

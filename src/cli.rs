@@ -365,12 +365,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let summary = push_files(&options, &files).await?;
             let seconds = started.elapsed().as_secs_f64();
             println!(
-                "{} records from {} files in {} batches ({} retries) in {seconds:.1}s: {} accepted, {} duplicates, {} rejected",
+                "{} records from {} files in {} batches ({} retries) in {seconds:.1}s: {} accepted, {} corrected, {} duplicates, {} rejected",
                 summary.records,
                 summary.files,
                 summary.batches,
                 summary.retries,
                 summary.accepted,
+                summary.corrected,
                 summary.duplicates,
                 summary.rejected
             );

@@ -76,6 +76,7 @@ pub struct PushSummary {
     pub files: usize,
     pub records: usize,
     pub accepted: usize,
+    pub corrected: usize,
     pub duplicates: usize,
     pub rejected: usize,
     pub batches: usize,
@@ -163,6 +164,7 @@ pub async fn push_files(
             summary.retries += retries;
             summary.records += batch.len();
             summary.accepted += answer.accepted;
+            summary.corrected += answer.corrected;
             summary.duplicates += answer.duplicates;
             summary.rejected += answer.rejected;
             for result in answer

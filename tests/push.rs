@@ -221,7 +221,7 @@ async fn push_lands_every_valid_record_of_csv_and_ndjson_files_and_retries_until
         ]
     );
     assert!(
-        stdout.contains("62 accepted, 0 duplicates, 3 rejected"),
+        stdout.contains("62 accepted, 0 corrected, 0 duplicates, 3 rejected"),
         "{stdout}"
     );
 
@@ -255,7 +255,7 @@ async fn push_lands_every_valid_record_of_csv_and_ndjson_files_and_retries_until
     .expect("push again");
     let stdout = String::from_utf8_lossy(&again.stdout);
     assert!(
-        stdout.contains("0 accepted, 62 duplicates, 3 rejected"),
+        stdout.contains("0 accepted, 0 corrected, 62 duplicates, 3 rejected"),
         "{stdout}"
     );
 

@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::event_ids::SeenIds;
+use crate::row_versions::{LatestVersion, Versions};
 use crate::{
     Appended, EventLog, LogError, LogRecord, StoredRecord, check_events, check_partition,
     partition_for,
@@ -240,6 +241,7 @@ impl Writer {
         {
             let mut blocks = txn.open_table(RECORD_BLOCKS)?;
             let mut heads = txn.open_table(HEADS)?;
+            let mut versions = Versions::open(&txn)?;
             let mut next: Vec<u64> = (0..self.partitions)
                 .map(|p| Ok(heads.get(p)?.map_or(0, |v| v.value())))
                 .collect::<Result<_, redb::Error>>()?;
@@ -251,10 +253,18 @@ impl Writer {
             for (batch, _) in group {
                 let mut outcome = Vec::with_capacity(batch.len());
                 for record in batch {
-                    if seen.contains(record.event_id) || !in_group.insert(record.event_id) {
+                    if seen.contains(record.event_id) || in_group.contains(&record.event_id) {
                         outcome.push(Appended::Duplicate);
                         continue;
                     }
+                    if let Some(version) = &record.version {
+                        if !versions.is_current(version)? {
+                            outcome.push(Appended::Outdated);
+                            continue;
+                        }
+                        versions.store(record.event_id, version)?;
+                    }
+                    in_group.insert(record.event_id);
                     let partition = partition_for(&record.key, self.partitions);
                     let offset = next[partition as usize];
                     next[partition as usize] += 1;
@@ -306,6 +316,7 @@ fn move_records_into_blocks(txn: &redb::WriteTransaction) -> Result<u64, redb::E
                 key: key.to_string(),
                 event_id: Uuid::from_u128(id),
                 payload: payload.to_vec(),
+                version: None,
             });
             blocks.insert(position.value(), block.bytes.as_slice())?;
             moved += 1;
@@ -457,6 +468,12 @@ impl EventLog for EmbeddedLog {
             .send((records, reply))
             .map_err(|_| unavailable())?;
         answer.await.map_err(|_| unavailable())?
+    }
+
+    async fn latest_versions(&self, rows: &[Uuid]) -> Result<Vec<Option<LatestVersion>>, LogError> {
+        let rows = rows.to_vec();
+        self.blocking(move |db| crate::row_versions::latest(db, &rows))
+            .await
     }
 
     async fn read(
@@ -634,6 +651,7 @@ mod tests {
             key: key.to_string(),
             event_id,
             payload: format!(r#"{{"event_id":"{event_id}","filler":"{filler}"}}"#).into_bytes(),
+            version: None,
         }
     }
 

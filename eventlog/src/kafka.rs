@@ -28,6 +28,7 @@ use redb::Database;
 use uuid::Uuid;
 
 use crate::event_ids::SeenIds;
+use crate::row_versions::{LatestVersion, Versions};
 use crate::{
     Appended, EventLog, KafkaConfig, LogError, LogRecord, StoredRecord, check_events,
     check_partition, event_id_of,
@@ -85,6 +86,7 @@ impl KafkaLog {
             ids: Arc::new(Mutex::new(ProducedIds {
                 seen,
                 in_flight: HashSet::new(),
+                rows_in_flight: HashSet::new(),
             })),
             retention,
         };
@@ -225,12 +227,15 @@ fn open_index(path: &Path) -> Result<Database, LogError> {
 struct ProducedIds {
     seen: SeenIds,
     in_flight: HashSet<Uuid>,
+    /// The plain sheets' rows of which a version is being sent right now.
+    rows_in_flight: HashSet<Uuid>,
 }
 
 /// Removes ids from the in-flight set when an append ends, however it ends.
 struct InFlight<'a> {
     ids: &'a Mutex<ProducedIds>,
     claimed: Vec<Uuid>,
+    rows: Vec<Uuid>,
 }
 
 impl Drop for InFlight<'_> {
@@ -238,6 +243,9 @@ impl Drop for InFlight<'_> {
         let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
         for id in &self.claimed {
             ids.in_flight.remove(id);
+        }
+        for row in &self.rows {
+            ids.rows_in_flight.remove(row);
         }
     }
 }
@@ -265,23 +273,55 @@ impl EventLog for KafkaLog {
         let mut claimed = InFlight {
             ids: &self.ids,
             claimed: Vec::new(),
+            rows: Vec::new(),
         };
+        let mut outcome = vec![Appended::Duplicate; records.len()];
         let mut to_send = Vec::new();
         {
             let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+            let busy = |what: String| LogError::Unavailable {
+                backend: "kafka",
+                what: format!(
+                    "topic {}: {what} is being appended by another request",
+                    self.topic
+                ),
+            };
+            let rows: Vec<Uuid> = records
+                .iter()
+                .filter_map(|r| r.version.map(|v| v.row))
+                .collect();
+            let latest = crate::row_versions::latest(&self.index, &rows).map_err(|e| {
+                LogError::EventIdIndex {
+                    path: self.config.event_id_index.clone(),
+                    source: Box::new(e),
+                }
+            })?;
+            let latest: HashMap<Uuid, Option<Uuid>> = rows
+                .into_iter()
+                .zip(latest)
+                .map(|(row, latest)| (row, latest.map(|l| l.event_id)))
+                .collect();
             let mut in_batch = HashSet::new();
+            let mut rows_in_batch = HashSet::new();
             for (i, record) in records.iter().enumerate() {
-                if ids.seen.contains(record.event_id) || !in_batch.insert(record.event_id) {
+                if ids.seen.contains(record.event_id) || in_batch.contains(&record.event_id) {
                     continue;
                 }
+                if let Some(version) = &record.version {
+                    if latest.get(&version.row).copied().flatten() != version.replaces
+                        || !rows_in_batch.insert(version.row)
+                    {
+                        outcome[i] = Appended::Outdated;
+                        continue;
+                    }
+                    if !ids.rows_in_flight.insert(version.row) {
+                        return Err(busy(format!("a version of row {}", version.row)));
+                    }
+                    claimed.rows.push(version.row);
+                }
+                in_batch.insert(record.event_id);
                 if !ids.in_flight.insert(record.event_id) {
-                    return Err(LogError::Unavailable {
-                        backend: "kafka",
-                        what: format!(
-                            "topic {}: event {} is being appended by another request",
-                            self.topic, record.event_id
-                        ),
-                    });
+                    return Err(busy(format!("event {}", record.event_id)));
                 }
                 claimed.claimed.push(record.event_id);
                 to_send.push(i);
@@ -290,14 +330,13 @@ impl EventLog for KafkaLog {
         let sent =
             futures::future::join_all(to_send.iter().map(|&i| self.produce(&records[i]))).await;
 
-        let mut outcome = vec![Appended::Duplicate; records.len()];
         let mut stored = Vec::new();
         let mut first_error = None;
         for (&i, result) in to_send.iter().zip(sent) {
             match result {
                 Ok((partition, offset)) => {
                     outcome[i] = Appended::Stored { partition, offset };
-                    stored.push(records[i].event_id);
+                    stored.push((records[i].event_id, records[i].version));
                 }
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -313,13 +352,21 @@ impl EventLog for KafkaLog {
         );
         self.blocking(move || {
             let mut ids = ids.lock().unwrap_or_else(|p| p.into_inner());
+            let stored_ids: Vec<Uuid> = stored.iter().map(|(id, _)| *id).collect();
             let mut record = || -> Result<(), redb::Error> {
                 let txn = db.begin_write()?;
-                ids.seen.record(&txn, &stored)?;
+                ids.seen.record(&txn, &stored_ids)?;
+                let mut versions = Versions::open(&txn)?;
+                for (event_id, version) in &stored {
+                    if let Some(version) = version {
+                        versions.store(*event_id, version)?;
+                    }
+                }
+                drop(versions);
                 Ok(txn.commit()?)
             };
             record().map_err(|e| {
-                ids.seen.forget(&stored);
+                ids.seen.forget(&stored_ids);
                 LogError::EventIdIndex {
                     path,
                     source: Box::new(e),
@@ -332,6 +379,21 @@ impl EventLog for KafkaLog {
             Some(e) => Err(e),
             None => Ok(outcome),
         }
+    }
+
+    async fn latest_versions(&self, rows: &[Uuid]) -> Result<Vec<Option<LatestVersion>>, LogError> {
+        let (db, rows, path) = (
+            self.index.clone(),
+            rows.to_vec(),
+            self.config.event_id_index.clone(),
+        );
+        self.blocking(move || {
+            crate::row_versions::latest(&db, &rows).map_err(|e| LogError::EventIdIndex {
+                path,
+                source: Box::new(e),
+            })
+        })
+        .await
     }
 
     async fn read(

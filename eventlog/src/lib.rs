@@ -24,6 +24,9 @@ pub mod files;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod person_keys;
+pub mod row_versions;
+
+pub use row_versions::{LatestVersion, RowVersion};
 
 /// A record to append: the event as JSON bytes, keyed by its subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +38,8 @@ pub struct LogRecord {
     /// The event as a JSON object whose top-level `event_id` is `event_id` (the Kafka
     /// backend reads the id back from there).
     pub payload: Vec<u8>,
+    /// For a row of a plain sheet: the version of the row it is (see [`row_versions`]).
+    pub version: Option<RowVersion>,
 }
 
 /// What became of one appended record.
@@ -44,6 +49,10 @@ pub enum Appended {
     Stored { partition: u32, offset: u64 },
     /// A record with this event id was stored before (or earlier in the same batch).
     Duplicate,
+    /// Not stored: the row's latest version is no longer the one this record
+    /// replaces (another record of the row was stored meanwhile, or earlier in the
+    /// same batch). Made again over the latest, it may be stored.
+    Outdated,
 }
 
 /// A record as read back from the log.
@@ -169,6 +178,9 @@ pub trait EventLog: Send + Sync + 'static {
     /// replicas). On error, records of the batch may or may not have been stored; a
     /// retry of the same batch is safe because stored event ids come back as duplicates.
     async fn append(&self, records: Vec<LogRecord>) -> Result<Vec<Appended>, LogError>;
+
+    /// The latest stored version of each of these rows of plain sheets, in their order.
+    async fn latest_versions(&self, rows: &[Uuid]) -> Result<Vec<Option<LatestVersion>>, LogError>;
 
     /// Reads up to `max` records of one partition from offset `from` on, in offset order.
     /// Returns fewer (or none) when the end of the partition is reached.

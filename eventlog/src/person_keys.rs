@@ -15,6 +15,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+use ring::hmac;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -68,10 +69,10 @@ impl PersonKeys {
     }
 
     /// The key of `name`, if it exists.
-    fn read(&self, name: &str) -> Result<Option<LessSafeKey>, LogError> {
+    fn read(&self, name: &str) -> Result<Option<Secret>, LogError> {
         let path = self.path(name);
         match std::fs::read(&path) {
-            Ok(bytes) => Ok(Some(aead_key(&bytes).ok_or_else(|| {
+            Ok(bytes) => Ok(Some(bytes.try_into().map_err(|_| {
                 LogError::PersonKeys {
                     path,
                     source: std::io::Error::other("a person key is not 32 bytes"),
@@ -84,7 +85,7 @@ impl PersonKeys {
 
     /// The key of `subject`, made now if it has none (another process may make it at
     /// the same moment: the first file wins, and both use it).
-    fn key_for(&self, subject: &str) -> Result<(String, LessSafeKey), LogError> {
+    fn key_for(&self, subject: &str) -> Result<(String, Secret), LogError> {
         let name = key_name(subject);
         if let Some(key) = self.read(&name)? {
             return Ok((name, key));
@@ -140,7 +141,8 @@ impl PersonKeys {
         if taken.is_empty() {
             return Ok(());
         }
-        let (name, key) = self.key_for(subject)?;
+        let (name, secret) = self.key_for(subject)?;
+        let key = aead_key(&secret);
         let nonce: [u8; 12] = rand::random();
         let mut sealed = serde_json::to_vec(&taken).unwrap_or_default();
         key.seal_in_place_append_tag(
@@ -176,9 +178,10 @@ impl PersonKeys {
         if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(corrupt("not named by a key"));
         }
-        let Some(key) = self.read(name)? else {
+        let Some(secret) = self.read(name)? else {
             return Ok(Unsealed::Shredded);
         };
+        let key = aead_key(&secret);
         let nonce: [u8; 12] = hex::decode(text("nonce"))
             .ok()
             .and_then(|n| n.try_into().ok())
@@ -195,6 +198,23 @@ impl PersonKeys {
             serde_json::from_slice(opened).map_err(|_| corrupt("not a JSON object"))?;
         payload.extend(fields);
         Ok(Unsealed::Opened)
+    }
+
+    /// An event id for `name` keyed by the person's key (made now if they have none):
+    /// without the key, no one can tell from the id which person's row it is, as one
+    /// can of an id derived from the person's reference alone; once the key is
+    /// destroyed, no one can.
+    pub fn keyed_id(&self, subject: &str, name: &[u8]) -> Result<Uuid, LogError> {
+        let (_, secret) = self.key_for(subject)?;
+        // A key of its own for ids, apart from the one that seals.
+        let ids = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, &secret),
+            b"techmon event ids",
+        );
+        let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, ids.as_ref()), name);
+        let mut bytes = [0; 16];
+        bytes.copy_from_slice(&tag.as_ref()[..16]);
+        Ok(uuid::Builder::from_custom_bytes(bytes).into_uuid())
     }
 
     /// Destroys the key of `subject`: what was sealed under it is unreadable from
@@ -214,10 +234,13 @@ impl PersonKeys {
     }
 }
 
-fn aead_key(bytes: &[u8]) -> Option<LessSafeKey> {
-    UnboundKey::new(&CHACHA20_POLY1305, bytes)
-        .ok()
-        .map(LessSafeKey::new)
+/// A person key's 32 bytes.
+type Secret = [u8; 32];
+
+fn aead_key(secret: &Secret) -> LessSafeKey {
+    LessSafeKey::new(
+        UnboundKey::new(&CHACHA20_POLY1305, secret).expect("ChaCha20-Poly1305 takes 32 bytes"),
+    )
 }
 
 #[cfg(test)]
@@ -274,5 +297,27 @@ mod tests {
         );
         let mut plain = original.clone();
         assert_eq!(keys.unseal(id, &mut plain).expect("plain"), Unsealed::Plain);
+    }
+
+    #[test]
+    fn keyed_ids_are_stable_per_person_and_change_with_a_new_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = PersonKeys::open(&dir.path().join("keys")).expect("keys");
+        let id = |subject: &str, name: &[u8]| keys.keyed_id(subject, name).expect("id");
+        let first = id("participant:hub:r-1", b"row");
+        assert_eq!(first, id("participant:hub:r-1", b"row"));
+        assert_eq!(first.get_version_num(), 8);
+        assert_ne!(first, id("participant:hub:r-1", b"another row"));
+        assert_ne!(first, id("participant:hub:r-2", b"row"));
+        // Another folder of keys, or the key destroyed: another id.
+        let elsewhere = PersonKeys::open(&dir.path().join("other")).expect("keys");
+        assert_ne!(
+            first,
+            elsewhere
+                .keyed_id("participant:hub:r-1", b"row")
+                .expect("id")
+        );
+        keys.shred("participant:hub:r-1").expect("shred");
+        assert_ne!(first, id("participant:hub:r-1", b"row"));
     }
 }

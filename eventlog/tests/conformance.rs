@@ -9,7 +9,9 @@ use std::sync::Arc;
 use techmon_eventlog::KafkaConfig;
 use techmon_eventlog::embedded::EmbeddedLog;
 use techmon_eventlog::kafka::KafkaLog;
-use techmon_eventlog::{Appended, EventLog, LogError, LogRecord, StoredRecord, partition_for};
+use techmon_eventlog::{
+    Appended, EventLog, LogError, LogRecord, RowVersion, StoredRecord, partition_for,
+};
 use uuid::Uuid;
 
 const PARTITIONS: u32 = 4;
@@ -85,6 +87,7 @@ fn record(key: &str, seq: usize) -> LogRecord {
         key: key.to_string(),
         event_id,
         payload: format!(r#"{{"event_id":"{event_id}","note":"{key}#{seq}"}}"#).into_bytes(),
+        version: None,
     }
 }
 
@@ -350,6 +353,92 @@ async fn concurrent_producers_lose_nothing(backend: impl Backend) {
     }
 }
 
+/// A version of plain-sheet row `row` that says `says`, made over `replaces`.
+fn version(row: Uuid, says: &str, replaces: Option<Uuid>) -> LogRecord {
+    LogRecord {
+        version: Some(RowVersion {
+            row,
+            digest: Uuid::new_v5(&Uuid::NAMESPACE_OID, says.as_bytes()),
+            replaces,
+        }),
+        ..record("row", 0)
+    }
+}
+
+/// A row's version is stored only over the row's latest, so two corrections of the
+/// same version cannot both be stored; the latest survives reopening.
+async fn a_row_version_is_stored_only_over_the_latest(backend: impl Backend) {
+    let log = backend.open().await;
+    let (row, other_row) = (Uuid::new_v4(), Uuid::new_v4());
+    let first = version(row, "12 girls", None);
+    let other = version(other_row, "3 girls", None);
+    let stored = log
+        .append(vec![first.clone(), other.clone()])
+        .await
+        .expect("append");
+    assert!(stored.iter().all(|a| matches!(a, Appended::Stored { .. })));
+    let latest = log
+        .latest_versions(&[row, Uuid::new_v4()])
+        .await
+        .expect("latest");
+    assert_eq!(latest[0].map(|l| l.event_id), Some(first.event_id));
+    assert_eq!(latest[0].map(|l| l.digest), first.version.map(|v| v.digest));
+    assert_eq!(latest[1], None, "a row never sent has no version");
+
+    // Two corrections made over the same version: the first in the batch is stored.
+    let second = version(row, "13 girls", Some(first.event_id));
+    let rival = version(row, "14 girls", Some(first.event_id));
+    let answer = log
+        .append(vec![second.clone(), rival.clone()])
+        .await
+        .expect("append");
+    assert!(matches!(answer[0], Appended::Stored { .. }));
+    assert_eq!(answer[1], Appended::Outdated);
+    // Made over a version that is no longer the latest, or as a first version of a
+    // row that has one, it is outdated too; an id stored before stays a duplicate.
+    for stale in [
+        version(row, "15 girls", Some(first.event_id)),
+        version(row, "16", None),
+    ] {
+        assert_eq!(
+            log.append(vec![stale]).await.expect("append"),
+            vec![Appended::Outdated]
+        );
+    }
+    assert_eq!(
+        log.append(vec![second.clone()]).await.expect("append"),
+        vec![Appended::Duplicate]
+    );
+    drop(log);
+    let log = backend.open().await;
+    let latest = log
+        .latest_versions(&[row, other_row])
+        .await
+        .expect("latest");
+    assert_eq!(latest[0].map(|l| l.event_id), Some(second.event_id));
+    assert_eq!(latest[1].map(|l| l.event_id), Some(other.event_id));
+    let third = version(row, "12 girls", Some(second.event_id));
+    assert!(matches!(
+        log.append(vec![third.clone()]).await.expect("append")[0],
+        Appended::Stored { .. }
+    ));
+    let stored: Vec<Uuid> = read_all(log.as_ref())
+        .await
+        .iter()
+        .map(|r| r.event_id)
+        .collect();
+    let mut expected = vec![
+        first.event_id,
+        other.event_id,
+        second.event_id,
+        third.event_id,
+    ];
+    expected.sort();
+    let mut stored = stored;
+    stored.sort();
+    assert_eq!(stored, expected, "outdated versions are not stored");
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod embedded_log {
@@ -370,6 +459,7 @@ conformance!(
     a_record_not_carrying_its_id_is_refused,
     committed_positions_survive_reopen,
     concurrent_producers_lose_nothing,
+    a_row_version_is_stored_only_over_the_latest,
 );
 
 #[test]

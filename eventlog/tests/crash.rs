@@ -35,6 +35,7 @@ async fn appending_child_process() {
                         "x".repeat(150)
                     )
                     .into_bytes(),
+                    version: None,
                 }
             })
             .collect();

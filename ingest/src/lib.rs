@@ -13,8 +13,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
-use techmon_eventlog::{Appended, EventLog, LogRecord};
-use techmon_schemas::{EventKind, FieldError, Problem};
+use techmon_eventlog::{Appended, EventLog, LogRecord, RowVersion};
+use techmon_schemas::{Event, EventKind, FieldError, Problem, Subject, sheet};
+use uuid::Uuid;
 
 mod metrics;
 mod records;
@@ -125,7 +126,7 @@ pub fn routes(
 fn stored_payload(
     person_keys: Option<&PersonKeys>,
     record: records::Record,
-    event: &techmon_schemas::Event,
+    event: &Event,
 ) -> Result<Vec<u8>, ApiError> {
     let fields = event.personal_fields();
     let Some(keys) = person_keys.filter(|_| !fields.is_empty()) else {
@@ -196,14 +197,14 @@ async fn push_events(
 /// Push a CSV feed of one event kind, with a header row
 #[utoipa::path(post, path = "/v1/feeds/{kind}", tag = "ingest", security(("bearer" = [])),
     params(("kind" = String, Path, description = "An event kind of `/v1/schemas`")),
-    request_body(content = String, content_type = "text/csv", description = "One record per line; the columns as the templates in docs/templates name them. A plain sheet may leave out the envelope: the hub is the token's, `sent_at` the time of receipt, `occurred_at` the `datum` column (or an activity's `starts_at`), and `event_id` derived from the kind's natural key, so the same rows sent again are duplicates. Dates as Dutch spreadsheets write them (`3-10-2024 9:00`, Excel serials) are read in Europe/Amsterdam."),
+    request_body(content = String, content_type = "text/csv", description = "One record per line; the columns as the templates in docs/templates name them. A plain sheet may leave out the envelope: the hub is the token's, `sent_at` the time of receipt, `occurred_at` the `datum` column (or an activity's `starts_at`), and `event_id` derived from the kind's natural key and what the row says, so the same rows sent again are duplicates and a row saying something else is a correction that replaces the row's earlier version. Dates as Dutch spreadsheets write them (`3-10-2024 9:00`, Excel serials) are read in Europe/Amsterdam."),
     responses(
-        (status = 200, description = "Per line: accepted, duplicate, or rejected with the field and the reason", body = PushAnswer),
+        (status = 200, description = "Per line: accepted, corrected (a plain row saying something else than before, with the event it replaces), duplicate, or rejected with the field and the reason", body = PushAnswer),
         (status = 400, description = "The body is no CSV with a header row (`malformed_body`)", body = ErrorAnswer),
         (status = 401, description = "No token, or not a hub's (`unauthorized`)", body = ErrorAnswer),
         (status = 404, description = "No such event kind (`unknown_event_kind`)", body = ErrorAnswer),
         (status = 413, description = "The body or its number of records is over the limit (`body_too_large`, `too_many_records`)", body = ErrorAnswer),
-        (status = 503, description = "The event log is unavailable; nothing was acknowledged (`log_unavailable`, with `Retry-After`)", body = ErrorAnswer),
+        (status = 503, description = "The event log is unavailable; nothing was acknowledged (`log_unavailable`, with `Retry-After`); or other requests kept correcting the same rows (`rows_being_corrected`): send again", body = ErrorAnswer),
     ))]
 async fn push_feed(
     State(state): State<Ingest>,
@@ -253,6 +254,20 @@ fn rejection_reason(errors: &[FieldError]) -> &'static str {
     }
 }
 
+/// A valid record on its way into the log.
+struct Valid {
+    /// Its place among the answers.
+    slot: usize,
+    record: records::Record,
+    event: Event,
+    /// For a row of a plain sheet: its key and what it says.
+    plain: Option<(Uuid, Uuid)>,
+}
+
+/// How often the rows of a request are made again over their latest versions when
+/// other requests keep correcting the same rows.
+const VERSION_ROUNDS: usize = 3;
+
 /// Validates the candidates, appends the valid ones and answers for each.
 async fn store(
     state: &Ingest,
@@ -271,34 +286,17 @@ async fn store(
         ));
     }
     let mut results = Vec::with_capacity(candidates.len());
-    let mut to_append = Vec::new();
+    let mut valid = Vec::new();
     for candidate in candidates {
-        let checked = match candidate.record {
-            Err(refused) => Err((refused.event_id, refused.errors)),
-            Ok(record) => match record.read() {
-                Ok(event) if event.hub_id != hub => Err((
-                    Some(event.event_id),
-                    vec![FieldError::new(
-                        "/hub_id",
-                        "the token used belongs to another hub: a hub may only send its own events",
-                    )],
-                )),
-                Ok(event) => Ok((record, event)),
-                Err(errors) => Err((record.event_id(), errors)),
-            },
-        };
-        let (event_id, status, errors) = match checked {
-            Ok((record, event)) => {
-                let event_id = event.event_id;
-                to_append.push((
-                    results.len(),
-                    LogRecord {
-                        key: event.subject_key(),
-                        event_id,
-                        payload: stored_payload(state.person_keys.as_deref(), record, &event)?,
-                    },
-                ));
-                (Some(event_id), RecordStatus::Accepted, vec![])
+        let (event_id, status, errors) = match check(hub, candidate.record, candidate.row) {
+            Ok((record, event, plain)) => {
+                valid.push(Valid {
+                    slot: results.len(),
+                    record,
+                    event,
+                    plain,
+                });
+                (None, RecordStatus::Accepted, vec![])
             }
             Err((event_id, errors)) => {
                 state
@@ -314,15 +312,183 @@ async fn store(
             line: candidate.line,
             event_id,
             status,
+            replaces: None,
             partition: None,
             offset: None,
             errors,
         });
     }
+    for _ in 0..VERSION_ROUNDS {
+        if valid.is_empty() {
+            break;
+        }
+        valid = append(state, valid, &mut results).await?;
+    }
+    if !valid.is_empty() {
+        return Err(ApiError::unavailable(
+            state.retry_after,
+            "rows_being_corrected",
+            "other requests are correcting the same rows of this sheet right now: send it again (rows already stored will be reported as duplicates)",
+        ));
+    }
+    let count = |s: RecordStatus| results.iter().filter(|r| r.status == s).count();
+    let answer = PushAnswer {
+        accepted: count(RecordStatus::Accepted),
+        corrected: count(RecordStatus::Corrected),
+        duplicates: count(RecordStatus::Duplicate),
+        rejected: count(RecordStatus::Rejected),
+        results,
+    };
+    tracing::info!(
+        hub,
+        accepted = answer.accepted,
+        corrected = answer.corrected,
+        duplicates = answer.duplicates,
+        rejected = answer.rejected,
+        "push"
+    );
+    Ok(answer)
+}
 
-    let (slots, batch): (Vec<usize>, Vec<LogRecord>) = to_append.into_iter().unzip();
+/// Reads a candidate as an event of `hub`. A row of a plain sheet has no event id
+/// yet: it is read with a stand-in, and comes with its key and what it says.
+#[allow(clippy::type_complexity)]
+fn check(
+    hub: &str,
+    record: Result<records::Record, records::Refused>,
+    row: Option<Uuid>,
+) -> Result<(records::Record, Event, Option<(Uuid, Uuid)>), (Option<Uuid>, Vec<FieldError>)> {
+    let mut record = record.map_err(|refused| (refused.event_id, refused.errors))?;
+    let plain = match (&mut record, row) {
+        (records::Record::Value(value), Some(row)) => {
+            let digest = sheet::content_digest(value);
+            sheet::identify(value, Uuid::nil(), None);
+            Some((row, digest))
+        }
+        _ => None,
+    };
+    let event = record
+        .read()
+        .map_err(|errors| (plain.is_none().then(|| record.event_id()).flatten(), errors))?;
+    let known_id = plain.is_none().then_some(event.event_id);
+    if event.hub_id != hub {
+        return Err((
+            known_id,
+            vec![FieldError::new(
+                "/hub_id",
+                "the token used belongs to another hub: a hub may only send its own events",
+            )],
+        ));
+    }
+    if event.replaces.is_some() {
+        return Err((
+            known_id,
+            vec![FieldError::new(
+                "/replaces",
+                "techmon sets it on a corrected row of a plain sheet: a system that names its own event ids sends a new event instead",
+            )],
+        ));
+    }
+    Ok((record, event, plain))
+}
+
+/// The id of a plain row's version: keyed by its person's key when the row is about
+/// a person and there are keys (see [`PersonKeys::keyed_id`]), as the id reaches the
+/// lake and an id derived from a reference alone would tell whose row it is.
+fn version_id(
+    person_keys: Option<&PersonKeys>,
+    event: &Event,
+    name: &[u8; 48],
+) -> Result<Uuid, ApiError> {
+    let about_a_person = matches!(
+        event.subject(),
+        Subject::Participant { .. } | Subject::Ambassador { .. }
+    );
+    match person_keys.filter(|_| about_a_person) {
+        None => Ok(sheet::version_event_id(name)),
+        Some(keys) => keys.keyed_id(&event.subject_key(), name).map_err(|error| {
+            tracing::error!(%error, "cannot derive the keyed id of a plain row");
+            ApiError::unavailable(
+                5,
+                "log_unavailable",
+                "the keys of personal data cannot be read or written; nothing was stored",
+            )
+        }),
+    }
+}
+
+/// Appends the valid records, each plain row as a new version over its latest (or,
+/// when it says what its latest says, as a duplicate of it), and answers for them.
+/// Returns the plain rows that were outdated: corrected meanwhile by another request,
+/// or by a row earlier in this one.
+async fn append(
+    state: &Ingest,
+    valid: Vec<Valid>,
+    results: &mut [RecordResult],
+) -> Result<Vec<Valid>, ApiError> {
+    let keys = state.person_keys.as_deref();
+    let rows: Vec<Uuid> = valid.iter().filter_map(|v| v.plain.map(|p| p.0)).collect();
+    let mut latest = if rows.is_empty() {
+        vec![]
+    } else {
+        state
+            .log
+            .latest_versions(&rows)
+            .await
+            .map_err(|e| log_failure(state, e))?
+    }
+    .into_iter();
+    let mut batch = Vec::with_capacity(valid.len());
+    // Per record of the batch: its answer's slot, and a plain row to make again if
+    // it is outdated.
+    let mut appended: Vec<(usize, Option<Valid>)> = Vec::with_capacity(valid.len());
+    for mut valid in valid {
+        let version = match valid.plain {
+            None => None,
+            Some((row, digest)) => {
+                let latest = latest.next().flatten();
+                if let Some(latest) = latest.filter(|l| l.digest == digest) {
+                    let result = &mut results[valid.slot];
+                    result.event_id = Some(latest.event_id);
+                    result.status = RecordStatus::Duplicate;
+                    state.metrics.duplicates.inc();
+                    continue;
+                }
+                let replaces = latest.map(|l| l.event_id);
+                let id = version_id(
+                    keys,
+                    &valid.event,
+                    &sheet::version_name(row, digest, replaces),
+                )?;
+                valid.event.event_id = id;
+                valid.event.replaces = replaces;
+                if let records::Record::Value(value) = &mut valid.record {
+                    sheet::identify(value, id, replaces);
+                }
+                Some(RowVersion {
+                    row,
+                    digest,
+                    replaces,
+                })
+            }
+        };
+        let record = match version {
+            Some(_) => valid.record.clone(),
+            None => std::mem::replace(&mut valid.record, records::Record::Value(Value::Null)),
+        };
+        batch.push(LogRecord {
+            key: valid.event.subject_key(),
+            event_id: valid.event.event_id,
+            payload: stored_payload(keys, record, &valid.event)?,
+            version,
+        });
+        let result = &mut results[valid.slot];
+        result.event_id = Some(valid.event.event_id);
+        result.replaces = valid.event.replaces;
+        appended.push((valid.slot, version.map(|_| valid)));
+    }
     let append_started = Instant::now();
-    let appended = if batch.is_empty() {
+    let outcomes = if batch.is_empty() {
         vec![]
     } else {
         state
@@ -335,35 +501,28 @@ async fn store(
         .metrics
         .append_seconds
         .observe(append_started.elapsed().as_secs_f64());
-    for (slot, outcome) in slots.into_iter().zip(appended) {
+    let mut outdated = Vec::new();
+    for ((slot, plain), outcome) in appended.into_iter().zip(outcomes) {
         let result = &mut results[slot];
         match outcome {
             Appended::Stored { partition, offset } => {
                 result.partition = Some(partition);
                 result.offset = Some(offset);
                 state.metrics.accepted.inc();
+                if result.replaces.is_some() {
+                    result.status = RecordStatus::Corrected;
+                    state.metrics.corrected.inc();
+                }
             }
             Appended::Duplicate => {
                 result.status = RecordStatus::Duplicate;
+                result.replaces = None;
                 state.metrics.duplicates.inc();
             }
+            Appended::Outdated => outdated.extend(plain),
         }
     }
-    let count = |s: RecordStatus| results.iter().filter(|r| r.status == s).count();
-    let answer = PushAnswer {
-        accepted: count(RecordStatus::Accepted),
-        duplicates: count(RecordStatus::Duplicate),
-        rejected: count(RecordStatus::Rejected),
-        results,
-    };
-    tracing::info!(
-        hub,
-        accepted = answer.accepted,
-        duplicates = answer.duplicates,
-        rejected = answer.rejected,
-        "push"
-    );
-    Ok(answer)
+    Ok(outdated)
 }
 
 fn log_failure(state: &Ingest, error: techmon_eventlog::LogError) -> ApiError {

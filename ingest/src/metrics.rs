@@ -6,6 +6,7 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Regi
 #[derive(Clone)]
 pub struct Metrics {
     pub accepted: IntCounter,
+    pub corrected: IntCounter,
     pub rejected: IntCounterVec,
     pub duplicates: IntCounter,
     pub request_seconds: Histogram,
@@ -17,6 +18,11 @@ impl Metrics {
         let accepted = IntCounter::new(
             "techmon_ingest_records_accepted_total",
             "Records stored in the event log",
+        )
+        .expect("metric");
+        let corrected = IntCounter::new(
+            "techmon_ingest_records_corrected_total",
+            "Rows of plain sheets stored as a correction of their earlier version (also among the accepted)",
         )
         .expect("metric");
         let rejected = IntCounterVec::new(
@@ -51,6 +57,7 @@ impl Metrics {
         .expect("metric");
         for c in [
             Box::new(accepted.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(corrected.clone()),
             Box::new(rejected.clone()),
             Box::new(duplicates.clone()),
             Box::new(request_seconds.clone()),
@@ -60,6 +67,7 @@ impl Metrics {
         }
         Self {
             accepted,
+            corrected,
             rejected,
             duplicates,
             request_seconds,

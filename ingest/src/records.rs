@@ -19,6 +19,8 @@ pub struct Candidate {
     /// 1-based line in the body, for line-based bodies (NDJSON, CSV).
     pub line: Option<usize>,
     pub record: Result<Record, Refused>,
+    /// For a row of a plain sheet (one without its own `event_id`): the row's key.
+    pub row: Option<Uuid>,
 }
 
 /// A record refused before it could be read as an event: the `event_id` it names,
@@ -39,7 +41,7 @@ impl Refused {
 }
 
 /// A record as it came.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Record {
     /// An NDJSON line: checked and stored as its own bytes, so what the transform
     /// reads back is exactly what was checked (e.g. a field given twice is refused
@@ -103,6 +105,9 @@ impl Record {
 #[serde(rename_all = "snake_case")]
 pub enum RecordStatus {
     Accepted,
+    /// Stored as a new version of a plain sheet's row that said something else
+    /// before: the answer's `replaces` names the event it replaces.
+    Corrected,
     Duplicate,
     Rejected,
 }
@@ -118,6 +123,9 @@ pub struct RecordResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<Uuid>,
     pub status: RecordStatus,
+    /// The event a correction replaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<Uuid>,
     /// Where the event log holds an accepted record: its partition and offset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<u32>,
@@ -131,6 +139,8 @@ pub struct RecordResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PushAnswer {
     pub accepted: usize,
+    /// Corrections are stored too, and not among the accepted.
+    pub corrected: usize,
     pub duplicates: usize,
     pub rejected: usize,
     pub results: Vec<RecordResult>,
@@ -164,6 +174,7 @@ pub fn parse_events(whole: &bytes::Bytes) -> Result<Vec<Candidate>, ApiError> {
                     index,
                     line: None,
                     record: Ok(Record::Value(v)),
+                    row: None,
                 })
                 .collect())
         }
@@ -175,6 +186,7 @@ pub fn parse_events(whole: &bytes::Bytes) -> Result<Vec<Candidate>, ApiError> {
                 index: 0,
                 line: Some(1),
                 record: Ok(Record::Value(value)),
+                row: None,
             }])
         }
         Some(_) => Ok(body
@@ -186,6 +198,7 @@ pub fn parse_events(whole: &bytes::Bytes) -> Result<Vec<Candidate>, ApiError> {
                 index,
                 line: Some(line_no + 1),
                 record: Ok(Record::Line(whole.slice_ref(line.trim_ascii()))),
+                row: None,
             })
             .collect()),
     }
@@ -230,6 +243,7 @@ pub fn parse_feed(
     // How many times each row came before, for rows told apart only by that.
     let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
     for (index, row) in reader.byte_records().enumerate() {
+        let mut row_key = None;
         let (line, parsed) = match row {
             Err(e) => {
                 let line = e.position().map(|p| p.line() as usize);
@@ -260,7 +274,7 @@ pub fn parse_feed(
                             received_at,
                             repeat,
                         };
-                        techmon_schemas::sheet::complete(kind, &mut record, &receipt);
+                        row_key = techmon_schemas::sheet::complete(kind, &mut record, &receipt);
                         record
                     })
                     .map_err(|errors| Refused {
@@ -274,6 +288,7 @@ pub fn parse_feed(
             index,
             line,
             record: parsed.map(Record::Value),
+            row: row_key,
         });
     }
     if candidates.is_empty() {

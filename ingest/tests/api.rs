@@ -807,3 +807,226 @@ async fn excel_serial_dates_and_dutch_dates_give_the_same_events() {
     assert_eq!(times["\"act-1\""], "\"2024-10-03T00:00:00+02:00\"");
     assert_eq!(times["\"act-2\""], "\"2024-11-05T13:30:00+01:00\"");
 }
+
+/// A server whose ingest seals personal fields and keys the ids of people's rows
+/// with the person keys in `keys`.
+async fn start_with_keys(keys: &std::path::Path) -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log: Arc<dyn EventLog> =
+        Arc::new(EmbeddedLog::open(&dir.path().join("events.redb"), 4, 16).expect("log"));
+    let router = techmon_ingest::build_with_metrics(
+        &config(64 * 1024),
+        log.clone(),
+        prometheus::Registry::new(),
+        Some(techmon_eventlog::person_keys::PersonKeys::open(keys).expect("keys")),
+    )
+    .expect("router");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(techmon_service::serve(listener, router, async {
+        let _ = stopped.await;
+    }));
+    Server {
+        url,
+        log,
+        client: reqwest::Client::new(),
+        _stop: stop,
+        _dir: dir,
+    }
+}
+
+impl Server {
+    async fn push_feed(&self, kind: &str, sheet: String) -> PushAnswer {
+        let response = self
+            .post(
+                &format!("/v1/feeds/{kind}"),
+                TOKEN_DEVENTER,
+                "text/csv",
+                sheet,
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("answer")
+    }
+
+    /// The stored events, by event id.
+    async fn events(&self) -> BTreeMap<Uuid, Value> {
+        self.stored()
+            .await
+            .iter()
+            .map(|r| {
+                (
+                    r.event_id,
+                    serde_json::from_slice(&r.payload).expect("stored JSON"),
+                )
+            })
+            .collect()
+    }
+}
+
+fn class_sheet(rows: &[(&str, u32)]) -> String {
+    let mut sheet =
+        String::from("datum;activiteit;school;sector;groep;schooljaar;meisjes;jongens\n");
+    for (activity, girls) in rows {
+        sheet.push_str(&format!(
+            "3-10-2024;{activity};12AB00;PO;7;2024/25;{girls};14\n"
+        ));
+    }
+    sheet
+}
+
+#[tokio::test]
+async fn a_row_sent_again_with_other_numbers_is_a_correction_naming_the_earlier_event() {
+    let server = start().await;
+    let kind = "group_participated";
+    let first = server
+        .push_feed(kind, class_sheet(&[("act-1", 12), ("act-2", 10)]))
+        .await;
+    assert_eq!((first.accepted, first.corrected), (2, 0), "{first:?}");
+    let ids = |answer: &PushAnswer| -> Vec<Uuid> {
+        answer
+            .results
+            .iter()
+            .map(|r| r.event_id.expect("an id"))
+            .collect()
+    };
+    let statuses = |answer: &PushAnswer| -> Vec<RecordStatus> {
+        answer.results.iter().map(|r| r.status).collect()
+    };
+
+    let corrected = server
+        .push_feed(kind, class_sheet(&[("act-1", 13), ("act-2", 10)]))
+        .await;
+    assert_eq!(
+        statuses(&corrected),
+        [RecordStatus::Corrected, RecordStatus::Duplicate]
+    );
+    assert_eq!(corrected.results[0].replaces, Some(ids(&first)[0]));
+    assert_eq!(
+        ids(&corrected)[1],
+        ids(&first)[1],
+        "a duplicate names its event"
+    );
+    assert_ne!(ids(&corrected)[0], ids(&first)[0]);
+
+    // Back to what it said first: a version of its own, replacing the second.
+    let back = server.push_feed(kind, class_sheet(&[("act-1", 12)])).await;
+    assert_eq!(statuses(&back), [RecordStatus::Corrected]);
+    assert_eq!(back.results[0].replaces, Some(ids(&corrected)[0]));
+    assert!(!ids(&first).contains(&ids(&back)[0]));
+
+    // The same row twice in one sheet: the second corrects the first.
+    let twice = server
+        .push_feed(kind, class_sheet(&[("act-1", 14), ("act-1", 15)]))
+        .await;
+    assert_eq!(
+        statuses(&twice),
+        [RecordStatus::Corrected, RecordStatus::Corrected]
+    );
+    assert_eq!(twice.results[0].replaces, Some(ids(&back)[0]));
+    assert_eq!(twice.results[1].replaces, Some(ids(&twice)[0]));
+
+    // The log holds each version once, each naming the one it replaces.
+    let events = server.events().await;
+    let versions = [ids(&first), ids(&corrected), ids(&back), ids(&twice)].concat();
+    let distinct: HashSet<Uuid> = versions.iter().copied().collect();
+    assert_eq!(events.len(), distinct.len());
+    assert_eq!(events.len(), 6);
+    for result in [&first, &corrected, &back, &twice]
+        .iter()
+        .flat_map(|a| &a.results)
+        .filter(|r| r.status == RecordStatus::Corrected)
+    {
+        let event = &events[&result.event_id.expect("an id")];
+        assert_eq!(
+            event["replaces"].as_str().map(|s| s.to_string()),
+            result.replaces.map(|r| r.to_string())
+        );
+    }
+    assert_eq!(
+        events[&ids(&twice)[1]]["payload"]["participants"]["girls"],
+        15
+    );
+
+    // A sender names its own events, and never what they replace.
+    let mut replacing = group("tec-deventer");
+    replacing["replaces"] = json!(ids(&first)[0]);
+    let refused = server.push_ndjson(TOKEN_DEVENTER, &[replacing]).await;
+    assert_eq!(refused.rejected, 1);
+    assert_eq!(fields(&refused.results[0].errors), ["/replaces"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_correcting_one_row_at_once_are_stored_one_after_the_other() {
+    let server = Arc::new(start().await);
+    let pushes: Vec<_> = [20, 21, 22]
+        .into_iter()
+        .map(|girls| {
+            let server = server.clone();
+            tokio::spawn(async move {
+                server
+                    .push_feed("group_participated", class_sheet(&[("act-9", girls)]))
+                    .await
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for push in pushes {
+        answers.push(push.await.expect("a push"));
+    }
+    let mut statuses: Vec<RecordStatus> = answers.iter().map(|a| a.results[0].status).collect();
+    statuses.sort_by_key(|s| format!("{s:?}"));
+    assert_eq!(
+        statuses,
+        [
+            RecordStatus::Accepted,
+            RecordStatus::Corrected,
+            RecordStatus::Corrected
+        ]
+    );
+    // One chain: no two versions replace the same event.
+    let events = server.events().await;
+    assert_eq!(events.len(), 3);
+    let replaced: HashSet<Option<&str>> = events.values().map(|e| e["replaces"].as_str()).collect();
+    assert_eq!(replaced.len(), 3, "{events:?}");
+    assert!(replaced.contains(&None));
+    assert!(
+        replaced
+            .iter()
+            .flatten()
+            .all(|id| events.contains_key(&Uuid::parse_str(id).expect("an id")))
+    );
+}
+
+#[tokio::test]
+async fn the_ids_of_peoples_rows_are_keyed_by_their_person_key() {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let sheet = "datum;activiteit;deelnemer;rol\n8-10-2024 9:00;act-1;TEC-P-000101;pupil\n";
+    let server = start_with_keys(keys.path()).await;
+    let first = server.push_feed("participant_attended", sheet.into()).await;
+    let id = first.results[0].event_id.expect("an id");
+    // Not a UUID anyone could derive from the reference (version 5), but one made
+    // with the person's key (version 8): the same again with the same keys.
+    assert_eq!(id.get_version_num(), 8, "{first:?}");
+    let again = server.push_feed("participant_attended", sheet.into()).await;
+    assert_eq!(
+        (again.results[0].status, again.results[0].event_id),
+        (RecordStatus::Duplicate, Some(id))
+    );
+    let elsewhere = start_with_keys(&keys.path().join("other")).await;
+    let other = elsewhere
+        .push_feed("participant_attended", sheet.into())
+        .await;
+    assert_ne!(other.results[0].event_id, Some(id));
+    // A class is no person: its rows keep their derived ids.
+    let classes = server
+        .push_feed("group_participated", class_sheet(&[("act-1", 12)]))
+        .await;
+    assert_eq!(
+        classes.results[0].event_id.map(|id| id.get_version_num()),
+        Some(5)
+    );
+}

@@ -658,6 +658,9 @@ pub struct Event {
     pub hub_id: String,
     pub occurred_at: DateTime<FixedOffset>,
     pub sent_at: DateTime<FixedOffset>,
+    /// The event this one replaces: set by techmon on a corrected row of a plain
+    /// sheet (see [`crate::sheet`]).
+    pub replaces: Option<Uuid>,
     pub payload: Payload,
 }
 
@@ -813,6 +816,8 @@ struct EventOut<'a> {
     hub_id: &'a str,
     occurred_at: &'a DateTime<FixedOffset>,
     sent_at: &'a DateTime<FixedOffset>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replaces: &'a Option<Uuid>,
     payload: &'a Payload,
 }
 
@@ -825,6 +830,7 @@ impl Serialize for Event {
             hub_id: &self.hub_id,
             occurred_at: &self.occurred_at,
             sent_at: &self.sent_at,
+            replaces: &self.replaces,
             payload: &self.payload,
         }
         .serialize(serializer)
@@ -841,6 +847,7 @@ enum EnvelopeField {
     HubId,
     OccurredAt,
     SentAt,
+    Replaces,
     Payload,
 }
 
@@ -863,7 +870,7 @@ impl<'de> serde::de::Visitor<'de> for EventVisitor {
         }
         let (mut event_id, mut kind, mut schema_version) = (None, None, None);
         let (mut hub_id, mut occurred_at, mut sent_at) = (None, None, None);
-        let mut payload = None;
+        let (mut payload, mut replaces) = (None, None);
         // The payload is read straight into its kind's type when `event_type` came
         // first (as techmon writes it); otherwise it waits as a JSON value.
         let mut payload_before_kind: Option<serde_json::Value> = None;
@@ -883,6 +890,7 @@ impl<'de> serde::de::Visitor<'de> for EventVisitor {
                     let time: Rfc3339 = map.next_value()?;
                     once(&mut sent_at, time.0, "sent_at")?
                 }
+                EnvelopeField::Replaces => once(&mut replaces, map.next_value()?, "replaces")?,
                 EnvelopeField::Payload => {
                     if payload.is_some() || payload_before_kind.is_some() {
                         return Err(A::Error::duplicate_field("payload"));
@@ -909,6 +917,7 @@ impl<'de> serde::de::Visitor<'de> for EventVisitor {
             hub_id: hub_id.ok_or_else(|| A::Error::missing_field("hub_id"))?,
             occurred_at: occurred_at.ok_or_else(|| A::Error::missing_field("occurred_at"))?,
             sent_at: sent_at.ok_or_else(|| A::Error::missing_field("sent_at"))?,
+            replaces,
             payload,
         })
     }

@@ -1,8 +1,11 @@
 //! Plain sheets: rows as a hub coordinator keeps them, without the envelope. What a
 //! row leaves out is filled in from where it is known: the hub from the token, the
-//! schema version as the current one, `sent_at` as the time of receipt, `occurred_at`
-//! from the kind's date, and `event_id` from the kind's natural key (UUID version 5),
-//! so that the same sheet sent again is answered with duplicates, not counted twice.
+//! schema version as the current one, `sent_at` as the time of receipt, and
+//! `occurred_at` from the kind's date. A row without its own `event_id` is known by
+//! its kind's natural key: the same row sent again saying the same is a duplicate,
+//! and saying something else a correction, a new version of the row that names the
+//! one it replaces. Its event id is derived (UUID version 5) from the row, what it
+//! says and the version it replaces, so a version sent twice is the same event.
 //! Dates and times are read as Dutch spreadsheets write them (`3-10-2024`,
 //! `03-10-2024 09:00`, Excel's serial numbers), in Europe/Amsterdam.
 
@@ -13,7 +16,8 @@ use uuid::Uuid;
 
 use crate::EventKind;
 
-/// The namespace of the event ids techmon derives (UUID version 5).
+/// The namespace of the row keys, digests and event ids techmon derives (UUID
+/// version 5).
 const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x446160ef_77b9_4379_ab15_a56c83d66311);
 
 /// What a row is known by, per kind: the fields (JSON Pointers) that say which
@@ -33,7 +37,7 @@ pub fn natural_key(kind: EventKind) -> &'static [&'static str] {
         EventKind::ParticipantRegistered => &["/payload/participant_ref"],
         EventKind::ParticipantAttended => &["/payload/activity_id", "/payload/participant_ref"],
         // An anonymous answer (no participant_ref) is known by what it says too, and
-        // by how many the same came before it in the sheet (see `derived_event_id`).
+        // by how many the same came before it in the sheet (see `row_key`).
         EventKind::SurveyAnswered => &[
             "/payload/activity_id",
             "/payload/respondent_role",
@@ -68,11 +72,10 @@ pub struct Receipt<'a> {
 }
 
 /// Fills in what a plain row of `kind` left out of its envelope (see the module).
-/// A row that names them keeps its own.
-pub fn complete(kind: EventKind, record: &mut Value, receipt: &Receipt) {
-    let Some(fields) = record.as_object_mut() else {
-        return;
-    };
+/// A row that names them keeps its own. Returns the row's key when the row names no
+/// `event_id`: it gets one with [`identify`] once the row's latest version is known.
+pub fn complete(kind: EventKind, record: &mut Value, receipt: &Receipt) -> Option<Uuid> {
+    let fields = record.as_object_mut()?;
     fields
         .entry("hub_id")
         .or_insert_with(|| Value::from(receipt.hub_id));
@@ -91,11 +94,47 @@ pub fn complete(kind: EventKind, record: &mut Value, receipt: &Receipt) {
     {
         fields.insert("occurred_at".into(), starts_at);
     }
-    if record.get("event_id").is_none() {
-        let id = derived_event_id(kind, record, receipt);
-        if let Some(fields) = record.as_object_mut() {
-            fields.insert("event_id".into(), Value::from(id.to_string()));
+    record
+        .get("event_id")
+        .is_none()
+        .then(|| row_key(kind, record, receipt))
+}
+
+/// What a row says, as a digest: the row without its ids and the time it was sent,
+/// serialised with its fields in name order (serde_json's maps are sorted).
+pub fn content_digest(record: &Value) -> Uuid {
+    let mut says = record.clone();
+    if let Some(fields) = says.as_object_mut() {
+        for field in ["event_id", "replaces", "sent_at"] {
+            fields.remove(field);
         }
+    }
+    Uuid::new_v5(&EVENT_ID_NAMESPACE, says.to_string().as_bytes())
+}
+
+/// What a version's event id is made from: the row, what it says, and the version it
+/// replaces (so a row that goes back to what it said before is a new version).
+pub fn version_name(row: Uuid, digest: Uuid, replaces: Option<Uuid>) -> [u8; 48] {
+    let mut name = [0; 48];
+    name[..16].copy_from_slice(row.as_bytes());
+    name[16..32].copy_from_slice(digest.as_bytes());
+    name[32..].copy_from_slice(replaces.unwrap_or_default().as_bytes());
+    name
+}
+
+/// The event id of a version: UUID version 5 of its [`version_name`].
+pub fn version_event_id(name: &[u8; 48]) -> Uuid {
+    Uuid::new_v5(&EVENT_ID_NAMESPACE, name)
+}
+
+/// Gives a plain row its event id, and the version it replaces.
+pub fn identify(record: &mut Value, event_id: Uuid, replaces: Option<Uuid>) {
+    if let Some(fields) = record.as_object_mut() {
+        fields.insert("event_id".into(), Value::from(event_id.to_string()));
+        match replaces {
+            Some(earlier) => fields.insert("replaces".into(), Value::from(earlier.to_string())),
+            None => fields.remove("replaces"),
+        };
     }
 }
 
@@ -104,10 +143,10 @@ pub fn complete(kind: EventKind, record: &mut Value, receipt: &Receipt) {
 /// same ids.
 const ANONYMOUS_ANSWER: &[&str] = &["/payload/score", "/payload/scale_max", "/payload/comment"];
 
-/// The event id of a row without one: UUID version 5 of the hub, the kind and the
+/// The key of a row without an event id: UUID version 5 of the hub, the kind and the
 /// values of the kind's natural key (for an anonymous survey answer also what it
 /// says and its repeat).
-fn derived_event_id(kind: EventKind, record: &Value, receipt: &Receipt) -> Uuid {
+fn row_key(kind: EventKind, record: &Value, receipt: &Receipt) -> Uuid {
     let anonymous =
         kind == EventKind::SurveyAnswered && record.pointer("/payload/participant_ref").is_none();
     let extra = if anonymous { ANONYMOUS_ANSWER } else { &[] };
@@ -238,7 +277,7 @@ mod tests {
     }
 
     #[test]
-    fn a_plain_row_gets_its_envelope_and_the_same_row_the_same_id() {
+    fn a_plain_row_gets_its_envelope_and_the_same_row_the_same_key() {
         let row = |girls: u32| {
             serde_json::json!({
                 "event_type": "group_participated", "schema_version": 1,
@@ -248,45 +287,62 @@ mod tests {
                             "participants": {"girls": girls, "boys": 14}}
             })
         };
-        let (mut first, mut again, mut other_hub) = (row(12), row(12), row(12));
-        complete(
-            EventKind::GroupParticipated,
-            &mut first,
-            &receipt("tec-deventer"),
-        );
-        complete(
-            EventKind::GroupParticipated,
-            &mut again,
-            &receipt("tec-deventer"),
-        );
-        complete(
-            EventKind::GroupParticipated,
-            &mut other_hub,
-            &receipt("tec-hengelo"),
-        );
+        let complete_for = |hub: &str, girls: u32| {
+            let mut record = row(girls);
+            let key = complete(EventKind::GroupParticipated, &mut record, &receipt(hub));
+            (key.expect("a plain row has a key"), record)
+        };
+        let (key, first) = complete_for("tec-deventer", 12);
         assert_eq!(first["hub_id"], "tec-deventer");
         assert_eq!(first["sent_at"], "2024-10-08T14:00:00Z");
-        assert_eq!(first["event_id"], again["event_id"]);
-        assert_ne!(first["event_id"], other_hub["event_id"]);
+        assert!(
+            first.get("event_id").is_none(),
+            "given once its version is known"
+        );
+        assert_eq!(complete_for("tec-deventer", 12).0, key);
+        assert_ne!(complete_for("tec-hengelo", 12).0, key);
         // The known answer: the hub, the kind and the key's values, joined by U+001F.
         let expected = Uuid::new_v5(
             &EVENT_ID_NAMESPACE,
             "tec-deventer\u{1f}group_participated\u{1f}act-1\u{1f}12AB00\u{1f}PO\u{1f}7\u{1f}\u{1f}"
                 .as_bytes(),
         );
-        assert_eq!(first["event_id"], expected.to_string());
-        let id = Uuid::parse_str(first["event_id"].as_str().unwrap_or_default()).expect("a UUID");
-        assert_eq!(id.get_version_num(), 5);
-        crate::validate_event(&first).expect("a valid event");
+        assert_eq!(key, expected);
 
-        // What the row names, it keeps.
+        // Other numbers: the same row saying something else.
+        let (corrected_key, corrected) = complete_for("tec-deventer", 13);
+        assert_eq!(corrected_key, key);
+        assert_ne!(content_digest(&corrected), content_digest(&first));
+        // What it says, whatever the order of its fields and whenever it was sent.
+        let mut reordered: serde_json::Map<String, Value> = serde_json::Map::new();
+        for (field, value) in first.as_object().expect("an object").iter().rev() {
+            reordered.insert(field.clone(), value.clone());
+        }
+        let mut later = Value::Object(reordered);
+        later["sent_at"] = "2024-12-01T10:00:00Z".into();
+        assert_eq!(content_digest(&later), content_digest(&first));
+
+        // A row going back to what it said before is a version of its own.
+        let (a, b) = (content_digest(&first), content_digest(&corrected));
+        let v1 = version_event_id(&version_name(key, a, None));
+        let v2 = version_event_id(&version_name(key, b, Some(v1)));
+        let v3 = version_event_id(&version_name(key, a, Some(v2)));
+        assert_eq!(v1.get_version_num(), 5);
+        assert!(v1 != v2 && v2 != v3 && v1 != v3);
+        let mut identified = first.clone();
+        identify(&mut identified, v3, Some(v2));
+        let event = crate::validate_event(&identified).expect("a valid event");
+        assert_eq!((event.event_id, event.replaces), (v3, Some(v2)));
+
+        // What the row names, it keeps, and it has no key.
         let mut named = row(12);
         named["event_id"] = "c0b98e61-4497-4f48-8d15-510d8a4e624f".into();
-        complete(
+        let key = complete(
             EventKind::GroupParticipated,
             &mut named,
             &receipt("tec-deventer"),
         );
+        assert_eq!(key, None);
         assert_eq!(named["event_id"], "c0b98e61-4497-4f48-8d15-510d8a4e624f");
     }
 
@@ -300,30 +356,28 @@ mod tests {
                             "scale_max": 5}
             })
         };
-        let id = |score: f64, repeat: usize| {
+        let key = |mut row: Value, repeat: usize| {
+            let receipt = Receipt {
+                repeat,
+                ..receipt("tec-deventer")
+            };
+            complete(EventKind::SurveyAnswered, &mut row, &receipt)
+        };
+        assert_eq!(key(answer(4.0), 0), key(answer(4.0), 0));
+        assert_ne!(key(answer(4.0), 0), key(answer(4.0), 1));
+        assert_ne!(key(answer(4.0), 0), key(answer(3.0), 0));
+        // A named answer is known by its person: the same again is the same row.
+        let named = |score: f64, repeat: usize| {
             let mut row = answer(score);
-            let receipt = Receipt {
-                repeat,
-                ..receipt("tec-deventer")
-            };
-            complete(EventKind::SurveyAnswered, &mut row, &receipt);
-            row["event_id"].clone()
-        };
-        assert_eq!(id(4.0, 0), id(4.0, 0));
-        assert_ne!(id(4.0, 0), id(4.0, 1));
-        assert_ne!(id(4.0, 0), id(3.0, 0));
-        // A named answer is known by its person: the same again is a duplicate.
-        let named = |repeat: usize| {
-            let mut row = answer(4.0);
             row["payload"]["participant_ref"] = "TEC-P-000101".into();
-            let receipt = Receipt {
-                repeat,
-                ..receipt("tec-deventer")
-            };
-            complete(EventKind::SurveyAnswered, &mut row, &receipt);
-            row["event_id"].clone()
+            key(row, repeat)
         };
-        assert_eq!(named(0), named(1));
+        assert_eq!(named(4.0, 0), named(4.0, 1));
+        assert_eq!(
+            named(4.0, 0),
+            named(3.0, 0),
+            "another score corrects the answer"
+        );
     }
 
     #[test]
@@ -334,8 +388,9 @@ mod tests {
                         "starts_at": "2024-11-05T13:00:00+01:00", "ends_at": "2024-11-05T15:00:00+01:00",
                         "worlds": [6], "target_groups": ["vo"]}
         });
-        complete(EventKind::ActivityHeld, &mut row, &receipt("tec-deventer"));
+        let key = complete(EventKind::ActivityHeld, &mut row, &receipt("tec-deventer"));
         assert_eq!(row["occurred_at"], "2024-11-05T13:00:00+01:00");
+        identify(&mut row, key.expect("a key"), None);
         crate::validate_event(&row).expect("a valid event");
     }
 }

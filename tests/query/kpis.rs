@@ -365,3 +365,88 @@ async fn participant_profile_share_counts_each_choice_once_per_scope_and_track()
          tec-deventer,2024/25,vmbo,10,6,60.0\n"
     );
 }
+
+/// A plain sheet's row sent again with another number is a correction: the KPI
+/// report counts the corrected number once, whether the earlier version reached the
+/// lake in an earlier round of the transform or in the same one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrected_row_of_a_plain_sheet_counts_once_in_the_kpi_report() {
+    let lake = TestLake::new();
+    let sheet = |girls: u32| {
+        format!(
+            "datum;activity_id;school_brin6;sector;leerjaar;onderwijstype;school_year;meisjes;jongens\n\
+             8-10-2024;act-A;08XZ01;VO;2;havo;2024/25;{girls};14\n\
+             9-10-2024;act-B;08XZ01;VO;3;vwo;2024/25;10;10\n"
+        )
+    };
+    let push = |girls| {
+        let lake = &lake;
+        async move {
+            lake.push_feed("tec-deventer", "group_participated", &sheet(girls))
+                .await
+        }
+    };
+    let first = push(13).await;
+    assert_eq!((first.accepted, first.corrected), (2, 0), "{first:?}");
+    lake.transform().await;
+    let addr = serve(&lake.path(), &lake.config(256, 30, 10_000)).await;
+    let vo_pupils = || async move {
+        let reply = sql(
+            addr,
+            ANALYST,
+            "application/json",
+            None,
+            "SELECT actual FROM kpi_report \
+             WHERE year = 2024 AND kpi = 'vo_pupils' AND hub_id = 'tec-deventer'",
+        )
+        .await;
+        reply.json()["rows"][0]["actual"]
+            .as_f64()
+            .expect("a number")
+    };
+    let rows = || async move {
+        let reply = sql(
+            addr,
+            ANALYST,
+            "application/json",
+            None,
+            "SELECT event_id FROM group_participations ORDER BY event_id",
+        )
+        .await;
+        let ids: Vec<String> = reply.json()["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| r["event_id"].as_str().expect("an id").to_string())
+            .collect();
+        ids
+    };
+    assert_eq!(vo_pupils().await, 27.0 + 20.0);
+
+    // Corrected after the first version reached the lake: 15 girls, not 13 + 15.
+    let corrected = push(15).await;
+    assert_eq!(
+        (corrected.corrected, corrected.duplicates),
+        (1, 1),
+        "{corrected:?}"
+    );
+    let (earlier, later) = (&first.results[0], &corrected.results[0]);
+    assert_eq!(later.replaces, earlier.event_id);
+    assert_eq!(corrected.results[1].event_id, first.results[1].event_id);
+    lake.transform().await;
+    assert_eq!(vo_pupils().await, 29.0 + 20.0);
+    let mut expected: Vec<String> = [later.event_id, first.results[1].event_id]
+        .iter()
+        .map(|id| id.expect("an id").to_string())
+        .collect();
+    expected.sort();
+    assert_eq!(rows().await, expected);
+
+    // Corrected twice before the transform ran: only the last counts.
+    for girls in [16, 12] {
+        assert_eq!(push(girls).await.corrected, 1);
+    }
+    lake.transform().await;
+    assert_eq!(vo_pupils().await, 26.0 + 20.0);
+    assert_eq!(rows().await.len(), 2);
+}

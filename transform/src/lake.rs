@@ -415,6 +415,27 @@ impl Lake {
         Ok(deleted)
     }
 
+    /// Deletes the rows of these events from `table` (events a later version of their
+    /// plain-sheet row replaced).
+    pub async fn remove_events(
+        &mut self,
+        table: &'static Table,
+        ids: &[uuid::Uuid],
+    ) -> Result<u64, TransformError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let list: Vec<String> = ids.iter().map(|id| format!("'{id}'")).collect();
+        let (after, metrics) = self
+            .latest(table.name)?
+            .delete()
+            .with_predicate(format!("event_id IN ({})", list.join(", ")))
+            .await
+            .map_err(|e| delta_error(table.name, e))?;
+        self.tables.insert(table.name, after);
+        Ok(metrics.num_deleted_rows.unwrap_or(0) as u64)
+    }
+
     /// Gives the rows of a participant pseudonym its replacement (`(old, new)` pairs),
     /// in every table with participants' pseudonyms. Returns the rows changed, and
     /// whether every table was done: a table another writer (a compaction) changed

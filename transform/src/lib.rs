@@ -62,6 +62,9 @@ pub struct Progress {
     pub relinked_rows: u64,
     /// Lake rows taken out of the research tables when consent was taken back.
     pub withheld_rows: u64,
+    /// Rows of events a later version of their plain-sheet row replaced: left out of
+    /// the round, or deleted from the lake.
+    pub replaced_rows: u64,
 }
 
 impl std::ops::AddAssign for Progress {
@@ -75,6 +78,7 @@ impl std::ops::AddAssign for Progress {
         self.unregistered_references += o.unregistered_references;
         self.relinked_rows += o.relinked_rows;
         self.withheld_rows += o.withheld_rows;
+        self.replaced_rows += o.replaced_rows;
     }
 }
 
@@ -94,6 +98,38 @@ struct RoundWork {
 }
 
 impl RoundWork {
+    /// Leaves out of this round's rows those of the events replaced in it.
+    fn drop_replaced(&mut self) -> Result<(), TransformError> {
+        if self.changes.replaced.is_empty() {
+            return Ok(());
+        }
+        for (table, batches) in EVENT_TABLES.iter().zip(&mut self.rows) {
+            for batch in batches.iter_mut() {
+                let ids = batch.column(0).as_string::<i32>();
+                let keep: BooleanArray = ids
+                    .iter()
+                    .map(|id| {
+                        let replaced = id
+                            .and_then(|id| uuid::Uuid::parse_str(id).ok())
+                            .is_some_and(|id| self.changes.replaced.contains_key(&id));
+                        Some(!replaced)
+                    })
+                    .collect();
+                if keep.true_count() == batch.num_rows() {
+                    continue;
+                }
+                self.progress.replaced_rows += (batch.num_rows() - keep.true_count()) as u64;
+                *batch =
+                    filter_record_batch(batch, &keep).map_err(|source| TransformError::Rows {
+                        table: table.name,
+                        source,
+                    })?;
+            }
+            batches.retain(|batch| batch.num_rows() > 0);
+        }
+        Ok(())
+    }
+
     /// Gives this round's rows of the references registered in it the registration's
     /// pseudonym (see [`RoundWork::relinks`]).
     fn relink_rows(&mut self) -> Result<(), TransformError> {
@@ -345,6 +381,7 @@ impl Transform {
         }
         // The state applies this round's ids in place (a copy if this were kept).
         drop(seen);
+        work.drop_replaced()?;
         work.relink_rows()?;
         let counts_changed = withhold::withhold_rows(&self.state, &mut work)?;
         let RoundWork {
@@ -370,6 +407,9 @@ impl Transform {
         if counts_changed {
             self.write_counts().await?;
         }
+        // Before the versions that replace them are appended, so that no reader sees
+        // both; a crash between the two repeats the round, whose versions come again.
+        progress.replaced_rows += self.remove_replaced().await?;
         // Every table written covers every partition read in this round: what of it
         // belonged to the table is in this commit. A table can be ahead of the round
         // (the round resumed behind it, for another table): its position never moves
@@ -558,8 +598,19 @@ impl Transform {
                     work.changes.shred.extend(shred);
                     (None, subject)
                 }
-                Outcome::Row { table, subject } => (Some(table), subject),
+                Outcome::Row {
+                    table,
+                    subject,
+                    replaces,
+                } => {
+                    if let Some(earlier) = replaces {
+                        work.changes.replaced.insert(earlier, table);
+                    }
+                    (Some(table), subject)
+                }
             };
+            let replaced =
+                self.state.is_replaced(event_id) || work.changes.replaced.contains_key(&event_id);
             let pseudonym = self.row_participant(
                 event_id,
                 from_log.then_some((partition, offset)),
@@ -569,7 +620,11 @@ impl Transform {
                 work,
             );
             let Some(table) = table else { continue };
+            if replaced && pseudonym.is_some() {
+                work.progress.replaced_rows += 1;
+            }
             let stays = pseudonym.is_some()
+                && !replaced
                 && !(from_log
                     && held[table]
                         .and_then(|slots| slots[partition as usize])
@@ -667,6 +722,17 @@ impl Transform {
             return None;
         }
         Some(decision.pseudonym)
+    }
+
+    /// Deletes from the lake the rows of the events that later versions of their
+    /// plain-sheet rows replaced; returns how many.
+    async fn remove_replaced(&mut self) -> Result<u64, TransformError> {
+        let mut removed = 0;
+        for (table, ids) in self.state.pending_removals() {
+            removed += self.lake.remove_events(&EVENT_TABLES[table], &ids).await?;
+            self.state.mark_removed(&ids)?;
+        }
+        Ok(removed)
     }
 
     /// Takes the lake rows of people whose consent was taken back out of the research
@@ -829,6 +895,7 @@ impl Transform {
             self.seen_ids().as_deref(),
         )?;
         self.transform_prepared(prepared, &mut work, false)?;
+        work.drop_replaced()?;
         let still_dead: HashSet<(u32, u64)> = work
             .changes
             .dead_letters
@@ -854,6 +921,7 @@ impl Transform {
         if counts_changed {
             self.write_counts().await?;
         }
+        self.remove_replaced().await?;
         for (table, batches) in EVENT_TABLES.iter().zip(rows) {
             if batches.is_empty() {
                 continue;

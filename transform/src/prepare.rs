@@ -49,6 +49,8 @@ pub(crate) enum Outcome {
     Row {
         table: usize,
         subject: tables::Subject,
+        /// The event a corrected row of a plain sheet replaces.
+        replaces: Option<uuid::Uuid>,
     },
 }
 
@@ -101,7 +103,11 @@ pub(crate) fn prepare(
                     prepared.rows[table]
                         .get_or_insert_with(|| batch::TableRows::new(&EVENT_TABLES[table]))
                         .push(row)?;
-                    Outcome::Row { table, subject }
+                    Outcome::Row {
+                        table,
+                        subject,
+                        replaces: event.replaces,
+                    }
                 };
                 (event.event_id, outcome)
             }

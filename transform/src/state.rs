@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::TransformError;
 use crate::consent::{Said, Statement, WithheldPerson};
+use techmon_lake::tables::EVENT_TABLES;
 
 /// A round's consent statements as one block, like the links: per statement the
 /// pseudonym's 32 bytes, research (1 byte), and when it was said (`at_micros` i64,
@@ -98,6 +99,9 @@ const TRAINING: TableDefinition<(&str, &str), ()> = TableDefinition::new("traini
 /// pseudonym whose consent was taken back → the pseudonyms whose lake rows are to be
 /// withheld into it (its own, and one its reference had before the registration).
 const PENDING_WITHHOLDS: TableDefinition<&str, &str> = TableDefinition::new("pending_withholds");
+/// Event id of an event a later version of its plain-sheet row replaced → the table
+/// its row is still to be removed from, or "" once it is.
+const REPLACED: TableDefinition<u128, &str> = TableDefinition::new("replaced_events");
 /// Person-key subjects to destroy (see [`techmon_eventlog::person_keys`]).
 const SHREDS: TableDefinition<&str, ()> = TableDefinition::new("pending_shreds");
 /// redb's page cache for the state.
@@ -287,6 +291,9 @@ pub struct State {
     withheld: QuickMap<String, WithheldPerson>,
     training: HashSet<(String, String)>,
     pending_withholds: QuickMap<String, Vec<String>>,
+    /// Events a later version of their row replaced → the table (as in
+    /// [`EVENT_TABLES`]) their row is still to be removed from.
+    replaced: QuickMap<Uuid, Option<usize>>,
 }
 
 /// What a round changes in the state, applied in one transaction.
@@ -315,6 +322,8 @@ pub struct StateChanges {
     pub pending_withholds: Vec<(String, Vec<String>)>,
     /// Person-key subjects a withdrawal destroys.
     pub shred: Vec<String>,
+    /// Events replaced by a later version of their row → the table of their row.
+    pub replaced: QuickMap<Uuid, usize>,
 }
 
 impl State {
@@ -345,6 +354,7 @@ impl State {
             txn.open_table(TRAINING)?;
             txn.open_table(PENDING_WITHHOLDS)?;
             txn.open_table(SHREDS)?;
+            txn.open_table(REPLACED)?;
             txn.commit()?;
             let seen = SeenIds::load(&db)?;
             let txn = db.begin_read()?;
@@ -403,11 +413,25 @@ impl State {
                     .pending_withholds
                     .insert(k.value().to_string(), pseudonyms);
             }
+            let mut replaced = QuickMap::default();
+            for entry in txn.open_table(REPLACED)?.iter()? {
+                let (id, table) = entry?;
+                let table = match table.value() {
+                    "" => None,
+                    name => Some(
+                        EVENT_TABLES
+                            .iter()
+                            .position(|t| t.name == name)
+                            .ok_or_else(|| corrupted("a replaced event names no table"))?,
+                    ),
+                };
+                replaced.insert(Uuid::from_u128(id.value()), table);
+            }
             Ok((
-                links, withdrawn, relinks, seen, duplicates, applied, consent,
+                links, withdrawn, relinks, seen, duplicates, applied, consent, replaced,
             ))
         };
-        let (links, withdrawn, relinks, seen, duplicates, applied, consent) =
+        let (links, withdrawn, relinks, seen, duplicates, applied, consent, replaced) =
             load().map_err(err)?;
         Ok(Self {
             db,
@@ -423,6 +447,7 @@ impl State {
             withheld: consent.withheld,
             training: consent.training,
             pending_withholds: consent.pending_withholds,
+            replaced,
         })
     }
 
@@ -647,6 +672,12 @@ impl State {
                 let json = serde_json::to_string(all).unwrap_or_default();
                 pending.insert(pseudonym.as_str(), json.as_str())?;
             }
+            let mut replaced = txn.open_table(REPLACED)?;
+            for (id, table) in &changes.replaced {
+                if !self.replaced.contains_key(id) {
+                    replaced.insert(id.as_u128(), EVENT_TABLES[*table].name)?;
+                }
+            }
             Ok(())
         };
         if let Err(e) = write().and_then(|()| Ok(txn.commit()?)) {
@@ -675,6 +706,9 @@ impl State {
         }
         self.training.extend(changes.training);
         self.pending_withholds.extend(changes.pending_withholds);
+        for (id, table) in changes.replaced {
+            self.replaced.entry(id).or_insert(Some(table));
+        }
         for (partition, last) in changes.applied {
             let applied = self.applied.entry(partition).or_insert(last);
             *applied = (*applied).max(last);
@@ -730,6 +764,43 @@ impl State {
             Ok(out)
         };
         read().unwrap_or_default()
+    }
+
+    /// Whether a later version of its row replaced this event.
+    pub fn is_replaced(&self, id: Uuid) -> bool {
+        self.replaced.contains_key(&id)
+    }
+
+    /// Replaced events whose rows are still to be removed from the lake: per table
+    /// (as in [`EVENT_TABLES`]), their ids.
+    pub fn pending_removals(&self) -> Vec<(usize, Vec<Uuid>)> {
+        let mut pending: std::collections::BTreeMap<usize, Vec<Uuid>> = Default::default();
+        for (id, table) in &self.replaced {
+            if let Some(table) = table {
+                pending.entry(*table).or_default().push(*id);
+            }
+        }
+        pending.into_iter().collect()
+    }
+
+    /// Records that the rows of these replaced events are gone from the lake.
+    pub fn mark_removed(&mut self, ids: &[Uuid]) -> Result<(), TransformError> {
+        let write = || -> Result<(), redb::Error> {
+            let txn = self.db.begin_write()?;
+            {
+                let mut replaced = txn.open_table(REPLACED)?;
+                for id in ids {
+                    replaced.insert(id.as_u128(), "")?;
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        };
+        write().map_err(|e| self.error(e))?;
+        for id in ids {
+            self.replaced.insert(*id, None);
+        }
+        Ok(())
     }
 
     /// Records that these subjects' keys are destroyed.

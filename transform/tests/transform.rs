@@ -133,6 +133,7 @@ impl Setup {
                     key: event.unwrap_or_else(|_| "invalid".into()),
                     event_id: Uuid::parse_str(e["event_id"].as_str().expect("id")).expect("uuid"),
                     payload: e.to_string().into_bytes(),
+                    version: None,
                 }
             })
             .collect();
@@ -381,6 +382,7 @@ async fn a_second_copy_of_an_event_in_kafka_lands_once() {
             key: "copy".into(),
             event_id: Uuid::parse_str(e["event_id"].as_str().expect("id")).expect("uuid"),
             payload: e.to_string().into_bytes(),
+            version: None,
         })
         .collect();
     forgetful.append(copies).await.expect("append copies");

@@ -94,9 +94,59 @@ impl TestLake {
                     .subject_key(),
                 event_id: Uuid::parse_str(e["event_id"].as_str().expect("id")).expect("uuid"),
                 payload: e.to_string().into_bytes(),
+                version: None,
             })
             .collect();
         self.log.append(records).await.expect("append");
+        self.transform().await;
+    }
+
+    /// Pushes a CSV feed of `kind` for `hub` through the ingest API, as a hub does
+    /// (with the person keys the transform reads).
+    pub async fn push_feed(&self, hub: &str, kind: &str, csv: &str) -> techmon_ingest::PushAnswer {
+        let token = format!("{hub}-token");
+        let config = techmon_ingest::Config {
+            listen: "127.0.0.1:0".parse().expect("an address"),
+            max_body_bytes: 1 << 20,
+            max_records_per_request: 1000,
+            retry_after_seconds: 1,
+            hubs: vec![techmon_service::HubCredential {
+                hub_id: hub.into(),
+                token_sha256: techmon_service::token_sha256(&token),
+            }],
+        };
+        let keys =
+            techmon_eventlog::person_keys::PersonKeys::open(&self.dir.path().join("person-keys"))
+                .expect("person keys");
+        let router = techmon_ingest::build_with_metrics(
+            &config,
+            self.log.clone(),
+            prometheus::Registry::new(),
+            Some(keys),
+        )
+        .expect("ingest");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(techmon_service::serve(listener, router, async {
+            let _ = stopped.await;
+        }));
+        let response = reqwest::Client::new()
+            .post(format!("http://{addr}/v1/feeds/{kind}"))
+            .bearer_auth(&token)
+            .header("content-type", "text/csv")
+            .body(csv.to_string())
+            .send()
+            .await
+            .expect("push");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("a push answer")
+    }
+
+    /// Runs the transform until it has written what the log holds.
+    pub async fn transform(&self) {
         let config = techmon_transform::Config {
             listen: "127.0.0.1:0".parse().expect("an address"),
             raw: self.dir.path().join("raw"),
