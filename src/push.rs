@@ -1,4 +1,4 @@
-//! `techmon push`: sends JSON, NDJSON and CSV files to an ingest URL in batches,
+//! `techmon push`: sends JSON, NDJSON, CSV and XLSX files to an ingest URL in batches,
 //! retrying with backoff while the service or its log is unavailable (safe: every
 //! event has an id, so a record that was stored comes back as a duplicate).
 
@@ -24,9 +24,11 @@ pub enum PushError {
         source: serde_json::Error,
     },
     #[error(
-        "{path}: a CSV feed needs its event kind: name the file after it (activity_held.csv) or pass --kind"
+        "{path}: a CSV feed, or a workbook without a sheet named after an event kind, needs its event kind: name the file after it (activity_held.csv) or pass --kind"
     )]
     UnknownFeedKind { path: PathBuf },
+    #[error("{path}: not an XLSX workbook: {message}")]
+    BadWorkbook { path: PathBuf, message: String },
     #[error("{path}: the CSV header cannot be read: {source}")]
     BadCsvFile {
         path: PathBuf,
@@ -98,6 +100,11 @@ enum Feed {
         header: String,
         rows: Vec<SourceRecord>,
     },
+    /// An XLSX workbook, and its sheets to send: (event kind, sheet).
+    Workbook {
+        bytes: Vec<u8>,
+        sheets: Vec<(String, String)>,
+    },
 }
 
 /// Pushes every file, in order; returns the totals. Rejected records are written to
@@ -120,49 +127,12 @@ pub async fn push_files(
     for path in files {
         let feed = read_feed(path, options.kind.as_deref())?;
         summary.files += 1;
-        let (url, content_type, records, header) = match &feed {
-            Feed::Events(records) => (
-                format!("{}/v1/events", options.url),
-                "application/x-ndjson",
-                records,
-                None,
-            ),
-            Feed::Csv { kind, header, rows } => (
-                format!("{}/v1/feeds/{kind}", options.url),
-                "text/csv",
-                rows,
-                Some(header),
-            ),
-        };
-        // A plain sheet goes whole: the ids the service derives for its rows tell
-        // identical anonymous answers apart by their order in the one sheet.
-        let batch_size = match header {
-            Some(header) if !names_event_ids(header) => records.len(),
-            _ => options.batch_size,
-        };
-        for (batch_no, batch) in records.chunks(batch_size.max(1)).enumerate() {
-            let mut body = String::new();
-            if let Some(header) = header {
-                body.push_str(header);
-                body.push('\n');
-            }
-            for record in batch {
-                body.push_str(&record.text);
-                body.push('\n');
-            }
-            let (answer, retries) = send_batch(
-                &client,
-                options,
-                &url,
-                content_type,
-                body,
-                path,
-                batch_no + 1,
-            )
-            .await?;
+        for (batch_no, batch) in batches(&feed, options).into_iter().enumerate() {
+            let (answer, retries) =
+                send_batch(&client, options, &batch, path, batch_no + 1).await?;
             summary.batches += 1;
             summary.retries += retries;
-            summary.records += batch.len();
+            summary.records += answer.results.len();
             summary.accepted += answer.accepted;
             summary.corrected += answer.corrected;
             summary.duplicates += answer.duplicates;
@@ -172,16 +142,23 @@ pub async fn push_files(
                 .iter()
                 .filter(|r| r.status == RecordStatus::Rejected)
             {
-                let Some(source) = batch.get(result.index) else {
-                    continue;
+                let entry = match batch.records.get(result.index) {
+                    Some(source) => serde_json::json!({
+                        "file": path.display().to_string(),
+                        "line": source.line,
+                        "event_id": result.event_id,
+                        "errors": result.errors,
+                        "record": source.text,
+                    }),
+                    // A worksheet's row: where it is in the workbook.
+                    None => serde_json::json!({
+                        "file": path.display().to_string(),
+                        "sheet": batch.sheet,
+                        "line": result.line,
+                        "event_id": result.event_id,
+                        "errors": result.errors,
+                    }),
                 };
-                let entry = serde_json::json!({
-                    "file": path.display().to_string(),
-                    "line": source.line,
-                    "event_id": result.event_id,
-                    "errors": result.errors,
-                    "record": source.text,
-                });
                 writeln!(rejects, "{entry}").map_err(rejects_err)?;
             }
         }
@@ -190,21 +167,95 @@ pub async fn push_files(
     Ok(summary)
 }
 
+/// One request of a push.
+struct Batch<'a> {
+    url: String,
+    content_type: &'static str,
+    body: Vec<u8>,
+    /// The file's records it sends, in the order of the answer's results (none for a
+    /// worksheet, whose rows the answer numbers).
+    records: &'a [SourceRecord],
+    /// The worksheet it sends (the `sheet` parameter).
+    sheet: Option<&'a str>,
+}
+
+/// The requests that send a file.
+fn batches<'a>(feed: &'a Feed, options: &PushOptions) -> Vec<Batch<'a>> {
+    let batch = |url: String, content_type, body: String, records| Batch {
+        url,
+        content_type,
+        body: body.into_bytes(),
+        records,
+        sheet: None,
+    };
+    match feed {
+        Feed::Events(records) => records
+            .chunks(options.batch_size.max(1))
+            .map(|chunk| {
+                let body = chunk.iter().map(|r| format!("{}\n", r.text)).collect();
+                batch(
+                    format!("{}/v1/events", options.url),
+                    "application/x-ndjson",
+                    body,
+                    chunk,
+                )
+            })
+            .collect(),
+        Feed::Csv { kind, header, rows } => {
+            // A plain sheet goes whole: the ids the service derives for its rows tell
+            // identical anonymous answers apart by their order in the one sheet.
+            let size = if names_event_ids(header) {
+                options.batch_size.max(1)
+            } else {
+                rows.len().max(1)
+            };
+            rows.chunks(size)
+                .map(|chunk| {
+                    let mut body = format!("{header}\n");
+                    for row in chunk {
+                        body.push_str(&row.text);
+                        body.push('\n');
+                    }
+                    batch(
+                        format!("{}/v1/feeds/{kind}", options.url),
+                        "text/csv",
+                        body,
+                        chunk,
+                    )
+                })
+                .collect()
+        }
+        // Each sheet whole, the workbook sent once per sheet.
+        Feed::Workbook { bytes, sheets } => sheets
+            .iter()
+            .map(|(kind, sheet)| Batch {
+                url: format!("{}/v1/feeds/{kind}", options.url),
+                content_type: techmon_ingest::workbook::XLSX,
+                body: bytes.clone(),
+                records: &[],
+                sheet: Some(sheet),
+            })
+            .collect(),
+    }
+}
+
 async fn send_batch(
     client: &reqwest::Client,
     options: &PushOptions,
-    url: &str,
-    content_type: &str,
-    body: String,
+    request: &Batch<'_>,
     path: &Path,
     batch: usize,
 ) -> Result<(PushAnswer, usize), PushError> {
+    let (url, content_type, body) = (&request.url, request.content_type, &request.body);
     let mut backoff = Duration::from_millis(200);
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let sent = client
-            .post(url)
+        let mut post = client.post(url);
+        if let Some(sheet) = request.sheet {
+            post = post.query(&[("sheet", sheet)]);
+        }
+        let sent = post
             .bearer_auth(&options.token)
             .header(reqwest::header::CONTENT_TYPE, content_type)
             .body(body.clone())
@@ -277,31 +328,48 @@ fn read_feed(path: &Path, kind: Option<&str>) -> Result<Feed, PushError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let text =
-        String::from_utf8_lossy(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes)).into_owned();
     let extension = path
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or_default()
         .to_ascii_lowercase();
-    if extension == "csv" {
-        let stem = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default();
-        let kind = kind
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    let kind = kind.map(str::to_string).or_else(|| {
+        techmon_schemas::EventKind::ALL
+            .iter()
+            .map(|k| k.as_str())
+            .find(|k| stem.starts_with(k))
             .map(str::to_string)
-            .or_else(|| {
-                techmon_schemas::EventKind::ALL
-                    .iter()
-                    .map(|k| k.as_str())
-                    .find(|k| stem.starts_with(k))
-                    .map(str::to_string)
-            })
-            .ok_or_else(|| PushError::UnknownFeedKind {
+    });
+    let unknown_kind = || PushError::UnknownFeedKind {
+        path: path.to_path_buf(),
+    };
+    if extension == "xlsx" {
+        let names = techmon_ingest::workbook::sheet_names(&bytes).map_err(|message| {
+            PushError::BadWorkbook {
                 path: path.to_path_buf(),
-            })?;
-        return csv_feed(path, kind, &text);
+                message,
+            }
+        })?;
+        // The sheets named after a kind; else the first, as the kind given.
+        let mut sheets: Vec<(String, String)> = names
+            .iter()
+            .filter(|name| name.parse::<techmon_schemas::EventKind>().is_ok())
+            .map(|name| (name.clone(), name.clone()))
+            .collect();
+        if sheets.is_empty() {
+            let first = names.first().ok_or_else(unknown_kind)?;
+            sheets.push((kind.ok_or_else(unknown_kind)?, first.clone()));
+        }
+        return Ok(Feed::Workbook { bytes, sheets });
+    }
+    let text =
+        String::from_utf8_lossy(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes)).into_owned();
+    if extension == "csv" {
+        return csv_feed(path, kind.ok_or_else(unknown_kind)?, &text);
     }
     let first = text.trim_start().chars().next();
     if first == Some('[') {

@@ -269,6 +269,11 @@ fn probes_of_a_working_service() -> Vec<Probe> {
         feed("/v1/feeds/group_participated", None).body(csv),
         feed("/v1/feeds/no_such_kind", Some(HUB)).body(csv),
         feed("/v1/feeds/group_participated", Some(HUB)).body(vec![b' '; 8192]),
+        feed("/v1/feeds/group_participated?nonsense=1", Some(HUB)).body(csv),
+        feed("/v1/feeds/group_participated", Some(HUB))
+            .header("content-type", techmon_ingest::workbook::XLSX)
+            .body(&b"PK\x03\x04 not a workbook"[..]),
+        probe(M::GET, "/v1/templates.xlsx", "/v1/templates.xlsx", None),
         probe(M::GET, "/v1/schemas", "/v1/schemas", None),
         probe(
             M::GET,

@@ -41,6 +41,35 @@ async fn kafka_log(dir: &Path) -> Arc<dyn EventLog> {
     )
 }
 
+/// Serves the ingest API for the hub on `port` until the sender is used or dropped.
+fn serve_ingest(
+    log: Arc<dyn EventLog>,
+    port: u16,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), techmon_service::ServiceError>>,
+) {
+    let config = Config {
+        listen: format!("127.0.0.1:{port}").parse().expect("addr"),
+        max_body_bytes: 1 << 20,
+        max_records_per_request: 1000,
+        retry_after_seconds: 1,
+        hubs: vec![HubCredential {
+            hub_id: HUB.into(),
+            token_sha256: token_sha256(TOKEN),
+        }],
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let router = techmon_ingest::build(&config, log)?;
+        techmon_ingest::run(&config, router, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    (stop, server)
+}
+
 /// `techmon push` of `files` in batches of 10 to the service on `port`.
 fn push_command(port: u16, rejects: &Path, files: &[&Path]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_techmon"));
@@ -141,27 +170,7 @@ async fn push_lands_every_valid_record_of_csv_and_ndjson_files_and_retries_until
         .expect("run techmon push");
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
 
-    let config = Config {
-        listen: format!("127.0.0.1:{port}").parse().expect("addr"),
-        max_body_bytes: 1 << 20,
-        max_records_per_request: 1000,
-        retry_after_seconds: 1,
-        hubs: vec![HubCredential {
-            hub_id: HUB.into(),
-            token_sha256: token_sha256(TOKEN),
-        }],
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn({
-        let log = log.clone();
-        async move {
-            let router = techmon_ingest::build(&config, log)?;
-            techmon_ingest::run(&config, router, async {
-                let _ = stopped.await;
-            })
-            .await
-        }
-    });
+    let (stop, server) = serve_ingest(log.clone(), port);
 
     let output = tokio::task::spawn_blocking(move || push.wait_with_output())
         .await
@@ -259,6 +268,120 @@ async fn push_lands_every_valid_record_of_csv_and_ndjson_files_and_retries_until
         "{stdout}"
     );
 
+    let _ = stop.send(());
+    server.await.expect("server task").expect("server ran");
+}
+
+/// `techmon push` of a workbook sends each sheet named after an event kind to its
+/// feed: every row of the templates workbook is taken, and sent again only
+/// duplicates. A workbook with one sheet of its own name goes to the kind the file is
+/// named after, and a refused row is written out with its sheet and row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_sends_every_sheet_of_a_workbook_to_its_feed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log: Arc<dyn EventLog> = Arc::new(
+        techmon_eventlog::embedded::EmbeddedLog::open(&dir.path().join("events.redb"), 2, 16)
+            .expect("log"),
+    );
+    let port = free_port();
+    let (stop, server) = serve_ingest(log, port);
+    let templates = dir.path().join("techmon-templates.xlsx");
+    std::fs::write(
+        &templates,
+        techmon_ingest::workbook::templates().expect("workbook"),
+    )
+    .expect("write");
+    let rows: usize = techmon_schemas::EventKind::ALL
+        .iter()
+        .map(|kind| {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("docs/templates/{}.csv", kind.as_str()));
+            std::fs::read_to_string(path)
+                .expect("template")
+                .lines()
+                .count()
+                - 1
+        })
+        .sum();
+    let rejects = dir.path().join("rejected.ndjson");
+    for expected in [
+        format!("{rows} accepted, 0 corrected, 0 duplicates, 0 rejected"),
+        format!("0 accepted, 0 corrected, {rows} duplicates, 0 rejected"),
+    ] {
+        let output = push_command(port, &rejects, &[&templates])
+            .output()
+            .expect("push the workbook");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{stdout}");
+        assert!(
+            stdout.contains(&format!("{rows} records from 1 files in 12 batches")),
+            "{stdout}"
+        );
+        assert!(stdout.contains(&expected), "{stdout}");
+    }
+
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    sheet.set_name("Blad1").expect("name");
+    let rows = [
+        [
+            "datum",
+            "activiteit",
+            "school",
+            "sector",
+            "groep",
+            "schooljaar",
+            "meisjes",
+            "jongens",
+        ],
+        [
+            "3-10-2024",
+            "act-1",
+            "12AB00",
+            "PO",
+            "acht",
+            "2024/25",
+            "12",
+            "14",
+        ],
+        [
+            "3-10-2024",
+            "act-2",
+            "12AB00",
+            "PO",
+            "8",
+            "2024/25",
+            "10",
+            "9",
+        ],
+    ];
+    for (r, row) in rows.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            sheet.write_string(r as u32, c as u16, *cell).expect("cell");
+        }
+    }
+    let classes = dir.path().join("group_participated-klassen.xlsx");
+    std::fs::write(&classes, workbook.save_to_buffer().expect("workbook")).expect("write");
+    let output = push_command(port, &rejects, &[&classes])
+        .output()
+        .expect("push the classes");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("1 accepted, 0 corrected, 0 duplicates, 1 rejected"),
+        "{stdout}"
+    );
+    let rejected: Value =
+        serde_json::from_str(std::fs::read_to_string(&rejects).expect("rejects").trim())
+            .expect("one rejected row");
+    assert_eq!(
+        (
+            &rejected["sheet"],
+            &rejected["line"],
+            &rejected["errors"][0]["field"]
+        ),
+        (&json!("Blad1"), &json!(2), &json!("/payload/groep"))
+    );
     let _ = stop.send(());
     server.await.expect("server task").expect("server ran");
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, to_bytes};
-use axum::extract::{Path, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -19,6 +20,7 @@ use uuid::Uuid;
 
 mod metrics;
 mod records;
+pub mod workbook;
 
 pub use metrics::Metrics;
 pub use records::{PushAnswer, RecordResult, RecordStatus};
@@ -115,6 +117,7 @@ pub fn routes(
     Ok(OpenApiRouter::new()
         .routes(routes!(push_events))
         .routes(routes!(push_feed))
+        .routes(routes!(templates_workbook))
         .routes(routes!(schema_catalogue))
         .routes(routes!(one_schema))
         .with_state(state))
@@ -194,24 +197,34 @@ async fn push_events(
     push(&state, request, |body, _| records::parse_events(body)).await
 }
 
-/// Push a CSV feed of one event kind, with a header row
+/// Which worksheet of a workbook a feed takes.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct FeedParameters {
+    /// The worksheet to read (default: the one named after the kind, else the first).
+    sheet: Option<String>,
+}
+
+/// Push a feed of one event kind: a CSV with a header row, or a worksheet of an XLSX workbook
 #[utoipa::path(post, path = "/v1/feeds/{kind}", tag = "ingest", security(("bearer" = [])),
-    params(("kind" = String, Path, description = "An event kind of `/v1/schemas`")),
-    request_body(content = String, content_type = "text/csv", description = "One record per line; the columns as the templates in docs/templates name them. A plain sheet may leave out the envelope: the hub is the token's, `sent_at` the time of receipt, `occurred_at` the `datum` column (or an activity's `starts_at`), and `event_id` derived from the kind's natural key and what the row says, so the same rows sent again are duplicates and a row saying something else is a correction that replaces the row's earlier version. Dates as Dutch spreadsheets write them (`3-10-2024 9:00`, Excel serials) are read in Europe/Amsterdam."),
+    params(("kind" = String, Path, description = "An event kind of `/v1/schemas`"), FeedParameters),
+    request_body(content(("text/csv"), ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")), description = "One record per row under a header row; the columns as the templates in docs/templates (and `GET /v1/templates.xlsx`) name them. A workbook is recognised by its content; its worksheet is `sheet`, else the one named after the kind, else the first, and its dates are read as the workbook stores them. A plain sheet may leave out the envelope: the hub is the token's, `sent_at` the time of receipt, `occurred_at` the `datum` column (or an activity's `starts_at`), and `event_id` derived from the kind's natural key and what the row says, so the same rows sent again are duplicates and a row saying something else is a correction that replaces the row's earlier version. Dates as Dutch spreadsheets write them (`3-10-2024 9:00`, Excel serials) are read in Europe/Amsterdam."),
     responses(
-        (status = 200, description = "Per line: accepted, corrected (a plain row saying something else than before, with the event it replaces), duplicate, or rejected with the field and the reason", body = PushAnswer),
-        (status = 400, description = "The body is no CSV with a header row (`malformed_body`)", body = ErrorAnswer),
+        (status = 200, description = "Per row: accepted, corrected (a plain row saying something else than before, with the event it replaces), duplicate, or rejected with the field and the reason", body = PushAnswer),
+        (status = 400, description = "The body is no CSV or workbook with a header row, or names no sheet it has (`malformed_body`); a parameter is unknown (`bad_request`)", body = ErrorAnswer),
         (status = 401, description = "No token, or not a hub's (`unauthorized`)", body = ErrorAnswer),
         (status = 404, description = "No such event kind (`unknown_event_kind`)", body = ErrorAnswer),
-        (status = 413, description = "The body or its number of records is over the limit (`body_too_large`, `too_many_records`)", body = ErrorAnswer),
+        (status = 413, description = "The body, what a workbook unpacks to, or its number of records is over the limit (`body_too_large`, `too_many_records`)", body = ErrorAnswer),
         (status = 503, description = "The event log is unavailable; nothing was acknowledged (`log_unavailable`, with `Retry-After`); or other requests kept correcting the same rows (`rows_being_corrected`): send again", body = ErrorAnswer),
     ))]
 async fn push_feed(
     State(state): State<Ingest>,
     Path(kind): Path<String>,
+    parameters: Result<Query<FeedParameters>, QueryRejection>,
     request: Request,
 ) -> Result<axum::Json<PushAnswer>, ApiError> {
-    // The kind after the token: a request without one gets 401 whatever it names.
+    // The kind and the parameters after the token: a request without one gets 401
+    // whatever it names.
     push(&state, request, |body, hub| {
         let unknown = || {
             ApiError::new(
@@ -222,9 +235,49 @@ async fn push_feed(
         };
         let kind = kind.parse::<EventKind>().map_err(|_| unknown())?;
         let version = techmon_schemas::latest_version(kind).ok_or_else(unknown)?;
-        records::parse_feed(kind, version, body, hub)
+        let Query(parameters) = parameters
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+        // A workbook is a zip archive; a CSV never starts like one.
+        let sheet = if body.starts_with(b"PK\x03\x04") {
+            workbook::worksheet(body, kind, parameters.sheet.as_deref())?
+        } else {
+            records::csv_sheet(body)?
+        };
+        records::parse_feed(kind, version, sheet, hub)
     })
     .await
+}
+
+/// The templates as one XLSX workbook
+///
+/// A sheet per event kind with the Dutch headers of docs/templates and example rows,
+/// validation lists from the code lists on the columns that have one, and a sheet of
+/// the code lists. Fill in a sheet and send it to `POST /v1/feeds/{kind}`.
+#[utoipa::path(get, path = "/v1/templates.xlsx", tag = "ingest",
+    responses(
+        (status = 200, description = "The workbook", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = Vec<u8>),
+    ))]
+async fn templates_workbook() -> Result<Response, ApiError> {
+    // Made from the templates built in: a failure is a bug, answered as any other.
+    let bytes = workbook::templates().map_err(|error| {
+        tracing::error!(%error, "the templates workbook could not be made");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the templates workbook could not be made",
+        )
+    })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, workbook::XLSX),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"techmon-templates.xlsx\"",
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 /// Authenticates, reads and parses the body, and stores its records.

@@ -31,15 +31,6 @@ pub struct Refused {
     pub errors: Vec<FieldError>,
 }
 
-impl Refused {
-    fn without_id(errors: Vec<FieldError>) -> Self {
-        Self {
-            event_id: None,
-            errors,
-        }
-    }
-}
-
 /// A record as it came.
 #[derive(Debug, Clone)]
 pub enum Record {
@@ -146,7 +137,7 @@ pub struct PushAnswer {
     pub results: Vec<RecordResult>,
 }
 
-fn malformed(message: String) -> ApiError {
+pub fn malformed(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", message)
 }
 
@@ -212,15 +203,25 @@ fn json_error_kind(e: &serde_json::Error) -> String {
     }
 }
 
-/// Parses `POST /v1/feeds/{kind}` bodies: CSV with a header row, comma- or
-/// semicolon-separated (whichever the header uses), UTF-8 with or without BOM.
-pub fn parse_feed(
-    kind: EventKind,
-    version: u32,
-    body: &[u8],
-    hub: &str,
-) -> Result<Vec<Candidate>, ApiError> {
-    let received_at = chrono::Utc::now();
+/// A feed's sheet as text cells: a CSV body, or a worksheet of a workbook.
+#[derive(Debug)]
+pub struct Sheet {
+    pub headers: Vec<String>,
+    pub rows: Vec<SheetRow>,
+}
+
+#[derive(Debug)]
+pub struct SheetRow {
+    /// The row's line (CSV) or row number (worksheet), from 1.
+    pub line: Option<usize>,
+    pub cells: Vec<String>,
+    /// Why cells could not be read (those cells are left empty): the row is refused.
+    pub errors: Vec<FieldError>,
+}
+
+/// Reads a CSV feed body: a header row, comma- or semicolon-separated (whichever the
+/// header uses), UTF-8 with or without BOM.
+pub fn csv_sheet(body: &[u8]) -> Result<Sheet, ApiError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let header_line = body.split(|b| *b == b'\n').next().unwrap_or_default();
     let delimiter = techmon_schemas::csv_delimiter(header_line);
@@ -238,110 +239,112 @@ pub fn parse_feed(
     if headers.iter().all(String::is_empty) {
         return Err(malformed("the body holds no CSV header row".into()));
     }
-    let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
+    let rows = reader
+        .byte_records()
+        .map(|row| match row {
+            Err(e) => SheetRow {
+                line: e.position().map(|p| p.line() as usize),
+                cells: Vec::new(),
+                errors: vec![FieldError::new("/", "the CSV row cannot be read")],
+            },
+            Ok(row) => {
+                let (cells, errors) = utf8_cells(&headers, &row);
+                SheetRow {
+                    line: row.position().map(|p| p.line() as usize),
+                    cells,
+                    errors,
+                }
+            }
+        })
+        .collect();
+    Ok(Sheet { headers, rows })
+}
+
+/// A CSV row's cells as text, and an error for each cell that is not UTF-8.
+fn utf8_cells(headers: &[String], row: &csv::ByteRecord) -> (Vec<String>, Vec<FieldError>) {
+    let mut errors = Vec::new();
+    let cells = row
+        .iter()
+        .enumerate()
+        .map(|(at, cell)| match std::str::from_utf8(cell) {
+            Ok(cell) => cell.to_string(),
+            Err(_) => {
+                let header = headers.get(at).map_or("", String::as_str);
+                errors.push(FieldError::new(
+                    techmon_schemas::csv_column_pointer(header),
+                    "the cell is not UTF-8",
+                ));
+                String::new()
+            }
+        })
+        .collect();
+    (cells, errors)
+}
+
+/// Makes the rows of a `POST /v1/feeds/{kind}` sheet into records, filling in what a
+/// plain row leaves out (see [`techmon_schemas::sheet`]).
+pub fn parse_feed(
+    kind: EventKind,
+    version: u32,
+    sheet: Sheet,
+    hub: &str,
+) -> Result<Vec<Candidate>, ApiError> {
+    let received_at = chrono::Utc::now();
+    let headers: Vec<&str> = sheet.headers.iter().map(String::as_str).collect();
     let mut candidates = Vec::new();
     // How many times each row came before, for rows told apart only by that.
-    let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
-    for (index, row) in reader.byte_records().enumerate() {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (index, row) in sheet.rows.into_iter().enumerate() {
         let mut row_key = None;
-        let (line, parsed) = match row {
-            Err(e) => {
-                let line = e.position().map(|p| p.line() as usize);
-                (
-                    line,
-                    Err(Refused::without_id(vec![FieldError::new(
-                        "/",
-                        "the CSV row cannot be read",
-                    )])),
-                )
-            }
-            Ok(row) => {
-                let line = row.position().map(|p| p.line() as usize);
-                // Only anonymous survey answers are told apart by their repeat.
-                let repeat = if kind == EventKind::SurveyAnswered {
-                    let count = seen
-                        .entry(row.iter().collect::<Vec<_>>().join(&b'\x1f'))
-                        .or_default();
-                    *count += 1;
-                    *count - 1
-                } else {
-                    0
-                };
-                let parsed = csv_row(kind.as_str(), version, &header_refs, &row)
-                    .map(|mut record| {
-                        let receipt = Receipt {
-                            hub_id: hub,
-                            received_at,
-                            repeat,
-                        };
-                        row_key = techmon_schemas::sheet::complete(kind, &mut record, &receipt);
-                        record
-                    })
-                    .map_err(|errors| Refused {
-                        event_id: csv_event_id(&header_refs, &row),
-                        errors,
-                    });
-                (line, parsed)
-            }
+        let cells: Vec<&str> = row.cells.iter().map(String::as_str).collect();
+        let refused = |errors| Refused {
+            event_id: named_event_id(&headers, &cells),
+            errors,
+        };
+        let record = if row.errors.is_empty() {
+            // Only anonymous survey answers are told apart by their repeat.
+            let repeat = if kind == EventKind::SurveyAnswered {
+                let count = seen.entry(row.cells.join("\u{1f}")).or_default();
+                *count += 1;
+                *count - 1
+            } else {
+                0
+            };
+            techmon_schemas::record_from_csv(kind.as_str(), version, &headers, &cells)
+                .map(|mut record| {
+                    let receipt = Receipt {
+                        hub_id: hub,
+                        received_at,
+                        repeat,
+                    };
+                    row_key = techmon_schemas::sheet::complete(kind, &mut record, &receipt);
+                    Record::Value(record)
+                })
+                .map_err(refused)
+        } else {
+            Err(refused(row.errors))
         };
         candidates.push(Candidate {
             index,
-            line,
-            record: parsed.map(Record::Value),
+            line: row.line,
+            record,
             row: row_key,
         });
     }
     if candidates.is_empty() {
         return Err(malformed(
-            "the CSV holds a header row but no records".into(),
+            "the sheet holds a header row but no records".into(),
         ));
     }
     Ok(candidates)
 }
 
-fn csv_row(
-    kind: &str,
-    version: u32,
-    headers: &[&str],
-    row: &csv::ByteRecord,
-) -> Result<Value, Vec<FieldError>> {
-    if row.len() != headers.len() {
-        return Err(vec![FieldError::new(
-            "/",
-            format!(
-                "the row has {} cells, the header {} columns",
-                row.len(),
-                headers.len()
-            ),
-        )]);
-    }
-    let mut cells = Vec::with_capacity(row.len());
-    let mut errors = Vec::new();
-    for (cell, header) in row.iter().zip(headers) {
-        match std::str::from_utf8(cell) {
-            Ok(cell) => cells.push(cell),
-            Err(_) => {
-                errors.push(FieldError::new(
-                    techmon_schemas::csv_column_pointer(header),
-                    "the cell is not UTF-8",
-                ));
-                cells.push("");
-            }
-        }
-    }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    techmon_schemas::record_from_csv(kind, version, headers, &cells)
-}
-
-/// The valid `event_id` a CSV row names, for the answer to a row refused whole.
-fn csv_event_id(headers: &[&str], row: &csv::ByteRecord) -> Option<Uuid> {
+/// The valid `event_id` a row names, for the answer to a row refused whole.
+fn named_event_id(headers: &[&str], cells: &[&str]) -> Option<Uuid> {
     let column = headers
         .iter()
         .position(|h| techmon_schemas::csv_column_pointer(h) == "/event_id")?;
-    let cell = std::str::from_utf8(row.get(column)?).ok()?;
-    Uuid::try_parse(cell.trim()).ok()
+    Uuid::try_parse(cells.get(column)?.trim()).ok()
 }
 
 #[cfg(test)]

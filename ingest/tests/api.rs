@@ -43,12 +43,23 @@ fn config(max_body_bytes: usize) -> Config {
     }
 }
 
+/// A server on `log`; with `person_keys`, one that seals personal fields and keys the
+/// ids of people's rows with the keys in that folder.
 async fn start_with(
     log: Arc<dyn EventLog>,
     dir: tempfile::TempDir,
     max_body_bytes: usize,
+    person_keys: Option<&std::path::Path>,
 ) -> Server {
-    let router = techmon_ingest::build(&config(max_body_bytes), log.clone()).expect("router");
+    let router = techmon_ingest::build_with_metrics(
+        &config(max_body_bytes),
+        log.clone(),
+        prometheus::Registry::new(),
+        person_keys.map(|keys| {
+            techmon_eventlog::person_keys::PersonKeys::open(keys).expect("person keys")
+        }),
+    )
+    .expect("router");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -69,7 +80,7 @@ async fn start_with(
 async fn start() -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = Arc::new(EmbeddedLog::open(&dir.path().join("events.redb"), 4, 16).expect("log"));
-    start_with(log, dir, 64 * 1024).await
+    start_with(log, dir, 64 * 1024, None).await
 }
 
 impl Server {
@@ -153,6 +164,15 @@ fn group(hub: &str) -> Value {
             "participants": {"girls": 12, "boys": 14}
         }
     })
+}
+
+/// Per result: its line, its status and the fields of its errors.
+fn by_line(answer: &PushAnswer) -> Vec<(Option<usize>, RecordStatus, Vec<&str>)> {
+    answer
+        .results
+        .iter()
+        .map(|r| (r.line, r.status, fields(&r.errors)))
+        .collect()
 }
 
 fn fields(errors: &[techmon_schemas::FieldError]) -> Vec<&str> {
@@ -399,7 +419,7 @@ async fn when_the_log_is_down_the_answer_is_503_with_retry_after_and_nothing_is_
             .await
             .expect("connect is lazy"),
     );
-    let server = start_with(log, dir, 64 * 1024).await;
+    let server = start_with(log, dir, 64 * 1024, None).await;
     let response = server
         .post(
             "/v1/events",
@@ -452,11 +472,7 @@ async fn csv_feeds_are_answered_by_line() {
         .await;
     assert_eq!(response.status(), 200);
     let answer: PushAnswer = response.json().await.expect("answer");
-    let summary: Vec<(Option<usize>, RecordStatus, Vec<&str>)> = answer
-        .results
-        .iter()
-        .map(|r| (r.line, r.status, fields(&r.errors)))
-        .collect();
+    let summary = by_line(&answer);
     assert_eq!(
         summary,
         vec![
@@ -814,28 +830,7 @@ async fn start_with_keys(keys: &std::path::Path) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let log: Arc<dyn EventLog> =
         Arc::new(EmbeddedLog::open(&dir.path().join("events.redb"), 4, 16).expect("log"));
-    let router = techmon_ingest::build_with_metrics(
-        &config(64 * 1024),
-        log.clone(),
-        prometheus::Registry::new(),
-        Some(techmon_eventlog::person_keys::PersonKeys::open(keys).expect("keys")),
-    )
-    .expect("router");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(techmon_service::serve(listener, router, async {
-        let _ = stopped.await;
-    }));
-    Server {
-        url,
-        log,
-        client: reqwest::Client::new(),
-        _stop: stop,
-        _dir: dir,
-    }
+    start_with(log, dir, 64 * 1024, Some(keys)).await
 }
 
 impl Server {
@@ -1029,4 +1024,265 @@ async fn the_ids_of_peoples_rows_are_keyed_by_their_person_key() {
         classes.results[0].event_id.map(|id| id.get_version_num()),
         Some(5)
     );
+}
+
+/// Runs the tests' own spreadsheet (openpyxl, `tests/workbook.py`) on `path`.
+fn openpyxl(command: &str, path: &std::path::Path) -> Vec<u8> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workbook.py");
+    let output = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(command)
+        .arg(path)
+        .output()
+        .expect("python3 runs (bash .ci/install installs openpyxl)");
+    assert!(
+        output.status.success(),
+        "openpyxl {command}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+impl Server {
+    async fn templates_workbook(&self) -> Vec<u8> {
+        let response = self.get("/v1/templates.xlsx").await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"],
+            techmon_ingest::workbook::XLSX
+        );
+        response.bytes().await.expect("the workbook").to_vec()
+    }
+
+    async fn push_workbook(&self, kind: &str, query: &str, bytes: Vec<u8>) -> reqwest::Response {
+        self.post(
+            &format!("/v1/feeds/{kind}{query}"),
+            TOKEN_DEVENTER,
+            techmon_ingest::workbook::XLSX,
+            bytes,
+        )
+        .await
+    }
+}
+
+fn template(kind: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../docs/templates/{kind}.csv"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The closed list of values the JSON Schema gives a payload field (its `enum`; a
+/// yes/no field's `ja`/`nee`), as a spreadsheet cell writes them.
+fn schema_choices(kind: &str, pointer: &str) -> Vec<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../schemas/json/{kind}/v1.schema.json"));
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("schema")).expect("JSON");
+    let Some(field) = pointer.strip_prefix("/payload/") else {
+        return vec![];
+    };
+    let mut property = &schema;
+    for part in field.split('/') {
+        property = &property["properties"][part];
+    }
+    if field == "profile_code" {
+        return techmon_schemas::codes::profiles()
+            .iter()
+            .map(|p| p.code.clone())
+            .collect();
+    }
+    if property["type"] == "boolean" {
+        return vec!["ja".into(), "nee".into()];
+    }
+    property["enum"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_templates_workbook_holds_every_template_with_its_code_lists_as_openpyxl_reads_it() {
+    let server = start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("templates.xlsx");
+    std::fs::write(&path, server.templates_workbook().await).expect("write");
+    let read: Value = serde_json::from_slice(&openpyxl("read", &path)).expect("JSON");
+    let kinds: Vec<&str> = techmon_schemas::EventKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(
+        read["order"].as_array().expect("sheets").len(),
+        kinds.len() + 1
+    );
+    let code_lists = &read["sheets"]["codelijsten"]["rows"];
+    for kind in kinds {
+        let sheet = &read["sheets"][kind];
+        let text = template(kind);
+        let mut csv = csv::Reader::from_reader(text.as_bytes());
+        let headers: Vec<String> = csv
+            .headers()
+            .expect("headers")
+            .iter()
+            .map(str::to_string)
+            .collect();
+        let rows = sheet["rows"].as_array().expect("rows");
+        assert_eq!(rows[0], json!(headers), "{kind}");
+        // Every example row as the CSV has it: times as the times it names.
+        for (record, row) in csv.records().zip(&rows[1..]) {
+            let record = record.expect("a row");
+            for ((cell, value), header) in record
+                .iter()
+                .zip(row.as_array().expect("cells"))
+                .zip(&headers)
+            {
+                let expected = if cell.is_empty() {
+                    Value::Null
+                } else if let Some(time) = ["%d-%m-%Y %H:%M", "%d-%m-%Y"].iter().find_map(|f| {
+                    chrono::NaiveDateTime::parse_from_str(cell, f)
+                        .or_else(|_| {
+                            chrono::NaiveDate::parse_from_str(cell, f)
+                                .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight"))
+                        })
+                        .ok()
+                }) {
+                    json!({"time": time.format("%Y-%m-%dT%H:%M:%S").to_string()})
+                } else if let Ok(number) = cell.replace(',', ".").parse::<f64>() {
+                    json!(number)
+                } else {
+                    json!(cell)
+                };
+                let same = match (&expected, value) {
+                    (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+                    (Value::Number(a), Value::String(b)) => a.as_f64() == b.parse::<f64>().ok(),
+                    _ => expected == *value,
+                };
+                assert!(same, "{kind} {header}: {cell:?} became {value}");
+            }
+        }
+        // A column with a closed list of values offers it; the others offer none.
+        let validations = sheet["validations"].as_array().expect("validations");
+        for (at, header) in headers.iter().enumerate() {
+            let letter = char::from(b'A' + at as u8);
+            let pointer = techmon_schemas::csv_column_pointer(header);
+            let expected = schema_choices(kind, &pointer);
+            let offered: Vec<&Value> = validations
+                .iter()
+                .filter(|v| v["ranges"] == json!(format!("{letter}2:{letter}1001")))
+                .collect();
+            if expected.is_empty() {
+                assert!(offered.is_empty(), "{kind} {header}: {offered:?}");
+                continue;
+            }
+            assert_eq!(offered.len(), 1, "{kind} {header}: {validations:?}");
+            assert_eq!(offered[0]["type"], "list");
+            // `codelijsten!$C$2:$C$7`: the list is that column of the code lists.
+            let formula = offered[0]["formula"].as_str().expect("a formula");
+            let (column, last) = formula
+                .strip_prefix("codelijsten!$")
+                .and_then(|r| r.split_once("$2:$"))
+                .expect("a range of the code lists");
+            let (_, last) = last.split_once('$').expect("a row");
+            let column = usize::from(column.as_bytes()[0] - b'A');
+            let values: Vec<String> = (1..last.parse::<usize>().expect("a row"))
+                .map(|row| match &code_lists[row][column] {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect();
+            assert_eq!(values, expected, "{kind} {header}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_sheet_of_the_templates_workbook_is_taken_as_its_csv_template() {
+    let by_csv = start().await;
+    let by_workbook = start().await;
+    let workbook = by_workbook.templates_workbook().await;
+    let without_receipt = |events: BTreeMap<Uuid, Value>| -> BTreeMap<Uuid, Value> {
+        events
+            .into_iter()
+            .map(|(id, mut event)| {
+                event.as_object_mut().expect("an event").remove("sent_at");
+                (id, event)
+            })
+            .collect()
+    };
+    for kind in techmon_schemas::EventKind::ALL {
+        let kind = kind.as_str();
+        let rows = template(kind).lines().count() - 1;
+        let csv = by_csv.push_feed(kind, template(kind)).await;
+        assert_eq!(csv.accepted, rows, "{kind}: {csv:?}");
+        for expected in [RecordStatus::Accepted, RecordStatus::Duplicate] {
+            let response = by_workbook.push_workbook(kind, "", workbook.clone()).await;
+            assert_eq!(response.status(), 200, "{kind}");
+            let answer: PushAnswer = response.json().await.expect("answer");
+            let statuses: Vec<RecordStatus> = answer.results.iter().map(|r| r.status).collect();
+            assert_eq!(statuses, vec![expected; rows], "{kind}: {answer:?}");
+            // Row numbers as the spreadsheet shows them, under the header row.
+            let lines: Vec<Option<usize>> = answer.results.iter().map(|r| r.line).collect();
+            assert_eq!(lines, (2..rows + 2).map(Some).collect::<Vec<_>>(), "{kind}");
+        }
+    }
+    // The same events, to the id: the workbook's dates are the CSV's.
+    assert_eq!(
+        without_receipt(by_workbook.events().await),
+        without_receipt(by_csv.events().await)
+    );
+}
+
+#[tokio::test]
+async fn a_coordinators_workbook_is_answered_per_row() {
+    let server = start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("klassen.xlsx");
+    openpyxl("write", &path);
+    let bytes = std::fs::read(&path).expect("the workbook");
+    let response = server
+        .push_workbook("group_participated", "", bytes.clone())
+        .await;
+    assert_eq!(response.status(), 200);
+    let answer: PushAnswer = response.json().await.expect("answer");
+    let summary = by_line(&answer);
+    assert_eq!(
+        summary,
+        [
+            (Some(2), RecordStatus::Accepted, vec![]),
+            (Some(3), RecordStatus::Accepted, vec![]),
+            (Some(5), RecordStatus::Rejected, vec!["/payload/groep"]),
+            (Some(6), RecordStatus::Duplicate, vec![]),
+        ]
+    );
+    assert_eq!(answer.results[3].event_id, answer.results[0].event_id);
+    let times: BTreeMap<String, String> = server
+        .events()
+        .await
+        .values()
+        .map(|e| {
+            (
+                e["payload"]["activity_id"]
+                    .as_str()
+                    .expect("id")
+                    .to_string(),
+                e["occurred_at"].as_str().expect("time").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(times["act-1"], "2024-10-03T09:00:00+02:00");
+    assert_eq!(times["act-2"], "2024-10-03T13:30:00+02:00");
+
+    // A sheet it does not have, and a body that only starts like a workbook.
+    let missing = server
+        .push_workbook("group_participated", "?sheet=Klassen", bytes)
+        .await;
+    assert_eq!(missing.status(), 400);
+    let broken = server
+        .push_workbook("group_participated", "", b"PK\x03\x04 not a zip".to_vec())
+        .await;
+    assert_eq!(broken.status(), 400);
+    let body: Value = broken.json().await.expect("an error answer");
+    assert_eq!(body["error"]["code"], "malformed_body");
 }

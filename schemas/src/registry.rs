@@ -920,6 +920,59 @@ fn header_name(header: &str) -> &str {
         .map_or(name, |(_, column)| column)
 }
 
+/// What a column of a feed takes, for a spreadsheet that helps fill it in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ColumnShape {
+    /// The values a cell may hold when they are a closed list, as a cell writes them
+    /// (a yes/no field as `ja`/`nee`; a profile from the profile code list).
+    pub choices: Vec<String>,
+    pub time: Option<TimeShape>,
+    /// A number, integer or not.
+    pub number: bool,
+}
+
+/// A column of times (`date-time`) or of dates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeShape {
+    DateTime,
+    Date,
+}
+
+/// What the column `header` (its own name or its Dutch one) of a feed of `kind` in
+/// schema `version` takes; `None` for a column the kind does not have.
+pub fn column_shape(kind: EventKind, version: u32, header: &str) -> Option<ColumnShape> {
+    let entry = REGISTRY.entries.get(&kind)?.get(&version)?;
+    let column = header_name(header);
+    let (_, schema) = resolve_column(&entry.full, column).ok()?;
+    let kind_of = schema_type(schema);
+    let choices = if column == "profile_code" {
+        crate::codes::profiles()
+            .iter()
+            .map(|p| p.code.clone())
+            .collect()
+    } else if kind_of == Some("boolean") {
+        vec!["ja".into(), "nee".into()]
+    } else {
+        schema
+            .get("enum")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            .collect()
+    };
+    let time = match schema.get("format").and_then(Value::as_str) {
+        Some("date-time") => Some(TimeShape::DateTime),
+        Some("date") => Some(TimeShape::Date),
+        _ => None,
+    };
+    Some(ColumnShape {
+        choices,
+        time,
+        number: matches!(kind_of, Some("integer" | "number")),
+    })
+}
+
 /// The separator of a CSV feed, from its header row: `;` when the header has
 /// semicolons and no commas (as Dutch spreadsheet exports do), else `,`.
 pub fn csv_delimiter(header_line: &[u8]) -> u8 {
@@ -1033,6 +1086,48 @@ pub fn record_from_csv(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_columns_shape_comes_from_its_schema_and_the_code_lists() {
+        let shape = |kind, header| column_shape(kind, 1, header).expect("a column");
+        let sector = shape(EventKind::GroupParticipated, "sector");
+        assert_eq!(sector.choices, ["PO", "VO", "MBO", "HBO", "other"]);
+        assert_eq!((sector.time, sector.number), (None, false));
+        assert_eq!(
+            shape(EventKind::SurveyAnswered, "schaal_max").choices,
+            ["5", "10", "100"]
+        );
+        assert!(shape(EventKind::GroupParticipated, "meisjes").number);
+        assert_eq!(
+            shape(EventKind::ParticipantRegistered, "toestemming_onderzoek").choices,
+            ["ja", "nee"]
+        );
+        assert!(
+            shape(EventKind::ProfileChosen, "profiel")
+                .choices
+                .contains(&"N&T".to_string())
+        );
+        assert_eq!(
+            shape(EventKind::ActivityHeld, "begin").time,
+            Some(TimeShape::DateTime)
+        );
+        assert_eq!(
+            shape(EventKind::GroupParticipated, "datum").time,
+            Some(TimeShape::DateTime)
+        );
+        assert_eq!(
+            shape(EventKind::ParticipantRegistered, "geboortedatum").time,
+            Some(TimeShape::Date)
+        );
+        assert_eq!(
+            column_shape(EventKind::GroupParticipated, 1, "nonsense"),
+            None
+        );
+        assert_eq!(
+            column_shape(EventKind::GroupParticipated, 9, "sector"),
+            None
+        );
+    }
 
     #[test]
     fn the_registry_builds_and_covers_every_kind() {

@@ -195,6 +195,15 @@ pub fn spreadsheet_date(cell: &str) -> Option<String> {
     Some(date.format("%Y-%m-%d").to_string())
 }
 
+/// The serial number a spreadsheet stores for a time or date written as
+/// [`spreadsheet_time`] reads it (the time of day as the fraction): what a workbook
+/// holds in a date cell.
+pub fn spreadsheet_serial(cell: &str) -> Option<f64> {
+    let local = dutch_date_time(cell)?;
+    let since_epoch = local.and_utc().timestamp() as f64 / 86_400.0;
+    Some(since_epoch + EXCEL_UNIX_EPOCH)
+}
+
 fn excel_serial(cell: &str) -> Option<NaiveDateTime> {
     let days: f64 = cell.trim().parse().ok()?;
     // Excel's dates from 1 March 1900 (serial 61) to the year 9999.
@@ -262,6 +271,12 @@ mod tests {
             assert_eq!(spreadsheet_time(cell), None, "{cell}");
         }
         assert_eq!(spreadsheet_date("3-10-2009").as_deref(), Some("2009-10-03"));
+        // The serial a workbook stores reads back as the same time.
+        assert_eq!(spreadsheet_serial("03-10-2024 09:00"), Some(45568.375));
+        for cell in ["3-10-2024", "5-11-2024 13:30", "31-12-1999 23:59:59"] {
+            let serial = spreadsheet_serial(cell).expect("a serial").to_string();
+            assert_eq!(spreadsheet_time(&serial), spreadsheet_time(cell), "{cell}");
+        }
         assert_eq!(spreadsheet_date("40089").as_deref(), Some("2009-10-03"));
     }
 
