@@ -249,6 +249,7 @@ fn probes_of_a_working_service() -> Vec<Probe> {
     let sql =
         |body: &str| probe(M::POST, "/v1/sql", "/v1/sql", Some(RESEARCHER)).body(body.to_string());
     let feed = |path: &str, token| probe(M::POST, "/v1/feeds/{kind}", path, token);
+    let rows = |path: &str, token| probe(M::POST, "/v1/sheets/rows", path, token);
     let import = |path: &str, token| probe(M::POST, "/v1/reference/duo", path, token);
     vec![
         // The service itself.
@@ -273,7 +274,26 @@ fn probes_of_a_working_service() -> Vec<Probe> {
         feed("/v1/feeds/group_participated", Some(HUB))
             .header("content-type", techmon_ingest::workbook::XLSX)
             .body(&b"PK\x03\x04 not a workbook"[..]),
+        feed("/v1/feeds/group_participated", Some(HUB))
+            .header("content-type", "text/csv; charset=klingon")
+            .body(csv),
         probe(M::GET, "/v1/templates.xlsx", "/v1/templates.xlsx", None),
+        rows("/v1/sheets/rows", Some(HUB)).body(csv),
+        rows(
+            "/v1/sheets/rows?kind=group_participated&sheet=Blad1",
+            Some(HUB),
+        )
+        .body(csv),
+        rows("/v1/sheets/rows", None).body(csv),
+        rows("/v1/sheets/rows", Some(HUB)).body(""),
+        rows("/v1/sheets/rows?kind=no_such_kind", Some(HUB)).body(csv),
+        rows("/v1/sheets/rows", Some(HUB)).body(vec![b' '; 8192]),
+        rows("/v1/sheets/rows", Some(HUB))
+            .header("content-type", "text/csv; charset=klingon")
+            .body(csv),
+        probe(M::GET, "/upload", "/upload", None),
+        probe(M::GET, "/assets/upload.js", "/assets/upload.js", None),
+        probe(M::GET, "/assets/upload.css", "/assets/upload.css", None),
         probe(M::GET, "/v1/schemas", "/v1/schemas", None),
         probe(
             M::GET,

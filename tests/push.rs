@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
@@ -68,6 +68,37 @@ fn serve_ingest(
         .await
     });
     (stop, server)
+}
+
+/// A workbook of one sheet, `Blad1`, of classes at one school: per row its date (as
+/// a spreadsheet stores it), activity, groep and number of girls.
+fn class_sheet(rows: &[(f64, &str, &str, u32)]) -> Vec<u8> {
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    sheet.set_name("Blad1").expect("name");
+    let date = rust_xlsxwriter::Format::new().set_num_format("d-m-yyyy h:mm");
+    let header = "datum activiteit school sector groep schooljaar meisjes jongens";
+    for (c, name) in header.split(' ').enumerate() {
+        sheet.write_string(0, c as u16, name).expect("header");
+    }
+    for (r, (serial, activity, groep, girls)) in rows.iter().enumerate() {
+        let r = r as u32 + 1;
+        sheet
+            .write_number_with_format(r, 0, *serial, &date)
+            .expect("date");
+        for (c, text) in [
+            (1, *activity),
+            (2, "12AB00"),
+            (3, "PO"),
+            (4, *groep),
+            (5, "2024/25"),
+        ] {
+            sheet.write_string(r, c, text).expect("cell");
+        }
+        sheet.write_number(r, 6, *girls).expect("girls");
+        sheet.write_number(r, 7, 14).expect("boys");
+    }
+    workbook.save_to_buffer().expect("workbook")
 }
 
 /// `techmon push` of `files` in batches of 10 to the service on `port`.
@@ -320,48 +351,9 @@ async fn push_sends_every_sheet_of_a_workbook_to_its_feed() {
         assert!(stdout.contains(&expected), "{stdout}");
     }
 
-    let mut workbook = rust_xlsxwriter::Workbook::new();
-    let sheet = workbook.add_worksheet();
-    sheet.set_name("Blad1").expect("name");
-    let rows = [
-        [
-            "datum",
-            "activiteit",
-            "school",
-            "sector",
-            "groep",
-            "schooljaar",
-            "meisjes",
-            "jongens",
-        ],
-        [
-            "3-10-2024",
-            "act-1",
-            "12AB00",
-            "PO",
-            "acht",
-            "2024/25",
-            "12",
-            "14",
-        ],
-        [
-            "3-10-2024",
-            "act-2",
-            "12AB00",
-            "PO",
-            "8",
-            "2024/25",
-            "10",
-            "9",
-        ],
-    ];
-    for (r, row) in rows.iter().enumerate() {
-        for (c, cell) in row.iter().enumerate() {
-            sheet.write_string(r as u32, c as u16, *cell).expect("cell");
-        }
-    }
+    let workbook = class_sheet(&[(45568.0, "act-1", "acht", 12), (45568.0, "act-2", "8", 10)]);
     let classes = dir.path().join("group_participated-klassen.xlsx");
-    std::fs::write(&classes, workbook.save_to_buffer().expect("workbook")).expect("write");
+    std::fs::write(&classes, workbook).expect("write");
     let output = push_command(port, &rejects, &[&classes])
         .output()
         .expect("push the classes");
@@ -384,4 +376,83 @@ async fn push_sends_every_sheet_of_a_workbook_to_its_feed() {
     );
     let _ = stop.send(());
     server.await.expect("server task").expect("server ran");
+}
+
+/// The upload page in headless Chromium, on `techmon serve`: a coordinator's workbook
+/// with good rows, a broken row and a repeated row gets exactly the expected answer
+/// per row; the refused rows download with their reasons, and once fixed are taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upload_page_answers_each_row_and_hands_back_the_refused_rows() {
+    let (dir, _service, url) = common::serve_ready(&[]).await;
+    let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        browser.join("node_modules/playwright-core").exists(),
+        "the browser test needs `npm ci --prefix tests/browser` and Debian's chromium (bash .ci/run installs both)"
+    );
+    let workbook = class_sheet(&[
+        (45568.375, "act-1", "7", 12),
+        (45569.5, "act-2", "acht", 10),
+        (45570.0, "act-3", "8", 9),
+        (45568.375, "act-1", "7", 12),
+    ]);
+    let work = dir.path().join("upload");
+    std::fs::create_dir_all(&work).expect("folder");
+    let file = work.join("group_participated-klassen.xlsx");
+    std::fs::write(&file, workbook).expect("write");
+    let row = |line: u32, status: &str, fields: &[&str]| json!({"line": line, "status": status, "fields": fields});
+    let expect = json!({
+        "rows": [
+            row(2, "accepted", &[]),
+            row(3, "rejected", &["/payload/groep"]),
+            row(4, "accepted", &[]),
+            row(5, "duplicate", &[]),
+        ],
+        "fix": [["acht", "8"]],
+        // The refused rows' file: its header, then the fixed row.
+        "fixed_rows": [row(2, "accepted", &[])],
+    });
+    let expect_file = work.join("expect.json");
+    std::fs::write(&expect_file, expect.to_string()).expect("write");
+    let artefacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("artefacts");
+    std::fs::create_dir_all(&artefacts).expect("artefacts folder");
+    let screenshot = artefacts.join("upload.png");
+    let status = Command::new("node")
+        .arg(browser.join("upload.mjs"))
+        .args([
+            "--url",
+            &url,
+            "--token",
+            common::TOKEN,
+            "--kind",
+            "group_participated",
+        ])
+        .arg("--file")
+        .arg(&file)
+        .arg("--expect")
+        .arg(&expect_file)
+        .arg("--downloads")
+        .arg(work.join("downloads"))
+        .arg("--screenshot")
+        .arg(&screenshot)
+        .status()
+        .expect("node runs (install Node.js)");
+    assert!(
+        status.success(),
+        "the upload page check failed (screenshot: {}; service log: {})",
+        screenshot.display(),
+        common::serve_log(dir.path())
+    );
+    // The service holds the three rows once each: the fixed one too.
+    let answer = reqwest::Client::new()
+        .post(format!("{url}/v1/feeds/group_participated"))
+        .bearer_auth(common::TOKEN)
+        .header("content-type", techmon_ingest::workbook::XLSX)
+        .body(std::fs::read(&file).expect("the workbook"))
+        .send()
+        .await
+        .expect("push again")
+        .json::<techmon_ingest::PushAnswer>()
+        .await
+        .expect("answer");
+    assert_eq!((answer.duplicates, answer.rejected), (3, 1), "{answer:?}");
 }

@@ -19,6 +19,7 @@ use techmon_schemas::{Event, EventKind, FieldError, Problem, Subject, sheet};
 use uuid::Uuid;
 
 mod metrics;
+mod page;
 mod records;
 pub mod workbook;
 
@@ -118,9 +119,11 @@ pub fn routes(
         .routes(routes!(push_events))
         .routes(routes!(push_feed))
         .routes(routes!(templates_workbook))
+        .routes(routes!(sheet_rows))
         .routes(routes!(schema_catalogue))
         .routes(routes!(one_schema))
-        .with_state(state))
+        .with_state(state)
+        .merge(page::routes()))
 }
 
 /// The bytes the log stores for an accepted record: as sent, but for its personal
@@ -208,13 +211,14 @@ struct FeedParameters {
 /// Push a feed of one event kind: a CSV with a header row, or a worksheet of an XLSX workbook
 #[utoipa::path(post, path = "/v1/feeds/{kind}", tag = "ingest", security(("bearer" = [])),
     params(("kind" = String, Path, description = "An event kind of `/v1/schemas`"), FeedParameters),
-    request_body(content(("text/csv"), ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")), description = "One record per row under a header row; the columns as the templates in docs/templates (and `GET /v1/templates.xlsx`) name them. A workbook is recognised by its content; its worksheet is `sheet`, else the one named after the kind, else the first, and its dates are read as the workbook stores them. A plain sheet may leave out the envelope: the hub is the token's, `sent_at` the time of receipt, `occurred_at` the `datum` column (or an activity's `starts_at`), and `event_id` derived from the kind's natural key and what the row says, so the same rows sent again are duplicates and a row saying something else is a correction that replaces the row's earlier version. Dates as Dutch spreadsheets write them (`3-10-2024 9:00`, Excel serials) are read in Europe/Amsterdam."),
+    request_body(content(("text/csv"), ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")), description = "One record per row under a header row; a CSV in the `charset` its content type names, else UTF-8 when it is, else Windows-1252; the columns as the templates in docs/templates (and `GET /v1/templates.xlsx`) name them. A workbook is recognised by its content; its worksheet is `sheet`, else the one named after the kind, else the first, and its dates are read as the workbook stores them. A plain sheet may leave out the envelope: the hub is the token's, `sent_at` the time of receipt, `occurred_at` the `datum` column (or an activity's `starts_at`), and `event_id` derived from the kind's natural key and what the row says, so the same rows sent again are duplicates and a row saying something else is a correction that replaces the row's earlier version. Dates as Dutch spreadsheets write them (`3-10-2024 9:00`, Excel serials) are read in Europe/Amsterdam."),
     responses(
         (status = 200, description = "Per row: accepted, corrected (a plain row saying something else than before, with the event it replaces), duplicate, or rejected with the field and the reason", body = PushAnswer),
         (status = 400, description = "The body is no CSV or workbook with a header row, or names no sheet it has (`malformed_body`); a parameter is unknown (`bad_request`)", body = ErrorAnswer),
         (status = 401, description = "No token, or not a hub's (`unauthorized`)", body = ErrorAnswer),
         (status = 404, description = "No such event kind (`unknown_event_kind`)", body = ErrorAnswer),
         (status = 413, description = "The body, what a workbook unpacks to, or its number of records is over the limit (`body_too_large`, `too_many_records`)", body = ErrorAnswer),
+        (status = 415, description = "The content type names a charset that is not known (`unsupported_charset`)", body = ErrorAnswer),
         (status = 503, description = "The event log is unavailable; nothing was acknowledged (`log_unavailable`, with `Retry-After`); or other requests kept correcting the same rows (`rows_being_corrected`): send again", body = ErrorAnswer),
     ))]
 async fn push_feed(
@@ -223,6 +227,7 @@ async fn push_feed(
     parameters: Result<Query<FeedParameters>, QueryRejection>,
     request: Request,
 ) -> Result<axum::Json<PushAnswer>, ApiError> {
+    let charset = charset(request.headers());
     // The kind and the parameters after the token: a request without one gets 401
     // whatever it names.
     push(&state, request, |body, hub| {
@@ -235,17 +240,125 @@ async fn push_feed(
         };
         let kind = kind.parse::<EventKind>().map_err(|_| unknown())?;
         let version = techmon_schemas::latest_version(kind).ok_or_else(unknown)?;
-        let Query(parameters) = parameters
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
-        // A workbook is a zip archive; a CSV never starts like one.
-        let sheet = if body.starts_with(b"PK\x03\x04") {
-            workbook::worksheet(body, kind, parameters.sheet.as_deref())?
-        } else {
-            records::csv_sheet(body)?
-        };
+        let Query(parameters) = parameters.map_err(bad_parameters)?;
+        let sheet = read_sheet(
+            body,
+            charset.as_deref(),
+            Some(kind),
+            parameters.sheet.as_deref(),
+        )?;
         records::parse_feed(kind, version, sheet, hub)
     })
     .await
+}
+
+/// The `charset` of a request's content type.
+fn charset(headers: &axum::http::HeaderMap) -> Option<String> {
+    let content_type = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    content_type.split(';').skip(1).find_map(|parameter| {
+        let (name, value) = parameter.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| value.trim().trim_matches('"').to_string())
+    })
+}
+
+fn bad_parameters(rejection: QueryRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        rejection.body_text(),
+    )
+}
+
+/// A feed's body as a sheet: a worksheet of a workbook (a zip archive, which a CSV
+/// never starts like), or a CSV.
+fn read_sheet(
+    body: &[u8],
+    charset: Option<&str>,
+    kind: Option<EventKind>,
+    sheet: Option<&str>,
+) -> Result<records::Sheet, ApiError> {
+    if body.starts_with(b"PK\x03\x04") {
+        workbook::worksheet(body, kind, sheet)
+    } else {
+        records::csv_sheet(body, charset)
+    }
+}
+
+/// Which sheet to read, and for which kind.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct SheetParameters {
+    /// The worksheet of a workbook (default: the one named after `kind`, else the first).
+    sheet: Option<String>,
+    /// The event kind the sheet is for.
+    kind: Option<String>,
+}
+
+/// A sheet's rows as techmon reads them
+///
+/// Hub token. The header and every row of a CSV or a worksheet of a workbook, cells
+/// as text as a feed reads them (a workbook's dates as `3-10-2024 09:00`), with each
+/// row's line or row number: what the upload page needs to hand back the refused rows
+/// of a workbook. Nothing is stored.
+#[utoipa::path(post, path = "/v1/sheets/rows", tag = "ingest", security(("bearer" = [])),
+    params(SheetParameters),
+    request_body(content(("text/csv"), ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")), description = "A sheet, as for `POST /v1/feeds/{kind}`"),
+    responses(
+        (status = 200, description = "The header and the rows", body = SheetAnswer),
+        (status = 400, description = "The body is no CSV or workbook with a header row, or names no sheet it has (`malformed_body`); a parameter is wrong (`bad_request`, `unknown_event_kind`)", body = ErrorAnswer),
+        (status = 401, description = "No token, or not a hub's (`unauthorized`)", body = ErrorAnswer),
+        (status = 413, description = "The body, or what a workbook unpacks to, is over the limit (`body_too_large`)", body = ErrorAnswer),
+        (status = 415, description = "The content type names a charset that is not known (`unsupported_charset`)", body = ErrorAnswer),
+    ))]
+async fn sheet_rows(
+    State(state): State<Ingest>,
+    parameters: Result<Query<SheetParameters>, QueryRejection>,
+    request: Request,
+) -> Result<axum::Json<SheetAnswer>, ApiError> {
+    state.tokens.authenticate(request.headers())?;
+    let charset = charset(request.headers());
+    let Query(parameters) = parameters.map_err(bad_parameters)?;
+    let kind = parameters
+        .kind
+        .map(|kind| {
+            kind.parse::<EventKind>().map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unknown_event_kind",
+                    "no such event kind: see GET /v1/schemas",
+                )
+            })
+        })
+        .transpose()?;
+    let body = read_body(&state, request.into_body()).await?;
+    let sheet = read_sheet(&body, charset.as_deref(), kind, parameters.sheet.as_deref())?;
+    Ok(axum::Json(SheetAnswer {
+        headers: sheet.headers,
+        rows: sheet
+            .rows
+            .into_iter()
+            .map(|row| SheetAnswerRow {
+                line: row.line,
+                cells: row.cells,
+            })
+            .collect(),
+    }))
+}
+
+/// A sheet as techmon reads it.
+#[derive(Debug, serde::Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SheetAnswer {
+    pub headers: Vec<String>,
+    pub rows: Vec<SheetAnswerRow>,
+}
+
+#[derive(Debug, serde::Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SheetAnswerRow {
+    /// The row's line (CSV) or row number (worksheet), from 1.
+    pub line: Option<usize>,
+    pub cells: Vec<String>,
 }
 
 /// The templates as one XLSX workbook

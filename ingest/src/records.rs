@@ -1,5 +1,6 @@
 //! Turning a request body into records, and the per-record answer.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
@@ -220,65 +221,98 @@ pub struct SheetRow {
 }
 
 /// Reads a CSV feed body: a header row, comma- or semicolon-separated (whichever the
-/// header uses), UTF-8 with or without BOM.
-pub fn csv_sheet(body: &[u8]) -> Result<Sheet, ApiError> {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    let header_line = body.split(|b| *b == b'\n').next().unwrap_or_default();
-    let delimiter = techmon_schemas::csv_delimiter(header_line);
+/// header uses), in the `charset` of its content type, else UTF-8 (with or without
+/// BOM) when it is that, else Windows-1252 (what a spreadsheet's CSV export writes on
+/// a Dutch Windows).
+pub fn csv_sheet(body: &[u8], charset: Option<&str>) -> Result<Sheet, ApiError> {
+    let text = csv_text(body, charset)?;
+    let header_line = text.lines().next().unwrap_or_default();
+    let delimiter = techmon_schemas::csv_delimiter(header_line.as_bytes());
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .flexible(true)
-        .from_reader(body);
-    let headers = reader
-        .byte_headers()
+        .from_reader(text.as_bytes());
+    let headers: Vec<String> = reader
+        .headers()
         .map_err(|e| malformed(format!("the CSV header row cannot be read: {e}")))?
         .iter()
-        .map(|h| std::str::from_utf8(h).map(|h| h.trim().to_string()))
-        .collect::<Result<Vec<String>, _>>()
-        .map_err(|_| malformed("the CSV header row is not UTF-8".into()))?;
+        .map(|h| h.trim().to_string())
+        .collect();
     if headers.iter().all(String::is_empty) {
         return Err(malformed("the body holds no CSV header row".into()));
     }
+    let mut lines = Lines::new(&text);
     let rows = reader
-        .byte_records()
+        .records()
         .map(|row| match row {
             Err(e) => SheetRow {
-                line: e.position().map(|p| p.line() as usize),
+                line: e.position().map(|p| lines.at(p.byte() as usize)),
                 cells: Vec::new(),
                 errors: vec![FieldError::new("/", "the CSV row cannot be read")],
             },
-            Ok(row) => {
-                let (cells, errors) = utf8_cells(&headers, &row);
-                SheetRow {
-                    line: row.position().map(|p| p.line() as usize),
-                    cells,
-                    errors,
-                }
-            }
+            Ok(row) => SheetRow {
+                line: row.position().map(|p| lines.at(p.byte() as usize)),
+                cells: row.iter().map(str::to_string).collect(),
+                errors: Vec::new(),
+            },
         })
         .collect();
     Ok(Sheet { headers, rows })
 }
 
-/// A CSV row's cells as text, and an error for each cell that is not UTF-8.
-fn utf8_cells(headers: &[String], row: &csv::ByteRecord) -> (Vec<String>, Vec<FieldError>) {
-    let mut errors = Vec::new();
-    let cells = row
-        .iter()
-        .enumerate()
-        .map(|(at, cell)| match std::str::from_utf8(cell) {
-            Ok(cell) => cell.to_string(),
-            Err(_) => {
-                let header = headers.get(at).map_or("", String::as_str);
-                errors.push(FieldError::new(
-                    techmon_schemas::csv_column_pointer(header),
-                    "the cell is not UTF-8",
-                ));
-                String::new()
-            }
-        })
-        .collect();
-    (cells, errors)
+/// The line a record starts on, from where the CSV reader says it starts: after a
+/// `\r\n` the reader's own line count is one behind, as it places the record before
+/// the `\n`. Records come in order, so the count goes on from the last.
+struct Lines<'a> {
+    text: &'a str,
+    counted_to: usize,
+    line: usize,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a str) -> Self {
+        Self {
+            text,
+            counted_to: 0,
+            line: 1,
+        }
+    }
+
+    fn at(&mut self, byte: usize) -> usize {
+        let rest = self.text.get(byte..).unwrap_or_default();
+        let start = byte + (rest.len() - rest.trim_start_matches(['\r', '\n']).len());
+        if let Some(between) = self.text.get(self.counted_to..start) {
+            self.line += between.matches('\n').count();
+            self.counted_to = start;
+        }
+        self.line
+    }
+}
+
+/// A CSV body as text (see [`csv_sheet`]).
+fn csv_text<'a>(body: &'a [u8], charset: Option<&str>) -> Result<Cow<'a, str>, ApiError> {
+    let encoding = match charset {
+        Some(label) => {
+            encoding_rs::Encoding::for_label(label.trim().as_bytes()).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_charset",
+                    format!("charset {label:?} is not known: send UTF-8 or windows-1252"),
+                )
+            })?
+        }
+        None if std::str::from_utf8(body).is_ok() => encoding_rs::UTF_8,
+        None => encoding_rs::WINDOWS_1252,
+    };
+    // A byte order mark decides over the label, as browsers do.
+    let (text, had_errors) = encoding.decode_with_bom_removal(body);
+    if had_errors {
+        return Err(malformed(format!(
+            "the body is not {} as its content type says",
+            encoding.name()
+        )));
+    }
+    Ok(text)
 }
 
 /// Makes the rows of a `POST /v1/feeds/{kind}` sheet into records, filling in what a
@@ -385,5 +419,17 @@ mod tests {
                 .map(|e| e.code),
             Some("malformed_body")
         );
+    }
+
+    #[test]
+    fn rows_are_numbered_by_the_line_they_start_on_whatever_the_line_ends() {
+        for body in [
+            "a;b\n1;2\n\n3;\"x\ny\"\n4;5\n",
+            "a;b\r\n1;2\r\n\r\n3;\"x\r\ny\"\r\n4;5\r\n",
+        ] {
+            let sheet = csv_sheet(body.as_bytes(), None).expect("a sheet");
+            let lines: Vec<Option<usize>> = sheet.rows.iter().map(|r| r.line).collect();
+            assert_eq!(lines, [Some(2), Some(4), Some(6)], "{body:?}");
+        }
     }
 }

@@ -21,9 +21,13 @@ const MAX_UNPACKED_RATIO: u64 = 64;
 
 /// The rows of one worksheet of an XLSX workbook: the one named `sheet`, else the one
 /// named after `kind`, else the first. Cells as text, as a CSV would hold them: a date
-/// as the serial number the workbook stores (read as a time in the Netherlands, as
-/// a serial in a CSV is), a number as written without a trailing `.0`.
-pub fn worksheet(body: &[u8], kind: EventKind, sheet: Option<&str>) -> Result<Sheet, ApiError> {
+/// as a Dutch spreadsheet writes it (`3-10-2024 09:00`, read as a time in the
+/// Netherlands), a number as written without a trailing `.0`.
+pub fn worksheet(
+    body: &[u8],
+    kind: Option<EventKind>,
+    sheet: Option<&str>,
+) -> Result<Sheet, ApiError> {
     check_unpacked_size(body)?;
     let mut workbook = Xlsx::new(Cursor::new(body))
         .map_err(|e| malformed(format!("the body is not an XLSX workbook: {e}")))?;
@@ -36,7 +40,7 @@ pub fn worksheet(body: &[u8], kind: EventKind, sheet: Option<&str>) -> Result<Sh
         })?,
         None => names
             .iter()
-            .find(|n| n.eq_ignore_ascii_case(kind.as_str()))
+            .find(|n| kind.is_some_and(|kind| n.eq_ignore_ascii_case(kind.as_str())))
             .or(names.first())
             .ok_or_else(|| malformed("the workbook has no sheets".into()))?,
     }
@@ -146,7 +150,8 @@ fn cell_text(cell: &Data) -> Result<String, String> {
         Data::Int(n) => n.to_string(),
         Data::Float(x) => number_text(*x),
         Data::Bool(b) => b.to_string(),
-        Data::DateTime(time) => number_text(time.as_f64()),
+        Data::DateTime(time) => techmon_schemas::sheet::serial_text(time.as_f64())
+            .unwrap_or_else(|| number_text(time.as_f64())),
         Data::Error(error) => return Err(error.to_string()),
     })
 }

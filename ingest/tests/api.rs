@@ -486,15 +486,15 @@ async fn csv_feeds_are_answered_by_line() {
     let stored: HashSet<Uuid> = server.stored().await.iter().map(|r| r.event_id).collect();
     assert_eq!(stored, HashSet::from([id1, id3]));
 
-    // A cell that is not UTF-8, and a groep that does not convert: each row is
-    // refused at the field's pointer, with its event id.
+    // A spreadsheet's CSV export in Windows-1252 is read as that; a groep that does not
+    // convert refuses its row at the field's pointer, with its event id.
     let (id4, id5) = (Uuid::new_v4(), Uuid::new_v4());
     let mut csv = format!(
         "event_id;hub_id;occurred_at;sent_at;activity_id;school_brin6;sector;groep;school_year;participants.girls;participants.boys\n\
-         {id4};tec-deventer;2024-10-03T09:00:00+02:00;2024-10-03T16:00:00+02:00;act-"
+         {id4};tec-deventer;2024-10-03T09:00:00+02:00;2024-10-03T16:00:00+02:00;caf"
     )
     .into_bytes();
-    csv.extend_from_slice(b"\xe9\xff");
+    csv.extend_from_slice(b"\xe9-\x80");
     csv.extend_from_slice(
         format!(
             ";12AB00;PO;7;2024/25;12;14\n\
@@ -507,7 +507,7 @@ async fn csv_feeds_are_answered_by_line() {
             "/v1/feeds/group_participated",
             TOKEN_DEVENTER,
             "text/csv",
-            csv,
+            csv.clone(),
         )
         .await;
     assert_eq!(response.status(), 200);
@@ -520,14 +520,28 @@ async fn csv_feeds_are_answered_by_line() {
     assert_eq!(
         summary,
         vec![
-            (
-                Some(id4),
-                RecordStatus::Rejected,
-                vec!["/payload/activity_id"]
-            ),
+            (Some(id4), RecordStatus::Accepted, vec![]),
             (Some(id5), RecordStatus::Rejected, vec!["/payload/groep"]),
         ]
     );
+    let events = server.events().await;
+    assert_eq!(events[&id4]["payload"]["activity_id"], "café-€");
+    // A charset the content type names is the one read: this body is no UTF-8, and
+    // an unknown charset is refused.
+    for (content_type, status) in [
+        ("text/csv; charset=utf-8", 400),
+        ("text/csv; charset=\"klingon\"", 415),
+    ] {
+        let response = server
+            .post(
+                "/v1/feeds/group_participated",
+                TOKEN_DEVENTER,
+                content_type,
+                csv.clone(),
+            )
+            .await;
+        assert_eq!(response.status(), status, "{content_type}");
+    }
 
     let response = server
         .post(

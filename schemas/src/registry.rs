@@ -910,6 +910,10 @@ const DUTCH_HEADERS: &[(&str, &str)] = &[
     ("uitkomst", "outcome"),
 ];
 
+/// The column in which the upload page's file of refused rows gives each row's
+/// reasons: a feed passes over it, so that the file, fixed, can be sent again.
+pub const REFUSAL_COLUMN: &str = "geweigerd_omdat";
+
 /// The column a header names: without surrounding spaces or a byte order mark, and
 /// by its own name or its Dutch one (in any case).
 fn header_name(header: &str) -> &str {
@@ -1055,6 +1059,9 @@ pub fn record_from_csv(
     let mut seen = BTreeSet::new();
     for (header, cell) in headers.iter().zip(row) {
         let column = header_name(header);
+        if column.eq_ignore_ascii_case(REFUSAL_COLUMN) {
+            continue;
+        }
         match resolve_column(&entry.full, column) {
             Err(pointer) => errors.push(FieldError::new(pointer, "unknown column")),
             Ok((path, schema)) => {

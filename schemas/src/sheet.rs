@@ -9,7 +9,9 @@
 //! Dates and times are read as Dutch spreadsheets write them (`3-10-2024`,
 //! `03-10-2024 09:00`, Excel's serial numbers), in Europe/Amsterdam.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, TimeZone, Utc};
+use chrono::{
+    DateTime, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, TimeZone, Timelike, Utc,
+};
 use chrono_tz::Europe::Amsterdam;
 use serde_json::Value;
 use uuid::Uuid;
@@ -204,6 +206,20 @@ pub fn spreadsheet_serial(cell: &str) -> Option<f64> {
     Some(since_epoch + EXCEL_UNIX_EPOCH)
 }
 
+/// A spreadsheet's serial number written as a Dutch spreadsheet shows it: a day as
+/// `3-10-2024`, a time of day as `3-10-2024 09:00` (with seconds when it has them).
+pub fn serial_text(serial: f64) -> Option<String> {
+    let time = excel_serial(&serial.to_string())?;
+    let format = if time.time() == NaiveTime::MIN {
+        "%-d-%-m-%Y"
+    } else if time.second() == 0 {
+        "%-d-%-m-%Y %H:%M"
+    } else {
+        "%-d-%-m-%Y %H:%M:%S"
+    };
+    Some(time.format(format).to_string())
+}
+
 fn excel_serial(cell: &str) -> Option<NaiveDateTime> {
     let days: f64 = cell.trim().parse().ok()?;
     // Excel's dates from 1 March 1900 (serial 61) to the year 9999.
@@ -271,6 +287,12 @@ mod tests {
             assert_eq!(spreadsheet_time(cell), None, "{cell}");
         }
         assert_eq!(spreadsheet_date("3-10-2009").as_deref(), Some("2009-10-03"));
+        assert_eq!(serial_text(45568.375).as_deref(), Some("3-10-2024 09:00"));
+        assert_eq!(serial_text(45568.0).as_deref(), Some("3-10-2024"));
+        assert_eq!(
+            spreadsheet_time(&serial_text(45601.5625).expect("a time")),
+            spreadsheet_time("45601.5625")
+        );
         // The serial a workbook stores reads back as the same time.
         assert_eq!(spreadsheet_serial("03-10-2024 09:00"), Some(45568.375));
         for cell in ["3-10-2024", "5-11-2024 13:30", "31-12-1999 23:59:59"] {

@@ -8,6 +8,7 @@ pub mod audit;
 mod auth;
 mod fault;
 mod openapi;
+pub mod pages;
 mod probes;
 mod shell;
 

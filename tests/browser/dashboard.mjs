@@ -48,7 +48,7 @@
 // chart-po-participation: actual, target (x = groep band); chart-activities: one per
 // hub id (x = YYYY-MM); chart-satisfaction: scope, target (x = school year).
 
-import { chromium } from 'playwright-core';
+import { launch, watchedPage } from './page.mjs';
 import { readFileSync, mkdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -87,26 +87,9 @@ async function main() {
   const timeout = Number(args.timeout) * 1000;
   mkdirSync(args.downloads, { recursive: true });
 
-  const problems = []; // page errors and console errors, reported as soon as seen
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launch();
   try {
-    const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 } });
-    const page = await context.newPage();
-    page.setDefaultTimeout(timeout);
-    page.on('pageerror', (error) => problems.push(`page JavaScript error: ${error.message}`));
-    page.on('console', (message) => {
-      if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
-    });
-    page.on('request', (request) => {
-      const url = new URL(request.url());
-      if (!['data:', 'blob:'].includes(url.protocol) && url.origin !== base.origin) {
-        problems.push(`the page requested another origin: ${request.url()}`);
-      }
-    });
+    const { page, problems } = await watchedPage(browser, base, timeout, { width: 1280, height: 900 });
     const checkProblems = () => { if (problems.length) fail(problems[0]); };
 
     // Resolves when the dashboard has finished computing `key` (hub:year) or any key.

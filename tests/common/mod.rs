@@ -15,7 +15,7 @@ use techmon_lake::{LakeLocation, StorageOptions};
 use uuid::Uuid;
 
 /// The hub whose token [`push_until`] pushes with.
-const TOKEN: &str = "dev-token-tec-deventer";
+pub const TOKEN: &str = "dev-token-tec-deventer";
 /// The tables the events of [`push_until`] land in.
 pub const PUSHED_TABLES: [&str; 3] = ["group_participations", "activities", "survey_answers"];
 

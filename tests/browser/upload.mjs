@@ -1,0 +1,131 @@
+#!/usr/bin/env node
+// Headless-browser test of the upload page (ingest/assets/upload), served by techmon
+// at GET /upload with the ingest API on the same origin.
+//
+//   node tests/browser/upload.mjs --url http://127.0.0.1:PORT --token HUB_TOKEN \
+//        --file SHEET.xlsx --kind KIND --expect EXPECT.json --downloads DIR \
+//        --screenshot OUT.png [--timeout SECONDS]
+//
+// What it does, failing (exit 1, one clear message) at the first mismatch:
+//  1. opens URL/upload#token=TOKEN; checks the token left the visible URL;
+//  2. chooses the file (the kind must be recognised from its name) and sends it;
+//     checks each row of the results table (data-line, data-status) and the fields
+//     of its problems against `rows`;
+//  3. downloads the refused rows; checks the file has the header plus one line per
+//     refused row, with the column geweigerd_omdat;
+//  4. applies `fix` to the downloaded file (each [from, to] replaced once), sends the
+//     fixed file under the same kind, and checks its rows against `fixed_rows`;
+//  5. takes a full-page screenshot;
+// and fails on any page JavaScript error, console error, or request to another origin.
+//
+// Expect file (JSON):
+// {
+//   "rows": [{"line": 2, "status": "accepted", "fields": []},
+//            {"line": 4, "status": "rejected", "fields": ["/payload/groep"]}],
+//   "fix": [["acht", "8"]],
+//   "fixed_rows": [{"line": 2, "status": "accepted", "fields": []}]
+// }
+
+import { launch, watchedPage } from './page.mjs';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+class Mismatch extends Error {}
+const fail = (message) => { throw new Mismatch(message); };
+const log = (message) => console.log(`ok: ${message}`);
+
+function parseArgs(argv) {
+  const args = { timeout: '60' };
+  for (let i = 0; i < argv.length; i += 2) {
+    if (!argv[i].startsWith('--') || argv[i + 1] === undefined) {
+      throw new Error(`bad argument ${argv[i]}`);
+    }
+    args[argv[i].slice(2)] = argv[i + 1];
+  }
+  for (const needed of ['url', 'token', 'file', 'kind', 'expect', 'downloads', 'screenshot']) {
+    if (!args[needed]) throw new Error(`missing --${needed}`);
+  }
+  return args;
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const expect = JSON.parse(readFileSync(args.expect, 'utf8'));
+  const base = new URL(args.url);
+  const timeout = Number(args.timeout) * 1000;
+  mkdirSync(args.downloads, { recursive: true });
+  const browser = await launch();
+  try {
+    const { page, problems } = await watchedPage(browser, base, timeout, { width: 1200, height: 900 });
+    const checkProblems = () => { if (problems.length) fail(problems[0]); };
+
+    // 1. Open with the token in the fragment.
+    const start = new URL('/upload', base);
+    start.hash = `token=${encodeURIComponent(args.token)}`;
+    await page.goto(start.toString(), { waitUntil: 'domcontentloaded' });
+    await page.waitForFunction(() => ['ready', 'needs-token'].includes(document.body.dataset.state));
+    if (await page.evaluate(() => document.body.dataset.state) !== 'ready') fail('the page asks for a token');
+    if (page.url().includes('token=')) fail(`the token is still in the visible URL: ${page.url()}`);
+    checkProblems();
+    log('page loaded with the token (removed from the URL)');
+
+    // Sends a file and checks the rows of the answer.
+    const sendAndCheck = async (file, rows, what) => {
+      await page.setInputFiles('#file-input', file);
+      const kind = await page.locator('#kind-select').inputValue();
+      if (kind !== args.kind) fail(`${what}: the kind recognised from the file name is ${kind}, not ${args.kind}`);
+      await page.evaluate(() => { document.body.dataset.state = 'ready'; });
+      await page.click('#send');
+      await page.waitForFunction(() => document.body.dataset.state === 'answered'
+        || !document.getElementById('upload-error').hidden);
+      const error = page.locator('#upload-error');
+      if (await error.isVisible()) fail(`${what}: ${await error.textContent()}`);
+      checkProblems();
+      const shown = await page.$$eval('#results tbody tr', (trs) => trs.map((tr) => ({
+        line: Number(tr.dataset.line),
+        status: tr.dataset.status,
+        fields: [...tr.cells[3].textContent.matchAll(/(\/[^:;]*):/g)].map((m) => m[1]),
+      })));
+      const wanted = rows.map(({ line, status, fields }) => ({ line, status, fields }));
+      if (JSON.stringify(shown) !== JSON.stringify(wanted)) {
+        fail(`${what}: the page shows ${JSON.stringify(shown)}, expected ${JSON.stringify(wanted)}`);
+      }
+      log(`${what}: ${rows.length} rows as expected`);
+    };
+
+    // 2. The sheet as it is.
+    await sendAndCheck(args.file, expect.rows, 'the sheet');
+
+    // 3. Its refused rows, downloaded.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-refused')]);
+    const refusedFile = path.join(args.downloads, download.suggestedFilename());
+    await download.saveAs(refusedFile);
+    checkProblems();
+    const text = readFileSync(refusedFile, 'utf8');
+    const lines = text.trim().split(/\r?\n/);
+    const refused = expect.rows.filter((r) => r.status === 'rejected').length;
+    if (!lines[0].split(';').includes('geweigerd_omdat')) fail(`the refused rows have no reasons column: ${lines[0]}`);
+    if (lines.length !== refused + 1) fail(`the refused rows file has ${lines.length - 1} rows, expected ${refused}`);
+    log(`downloaded ${refused} refused rows to ${refusedFile}`);
+
+    // 4. Fixed, and sent again.
+    let fixed = text;
+    for (const [from, to] of expect.fix) {
+      if (!fixed.includes(from)) fail(`the refused rows do not hold ${from}`);
+      fixed = fixed.replace(from, to);
+    }
+    const fixedFile = path.join(args.downloads, `${args.kind}-fixed.csv`);
+    writeFileSync(fixedFile, fixed);
+    await sendAndCheck(fixedFile, expect.fixed_rows, 'the fixed rows');
+
+    await page.screenshot({ path: args.screenshot, fullPage: true });
+    checkProblems();
+  } finally {
+    await browser.close();
+  }
+}
+
+main().then(() => process.exit(0), (error) => {
+  console.error(error instanceof Mismatch ? `FAILED: ${error.message}` : `ERROR: ${error.stack || error}`);
+  process.exit(1);
+});
