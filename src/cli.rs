@@ -234,11 +234,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let log = techmon_eventlog::open(&config.log).await?;
             let person_keys =
                 techmon_eventlog::person_keys::PersonKeys::open(&config.transform.person_keys)?;
+            let stores = techmon_ingest::Stores {
+                person_keys: Some(person_keys),
+                audit: Some(std::sync::Arc::new(crate::audit::open(&config)?)),
+            };
             let router = techmon_ingest::build_with_metrics(
                 &config.ingest,
                 log,
                 prometheus::Registry::new(),
-                Some(person_keys),
+                stores,
             )?;
             techmon_ingest::run(&config.ingest, router, shutdown_signal()).await?;
         }

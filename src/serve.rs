@@ -194,7 +194,11 @@ pub async fn run_on(
         techmon_transform::Transform::readiness(Arc::clone(&log), lake_for_probes),
         registry.clone(),
     );
-    let router = techmon_ingest::routes(&config.ingest, log, &registry, Some(person_keys))?
+    let stores = techmon_ingest::Stores {
+        person_keys: Some(person_keys),
+        audit: Some(Arc::new(crate::audit::open(config)?)),
+    };
+    let router = techmon_ingest::routes(&config.ingest, log, &registry, stores)?
         .merge(query)
         .merge(probes);
     let ingest = techmon_service::serve(listener, router, until_stopped());

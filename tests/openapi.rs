@@ -291,6 +291,8 @@ fn probes_of_a_working_service() -> Vec<Probe> {
         rows("/v1/sheets/rows", Some(HUB))
             .header("content-type", "text/csv; charset=klingon")
             .body(csv),
+        probe(M::GET, "/v1/uploads", "/v1/uploads", Some(HUB)),
+        probe(M::GET, "/v1/uploads", "/v1/uploads", None),
         probe(M::GET, "/upload", "/upload", None),
         probe(M::GET, "/assets/upload.js", "/assets/upload.js", None),
         probe(M::GET, "/assets/upload.css", "/assets/upload.css", None),
@@ -404,6 +406,7 @@ fn probes_of_a_failing_service() -> Vec<Probe> {
             Some(ANALYST),
         ),
         probe(M::GET, "/v1/audit", "/v1/audit", Some(ADMIN)),
+        probe(M::GET, "/v1/uploads", "/v1/uploads", Some(HUB)),
         probe(
             M::POST,
             "/v1/reference/duo",

@@ -26,6 +26,7 @@ pub mod workbook;
 pub use metrics::Metrics;
 pub use records::{PushAnswer, RecordResult, RecordStatus};
 use techmon_eventlog::person_keys::PersonKeys;
+use techmon_service::audit::{AuditAction, AuditEntry, AuditFilter, AuditLog};
 use techmon_service::{
     ApiError, ErrorAnswer, HubCredential, HubTokens, OpenApiRouter, ServiceError,
 };
@@ -53,6 +54,7 @@ pub struct Config {
 struct Ingest {
     log: Arc<dyn EventLog>,
     person_keys: Option<Arc<PersonKeys>>,
+    audit: Option<Arc<AuditLog>>,
     tokens: Arc<HubTokens>,
     metrics: Metrics,
     max_body_bytes: usize,
@@ -60,21 +62,31 @@ struct Ingest {
     retry_after: u64,
 }
 
+/// What ingest keeps besides the event log.
+#[derive(Debug, Default)]
+pub struct Stores {
+    /// With keys, the personal fields of each event are sealed under its person's key
+    /// before the log stores it, and the ids of people's plain rows are keyed by it
+    /// (see [`techmon_eventlog::person_keys`]).
+    pub person_keys: Option<PersonKeys>,
+    /// With a trail, every push is recorded in it (which hub, when, what became of its
+    /// records), and `GET /v1/uploads` lists a hub's.
+    pub audit: Option<Arc<AuditLog>>,
+}
+
 /// The ingest routes (push API, schemas, health, readiness, metrics).
 pub fn build(config: &Config, log: Arc<dyn EventLog>) -> Result<OpenApiRouter, ServiceError> {
-    build_with_metrics(config, log, prometheus::Registry::new(), None)
+    build_with_metrics(config, log, prometheus::Registry::new(), Stores::default())
 }
 
 /// [`build`], registering ingest's metrics in `registry`; `GET /metrics` shows all of
 /// that registry, so other services of the process can register theirs there too.
-/// With `person_keys`, the personal fields of each event are sealed under its
-/// person's key before the log stores it (see [`techmon_eventlog::person_keys`]).
 /// Ready while the event log answers.
 pub fn build_with_metrics(
     config: &Config,
     log: Arc<dyn EventLog>,
     registry: prometheus::Registry,
-    person_keys: Option<PersonKeys>,
+    stores: Stores,
 ) -> Result<OpenApiRouter, ServiceError> {
     let ready: techmon_service::Readiness = {
         let (log, retry_after) = (Arc::clone(&log), config.retry_after_seconds);
@@ -92,10 +104,7 @@ pub fn build_with_metrics(
             })
         })
     };
-    Ok(
-        routes(config, log, &registry, person_keys)?
-            .merge(techmon_service::probes(ready, registry)),
-    )
+    Ok(routes(config, log, &registry, stores)?.merge(techmon_service::probes(ready, registry)))
 }
 
 /// The push API and the schemas, without the probes (a process serving more than
@@ -104,11 +113,12 @@ pub fn routes(
     config: &Config,
     log: Arc<dyn EventLog>,
     registry: &prometheus::Registry,
-    person_keys: Option<PersonKeys>,
+    stores: Stores,
 ) -> Result<OpenApiRouter, ServiceError> {
     let state = Ingest {
         log,
-        person_keys: person_keys.map(Arc::new),
+        person_keys: stores.person_keys.map(Arc::new),
+        audit: stores.audit,
         tokens: Arc::new(HubTokens::new(&config.hubs)?),
         metrics: Metrics::new(registry),
         max_body_bytes: config.max_body_bytes,
@@ -120,6 +130,7 @@ pub fn routes(
         .routes(routes!(push_feed))
         .routes(routes!(templates_workbook))
         .routes(routes!(sheet_rows))
+        .routes(routes!(uploads))
         .routes(routes!(schema_catalogue))
         .routes(routes!(one_schema))
         .with_state(state)
@@ -197,7 +208,10 @@ async fn push_events(
     State(state): State<Ingest>,
     request: Request,
 ) -> Result<axum::Json<PushAnswer>, ApiError> {
-    push(&state, request, |body, _| records::parse_events(body)).await
+    push(&state, request, "events".into(), |body, _| {
+        records::parse_events(body)
+    })
+    .await
 }
 
 /// Which worksheet of a workbook a feed takes.
@@ -228,9 +242,13 @@ async fn push_feed(
     request: Request,
 ) -> Result<axum::Json<PushAnswer>, ApiError> {
     let charset = charset(request.headers());
+    let what = match parameters.as_ref().ok().and_then(|p| p.sheet.as_deref()) {
+        Some(sheet) => format!("{kind} (sheet {sheet})"),
+        None => kind.clone(),
+    };
     // The kind and the parameters after the token: a request without one gets 401
     // whatever it names.
-    push(&state, request, |body, hub| {
+    push(&state, request, what, |body, hub| {
         let unknown = || {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -394,20 +412,123 @@ async fn templates_workbook() -> Result<Response, ApiError> {
 }
 
 /// Authenticates, reads and parses the body, and stores its records.
+/// `what` is pushed (`events`, or a feed's kind and sheet), for the audit trail.
 async fn push(
     state: &Ingest,
     request: Request,
+    what: String,
     parse: impl FnOnce(&bytes::Bytes, &str) -> Result<Vec<Candidate>, ApiError>,
 ) -> Result<axum::Json<PushAnswer>, ApiError> {
     let started = Instant::now();
     let hub = state.tokens.authenticate(request.headers())?.to_string();
-    let body = read_body(state, request.into_body()).await?;
-    let answer = store(state, &hub, parse(&body, &hub)?).await?;
+    let stored = async {
+        let body = read_body(state, request.into_body()).await?;
+        store(state, &hub, parse(&body, &hub)?).await
+    }
+    .await;
     state
         .metrics
         .request_seconds
         .observe(started.elapsed().as_secs_f64());
-    Ok(axum::Json(answer))
+    record_push(state, &hub, &what, started, &stored);
+    stored.map(axum::Json)
+}
+
+/// Writes a hub's push to the audit trail. The records it stored stay stored when the
+/// trail cannot be written: that is logged, and the upload is missing from the list.
+fn record_push(
+    state: &Ingest,
+    hub: &str,
+    what: &str,
+    started: Instant,
+    stored: &Result<PushAnswer, ApiError>,
+) {
+    let Some(audit) = &state.audit else {
+        return;
+    };
+    let mut entry = AuditEntry::new(AuditAction::Push, started);
+    entry.user = Some(hub.to_string());
+    entry.role = Some("hub".into());
+    match stored {
+        Ok(answer) => {
+            entry.rows = Some(answer.results.len() as u64);
+            entry.detail = Some(format!(
+                "{what}: {} accepted, {} corrected, {} duplicates, {} refused",
+                answer.accepted, answer.corrected, answer.duplicates, answer.rejected
+            ));
+        }
+        Err(error) => {
+            entry.outcome = error.code.to_string();
+            entry.detail = Some(what.to_string());
+        }
+    }
+    if let Err(error) = audit.record(&entry) {
+        tracing::error!(%error, hub, "a push could not be written to the audit trail; what it stored stays stored");
+    }
+}
+
+/// How many of a hub's uploads `GET /v1/uploads` lists, and from how many days back.
+const UPLOADS_LISTED: usize = 50;
+const UPLOADS_DAYS: i64 = 90;
+
+/// One push of a hub, as the audit trail has it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Upload {
+    /// When it was answered (RFC 3339, UTC).
+    pub at: String,
+    /// What was sent, and what became of its records.
+    pub what: String,
+    /// How many records it held.
+    pub records: Option<u64>,
+    /// `ok`, or the error code of the answer.
+    pub outcome: String,
+}
+
+/// Your hub's recent uploads
+///
+/// Hub token. The hub's pushes of the last 90 days, the latest first (at most 50),
+/// from the audit trail: when, what, and what became of the records.
+#[utoipa::path(get, path = "/v1/uploads", tag = "ingest", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The uploads, the latest first", body = [Upload]),
+        (status = 401, description = "No token, or not a hub's (`unauthorized`)", body = ErrorAnswer),
+        (status = 503, description = "The audit trail cannot be read (`audit_unavailable`, with `Retry-After`)", body = ErrorAnswer),
+    ))]
+async fn uploads(
+    State(state): State<Ingest>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::Json<Vec<Upload>>, ApiError> {
+    let hub = state.tokens.authenticate(&headers)?;
+    let Some(audit) = &state.audit else {
+        return Ok(axum::Json(Vec::new()));
+    };
+    let filter = AuditFilter {
+        since: Some(chrono::Utc::now().date_naive() - chrono::Duration::days(UPLOADS_DAYS)),
+        user: Some(hub.to_string()),
+        limit: None,
+    };
+    let entries = techmon_service::audit::read(audit.folder(), &filter).map_err(|error| {
+        tracing::error!(%error, "the audit trail cannot be read");
+        ApiError::unavailable(
+            state.retry_after,
+            "audit_unavailable",
+            "the record of uploads cannot be read now",
+        )
+    })?;
+    Ok(axum::Json(
+        entries
+            .into_iter()
+            .rev()
+            .filter(|entry| entry.action == AuditAction::Push)
+            .take(UPLOADS_LISTED)
+            .map(|entry| Upload {
+                at: entry.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                what: entry.detail.unwrap_or_default(),
+                records: entry.rows,
+                outcome: entry.outcome,
+            })
+            .collect(),
+    ))
 }
 
 /// Why a record was refused, as a metric label from a fixed set.

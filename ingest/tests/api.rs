@@ -55,9 +55,12 @@ async fn start_with(
         &config(max_body_bytes),
         log.clone(),
         prometheus::Registry::new(),
-        person_keys.map(|keys| {
-            techmon_eventlog::person_keys::PersonKeys::open(keys).expect("person keys")
-        }),
+        techmon_ingest::Stores {
+            person_keys: person_keys.map(|keys| {
+                techmon_eventlog::person_keys::PersonKeys::open(keys).expect("person keys")
+            }),
+            audit: None,
+        },
     )
     .expect("router");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -49,6 +49,8 @@ pub enum AuditAction {
     Erasure,
     /// Consent taken back: a person's rows withheld from the research tables.
     Withhold,
+    /// `POST /v1/events` or `POST /v1/feeds/{kind}` by a hub.
+    Push,
 }
 
 /// One entry.

@@ -15,7 +15,9 @@
 //     refused row, with the column geweigerd_omdat;
 //  4. applies `fix` to the downloaded file (each [from, to] replaced once), sends the
 //     fixed file under the same kind, and checks its rows against `fixed_rows`;
-//  5. takes a full-page screenshot;
+//  5. checks the hub's recent uploads list both sends, the latest first, with their
+//     counts;
+//  6. takes a full-page screenshot;
 // and fails on any page JavaScript error, console error, or request to another origin.
 //
 // Expect file (JSON):
@@ -46,6 +48,13 @@ function parseArgs(argv) {
     if (!args[needed]) throw new Error(`missing --${needed}`);
   }
   return args;
+}
+
+// An upload's counts as the server's record has them.
+function summary(rows) {
+  const count = (status) => rows.filter((r) => r.status === status).length;
+  return `${count('accepted')} accepted, ${count('corrected')} corrected, `
+    + `${count('duplicate')} duplicates, ${count('rejected')} refused`;
 }
 
 async function main() {
@@ -117,6 +126,14 @@ async function main() {
     const fixedFile = path.join(args.downloads, `${args.kind}-fixed.csv`);
     writeFileSync(fixedFile, fixed);
     await sendAndCheck(fixedFile, expect.fixed_rows, 'the fixed rows');
+
+    // 5. Both uploads in the hub's recent uploads, the latest first.
+    const recent = await page.$$eval('#uploads tbody tr', (trs) => trs.map((tr) => tr.cells[1].textContent));
+    const wanted = [`${args.kind}: ${summary(expect.fixed_rows)}`, `${args.kind}: ${summary(expect.rows)}`];
+    if (JSON.stringify(recent.slice(0, 2)) !== JSON.stringify(wanted)) {
+      fail(`the recent uploads show ${JSON.stringify(recent)}, expected first ${JSON.stringify(wanted)}`);
+    }
+    log(`the recent uploads list both: ${recent.length} in all`);
 
     await page.screenshot({ path: args.screenshot, fullPage: true });
     checkProblems();

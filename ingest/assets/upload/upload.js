@@ -44,12 +44,32 @@
     $('token-input').focus();
   }
 
-  function ready() {
-    document.body.dataset.state = 'ready';
+  async function ready() {
     $('token-prompt').hidden = true;
     $('upload').hidden = false;
     $('token-state').textContent = 'Using a hub token';
     $('token-forget').hidden = false;
+    await showUploads();
+    document.body.dataset.state = 'ready';
+  }
+
+  // The hub's recent uploads, from the server's record of them.
+  async function showUploads() {
+    const response = await fetch('/v1/uploads', { headers: { Authorization: `Bearer ${token}` } });
+    if (response.status === 401) {
+      remember(null);
+      askToken('The server did not accept this token.');
+      return;
+    }
+    if (!response.ok) return;
+    const uploads = await response.json();
+    $('recent').hidden = false;
+    $('uploads').tBodies[0].replaceChildren(...uploads.map((upload) => {
+      const tr = document.createElement('tr');
+      tr.append(cell(new Date(upload.at).toLocaleString()), cell(upload.what),
+        cell(upload.records ?? ''), cell(upload.outcome));
+      return tr;
+    }));
   }
 
   async function loadKinds() {
@@ -96,6 +116,7 @@
     }
     last = { name: file.name, kind, sheet, type, body, answer };
     show(answer);
+    await showUploads();
     document.body.dataset.state = 'answered';
   }
 
@@ -178,7 +199,7 @@
       event.preventDefault();
       remember($('token-input').value.trim());
       $('token-input').value = '';
-      ready();
+      ready().catch(fail);
     });
     $('token-forget').addEventListener('click', () => { remember(null); askToken(); });
     $('upload-form').addEventListener('submit', (event) => { send(event).catch(fail); });
@@ -192,7 +213,7 @@
     const found = readToken();
     if (found) {
       remember(found);
-      ready();
+      await ready();
     } else {
       askToken();
     }

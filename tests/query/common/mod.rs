@@ -122,7 +122,10 @@ impl TestLake {
             &config,
             self.log.clone(),
             prometheus::Registry::new(),
-            Some(keys),
+            techmon_ingest::Stores {
+                person_keys: Some(keys),
+                audit: None,
+            },
         )
         .expect("ingest");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
