@@ -218,7 +218,7 @@ fn batches<'a>(feed: &'a Feed, options: &PushOptions) -> Vec<Batch<'a>> {
                     }
                     batch(
                         format!("{}/v1/feeds/{kind}", options.url),
-                        "text/csv",
+                        "text/csv; charset=utf-8",
                         body,
                         chunk,
                     )
@@ -348,13 +348,14 @@ fn read_feed(path: &Path, kind: Option<&str>) -> Result<Feed, PushError> {
         path: path.to_path_buf(),
     };
     if extension == "xlsx" {
-        let names = techmon_ingest::workbook::sheet_names(&bytes).map_err(|message| {
+        let names = techmon_ingest::workbook::filled_sheets(&bytes).map_err(|message| {
             PushError::BadWorkbook {
                 path: path.to_path_buf(),
                 message,
             }
         })?;
-        // The sheets named after a kind; else the first, as the kind given.
+        // The sheets named after a kind; else the first, as the kind given. A sheet
+        // with nothing under its header (emptied, or never filled in) is left out.
         let mut sheets: Vec<(String, String)> = names
             .iter()
             .filter(|name| name.parse::<techmon_schemas::EventKind>().is_ok())
@@ -366,8 +367,8 @@ fn read_feed(path: &Path, kind: Option<&str>) -> Result<Feed, PushError> {
         }
         return Ok(Feed::Workbook { bytes, sheets });
     }
-    let text =
-        String::from_utf8_lossy(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes)).into_owned();
+    // As the service reads a CSV (UTF-8, else Windows-1252), and sent as UTF-8.
+    let text = techmon_ingest::csv_file_text(&bytes).into_owned();
     if extension == "csv" {
         return csv_feed(path, kind.ok_or_else(unknown_kind)?, &text);
     }

@@ -308,14 +308,14 @@ impl EventLog for KafkaLog {
                     continue;
                 }
                 if let Some(version) = &record.version {
+                    // A version another request is sending may become the latest: made
+                    // again after it, this one is made over the latest.
                     if latest.get(&version.row).copied().flatten() != version.replaces
                         || !rows_in_batch.insert(version.row)
+                        || !ids.rows_in_flight.insert(version.row)
                     {
                         outcome[i] = Appended::Outdated;
                         continue;
-                    }
-                    if !ids.rows_in_flight.insert(version.row) {
-                        return Err(busy(format!("a version of row {}", version.row)));
                     }
                     claimed.rows.push(version.row);
                 }

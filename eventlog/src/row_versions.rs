@@ -5,6 +5,9 @@
 //! the content digest of its latest version, written in the same transaction as the
 //! records, and stores a new version only over the one it was made to replace, so two
 //! requests correcting one row at the same moment never both replace the same event.
+//! The Kafka backend writes the index after the broker's acknowledgement: a crash in
+//! between leaves the index one version behind the topic, and the next correction of
+//! that row names the version before (the lake then keeps both versions of it).
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use uuid::Uuid;

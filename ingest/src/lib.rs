@@ -24,7 +24,7 @@ mod records;
 pub mod workbook;
 
 pub use metrics::Metrics;
-pub use records::{PushAnswer, RecordResult, RecordStatus};
+pub use records::{PushAnswer, RecordResult, RecordStatus, decoded as csv_file_text};
 use techmon_eventlog::person_keys::PersonKeys;
 use techmon_service::audit::{AuditAction, AuditEntry, AuditFilter, AuditLog};
 use techmon_service::{
@@ -242,9 +242,13 @@ async fn push_feed(
     request: Request,
 ) -> Result<axum::Json<PushAnswer>, ApiError> {
     let charset = charset(request.headers());
-    let what = match parameters.as_ref().ok().and_then(|p| p.sheet.as_deref()) {
-        Some(sheet) => format!("{kind} (sheet {sheet})"),
-        None => kind.clone(),
+    // Only what techmon knows: the kind, if it is one, and the sheet's place.
+    let what = match kind.parse::<EventKind>() {
+        Ok(kind) if parameters.as_ref().is_ok_and(|p| p.sheet.is_some()) => {
+            format!("{kind} (a named sheet)")
+        }
+        Ok(kind) => kind.as_str().to_string(),
+        Err(_) => "an unknown kind".into(),
     };
     // The kind and the parameters after the token: a request without one gets 401
     // whatever it names.
@@ -575,7 +579,14 @@ async fn store(
     let mut results = Vec::with_capacity(candidates.len());
     let mut valid = Vec::new();
     for candidate in candidates {
-        let (event_id, status, errors) = match check(hub, candidate.record, candidate.row) {
+        let checked = match check(hub, candidate.record, candidate.row) {
+            Ok((record, event, Some((row, digest)))) => {
+                let plain = private_version(state, &event, row, digest)?;
+                Ok((record, event, Some(plain)))
+            }
+            other => other,
+        };
+        let (event_id, status, errors) = match checked {
             Ok((record, event, plain)) => {
                 valid.push(Valid {
                     slot: results.len(),
@@ -679,29 +690,46 @@ fn check(
     Ok((record, event, plain))
 }
 
-/// The id of a plain row's version: keyed by its person's key when the row is about
-/// a person and there are keys (see [`PersonKeys::keyed_id`]), as the id reaches the
-/// lake and an id derived from a reference alone would tell whose row it is.
-fn version_id(
-    person_keys: Option<&PersonKeys>,
+/// An id for `name` keyed by the person's key when the row is about a person and
+/// there are keys (see [`PersonKeys::keyed_id`]); else `plain`. A person's row's key,
+/// digest and event id are all keyed: the event id reaches the lake, and the log's
+/// index of versions keeps the others, and made from the reference and the row's
+/// values alone they would tell whose row it is, also once the key is destroyed.
+fn keyed_for_person(
+    state: &Ingest,
     event: &Event,
-    name: &[u8; 48],
+    name: &[u8],
+    plain: impl FnOnce() -> Uuid,
 ) -> Result<Uuid, ApiError> {
     let about_a_person = matches!(
         event.subject(),
         Subject::Participant { .. } | Subject::Ambassador { .. }
     );
-    match person_keys.filter(|_| about_a_person) {
-        None => Ok(sheet::version_event_id(name)),
+    match state.person_keys.as_deref().filter(|_| about_a_person) {
+        None => Ok(plain()),
         Some(keys) => keys.keyed_id(&event.subject_key(), name).map_err(|error| {
             tracing::error!(%error, "cannot derive the keyed id of a plain row");
             ApiError::unavailable(
-                5,
+                state.retry_after,
                 "log_unavailable",
                 "the keys of personal data cannot be read or written; nothing was stored",
             )
         }),
     }
+}
+
+/// A plain row's key and digest as the log's index of versions keeps them (see
+/// [`keyed_for_person`]).
+fn private_version(
+    state: &Ingest,
+    event: &Event,
+    row: Uuid,
+    digest: Uuid,
+) -> Result<(Uuid, Uuid), ApiError> {
+    let keyed = |id: Uuid, what: &[u8]| {
+        keyed_for_person(state, event, &[what, id.as_bytes()].concat(), || id)
+    };
+    Ok((keyed(row, b"row")?, keyed(digest, b"digest")?))
 }
 
 /// Appends the valid records, each plain row as a new version over its latest (or,
@@ -737,16 +765,16 @@ async fn append(
                 if let Some(latest) = latest.filter(|l| l.digest == digest) {
                     let result = &mut results[valid.slot];
                     result.event_id = Some(latest.event_id);
+                    result.replaces = None;
                     result.status = RecordStatus::Duplicate;
                     state.metrics.duplicates.inc();
                     continue;
                 }
                 let replaces = latest.map(|l| l.event_id);
-                let id = version_id(
-                    keys,
-                    &valid.event,
-                    &sheet::version_name(row, digest, replaces),
-                )?;
+                let name = sheet::version_name(row, digest, replaces);
+                let id = keyed_for_person(state, &valid.event, &name, || {
+                    sheet::version_event_id(&name)
+                })?;
                 valid.event.event_id = id;
                 valid.event.replaces = replaces;
                 if let records::Record::Value(value) = &mut valid.record {

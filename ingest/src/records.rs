@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use techmon_schemas::sheet::Receipt;
+use techmon_schemas::sheet::{self, Receipt};
 use techmon_schemas::{Event, EventKind, FieldError, Problem, ReadEventError};
 use uuid::Uuid;
 
@@ -289,6 +289,17 @@ impl<'a> Lines<'a> {
     }
 }
 
+/// A CSV file's text: UTF-8 (without its byte order mark) when it is that, else
+/// Windows-1252.
+pub fn decoded(body: &[u8]) -> Cow<'_, str> {
+    let encoding = if std::str::from_utf8(body).is_ok() {
+        encoding_rs::UTF_8
+    } else {
+        encoding_rs::WINDOWS_1252
+    };
+    encoding.decode_with_bom_removal(body).0
+}
+
 /// A CSV body as text (see [`csv_sheet`]).
 fn csv_text<'a>(body: &'a [u8], charset: Option<&str>) -> Result<Cow<'a, str>, ApiError> {
     let encoding = match charset {
@@ -297,12 +308,12 @@ fn csv_text<'a>(body: &'a [u8], charset: Option<&str>) -> Result<Cow<'a, str>, A
                 ApiError::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "unsupported_charset",
-                    format!("charset {label:?} is not known: send UTF-8 or windows-1252"),
+                    "the charset the content type names is not known: send UTF-8 or windows-1252"
+                        .to_string(),
                 )
             })?
         }
-        None if std::str::from_utf8(body).is_ok() => encoding_rs::UTF_8,
-        None => encoding_rs::WINDOWS_1252,
+        None => return Ok(decoded(body)),
     };
     // A byte order mark decides over the label, as browsers do.
     let (text, had_errors) = encoding.decode_with_bom_removal(body);
@@ -326,8 +337,9 @@ pub fn parse_feed(
     let received_at = chrono::Utc::now();
     let headers: Vec<&str> = sheet.headers.iter().map(String::as_str).collect();
     let mut candidates = Vec::new();
-    // How many times each row came before, for rows told apart only by that.
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    // How many anonymous answers with the same key came before: told apart only by
+    // that, each is another respondent's.
+    let mut repeats: HashMap<Uuid, usize> = HashMap::new();
     for (index, row) in sheet.rows.into_iter().enumerate() {
         let mut row_key = None;
         let cells: Vec<&str> = row.cells.iter().map(String::as_str).collect();
@@ -336,22 +348,23 @@ pub fn parse_feed(
             errors,
         };
         let record = if row.errors.is_empty() {
-            // Only anonymous survey answers are told apart by their repeat.
-            let repeat = if kind == EventKind::SurveyAnswered {
-                let count = seen.entry(row.cells.join("\u{1f}")).or_default();
-                *count += 1;
-                *count - 1
-            } else {
-                0
-            };
             techmon_schemas::record_from_csv(kind.as_str(), version, &headers, &cells)
                 .map(|mut record| {
-                    let receipt = Receipt {
+                    let receipt = |repeat| Receipt {
                         hub_id: hub,
                         received_at,
                         repeat,
                     };
-                    row_key = techmon_schemas::sheet::complete(kind, &mut record, &receipt);
+                    row_key = sheet::complete(kind, &mut record, &receipt(0));
+                    if let Some(key) = row_key
+                        && sheet::is_anonymous_answer(kind, &record)
+                    {
+                        let count = repeats.entry(key).or_default();
+                        if *count > 0 {
+                            row_key = sheet::complete(kind, &mut record, &receipt(*count));
+                        }
+                        *count += 1;
+                    }
                     Record::Value(record)
                 })
                 .map_err(refused)
@@ -365,12 +378,51 @@ pub fn parse_feed(
             row: row_key,
         });
     }
+    refuse_overruled_rows(&mut candidates);
     if candidates.is_empty() {
         return Err(malformed(
             "the sheet holds a header row but no records".into(),
         ));
     }
     Ok(candidates)
+}
+
+/// Refuses a row whose key comes again lower in the sheet saying something else: only
+/// the lowest is taken, so that sending the sheet again changes nothing. (Saying the
+/// same, the lower one is a duplicate.)
+fn refuse_overruled_rows(candidates: &mut [Candidate]) {
+    let says = |candidate: &Candidate| match &candidate.record {
+        Ok(Record::Value(record)) => Some(sheet::content_digest(record)),
+        _ => None,
+    };
+    let mut lowest: HashMap<Uuid, usize> = HashMap::new();
+    for (at, candidate) in candidates.iter().enumerate() {
+        if let Some(key) = candidate.row {
+            lowest.insert(key, at);
+        }
+    }
+    for at in 0..candidates.len() {
+        let Some(last) = candidates[at].row.map(|key| lowest[&key]) else {
+            continue;
+        };
+        if last == at || says(&candidates[at]) == says(&candidates[last]) {
+            continue;
+        }
+        let line = candidates[last].line.map_or_else(
+            || format!("record {}", last + 1),
+            |line| format!("line {line}"),
+        );
+        candidates[at].row = None;
+        candidates[at].record = Err(Refused {
+            event_id: None,
+            errors: vec![FieldError::new(
+                "/",
+                format!(
+                    "the same row (by its kind's natural key) comes again at {line}, saying something else: only that one is taken"
+                ),
+            )],
+        });
+    }
 }
 
 /// The valid `event_id` a row names, for the answer to a row refused whole.

@@ -35,7 +35,8 @@ pub fn worksheet(
     let name = match sheet {
         Some(wanted) => names.iter().find(|n| *n == wanted).ok_or_else(|| {
             malformed(format!(
-                "the workbook has no sheet named {wanted:?}; it has {names:?}"
+                "the workbook has no sheet of the name given (it has {} sheets)",
+                names.len()
             ))
         })?,
         None => names
@@ -47,7 +48,7 @@ pub fn worksheet(
     .clone();
     let range = workbook
         .worksheet_range(&name)
-        .map_err(|e| malformed(format!("sheet {name:?} cannot be read: {e}")))?;
+        .map_err(|e| malformed(format!("the sheet cannot be read: {e}")))?;
     let first_row = range.start().map_or(0, |(row, _)| row as usize);
     // Rows a spreadsheet keeps without anything in them (formatted, or emptied) are
     // no records.
@@ -57,7 +58,7 @@ pub fn worksheet(
             .any(|c| cell_text(c).map_or(true, |t| !t.trim().is_empty()))
     });
     let Some((_, header_cells)) = rows.next() else {
-        return Err(malformed(format!("sheet {name:?} holds no header row")));
+        return Err(malformed("the sheet holds no header row".into()));
     };
     let mut headers: Vec<String> = header_cells
         .iter()
@@ -79,12 +80,16 @@ pub fn worksheet(
     Ok(Sheet { headers, rows })
 }
 
-/// The names of a workbook's sheets, in order (for `techmon push`); or why the bytes
-/// are no workbook.
-pub fn sheet_names(body: &[u8]) -> Result<Vec<String>, String> {
-    Xlsx::new(Cursor::new(body))
+/// The names of a workbook's sheets that hold a row under their header, in order (for
+/// `techmon push`, which sends each); or why the bytes are no workbook.
+pub fn filled_sheets(body: &[u8]) -> Result<Vec<String>, String> {
+    let names = Xlsx::new(Cursor::new(body))
         .map(|workbook| workbook.sheet_names())
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(names
+        .into_iter()
+        .filter(|name| worksheet(body, None, Some(name)).is_ok_and(|sheet| !sheet.rows.is_empty()))
+        .collect())
 }
 
 /// Refuses a workbook whose parts unpack to more than [`MAX_UNPACKED_RATIO`] times

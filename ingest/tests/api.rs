@@ -930,20 +930,42 @@ async fn a_row_sent_again_with_other_numbers_is_a_correction_naming_the_earlier_
     assert_eq!(back.results[0].replaces, Some(ids(&corrected)[0]));
     assert!(!ids(&first).contains(&ids(&back)[0]));
 
-    // The same row twice in one sheet: the second corrects the first.
-    let twice = server
-        .push_feed(kind, class_sheet(&[("act-1", 14), ("act-1", 15)]))
-        .await;
+    // The same row twice in one sheet, saying two things: the lower one is taken,
+    // and the sheet sent again changes nothing.
+    let sheet = class_sheet(&[("act-1", 14), ("act-1", 15)]);
+    let twice = server.push_feed(kind, sheet.clone()).await;
     assert_eq!(
         statuses(&twice),
-        [RecordStatus::Corrected, RecordStatus::Corrected]
+        [RecordStatus::Rejected, RecordStatus::Corrected]
     );
-    assert_eq!(twice.results[0].replaces, Some(ids(&back)[0]));
-    assert_eq!(twice.results[1].replaces, Some(ids(&twice)[0]));
+    assert_eq!(fields(&twice.results[0].errors), ["/"]);
+    assert!(twice.results[0].errors[0].reason.contains("line 3"));
+    assert_eq!(twice.results[1].replaces, Some(ids(&back)[0]));
+    let again = server.push_feed(kind, sheet).await;
+    assert_eq!(
+        statuses(&again),
+        [RecordStatus::Rejected, RecordStatus::Duplicate]
+    );
+    assert_eq!(again.results[1].event_id, twice.results[1].event_id);
+    // Saying the same twice: the lower one is a duplicate.
+    let same = server
+        .push_feed(kind, class_sheet(&[("act-5", 3), ("act-5", 3)]))
+        .await;
+    assert_eq!(
+        statuses(&same),
+        [RecordStatus::Accepted, RecordStatus::Duplicate]
+    );
 
     // The log holds each version once, each naming the one it replaces.
     let events = server.events().await;
-    let versions = [ids(&first), ids(&corrected), ids(&back), ids(&twice)].concat();
+    let versions = [
+        ids(&first),
+        ids(&corrected),
+        ids(&back),
+        vec![twice.results[1].event_id.expect("an id")],
+        vec![same.results[0].event_id.expect("an id")],
+    ]
+    .concat();
     let distinct: HashSet<Uuid> = versions.iter().copied().collect();
     assert_eq!(events.len(), distinct.len());
     assert_eq!(events.len(), 6);
@@ -959,7 +981,7 @@ async fn a_row_sent_again_with_other_numbers_is_a_correction_naming_the_earlier_
         );
     }
     assert_eq!(
-        events[&ids(&twice)[1]]["payload"]["participants"]["girls"],
+        events[&twice.results[1].event_id.expect("an id")]["payload"]["participants"]["girls"],
         15
     );
 

@@ -24,7 +24,7 @@ const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x446160ef_77b9_4379_ab15_a56c8
 
 /// What a row is known by, per kind: the fields (JSON Pointers) that say which
 /// activity, class, person or organisation it is about. The same values again are the
-/// same event. Documented in docs/hubs.md ("Plain sheets").
+/// same row. Documented in docs/hubs.md ("Plain sheets").
 pub fn natural_key(kind: EventKind) -> &'static [&'static str] {
     match kind {
         EventKind::ActivityHeld => &["/payload/activity_id"],
@@ -68,8 +68,8 @@ pub fn natural_key(kind: EventKind) -> &'static [&'static str] {
 pub struct Receipt<'a> {
     pub hub_id: &'a str,
     pub received_at: DateTime<Utc>,
-    /// How many rows the same as this one came before it in the sheet: two pupils
-    /// may give the same anonymous answer, and are two answers.
+    /// How many anonymous answers with the same key came before this one in the
+    /// sheet: two pupils may give the same answer, and are two answers.
     pub repeat: usize,
 }
 
@@ -140,6 +140,12 @@ pub fn identify(record: &mut Value, event_id: Uuid, replaces: Option<Uuid>) {
     }
 }
 
+/// Whether `record` is an anonymous survey answer: known by what it says and by how
+/// many with the same key came before it in the sheet (its [`Receipt::repeat`]).
+pub fn is_anonymous_answer(kind: EventKind, record: &Value) -> bool {
+    kind == EventKind::SurveyAnswered && record.pointer("/payload/participant_ref").is_none()
+}
+
 /// What else an anonymous survey answer is known by: what it says. With how many the
 /// same came before it, a sheet sent again in another order, or in parts, gives the
 /// same ids.
@@ -149,8 +155,7 @@ const ANONYMOUS_ANSWER: &[&str] = &["/payload/score", "/payload/scale_max", "/pa
 /// values of the kind's natural key (for an anonymous survey answer also what it
 /// says and its repeat).
 fn row_key(kind: EventKind, record: &Value, receipt: &Receipt) -> Uuid {
-    let anonymous =
-        kind == EventKind::SurveyAnswered && record.pointer("/payload/participant_ref").is_none();
+    let anonymous = is_anonymous_answer(kind, record);
     let extra = if anonymous { ANONYMOUS_ANSWER } else { &[] };
     let mut name = format!("{}\u{1f}{}", receipt.hub_id, kind.as_str());
     for pointer in natural_key(kind).iter().chain(extra) {

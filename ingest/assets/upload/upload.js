@@ -183,7 +183,8 @@
         lines.push([...row.cells, reasons.get(row.line)].map(csvCell).join(';'));
       }
     }
-    const blob = new Blob([`${lines.join('\r\n')}\r\n`], { type: 'text/csv;charset=utf-8' });
+    // With a byte order mark, so that a spreadsheet opens it as UTF-8.
+    const blob = new Blob([`\uFEFF${lines.join('\r\n')}\r\n`], { type: 'text/csv;charset=utf-8' });
     const link = document.createElement('a');
     link.href = URL.createObjectURL(blob);
     const base = last.name.replace(/\.(csv|xlsx)$/i, '');
