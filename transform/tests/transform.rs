@@ -1645,3 +1645,77 @@ async fn the_log_keeps_what_the_lake_has_not_read_and_deletes_the_rest_past_rete
     ids.sort();
     assert_eq!(lake_ids, ids);
 }
+
+/// The Delta protocol every table asks of its readers and writers, as the table's own
+/// log says it (read as JSON, not through deltalake): Spark's and Trino's Delta
+/// connectors read the lake, so a dependency upgrade must not raise it unnoticed.
+/// The protocol is documented in the README ("The research lake").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_table_keeps_the_documented_delta_protocol() {
+    let setup = Setup::new();
+    let mut events: Vec<Value> = (0..10).map(group).collect();
+    events.push(registration("tec-deventer", "d-1", "Anna", None));
+    events.push(attendance("tec-deventer", "d-1"));
+    events.push(withdrawal("tec-deventer", "d-1"));
+    setup.append(&events).await;
+    let mut transform = setup.transform().await;
+    transform.catch_up().await.expect("catch up");
+    drop(transform);
+    let mut tables: Vec<_> = std::fs::read_dir(setup.lake())
+        .expect("the lake")
+        .map(|entry| entry.expect("an entry").path())
+        .filter(|path| path.join("_delta_log").is_dir())
+        .collect();
+    tables.sort();
+    assert!(
+        tables.len() >= techmon_lake::tables::EVENT_TABLES.len(),
+        "{tables:?}"
+    );
+    for table in tables {
+        let mut commits: Vec<_> = std::fs::read_dir(table.join("_delta_log"))
+            .expect("the table's log")
+            .map(|entry| entry.expect("an entry").path())
+            .filter(|path| path.extension().is_some_and(|e| e == "json"))
+            .collect();
+        commits.sort();
+        let (mut protocol, mut configuration) = (None, None);
+        for commit in &commits {
+            let text = std::fs::read_to_string(commit).expect("a commit");
+            for action in text.lines() {
+                let action: Value = serde_json::from_str(action).expect("an action");
+                if let Some(p) = action.get("protocol") {
+                    protocol = Some(p.clone());
+                }
+                if let Some(c) = action.pointer("/metaData/configuration") {
+                    configuration = Some(c.clone());
+                }
+            }
+        }
+        // Reader 1 and writer 2, without table features: what every Delta reader
+        // takes (no column mapping, deletion vectors or change data feed).
+        assert_eq!(
+            protocol,
+            Some(json!({"minReaderVersion": 1, "minWriterVersion": 2})),
+            "{}",
+            table.display()
+        );
+        let raising = [
+            "delta.columnMapping",
+            "delta.enableDeletionVectors",
+            "delta.enableChangeDataFeed",
+            "delta.feature.",
+        ];
+        for key in configuration
+            .as_ref()
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|c| c.keys())
+        {
+            assert!(
+                !raising.iter().any(|r| key.starts_with(r)),
+                "{}: table property {key} needs a higher protocol",
+                table.display()
+            );
+        }
+    }
+}
