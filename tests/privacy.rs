@@ -254,13 +254,9 @@ async fn pseudonyms(lake: &std::path::Path, table: &str) -> Vec<String> {
     let location = techmon_lake::LakeLocation::new(&lake.to_string_lossy(), Default::default())
         .expect("folder");
     let delta = location.open(table).await.expect("table");
-    let ctx = deltalake::datafusion::prelude::SessionContext::new();
-    delta
-        .update_datafusion_session(&ctx.state())
-        .expect("session");
-    ctx.register_table("t", delta.table_provider().await.expect("provider"))
-        .expect("register");
-    let batches = ctx
+    let batches = techmon_lake::session_over(&delta, "t")
+        .await
+        .expect("session")
         .sql("SELECT participant_pseudonym FROM t")
         .await
         .expect("sql")

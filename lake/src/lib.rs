@@ -12,7 +12,7 @@ mod versions;
 mod writer;
 
 pub use error::LakeError;
-pub use location::{LakeLocation, StorageOptions};
+pub use location::{LakeLocation, StorageOptions, session_over};
 pub use versions::TableVersions;
 pub use writer::{ROW_GROUP_ROWS, writer_properties};
 

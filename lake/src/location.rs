@@ -12,6 +12,7 @@ use std::str::FromStr as _;
 use std::sync::{Arc, Once};
 
 use deltalake::arrow::datatypes::{Field, Schema};
+use deltalake::datafusion::error::DataFusionError;
 use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake::logstore::{
@@ -299,6 +300,20 @@ fn register_s3() {
             logstore_factories().insert(url, Arc::new(S3Store));
         }
     });
+}
+
+/// A DataFusion session in which `delta` (the version it holds) is the table `name`:
+/// for SQL over one table.
+pub async fn session_over(
+    delta: &DeltaTable,
+    name: &str,
+) -> Result<deltalake::datafusion::prelude::SessionContext, DataFusionError> {
+    let ctx = deltalake::datafusion::prelude::SessionContext::new();
+    delta
+        .update_datafusion_session(&ctx.state())
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+    ctx.register_table(name, delta.table_provider().await?)?;
+    Ok(ctx)
 }
 
 #[cfg(test)]

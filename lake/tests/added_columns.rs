@@ -10,7 +10,6 @@ use deltalake::arrow::array::{
     ListBuilder, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray,
 };
 use deltalake::arrow::datatypes::{DataType, Int32Type, Schema};
-use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake::protocol::SaveMode;
@@ -101,13 +100,9 @@ async fn old_table(
 /// The school years and their starts as the table `t` of `delta` holds them; every
 /// start filled.
 async fn years_read(delta: &DeltaTable) -> Vec<(String, i32)> {
-    let ctx = SessionContext::new();
-    delta
-        .update_datafusion_session(&ctx.state())
-        .expect("session");
-    ctx.register_table("t", delta.table_provider().await.expect("provider"))
-        .expect("register");
-    let batches = ctx
+    let batches = techmon_lake::session_over(delta, "t")
+        .await
+        .expect("session")
         .sql("SELECT school_year, school_year_start FROM t ORDER BY school_year")
         .await
         .expect("plan")

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use deltalake::arrow::array::{
     ArrayRef, BooleanArray, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use deltalake::datafusion::prelude::{SessionContext, col, lit};
+use deltalake::datafusion::prelude::{col, lit};
 use sha2::{Digest, Sha256};
 use techmon_lake::LakeLocation;
 use techmon_lake::tables::{self, Table};
@@ -112,14 +112,10 @@ async fn already_imported(
     delta: &deltalake::DeltaTable,
     report: &ImportReport,
 ) -> Result<bool, ReferenceError> {
-    let ctx = SessionContext::new();
     let engine = |e| ReferenceError::query(report.table, e);
-    delta
-        .update_datafusion_session(&ctx.state())
-        .map_err(|e| ReferenceError::table(report.table, e))?;
-    ctx.register_table("reference", delta.table_provider().await.map_err(engine)?)
-        .map_err(engine)?;
-    let frame = ctx
+    let frame = techmon_lake::session_over(delta, "reference")
+        .await
+        .map_err(engine)?
         .table("reference")
         .await
         .map_err(engine)?

@@ -8,7 +8,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use deltalake::arrow::array::{Array, AsArray};
-use deltalake::datafusion::prelude::SessionContext;
 use serde_json::{Value, json};
 use techmon_ingest::{PushAnswer, RecordStatus};
 use techmon_lake::{LakeLocation, StorageOptions};
@@ -132,13 +131,9 @@ pub async fn lake_event_ids(lake: &LakeLocation, tables: &[&str]) -> Vec<String>
         if delta.version().is_none() {
             continue;
         }
-        let ctx = SessionContext::new();
-        delta
-            .update_datafusion_session(&ctx.state())
-            .expect("session");
-        ctx.register_table("t", delta.table_provider().await.expect("provider"))
-            .expect("register");
-        let batches = ctx
+        let batches = techmon_lake::session_over(&delta, "t")
+            .await
+            .expect("session")
             .sql("SELECT event_id FROM t")
             .await
             .expect("sql")

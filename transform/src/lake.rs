@@ -11,7 +11,6 @@ use std::sync::Arc;
 use deltalake::arrow::array::{Array, AsArray, RecordBatch};
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::DataType;
-use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::{CommitConflictError, CommitProperties, TransactionError};
 use deltalake::protocol::SaveMode;
@@ -594,13 +593,10 @@ impl Lake {
             .get(table)
             .ok_or(TransformError::UnknownTable(table))?;
         let query = |source| TransformError::Query { table, source };
-        let ctx = SessionContext::new();
-        delta
-            .update_datafusion_session(&ctx.state())
-            .map_err(|e| delta_error(table, e))?;
-        let provider = delta.table_provider().await.map_err(query)?;
-        ctx.register_table("lake_table", provider).map_err(query)?;
-        ctx.sql(sql)
+        techmon_lake::session_over(delta, "lake_table")
+            .await
+            .map_err(query)?
+            .sql(sql)
             .await
             .map_err(query)?
             .collect()

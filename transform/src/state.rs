@@ -291,9 +291,11 @@ pub struct State {
     withheld: QuickMap<String, WithheldPerson>,
     training: HashSet<(String, String)>,
     pending_withholds: QuickMap<String, Vec<String>>,
-    /// Events a later version of their row replaced → the table (as in
-    /// [`EVENT_TABLES`]) their row is still to be removed from.
-    replaced: QuickMap<Uuid, Option<usize>>,
+    /// Events a later version of their row replaced.
+    replaced: HashSet<Uuid>,
+    /// Of those, the ones whose row is still to be removed from the lake → its table
+    /// (as in [`EVENT_TABLES`]): what a round looks at, kept apart from all.
+    to_remove: QuickMap<Uuid, usize>,
 }
 
 /// What a round changes in the state, applied in one transaction.
@@ -413,25 +415,31 @@ impl State {
                     .pending_withholds
                     .insert(k.value().to_string(), pseudonyms);
             }
-            let mut replaced = QuickMap::default();
+            let (mut replaced, mut to_remove) = (HashSet::new(), QuickMap::default());
             for entry in txn.open_table(REPLACED)?.iter()? {
                 let (id, table) = entry?;
-                let table = match table.value() {
-                    "" => None,
-                    name => Some(
-                        EVENT_TABLES
-                            .iter()
-                            .position(|t| t.name == name)
-                            .ok_or_else(|| corrupted("a replaced event names no table"))?,
-                    ),
-                };
-                replaced.insert(Uuid::from_u128(id.value()), table);
+                let id = Uuid::from_u128(id.value());
+                replaced.insert(id);
+                if !table.value().is_empty() {
+                    let table = EVENT_TABLES
+                        .iter()
+                        .position(|t| t.name == table.value())
+                        .ok_or_else(|| corrupted("a replaced event names no table"))?;
+                    to_remove.insert(id, table);
+                }
             }
             Ok((
-                links, withdrawn, relinks, seen, duplicates, applied, consent, replaced,
+                links,
+                withdrawn,
+                relinks,
+                seen,
+                duplicates,
+                applied,
+                consent,
+                (replaced, to_remove),
             ))
         };
-        let (links, withdrawn, relinks, seen, duplicates, applied, consent, replaced) =
+        let (links, withdrawn, relinks, seen, duplicates, applied, consent, (replaced, to_remove)) =
             load().map_err(err)?;
         Ok(Self {
             db,
@@ -448,6 +456,7 @@ impl State {
             training: consent.training,
             pending_withholds: consent.pending_withholds,
             replaced,
+            to_remove,
         })
     }
 
@@ -674,7 +683,7 @@ impl State {
             }
             let mut replaced = txn.open_table(REPLACED)?;
             for (id, table) in &changes.replaced {
-                if !self.replaced.contains_key(id) {
+                if !self.replaced.contains(id) {
                     replaced.insert(id.as_u128(), EVENT_TABLES[*table].name)?;
                 }
             }
@@ -707,7 +716,9 @@ impl State {
         self.training.extend(changes.training);
         self.pending_withholds.extend(changes.pending_withholds);
         for (id, table) in changes.replaced {
-            self.replaced.entry(id).or_insert(Some(table));
+            if self.replaced.insert(id) {
+                self.to_remove.insert(id, table);
+            }
         }
         for (partition, last) in changes.applied {
             let applied = self.applied.entry(partition).or_insert(last);
@@ -768,17 +779,15 @@ impl State {
 
     /// Whether a later version of its row replaced this event.
     pub fn is_replaced(&self, id: Uuid) -> bool {
-        self.replaced.contains_key(&id)
+        self.replaced.contains(&id)
     }
 
     /// Replaced events whose rows are still to be removed from the lake: per table
     /// (as in [`EVENT_TABLES`]), their ids.
     pub fn pending_removals(&self) -> Vec<(usize, Vec<Uuid>)> {
         let mut pending: std::collections::BTreeMap<usize, Vec<Uuid>> = Default::default();
-        for (id, table) in &self.replaced {
-            if let Some(table) = table {
-                pending.entry(*table).or_default().push(*id);
-            }
+        for (id, table) in &self.to_remove {
+            pending.entry(*table).or_default().push(*id);
         }
         pending.into_iter().collect()
     }
@@ -798,7 +807,7 @@ impl State {
         };
         write().map_err(|e| self.error(e))?;
         for id in ids {
-            self.replaced.insert(*id, None);
+            self.to_remove.remove(id);
         }
         Ok(())
     }

@@ -6,7 +6,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use deltalake::arrow::array::{Array, AsArray, RecordBatch};
-use deltalake::datafusion::prelude::SessionContext;
 use serde_json::{Value, json};
 use techmon_eventlog::embedded::EmbeddedLog;
 use techmon_eventlog::{EventLog, LogRecord};
@@ -243,13 +242,10 @@ async fn rows_at(lake: &LakeLocation, table: &str) -> Vec<RecordBatch> {
     if delta.version().is_none() {
         return vec![];
     }
-    let ctx = SessionContext::new();
-    delta
-        .update_datafusion_session(&ctx.state())
-        .expect("session");
-    ctx.register_table(table, delta.table_provider().await.expect("provider"))
-        .expect("register");
-    ctx.sql(&format!("SELECT * FROM {table}"))
+    techmon_lake::session_over(&delta, table)
+        .await
+        .expect("session")
+        .sql(&format!("SELECT * FROM {table}"))
         .await
         .expect("sql")
         .collect()
