@@ -538,7 +538,7 @@ async fn duckdb_setup(engine: &techmon_query::Engine) -> anyhow::Result<String> 
     for table in engine.catalogue().describe()? {
         let frame = ctx.table(table.name.as_str()).await?;
         let schema = frame.schema().as_arrow().clone();
-        if table.kind == "code_list" {
+        if table.kind == techmon_query::catalogue::SourceKind::CodeList {
             let batches = frame.collect().await?;
             let mut rows = Vec::new();
             for batch in &batches {

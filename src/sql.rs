@@ -18,8 +18,8 @@ pub struct SqlOptions {
     /// Your researcher, analyst or admin token.
     #[arg(long, env = "TECHMON_TOKEN", hide_env_values = true)]
     pub token: String,
-    /// table (printed), csv, json, arrow or parquet.
-    #[arg(long, default_value = "table", value_parser = ["table", "csv", "json", "arrow", "parquet"])]
+    /// table (printed), csv, json, arrow, parquet or xlsx.
+    #[arg(long, default_value = "table", value_parser = ["table", "csv", "json", "arrow", "parquet", "xlsx"])]
     pub format: String,
     /// Write the answer to this file instead of printing it.
     #[arg(long, short)]

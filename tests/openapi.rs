@@ -374,6 +374,24 @@ fn probes_of_a_working_service() -> Vec<Probe> {
             "/v1/exports/00/provenance",
             None,
         ),
+        probe(
+            M::GET,
+            "/v1/exports/{id}/codebook",
+            "/v1/exports/00/codebook",
+            Some(ANALYST),
+        ),
+        probe(
+            M::GET,
+            "/v1/exports/{id}/codebook",
+            "/v1/exports/00/codebook",
+            Some(RESEARCHER),
+        ),
+        probe(
+            M::GET,
+            "/v1/exports/{id}/codebook",
+            "/v1/exports/00/codebook",
+            None,
+        ),
         // The audit trail.
         probe(M::GET, "/v1/audit", "/v1/audit?limit=5", Some(ADMIN)),
         probe(M::GET, "/v1/audit", "/v1/audit?limit=many", Some(ADMIN)),
@@ -403,6 +421,12 @@ fn probes_of_a_failing_service() -> Vec<Probe> {
             M::GET,
             "/v1/exports/{id}/provenance",
             "/v1/exports/00/provenance",
+            Some(ANALYST),
+        ),
+        probe(
+            M::GET,
+            "/v1/exports/{id}/codebook",
+            "/v1/exports/00/codebook",
             Some(ANALYST),
         ),
         probe(M::GET, "/v1/audit", "/v1/audit", Some(ADMIN)),
@@ -455,6 +479,10 @@ async fn the_description_and_the_service_agree() {
         (
             "/v1/exports/{id}/provenance",
             format!("/v1/exports/{id}/provenance"),
+        ),
+        (
+            "/v1/exports/{id}/codebook",
+            format!("/v1/exports/{id}/codebook"),
         ),
     ] {
         answered

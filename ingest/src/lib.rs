@@ -323,7 +323,8 @@ struct SheetParameters {
 /// Hub token. The header and every row of a CSV or a worksheet of a workbook, cells
 /// as text as a feed reads them (a workbook's dates as `3-10-2024 09:00`), with each
 /// row's line or row number: what the upload page needs to hand back the refused rows
-/// of a workbook. Nothing is stored.
+/// of a workbook; and the event kinds the header fits, so the page can tell the kind
+/// of a sheet from its columns. Nothing is stored.
 #[utoipa::path(post, path = "/v1/sheets/rows", tag = "ingest", security(("bearer" = [])),
     params(SheetParameters),
     request_body(content(("text/csv"), ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")), description = "A sheet, as for `POST /v1/feeds/{kind}`"),
@@ -356,7 +357,13 @@ async fn sheet_rows(
         .transpose()?;
     let body = read_body(&state, request.into_body()).await?;
     let sheet = read_sheet(&body, charset.as_deref(), kind, parameters.sheet.as_deref())?;
+    let headers: Vec<&str> = sheet.headers.iter().map(String::as_str).collect();
+    let kinds = techmon_schemas::kinds_of_header(&headers)
+        .into_iter()
+        .map(|k| k.as_str().to_string())
+        .collect();
     Ok(axum::Json(SheetAnswer {
+        kinds,
         headers: sheet.headers,
         rows: sheet
             .rows
@@ -372,6 +379,9 @@ async fn sheet_rows(
 /// A sheet as techmon reads it.
 #[derive(Debug, serde::Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SheetAnswer {
+    /// The event kinds the header fits (see `GET /v1/schemas`): one recognises the
+    /// sheet.
+    pub kinds: Vec<String>,
     pub headers: Vec<String>,
     pub rows: Vec<SheetAnswerRow>,
 }

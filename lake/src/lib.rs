@@ -6,6 +6,7 @@
 
 pub mod code_lists;
 mod error;
+pub mod glossary;
 pub mod location;
 pub mod tables;
 mod versions;

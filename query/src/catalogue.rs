@@ -14,6 +14,7 @@ use deltalake::datafusion::prelude::{SessionContext, col, lit};
 use deltalake::delta_datafusion::{DeltaScanConfig, DeltaScanNext};
 use deltalake::logstore::object_store::ObjectStoreExt as _;
 use techmon_lake::code_lists::code_lists;
+use techmon_lake::glossary::{self, Codes, Term};
 use techmon_lake::tables::{self, TableKind};
 use techmon_lake::{LakeLocation, TableVersions};
 use tokio::sync::Mutex;
@@ -21,12 +22,38 @@ use tokio::sync::Mutex;
 use crate::QueryError;
 use crate::lake_scan::LakeScan;
 
+/// What a table of the catalogue holds, which says where it comes from.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// Written by the transform from the hubs' events.
+    Lake,
+    /// Imported from DUO's open data.
+    Reference,
+    /// One of techmon's code lists.
+    CodeList,
+    /// A named view: SQL over the others.
+    View,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lake => "lake",
+            Self::Reference => "reference",
+            Self::CodeList => "code_list",
+            Self::View => "view",
+        }
+    }
+}
+
 /// A table of the catalogue, for `GET /v1/tables`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TableInfo {
     pub name: String,
-    /// `lake`, `reference`, `code_list` or `view`.
-    pub kind: &'static str,
+    pub kind: SourceKind,
     pub description: String,
     pub columns: Vec<ColumnInfo>,
 }
@@ -36,10 +63,12 @@ pub struct ColumnInfo {
     pub name: String,
     pub data_type: String,
     pub nullable: bool,
+    #[serde(flatten)]
+    pub meaning: Meaning,
 }
 
 impl TableInfo {
-    pub fn new(name: &str, kind: &'static str, description: &str, schema: &Schema) -> Self {
+    pub fn new(name: &str, kind: SourceKind, description: &str, schema: &Schema) -> Self {
         Self {
             name: name.to_string(),
             kind,
@@ -51,8 +80,54 @@ impl TableInfo {
                     name: f.name().clone(),
                     data_type: f.data_type().to_string(),
                     nullable: f.is_nullable(),
+                    meaning: Meaning::of(term(name, f.name())),
                 })
                 .collect(),
+        }
+    }
+}
+
+/// What `column` of the catalogue's table or view `table` means.
+pub fn term(table: &str, column: &str) -> Option<&'static Term> {
+    match crate::views::find(table) {
+        Some(view) => view.term(column),
+        None => glossary::term(table, column),
+    }
+}
+
+/// A column's meaning as answers give it: a codebook's variables, `GET /v1/tables`.
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+pub struct Meaning {
+    /// Empty only where the catalogue lacks one, which its tests refuse.
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// The values it takes, where they are a closed set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codes: Option<Vec<String>>,
+    /// The code list its values come from, as `table.column`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_list: Option<String>,
+}
+
+impl Meaning {
+    pub fn of(term: Option<&Term>) -> Self {
+        let Some(term) = term else {
+            return Self::default();
+        };
+        Self {
+            description: term.description.to_string(),
+            unit: term.unit.map(str::to_string),
+            codes: term
+                .codes
+                .values()
+                .map(|values| values.into_iter().map(str::to_string).collect()),
+            code_list: match term.codes {
+                Codes::List(table, column) => Some(format!("{table}.{column}")),
+                _ => None,
+            },
         }
     }
 }
@@ -67,7 +142,7 @@ pub struct Resolved {
 /// One Delta table the catalogue knows, whether or not it exists yet.
 struct DeltaSource {
     name: &'static str,
-    kind: &'static str,
+    kind: SourceKind,
     description: &'static str,
     /// Its columns, so that views over a table that has no rows yet still plan.
     schema: SchemaRef,
@@ -114,8 +189,8 @@ impl Catalogue {
             .map(|t| DeltaSource {
                 name: t.name,
                 kind: match t.kind {
-                    TableKind::Events | TableKind::Counts => "lake",
-                    TableKind::Reference => "reference",
+                    TableKind::Events | TableKind::Counts => SourceKind::Lake,
+                    TableKind::Reference => SourceKind::Reference,
                 },
                 description: t.description,
                 schema: t.arrow_schema(),
@@ -209,7 +284,7 @@ impl Catalogue {
     /// stands for a view of that hub's rows, and the table itself is in no name a
     /// query can reach.
     pub async fn restrict_to_hub(&self, ctx: &SessionContext, hub: &str) -> Result<(), QueryError> {
-        for source in self.sources.iter().filter(|s| s.kind == "lake") {
+        for source in self.sources.iter().filter(|s| s.kind == SourceKind::Lake) {
             let engine = |e| QueryError::engine(source.name, e);
             let provider = ctx.table_provider(source.name).await.map_err(engine)?;
             let plan = LogicalPlanBuilder::scan(source.name, provider_as_source(provider), None)
@@ -289,7 +364,7 @@ impl Catalogue {
         for list in code_lists()? {
             out.push(TableInfo::new(
                 list.name,
-                "code_list",
+                SourceKind::CodeList,
                 list.description,
                 &list.batch.schema(),
             ));

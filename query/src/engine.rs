@@ -11,9 +11,10 @@ use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::datafusion::catalog::view::ViewTable;
 use deltalake::datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
-    TableProvider,
+    MemorySchemaProvider, SchemaProvider, TableProvider,
 };
 use deltalake::datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use deltalake::datafusion::datasource::empty::EmptyTable;
 use deltalake::datafusion::datasource::memory::DataSourceExec;
 use deltalake::datafusion::datasource::physical_plan::{FileGroup, FileScanConfig};
 use deltalake::datafusion::datasource::source_as_provider;
@@ -35,7 +36,7 @@ use futures::StreamExt;
 use techmon_lake::{LakeLocation, TableVersions};
 
 use crate::QueryError;
-use crate::catalogue::{Catalogue, TableInfo};
+use crate::catalogue::{Catalogue, SourceKind, TableInfo};
 use crate::disclosure::Disclosure;
 use crate::distinct_partitions::DistinctPartitionValues;
 use crate::memory::{QueryPool, ServiceMemory};
@@ -410,19 +411,10 @@ impl Engine {
                 .map(|view| Arc::clone(cells.entry(view.name).or_default()))
                 .collect()
         };
-        let state = ctx.state();
-        let options = state.config().options();
-        let (catalog_name, schema_name) = (
-            options.catalog.default_catalog.clone(),
-            options.catalog.default_schema.clone(),
-        );
         let internal = |what: &str| {
             QueryError::engine("released views", DataFusionError::Internal(what.into()))
         };
-        let inner = ctx
-            .catalog(&catalog_name)
-            .and_then(|c| c.schema(&schema_name))
-            .ok_or_else(|| internal("the session has no default schema"))?;
+        let inner = default_schema(ctx)?;
         let mut views: HashMap<String, Arc<dyn TableProvider>> = HashMap::new();
         for (view, rows) in VIEWS.iter().zip(cells) {
             let engine = |e| QueryError::engine(view.name, e);
@@ -439,19 +431,26 @@ impl Engine {
             views.insert(view.name.to_string(), Arc::new(released));
         }
         let schema = crate::disclosure::ReleasedSchema { inner, views };
-        let catalog = MemoryCatalogProvider::new();
-        catalog
-            .register_schema(&schema_name, Arc::new(schema))
-            .map_err(|e| QueryError::engine("released views", e))?;
-        let catalogs = MemoryCatalogProviderList::new();
-        catalogs.register_catalog(catalog_name, Arc::new(catalog));
-        let state = SessionStateBuilder::new_from_existing(state)
-            .with_catalog_list(Arc::new(catalogs))
-            .build();
         Ok((
-            SessionContext::new_with_state(state),
+            with_default_schema(ctx, Arc::new(schema))?,
             VIEWS.iter().map(|v| v.name).collect(),
         ))
+    }
+
+    /// Where each column of `sql`'s answer comes from (see [`crate::codebook`]).
+    pub async fn origins(
+        &self,
+        sql: &str,
+        pins: &TableVersions,
+    ) -> Result<Vec<crate::codebook::Origin>, QueryError> {
+        let (ctx, _) = self.session(pins).await?;
+        let ctx = views_as_tables(&ctx).await?;
+        let plan = ctx
+            .state()
+            .create_logical_plan(sql)
+            .await
+            .map_err(|e| QueryError::from_query(e, self.limits.memory_limit_mib))?;
+        Ok(crate::codebook::origins(&plan))
     }
 
     /// The tables and views researchers can query, with columns and descriptions.
@@ -465,13 +464,68 @@ impl Engine {
                 .map_err(|e| QueryError::engine(view.name, e))?;
             tables.push(TableInfo::new(
                 view.name,
-                "view",
+                SourceKind::View,
                 view.description,
                 frame.schema().as_arrow(),
             ));
         }
         Ok(tables)
     }
+}
+
+/// A copy of `ctx` in which each view is a table of its columns, so that a plan reads
+/// it by its name rather than inlining its SQL; for plans that are never run.
+async fn views_as_tables(ctx: &SessionContext) -> Result<SessionContext, QueryError> {
+    let engine = |e| QueryError::engine("views as tables", e);
+    let inner = default_schema(ctx)?;
+    let schema = MemorySchemaProvider::new();
+    for name in inner.table_names() {
+        let Some(provider) = inner.table(&name).await.map_err(engine)? else {
+            continue;
+        };
+        let provider: Arc<dyn TableProvider> = if VIEWS.iter().any(|v| v.name == name) {
+            Arc::new(EmptyTable::new(provider.schema()))
+        } else {
+            provider
+        };
+        schema.register_table(name, provider).map_err(engine)?;
+    }
+    with_default_schema(ctx, Arc::new(schema))
+}
+
+/// The schema `ctx`'s unqualified names are in.
+fn default_schema(ctx: &SessionContext) -> Result<Arc<dyn SchemaProvider>, QueryError> {
+    let state = ctx.state();
+    let catalog = &state.config().options().catalog;
+    ctx.catalog(&catalog.default_catalog)
+        .and_then(|c| c.schema(&catalog.default_schema))
+        .ok_or_else(|| {
+            QueryError::engine(
+                "session",
+                DataFusionError::Internal("the session has no default schema".into()),
+            )
+        })
+}
+
+/// A copy of `ctx` (its configuration, functions and memory pool) whose default
+/// schema is `schema`, and which has no other.
+fn with_default_schema(
+    ctx: &SessionContext,
+    schema: Arc<dyn SchemaProvider>,
+) -> Result<SessionContext, QueryError> {
+    let state = ctx.state();
+    let names = &state.config().options().catalog;
+    let catalog = MemoryCatalogProvider::new();
+    catalog
+        .register_schema(&names.default_schema, schema)
+        .map_err(|e| QueryError::engine("session", e))?;
+    let catalogs = MemoryCatalogProviderList::new();
+    catalogs.register_catalog(names.default_catalog.clone(), Arc::new(catalog));
+    Ok(SessionContext::new_with_state(
+        SessionStateBuilder::new_from_existing(state.clone())
+            .with_catalog_list(Arc::new(catalogs))
+            .build(),
+    ))
 }
 
 /// A session's state: its configuration, optimizer rules and `runtime`.

@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 use techmon_lake::TableVersions;
 
 use crate::QueryError;
+use crate::codebook::Codebook;
 use crate::disclosure::{Disclosure, Suppressed};
 use crate::engine::{Engine, Scope};
 use crate::formats::Format;
@@ -37,7 +38,8 @@ use crate::formats::Format;
 pub struct ExportRequest {
     /// One SELECT or WITH statement.
     pub sql: String,
-    /// `parquet` (default) or `csv`.
+    /// `parquet` (default), `csv` or `xlsx` (the rows on a sheet `data`, the codebook
+    /// on a sheet `codebook`).
     #[serde(default = "default_format")]
     pub format: String,
     /// Counts below it are suppressed.
@@ -83,7 +85,8 @@ pub struct Provenance {
 }
 
 /// Runs the export, or finds the same one made before (then `false`). Files go to
-/// `folder` as `<export_id>.<format>` and `<export_id>.provenance.json`.
+/// `folder` as `<export_id>.<format>`, `<export_id>.provenance.json` and the codebook
+/// as `<export_id>.codebook.json` and `<export_id>.codebook.md`.
 pub async fn export(
     engine: &Engine,
     folder: &Path,
@@ -94,9 +97,10 @@ pub async fn export(
     let format = match request.format.as_str() {
         "parquet" => Format::Parquet,
         "csv" => Format::Csv,
+        "xlsx" => Format::Xlsx,
         other => {
             return Err(QueryError::BadExport {
-                reason: format!("format {other}: exports are parquet or csv"),
+                reason: format!("format {other}: exports are parquet, csv or xlsx"),
             });
         }
     };
@@ -137,13 +141,7 @@ pub async fn export(
     {
         return Ok((provenance, false));
     }
-    let bytes = format.encode(
-        &batch.schema(),
-        std::slice::from_ref(&batch),
-        &answer.versions,
-        None,
-    )?;
-    let provenance = Provenance {
+    let mut provenance = Provenance {
         export_id: export_id.clone(),
         sql: request.sql.clone(),
         table_versions: answer.versions,
@@ -153,11 +151,31 @@ pub async fn export(
         rows: batch.num_rows(),
         suppressed_primary: primary,
         suppressed_secondary: secondary,
-        data_sha256: hex::encode(Sha256::digest(&bytes)),
+        data_sha256: String::new(),
         created_by: user.to_string(),
         created_at: chrono::Utc::now().to_rfc3339(),
         output_control: answer.suppressed.clone(),
     };
+    let origins = engine
+        .origins(&request.sql, &provenance.table_versions)
+        .await?;
+    let mut codebook = Codebook::new(
+        &provenance,
+        &batch.schema(),
+        &origins,
+        &engine.describe().await?,
+    );
+    let bytes = match format {
+        Format::Xlsx => crate::workbook::export(&batch, &codebook)?,
+        _ => format.encode(
+            &batch.schema(),
+            std::slice::from_ref(&batch),
+            &provenance.table_versions,
+            None,
+        )?,
+    };
+    provenance.data_sha256 = hex::encode(Sha256::digest(&bytes));
+    codebook.provenance = provenance.clone();
     let write = |path: &Path, bytes: &[u8]| {
         std::fs::create_dir_all(folder)
             .and_then(|()| std::fs::write(path, bytes))
@@ -166,17 +184,75 @@ pub async fn export(
                 source,
             })
     };
+    // The provenance record last: an export is there once it is.
     write(&data_path, &bytes)?;
-    let record = serde_json::to_vec_pretty(&provenance).map_err(|e| QueryError::ExportStore {
-        path: provenance_path.clone(),
-        source: e.into(),
-    })?;
-    write(&provenance_path, &record)?;
+    let codebook_json = codebook_path(folder, &export_id, CodebookFormat::Json);
+    write(&codebook_json, &json(&codebook_json, &codebook)?)?;
+    write(
+        &codebook_path(folder, &export_id, CodebookFormat::Markdown),
+        codebook.markdown().as_bytes(),
+    )?;
+    write(&provenance_path, &json(&provenance_path, &provenance)?)?;
     Ok((provenance, true))
+}
+
+fn json(path: &Path, value: &impl Serialize) -> Result<Vec<u8>, QueryError> {
+    serde_json::to_vec_pretty(value).map_err(|e| QueryError::ExportStore {
+        path: path.to_path_buf(),
+        source: e.into(),
+    })
 }
 
 pub fn provenance_path(folder: &Path, export_id: &str) -> PathBuf {
     folder.join(format!("{export_id}.provenance.json"))
+}
+
+/// A codebook's forms: for machines and for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodebookFormat {
+    Json,
+    Markdown,
+}
+
+impl CodebookFormat {
+    /// The form `Accept` asks for: Markdown where it names `text/markdown` (or plain
+    /// text) before JSON, else JSON.
+    pub fn from_accept(accept: Option<&str>) -> Self {
+        accept
+            .unwrap_or("")
+            .split(',')
+            .map(|part| {
+                part.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .find_map(|media| match media.as_str() {
+                "text/markdown" | "text/plain" | "text/*" => Some(Self::Markdown),
+                "application/json" | "application/*" | "*/*" => Some(Self::Json),
+                _ => None,
+            })
+            .unwrap_or(Self::Json)
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Json => "application/json",
+            Self::Markdown => "text/markdown; charset=utf-8",
+        }
+    }
+
+    fn extension(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Markdown => "md",
+        }
+    }
+}
+
+pub fn codebook_path(folder: &Path, export_id: &str, format: CodebookFormat) -> PathBuf {
+    folder.join(format!("{export_id}.codebook.{}", format.extension()))
 }
 
 /// The rows sorted by all columns, so that ties in the query's own order (or its

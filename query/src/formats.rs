@@ -50,6 +50,7 @@ pub enum Format {
     Csv,
     Arrow,
     Parquet,
+    Xlsx,
 }
 
 const FORMATS: &[(Format, &[&str])] = &[
@@ -70,6 +71,7 @@ const FORMATS: &[(Format, &[&str])] = &[
             "application/parquet",
         ],
     ),
+    (Format::Xlsx, &[crate::workbook::MEDIA_TYPE]),
 ];
 
 impl Format {
@@ -102,9 +104,15 @@ impl Format {
     /// From a short name (`json`, `csv`, `arrow`, `parquet`), as the CLI and exports
     /// take it.
     pub fn from_name(name: &str) -> Option<Self> {
-        [Self::Json, Self::Csv, Self::Arrow, Self::Parquet]
-            .into_iter()
-            .find(|f| f.name() == name)
+        [
+            Self::Json,
+            Self::Csv,
+            Self::Arrow,
+            Self::Parquet,
+            Self::Xlsx,
+        ]
+        .into_iter()
+        .find(|f| f.name() == name)
     }
 
     pub fn name(self) -> &'static str {
@@ -113,6 +121,7 @@ impl Format {
             Self::Csv => "csv",
             Self::Arrow => "arrow",
             Self::Parquet => "parquet",
+            Self::Xlsx => "xlsx",
         }
     }
 
@@ -205,6 +214,9 @@ impl Format {
                     writer.write(batch).map_err(|e| failed(e.into()))?;
                 }
                 writer.close().map_err(|e| failed(e.into()))?;
+            }
+            Self::Xlsx => {
+                out = crate::workbook::answer(schema, batches, versions)?;
             }
         }
         Ok(out)

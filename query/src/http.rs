@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 use crate::QueryError;
 use crate::disclosure::{Disclosure, Releases, Suppressed};
 use crate::engine::{Engine, Limits, Scope};
-use crate::exports::{ExportRequest, Provenance};
+use crate::exports::{CodebookFormat, ExportRequest, Provenance};
 use crate::formats::{Format, JsonAnswer};
 
 /// The header that states (in answers) or pins (in requests) the table versions.
@@ -206,6 +206,7 @@ pub fn routes(
         .routes(routes!(create_export))
         .routes(routes!(export_data))
         .routes(routes!(export_provenance))
+        .routes(routes!(export_codebook))
         .routes(routes!(audit))
         .routes(routes!(me))
         .merge(crate::dashboard::routes())
@@ -276,6 +277,7 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
                 (String = "text/csv"),
                 ("application/vnd.apache.arrow.stream"),
                 ("application/vnd.apache.parquet"),
+                ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
             )),
         (status = 400, description = "The SQL does not parse or names what is not there, is more than one statement, the body is no UTF-8, or a version pin is malformed (`bad_sql`, `not_one_statement`, `unknown_table`, `bad_request`, `bad_version_pin`)", body = ErrorAnswer),
         (status = 401, description = "No token, or an unknown one (`unauthorized`)", body = ErrorAnswer),
@@ -620,9 +622,10 @@ fn read_provenance(
 #[utoipa::path(get, path = "/v1/exports/{id}", tag = "query", security(("bearer" = [])),
     params(("id" = String, Path, description = "The export's id, from its provenance record")),
     responses(
-        (status = 200, description = "The file, Parquet or CSV",
+        (status = 200, description = "The file, Parquet, CSV or XLSX",
             headers(("techmon-table-versions" = String, description = "The lake table versions the export was computed from")),
-            content(("application/vnd.apache.parquet"), (String = "text/csv"))),
+            content(("application/vnd.apache.parquet"), (String = "text/csv"),
+                ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
         (status = 401, description = "No token, or an unknown one (`unauthorized`)", body = ErrorAnswer),
         (status = 403, description = "The token's role is not analyst or admin (`forbidden`)", body = ErrorAnswer),
         (status = 404, description = "No such export (`unknown_export`)", body = ErrorAnswer),
@@ -689,6 +692,50 @@ async fn export_provenance(
     let read = read_provenance(&service.exports, &id).map_err(ApiError::from);
     let provenance = service.access.audited(asked, read)?;
     Ok(axum::Json(provenance).into_response())
+}
+
+/// An export's codebook (analyst role)
+///
+/// Every variable of the file with its type, description, unit or codes, derivation
+/// and suppression, the export's provenance, and the tables and views it read at their
+/// versions. JSON, or Markdown for people (`Accept: text/markdown`).
+#[utoipa::path(get, path = "/v1/exports/{id}/codebook", tag = "query", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The export's id")),
+    responses(
+        (status = 200, description = "The codebook", content(
+            (crate::codebook::Codebook = "application/json"), (String = "text/markdown"))),
+        (status = 401, description = "No token, or an unknown one (`unauthorized`)", body = ErrorAnswer),
+        (status = 403, description = "The token's role is not analyst or admin (`forbidden`)", body = ErrorAnswer),
+        (status = 404, description = "No such export (`unknown_export`)", body = ErrorAnswer),
+        (status = 503, description = "The audit trail cannot be written (`audit_unavailable`, with `Retry-After`)", body = ErrorAnswer),
+    ))]
+async fn export_codebook(
+    State(service): State<QueryService>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let mut asked =
+        service
+            .access
+            .authorize(&headers, Role::Analyst, AuditAction::ExportDownload)?;
+    asked.entry.detail = Some(format!("codebook of export {id}"));
+    let format = CodebookFormat::from_accept(header_text(&headers, header::ACCEPT.as_str()));
+    let read = export_id(&id)
+        .and_then(|id| {
+            std::fs::read(crate::exports::codebook_path(&service.exports, id, format)).map_err(
+                |_| QueryError::UnknownExport {
+                    export_id: id.into(),
+                },
+            )
+        })
+        .map_err(ApiError::from);
+    let bytes = service.access.audited(asked, read)?;
+    let mut response = bytes.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    Ok(response)
 }
 
 /// Who the token is: name, role, and a hub token's hub (the dashboard opens on it)

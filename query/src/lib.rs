@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod bounded;
 pub mod catalogue;
+pub mod codebook;
 mod dashboard;
 pub mod disclosure;
 mod distinct_partitions;
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod safety;
 mod utc_date_trunc;
 pub mod views;
+pub mod workbook;
 
 pub use engine::{Answer, Engine, Limits, Scope};
 pub use error::QueryError;

@@ -17,11 +17,16 @@
 //!   it as 1 and as 4.
 //! - Satisfaction is on a 10-point scale: a score of s out of m counts as 10·s/m.
 
+use techmon_lake::glossary::{self, Codes, Term};
+
 /// A named view: SQL over the catalogue's tables and the views before it.
 pub struct View {
     pub name: &'static str,
     pub description: &'static str,
     pub sql: &'static str,
+    /// The meaning of its columns that mean something of their own here; the others
+    /// mean what [`VIEW_TERMS`], else the lake's glossary, says.
+    pub columns: &'static [Term],
     /// What a researcher gets of it.
     pub release: Release,
 }
@@ -41,6 +46,36 @@ pub enum Release {
         within: &'static [&'static str],
     },
 }
+
+impl View {
+    /// What `column` of this view means.
+    pub fn term(&self, column: &str) -> Option<&'static Term> {
+        self.columns
+            .iter()
+            .chain(VIEW_TERMS)
+            .find(|term| term.column == column)
+            .or_else(|| glossary::shared(column))
+    }
+}
+
+/// The view called `name`.
+pub fn find(name: &str) -> Option<&'static View> {
+    VIEWS.iter().find(|v| v.name == name)
+}
+
+/// Columns that mean the same in every view that has them.
+pub const VIEW_TERMS: &[Term] = &[
+    Term::new("scope", "What the row covers: 'national' (every school in DUO's file), 'region' (the hubs' municipalities) or a hub_id (the hub's municipality).").codes(Codes::List("hubs", "hub_id")),
+    Term::new("track", "The Monitor Techniekpact population: 'vmbo' (vmbo bb/kb/gl, leerjaar 3), 'havo_vwo' (havo and vwo, leerjaar 4), or 'all' (both).").codes(Codes::Values(&["vmbo", "havo_vwo", "all"])),
+    Term::new("pupils", "Pupils counted, from DUO: a count DUO suppressed (1 to 4) counts as 2.5; pupils_min and pupils_max bound the sum.").unit("pupils"),
+    Term::new("technical_pupils", "Of pupils, those in a technical profile.").unit("pupils"),
+    Term::new("share_pct", "The share of pupils in a technical profile: 100 × technical_pupils / pupils.").unit("percent"),
+    Term::new("share_min_pct", "The least the share can be given DUO's suppressed counts (technical ones as 1, others as 4).").unit("percent"),
+    Term::new("share_max_pct", "The most the share can be given DUO's suppressed counts (technical ones as 4, others as 1).").unit("percent"),
+    Term::new("suppressed_cells", "How many of DUO's counts behind the row were suppressed (<5).").unit("counts"),
+    Term::new("numerator", "The KPI's numerator: people, organisations or the sum of scores (see the KPI's unit)."),
+    Term::new("denominator", "The KPI's denominator: DUO pupils for a share, answers for a score; null for a count."),
+];
 
 /// `groep` (PO) as a KPI band.
 macro_rules! groep_band {
@@ -98,6 +133,10 @@ pub const VIEWS: &[View] = &[
     View {
         name: "activities_per_month",
         description: "Activities held per hub, month and activity type.",
+        columns: &[
+            Term::new("month", "The first moment (UTC) of the month the activity started in."),
+            Term::new("activities", "Activities held (each activity_id once).").unit("activities"),
+        ],
         sql: "SELECT hub_id, date_trunc('month', starts_at) AS month, activity_type, count(*) AS activities \
               FROM (SELECT DISTINCT hub_id, activity_id, activity_type, starts_at FROM activities) \
               GROUP BY hub_id, date_trunc('month', starts_at), activity_type",
@@ -106,6 +145,7 @@ pub const VIEWS: &[View] = &[
     View {
         name: "kpi_years",
         description: "The years KPIs are reported for (with targets or data); year Y is school year Y/Y+1.",
+        columns: &[],
         sql: "SELECT year, concat(CAST(year AS VARCHAR), '/', lpad(CAST((year + 1) % 100 AS VARCHAR), 2, '0')) AS school_year \
               FROM (SELECT year FROM kpi_targets \
                     UNION SELECT school_year_start FROM group_participations \
@@ -119,6 +159,7 @@ pub const VIEWS: &[View] = &[
         // The band and role are worked out once per class, and once per participant
         // before the join, rather than for every row they are grouped from (a CASE
         // on groep over the group rows alone cost noticeable CPU time).
+        columns: &[],
         sql: concat!(
             "SELECT hub_id, school_year, sector, band, role, sum(people) AS people FROM ( \
                SELECT hub_id, school_year, sector, ",
@@ -156,6 +197,7 @@ pub const VIEWS: &[View] = &[
     View {
         name: "po_pupils_per_hub",
         description: "DUO PO pupils per hub (schools in the hub's municipality), school year and groep band: estimate and bounds. Basisonderwijs (Bo) and speciaal basisonderwijs (Sbo) only: pupils of speciaal onderwijs are not in groepen.",
+        columns: &[],
         sql: concat!(
             "SELECT h.hub_id, d.school_year, d.groep_band AS band, \
                     sum(",
@@ -173,6 +215,11 @@ pub const VIEWS: &[View] = &[
         description: "DUO VO counts in the Monitor Techniekpact population: vmbo bb/kb/gl leerjaar 3 (track vmbo) and havo/vwo leerjaar 4 (track havo_vwo), each row also under track 'all', with scope 'national', 'region' (the hubs' municipalities) or a hub_id (its municipality). A school's municipality is DUO's address file's (duo_schools, its newest import) where the pupils file has none.",
         // One scan of DUO's counts joined to the scopes and tracks, rather than a union
         // per scope and track: every branch of a union is planned and scanned in full.
+        columns: &[Term::new(
+            "pupils",
+            "DUO's count of the cell; null where DUO suppressed it (pupils_min and pupils_max bound it).",
+        )
+        .unit("pupils")],
         sql: concat!(
             "WITH addresses AS ( \
                 SELECT brin6, municipality FROM ( \
@@ -203,6 +250,7 @@ pub const VIEWS: &[View] = &[
     View {
         name: "technical_profile_share",
         description: "Share (%) of VO pupils in a technical profile per scope, school year and track, from DUO: point estimate (suppressed cells as 2.5) and bounds (as 1 and 4).",
+        columns: &[],
         sql: concat!(
             "SELECT scope, school_year, track, \
                     sum(",
@@ -233,6 +281,10 @@ pub const VIEWS: &[View] = &[
         // the track is then worked out for a few hundred rows rather than every choice,
         // and the grouping sets repeat a few rows per hub four times, which makes the
         // view faster on a large lake.
+        columns: &[
+            Term::new("scope", "What the row covers: a hub_id, or 'region' (every hub).").codes(Codes::List("hubs", "hub_id")),
+            Term::new("pupils", "Profile choices hubs reported for former participants (profile_chosen).").unit("pupils"),
+        ],
         sql: concat!(
             "WITH choices AS ( \
                 SELECT hub_id, school_year, track, sum(pupils) AS pupils, \
@@ -263,6 +315,19 @@ pub const VIEWS: &[View] = &[
         // One technical_profile_share with window functions rather than joins of it to
         // itself: each reference to a view is planned in full, and four references
         // made planning most of this view's time.
+        columns: &[
+            Term::new("baseline_share_pct", "share_pct in school year 2022/23, the baseline.").unit("percent"),
+            Term::new("change_pp", "share_pct minus baseline_share_pct.").unit("percentage points"),
+            Term::new("change_pp_min", "The least the change can be given DUO's suppressed counts.").unit("percentage points"),
+            Term::new("change_pp_max", "The most the change can be given DUO's suppressed counts.").unit("percentage points"),
+            Term::new("change_relative_pct", "The change relative to the baseline: 100 × (share_pct / baseline_share_pct − 1).").unit("percent"),
+            Term::new("national_change_pp", "The national change_pp of the same school year and track.").unit("percentage points"),
+            Term::new("difference_in_differences_pp", "change_pp minus national_change_pp: how much more the share changed here than in the whole country (descriptive, not an effect estimate).").unit("percentage points"),
+            Term::new("participants_share_pct", "participant_profile_share.share_pct of the same scope, school year and track: the share among former participants.").unit("percent"),
+            Term::new("participants_reported", "participant_profile_share.pupils: the profile choices that share is of.").unit("pupils"),
+            Term::new("suppressed_cells", "How many of DUO's counts behind the row and its baseline were suppressed (<5).").unit("counts"),
+            Term::new("note", "A note on the row's estimates, where DUO suppressed counts behind them."),
+        ],
         sql: concat!(
             "WITH shares AS ( \
                 SELECT *, \
@@ -310,6 +375,7 @@ pub const VIEWS: &[View] = &[
         description: "Per KPI, band, hub and school year: numerator and denominator (the KPI is their ratio for shares and scores, the numerator for counts); the technical-profile KPI comes from technical_profile_vs_2022.",
         // Partners and ambassadors as one set of memberships (the latest change per member
         // and year counts; an ambassador only joins), so kpi_years is planned once here.
+        columns: &[],
         sql: "SELECT kpi, band, hub_id, school_year, sum(numerator) AS numerator, sum(denominator) AS denominator FROM ( \
                SELECT CASE WHEN sector = 'PO' AND role = 'pupil' AND band IS NOT NULL THEN 'po_participation_share' \
                            WHEN sector = 'VO' AND role = 'pupil' THEN 'vo_pupils' \
@@ -356,6 +422,11 @@ pub const VIEWS: &[View] = &[
     View {
         name: "kpi_report",
         description: "Every KPI of seed 003 per hub and for the region ('region') per year: actual, target, and whether the target was met (null: no target, or a share or score without data; a count without data is 0).",
+        columns: &[
+            Term::new("hub_id", "The techniekhub, or 'region' for all hubs together.").codes(Codes::List("hubs", "hub_id")),
+            Term::new("actual", "The KPI's value: numerator / denominator for a share (× 100) or score, the numerator for a count or change, in the KPI's unit."),
+            Term::new("met", "Whether actual reached target; null without a target, or for a share or score without data."),
+        ],
         sql: "WITH per_scope AS ( \
                 SELECT kpi, band, coalesce(hub_id, 'region') AS hub_id, school_year, \
                        sum(numerator) AS numerator, sum(denominator) AS denominator \

@@ -93,8 +93,8 @@ pub mod validate;
 pub use event::*;
 pub use registry::{
     ColumnShape, REFUSAL_COLUMN, ReadEventError, TimeShape, catalogue, column_shape,
-    csv_column_pointer, csv_delimiter, envelope_schema, kinds, latest_version, payload_schema,
-    read_event, record_from_csv, schema, validate_event,
+    csv_column_pointer, csv_delimiter, envelope_schema, kinds, kinds_of_header, latest_version,
+    payload_schema, read_event, record_from_csv, schema, validate_event,
 };
 pub use validate::{FieldError, Problem};
 

@@ -977,6 +977,39 @@ pub fn column_shape(kind: EventKind, version: u32, header: &str) -> Option<Colum
     })
 }
 
+/// The kinds a sheet with this header row can be of: those whose newest schema has
+/// every payload column it names and gets each of its required payload fields from
+/// it. One kind recognises the sheet; more (kinds whose columns overlap) leave the
+/// choice to the sender.
+pub fn kinds_of_header(headers: &[&str]) -> Vec<EventKind> {
+    let columns: Vec<&str> = headers
+        .iter()
+        .map(|h| header_name(h))
+        .filter(|c| !c.is_empty() && !ENVELOPE_COLUMNS.contains(c) && *c != REFUSAL_COLUMN)
+        .collect();
+    if columns.is_empty() {
+        return Vec::new();
+    }
+    REGISTRY
+        .entries
+        .iter()
+        .filter_map(|(kind, versions)| Some((*kind, versions.values().next_back()?)))
+        .filter(|(_, entry)| {
+            let known = columns
+                .iter()
+                .all(|c| resolve_column(&entry.full, c).is_ok_and(|(_, schema)| !schema.is_null()));
+            let required = entry.full["properties"]["payload"]["required"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .all(|field| columns.iter().any(|c| c.split('.').next() == Some(field)));
+            known && required
+        })
+        .map(|(kind, _)| kind)
+        .collect()
+}
+
 /// The separator of a CSV feed, from its header row: `;` when the header has
 /// semicolons and no commas (as Dutch spreadsheet exports do), else `,`.
 pub fn csv_delimiter(header_line: &[u8]) -> u8 {
@@ -1093,6 +1126,29 @@ pub fn record_from_csv(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_templates_header_is_recognised_as_its_kind_and_no_other() {
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/templates");
+        for kind in EventKind::ALL {
+            let text =
+                std::fs::read_to_string(folder.join(format!("{kind}.csv"))).expect("template");
+            let header: Vec<&str> = text.lines().next().expect("a header").split(',').collect();
+            assert_eq!(kinds_of_header(&header), [*kind], "{header:?}");
+            // The file of refused rows has a column more, which says nothing of the kind.
+            let refused: Vec<&str> = header.iter().copied().chain([REFUSAL_COLUMN]).collect();
+            assert_eq!(kinds_of_header(&refused), [*kind]);
+        }
+        assert!(kinds_of_header(&["datum", "deelnemer", "kleur"]).is_empty());
+        assert!(kinds_of_header(&["event_id", "hub_id"]).is_empty());
+        // Columns of a trajectory starting and of one ending: neither kind has both.
+        assert!(kinds_of_header(&["traject", "deelnemer", "route", "uitkomst"]).is_empty());
+        // Without its required `route`, a start is no start.
+        assert_eq!(
+            kinds_of_header(&["traject", "deelnemer", "uitkomst"]),
+            [EventKind::TrajectoryEnded]
+        );
+    }
 
     #[test]
     fn a_columns_shape_comes_from_its_schema_and_the_code_lists() {

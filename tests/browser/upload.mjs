@@ -13,8 +13,9 @@
 //     of its problems against `rows`;
 //  3. downloads the refused rows; checks the file has the header plus one line per
 //     refused row, with the column geweigerd_omdat;
-//  4. applies `fix` to the downloaded file (each [from, to] replaced once), sends the
-//     fixed file under the same kind, and checks its rows against `fixed_rows`;
+//  4. applies `fix` to the downloaded file (each [from, to] replaced once), chooses
+//     the fixed file under a name that tells no kind (the kind must be recognised
+//     from its columns), sends it and checks its rows against `fixed_rows`;
 //  5. checks the hub's recent uploads list both sends, the latest first, with their
 //     counts;
 //  6. takes a full-page screenshot;
@@ -79,10 +80,14 @@ async function main() {
     log('page loaded with the token (removed from the URL)');
 
     // Sends a file and checks the rows of the answer.
-    const sendAndCheck = async (file, rows, what) => {
+    const sendAndCheck = async (file, rows, what, from) => {
       await page.setInputFiles('#file-input', file);
+      await page.waitForFunction(() => document.getElementById('kind-hint').textContent !== '');
       const kind = await page.locator('#kind-select').inputValue();
-      if (kind !== args.kind) fail(`${what}: the kind recognised from the file name is ${kind}, not ${args.kind}`);
+      const hint = await page.locator('#kind-hint').textContent();
+      if (kind !== args.kind || !hint.includes(from)) {
+        fail(`${what}: the kind recognised is ${kind} (${hint}), not ${args.kind} ${from}`);
+      }
       await page.evaluate(() => { document.body.dataset.state = 'ready'; });
       await page.click('#send');
       await page.waitForFunction(() => document.body.dataset.state === 'answered'
@@ -103,7 +108,7 @@ async function main() {
     };
 
     // 2. The sheet as it is.
-    await sendAndCheck(args.file, expect.rows, 'the sheet');
+    await sendAndCheck(args.file, expect.rows, 'the sheet', "from the file's name");
 
     // 3. Its refused rows, downloaded.
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-refused')]);
@@ -123,9 +128,9 @@ async function main() {
       if (!fixed.includes(from)) fail(`the refused rows do not hold ${from}`);
       fixed = fixed.replace(from, to);
     }
-    const fixedFile = path.join(args.downloads, `${args.kind}-fixed.csv`);
+    const fixedFile = path.join(args.downloads, 'fixed.csv');
     writeFileSync(fixedFile, fixed);
-    await sendAndCheck(fixedFile, expect.fixed_rows, 'the fixed rows');
+    await sendAndCheck(fixedFile, expect.fixed_rows, 'the fixed rows', "from the sheet's columns");
 
     // 5. Both uploads in the hub's recent uploads, the latest first.
     const recent = await page.$$eval('#uploads tbody tr', (trs) => trs.map((tr) => tr.cells[1].textContent));

@@ -86,6 +86,40 @@
     return kinds.filter((k) => name.startsWith(k)).sort((a, b) => b.length - a.length)[0];
   }
 
+  // The kind of the chosen file: from its name as `techmon push` reads it, else from
+  // its header row, as the server finds the kinds that fit it.
+  async function recognise() {
+    const file = $('file-input').files[0];
+    if (!file) return;
+    $('kind-hint').textContent = '';
+    const named = kindOfName(file.name);
+    if (named) {
+      $('kind-select').value = named;
+      $('kind-hint').textContent = `${named}, from the file's name`;
+      return;
+    }
+    const sheet = $('sheet-input').value.trim();
+    const response = await fetch(`/v1/sheets/rows${feedQuery(sheet)}`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': typeOf(file) },
+      body: await file.arrayBuffer(),
+    });
+    if (!response.ok) return;
+    const { kinds } = await response.json();
+    if (kinds.length === 1) {
+      $('kind-select').value = kinds[0];
+      $('kind-hint').textContent = `${kinds[0]}, from the sheet's columns`;
+    } else if (kinds.length > 1) {
+      $('kind-hint').textContent = `The columns fit ${kinds.join(' and ')}: choose one.`;
+    } else {
+      $('kind-hint').textContent = 'The columns fit no kind of rows: choose the kind, and the rows will say what is missing.';
+    }
+  }
+
+  function typeOf(file) {
+    return file.name.toLowerCase().endsWith('.xlsx') ? XLSX : 'text/csv';
+  }
+
   async function send(event) {
     event.preventDefault();
     const file = $('file-input').files[0];
@@ -93,7 +127,7 @@
     const sheet = $('sheet-input').value.trim();
     if (!file || !kind) return;
     const body = await file.arrayBuffer();
-    const type = file.name.toLowerCase().endsWith('.xlsx') ? XLSX : 'text/csv';
+    const type = typeOf(file);
     $('upload-error').hidden = true;
     document.body.dataset.state = 'sending';
     const response = await fetch(`/v1/feeds/${encodeURIComponent(kind)}${feedQuery(sheet)}`, {
@@ -205,11 +239,7 @@
     $('token-forget').addEventListener('click', () => { remember(null); askToken(); });
     $('upload-form').addEventListener('submit', (event) => { send(event).catch(fail); });
     $('download-refused').addEventListener('click', () => { downloadRefused().catch(fail); });
-    $('file-input').addEventListener('change', () => {
-      const file = $('file-input').files[0];
-      const kind = file && kindOfName(file.name);
-      if (kind) $('kind-select').value = kind;
-    });
+    $('file-input').addEventListener('change', () => { recognise().catch(fail); });
     await loadKinds();
     const found = readToken();
     if (found) {
