@@ -428,13 +428,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 techmon_query::Engine::new(config.lake.location()?, config.query.limits())?;
             let engine = std::sync::Arc::new(engine);
             let registry = prometheus::Registry::new();
-            let router = crate::serve::research_routes(
+            let (research, service) = crate::serve::research_routes(
                 &config.query,
                 &config.ingest.hubs,
                 std::sync::Arc::clone(&engine),
                 &registry,
-            )?
-            .merge(techmon_query::probes(engine, registry));
+            )?;
+            let router = research.merge(techmon_query::probes(engine, registry));
+            crate::serve::start_postgres(
+                &config,
+                service,
+                &tokio::runtime::Handle::current(),
+                shutdown_signal(),
+            )
+            .await?;
             let listener = tokio::net::TcpListener::bind(config.query.listen)
                 .await
                 .with_context(|| format!("listening on {}", config.query.listen))?;

@@ -21,6 +21,8 @@ pub enum ServeError {
     Metrics(#[source] prometheus::Error),
     #[error("starting the query threads: {0}")]
     QueryRuntime(#[source] std::io::Error),
+    #[error(transparent)]
+    DevelopmentTokens(#[from] crate::config::DevelopmentTokensOffLoopback),
 }
 
 /// The longest pause between tries of a transform whose log or lake is down.
@@ -112,13 +114,43 @@ pub fn research_routes(
     hubs: &[techmon_service::HubCredential],
     engine: Arc<techmon_query::Engine>,
     registry: &prometheus::Registry,
-) -> Result<techmon_service::OpenApiRouter, ServeError> {
+) -> Result<
+    (
+        techmon_service::OpenApiRouter,
+        techmon_query::http::QueryService,
+    ),
+    ServeError,
+> {
     let access = techmon_query::access(query, hubs)?;
     let lake = engine.catalogue().location().clone();
-    Ok(
-        techmon_query::routes(query, engine, access.clone(), registry)?
+    let service = techmon_query::http::service(query, engine, access.clone(), registry)?;
+    Ok((
+        techmon_query::http::routes_of(service.clone())
             .merge(techmon_reference::routes(access, lake)),
-    )
+        service,
+    ))
+}
+
+/// Starts the PostgreSQL endpoint on `query.postgres_listen`, when that is set, on
+/// `runtime`, until `shutdown` completes.
+pub async fn start_postgres(
+    config: &TechmonConfig,
+    service: techmon_query::http::QueryService,
+    runtime: &tokio::runtime::Handle,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let Some(listen) = config.query.postgres_listen else {
+        return Ok(());
+    };
+    config.check_development_tokens(crate::config::Served::HubsAndUsers, listen)?;
+    let listener = techmon_service::bind(listen).await?;
+    tracing::info!(%listen, "PostgreSQL endpoint listening");
+    runtime.spawn(async move {
+        if let Err(error) = techmon_query::postgres::serve(listener, service, shutdown).await {
+            tracing::error!(%error, "the PostgreSQL endpoint stopped");
+        }
+    });
+    Ok(())
 }
 
 /// Runs ingest, the transform and the query API on `config.ingest.listen` until
@@ -180,15 +212,14 @@ pub async fn run_on(
         .enable_all()
         .build()
         .map_err(ServeError::QueryRuntime)?;
-    let query = techmon_query::on_runtime(
-        research_routes(
-            &config.query,
-            &config.ingest.hubs,
-            Arc::new(engine),
-            &registry,
-        )?,
-        query_runtime.handle().clone(),
-    );
+    let (research, service) = research_routes(
+        &config.query,
+        &config.ingest.hubs,
+        Arc::new(engine),
+        &registry,
+    )?;
+    let query = techmon_query::on_runtime(research, query_runtime.handle().clone());
+    start_postgres(config, service, query_runtime.handle(), until_stopped()).await?;
     // Ready while the event log and the lake answer.
     let probes = techmon_service::probes(
         techmon_transform::Transform::readiness(Arc::clone(&log), lake_for_probes),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deltalake::arrow::array::RecordBatch;
-use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::arrow::datatypes::{DataType, SchemaRef};
 use deltalake::datafusion::catalog::view::ViewTable;
 use deltalake::datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
@@ -40,8 +40,10 @@ use crate::catalogue::{Catalogue, SourceKind, TableInfo};
 use crate::disclosure::Disclosure;
 use crate::distinct_partitions::DistinctPartitionValues;
 use crate::memory::{QueryPool, ServiceMemory};
+use crate::pg_catalog::PgCatalog;
 use crate::utc_date_trunc::UtcDateTrunc;
 use crate::views::VIEWS;
+use datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner;
 
 /// The limits every query runs within.
 #[derive(Debug, Clone, Copy)]
@@ -132,6 +134,9 @@ pub struct Engine {
     /// The views as released to researchers, by the versions and threshold they were
     /// computed with.
     released: std::sync::Mutex<Option<(TableVersions, u64, ReleasedRows)>>,
+    /// PostgreSQL's catalogue, in every session once the PostgreSQL endpoint asks for
+    /// it ([`Engine::speak_postgres`]).
+    pg_catalog: std::sync::OnceLock<PgCatalog>,
 }
 
 /// The released rows of each view, computed when first read.
@@ -146,7 +151,33 @@ impl Engine {
             parquet_footers: Arc::new(DefaultCache::new(PARQUET_FOOTER_CACHE_BYTES)),
             service_memory: ServiceMemory::new(limits.total_memory_mib),
             released: std::sync::Mutex::new(None),
+            pg_catalog: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Puts PostgreSQL's catalogue (`pg_catalog`) in every session from now on, for
+    /// the PostgreSQL endpoint's clients.
+    pub async fn speak_postgres(&self) -> Result<(), QueryError> {
+        if self.pg_catalog.get().is_some() {
+            return Ok(());
+        }
+        let (listed, _) = self.session(&TableVersions::default()).await?;
+        let pg_catalog =
+            PgCatalog::new(&listed).map_err(|e| QueryError::engine("pg_catalog", e))?;
+        let _ = self.pg_catalog.set(pg_catalog);
+        // Sessions prepared before have none.
+        *self.prepared.lock().await = None;
+        Ok(())
+    }
+
+    /// Puts `pg_catalog` in a new session, when the PostgreSQL endpoint runs.
+    fn install_pg_catalog(&self, ctx: &SessionContext) -> Result<(), QueryError> {
+        match self.pg_catalog.get() {
+            Some(pg_catalog) => pg_catalog
+                .install(ctx)
+                .map_err(|e| QueryError::engine("pg_catalog", e)),
+            None => Ok(()),
+        }
     }
 
     pub fn limits(&self) -> Limits {
@@ -199,6 +230,7 @@ impl Engine {
             self.catalogue.restrict_to_hub(&ctx, hub).await?;
             create_views(&ctx).await?;
             restrict_view(&ctx, "kpi_report", hub).await?;
+            self.install_pg_catalog(&ctx)?;
             return Ok((ctx, resolved.versions, None));
         }
         let mut prepared = self.prepared.lock().await;
@@ -222,6 +254,7 @@ impl Engine {
         crate::bounded::register(&ctx, self.limits.max_value_bytes);
         self.catalogue.register(&ctx, &resolved).await?;
         create_views(&ctx).await?;
+        self.install_pg_catalog(&ctx)?;
         *prepared = Some(Prepared {
             versions: resolved.versions.clone(),
             state: ctx.state(),
@@ -284,10 +317,7 @@ impl Engine {
         crate::safety::check(sql)?;
         let limits = self.limits;
         let failed = |e| QueryError::from_query(e, limits.memory_limit_mib);
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
+        let options = read_only();
         let run = async {
             let started = Instant::now();
             let (ctx, versions, schema, plan, protected) = match disclosure {
@@ -437,6 +467,42 @@ impl Engine {
         ))
     }
 
+    /// The columns `sql`'s answer would have, released as `disclosure` says, and the
+    /// types of its parameters (`$1`, …), planned but not run.
+    pub async fn answer_schema(
+        &self,
+        sql: &str,
+        pins: &TableVersions,
+        scope: &Scope,
+        disclosure: &Disclosure,
+    ) -> Result<(SchemaRef, Vec<Option<DataType>>), QueryError> {
+        crate::safety::check(sql)?;
+        let failed = |e| QueryError::from_query(e, self.limits.memory_limit_mib);
+        let (ctx, versions, _) = self.session_and_plan(pins, None, scope).await?;
+        let (ctx, views) = match disclosure {
+            Disclosure::RowLevel => (ctx, Vec::new()),
+            Disclosure::Aggregates { min_persons, .. } => {
+                self.release_views(&ctx, &versions, *min_persons).await?
+            }
+        };
+        let logical = ctx.state().create_logical_plan(sql).await.map_err(failed)?;
+        read_only().verify_plan(&logical).map_err(failed)?;
+        let mut parameters: Vec<(usize, Option<DataType>)> = logical
+            .get_parameter_types()
+            .map_err(failed)?
+            .into_iter()
+            .filter_map(|(name, t)| Some((name.trim_start_matches('$').parse().ok()?, t)))
+            .collect();
+        parameters.sort_by_key(|(n, _)| *n);
+        let schema = match disclosure {
+            Disclosure::RowLevel => Arc::new(logical.schema().as_arrow().clone()),
+            Disclosure::Aggregates { min_persons, .. } => {
+                crate::disclosure::protect(logical, *min_persons, &views)?.schema
+            }
+        };
+        Ok((schema, parameters.into_iter().map(|(_, t)| t).collect()))
+    }
+
     /// Where each column of `sql`'s answer comes from (see [`crate::codebook`]).
     pub async fn origins(
         &self,
@@ -473,6 +539,14 @@ impl Engine {
     }
 }
 
+/// What SQL may do: read.
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
 /// A copy of `ctx` in which each view is a table of its columns, so that a plan reads
 /// it by its name rather than inlining its SQL; for plans that are never run.
 async fn views_as_tables(ctx: &SessionContext) -> Result<SessionContext, QueryError> {
@@ -507,8 +581,8 @@ fn default_schema(ctx: &SessionContext) -> Result<Arc<dyn SchemaProvider>, Query
         })
 }
 
-/// A copy of `ctx` (its configuration, functions and memory pool) whose default
-/// schema is `schema`, and which has no other.
+/// A copy of `ctx` (its configuration, functions, memory pool and other schemas)
+/// whose default schema is `schema`.
 fn with_default_schema(
     ctx: &SessionContext,
     schema: Arc<dyn SchemaProvider>,
@@ -516,6 +590,18 @@ fn with_default_schema(
     let state = ctx.state();
     let names = &state.config().options().catalog;
     let catalog = MemoryCatalogProvider::new();
+    // The other schemas as they are (`pg_catalog`, where there is one).
+    if let Some(existing) = ctx.catalog(&names.default_catalog) {
+        for other in existing.schema_names() {
+            if other != names.default_schema
+                && let Some(kept) = existing.schema(&other)
+            {
+                catalog
+                    .register_schema(&other, kept)
+                    .map_err(|e| QueryError::engine("session", e))?;
+            }
+        }
+    }
     catalog
         .register_schema(&names.default_schema, schema)
         .map_err(|e| QueryError::engine("session", e))?;
@@ -561,6 +647,8 @@ fn new_state(
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
+        // PostgreSQL's oid types (`'activities'::regclass`), as its clients write them.
+        .with_type_planner(Arc::new(PgOidTypePlanner))
         .with_optimizer_rule(Arc::new(DistinctPartitionValues))
         .build()
 }

@@ -9,6 +9,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection, StringRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use deltalake::arrow::datatypes::{DataType, SchemaRef};
 use serde::Deserialize;
 use techmon_lake::TableVersions;
 use techmon_service::audit::{self, AuditAction, AuditFilter, AuditLog};
@@ -37,6 +38,10 @@ pub struct Config {
     /// Where `techmon query` listens on its own (`techmon serve` serves the query API
     /// on the ingest address).
     pub listen: SocketAddr,
+    /// Where the PostgreSQL endpoint listens (see [`crate::postgres`]); none when
+    /// absent.
+    #[serde(default)]
+    pub postgres_listen: Option<SocketAddr>,
     pub memory_limit_mib: usize,
     /// What all running queries may hold together.
     pub total_memory_mib: usize,
@@ -106,11 +111,13 @@ pub fn disclosure(
     })
 }
 
+/// What answers users: the engine, who may ask, the queue of queries and what was
+/// released; shared by the HTTP API and the PostgreSQL endpoint.
 #[derive(Clone)]
-struct QueryService {
-    engine: Arc<Engine>,
+pub struct QueryService {
+    pub(crate) engine: Arc<Engine>,
     exports: Arc<std::path::Path>,
-    access: Access,
+    pub(crate) access: Access,
     admission: Arc<crate::admission::Admission>,
     min_persons: u64,
     releases: Arc<Releases>,
@@ -138,6 +145,49 @@ impl QueryService {
             &self.releases,
             self.cell_key_noise.contains(&asked.user.role),
         )
+    }
+
+    /// The answer to `sql` as the asker may have it: in their scope, released as
+    /// their role says, once a query slot is theirs.
+    pub(crate) async fn answer(
+        &self,
+        asked: &mut Asked<'_>,
+        sql: &str,
+        pins: &TableVersions,
+    ) -> Result<crate::Answer, ApiError> {
+        let disclosure = self.disclosure(asked)?;
+        let user = asked.user;
+        let _admitted = self.admission.admit(&user.name).await?;
+        let answer = self
+            .engine
+            .query_as(sql, pins, &scope(user), &disclosure)
+            .await?;
+        asked.entry.table_versions = Some(answer.versions.to_string());
+        asked.entry.rows = Some(answer.row_count() as u64);
+        if let Some(suppressed) = &answer.suppressed {
+            asked.entry.detail = Some(format!("suppressed {}", suppressed.header()));
+        }
+        Ok(answer)
+    }
+
+    /// The columns the answer to `sql` would have for `user`, and the types of its
+    /// parameters (`$1`, …), without running it.
+    pub(crate) async fn answer_schema(
+        &self,
+        user: &User,
+        sql: &str,
+        pins: &TableVersions,
+    ) -> Result<(SchemaRef, Vec<Option<DataType>>), QueryError> {
+        let disclosure = disclosure(
+            user,
+            self.min_persons,
+            chrono::Utc::now().date_naive(),
+            &self.releases,
+            self.cell_key_noise.contains(&user.role),
+        )?;
+        self.engine
+            .answer_schema(sql, pins, &scope(user), &disclosure)
+            .await
     }
 }
 
@@ -180,7 +230,18 @@ pub fn routes(
     access: Access,
     registry: &prometheus::Registry,
 ) -> Result<OpenApiRouter, QueryError> {
-    let service = QueryService {
+    Ok(routes_of(service(config, engine, access, registry)?))
+}
+
+/// The service answering the users of `access`, for the HTTP routes and the
+/// PostgreSQL endpoint; its metrics go into `registry`.
+pub fn service(
+    config: &Config,
+    engine: Arc<Engine>,
+    access: Access,
+    registry: &prometheus::Registry,
+) -> Result<QueryService, QueryError> {
+    Ok(QueryService {
         engine,
         exports: Arc::from(config.exports.as_path()),
         access,
@@ -198,8 +259,12 @@ pub fn routes(
             }
         })?),
         cell_key_noise: config.cell_key_noise.clone(),
-    };
-    Ok(OpenApiRouter::new()
+    })
+}
+
+/// The query routes of `service`.
+pub fn routes_of(service: QueryService) -> OpenApiRouter {
+    OpenApiRouter::new()
         .routes(routes!(sql))
         .routes(routes!(tables))
         .routes(routes!(kpis))
@@ -210,7 +275,7 @@ pub fn routes(
         .routes(routes!(audit))
         .routes(routes!(me))
         .merge(crate::dashboard::routes())
-        .with_state(service))
+        .with_state(service)
 }
 
 /// Runs every request of `router` on `runtime`, so that queries, which can keep a
@@ -301,38 +366,24 @@ async fn sql(
     let user = asked.user;
     let started = asked.started;
     asked.entry.sql = Some(body.clone());
-    let disclosure = service.disclosure(&mut asked);
     let answered = async {
-        let disclosure = disclosure?;
-        let _admitted = service.admission.admit(&user.name).await?;
         let format = Format::from_accept(header_text(&headers, header::ACCEPT.as_str()))?;
         let pins: TableVersions = header_text(&headers, VERSIONS_HEADER)
             .unwrap_or("")
             .parse()
             .map_err(QueryError::from)?;
-        let answer = service
-            .engine
-            .query_as(&body, &pins, &scope(user), &disclosure)
-            .await?;
-        let suppressed = answer.suppressed.as_ref();
+        let answer = service.answer(&mut asked, &body, &pins).await?;
         let bytes = format.encode(
             &answer.schema,
             &answer.batches,
             &answer.versions,
-            suppressed,
+            answer.suppressed.as_ref(),
         )?;
+        asked.entry.bytes = Some(bytes.len() as u64);
         let rows = answer.row_count();
         Ok::<_, ApiError>((format, answer.versions, bytes, rows, answer.suppressed))
     }
     .await;
-    if let Ok((_, versions, bytes, rows, suppressed)) = &answered {
-        asked.entry.table_versions = Some(versions.to_string());
-        asked.entry.rows = Some(*rows as u64);
-        asked.entry.bytes = Some(bytes.len() as u64);
-        if let Some(suppressed) = suppressed {
-            asked.entry.detail = Some(format!("suppressed {}", suppressed.header()));
-        }
-    }
     let (format, versions, bytes, rows, suppressed) = service.access.audited(asked, answered)?;
     tracing::info!(
         user = %user.name,

@@ -19,6 +19,8 @@ pub mod http;
 mod lake_scan;
 pub mod memory;
 pub mod metrics;
+mod pg_catalog;
+pub mod postgres;
 pub mod safety;
 mod utc_date_trunc;
 pub mod views;

@@ -380,18 +380,18 @@ impl Schema {
             ));
             return;
         }
-        if let Some(c) = &self.constant {
-            if !json_equal(c, instance) {
-                fail(format!("must be {}", self.constant_text));
-            }
+        if let Some(c) = &self.constant
+            && !json_equal(c, instance)
+        {
+            fail(format!("must be {}", self.constant_text));
         }
-        if let Some(options) = &self.options {
-            if !options.iter().any(|o| json_equal(o, instance)) {
-                fail(format!(
-                    "not one of the allowed values: {}",
-                    self.options_text
-                ));
-            }
+        if let Some(options) = &self.options
+            && !options.iter().any(|o| json_equal(o, instance))
+        {
+            fail(format!(
+                "not one of the allowed values: {}",
+                self.options_text
+            ));
         }
         match instance {
             Json::Object(fields) => self.validate_object(fields, path, errors),
@@ -474,17 +474,16 @@ impl Schema {
                 format!("must have at most {max} items"),
             ));
         }
-        if self.unique_items {
-            if let Some((i, _)) = items
+        if self.unique_items
+            && let Some((i, _)) = items
                 .iter()
                 .enumerate()
                 .find(|(i, v)| items[..*i].iter().any(|w| json_equal(w, v)))
-            {
-                errors.push(FieldError::new(
-                    pointer_to(path, Segment::Index(i)),
-                    "repeats an earlier item",
-                ));
-            }
+        {
+            errors.push(FieldError::new(
+                pointer_to(path, Segment::Index(i)),
+                "repeats an earlier item",
+            ));
         }
         if let Some(item_schema) = &self.items {
             for (i, item) in items.iter().enumerate() {
@@ -511,13 +510,13 @@ impl Schema {
                 ));
             }
         }
-        if let Some(format) = self.format {
-            if let Err(expected) = format.check(s) {
-                errors.push(FieldError::new(
-                    pointer(path),
-                    format!("not a valid {}: expected {expected}", format.name()),
-                ));
-            }
+        if let Some(format) = self.format
+            && let Err(expected) = format.check(s)
+        {
+            errors.push(FieldError::new(
+                pointer(path),
+                format!("not a valid {}: expected {expected}", format.name()),
+            ));
         }
     }
 }

@@ -107,6 +107,26 @@ impl Access {
         needed: Role,
         action: AuditAction,
     ) -> Result<Asked<'_>, ApiError> {
+        self.authorize_holder(self.users.authenticate(headers), needed, action)
+    }
+
+    /// [`Access::authorize`] for a token that comes otherwise than as a bearer token
+    /// (the PostgreSQL endpoint's password).
+    pub fn authorize_token(
+        &self,
+        token: &str,
+        needed: Role,
+        action: AuditAction,
+    ) -> Result<Asked<'_>, ApiError> {
+        self.authorize_holder(self.users.holder(token), needed, action)
+    }
+
+    fn authorize_holder<'a>(
+        &self,
+        holder: Result<&'a User, ApiError>,
+        needed: Role,
+        action: AuditAction,
+    ) -> Result<Asked<'a>, ApiError> {
         let started = Instant::now();
         let refused = |refusal: AuditAction, user: Option<&User>, error: ApiError| {
             let mut entry = AuditEntry::new(refusal, started);
@@ -117,7 +137,7 @@ impl Access {
             self.record(&entry)?;
             Err(error)
         };
-        let user = match self.users.authenticate(headers) {
+        let user = match holder {
             Ok(user) => user,
             Err(error) => return refused(AuditAction::TokenRefused, None, error),
         };

@@ -65,9 +65,17 @@ impl<T: Clone + ToString> TokenMap<T> {
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
             .ok_or_else(ApiError::unauthorized)?;
+        self.holder(token)
+    }
+
+    /// Whoever holds `token` (as a protocol without bearer tokens carries it: the
+    /// PostgreSQL endpoint's password).
+    pub fn holder(&self, token: &str) -> Result<&T, ApiError> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(ApiError::unauthorized());
+        }
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         self.0.get(&hash).ok_or_else(ApiError::unauthorized)
     }

@@ -38,7 +38,7 @@ impl ConsentBlock {
     }
 
     fn decode(block: &[u8]) -> Result<Vec<([u8; 32], Statement)>, redb::Error> {
-        if block.len() % Self::ENTRY != 0 {
+        if !block.len().is_multiple_of(Self::ENTRY) {
             return Err(corrupted("a block of consent statements is cut short"));
         }
         Ok(block

@@ -66,37 +66,38 @@ pub fn suppress(grid: &[Vec<Option<i64>>], threshold: i64) -> Suppression {
         }
         // With both totals known, a cell on no cycle follows from them: close a
         // rectangle through it.
-        if added.is_none() && column_totals && row_totals {
-            if let Some(&(r, c)) = suppressed
+        if added.is_none()
+            && column_totals
+            && row_totals
+            && let Some(&(r, c)) = suppressed
                 .iter()
                 .find(|&&cell| !on_cycle(&suppressed, cell))
-            {
-                let others_in_column: Vec<usize> = suppressed
+        {
+            let others_in_column: Vec<usize> = suppressed
+                .iter()
+                .filter(|s| s.1 == c && s.0 != r)
+                .map(|s| s.0)
+                .collect();
+            let others_in_row: Vec<usize> = suppressed
+                .iter()
+                .filter(|s| s.0 == r && s.1 != c)
+                .map(|s| s.1)
+                .collect();
+            added = cheapest(
+                &mut others_in_column
                     .iter()
-                    .filter(|s| s.1 == c && s.0 != r)
-                    .map(|s| s.0)
-                    .collect();
-                let others_in_row: Vec<usize> = suppressed
-                    .iter()
-                    .filter(|s| s.0 == r && s.1 != c)
-                    .map(|s| s.1)
-                    .collect();
-                added = cheapest(
-                    &mut others_in_column
-                        .iter()
-                        .flat_map(|&r2| others_in_row.iter().map(move |&c2| (r2, c2))),
+                    .flat_map(|&r2| others_in_row.iter().map(move |&c2| (r2, c2))),
+                &suppressed,
+            )
+            .or_else(|| {
+                // No rectangle available: any other cell of the row or column.
+                cheapest(
+                    &mut (0..rows)
+                        .map(|r2| (r2, c))
+                        .chain((0..columns).map(|c2| (r, c2))),
                     &suppressed,
                 )
-                .or_else(|| {
-                    // No rectangle available: any other cell of the row or column.
-                    cheapest(
-                        &mut (0..rows)
-                            .map(|r2| (r2, c))
-                            .chain((0..columns).map(|c2| (r, c2))),
-                        &suppressed,
-                    )
-                });
-            }
+            });
         }
         match added {
             Some(cell) => {

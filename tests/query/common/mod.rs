@@ -55,6 +55,7 @@ impl TestLake {
         };
         Config {
             listen: "127.0.0.1:0".parse().expect("address"),
+            postgres_listen: None,
             memory_limit_mib,
             total_memory_mib: 4096,
             timeout_seconds,
@@ -202,9 +203,10 @@ pub async fn serve_with_hubs(lake: &str, config: &Config, hubs: &[(&str, &str)])
         .collect();
     let engine = Arc::new(engine);
     let registry = prometheus::Registry::new();
-    let router = techmon::serve::research_routes(config, &hubs, Arc::clone(&engine), &registry)
-        .expect("router")
-        .merge(techmon_query::probes(engine, registry));
+    let (research, _) =
+        techmon::serve::research_routes(config, &hubs, Arc::clone(&engine), &registry)
+            .expect("router");
+    let router = research.merge(techmon_query::probes(engine, registry));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
