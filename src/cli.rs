@@ -435,11 +435,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &registry,
             )?;
             let router = research.merge(techmon_query::probes(engine, registry));
-            crate::serve::start_postgres(
+            crate::serve::start_sql_endpoints(
                 &config,
                 service,
                 &tokio::runtime::Handle::current(),
-                shutdown_signal(),
+                shutdown_signal,
             )
             .await?;
             let listener = tokio::net::TcpListener::bind(config.query.listen)

@@ -131,26 +131,49 @@ pub fn research_routes(
     ))
 }
 
-/// Starts the PostgreSQL endpoint on `query.postgres_listen`, when that is set, on
-/// `runtime`, until `shutdown` completes.
-pub async fn start_postgres(
+/// Starts the SQL endpoints for researchers' tools that are configured: PostgreSQL
+/// on `query.postgres_listen`, Flight SQL on `query.flight_listen`; on `runtime`,
+/// until `shutdown` completes.
+pub async fn start_sql_endpoints<F>(
     config: &TechmonConfig,
     service: techmon_query::http::QueryService,
     runtime: &tokio::runtime::Handle,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
-    let Some(listen) = config.query.postgres_listen else {
-        return Ok(());
-    };
+    shutdown: impl Fn() -> F,
+) -> Result<(), ServeError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    if let Some(listen) = config.query.postgres_listen {
+        let listener = endpoint_listener(config, listen, "PostgreSQL").await?;
+        let (service, stopped) = (service.clone(), shutdown());
+        runtime.spawn(async move {
+            if let Err(error) = techmon_query::postgres::serve(listener, service, stopped).await {
+                tracing::error!(%error, "the PostgreSQL endpoint stopped");
+            }
+        });
+    }
+    if let Some(listen) = config.query.flight_listen {
+        let listener = endpoint_listener(config, listen, "Flight SQL").await?;
+        let stopped = shutdown();
+        runtime.spawn(async move {
+            if let Err(error) = techmon_query::flight::serve(listener, service, stopped).await {
+                tracing::error!(%error, "the Flight SQL endpoint stopped");
+            }
+        });
+    }
+    Ok(())
+}
+
+/// A SQL endpoint's listener, where development tokens may work there.
+async fn endpoint_listener(
+    config: &TechmonConfig,
+    listen: std::net::SocketAddr,
+    endpoint: &'static str,
+) -> Result<tokio::net::TcpListener, ServeError> {
     config.check_development_tokens(crate::config::Served::HubsAndUsers, listen)?;
     let listener = techmon_service::bind(listen).await?;
-    tracing::info!(%listen, "PostgreSQL endpoint listening");
-    runtime.spawn(async move {
-        if let Err(error) = techmon_query::postgres::serve(listener, service, shutdown).await {
-            tracing::error!(%error, "the PostgreSQL endpoint stopped");
-        }
-    });
-    Ok(())
+    tracing::info!(%listen, endpoint, "SQL endpoint listening");
+    Ok(listener)
 }
 
 /// Runs ingest, the transform and the query API on `config.ingest.listen` until
@@ -219,7 +242,13 @@ pub async fn run_on(
         &registry,
     )?;
     let query = techmon_query::on_runtime(research, query_runtime.handle().clone());
-    start_postgres(config, service, query_runtime.handle(), until_stopped()).await?;
+    start_sql_endpoints(
+        config,
+        service,
+        query_runtime.handle(),
+        until_stopped.clone(),
+    )
+    .await?;
     // Ready while the event log and the lake answer.
     let probes = techmon_service::probes(
         techmon_transform::Transform::readiness(Arc::clone(&log), lake_for_probes),

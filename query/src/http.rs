@@ -42,6 +42,10 @@ pub struct Config {
     /// absent.
     #[serde(default)]
     pub postgres_listen: Option<SocketAddr>,
+    /// Where the Arrow Flight SQL endpoint listens (see [`crate::flight`]); none when
+    /// absent.
+    #[serde(default)]
+    pub flight_listen: Option<SocketAddr>,
     pub memory_limit_mib: usize,
     /// What all running queries may hold together.
     pub total_memory_mib: usize,
@@ -145,6 +149,34 @@ impl QueryService {
             &self.releases,
             self.cell_key_noise.contains(&asked.user.role),
         )
+    }
+
+    /// The user holding `token`, for an endpoint (`PostgreSQL`, `Flight SQL`) where
+    /// researchers, analysts and admins ask but hubs do not; a refusal is in the
+    /// audit trail.
+    pub(crate) fn sql_endpoint_user(&self, token: &str, endpoint: &str) -> Result<User, ApiError> {
+        let user = self
+            .access
+            .authorize_token(token, Role::Researcher, AuditAction::Query)?
+            .user
+            .clone();
+        if user.role != Role::Hub {
+            return Ok(user);
+        }
+        let refusal = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "a hub's token pushes events and asks over HTTP; {endpoint} is for researchers, analysts and admins"
+            ),
+        );
+        let mut entry = audit::AuditEntry::new(AuditAction::Forbidden, std::time::Instant::now());
+        entry.user = Some(user.name.clone());
+        entry.role = Some(user.role.as_str().into());
+        entry.outcome = refusal.code.to_string();
+        entry.detail = Some(endpoint.to_string());
+        self.access.record(&entry)?;
+        Err(refusal)
     }
 
     /// The answer to `sql` as the asker may have it: in their scope, released as

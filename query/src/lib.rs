@@ -14,6 +14,7 @@ mod distinct_partitions;
 pub mod engine;
 mod error;
 pub mod exports;
+pub mod flight;
 pub mod formats;
 pub mod http;
 mod lake_scan;

@@ -50,7 +50,7 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::types::format::FormatOptions;
 use techmon_lake::TableVersions;
 use techmon_service::audit::{AuditAction, AuditEntry};
-use techmon_service::{ApiError, Asked, Role, User};
+use techmon_service::{ApiError, Asked, User};
 use tokio::net::TcpListener;
 
 use crate::QueryError;
@@ -179,27 +179,16 @@ impl StartupHandler for TokenStartup {
                 let token = password.into_password()?.password;
                 let login = LoginInfo::from_client_info(client);
                 let name = login.user().unwrap_or_default().to_string();
-                let user = self
+                let user = match self
                     .service
-                    .access
-                    .authorize_token(&token, Role::Researcher, AuditAction::Query)
-                    .map_err(|_| PgWireError::InvalidPassword(name.clone()))?
-                    .user
-                    .clone();
-                if user.role == Role::Hub {
-                    let refusal = ApiError::new(
-                        axum::http::StatusCode::FORBIDDEN,
-                        "forbidden",
-                        "a hub's token pushes events and asks over HTTP; the PostgreSQL endpoint is for researchers, analysts and admins",
-                    );
-                    let mut entry = AuditEntry::new(AuditAction::Forbidden, Instant::now());
-                    entry.user = Some(user.name.clone());
-                    entry.role = Some(user.role.as_str().into());
-                    entry.outcome = refusal.code.to_string();
-                    entry.detail = Some("PostgreSQL".into());
-                    let _ = self.service.access.record(&entry);
-                    return Err(fatal("28000", &refusal));
-                }
+                    .sql_endpoint_user(&token, "the PostgreSQL endpoint")
+                {
+                    Ok(user) => user,
+                    Err(refusal) if refusal.code == "forbidden" => {
+                        return Err(fatal("28000", &refusal));
+                    }
+                    Err(_) => return Err(PgWireError::InvalidPassword(name)),
+                };
                 client.session_extensions().insert(Connected(user));
                 finish_authentication(client, &self.parameters).await?;
             }

@@ -6,22 +6,10 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{ANALYST, RESEARCHER, TestLake, event, get, parquet_batches, serve};
+use common::{ANALYST, RESEARCHER, TestLake, get, parquet_batches, po_group, serve};
 use serde_json::{Value, json};
 use techmon_lake::glossary::TERMS;
 use techmon_query::views::{VIEW_TERMS, VIEWS};
-
-fn group(hub: &str, school: &str, girls: u32, boys: u32) -> Value {
-    event(
-        "group_participated",
-        hub,
-        "2024-10-08T10:00:00+02:00",
-        json!({
-            "activity_id": "act-1", "school_brin6": school, "sector": "PO", "groep": 7, "school_year": "2024/25",
-            "participants": {"girls": girls, "boys": boys, "other": 0}
-        }),
-    )
-}
 
 async fn post_export(addr: std::net::SocketAddr, request: Value) -> Value {
     let response = reqwest::Client::new()
@@ -176,9 +164,9 @@ const PER_HUB: &str = "SELECT g.hub_id, h.name AS hub_name, g.school_year, \
 async fn an_xlsx_export_holds_its_rows_and_its_codebook_and_repeats_byte_for_byte() {
     let lake = TestLake::new();
     lake.add(&[
-        group("tec-deventer", "10AA00", 3, 25),
-        group("tec-deventer", "11BB00", 30, 28),
-        group("newtechpark", "13DD00", 40, 45),
+        po_group("tec-deventer", "10AA00", 3, 25),
+        po_group("tec-deventer", "11BB00", 30, 28),
+        po_group("newtechpark", "13DD00", 40, 45),
     ])
     .await;
     let addr = serve(&lake.path(), &lake.config(256, 30, 10_000)).await;
@@ -338,7 +326,8 @@ fn hub_name(hub: &str) -> String {
 #[tokio::test]
 async fn a_parquet_export_of_a_view_names_the_view_and_its_definition_for_every_column() {
     let lake = TestLake::new();
-    lake.add(&[group("tec-deventer", "10AA00", 13, 25)]).await;
+    lake.add(&[po_group("tec-deventer", "10AA00", 13, 25)])
+        .await;
     let addr = serve(&lake.path(), &lake.config(256, 30, 10_000)).await;
     let tables = catalogue(addr).await;
     let sql = "SELECT hub_id, school_year, sector, band, role, people FROM reach";

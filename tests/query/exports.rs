@@ -5,20 +5,8 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{ANALYST, RESEARCHER, TestLake, event, parquet_batches, serve};
+use common::{ANALYST, RESEARCHER, TestLake, parquet_batches, po_group, serve};
 use serde_json::{Value, json};
-
-fn group(hub: &str, school: &str, girls: u32, boys: u32) -> Value {
-    event(
-        "group_participated",
-        hub,
-        "2024-10-08T10:00:00+02:00",
-        json!({
-            "activity_id": "act-1", "school_brin6": school, "sector": "PO", "groep": 7, "school_year": "2024/25",
-            "participants": {"girls": girls, "boys": boys, "other": 0}
-        }),
-    )
-}
 
 const BY_SCHOOL: &str = "SELECT school_brin6, sum(participants_girls) AS girls, sum(participants_boys) AS boys \
                          FROM group_participations GROUP BY school_brin6";
@@ -76,12 +64,12 @@ fn derivable(suppressed: &BTreeSet<(usize, usize)>, cell: (usize, usize)) -> boo
 async fn exports_hide_small_counts_from_the_margins_and_repeat_byte_for_byte() {
     let lake = TestLake::new();
     lake.add(&[
-        group("tec-deventer", "10AA00", 3, 25),
-        group("tec-deventer", "11BB00", 30, 28),
-        group("tec-deventer", "12CC00", 12, 7),
-        group("newtechpark", "13DD00", 40, 45),
-        group("newtechpark", "14EE00", 22, 19),
-        group("newtechpark", "15FF00", 16, 33),
+        po_group("tec-deventer", "10AA00", 3, 25),
+        po_group("tec-deventer", "11BB00", 30, 28),
+        po_group("tec-deventer", "12CC00", 12, 7),
+        po_group("newtechpark", "13DD00", 40, 45),
+        po_group("newtechpark", "14EE00", 22, 19),
+        po_group("newtechpark", "15FF00", 16, 33),
     ])
     .await;
     let addr = serve(&lake.path(), &lake.config(256, 30, 10_000)).await;

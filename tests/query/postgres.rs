@@ -6,33 +6,18 @@ mod common;
 
 use std::net::SocketAddr;
 use std::process::{Command, Output};
-use std::sync::Arc;
 
-use common::{ANALYST, RESEARCHER, TestLake, event, sql};
+use common::{ANALYST, RESEARCHER, TestLake, po_group, sql};
 use serde_json::{Value, json};
-use techmon_lake::LakeLocation;
-use techmon_query::Engine;
 
 const HUB_TOKEN: &str = "tec-deventer-token";
-
-fn group(hub: &str, school: &str, girls: u32, boys: u32) -> Value {
-    event(
-        "group_participated",
-        hub,
-        "2024-10-08T10:00:00+02:00",
-        json!({
-            "activity_id": "act-1", "school_brin6": school, "sector": "PO", "groep": 7, "school_year": "2024/25",
-            "participants": {"girls": girls, "boys": boys, "other": 0}
-        }),
-    )
-}
 
 async fn lake_with_groups() -> TestLake {
     let lake = TestLake::new();
     lake.add(&[
-        group("tec-deventer", "10AA00", 13, 25),
-        group("tec-deventer", "11BB00", 30, 28),
-        group("newtechpark", "13DD00", 40, 45),
+        po_group("tec-deventer", "10AA00", 13, 25),
+        po_group("tec-deventer", "11BB00", 30, 28),
+        po_group("newtechpark", "13DD00", 40, 45),
     ])
     .await;
     lake
@@ -42,16 +27,7 @@ async fn lake_with_groups() -> TestLake {
 async fn serve_both(lake: &TestLake, max_rows: usize) -> (SocketAddr, SocketAddr) {
     let config = lake.config(256, 30, max_rows);
     let http = common::serve_with_hubs(&lake.path(), &config, &[("tec-deventer", HUB_TOKEN)]).await;
-    let location = LakeLocation::new(&lake.path(), Default::default()).expect("a lake folder");
-    let engine = Arc::new(Engine::new(location, config.limits()).expect("engine"));
-    let hubs = [techmon_service::HubCredential {
-        hub_id: "tec-deventer".into(),
-        token_sha256: techmon_service::token_sha256(HUB_TOKEN),
-    }];
-    let access = techmon_query::access(&config, &hubs).expect("access");
-    let service =
-        techmon_query::http::service(&config, engine, access, &prometheus::Registry::new())
-            .expect("service");
+    let service = common::query_service(&lake.path(), &config, &[("tec-deventer", HUB_TOKEN)]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -206,7 +182,7 @@ async fn psycopg_fetches_the_http_answers_with_parameters_and_pinned_versions() 
     let lake = lake_with_groups().await;
     let (http, pg) = serve_both(&lake, 10_000).await;
     // A later round of rows: version 2 of the table.
-    lake.add(&[group("newtechpark", "14EE00", 22, 19)]).await;
+    lake.add(&[po_group("newtechpark", "14EE00", 22, 19)]).await;
 
     let script = r#"
 import json, sys

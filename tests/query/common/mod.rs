@@ -56,6 +56,7 @@ impl TestLake {
         Config {
             listen: "127.0.0.1:0".parse().expect("address"),
             postgres_listen: None,
+            flight_listen: None,
             memory_limit_mib,
             total_memory_mib: 4096,
             timeout_seconds,
@@ -183,6 +184,40 @@ pub fn event(kind: &str, hub: &str, occurred_at: &str, payload: Value) -> Value 
         "event_id": Uuid::new_v4(), "event_type": kind, "schema_version": 1, "hub_id": hub,
         "occurred_at": occurred_at, "sent_at": occurred_at, "payload": payload
     })
+}
+
+/// A class of PO groep 7 at activity `act-1` of `hub`, in 2024/25.
+pub fn po_group(hub: &str, school: &str, girls: u32, boys: u32) -> Value {
+    event(
+        "group_participated",
+        hub,
+        "2024-10-08T10:00:00+02:00",
+        json!({
+            "activity_id": "act-1", "school_brin6": school, "sector": "PO", "groep": 7, "school_year": "2024/25",
+            "participants": {"girls": girls, "boys": boys, "other": 0}
+        }),
+    )
+}
+
+/// The query service over `lake` for the users of `config` and `hubs` (hub id,
+/// token), as the SQL endpoints (PostgreSQL, Flight SQL) take it.
+pub fn query_service(
+    lake: &str,
+    config: &Config,
+    hubs: &[(&str, &str)],
+) -> techmon_query::http::QueryService {
+    let location = LakeLocation::new(lake, Default::default()).expect("a lake folder");
+    let engine = Arc::new(Engine::new(location, config.limits()).expect("engine"));
+    let hubs: Vec<techmon_service::HubCredential> = hubs
+        .iter()
+        .map(|(hub_id, token)| techmon_service::HubCredential {
+            hub_id: hub_id.to_string(),
+            token_sha256: techmon_service::token_sha256(token),
+        })
+        .collect();
+    let access = techmon_query::access(config, &hubs).expect("access");
+    techmon_query::http::service(config, engine, access, &prometheus::Registry::new())
+        .expect("service")
 }
 
 /// Serves the query API over `lake` on a free port.

@@ -1,0 +1,144 @@
+//! Arrow Flight SQL as researchers' tools use it: Python's ADBC Flight SQL driver
+//! against the query service, compared with what `POST /v1/sql` answers; a Basic
+//! handshake with the token as password; the SQL refusals; a hub's token.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Command;
+
+use common::{ANALYST, RESEARCHER, TestLake, po_group, sql};
+use serde_json::{Value, json};
+
+const HUB_TOKEN: &str = "tec-deventer-token";
+
+/// Flight SQL over `lake` on a free port, with the HTTP API beside it.
+async fn serve_both(lake: &TestLake) -> (SocketAddr, SocketAddr) {
+    let config = lake.config(256, 30, 10_000);
+    let http = common::serve_with_hubs(&lake.path(), &config, &[("tec-deventer", HUB_TOKEN)]).await;
+    let service = common::query_service(&lake.path(), &config, &[("tec-deventer", HUB_TOKEN)]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(techmon_query::flight::serve(
+        listener,
+        service,
+        std::future::pending(),
+    ));
+    (http, addr)
+}
+
+/// Python's ADBC Flight SQL driver: each statement's rows as JSON, or its error.
+async fn adbc(addr: SocketAddr, auth: &str, statements: &[&str]) -> Vec<Value> {
+    let script = r#"
+import json, sys
+import adbc_driver_flightsql as flightsql
+import adbc_driver_flightsql.dbapi as dbapi
+uri, auth, token = sys.argv[1], sys.argv[2], sys.argv[3]
+if auth == "basic":
+    kwargs = {"username": "someone", "password": token}
+else:
+    kwargs = {flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value: "Bearer " + token}
+answers = []
+try:
+    conn = dbapi.connect(uri, db_kwargs=kwargs)
+except Exception as e:
+    print(json.dumps([{"error": str(e)}]))
+    sys.exit(0)
+with conn:
+    for statement in sys.argv[4:]:
+        cur = conn.cursor()
+        try:
+            cur.execute(statement)
+            table = cur.fetch_arrow_table()
+            answers.append({"columns": table.column_names, "rows": [list(r.values()) for r in table.to_pylist()]})
+        except Exception as e:
+            answers.append({"error": str(e)})
+        finally:
+            cur.close()
+print(json.dumps(answers))
+"#;
+    let (token, auth) = match auth.split_once(':') {
+        Some((kind, token)) => (token.to_string(), kind.to_string()),
+        None => (auth.to_string(), "bearer".to_string()),
+    };
+    let mut command = Command::new("python3");
+    command
+        .args(["-c", script, &format!("grpc://{addr}"), &auth, &token])
+        .args(statements);
+    let output = tokio::task::spawn_blocking(move || {
+        command
+            .output()
+            .expect("python3 runs (bash .ci/install installs adbc-driver-flightsql)")
+    })
+    .await
+    .expect("python");
+    assert!(
+        output.status.success(),
+        "adbc: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice::<Vec<Value>>(&output.stdout).expect("JSON")
+}
+
+const BY_SCHOOL: &str = "SELECT school_brin6, sum(participants_girls) AS girls, sum(participants_boys) AS boys \
+                         FROM group_participations GROUP BY school_brin6 ORDER BY school_brin6";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adbc_fetches_the_http_answers_and_gets_the_same_refusals() {
+    let lake = TestLake::new();
+    lake.add(&[
+        po_group("tec-deventer", "10AA00", 13, 25),
+        po_group("tec-deventer", "11BB00", 30, 28),
+        po_group("newtechpark", "13DD00", 40, 45),
+    ])
+    .await;
+    let (http, flight) = serve_both(&lake).await;
+
+    let reply = sql(http, ANALYST, "application/json", None, BY_SCHOOL).await;
+    assert_eq!(reply.status, 200);
+    let expected: Vec<Value> = reply.json()["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| json!([r["school_brin6"], r["girls"], r["boys"]]))
+        .collect();
+    assert_eq!(expected.len(), 3);
+
+    let answers = adbc(
+        flight,
+        ANALYST,
+        &[
+            BY_SCHOOL,
+            "DROP TABLE activities",
+            "SELECT participant_pseudonym FROM participants",
+        ],
+    )
+    .await;
+    assert_eq!(
+        answers[0]["columns"],
+        json!(["school_brin6", "girls", "boys"]),
+        "{answers:?}"
+    );
+    assert_eq!(answers[0]["rows"], json!(expected));
+    let refusal = answers[1]["error"].as_str().unwrap_or_default();
+    assert!(refusal.contains("statement_not_allowed"), "{refusal}");
+
+    // A researcher's answers are aggregates: a person-level column is refused.
+    let answers = adbc(
+        flight,
+        &format!("basic:{RESEARCHER}"),
+        &[BY_SCHOOL, "SELECT participant_pseudonym FROM participants"],
+    )
+    .await;
+    assert_eq!(answers[0]["rows"], json!(expected), "{answers:?}");
+    let refusal = answers[1]["error"].as_str().unwrap_or_default();
+    assert!(refusal.contains("disclosure_refused"), "{refusal}");
+
+    for (token, why) in [(HUB_TOKEN, "forbidden"), ("not-a-token", "unauthorized")] {
+        let answers = adbc(flight, token, &["SELECT 1 AS one"]).await;
+        let error = answers[0]["error"].as_str().unwrap_or_default();
+        assert!(error.contains(why), "{token}: {answers:?}");
+    }
+}
