@@ -218,16 +218,7 @@ impl CodebookFormat {
     /// The form `Accept` asks for: Markdown where it names `text/markdown` (or plain
     /// text) before JSON, else JSON.
     pub fn from_accept(accept: Option<&str>) -> Self {
-        accept
-            .unwrap_or("")
-            .split(',')
-            .map(|part| {
-                part.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            })
+        crate::formats::media_types(accept.unwrap_or(""))
             .find_map(|media| match media.as_str() {
                 "text/markdown" | "text/plain" | "text/*" => Some(Self::Markdown),
                 "application/json" | "application/*" | "*/*" => Some(Self::Json),

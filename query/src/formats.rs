@@ -74,6 +74,17 @@ const FORMATS: &[(Format, &[&str])] = &[
     (Format::Xlsx, &[crate::workbook::MEDIA_TYPE]),
 ];
 
+/// The media types an `Accept` header names, in its order, without parameters.
+pub fn media_types(accept: &str) -> impl Iterator<Item = String> + '_ {
+    accept.split(',').map(|part| {
+        part.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    })
+}
+
 impl Format {
     /// The first format of the `Accept` header (in the client's order) that techmon
     /// writes; JSON when there is no header.
@@ -81,15 +92,7 @@ impl Format {
         let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
             return Ok(Self::Json);
         };
-        accept
-            .split(',')
-            .map(|part| {
-                part.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            })
+        media_types(accept)
             .find_map(|media| {
                 FORMATS
                     .iter()

@@ -688,6 +688,27 @@ fn export_id(id: &str) -> Result<&str, QueryError> {
     Ok(id)
 }
 
+/// An analyst's request for what `detail` names of an export, once authorized.
+fn export_request<'a>(
+    service: &'a QueryService,
+    headers: &HeaderMap,
+    detail: String,
+) -> Result<Asked<'a>, ApiError> {
+    let mut asked =
+        service
+            .access
+            .authorize(headers, Role::Analyst, AuditAction::ExportDownload)?;
+    asked.entry.detail = Some(detail);
+    Ok(asked)
+}
+
+/// A file of export `id`; a missing one is no such export.
+fn export_file(path: &std::path::Path, id: &str) -> Result<Vec<u8>, QueryError> {
+    std::fs::read(path).map_err(|_| QueryError::UnknownExport {
+        export_id: id.into(),
+    })
+}
+
 fn read_provenance(
     folder: &std::path::Path,
     id: &str,
@@ -719,21 +740,15 @@ async fn export_data(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let mut asked =
-        service
-            .access
-            .authorize(&headers, Role::Analyst, AuditAction::ExportDownload)?;
-    asked.entry.detail = Some(format!("export {id}"));
+    let mut asked = export_request(&service, &headers, format!("export {id}"))?;
     let read = (|| {
         let provenance = read_provenance(&service.exports, &id)?;
-        let bytes = std::fs::read(
-            service
+        let bytes = export_file(
+            &service
                 .exports
                 .join(format!("{}.{}", provenance.export_id, provenance.format)),
-        )
-        .map_err(|_| QueryError::UnknownExport {
-            export_id: id.clone(),
-        })?;
+            &id,
+        )?;
         Ok::<_, QueryError>((provenance, bytes))
     })()
     .map_err(ApiError::from);
@@ -767,11 +782,7 @@ async fn export_provenance(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let mut asked =
-        service
-            .access
-            .authorize(&headers, Role::Analyst, AuditAction::ExportDownload)?;
-    asked.entry.detail = Some(format!("provenance of export {id}"));
+    let asked = export_request(&service, &headers, format!("provenance of export {id}"))?;
     let read = read_provenance(&service.exports, &id).map_err(ApiError::from);
     let provenance = service.access.audited(asked, read)?;
     Ok(axum::Json(provenance).into_response())
@@ -797,18 +808,13 @@ async fn export_codebook(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let mut asked =
-        service
-            .access
-            .authorize(&headers, Role::Analyst, AuditAction::ExportDownload)?;
-    asked.entry.detail = Some(format!("codebook of export {id}"));
+    let asked = export_request(&service, &headers, format!("codebook of export {id}"))?;
     let format = CodebookFormat::from_accept(header_text(&headers, header::ACCEPT.as_str()));
     let read = export_id(&id)
         .and_then(|id| {
-            std::fs::read(crate::exports::codebook_path(&service.exports, id, format)).map_err(
-                |_| QueryError::UnknownExport {
-                    export_id: id.into(),
-                },
+            export_file(
+                &crate::exports::codebook_path(&service.exports, id, format),
+                id,
             )
         })
         .map_err(ApiError::from);

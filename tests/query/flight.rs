@@ -15,31 +15,30 @@ const HUB_TOKEN: &str = "tec-deventer-token";
 /// Flight SQL over `lake` on a free port, with the HTTP API beside it.
 async fn serve_both(lake: &TestLake) -> (SocketAddr, SocketAddr) {
     let config = lake.config(256, 30, 10_000);
-    let http = common::serve_with_hubs(&lake.path(), &config, &[("tec-deventer", HUB_TOKEN)]).await;
-    let service = common::query_service(&lake.path(), &config, &[("tec-deventer", HUB_TOKEN)]);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(techmon_query::flight::serve(
-        listener,
-        service,
-        std::future::pending(),
-    ));
-    (http, addr)
+    common::serve_endpoint(
+        &lake.path(),
+        &config,
+        &[("tec-deventer", HUB_TOKEN)],
+        |listener, service| techmon_query::flight::serve(listener, service, std::future::pending()),
+    )
+    .await
 }
 
-/// Python's ADBC Flight SQL driver: each statement's rows as JSON, or its error.
-async fn adbc(addr: SocketAddr, auth: &str, statements: &[&str]) -> Vec<Value> {
+/// Python's ADBC Flight SQL driver: each statement's rows as JSON, or its error;
+/// `auth` is a token, or `basic:<token>` for the handshake; `pins` go as the
+/// `techmon-table-versions` header of every call.
+async fn adbc(addr: SocketAddr, auth: &str, pins: &str, statements: &[&str]) -> Vec<Value> {
     let script = r#"
 import json, sys
 import adbc_driver_flightsql as flightsql
 import adbc_driver_flightsql.dbapi as dbapi
-uri, auth, token = sys.argv[1], sys.argv[2], sys.argv[3]
+uri, auth, token, pins = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 if auth == "basic":
     kwargs = {"username": "someone", "password": token}
 else:
     kwargs = {flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value: "Bearer " + token}
+if pins:
+    kwargs[flightsql.DatabaseOptions.RPC_CALL_HEADER_PREFIX.value + "techmon-table-versions"] = pins
 answers = []
 try:
     conn = dbapi.connect(uri, db_kwargs=kwargs)
@@ -47,7 +46,7 @@ except Exception as e:
     print(json.dumps([{"error": str(e)}]))
     sys.exit(0)
 with conn:
-    for statement in sys.argv[4:]:
+    for statement in sys.argv[5:]:
         cur = conn.cursor()
         try:
             cur.execute(statement)
@@ -65,7 +64,7 @@ print(json.dumps(answers))
     };
     let mut command = Command::new("python3");
     command
-        .args(["-c", script, &format!("grpc://{addr}"), &auth, &token])
+        .args(["-c", script, &format!("grpc://{addr}"), &auth, &token, pins])
         .args(statements);
     let output = tokio::task::spawn_blocking(move || {
         command
@@ -87,13 +86,7 @@ const BY_SCHOOL: &str = "SELECT school_brin6, sum(participants_girls) AS girls, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adbc_fetches_the_http_answers_and_gets_the_same_refusals() {
-    let lake = TestLake::new();
-    lake.add(&[
-        po_group("tec-deventer", "10AA00", 13, 25),
-        po_group("tec-deventer", "11BB00", 30, 28),
-        po_group("newtechpark", "13DD00", 40, 45),
-    ])
-    .await;
+    let lake = common::three_schools().await;
     let (http, flight) = serve_both(&lake).await;
 
     let reply = sql(http, ANALYST, "application/json", None, BY_SCHOOL).await;
@@ -109,6 +102,7 @@ async fn adbc_fetches_the_http_answers_and_gets_the_same_refusals() {
     let answers = adbc(
         flight,
         ANALYST,
+        "",
         &[
             BY_SCHOOL,
             "DROP TABLE activities",
@@ -129,6 +123,7 @@ async fn adbc_fetches_the_http_answers_and_gets_the_same_refusals() {
     let answers = adbc(
         flight,
         &format!("basic:{RESEARCHER}"),
+        "",
         &[BY_SCHOOL, "SELECT participant_pseudonym FROM participants"],
     )
     .await;
@@ -137,8 +132,18 @@ async fn adbc_fetches_the_http_answers_and_gets_the_same_refusals() {
     assert!(refusal.contains("disclosure_refused"), "{refusal}");
 
     for (token, why) in [(HUB_TOKEN, "forbidden"), ("not-a-token", "unauthorized")] {
-        let answers = adbc(flight, token, &["SELECT 1 AS one"]).await;
+        let answers = adbc(flight, token, "", &["SELECT 1 AS one"]).await;
         let error = answers[0]["error"].as_str().unwrap_or_default();
         assert!(error.contains(why), "{token}: {answers:?}");
     }
+
+    // A later round of rows is version 2; a pin reads version 1 still.
+    lake.add(&[po_group("newtechpark", "14EE00", 22, 19)]).await;
+    let count = "SELECT count(*) AS groups FROM group_participations";
+    let latest = adbc(flight, ANALYST, "", &[count]).await;
+    let pinned = adbc(flight, ANALYST, "group_participations=1", &[count]).await;
+    assert_eq!(
+        (&latest[0]["rows"], &pinned[0]["rows"]),
+        (&json!([[4]]), &json!([[3]]))
+    );
 }

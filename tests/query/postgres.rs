@@ -12,32 +12,18 @@ use serde_json::{Value, json};
 
 const HUB_TOKEN: &str = "tec-deventer-token";
 
-async fn lake_with_groups() -> TestLake {
-    let lake = TestLake::new();
-    lake.add(&[
-        po_group("tec-deventer", "10AA00", 13, 25),
-        po_group("tec-deventer", "11BB00", 30, 28),
-        po_group("newtechpark", "13DD00", 40, 45),
-    ])
-    .await;
-    lake
-}
-
 /// The PostgreSQL endpoint over `lake` on a free port, with the HTTP API beside it.
 async fn serve_both(lake: &TestLake, max_rows: usize) -> (SocketAddr, SocketAddr) {
     let config = lake.config(256, 30, max_rows);
-    let http = common::serve_with_hubs(&lake.path(), &config, &[("tec-deventer", HUB_TOKEN)]).await;
-    let service = common::query_service(&lake.path(), &config, &[("tec-deventer", HUB_TOKEN)]);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(techmon_query::postgres::serve(
-        listener,
-        service,
-        std::future::pending(),
-    ));
-    (http, addr)
+    common::serve_endpoint(
+        &lake.path(),
+        &config,
+        &[("tec-deventer", HUB_TOKEN)],
+        |listener, service| {
+            techmon_query::postgres::serve(listener, service, std::future::pending())
+        },
+    )
+    .await
 }
 
 /// Debian's psql, each of `commands` as a `-c`, CSV out, errors with their SQLSTATE.
@@ -69,7 +55,7 @@ const BY_SCHOOL: &str = "SELECT school_brin6, sum(participants_girls) AS girls, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_lists_the_tables_describes_one_and_answers_as_the_http_api_does() {
-    let lake = lake_with_groups().await;
+    let lake = common::three_schools().await;
     let (http, pg) = serve_both(&lake, 10_000).await;
 
     let listed = psql(pg, RESEARCHER, &["\\dt"]).await;
@@ -120,7 +106,7 @@ async fn psql_lists_the_tables_describes_one_and_answers_as_the_http_api_does() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_gets_the_sql_refusals_a_hub_token_is_turned_away_and_the_row_limit_ends_one_query() {
-    let lake = lake_with_groups().await;
+    let lake = common::three_schools().await;
     let (_http, pg) = serve_both(&lake, 2).await;
 
     let refused = psql(
@@ -179,7 +165,7 @@ async fn psql_gets_the_sql_refusals_a_hub_token_is_turned_away_and_the_row_limit
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psycopg_fetches_the_http_answers_with_parameters_and_pinned_versions() {
-    let lake = lake_with_groups().await;
+    let lake = common::three_schools().await;
     let (http, pg) = serve_both(&lake, 10_000).await;
     // A later round of rows: version 2 of the table.
     lake.add(&[po_group("newtechpark", "14EE00", 22, 19)]).await;

@@ -199,6 +199,49 @@ pub fn po_group(hub: &str, school: &str, girls: u32, boys: u32) -> Value {
     )
 }
 
+/// The credentials of `hubs` (hub id, token).
+fn hub_credentials(hubs: &[(&str, &str)]) -> Vec<techmon_service::HubCredential> {
+    hubs.iter()
+        .map(|(hub_id, token)| techmon_service::HubCredential {
+            hub_id: hub_id.to_string(),
+            token_sha256: techmon_service::token_sha256(token),
+        })
+        .collect()
+}
+
+/// A SQL endpoint (`serve` on a listener, with the query service over `lake`) on a
+/// free port, and the HTTP API beside it; `hubs` (hub id, token) have the hub role.
+pub async fn serve_endpoint<F>(
+    lake: &str,
+    config: &Config,
+    hubs: &[(&str, &str)],
+    serve: impl FnOnce(tokio::net::TcpListener, techmon_query::http::QueryService) -> F,
+) -> (SocketAddr, SocketAddr)
+where
+    F: Future<Output = Result<(), techmon_query::QueryError>> + Send + 'static,
+{
+    let http = serve_with_hubs(lake, config, hubs).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(serve(listener, query_service(lake, config, hubs)));
+    (http, addr)
+}
+
+/// A lake with one PO class of each of three schools, of two hubs (one round of rows:
+/// version 1 of `group_participations`).
+pub async fn three_schools() -> TestLake {
+    let lake = TestLake::new();
+    lake.add(&[
+        po_group("tec-deventer", "10AA00", 13, 25),
+        po_group("tec-deventer", "11BB00", 30, 28),
+        po_group("newtechpark", "13DD00", 40, 45),
+    ])
+    .await;
+    lake
+}
+
 /// The query service over `lake` for the users of `config` and `hubs` (hub id,
 /// token), as the SQL endpoints (PostgreSQL, Flight SQL) take it.
 pub fn query_service(
@@ -208,13 +251,7 @@ pub fn query_service(
 ) -> techmon_query::http::QueryService {
     let location = LakeLocation::new(lake, Default::default()).expect("a lake folder");
     let engine = Arc::new(Engine::new(location, config.limits()).expect("engine"));
-    let hubs: Vec<techmon_service::HubCredential> = hubs
-        .iter()
-        .map(|(hub_id, token)| techmon_service::HubCredential {
-            hub_id: hub_id.to_string(),
-            token_sha256: techmon_service::token_sha256(token),
-        })
-        .collect();
+    let hubs = hub_credentials(hubs);
     let access = techmon_query::access(config, &hubs).expect("access");
     techmon_query::http::service(config, engine, access, &prometheus::Registry::new())
         .expect("service")
@@ -229,13 +266,7 @@ pub async fn serve(lake: &str, config: &Config) -> SocketAddr {
 pub async fn serve_with_hubs(lake: &str, config: &Config, hubs: &[(&str, &str)]) -> SocketAddr {
     let location = LakeLocation::new(lake, Default::default()).expect("a lake folder");
     let engine = Engine::new(location, config.limits()).expect("engine");
-    let hubs: Vec<techmon_service::HubCredential> = hubs
-        .iter()
-        .map(|(hub_id, token)| techmon_service::HubCredential {
-            hub_id: hub_id.to_string(),
-            token_sha256: techmon_service::token_sha256(token),
-        })
-        .collect();
+    let hubs = hub_credentials(hubs);
     let engine = Arc::new(engine);
     let registry = prometheus::Registry::new();
     let (research, _) =
