@@ -372,51 +372,7 @@ async fn each_views_sql_in_information_schema_gives_its_rows() {
 async fn writes_files_and_settings_are_refused_and_the_service_goes_on() {
     let lake = lake_with_groups().await;
     let addr = serve(&lake.path(), &lake.config(256, 30, 1000)).await;
-    let refused = [
-        ("CREATE TABLE t AS SELECT 1", 403, "statement_not_allowed"),
-        (
-            "CREATE EXTERNAL TABLE pw (line VARCHAR) STORED AS CSV LOCATION '/etc/passwd'",
-            403,
-            "statement_not_allowed",
-        ),
-        ("CREATE VIEW v AS SELECT 1", 403, "statement_not_allowed"),
-        (
-            "INSERT INTO group_participations SELECT * FROM group_participations",
-            403,
-            "statement_not_allowed",
-        ),
-        (
-            "DELETE FROM group_participations",
-            403,
-            "statement_not_allowed",
-        ),
-        (
-            "UPDATE group_participations SET groep = 1",
-            403,
-            "statement_not_allowed",
-        ),
-        (
-            "COPY group_participations TO '/tmp/techmon-copy.csv'",
-            403,
-            "statement_not_allowed",
-        ),
-        (
-            "DROP TABLE group_participations",
-            403,
-            "statement_not_allowed",
-        ),
-        (
-            "SET datafusion.execution.target_partitions = 64",
-            403,
-            "statement_not_allowed",
-        ),
-        ("SELECT 1; SELECT 2", 400, "not_one_statement"),
-        ("SELECT * FROM '/etc/passwd'", 400, "bad_sql"),
-        ("SELECT * FROM read_csv('/etc/passwd')", 400, "bad_sql"),
-        ("SELECT * FROM read_parquet('/etc/passwd')", 400, "bad_sql"),
-        ("SELECT * FROM no_such_table", 400, "bad_sql"),
-    ];
-    for (statement, status, code) in refused {
+    for &(statement, status, code) in common::REFUSED {
         let reply = sql(addr, RESEARCHER, "application/json", None, statement).await;
         assert_eq!(
             (reply.status, reply.error_code().as_str()),

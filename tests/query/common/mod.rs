@@ -186,6 +186,54 @@ pub fn event(kind: &str, hub: &str, occurred_at: &str, payload: Value) -> Value 
     })
 }
 
+/// Statements the query service refuses whatever the protocol, with the HTTP status
+/// and error code of the refusal: what writes, reaches files or changes settings, and
+/// SQL that does not plan.
+pub const REFUSED: &[(&str, u16, &str)] = &[
+    ("CREATE TABLE t AS SELECT 1", 403, "statement_not_allowed"),
+    (
+        "CREATE EXTERNAL TABLE pw (line VARCHAR) STORED AS CSV LOCATION '/etc/passwd'",
+        403,
+        "statement_not_allowed",
+    ),
+    ("CREATE VIEW v AS SELECT 1", 403, "statement_not_allowed"),
+    (
+        "INSERT INTO group_participations SELECT * FROM group_participations",
+        403,
+        "statement_not_allowed",
+    ),
+    (
+        "DELETE FROM group_participations",
+        403,
+        "statement_not_allowed",
+    ),
+    (
+        "UPDATE group_participations SET groep = 1",
+        403,
+        "statement_not_allowed",
+    ),
+    (
+        "COPY group_participations TO '/tmp/techmon-copy.csv'",
+        403,
+        "statement_not_allowed",
+    ),
+    (
+        "DROP TABLE group_participations",
+        403,
+        "statement_not_allowed",
+    ),
+    (
+        "SET datafusion.execution.target_partitions = 64",
+        403,
+        "statement_not_allowed",
+    ),
+    ("SELECT 1; SELECT 2", 400, "not_one_statement"),
+    ("SELECT * FROM '/etc/passwd'", 400, "bad_sql"),
+    ("SELECT * FROM read_csv('/etc/passwd')", 400, "bad_sql"),
+    ("SELECT * FROM read_parquet('/etc/passwd')", 400, "bad_sql"),
+    ("SELECT * FROM no_such_table", 400, "bad_sql"),
+];
+
 /// A class of PO groep 7 at activity `act-1` of `hub`, in 2024/25.
 pub fn po_group(hub: &str, school: &str, girls: u32, boys: u32) -> Value {
     event(
