@@ -56,6 +56,9 @@ pub struct TableInfo {
     pub kind: SourceKind,
     pub description: String,
     pub columns: Vec<ColumnInfo>,
+    /// The columns as Arrow has them, for the protocols that list them so.
+    #[serde(skip)]
+    pub schema: SchemaRef,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -83,6 +86,7 @@ impl TableInfo {
                     meaning: Meaning::of(term(name, f.name())),
                 })
                 .collect(),
+            schema: Arc::new(schema.clone()),
         }
     }
 }

@@ -8,7 +8,9 @@
 //!   through the engine as `POST /v1/sql` runs it when its ticket is fetched (one
 //!   audit entry); prepared statements are the same, without parameters;
 //! - the table versions an answer read come back as the `techmon-table-versions`
-//!   header, and a request's `techmon-table-versions` header pins them.
+//!   header, and a request's `techmon-table-versions` header pins them;
+//! - the catalogue (`GetCatalogs`, `GetDbSchemas`, `GetTables`, with each table's
+//!   columns) lists the tables and views `GET /v1/tables` lists.
 
 use std::pin::Pin;
 use std::time::Instant;
@@ -19,14 +21,16 @@ use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 use arrow_flight::sql::server::FlightSqlService;
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
-    ActionCreatePreparedStatementResult, CommandGetSqlInfo, CommandPreparedStatementQuery,
-    CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
+    ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetDbSchemas,
+    CommandGetSqlInfo, CommandGetTables, CommandPreparedStatementQuery, CommandStatementQuery,
+    ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
     FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
     SchemaAsIpc, Ticket,
 };
 use base64::Engine as _;
+use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::{Schema, SchemaRef};
 use deltalake::arrow::ipc::writer::IpcWriteOptions;
 use futures::{Stream, TryStreamExt, stream};
@@ -40,6 +44,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::QueryError;
+use crate::catalogue::SourceKind;
 use crate::http::QueryService;
 
 /// The header that pins table versions, and that names those an answer read.
@@ -168,6 +173,45 @@ impl FlightSql {
         }
         Ok(response)
     }
+}
+
+/// The catalogue and schema the catalogue's tables are in, as SQL names them.
+const CATALOG: &str = "datafusion";
+const SCHEMA: &str = "public";
+
+impl FlightSql {
+    /// The flight of a listing (the catalogue, the server's facts): its ticket is
+    /// the command itself.
+    fn listing<T>(
+        &self,
+        request: Request<T>,
+        command: arrow_flight::sql::Any,
+        schema: &Schema,
+    ) -> Result<Response<FlightInfo>, Status>
+    where
+        T: Into<FlightDescriptor>,
+    {
+        self.user(request.metadata())?;
+        let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(command.encode_to_vec()));
+        let info = FlightInfo::new()
+            .try_with_schema(schema)
+            .map_err(|e| Status::internal(e.to_string()))?
+            .with_descriptor(request.into_inner().into())
+            .with_endpoint(endpoint);
+        Ok(Response::new(info))
+    }
+}
+
+/// A listing's one batch as a stream of flight data.
+fn listed(
+    batch: Result<RecordBatch, arrow_flight::error::FlightError>,
+) -> Result<Response<Answers<arrow_flight::FlightData>>, Status> {
+    let batch = batch.map_err(|e| Status::internal(e.to_string()))?;
+    let encoded = FlightDataEncoderBuilder::new()
+        .with_schema(batch.schema())
+        .build(stream::iter([Ok(batch)]))
+        .map_err(Status::from);
+    Ok(Response::new(Box::pin(encoded) as Answers<_>))
 }
 
 /// The table versions a request pins.
@@ -322,15 +366,8 @@ impl FlightSqlService for FlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.user(request.metadata())?;
-        let endpoint =
-            FlightEndpoint::new().with_ticket(Ticket::new(query.as_any().encode_to_vec()));
-        let info = FlightInfo::new()
-            .try_with_schema(&self.sql_info.schema())
-            .map_err(|e| Status::internal(e.to_string()))?
-            .with_descriptor(request.into_inner())
-            .with_endpoint(endpoint);
-        Ok(Response::new(info))
+        let schema = self.sql_info.schema();
+        self.listing(request, query.as_any(), &schema)
     }
 
     async fn do_get_sql_info(
@@ -339,15 +376,82 @@ impl FlightSqlService for FlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.user(request.metadata())?;
-        let batch = self
-            .sql_info
-            .record_batch(query.info)
-            .map_err(|e| Status::internal(e.to_string()))?;
-        let encoded = FlightDataEncoderBuilder::new()
-            .with_schema(batch.schema())
-            .build(stream::iter([Ok(batch)]))
-            .map_err(Status::from);
-        Ok(Response::new(Box::pin(encoded) as Answers<_>))
+        let batch = self.sql_info.record_batch(query.info);
+        listed(batch)
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.into_builder().schema();
+        self.listing(request, query.as_any(), &schema)
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.user(request.metadata())?;
+        let mut catalogs = query.into_builder();
+        catalogs.append(CATALOG);
+        listed(catalogs.build())
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder().schema();
+        self.listing(request, query.as_any(), &schema)
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.user(request.metadata())?;
+        let mut schemas = query.into_builder();
+        schemas.append(CATALOG, SCHEMA);
+        listed(schemas.build())
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder().schema();
+        self.listing(request, query.as_any(), &schema)
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.user(request.metadata())?;
+        let catalogue = self
+            .service
+            .engine
+            .describe()
+            .await
+            .map_err(|e| status(&e.into()))?;
+        let mut tables = query.into_builder();
+        for table in &catalogue {
+            let kind = match table.kind {
+                SourceKind::View => "VIEW",
+                _ => "TABLE",
+            };
+            tables
+                .append(CATALOG, SCHEMA, &table.name, kind, &table.schema)
+                .map_err(|e| Status::internal(e.to_string()))?;
+        }
+        listed(tables.build())
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

@@ -40,12 +40,20 @@ else:
 if pins:
     kwargs[flightsql.DatabaseOptions.RPC_CALL_HEADER_PREFIX.value + "techmon-table-versions"] = pins
 answers = []
+listing = sys.argv[5] == "--tables"
 try:
     conn = dbapi.connect(uri, db_kwargs=kwargs)
 except Exception as e:
     print(json.dumps([{"error": str(e)}]))
     sys.exit(0)
 with conn:
+    if listing:
+        objects = conn.adbc_get_objects(depth="columns").read_all().to_pylist()
+        tables = {t["table_name"]: [c["column_name"] for c in t["table_columns"]]
+                  for catalog in objects for schema in catalog["catalog_db_schemas"] or []
+                  for t in schema["db_schema_tables"] or []}
+        print(json.dumps([{"tables": tables}]))
+        sys.exit(0)
     for statement in sys.argv[5:]:
         cur = conn.cursor()
         try:
@@ -146,4 +154,31 @@ async fn adbc_fetches_the_http_answers_and_gets_the_same_refusals() {
         (&latest[0]["rows"], &pinned[0]["rows"]),
         (&json!([[4]]), &json!([[3]]))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adbc_lists_the_tables_and_views_with_their_columns_as_get_tables_does() {
+    let lake = common::three_schools().await;
+    let (http, flight) = serve_both(&lake).await;
+    let (status, served) = common::get(http, RESEARCHER, "/v1/tables").await;
+    assert_eq!(status, 200);
+    let expected: serde_json::Map<String, Value> = served["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .map(|t| {
+            let columns: Vec<&Value> = t["columns"]
+                .as_array()
+                .expect("columns")
+                .iter()
+                .map(|c| &c["name"])
+                .collect();
+            (
+                t["name"].as_str().expect("name").to_string(),
+                json!(columns),
+            )
+        })
+        .collect();
+    let listed = adbc(flight, RESEARCHER, "", &["--tables"]).await;
+    assert_eq!(listed[0]["tables"], Value::Object(expected));
 }
