@@ -47,6 +47,13 @@ use crate::QueryError;
 use crate::catalogue::SourceKind;
 use crate::http::QueryService;
 
+/// Base64 as Basic authorization comes, with its padding or without.
+const PADDED_OR_NOT: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
 /// The header that pins table versions, and that names those an answer read.
 const VERSIONS_HEADER: &str = "techmon-table-versions";
 
@@ -257,7 +264,8 @@ impl FlightSqlService for FlightSql {
             })?;
         let token = match authorization.strip_prefix("Basic ") {
             Some(encoded) => {
-                let decoded = base64::engine::general_purpose::STANDARD
+                // With padding or without: ADBC's driver leaves it off.
+                let decoded = PADDED_OR_NOT
                     .decode(encoded.trim())
                     .ok()
                     .and_then(|bytes| String::from_utf8(bytes).ok())

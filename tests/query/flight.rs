@@ -34,7 +34,7 @@ import adbc_driver_flightsql as flightsql
 import adbc_driver_flightsql.dbapi as dbapi
 uri, auth, token, pins = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 if auth == "basic":
-    kwargs = {"username": "someone", "password": token}
+    kwargs = {"username": "me", "password": token}
 else:
     kwargs = {flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value: "Bearer " + token}
 if pins:
