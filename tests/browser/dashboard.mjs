@@ -48,40 +48,21 @@
 // chart-po-participation: actual, target (x = groep band); chart-activities: one per
 // hub id (x = YYYY-MM); chart-satisfaction: scope, target (x = school year).
 
-import { launch, watchedPage } from './page.mjs';
+import { fail, launch, log, parseArgs, run, watchedPage } from './page.mjs';
 import { readFileSync, mkdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
 const TOLERANCE = 1e-6;
 
-function parseArgs(argv) {
-  const args = { timeout: '120' };
-  for (let i = 0; i < argv.length; i += 1) {
-    const arg = argv[i];
-    if (!arg.startsWith('--')) throw new Usage(`unexpected argument ${arg}`);
-    const [name, inline] = arg.slice(2).split(/=(.*)/s, 2);
-    const value = inline !== undefined ? inline : argv[++i];
-    if (value === undefined) throw new Usage(`--${name} needs a value`);
-    args[name] = value;
-  }
-  for (const needed of ['url', 'token', 'expect', 'screenshot', 'downloads']) {
-    if (!args[needed]) throw new Usage(`missing --${needed} (usage: --url URL --token TOKEN --expect FILE --screenshot PNG --downloads DIR [--timeout SECONDS])`);
-  }
-  return args;
-}
-
-class Mismatch extends Error {}
-class Usage extends Error {}
-const fail = (message) => { throw new Mismatch(message); };
-const log = (message) => console.log(`ok: ${message}`);
 
 function close(a, b) {
   return Math.abs(a - b) <= TOLERANCE * Math.max(1, Math.abs(a), Math.abs(b)) || Math.abs(a - b) <= TOLERANCE;
 }
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
+  const args = parseArgs(process.argv.slice(2), { timeout: '120' },
+    ['url', 'token', 'expect', 'screenshot', 'downloads']);
   const expect = JSON.parse(readFileSync(args.expect, 'utf8'));
   const base = new URL(args.url);
   const timeout = Number(args.timeout) * 1000;
@@ -238,14 +219,4 @@ async function main() {
   console.log('dashboard test passed');
 }
 
-main().then(
-  () => process.exit(0),
-  (error) => {
-    if (error instanceof Usage) {
-      console.error(`usage error: ${error.message}`);
-      process.exit(2);
-    }
-    console.error(`FAIL: ${error instanceof Mismatch ? error.message : (error && error.stack) || error}`);
-    process.exit(1);
-  },
-);
+run(main);

@@ -29,27 +29,9 @@
 //   "fixed_rows": [{"line": 2, "status": "accepted", "fields": []}]
 // }
 
-import { launch, watchedPage } from './page.mjs';
+import { fail, launch, log, parseArgs, run, watchedPage } from './page.mjs';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-
-class Mismatch extends Error {}
-const fail = (message) => { throw new Mismatch(message); };
-const log = (message) => console.log(`ok: ${message}`);
-
-function parseArgs(argv) {
-  const args = { timeout: '60' };
-  for (let i = 0; i < argv.length; i += 2) {
-    if (!argv[i].startsWith('--') || argv[i + 1] === undefined) {
-      throw new Error(`bad argument ${argv[i]}`);
-    }
-    args[argv[i].slice(2)] = argv[i + 1];
-  }
-  for (const needed of ['url', 'token', 'file', 'kind', 'expect', 'downloads', 'screenshot']) {
-    if (!args[needed]) throw new Error(`missing --${needed}`);
-  }
-  return args;
-}
 
 // An upload's counts as the server's record has them.
 function summary(rows) {
@@ -59,7 +41,8 @@ function summary(rows) {
 }
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
+  const args = parseArgs(process.argv.slice(2), { timeout: '60' },
+    ['url', 'token', 'file', 'kind', 'expect', 'downloads', 'screenshot']);
   const expect = JSON.parse(readFileSync(args.expect, 'utf8'));
   const base = new URL(args.url);
   const timeout = Number(args.timeout) * 1000;
@@ -147,7 +130,4 @@ async function main() {
   }
 }
 
-main().then(() => process.exit(0), (error) => {
-  console.error(error instanceof Mismatch ? `FAILED: ${error.message}` : `ERROR: ${error.stack || error}`);
-  process.exit(1);
-});
+run(main);
