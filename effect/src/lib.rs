@@ -433,7 +433,10 @@ mod tests {
         // 0·x + 1·y = 2, 2·x + 1·y = 4: x = 1, y = 2.
         let x = solve(vec![vec![0.0, 1.0], vec![2.0, 1.0]], vec![2.0, 4.0]);
         assert_eq!(x, Some(vec![1.0, 2.0]));
-        assert_eq!(solve(vec![vec![1.0, 2.0], vec![2.0, 4.0]], vec![1.0, 2.0]), None);
+        assert_eq!(
+            solve(vec![vec![1.0, 2.0], vec![2.0, 4.0]], vec![1.0, 2.0]),
+            None
+        );
     }
 
     /// Two periods, one treated and two comparison units: ATT = the treated change

@@ -12,8 +12,10 @@
 //! - the ground truth of every KPI, computed from the world itself (`truth`).
 //!
 //! The built-in effect: VO schools whose pupils the hubs reach choose technical
-//! profiles more often each year after (1.5 percentage points a year) on top of
-//! the national trend, so the headline answer is not trivial.
+//! profiles more often each year after (each hub its own effect a year, one hub
+//! none) on top of the national trend, and the reached schools were keener on
+//! technology to begin with (selection), so the headline answer is not trivial and
+//! the effect estimates can be checked against a known truth.
 //!
 //! The same seed and size give the same files, byte for byte.
 
@@ -30,7 +32,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 pub use season::GROUP_CSV_HEADER;
-pub use truth::{KpiTruth, ShareTruth, Truth};
+pub use truth::{HubEffect, KpiTruth, ShareTruth, Truth};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {

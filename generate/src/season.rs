@@ -556,31 +556,39 @@ impl<'a> Season<'a> {
             .collect();
         for school in schools {
             let offers = self.world.vo[school].offers.clone();
-            for onderwijstype in offers {
-                for leerjaar in 1..=3u8 {
-                    if onderwijstype.as_str().starts_with("vmbo") && leerjaar == 3
-                        || !self.rng.random_bool(0.15)
-                    {
-                        continue;
-                    }
-                    let (boys, girls) = self.world.vo[school].cohort(y, onderwijstype, leerjaar);
-                    let (kind, title) = if self.rng.random_bool(0.5) {
-                        ("bedrijfsbezoek", "Bedrijfsbezoek maakindustrie")
-                    } else {
-                        ("challenge", "Duurzaamheidschallenge")
-                    };
-                    let activity = self.activity(kind, whole, &["vo"], title);
-                    let class = ClassKey {
-                        hub: self.hub_index,
-                        year: self.year,
-                        sector: "VO",
-                        school: self.world.vo[school].brin6.clone(),
-                        groep: None,
-                        leerjaar: Some(leerjaar),
-                        onderwijstype: Some(onderwijstype.as_str()),
-                    };
-                    self.class_at(&activity, class, girls, boys);
-                }
+            let candidates: Vec<(VoOnderwijstype, u8)> = offers
+                .into_iter()
+                .flat_map(|o| (1..=3u8).map(move |leerjaar| (o, leerjaar)))
+                .filter(|(o, leerjaar)| !(o.as_str().starts_with("vmbo") && *leerjaar == 3))
+                .collect();
+            let mut classes: Vec<_> = candidates
+                .iter()
+                .copied()
+                .filter(|_| self.rng.random_bool(0.15))
+                .collect();
+            // A school is reached in the school year the world says (its effect
+            // starts from there): one class at least takes part that year.
+            if classes.is_empty() && self.world.vo[school].reached_from == Some(self.year) {
+                classes.extend(candidates.first());
+            }
+            for (onderwijstype, leerjaar) in classes {
+                let (boys, girls) = self.world.vo[school].cohort(y, onderwijstype, leerjaar);
+                let (kind, title) = if self.rng.random_bool(0.5) {
+                    ("bedrijfsbezoek", "Bedrijfsbezoek maakindustrie")
+                } else {
+                    ("challenge", "Duurzaamheidschallenge")
+                };
+                let activity = self.activity(kind, whole, &["vo"], title);
+                let class = ClassKey {
+                    hub: self.hub_index,
+                    year: self.year,
+                    sector: "VO",
+                    school: self.world.vo[school].brin6.clone(),
+                    groep: None,
+                    leerjaar: Some(leerjaar),
+                    onderwijstype: Some(onderwijstype.as_str()),
+                };
+                self.class_at(&activity, class, girls, boys);
             }
         }
     }

@@ -88,6 +88,15 @@ pub struct Truth {
     pub resent_events: usize,
     pub kpis: Vec<KpiTruth>,
     pub technical_share: Vec<ShareTruth>,
+    /// Each hub's built-in effect (see [`crate::world::Hub::effect_pp_per_year`]).
+    pub hub_effects: Vec<HubEffect>,
+}
+
+/// A hub's built-in effect on the technical share of the VO schools it reaches.
+#[derive(Debug, Clone, Serialize)]
+pub struct HubEffect {
+    pub hub_id: &'static str,
+    pub pp_per_year: f64,
 }
 
 impl Truth {
@@ -96,6 +105,13 @@ impl Truth {
         self.technical_share
             .iter()
             .find(|s| s.scope == scope && s.school_year == school_year && s.track == track)
+    }
+
+    /// The true effect on a hub's reached schools `years_since` school years after
+    /// the first school year counted after the first reach (none before).
+    pub fn effect(&self, hub_id: &str, years_since: i32) -> Option<f64> {
+        let hub = self.hub_effects.iter().find(|h| h.hub_id == hub_id)?;
+        Some(hub.pp_per_year * f64::from((years_since + 1).max(0)))
     }
 
     /// A KPI value (`None` if the generator has no such row).
@@ -260,6 +276,13 @@ impl Tally {
             resent_events: self.resent_events,
             kpis,
             technical_share: shares.into_values().collect(),
+            hub_effects: HUBS
+                .iter()
+                .map(|h| HubEffect {
+                    hub_id: h.id,
+                    pp_per_year: h.effect_pp_per_year,
+                })
+                .collect(),
         }
     }
 }

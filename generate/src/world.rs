@@ -12,9 +12,10 @@ pub const FIRST_YEAR: i32 = 2021;
 pub const LAST_YEAR: i32 = 2026;
 pub const YEARS: usize = (LAST_YEAR - FIRST_YEAR + 1) as usize;
 
-/// The school year the hubs started reaching a VO school's pupils changes its
-/// pupils' profile choices from the next school year on (the built-in effect).
-pub const EFFECT_PP_PER_YEAR: f64 = 1.5;
+/// Schools the hubs reach have this much higher a technical share from the start
+/// (selection: hubs reach the schools already keen on technology), so comparing
+/// reached with other schools overstates the effect; comparing changes does not.
+pub const SELECTION_PP: f64 = 4.0;
 /// Every school's technical share drifts by this much a year (the national trend).
 pub const NATIONAL_TREND_PP_PER_YEAR: f64 = 0.3;
 
@@ -25,40 +26,51 @@ pub struct Hub {
     pub municipality: &'static str,
     /// The first school year the hub reports; a hub that joins later starts there.
     pub first_year: i32,
+    /// The built-in effect: from the school year after the hub first reaches a VO
+    /// school, its pupils choose a technical profile this many percentage points
+    /// more often for every school year since (e school years after the first
+    /// counted: (e + 1) times this).
+    pub effect_pp_per_year: f64,
 }
 
-/// The hubs of the code list, and when each starts reporting. The fifth
-/// (Lochem) joins in 2025/26.
+/// The hubs of the code list, when each starts reporting, and the effect each has
+/// (none for techniekfabriek, so that an estimate of zero is checked too). The
+/// fifth (Lochem) joins in 2025/26.
 pub const HUBS: &[Hub] = &[
     Hub {
         id: "newtechpark",
         prefix: "NTP",
         municipality: "Apeldoorn",
         first_year: 2021,
+        effect_pp_per_year: 1.5,
     },
     Hub {
         id: "tec-deventer",
         prefix: "TEC",
         municipality: "Deventer",
         first_year: 2021,
+        effect_pp_per_year: 2.5,
     },
     Hub {
         id: "techniekfabriek",
         prefix: "TFZ",
         municipality: "Zutphen",
         first_year: 2021,
+        effect_pp_per_year: 0.0,
     },
     Hub {
         id: "techniekbrouwerij",
         prefix: "TBE",
         municipality: "Epe",
         first_year: 2021,
+        effect_pp_per_year: 1.0,
     },
     Hub {
         id: "techniekhuis-lochem",
         prefix: "THL",
         municipality: "Lochem",
         first_year: 2025,
+        effect_pp_per_year: 2.0,
     },
 ];
 
@@ -435,16 +447,25 @@ fn leerjaren(onderwijstype: VoOnderwijstype) -> (&'static [u8], &'static [u8]) {
 /// Draws (again) the school's cells for every year, with the built-in effect when
 /// hubs reach it.
 fn recompute_profiles(rng: &mut StdRng, school: &mut VoSchool) {
+    let selected = if school.reached_from.is_some() {
+        SELECTION_PP / 100.0
+    } else {
+        0.0
+    };
     let shape = VoShape {
         size: rng.random_range(25.0..60.0),
-        base_boys: rng.random_range(0.42..0.62),
-        base_girls: rng.random_range(0.12..0.30),
+        base_boys: rng.random_range(0.42..0.62) + selected,
+        base_girls: rng.random_range(0.12..0.30) + selected,
     };
+    let effect_per_year = HUBS
+        .iter()
+        .find(|h| h.municipality == school.municipality)
+        .map_or(0.0, |h| h.effect_pp_per_year);
     school.cells = (0..YEARS)
         .map(|y| {
             let year = FIRST_YEAR + y as i32;
             let effect = school.reached_from.map_or(0.0, |from| {
-                f64::from((year - from).max(0)) * EFFECT_PP_PER_YEAR
+                f64::from((year - from).max(0)) * effect_per_year
             });
             let shift =
                 (f64::from(year - FIRST_YEAR) * NATIONAL_TREND_PP_PER_YEAR + effect) / 100.0;

@@ -36,6 +36,8 @@ pub enum SourceKind {
     CodeList,
     /// A named view: SQL over the others.
     View,
+    /// Estimates techmon computes from a view (the effect measurement).
+    Estimate,
 }
 
 impl SourceKind {
@@ -45,6 +47,7 @@ impl SourceKind {
             Self::Reference => "reference",
             Self::CodeList => "code_list",
             Self::View => "view",
+            Self::Estimate => "estimate",
         }
     }
 }
@@ -93,9 +96,10 @@ impl TableInfo {
 
 /// What `column` of the catalogue's table or view `table` means.
 pub fn term(table: &str, column: &str) -> Option<&'static Term> {
-    match crate::views::find(table) {
-        Some(view) => view.term(column),
-        None => glossary::term(table, column),
+    match (crate::views::find(table), crate::effects::find(table)) {
+        (Some(view), _) => view.term(column),
+        (None, Some(estimates)) => estimates.term(column),
+        (None, None) => glossary::term(table, column),
     }
 }
 

@@ -39,6 +39,7 @@ use crate::QueryError;
 use crate::catalogue::{Catalogue, SourceKind, TableInfo};
 use crate::disclosure::Disclosure;
 use crate::distinct_partitions::DistinctPartitionValues;
+use crate::effects::{EFFECT_TABLES, EffectProvider};
 use crate::memory::{QueryPool, ServiceMemory};
 use crate::pg_catalog::PgCatalog;
 use crate::utc_date_trunc::UtcDateTrunc;
@@ -535,6 +536,14 @@ impl Engine {
                 frame.schema().as_arrow(),
             ));
         }
+        tables.extend(EFFECT_TABLES.iter().map(|table| {
+            TableInfo::new(
+                table.name,
+                SourceKind::Estimate,
+                table.description,
+                &table.schema(),
+            )
+        }));
         Ok(tables)
     }
 }
@@ -659,6 +668,10 @@ async fn create_views(ctx: &SessionContext) -> Result<(), QueryError> {
         ctx.sql(&format!("CREATE VIEW {} AS {}", view.name, view.sql))
             .await
             .map_err(|e| QueryError::engine(view.name, e))?;
+    }
+    for table in EFFECT_TABLES {
+        ctx.register_table(table.name, Arc::new(EffectProvider::new(table)))
+            .map_err(|e| QueryError::engine(table.name, e))?;
     }
     Ok(())
 }

@@ -452,7 +452,7 @@ impl FlightSqlService for FlightSql {
         let mut tables = query.into_builder();
         for table in &catalogue {
             let kind = match table.kind {
-                SourceKind::View => "VIEW",
+                SourceKind::View | SourceKind::Estimate => "VIEW",
                 _ => "TABLE",
             };
             tables

@@ -11,6 +11,7 @@ pub mod codebook;
 mod dashboard;
 pub mod disclosure;
 mod distinct_partitions;
+pub mod effects;
 pub mod engine;
 mod error;
 pub mod exports;

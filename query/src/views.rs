@@ -116,6 +116,19 @@ macro_rules! estimate {
     };
 }
 
+/// A school year's start (an integer expression) as the school year, `2022/23`.
+macro_rules! school_year {
+    ($start:literal) => {
+        concat!(
+            "concat(CAST(",
+            $start,
+            " AS VARCHAR), '/', lpad(CAST((",
+            $start,
+            " + 1) % 100 AS VARCHAR), 2, '0'))"
+        )
+    };
+}
+
 /// A column's value in school year 2022/23 (the baseline) beside every school year of
 /// the same scope and track, as `baseline_<column>`.
 macro_rules! baseline {
@@ -146,11 +159,15 @@ pub const VIEWS: &[View] = &[
         name: "kpi_years",
         description: "The years KPIs are reported for (with targets or data); year Y is school year Y/Y+1.",
         columns: &[],
-        sql: "SELECT year, concat(CAST(year AS VARCHAR), '/', lpad(CAST((year + 1) % 100 AS VARCHAR), 2, '0')) AS school_year \
+        sql: concat!(
+            "SELECT year, ",
+            school_year!("year"),
+            " AS school_year \
               FROM (SELECT year FROM kpi_targets \
                     UNION SELECT school_year_start FROM group_participations \
                     UNION SELECT school_year_start FROM attendances \
-                    UNION SELECT school_year_start FROM survey_answers)",
+                    UNION SELECT school_year_start FROM survey_answers)"
+        ),
         release: Release::Open,
     },
     View {
@@ -369,6 +386,76 @@ pub const VIEWS: &[View] = &[
             values: &["participants_share_pct", "participants_reported"],
             within: &["school_year", "track"],
         },
+    },
+    View {
+        name: "effect_panel",
+        description: "The effect measurement's panel: per VO school location (BRIN6), school year and track, DUO's pupils and the share in a technical profile (suppressed counts as in technical_profile_share), and when a hub first reached the school. Every school in DUO's file is in it: those never reached are the comparison pool of effect_estimates.",
+        columns: &[
+            Term::new("municipality", "The school's municipality, from DUO (the address file where the pupils file has none)."),
+            Term::new("in_region", "Whether the school is in one of the hubs' municipalities."),
+            Term::new("reached_by", "The hub that first reached the school: the first school year one of its VO classes took part in a hub's activity (group_participations); a tie goes to the first hub_id. Null: never reached.").codes(Codes::List("hubs", "hub_id")),
+            Term::new("first_reached", "The school year the school was first reached."),
+            Term::new("treated_from", "The school year after first_reached: the first whose DUO count (1 October) comes after reached pupils chose their profile (in the spring before), so the first that can show an effect."),
+        ],
+        sql: concat!(
+            "WITH addresses AS ( \
+                SELECT brin6, municipality FROM ( \
+                  SELECT brin6, municipality, \
+                         row_number() OVER (PARTITION BY brin6 ORDER BY school_year DESC) AS newest \
+                  FROM duo_schools) \
+                WHERE newest = 1), \
+              tracked AS ( \
+                SELECT v.brin6, v.school_year, coalesce(v.municipality, a.municipality) AS municipality, \
+                       v.technical, v.pupils, v.pupils_min, v.pupils_max, v.suppressed, \
+                       ",
+            track!(),
+            " \
+                FROM duo_vo_pupils v LEFT JOIN addresses a ON a.brin6 = v.brin6), \
+              cells AS ( \
+                SELECT t.*, CASE WHEN a.all_tracks THEN 'all' ELSE t.track END AS panel_track \
+                FROM tracked t CROSS JOIN (VALUES (false), (true)) AS a(all_tracks) \
+                WHERE t.track IS NOT NULL), \
+              shares AS ( \
+                SELECT brin6, school_year, panel_track AS track, max(municipality) AS municipality, \
+                       sum(",
+            estimate!(""),
+            ") AS pupils, \
+                       sum(CASE WHEN technical THEN ",
+            estimate!(""),
+            " ELSE 0 END) AS technical_pupils, \
+                       100.0 * sum(CASE WHEN technical THEN ",
+            estimate!(""),
+            " ELSE 0 END) / sum(",
+            estimate!(""),
+            ") AS share_pct, \
+                       100.0 * sum(CASE WHEN technical THEN pupils_min ELSE 0 END) \
+                             / (sum(CASE WHEN technical THEN pupils_min ELSE 0 END) + sum(CASE WHEN technical THEN 0 ELSE pupils_max END)) AS share_min_pct, \
+                       100.0 * sum(CASE WHEN technical THEN pupils_max ELSE 0 END) \
+                             / (sum(CASE WHEN technical THEN pupils_max ELSE 0 END) + sum(CASE WHEN technical THEN 0 ELSE pupils_min END)) AS share_max_pct, \
+                       sum(CASE WHEN suppressed THEN 1 ELSE 0 END) AS suppressed_cells \
+                FROM cells GROUP BY brin6, school_year, panel_track), \
+              reached AS ( \
+                SELECT school_brin6, hub_id, first_reached FROM ( \
+                  SELECT school_brin6, hub_id, min(school_year_start) AS first_reached, \
+                         row_number() OVER (PARTITION BY school_brin6 ORDER BY min(school_year_start), hub_id) AS earliest \
+                  FROM group_participations WHERE sector = 'VO' AND school_brin6 IS NOT NULL \
+                  GROUP BY school_brin6, hub_id) \
+                WHERE earliest = 1), \
+              places AS (SELECT DISTINCT upper(municipality) AS place FROM hubs) \
+              SELECT s.brin6, s.school_year, s.track, s.municipality, p.place IS NOT NULL AS in_region, \
+                     r.hub_id AS reached_by, \
+                     CASE WHEN r.hub_id IS NOT NULL THEN ",
+            school_year!("r.first_reached"),
+            " END AS first_reached, \
+                     CASE WHEN r.hub_id IS NOT NULL THEN ",
+            school_year!("r.first_reached + 1"),
+            " END AS treated_from, \
+                     s.pupils, s.technical_pupils, s.share_pct, s.share_min_pct, s.share_max_pct, s.suppressed_cells \
+              FROM shares s \
+              LEFT JOIN reached r ON r.school_brin6 = s.brin6 \
+              LEFT JOIN places p ON p.place = upper(trim(s.municipality))"
+        ),
+        release: Release::Open,
     },
     View {
         name: "kpi_measures",
