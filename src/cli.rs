@@ -51,6 +51,10 @@ pub enum Command {
     Query,
     /// Ask the query API a SQL question; prints a table, or writes a file.
     Sql(crate::sql::SqlOptions),
+    /// The effect measurement: did reaching a school change its pupils' choice of
+    /// technical profiles? Estimates per hub with their uncertainty, the method and
+    /// its assumptions.
+    Effect(crate::effect::EffectOptions),
     /// Rebuild the lake from the event log into a new location (same pseudonym key).
     Replay {
         /// The new lake (a folder or URL); must not hold the tables yet.
@@ -449,6 +453,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             techmon_service::serve(listener, router, shutdown_signal()).await?;
         }
         Command::Sql(options) => crate::sql::run(&options).await?,
+        Command::Effect(options) => crate::effect::run(&options).await?,
         Command::Reference {
             command: ReferenceCommand::Import(options),
         } => crate::reference::import(&options).await?,

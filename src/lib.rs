@@ -10,6 +10,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod effect;
 pub mod push;
 pub mod rebuild;
 pub mod reference;

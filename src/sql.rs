@@ -102,6 +102,11 @@ fn table(csv_bytes: &[u8]) -> anyhow::Result<String> {
         .map(|r| r.map(|r| r.iter().map(str::to_string).collect()))
         .collect::<Result<_, _>>()
         .context("the answer is not CSV")?;
+    Ok(aligned(&rows))
+}
+
+/// Rows (the first the header) as a text table with aligned columns.
+pub(crate) fn aligned(rows: &[Vec<String>]) -> String {
     let columns = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {
@@ -131,5 +136,5 @@ fn table(csv_bytes: &[u8]) -> anyhow::Result<String> {
         }
     }
     out.push_str(&format!("({} rows)\n", rows.len().saturating_sub(1)));
-    Ok(out)
+    out
 }

@@ -37,7 +37,15 @@ fn own_dependencies(package: &str) -> BTreeSet<String> {
 fn the_query_service_compiles_nothing_of_the_write_path() {
     assert_eq!(
         own_dependencies("techmon-query"),
-        BTreeSet::from(["techmon-lake", "techmon-schemas", "techmon-service"].map(String::from))
+        BTreeSet::from(
+            [
+                "techmon-effect",
+                "techmon-lake",
+                "techmon-schemas",
+                "techmon-service",
+            ]
+            .map(String::from)
+        )
     );
     // The pseudonym keys live in techmon-eventlog and techmon-transform; the `hmac`
     // crate itself comes in with PostgreSQL's protocol (SCRAM), so it is no sign.
@@ -71,6 +79,22 @@ fn only_the_binary_puts_the_services_together() {
         own_dependencies("techmon-reference"),
         BTreeSet::from(["techmon-lake", "techmon-schemas", "techmon-service"].map(String::from))
     );
+    // The estimator is arithmetic: no techmon crate, no I/O, no engine.
+    let estimator = tree(&["--package", "techmon-effect"]);
+    assert_eq!(
+        estimator
+            .iter()
+            .filter(|n| n.starts_with("techmon"))
+            .count(),
+        1,
+        "{estimator:?}"
+    );
+    for engine in ["tokio", "deltalake", "datafusion", "arrow"] {
+        assert!(
+            !estimator.contains(engine),
+            "techmon-effect compiles {engine}"
+        );
+    }
     // The shared houses depend on no service, nor on each other but the schemas.
     for house in ["techmon-schemas", "techmon-lake", "techmon-service"] {
         let own = own_dependencies(house);

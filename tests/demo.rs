@@ -175,7 +175,12 @@ fn same(row: &Value, column: &str, oracle: &Value) -> bool {
 /// The effect estimates: the same numbers as Python's csdid (the port of R's `did`)
 /// on the same panel, for every scope and track; and near the generator's built-in
 /// effects, which techmon never sees.
-async fn check_effects(client: &reqwest::Client, url: &str, truth: &Truth, work: &Path) {
+async fn check_effects(
+    client: &reqwest::Client,
+    url: &str,
+    truth: &Truth,
+    work: &Path,
+) -> Vec<Value> {
     let panel = ask(
         client,
         url,
@@ -297,6 +302,103 @@ async fn check_effects(client: &reqwest::Client, url: &str, truth: &Truth, work:
     assert!(compared > 50, "{compared} group-time effects compared");
 
     check_effects_against_truth(&panel, &estimates, &events, truth);
+    check_effects_answer(client, url, &estimates, &events).await;
+    events
+}
+
+/// `GET /v1/effects` and `techmon effect` give the tables' rows, with the method.
+async fn check_effects_answer(
+    client: &reqwest::Client,
+    url: &str,
+    estimates: &[Value],
+    events: &[Value],
+) {
+    const RESEARCHER: &str = "dev-token-researcher";
+    let get = |query: &str, versions: Option<&str>| {
+        let mut request = client
+            .get(format!("{url}/v1/effects?{query}"))
+            .bearer_auth(RESEARCHER);
+        if let Some(versions) = versions {
+            request = request.header("techmon-table-versions", versions);
+        }
+        request.send()
+    };
+    let response = get("hub=region", None).await.expect("GET /v1/effects");
+    assert_eq!(response.status(), 200);
+    let versions = response.headers()["techmon-table-versions"]
+        .to_str()
+        .expect("versions")
+        .to_string();
+    let answer: Value = response.json().await.expect("JSON");
+    assert!(
+        answer["method"]
+            .as_str()
+            .is_some_and(|m| m.contains("Callaway")),
+        "{answer}"
+    );
+    assert!(
+        answer["assumptions"]
+            .as_array()
+            .is_some_and(|a| a.len() >= 3)
+    );
+    let region = of_scope(estimates, "region", "all");
+    assert_eq!(answer["estimates"].as_array().map(Vec::len), Some(1));
+    assert!(
+        same(&answer["estimates"][0], "att_pp", &region[0]["att_pp"]),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["event_study"].as_array().map(Vec::len),
+        Some(of_scope(events, "region", "all").len())
+    );
+    let pinned: Value = get("hub=region", Some(&versions))
+        .await
+        .expect("pinned")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(pinned["estimates"], answer["estimates"]);
+    for (query, status) in [
+        ("track=lyceum", 400),
+        ("hub=No%20Hub", 400),
+        ("colour=blue", 400),
+    ] {
+        assert_eq!(
+            get(query, None).await.expect("GET").status(),
+            status,
+            "{query}"
+        );
+    }
+    let hub = client
+        .get(format!("{url}/v1/effects?hub=newtechpark"))
+        .bearer_auth("dev-token-tec-deventer")
+        .send()
+        .await
+        .expect("GET as a hub");
+    assert_eq!(hub.status(), 403);
+
+    let url = url.to_string();
+    let printed = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_techmon"))
+            .args([
+                "effect", "--hub", "region", "--url", &url, "--token", RESEARCHER,
+            ])
+            .output()
+            .expect("techmon effect runs")
+    })
+    .await
+    .expect("techmon effect");
+    let stdout = String::from_utf8_lossy(&printed.stdout);
+    assert!(
+        printed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&printed.stderr)
+    );
+    let att = region[0]["att_pp"].as_f64().expect("att");
+    assert!(
+        stdout.contains("Parallel trends") && stdout.contains(&format!("{att:.2}")),
+        "{stdout}"
+    );
 }
 
 /// The estimates against the generator's built-in effects, which techmon never sees.
@@ -544,7 +646,13 @@ async fn check_released_kpis(client: &reqwest::Client, url: &str, truth: &Truth)
 
 /// The dashboard in headless Chromium (playwright-core): the KPI table and charts
 /// for one hub and year, a query in the SQL console and its CSV download.
-fn check_dashboard(url: &str, truth: &Truth, work: &Path, researchers_kpis: &[Value]) {
+fn check_dashboard(
+    url: &str,
+    truth: &Truth,
+    work: &Path,
+    researchers_kpis: &[Value],
+    effects: &[Value],
+) {
     let (hub, year) = ("tec-deventer", 2024);
     let kpis: Vec<Value> = truth
         .kpis
@@ -566,11 +674,16 @@ fn check_dashboard(url: &str, truth: &Truth, work: &Path, researchers_kpis: &[Va
         .filter(|s| s.scope == hub && s.track == "all")
         .map(|s| json!({"series": "scope", "x": s.school_year, "value": s.share_pct}))
         .collect();
+    let effect: Vec<Value> = of_scope(effects, hub, "all")
+        .into_iter()
+        .map(|r| json!({"series": "effect", "x": r["years_since"].to_string(), "value": r["att_pp"]}))
+        .collect();
     let hubs = techmon_schemas::codes::hubs().len();
     let expect = json!({
         "hub": hub, "year": year, "kpis": kpis,
         "charts": {
             "chart-technical-share": {"min_points": shares.len(), "points": shares},
+            "chart-effect": {"min_points": effect.len(), "points": effect},
             "chart-po-participation": {"min_points": 3},
             "chart-activities": {"min_points": 10},
             "chart-satisfaction": {"min_points": 3},
@@ -642,7 +755,7 @@ async fn the_demo_answers_equal_the_ground_truth_and_the_dashboard_shows_them() 
     check_kpis(&client, &demo.url, truth).await;
     check_consent(&client, &demo.url, &demo.generated).await;
     check_technical_shares(&client, &demo.url, truth).await;
-    check_effects(&client, &demo.url, truth, dir.path()).await;
+    let effects = check_effects(&client, &demo.url, truth, dir.path()).await;
     let page = client
         .get(format!("{}/", demo.url))
         .send()
@@ -655,9 +768,11 @@ async fn the_demo_answers_equal_the_ground_truth_and_the_dashboard_shows_them() 
     let work = dir.path().to_path_buf();
     let truth = demo.generated.truth.clone();
     let researchers_kpis = check_released_kpis(&client, &demo.url, &truth).await;
-    tokio::task::spawn_blocking(move || check_dashboard(&url, &truth, &work, &researchers_kpis))
-        .await
-        .expect("dashboard check");
+    tokio::task::spawn_blocking(move || {
+        check_dashboard(&url, &truth, &work, &researchers_kpis, &effects)
+    })
+    .await
+    .expect("dashboard check");
 
     let _ = stop.send(());
     running.await.expect("the demo stops cleanly");

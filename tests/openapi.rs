@@ -338,6 +338,34 @@ fn probes_of_a_working_service() -> Vec<Probe> {
         probe(M::GET, "/v1/kpis", "/v1/kpis?year=2024", Some(RESEARCHER))
             .header("techmon-table-versions", "activities=999"),
         probe(M::GET, "/v1/kpis", "/v1/kpis", None),
+        // Effects: every scope's row of the track is over the 5 rows allowed here.
+        probe(
+            M::GET,
+            "/v1/effects",
+            "/v1/effects?hub=region",
+            Some(RESEARCHER),
+        ),
+        probe(M::GET, "/v1/effects", "/v1/effects", Some(RESEARCHER)),
+        probe(
+            M::GET,
+            "/v1/effects",
+            "/v1/effects?track=lyceum",
+            Some(RESEARCHER),
+        ),
+        probe(
+            M::GET,
+            "/v1/effects",
+            "/v1/effects?hub=tec-hengelo",
+            Some(HUB),
+        ),
+        probe(
+            M::GET,
+            "/v1/effects",
+            "/v1/effects?hub=region",
+            Some(RESEARCHER),
+        )
+        .header("techmon-table-versions", "activities=999"),
+        probe(M::GET, "/v1/effects", "/v1/effects", None),
         // Exports.
         probe(M::POST, "/v1/exports", "/v1/exports", Some(ANALYST)).json(&export),
         probe(M::POST, "/v1/exports", "/v1/exports", Some(ANALYST)).json(&export),
@@ -415,6 +443,12 @@ fn probes_of_a_failing_service() -> Vec<Probe> {
         probe(M::GET, "/v1/tables", "/v1/tables", None),
         probe(M::GET, "/v1/me", "/v1/me", None),
         probe(M::GET, "/v1/kpis", "/v1/kpis", Some(RESEARCHER)),
+        probe(
+            M::GET,
+            "/v1/effects",
+            "/v1/effects?hub=region",
+            Some(RESEARCHER),
+        ),
         probe(M::POST, "/v1/exports", "/v1/exports", Some(ANALYST)).json(&export),
         probe(M::GET, "/v1/exports/{id}", "/v1/exports/00", Some(ANALYST)),
         probe(
@@ -531,6 +565,12 @@ async fn the_description_and_the_service_agree() {
     for probe in [
         probe(Method::POST, "/v1/sql", "/v1/sql", Some(RESEARCHER)).body("SELECT 1"),
         probe(Method::GET, "/v1/kpis", "/v1/kpis", Some(RESEARCHER)),
+        probe(
+            Method::GET,
+            "/v1/effects",
+            "/v1/effects?hub=region",
+            Some(RESEARCHER),
+        ),
         probe(Method::POST, "/v1/exports", "/v1/exports", Some(ANALYST))
             .json(&json!({"sql": "SELECT 1 AS n"})),
     ] {

@@ -49,6 +49,18 @@ impl Track {
     }
 }
 
+/// The design, in plain words, for answers that give the estimates.
+pub const METHOD: &str = "Staggered difference in differences (Callaway and Sant'Anna 2021), per VO school location and school year from DUO's counts: for the schools a hub first reached in the same school year (a cohort), the change in the share of pupils in a technical profile since the school year before they count as treated, minus the change at schools not yet or never reached (anywhere in the country), weighted by pupils. A school counts as treated from the school year after its first reach, when the reached pupils' profile choices are first in DUO's count. The overall effect averages each cohort's effect over its treated school years, with the cohorts' pupils as weights; the event study gives it per school year since treatment, and before treatment (placebo effects, which should be near zero). Intervals: a wild cluster bootstrap over schools (999 draws, Webb weights). All effects are in percentage points of the technical-profile share.";
+
+/// What the estimates rest on, in plain words.
+pub const ASSUMPTIONS: &[&str] = &[
+    "Parallel trends: without the hubs, reached schools' shares would have changed as the comparison schools' did (levels may differ). The placebo effects and the pre-trend test check it before treatment; they cannot prove it.",
+    "No anticipation: a school's share does not move before its pupils are reached.",
+    "No spill-over: reaching a school does not change the comparison schools' shares; spill-over would make the estimate too small.",
+    "Reach as recorded: a school whose classes a hub reached without recording it counts as never reached.",
+    "Few clusters: a hub reaches a handful of schools, so its interval is approximate; treated_schools says how many each number rests on.",
+];
+
 /// The scope of the estimate of every reached school.
 pub const REGION: &str = "region";
 

@@ -255,6 +255,7 @@ impl Engine {
         crate::bounded::register(&ctx, self.limits.max_value_bytes);
         self.catalogue.register(&ctx, &resolved).await?;
         create_views(&ctx).await?;
+        register_effect_tables(&ctx)?;
         self.install_pg_catalog(&ctx)?;
         *prepared = Some(Prepared {
             versions: resolved.versions.clone(),
@@ -669,6 +670,13 @@ async fn create_views(ctx: &SessionContext) -> Result<(), QueryError> {
             .await
             .map_err(|e| QueryError::engine(view.name, e))?;
     }
+    Ok(())
+}
+
+/// The effect tables, computed from `effect_panel` when read. Not in a hub's session:
+/// its panel would hold only its own reach, and other hubs' reached schools would
+/// pass for comparison schools (a hub asks `GET /v1/effects`).
+fn register_effect_tables(ctx: &SessionContext) -> Result<(), QueryError> {
     for table in EFFECT_TABLES {
         ctx.register_table(table.name, Arc::new(EffectProvider::new(table)))
             .map_err(|e| QueryError::engine(table.name, e))?;

@@ -20,6 +20,7 @@ use utoipa_axum::routes;
 
 use crate::QueryError;
 use crate::disclosure::{Disclosure, Releases, Suppressed};
+use crate::effects::Track;
 use crate::engine::{Engine, Limits, Scope};
 use crate::exports::{CodebookFormat, ExportRequest, Provenance};
 use crate::formats::{Format, JsonAnswer};
@@ -300,6 +301,7 @@ pub fn routes_of(service: QueryService) -> OpenApiRouter {
         .routes(routes!(sql))
         .routes(routes!(tables))
         .routes(routes!(kpis))
+        .routes(routes!(effects))
         .routes(routes!(create_export))
         .routes(routes!(export_data))
         .routes(routes!(export_provenance))
@@ -555,47 +557,16 @@ async fn kpi_answer(
     own: Option<&str>,
     disclosure: Disclosure,
 ) -> Result<(TableVersions, Vec<u8>, usize, Option<Suppressed>), ApiError> {
-    if let (Some(own), Some(hub)) = (own, &parameters.hub)
-        && hub != own
-        && hub != "region"
-    {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("a hub sees its own KPIs and the region's, not {hub}'s"),
-        ));
-    }
-    let mut conditions = vec!["TRUE".to_string()];
+    let mut conditions = hub_conditions("hub_id", parameters.hub.as_deref(), own, "KPIs")?;
     if let Some(year) = parameters.year {
         conditions.push(format!("year = {year}"));
-    }
-    if let Some(hub) = &parameters.hub {
-        // Hub ids are lower-case words with dashes; anything else names no hub.
-        if !hub
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "unknown_hub",
-                format!("no hub {hub}"),
-            ));
-        }
-        conditions.push(format!("hub_id = '{hub}'"));
-    }
-    if let Some(own) = own {
-        // A hub id as configured: lower-case words with dashes, checked at start.
-        conditions.push(format!("hub_id IN ('{own}', 'region')"));
     }
     let sql = format!(
         "SELECT kpi, band, hub_id, year, school_year, unit, actual, target, met, description \
          FROM kpi_report WHERE {} ORDER BY year, hub_id, kpi, band",
         conditions.join(" AND ")
     );
-    let pins: TableVersions = header_text(headers, VERSIONS_HEADER)
-        .unwrap_or("")
-        .parse()
-        .map_err(QueryError::from)?;
+    let pins = pins_of(headers)?;
     let answer = service
         .engine
         .query_as(&sql, &pins, &Scope::AllHubs, &disclosure)
@@ -608,6 +579,210 @@ async fn kpi_answer(
     )?;
     let rows = answer.row_count();
     Ok((answer.versions, bytes, rows, answer.suppressed))
+}
+
+/// The SQL conditions on `column` for the hub asked for (`asked`) and the hub asking
+/// (`own`, whose token sees its own rows and the region's, of `what`).
+fn hub_conditions(
+    column: &str,
+    asked: Option<&str>,
+    own: Option<&str>,
+    what: &str,
+) -> Result<Vec<String>, ApiError> {
+    if let (Some(own), Some(hub)) = (own, asked)
+        && hub != own
+        && hub != "region"
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("a hub sees its own {what} and the region's, not {hub}'s"),
+        ));
+    }
+    let mut conditions = vec!["TRUE".to_string()];
+    if let Some(hub) = asked {
+        // Hub ids are lower-case words with dashes; anything else names no hub.
+        if !hub
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_hub",
+                format!("no hub {hub}"),
+            ));
+        }
+        conditions.push(format!("{column} = '{hub}'"));
+    }
+    if let Some(own) = own {
+        // A hub id as configured: lower-case words with dashes, checked at start.
+        conditions.push(format!("{column} IN ('{own}', 'region')"));
+    }
+    Ok(conditions)
+}
+
+/// The table versions pinned by the request's header (none: the latest).
+fn pins_of(headers: &HeaderMap) -> Result<TableVersions, ApiError> {
+    Ok(header_text(headers, VERSIONS_HEADER)
+        .unwrap_or("")
+        .parse()
+        .map_err(QueryError::from)?)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct EffectParameters {
+    /// A hub id or `region`; all when absent.
+    hub: Option<String>,
+    /// `vmbo`, `havo_vwo` or `all` (the default).
+    track: Option<String>,
+}
+
+/// The effect measurement's answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct EffectsAnswer {
+    /// The lake table versions the estimates were computed from.
+    #[schema(value_type = std::collections::BTreeMap<String, u64>)]
+    table_versions: TableVersions,
+    /// The design, in plain words.
+    method: &'static str,
+    /// What the estimates rest on.
+    assumptions: &'static [&'static str],
+    /// Rows of `effect_estimates`: per scope, the overall effect and its checks.
+    #[schema(value_type = Vec<Object>)]
+    estimates: serde_json::Value,
+    /// Rows of `effect_event_study`: per scope and school years since treatment.
+    #[schema(value_type = Vec<Object>)]
+    event_study: serde_json::Value,
+}
+
+/// The effect of reaching schools on technical profile choice (researcher role)
+///
+/// `effect_estimates` and `effect_event_study` (docs/researchers.md, section 9) with
+/// the method and its assumptions in plain words, computed from one set of table
+/// versions.
+#[utoipa::path(get, path = "/v1/effects", tag = "query", security(("bearer" = [])),
+    params(EffectParameters, ("techmon-table-versions" = Option<String>, Header, description = "Pin table versions (`activities=3,participants=7`), as stated by an earlier answer, to reproduce it")),
+    responses(
+        (status = 200, description = "The estimates", headers(
+            ("techmon-table-versions" = String, description = "The lake table versions the answer was computed from"),
+        ), body = EffectsAnswer),
+        (status = 400, description = "A parameter is wrong, or a version pin is malformed (`bad_request`, `unknown_hub`, `bad_version_pin`)", body = ErrorAnswer),
+        (status = 401, description = "No token, or an unknown one (`unauthorized`)", body = ErrorAnswer),
+        (status = 403, description = "A hub asked for another hub's estimates (`forbidden`)", body = ErrorAnswer),
+        (status = 404, description = "A pinned table version is no longer kept (`version_unavailable`)", body = ErrorAnswer),
+        (status = 422, description = "The estimates went over a limit of the service (`row_limit`, `memory_limit`, `timeout`)", body = ErrorAnswer),
+        (status = 429, description = "This user already runs as many queries as one may (`too_many_queries`)", body = ErrorAnswer),
+        (status = 503, description = "Not available now: the lake, the audit trail, a query slot or memory (`lake_unavailable`, `audit_unavailable`, `busy`, `memory_busy`; with `Retry-After`)", body = ErrorAnswer),
+    ))]
+async fn effects(
+    State(service): State<QueryService>,
+    headers: HeaderMap,
+    parameters: Result<Query<EffectParameters>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let asked = service
+        .access
+        .authorize(&headers, Role::Researcher, AuditAction::Effects)?;
+    let (mut asked, Query(parameters)) = service.access.parsed(asked, parameters)?;
+    let user = asked.user;
+    asked.entry.detail = Some(format!(
+        "hub {:?}, track {:?}",
+        parameters.hub, parameters.track
+    ));
+    let disclosure = service.disclosure(&mut asked);
+    let answered = match (service.admission.admit(&user.name).await, disclosure) {
+        (Ok(_admitted), Ok(disclosure)) => {
+            effect_answer(
+                &service,
+                &headers,
+                &parameters,
+                user.hub.as_deref(),
+                disclosure,
+            )
+            .await
+        }
+        (Err(refused), _) => Err(refused),
+        (_, Err(error)) => Err(error.into()),
+    };
+    if let Ok((versions, bytes, rows, _)) = &answered {
+        asked.entry.table_versions = Some(versions.to_string());
+        asked.entry.rows = Some(*rows as u64);
+        asked.entry.bytes = Some(bytes.len() as u64);
+    }
+    let (versions, bytes, _, suppressed) = service.access.audited(asked, answered)?;
+    Ok(answer_response(
+        Format::Json,
+        &versions,
+        suppressed.as_ref(),
+        bytes,
+    ))
+}
+
+/// The effect rows asked for, as JSON: (versions, bytes, rows, what was suppressed).
+async fn effect_answer(
+    service: &QueryService,
+    headers: &HeaderMap,
+    parameters: &EffectParameters,
+    own: Option<&str>,
+    disclosure: Disclosure,
+) -> Result<(TableVersions, Vec<u8>, usize, Option<Suppressed>), ApiError> {
+    let track = match parameters.track.as_deref() {
+        None => Track::All,
+        Some(name) => Track::parse(name).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("no track {name}: vmbo, havo_vwo or all"),
+            )
+        })?,
+    };
+    let mut conditions = hub_conditions("scope", parameters.hub.as_deref(), own, "effects")?;
+    conditions.push(format!("track = '{}'", track.as_str()));
+    let conditions = conditions.join(" AND ");
+    let estimates = service
+        .engine
+        .query_as(
+            &format!("SELECT * FROM effect_estimates WHERE {conditions} ORDER BY scope"),
+            &pins_of(headers)?,
+            &Scope::AllHubs,
+            &disclosure,
+        )
+        .await?;
+    // The event study at the estimates' versions, whatever was committed since.
+    let event_study = service
+        .engine
+        .query_as(
+            &format!(
+                "SELECT * FROM effect_event_study WHERE {conditions} ORDER BY scope, years_since"
+            ),
+            &estimates.versions,
+            &Scope::AllHubs,
+            &disclosure,
+        )
+        .await?;
+    let rows_of = |answer: &crate::engine::Answer| -> Result<serde_json::Value, ApiError> {
+        let json = Format::Json.encode(&answer.schema, &answer.batches, &answer.versions, None)?;
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&json).map_err(|e| QueryError::Encode {
+                format: Format::Json.name(),
+                source: e.into(),
+            })?;
+        Ok(json["rows"].take())
+    };
+    let answer = EffectsAnswer {
+        table_versions: estimates.versions.clone(),
+        method: crate::effects::METHOD,
+        assumptions: crate::effects::ASSUMPTIONS,
+        estimates: rows_of(&estimates)?,
+        event_study: rows_of(&event_study)?,
+    };
+    let bytes = serde_json::to_vec(&answer).map_err(|e| QueryError::Encode {
+        format: Format::Json.name(),
+        source: e.into(),
+    })?;
+    let rows = estimates.row_count() + event_study.row_count();
+    Ok((estimates.versions, bytes, rows, estimates.suppressed))
 }
 
 /// Export a query's answer with small-cell suppression (analyst role)

@@ -28,6 +28,8 @@ pub enum AuditAction {
     Query,
     /// `GET /v1/kpis`.
     Kpis,
+    /// `GET /v1/effects`.
+    Effects,
     /// `GET /v1/tables`.
     Tables,
     /// `GET /v1/me`.

@@ -45,6 +45,7 @@
 //   "sql_rows": 5
 // }
 // Chart series: chart-technical-share: scope, baseline, national (x = school year);
+// chart-effect: effect (x = school years since treated);
 // chart-po-participation: actual, target (x = groep band); chart-activities: one per
 // hub id (x = YYYY-MM); chart-satisfaction: scope, target (x = school year).
 

@@ -253,6 +253,17 @@
 
   const runSql = (text, options = {}) => jsonAnswer('POST', '/v1/sql', { ...options, body: text });
 
+  // The effect estimates of every scope the token sees (a hub: its own and the region's).
+  async function effectAnswer(versions) {
+    const response = await request('GET', '/v1/effects?track=all', { versions });
+    const answer = await response.json();
+    return {
+      versions: versionsOf(response.headers.get(VERSIONS_HEADER), answer.table_versions),
+      estimates: Array.isArray(answer.estimates) ? answer.estimates : [],
+      events: Array.isArray(answer.event_study) ? answer.event_study : [],
+    };
+  }
+
   // A query pinned to `versions` (when given); if those versions are gone, the latest.
   async function pinned(run, versions) {
     try {
@@ -407,7 +418,7 @@
     document.body.dataset.computed = '';
     $('dashboard-error').hidden = true;
     $('load-state').textContent = 'Computing…';
-    for (const id of ['kpi-table', 'chart-technical-share', 'chart-po-participation', 'chart-activities', 'chart-satisfaction']) {
+    for (const id of ['kpi-table', 'chart-technical-share', 'chart-effect', 'chart-po-participation', 'chart-activities', 'chart-satisfaction']) {
       $(id).setAttribute('aria-busy', 'true');
     }
     const fragment = new URLSearchParams({ hub, year: String(year) }).toString();
@@ -436,6 +447,7 @@
     const scope = hub;
     const parts = [
       ['chart-technical-share', (v) => runSql(SQL.technicalShare(scope), { versions: v }), (a) => renderTechnicalShare(a.rows, scope, year)],
+      ['chart-effect', (v) => effectAnswer(v), (a) => renderEffect(a.events, a.estimates, scope)],
       ['chart-activities', (v) => runSql(SQL.activities(hub, year), { versions: v }), (a) => renderActivities(a.rows, hub, year)],
       ['chart-satisfaction', (v) => runSql(SQL.satisfaction(scope), { versions: v }), (a) => renderSatisfaction(a.rows, scope, year)],
     ];
@@ -462,7 +474,7 @@
       }
     });
     if (document.body.dataset.state === 'needs-token') return;
-    for (const id of ['kpi-table', 'chart-technical-share', 'chart-po-participation', 'chart-activities', 'chart-satisfaction']) {
+    for (const id of ['kpi-table', 'chart-technical-share', 'chart-effect', 'chart-po-participation', 'chart-activities', 'chart-satisfaction']) {
       $(id).removeAttribute('aria-busy');
     }
     showVersions(shown, note);
@@ -836,6 +848,55 @@
     place(id, f, `Activities per month for ${scopeName} in school year ${schoolYearOf(year)}`, [
       legend(entries),
       dataTable('Activities per month', headers, tableRows),
+    ]);
+  }
+
+  function renderEffect(rows, estimates, scope) {
+    const id = 'chart-effect';
+    const scopeName = hubNames.get(scope) || scope;
+    const events = rows.filter((r) => r.scope === scope).map((r) => ({
+      e: num(r.years_since), att: num(r.att_pp), low: num(r.ci_low_pp), high: num(r.ci_high_pp),
+      schools: num(r.treated_schools), placebo: r.placebo === true,
+    })).filter((r) => r.e !== null && r.att !== null);
+    const own = estimates.find((r) => r.scope === scope);
+    if (!events.length) {
+      chartMessage(id, own && own.note ? `${scopeName}: ${own.note}` : `No effect estimate for ${scopeName} (it needs DUO's VO counts and reached schools).`);
+      return;
+    }
+    const cats = events.map((r) => String(r.e));
+    const values = events.flatMap((r) => [r.att, r.low, r.high]).filter((v) => v !== null);
+    const f = frame({ cats, yMin: Math.min(0, ...values), yMax: Math.max(0, ...values), yLabel: 'effect (pp)', xLabel: 'school years since first counted as reached' });
+    const at = new Map(events.map((r) => [String(r.e), r]));
+    f.marks.appendChild(svg('line', { x1: f.m.left, x2: f.W - f.m.right, y1: f.y(0), y2: f.y(0), class: 'zero-line', stroke: COLOURS.target, 'stroke-width': 1 }));
+    const banded = events.filter((r) => r.low !== null && r.high !== null);
+    if (banded.length > 1) {
+      const upper = banded.map((r) => `${f.x(String(r.e)).toFixed(1)},${f.y(r.high).toFixed(1)}`);
+      const lower = banded.slice().reverse().map((r) => `${f.x(String(r.e)).toFixed(1)},${f.y(r.low).toFixed(1)}`);
+      f.marks.appendChild(svg('polygon', { points: [...upper, ...lower].join(' '), fill: COLOURS.scope, opacity: 0.15, class: 'interval-band' }));
+    }
+    for (const r of banded) {
+      f.marks.appendChild(svg('line', { x1: f.x(String(r.e)), x2: f.x(String(r.e)), y1: f.y(r.low), y2: f.y(r.high), stroke: COLOURS.scope, 'stroke-width': 1.5, opacity: 0.6 }));
+    }
+    f.marks.append(...segments(cats, (c) => at.get(c).att, f, { stroke: COLOURS.scope, 'stroke-width': 2.5 }));
+    for (const r of events) {
+      const c = String(r.e);
+      const interval = r.low !== null && r.high !== null ? ` (95% interval ${fmt(r.low, 'percent_change')} to ${fmt(r.high, 'percent_change')})` : '';
+      const title = `${scopeName}, ${r.placebo ? 'placebo, ' : ''}${r.e} school years since: ${fmt(r.att, 'percent_change')}${interval}, ${r.schools} treated schools`;
+      f.marks.appendChild(point({ cx: f.x(c), cy: f.y(r.att), r: 4.5, fill: r.placebo ? '#fff' : COLOURS.scope, stroke: COLOURS.scope, 'stroke-width': 1.5 }, 'effect', c, r.att, title));
+    }
+    const notes = [];
+    if (own && own.note) notes.push(html('p', { class: 'chart-note', text: own.note }));
+    if (own && num(own.pre_trend_p_value) !== null) {
+      notes.push(html('p', { class: 'chart-note', text: `Pre-trend test (placebo effects jointly zero): p = ${num(own.pre_trend_p_value).toFixed(2)}.` }));
+    }
+    const hubs = estimates.filter((r) => num(r.att_pp) !== null);
+    place(id, f, `Effect of reaching schools on the technical-profile share for ${scopeName}, by school years since`, [
+      legend([[legendKey('line', COLOURS.scope, { marker: 'circle' }), `${scopeName} (open: placebo)`], [legendKey('bar', COLOURS.scope, { fill: 'rgba(29, 95, 191, 0.15)' }), '95% interval']]),
+      ...notes,
+      dataTable('Effect by school years since (percentage points)', ['Years since', 'Effect', '95% interval', 'Treated schools'],
+        events.map((r) => [String(r.e), fmt(r.att, 'percent_change'), r.low === null ? '—' : `${fmt(r.low, 'percent_change')} to ${fmt(r.high, 'percent_change')}`, String(r.schools)])),
+      dataTable('Overall effect per hub (percentage points)', ['Scope', 'Effect', '95% interval', 'Treated schools'],
+        hubs.map((r) => [hubNames.get(r.scope) || r.scope, fmt(num(r.att_pp), 'percent_change'), `${fmt(num(r.ci_low_pp), 'percent_change')} to ${fmt(num(r.ci_high_pp), 'percent_change')}`, String(r.treated_schools)])),
     ]);
   }
 
