@@ -383,6 +383,35 @@ async fn print_answers(client: &reqwest::Client, url: &str) -> anyhow::Result<()
         );
     }
 
+    let effects = ask(
+        client,
+        url,
+        "SELECT scope, att_pp, ci_low_pp, ci_high_pp, treated_schools, pre_trend_p_value \
+         FROM effect_estimates WHERE track = 'all' AND att_pp IS NOT NULL ORDER BY scope",
+    )
+    .await?;
+    println!(
+        "\nDid reaching a school change its pupils' choice? (difference in differences against schools not yet or never reached; `techmon effect` explains)"
+    );
+    println!(
+        "  {:<20} {:>9} {:>19} {:>15} {:>11}",
+        "scope", "effect", "95% interval", "treated schools", "pre-trend p"
+    );
+    for row in &effects {
+        println!(
+            "  {:<20} {:>6} pp {:>19} {:>15} {:>11}",
+            truncate(row["scope"].as_str().unwrap_or(""), 20),
+            signed(number(row, "att_pp"), ""),
+            format!(
+                "{} … {} pp",
+                signed(number(row, "ci_low_pp"), ""),
+                signed(number(row, "ci_high_pp"), "")
+            ),
+            row["treated_schools"],
+            number(row, "pre_trend_p_value").map_or("–".into(), |p| format!("{p:.2}")),
+        );
+    }
+
     let year = report_year();
     let kpis = ask(
         client,

@@ -1,9 +1,8 @@
 //! `techmon effect`: asks the query API for the effect estimates (`GET /v1/effects`)
 //! and prints them with the method and its assumptions in plain words.
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use serde_json::Value;
-use techmon_query::http::VERSIONS_HEADER;
 
 #[derive(Debug, clap::Args)]
 pub struct EffectOptions {
@@ -13,15 +12,8 @@ pub struct EffectOptions {
     /// The population: vmbo (leerjaar 3), havo_vwo (leerjaar 4) or all.
     #[arg(long, default_value = "all", value_parser = ["vmbo", "havo_vwo", "all"])]
     pub track: String,
-    /// Base URL of the query API (`techmon serve` serves it on the ingest address).
-    #[arg(long, default_value = "http://127.0.0.1:8080", env = "TECHMON_URL")]
-    pub url: String,
-    /// Your researcher, analyst or admin token.
-    #[arg(long, env = "TECHMON_TOKEN", hide_env_values = true)]
-    pub token: String,
-    /// Pin table versions to reproduce an earlier answer (as printed under it).
-    #[arg(long)]
-    pub versions: Option<String>,
+    #[command(flatten)]
+    pub api: crate::sql::QueryApi,
 }
 
 pub async fn run(options: &EffectOptions) -> anyhow::Result<()> {
@@ -29,17 +21,14 @@ pub async fn run(options: &EffectOptions) -> anyhow::Result<()> {
     if let Some(hub) = &options.hub {
         query.push(("hub", hub));
     }
-    let mut request = reqwest::Client::new()
-        .get(format!("{}/v1/effects", options.url.trim_end_matches('/')))
-        .query(&query)
-        .bearer_auth(&options.token);
-    if let Some(versions) = &options.versions {
-        request = request.header(VERSIONS_HEADER, versions);
-    }
-    let response = request
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the query API at {}", options.url))?;
+    let api = &options.api;
+    let response = api
+        .send(
+            reqwest::Client::new()
+                .get(api.at("/v1/effects"))
+                .query(&query),
+        )
+        .await?;
     let status = response.status();
     let answer: Value = response.json().await.unwrap_or_default();
     if !status.is_success() {

@@ -8,26 +8,55 @@ use anyhow::{Context, bail};
 use techmon_query::formats::Format;
 use techmon_query::http::VERSIONS_HEADER;
 
+/// The query API and who asks it, for its clients (`techmon sql`, `techmon effect`).
 #[derive(Debug, clap::Args)]
-pub struct SqlOptions {
-    /// One SELECT, WITH, EXPLAIN, DESCRIBE or SHOW statement; `-` reads it from stdin.
-    pub sql: String,
+pub struct QueryApi {
     /// Base URL of the query API (`techmon serve` serves it on the ingest address).
     #[arg(long, default_value = "http://127.0.0.1:8080", env = "TECHMON_URL")]
     pub url: String,
     /// Your researcher, analyst or admin token.
     #[arg(long, env = "TECHMON_TOKEN", hide_env_values = true)]
     pub token: String,
+    /// Pin table versions to reproduce an earlier answer: `activities=3,participants=7`
+    /// (as printed under every answer).
+    #[arg(long)]
+    pub versions: Option<String>,
+}
+
+impl QueryApi {
+    /// The API's `path` (`/v1/sql`).
+    pub(crate) fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url.trim_end_matches('/'))
+    }
+
+    /// Sends `request` with the token and the pinned versions.
+    pub(crate) async fn send(
+        &self,
+        mut request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<reqwest::Response> {
+        request = request.bearer_auth(&self.token);
+        if let Some(versions) = &self.versions {
+            request = request.header(VERSIONS_HEADER, versions);
+        }
+        request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the query API at {}", self.url))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SqlOptions {
+    /// One SELECT, WITH, EXPLAIN, DESCRIBE or SHOW statement; `-` reads it from stdin.
+    pub sql: String,
+    #[command(flatten)]
+    pub api: QueryApi,
     /// table (printed), csv, json, arrow, parquet or xlsx.
     #[arg(long, default_value = "table", value_parser = ["table", "csv", "json", "arrow", "parquet", "xlsx"])]
     pub format: String,
     /// Write the answer to this file instead of printing it.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
-    /// Pin table versions to reproduce an earlier answer: `activities=3,participants=7`
-    /// (as printed under every answer).
-    #[arg(long)]
-    pub versions: Option<String>,
 }
 
 pub async fn run(options: &SqlOptions) -> anyhow::Result<()> {
@@ -42,18 +71,15 @@ pub async fn run(options: &SqlOptions) -> anyhow::Result<()> {
     };
     // A table is printed from CSV.
     let format = Format::from_name(&options.format).unwrap_or(Format::Csv);
-    let mut request = reqwest::Client::new()
-        .post(format!("{}/v1/sql", options.url.trim_end_matches('/')))
-        .bearer_auth(&options.token)
-        .header(reqwest::header::ACCEPT, format.content_type())
-        .body(sql);
-    if let Some(versions) = &options.versions {
-        request = request.header(VERSIONS_HEADER, versions);
-    }
-    let response = request
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the query API at {}", options.url))?;
+    let api = &options.api;
+    let response = api
+        .send(
+            reqwest::Client::new()
+                .post(api.at("/v1/sql"))
+                .header(reqwest::header::ACCEPT, format.content_type())
+                .body(sql),
+        )
+        .await?;
     let status = response.status();
     let versions = response
         .headers()

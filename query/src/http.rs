@@ -509,26 +509,49 @@ async fn kpis(
     headers: HeaderMap,
     parameters: Result<Query<KpiParameters>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    report(&service, &headers, parameters).await
+}
+
+/// A report's answer as JSON: (versions, bytes, rows, what was suppressed).
+type ReportAnswer = (TableVersions, Vec<u8>, usize, Option<Suppressed>);
+
+/// The parameters of one of the research reports (`GET /v1/kpis`, `GET /v1/effects`),
+/// which say how it is answered.
+trait Report {
+    const ACTION: AuditAction;
+
+    /// What the audit entry says was asked.
+    fn detail(&self) -> String;
+
+    /// The rows asked for; `own` is the hub asking, if a hub asks.
+    async fn answer(
+        &self,
+        service: &QueryService,
+        headers: &HeaderMap,
+        own: Option<&str>,
+        disclosure: Disclosure,
+    ) -> Result<ReportAnswer, ApiError>;
+}
+
+/// A report request: authorized (researchers and hubs), admitted, answered, audited,
+/// and sent as JSON with the versions it was computed from.
+async fn report<P: Report>(
+    service: &QueryService,
+    headers: &HeaderMap,
+    parameters: Result<Query<P>, QueryRejection>,
+) -> Result<Response, ApiError> {
     let asked = service
         .access
-        .authorize(&headers, Role::Researcher, AuditAction::Kpis)?;
+        .authorize(headers, Role::Researcher, P::ACTION)?;
     let (mut asked, Query(parameters)) = service.access.parsed(asked, parameters)?;
     let user = asked.user;
-    asked.entry.detail = Some(format!(
-        "year {:?}, hub {:?}",
-        parameters.year, parameters.hub
-    ));
+    asked.entry.detail = Some(parameters.detail());
     let disclosure = service.disclosure(&mut asked);
     let answered = match (service.admission.admit(&user.name).await, disclosure) {
         (Ok(_admitted), Ok(disclosure)) => {
-            kpi_answer(
-                &service,
-                &headers,
-                &parameters,
-                user.hub.as_deref(),
-                disclosure,
-            )
-            .await
+            parameters
+                .answer(service, headers, user.hub.as_deref(), disclosure)
+                .await
         }
         (Err(refused), _) => Err(refused),
         (_, Err(error)) => Err(error.into()),
@@ -547,38 +570,45 @@ async fn kpis(
     ))
 }
 
-/// The KPI report's rows asked for, as JSON: (versions, bytes, rows, what was
-/// suppressed). A hub (`own`) gets its own rows and the region's, which its SQL cannot
-/// compute.
-async fn kpi_answer(
-    service: &QueryService,
-    headers: &HeaderMap,
-    parameters: &KpiParameters,
-    own: Option<&str>,
-    disclosure: Disclosure,
-) -> Result<(TableVersions, Vec<u8>, usize, Option<Suppressed>), ApiError> {
-    let mut conditions = hub_conditions("hub_id", parameters.hub.as_deref(), own, "KPIs")?;
-    if let Some(year) = parameters.year {
-        conditions.push(format!("year = {year}"));
+/// The KPI report's rows asked for. A hub (`own`) gets its own rows and the region's,
+/// which its SQL cannot compute.
+impl Report for KpiParameters {
+    const ACTION: AuditAction = AuditAction::Kpis;
+
+    fn detail(&self) -> String {
+        format!("year {:?}, hub {:?}", self.year, self.hub)
     }
-    let sql = format!(
-        "SELECT kpi, band, hub_id, year, school_year, unit, actual, target, met, description \
-         FROM kpi_report WHERE {} ORDER BY year, hub_id, kpi, band",
-        conditions.join(" AND ")
-    );
-    let pins = pins_of(headers)?;
-    let answer = service
-        .engine
-        .query_as(&sql, &pins, &Scope::AllHubs, &disclosure)
-        .await?;
-    let bytes = Format::Json.encode(
-        &answer.schema,
-        &answer.batches,
-        &answer.versions,
-        answer.suppressed.as_ref(),
-    )?;
-    let rows = answer.row_count();
-    Ok((answer.versions, bytes, rows, answer.suppressed))
+
+    async fn answer(
+        &self,
+        service: &QueryService,
+        headers: &HeaderMap,
+        own: Option<&str>,
+        disclosure: Disclosure,
+    ) -> Result<ReportAnswer, ApiError> {
+        let mut conditions = hub_conditions("hub_id", self.hub.as_deref(), own, "KPIs")?;
+        if let Some(year) = self.year {
+            conditions.push(format!("year = {year}"));
+        }
+        let sql = format!(
+            "SELECT kpi, band, hub_id, year, school_year, unit, actual, target, met, description \
+             FROM kpi_report WHERE {} ORDER BY year, hub_id, kpi, band",
+            conditions.join(" AND ")
+        );
+        let pins = pins_of(headers)?;
+        let answer = service
+            .engine
+            .query_as(&sql, &pins, &Scope::AllHubs, &disclosure)
+            .await?;
+        let bytes = Format::Json.encode(
+            &answer.schema,
+            &answer.batches,
+            &answer.versions,
+            answer.suppressed.as_ref(),
+        )?;
+        let rows = answer.row_count();
+        Ok((answer.versions, bytes, rows, answer.suppressed))
+    }
 }
 
 /// The SQL conditions on `column` for the hub asked for (`asked`) and the hub asking
@@ -681,108 +711,82 @@ async fn effects(
     headers: HeaderMap,
     parameters: Result<Query<EffectParameters>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let asked = service
-        .access
-        .authorize(&headers, Role::Researcher, AuditAction::Effects)?;
-    let (mut asked, Query(parameters)) = service.access.parsed(asked, parameters)?;
-    let user = asked.user;
-    asked.entry.detail = Some(format!(
-        "hub {:?}, track {:?}",
-        parameters.hub, parameters.track
-    ));
-    let disclosure = service.disclosure(&mut asked);
-    let answered = match (service.admission.admit(&user.name).await, disclosure) {
-        (Ok(_admitted), Ok(disclosure)) => {
-            effect_answer(
-                &service,
-                &headers,
-                &parameters,
-                user.hub.as_deref(),
-                disclosure,
-            )
-            .await
-        }
-        (Err(refused), _) => Err(refused),
-        (_, Err(error)) => Err(error.into()),
-    };
-    if let Ok((versions, bytes, rows, _)) = &answered {
-        asked.entry.table_versions = Some(versions.to_string());
-        asked.entry.rows = Some(*rows as u64);
-        asked.entry.bytes = Some(bytes.len() as u64);
-    }
-    let (versions, bytes, _, suppressed) = service.access.audited(asked, answered)?;
-    Ok(answer_response(
-        Format::Json,
-        &versions,
-        suppressed.as_ref(),
-        bytes,
-    ))
+    report(&service, &headers, parameters).await
 }
 
-/// The effect rows asked for, as JSON: (versions, bytes, rows, what was suppressed).
-async fn effect_answer(
-    service: &QueryService,
-    headers: &HeaderMap,
-    parameters: &EffectParameters,
-    own: Option<&str>,
-    disclosure: Disclosure,
-) -> Result<(TableVersions, Vec<u8>, usize, Option<Suppressed>), ApiError> {
-    let track = match parameters.track.as_deref() {
-        None => Track::All,
-        Some(name) => Track::parse(name).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("no track {name}: vmbo, havo_vwo or all"),
+/// The effect rows asked for. A hub (`own`) gets its own estimates and the region's.
+impl Report for EffectParameters {
+    const ACTION: AuditAction = AuditAction::Effects;
+
+    fn detail(&self) -> String {
+        format!("hub {:?}, track {:?}", self.hub, self.track)
+    }
+
+    async fn answer(
+        &self,
+        service: &QueryService,
+        headers: &HeaderMap,
+        own: Option<&str>,
+        disclosure: Disclosure,
+    ) -> Result<ReportAnswer, ApiError> {
+        let track = match self.track.as_deref() {
+            None => Track::All,
+            Some(name) => Track::parse(name).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("no track {name}: vmbo, havo_vwo or all"),
+                )
+            })?,
+        };
+        let mut conditions = hub_conditions("scope", self.hub.as_deref(), own, "effects")?;
+        conditions.push(format!("track = '{}'", track.as_str()));
+        let conditions = conditions.join(" AND ");
+        let estimates = service
+            .engine
+            .query_as(
+                &format!("SELECT * FROM effect_estimates WHERE {conditions} ORDER BY scope"),
+                &pins_of(headers)?,
+                &Scope::AllHubs,
+                &disclosure,
             )
-        })?,
-    };
-    let mut conditions = hub_conditions("scope", parameters.hub.as_deref(), own, "effects")?;
-    conditions.push(format!("track = '{}'", track.as_str()));
-    let conditions = conditions.join(" AND ");
-    let estimates = service
-        .engine
-        .query_as(
-            &format!("SELECT * FROM effect_estimates WHERE {conditions} ORDER BY scope"),
-            &pins_of(headers)?,
-            &Scope::AllHubs,
-            &disclosure,
-        )
-        .await?;
-    // The event study at the estimates' versions, whatever was committed since.
-    let event_study = service
-        .engine
-        .query_as(
-            &format!(
-                "SELECT * FROM effect_event_study WHERE {conditions} ORDER BY scope, years_since"
-            ),
-            &estimates.versions,
-            &Scope::AllHubs,
-            &disclosure,
-        )
-        .await?;
-    let rows_of = |answer: &crate::engine::Answer| -> Result<serde_json::Value, ApiError> {
-        let json = Format::Json.encode(&answer.schema, &answer.batches, &answer.versions, None)?;
-        let mut json: serde_json::Value =
-            serde_json::from_slice(&json).map_err(|e| QueryError::Encode {
-                format: Format::Json.name(),
-                source: e.into(),
-            })?;
-        Ok(json["rows"].take())
-    };
-    let answer = EffectsAnswer {
-        table_versions: estimates.versions.clone(),
-        method: crate::effects::METHOD,
-        assumptions: crate::effects::ASSUMPTIONS,
-        estimates: rows_of(&estimates)?,
-        event_study: rows_of(&event_study)?,
-    };
-    let bytes = serde_json::to_vec(&answer).map_err(|e| QueryError::Encode {
-        format: Format::Json.name(),
-        source: e.into(),
-    })?;
-    let rows = estimates.row_count() + event_study.row_count();
-    Ok((estimates.versions, bytes, rows, estimates.suppressed))
+            .await?;
+        // The event study at the estimates' versions, whatever was committed since.
+        let event_study = service
+            .engine
+            .query_as(
+                &format!(
+                    "SELECT * FROM effect_event_study WHERE {conditions} ORDER BY scope, years_since"
+                ),
+                &estimates.versions,
+                &Scope::AllHubs,
+                &disclosure,
+            )
+            .await?;
+        let rows_of = |answer: &crate::engine::Answer| -> Result<serde_json::Value, ApiError> {
+            let json =
+                Format::Json.encode(&answer.schema, &answer.batches, &answer.versions, None)?;
+            let mut json: serde_json::Value =
+                serde_json::from_slice(&json).map_err(|e| QueryError::Encode {
+                    format: Format::Json.name(),
+                    source: e.into(),
+                })?;
+            Ok(json["rows"].take())
+        };
+        let answer = EffectsAnswer {
+            table_versions: estimates.versions.clone(),
+            method: crate::effects::METHOD,
+            assumptions: crate::effects::ASSUMPTIONS,
+            estimates: rows_of(&estimates)?,
+            event_study: rows_of(&event_study)?,
+        };
+        let bytes = serde_json::to_vec(&answer).map_err(|e| QueryError::Encode {
+            format: Format::Json.name(),
+            source: e.into(),
+        })?;
+        let rows = estimates.row_count() + event_study.row_count();
+        Ok((estimates.versions, bytes, rows, estimates.suppressed))
+    }
 }
 
 /// Export a query's answer with small-cell suppression (analyst role)

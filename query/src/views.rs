@@ -116,6 +116,31 @@ macro_rules! estimate {
     };
 }
 
+/// The technical-profile share of the DUO counts grouped: estimated pupils, technical
+/// pupils, the share and its bounds, and the suppressed counts behind it.
+macro_rules! share_columns {
+    () => {
+        concat!(
+            "sum(",
+            estimate!(""),
+            ") AS pupils, \
+             sum(CASE WHEN technical THEN ",
+            estimate!(""),
+            " ELSE 0 END) AS technical_pupils, \
+             100.0 * sum(CASE WHEN technical THEN ",
+            estimate!(""),
+            " ELSE 0 END) / sum(",
+            estimate!(""),
+            ") AS share_pct, \
+             100.0 * sum(CASE WHEN technical THEN pupils_min ELSE 0 END) \
+                   / (sum(CASE WHEN technical THEN pupils_min ELSE 0 END) + sum(CASE WHEN technical THEN 0 ELSE pupils_max END)) AS share_min_pct, \
+             100.0 * sum(CASE WHEN technical THEN pupils_max ELSE 0 END) \
+                   / (sum(CASE WHEN technical THEN pupils_max ELSE 0 END) + sum(CASE WHEN technical THEN 0 ELSE pupils_min END)) AS share_max_pct, \
+             sum(CASE WHEN suppressed THEN 1 ELSE 0 END) AS suppressed_cells"
+        )
+    };
+}
+
 /// A school year's start (an integer expression) as the school year, `2022/23`.
 macro_rules! school_year {
     ($start:literal) => {
@@ -245,7 +270,7 @@ pub const VIEWS: &[View] = &[
                   FROM duo_schools) \
                 WHERE newest = 1), \
               tracked AS ( \
-                SELECT v.school_year, coalesce(v.municipality, a.municipality) AS municipality, \
+                SELECT v.brin6, v.school_year, coalesce(v.municipality, a.municipality) AS municipality, \
                        v.technical, v.pupils, v.pupils_min, v.pupils_max, v.suppressed, \
                        ",
             track!(),
@@ -255,7 +280,7 @@ pub const VIEWS: &[View] = &[
                 SELECT 'national' AS scope, CAST(NULL AS VARCHAR) AS place \
                 UNION ALL SELECT DISTINCT 'region', upper(municipality) FROM hubs \
                 UNION ALL SELECT hub_id, upper(municipality) FROM hubs) \
-              SELECT s.scope, t.school_year, t.municipality, t.technical, t.pupils, t.pupils_min, t.pupils_max, t.suppressed, \
+              SELECT s.scope, t.school_year, t.brin6, t.municipality, t.technical, t.pupils, t.pupils_min, t.pupils_max, t.suppressed, \
                      CASE WHEN a.all_tracks THEN 'all' ELSE t.track END AS track \
               FROM tracked t \
               CROSS JOIN (VALUES (false), (true)) AS a(all_tracks) \
@@ -269,25 +294,9 @@ pub const VIEWS: &[View] = &[
         description: "Share (%) of VO pupils in a technical profile per scope, school year and track, from DUO: point estimate (suppressed cells as 2.5) and bounds (as 1 and 4).",
         columns: &[],
         sql: concat!(
-            "SELECT scope, school_year, track, \
-                    sum(",
-            estimate!(""),
-            ") AS pupils, \
-                    sum(CASE WHEN technical THEN ",
-            estimate!(""),
-            " ELSE 0 END) AS technical_pupils, \
-                    100.0 * sum(CASE WHEN technical THEN ",
-            estimate!(""),
-            " ELSE 0 END) \
-                          / sum(",
-            estimate!(""),
-            ") AS share_pct, \
-                    100.0 * sum(CASE WHEN technical THEN pupils_min ELSE 0 END) \
-                          / (sum(CASE WHEN technical THEN pupils_min ELSE 0 END) + sum(CASE WHEN technical THEN 0 ELSE pupils_max END)) AS share_min_pct, \
-                    100.0 * sum(CASE WHEN technical THEN pupils_max ELSE 0 END) \
-                          / (sum(CASE WHEN technical THEN pupils_max ELSE 0 END) + sum(CASE WHEN technical THEN 0 ELSE pupils_min END)) AS share_max_pct, \
-                    sum(CASE WHEN suppressed THEN 1 ELSE 0 END) AS suppressed_cells \
-             FROM vo_profile_cells GROUP BY scope, school_year, track"
+            "SELECT scope, school_year, track, ",
+            share_columns!(),
+            " FROM vo_profile_cells GROUP BY scope, school_year, track"
         ),
         release: Release::Open,
     },
@@ -398,42 +407,10 @@ pub const VIEWS: &[View] = &[
             Term::new("treated_from", "The school year after first_reached: the first whose DUO count (1 October) comes after reached pupils chose their profile (in the spring before), so the first that can show an effect."),
         ],
         sql: concat!(
-            "WITH addresses AS ( \
-                SELECT brin6, municipality FROM ( \
-                  SELECT brin6, municipality, \
-                         row_number() OVER (PARTITION BY brin6 ORDER BY school_year DESC) AS newest \
-                  FROM duo_schools) \
-                WHERE newest = 1), \
-              tracked AS ( \
-                SELECT v.brin6, v.school_year, coalesce(v.municipality, a.municipality) AS municipality, \
-                       v.technical, v.pupils, v.pupils_min, v.pupils_max, v.suppressed, \
-                       ",
-            track!(),
-            " \
-                FROM duo_vo_pupils v LEFT JOIN addresses a ON a.brin6 = v.brin6), \
-              cells AS ( \
-                SELECT t.*, CASE WHEN a.all_tracks THEN 'all' ELSE t.track END AS panel_track \
-                FROM tracked t CROSS JOIN (VALUES (false), (true)) AS a(all_tracks) \
-                WHERE t.track IS NOT NULL), \
-              shares AS ( \
-                SELECT brin6, school_year, panel_track AS track, max(municipality) AS municipality, \
-                       sum(",
-            estimate!(""),
-            ") AS pupils, \
-                       sum(CASE WHEN technical THEN ",
-            estimate!(""),
-            " ELSE 0 END) AS technical_pupils, \
-                       100.0 * sum(CASE WHEN technical THEN ",
-            estimate!(""),
-            " ELSE 0 END) / sum(",
-            estimate!(""),
-            ") AS share_pct, \
-                       100.0 * sum(CASE WHEN technical THEN pupils_min ELSE 0 END) \
-                             / (sum(CASE WHEN technical THEN pupils_min ELSE 0 END) + sum(CASE WHEN technical THEN 0 ELSE pupils_max END)) AS share_min_pct, \
-                       100.0 * sum(CASE WHEN technical THEN pupils_max ELSE 0 END) \
-                             / (sum(CASE WHEN technical THEN pupils_max ELSE 0 END) + sum(CASE WHEN technical THEN 0 ELSE pupils_min END)) AS share_max_pct, \
-                       sum(CASE WHEN suppressed THEN 1 ELSE 0 END) AS suppressed_cells \
-                FROM cells GROUP BY brin6, school_year, panel_track), \
+            "WITH shares AS ( \
+                SELECT brin6, school_year, track, max(municipality) AS municipality, ",
+            share_columns!(),
+            " FROM vo_profile_cells WHERE scope = 'national' GROUP BY brin6, school_year, track), \
               reached AS ( \
                 SELECT school_brin6, hub_id, first_reached FROM ( \
                   SELECT school_brin6, hub_id, min(school_year_start) AS first_reached, \
