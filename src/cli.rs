@@ -437,7 +437,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &config.ingest.hubs,
                 std::sync::Arc::clone(&engine),
                 &registry,
-            )?;
+            )
+            .await?;
             let router = research.merge(techmon_query::probes(engine, registry));
             crate::serve::start_sql_endpoints(
                 &config,

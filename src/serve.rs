@@ -108,8 +108,10 @@ async fn supervise_transform<F: Future<Output = ()> + Send>(
 
 /// The research routes: the query API and the reference import, for the users of
 /// `query` and for `hubs` (with the hub role), with one audit trail; the query
-/// metrics go into `registry`.
-pub fn research_routes(
+/// metrics go into `registry`. The registry tables (hubs, KPI targets) get their
+/// built-in lists first where they have none, so that every answer names their
+/// version.
+pub async fn research_routes(
     query: &techmon_query::Config,
     hubs: &[techmon_service::HubCredential],
     engine: Arc<techmon_query::Engine>,
@@ -123,6 +125,10 @@ pub fn research_routes(
 > {
     let access = techmon_query::access(query, hubs)?;
     let lake = engine.catalogue().location().clone();
+    if let Err(e) = techmon_reference::registry::write_built_in(&lake).await {
+        // The lists as built in stand in until the lake answers.
+        tracing::warn!(error = %e, "the built-in hubs and KPI targets could not be written to the lake");
+    }
     let service = techmon_query::http::service(query, engine, access.clone(), registry)?;
     Ok((
         techmon_query::http::routes_of(service.clone())
@@ -240,7 +246,8 @@ pub async fn run_on(
         &config.ingest.hubs,
         Arc::new(engine),
         &registry,
-    )?;
+    )
+    .await?;
     let query = techmon_query::on_runtime(research, query_runtime.handle().clone());
     start_sql_endpoints(
         config,

@@ -246,6 +246,7 @@ fn probes_of_a_working_service() -> Vec<Probe> {
     ))
     .expect("a DUO fixture");
     let export = json!({"sql": "SELECT count(*) AS n FROM activities", "format": "csv"});
+    let hub = json!({"hub_id": "techniekpunt-ermelo", "name": "Techniekpunt Ermelo", "municipality": "Ermelo"});
     let sql =
         |body: &str| probe(M::POST, "/v1/sql", "/v1/sql", Some(RESEARCHER)).body(body.to_string());
     let feed = |path: &str, token| probe(M::POST, "/v1/feeds/{kind}", path, token);
@@ -430,7 +431,49 @@ fn probes_of_a_working_service() -> Vec<Probe> {
         import("/v1/reference/duo?source=nothing.csv", Some(ADMIN)).body("a;b\n1;2\n"),
         import("/v1/reference/duo?source=vo-2023.csv", Some(RESEARCHER)).body(duo.clone()),
         import("/v1/reference/duo?source=vo-2023.csv", None).body(duo),
+        // The registry.
+        hubs(Some(ADMIN)).json(&hub),
+        hubs(Some(ADMIN)).json(&hub),
+        hubs(Some(RESEARCHER)).json(&hub),
+        hubs(None).json(&hub),
+        retire(Some(ADMIN)).json(&json!({"last_school_year": "2027/28"})),
+        retire(Some(ADMIN)).json(&json!({"last_school_year": "soon"})),
+        retire(Some(RESEARCHER)).json(&json!({"last_school_year": "2027/28"})),
+        retire(None).json(&json!({"last_school_year": "2027/28"})),
+        targets(Some(ADMIN)).body("kpi,band,year,target\nvo_pupils,,2024,90\n"),
+        targets(Some(ADMIN)).body("kpi,band,year,target\nhappiness,,2024,90\n"),
+        targets(Some(RESEARCHER)).body("kpi,band,year,target\nvo_pupils,,2024,90\n"),
+        targets(None).body("kpi,band,year,target\nvo_pupils,,2024,90\n"),
     ]
+}
+
+/// The registry's routes, as `token`.
+fn hubs(token: Option<&'static str>) -> Probe {
+    probe(
+        Method::POST,
+        "/v1/reference/hubs",
+        "/v1/reference/hubs",
+        token,
+    )
+}
+
+fn retire(token: Option<&'static str>) -> Probe {
+    probe(
+        Method::POST,
+        "/v1/reference/hubs/{hub_id}/retire",
+        "/v1/reference/hubs/techniekpunt-ermelo/retire",
+        token,
+    )
+}
+
+fn targets(token: Option<&'static str>) -> Probe {
+    probe(
+        Method::POST,
+        "/v1/reference/kpi_targets",
+        "/v1/reference/kpi_targets",
+        token,
+    )
+    .header("content-type", "text/csv")
 }
 
 /// Requests whose answer depends on a service that cannot do its work now.
@@ -472,6 +515,9 @@ fn probes_of_a_failing_service() -> Vec<Probe> {
             Some(ADMIN),
         )
         .body("a;b\n"),
+        targets(Some(ADMIN)).body("kpi,band,year,target\nvo_pupils,,2024,90\n"),
+        hubs(Some(ADMIN)).json(&json!({"hub_id": "techniekpunt-nunspeet", "name": "Techniekpunt Nunspeet", "municipality": "Nunspeet"})),
+        retire(Some(ADMIN)).json(&json!({"last_school_year": "2027/28"})),
     ]
 }
 

@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use deltalake::arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, Int32Array, RecordBatch, StringArray,
-};
+use deltalake::arrow::array::{ArrayRef, BooleanArray, Int32Array, RecordBatch, StringArray};
 use deltalake::arrow::datatypes::{Field, Schema};
 use techmon_schemas::codes;
 
@@ -19,8 +17,9 @@ pub struct CodeList {
     pub batch: RecordBatch,
 }
 
-/// techmon's code lists as small tables: hubs, the zeven werelden, VO profiles with
-/// their technical flag, and the KPI targets (one row per KPI and year).
+/// techmon's fixed code lists as small tables: the zeven werelden, and the VO profiles
+/// with their technical flag. Hubs and KPI targets are kept by the administrators
+/// ([`crate::registry`]).
 pub fn code_lists() -> Result<Vec<CodeList>, LakeError> {
     let text = |values: Vec<Option<&str>>| Arc::new(StringArray::from(values)) as ArrayRef;
     let batch = |name: &'static str, columns: Vec<(&str, ArrayRef)>| {
@@ -34,39 +33,9 @@ pub fn code_lists() -> Result<Vec<CodeList>, LakeError> {
         )
         .map_err(|source| LakeError::CodeList { list: name, source })
     };
-    let hubs = codes::hubs();
     let worlds = codes::worlds();
     let profiles = codes::profiles();
-    let targets: Vec<(&codes::KpiTarget, i32, Option<f64>)> = codes::kpi_targets()
-        .iter()
-        .flat_map(|k| {
-            k.targets
-                .iter()
-                .map(move |(year, target)| (k, *year, *target))
-        })
-        .collect();
     Ok(vec![
-        CodeList {
-            name: "hubs",
-            description: "The techniekhubs: hub_id as in events, name and municipality.",
-            batch: batch(
-                "hubs",
-                vec![
-                    (
-                        "hub_id",
-                        text(hubs.iter().map(|h| Some(h.id.as_str())).collect()),
-                    ),
-                    (
-                        "name",
-                        text(hubs.iter().map(|h| Some(h.name.as_str())).collect()),
-                    ),
-                    (
-                        "municipality",
-                        text(hubs.iter().map(|h| Some(h.municipality.as_str())).collect()),
-                    ),
-                ],
-            )?,
-        },
         CodeList {
             name: "worlds",
             description: "De zeven werelden van techniek (activities.worlds holds their numbers).",
@@ -123,53 +92,6 @@ pub fn code_lists() -> Result<Vec<CodeList>, LakeError> {
                         Arc::new(BooleanArray::from(
                             profiles.iter().map(|p| p.technical).collect::<Vec<_>>(),
                         )) as ArrayRef,
-                    ),
-                ],
-            )?,
-        },
-        CodeList {
-            name: "kpi_targets",
-            description: "The KPI targets of seed 003 per year (null: no target that year); year Y is school year Y/Y+1.",
-            batch: batch(
-                "kpi_targets",
-                vec![
-                    (
-                        "kpi",
-                        text(targets.iter().map(|(k, ..)| Some(k.kpi.as_str())).collect()),
-                    ),
-                    (
-                        "band",
-                        text(targets.iter().map(|(k, ..)| k.band.as_deref()).collect()),
-                    ),
-                    (
-                        "unit",
-                        text(
-                            targets
-                                .iter()
-                                .map(|(k, ..)| Some(k.unit.as_str()))
-                                .collect(),
-                        ),
-                    ),
-                    (
-                        "year",
-                        Arc::new(Int32Array::from(
-                            targets.iter().map(|(_, y, _)| *y).collect::<Vec<_>>(),
-                        )) as ArrayRef,
-                    ),
-                    (
-                        "target",
-                        Arc::new(Float64Array::from(
-                            targets.iter().map(|(.., t)| *t).collect::<Vec<_>>(),
-                        )) as ArrayRef,
-                    ),
-                    (
-                        "description",
-                        text(
-                            targets
-                                .iter()
-                                .map(|(k, ..)| Some(k.description.as_str()))
-                                .collect(),
-                        ),
                     ),
                 ],
             )?,

@@ -166,6 +166,10 @@ pub const TERMS: &[Term] = &[
     Term::new("year", "The KPI year Y: school year Y/Y+1."),
     Term::new("target", "The KPI's target for the year, in the KPI's unit; null where seed 003 sets none."),
     Term::new("description", "The KPI as seed 003 describes it."),
+    Term::new("first_school_year", "The first school year the hub reports, as 2025/26; null: from the start."),
+    Term::new("last_school_year", "The last school year the hub reports, as 2026/27, once it is retired; null: still reporting."),
+    Term::new("changed_at", "When an administrator last changed the row (UTC); null: as built in."),
+    Term::new("changed_by", "The administrator who last changed the row; null: as built in."),
 ];
 
 /// Columns a table uses its own way.

@@ -8,6 +8,7 @@ pub mod code_lists;
 mod error;
 pub mod glossary;
 pub mod location;
+pub mod registry;
 pub mod tables;
 mod versions;
 mod writer;

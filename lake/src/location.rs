@@ -200,7 +200,8 @@ async fn add_columns(table: &'static Table, delta: DeltaTable) -> Result<DeltaTa
         .get(FILLED_COLUMNS)
         .map(|names| names.split(',').map(str::to_string).collect())
         .unwrap_or_default();
-    let unfilled: Vec<_> = ADDED_COLUMNS
+    let unfilled: Vec<_> = table
+        .added_columns()
         .iter()
         .filter(|added| !filled.iter().any(|name| name == added.name()))
         .collect();

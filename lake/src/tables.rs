@@ -53,6 +53,11 @@ pub enum TableKind {
     Counts,
     /// Open onderwijsdata from DUO, written by the reference import.
     Reference,
+    /// techmon's code lists as the administrators keep them (hubs, KPI targets):
+    /// rewritten whole at every change, so a version is the whole list at a moment
+    /// and the versions are its history. Not partitioned, and without the columns
+    /// added to the event and reference tables since their first release.
+    Registry,
 }
 
 /// One lake table.
@@ -366,12 +371,54 @@ pub const REFERENCE_TABLES: &[Table] = &[
     },
 ];
 
-/// Every table of the lake: the event tables, the counts, the reference tables.
+/// Who last changed a registry row, and when; null for a row as built in.
+const CHANGED: &[Column] = &[
+    ("changed_at", ColumnType::Time, true),
+    ("changed_by", ColumnType::Text, true),
+];
+
+pub const REGISTRY_TABLES: &[Table] = &[
+    Table {
+        name: "hubs",
+        description: "The techniekhubs: hub_id as in events, name and municipality, and the school years it reports (null: from the start, or still); as built in, or as an administrator last changed them.",
+        kind: TableKind::Registry,
+        columns: &[
+            &[
+                ("hub_id", ColumnType::Text, false),
+                ("name", ColumnType::Text, false),
+                ("municipality", ColumnType::Text, false),
+                ("first_school_year", ColumnType::Text, true),
+                ("last_school_year", ColumnType::Text, true),
+            ],
+            CHANGED,
+        ],
+    },
+    Table {
+        name: "kpi_targets",
+        description: "The KPI targets per year (null: no target that year); year Y is school year Y/Y+1; from seed 003, or as an administrator last changed them.",
+        kind: TableKind::Registry,
+        columns: &[
+            &[
+                ("kpi", ColumnType::Text, false),
+                ("band", ColumnType::Text, true),
+                ("unit", ColumnType::Text, false),
+                ("year", ColumnType::Int, false),
+                ("target", ColumnType::Real, true),
+                ("description", ColumnType::Text, false),
+            ],
+            CHANGED,
+        ],
+    },
+];
+
+/// Every table of the lake: the event tables, the counts, the reference tables, the
+/// registry.
 pub fn all() -> impl Iterator<Item = &'static Table> {
     EVENT_TABLES
         .iter()
         .chain(std::iter::once(&WITHHELD_COUNTS))
         .chain(REFERENCE_TABLES)
+        .chain(REGISTRY_TABLES)
 }
 
 /// The table called `name`.
@@ -390,7 +437,15 @@ impl Table {
         self.columns
             .iter()
             .flat_map(|group| group.iter())
-            .chain(ADDED_COLUMNS.iter().map(|added| &added.column))
+            .chain(self.added_columns().iter().map(|added| &added.column))
+    }
+
+    /// The columns added since the first release that this table has.
+    pub fn added_columns(&self) -> &'static [AddedColumn] {
+        match self.kind {
+            TableKind::Registry => &[],
+            _ => ADDED_COLUMNS,
+        }
     }
 
     /// The column holding the pseudonym of the person a row is about (a participant
@@ -406,7 +461,7 @@ impl Table {
     /// The column the table's files are partitioned by; the counts are one small
     /// file, not partitioned.
     pub fn partition_column(&self) -> Option<&'static str> {
-        (self.kind != TableKind::Counts).then_some(PARTITION_COLUMN)
+        matches!(self.kind, TableKind::Events | TableKind::Reference).then_some(PARTITION_COLUMN)
     }
 
     pub fn arrow_schema(&self) -> SchemaRef {

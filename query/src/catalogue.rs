@@ -15,6 +15,7 @@ use deltalake::delta_datafusion::{DeltaScanConfig, DeltaScanNext};
 use deltalake::logstore::object_store::ObjectStoreExt as _;
 use techmon_lake::code_lists::code_lists;
 use techmon_lake::glossary::{self, Codes, Term};
+use techmon_lake::registry;
 use techmon_lake::tables::{self, TableKind};
 use techmon_lake::{LakeLocation, TableVersions};
 use tokio::sync::Mutex;
@@ -32,7 +33,8 @@ pub enum SourceKind {
     Lake,
     /// Imported from DUO's open data.
     Reference,
-    /// One of techmon's code lists.
+    /// One of techmon's code lists: built in, or (hubs, KPI targets) as the
+    /// administrators keep them.
     CodeList,
     /// A named view: SQL over the others.
     View,
@@ -199,6 +201,7 @@ impl Catalogue {
                 kind: match t.kind {
                     TableKind::Events | TableKind::Counts => SourceKind::Lake,
                     TableKind::Reference => SourceKind::Reference,
+                    TableKind::Registry => SourceKind::CodeList,
                 },
                 description: t.description,
                 schema: t.arrow_schema(),
@@ -271,10 +274,17 @@ impl Catalogue {
         for (source, table) in self.sources.iter().zip(&resolved.tables) {
             let provider: Arc<dyn TableProvider> = match table {
                 Some(table) => scan(source.name, table, &ctx.state())?,
-                None => Arc::new(
-                    MemTable::try_new(Arc::clone(&source.schema), vec![vec![]])
-                        .map_err(|e| QueryError::engine(source.name, e))?,
-                ),
+                // Until it is written, a registry table is as built in.
+                None => {
+                    let rows = match tables::find(source.name).and_then(registry::built_in) {
+                        Some(rows) => vec![rows?],
+                        None => vec![],
+                    };
+                    Arc::new(
+                        MemTable::try_new(Arc::clone(&source.schema), vec![rows])
+                            .map_err(|e| QueryError::engine(source.name, e))?,
+                    )
+                }
             };
             ctx.register_table(source.name, provider)
                 .map_err(|e| QueryError::engine(source.name, e))?;

@@ -1,8 +1,8 @@
 //! `POST /v1/reference/duo` (admin role): a DUO file in the body, its name or URL and
 //! school year in the query string; answers with the [`crate::ImportReport`].
 
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection, StringRejection};
+use axum::extract::{DefaultBodyLimit, Json, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -12,6 +12,7 @@ use techmon_service::{Access, ApiError, ErrorAnswer, OpenApiRouter, Role};
 use utoipa_axum::routes;
 
 use crate::ImportReport;
+use crate::registry::{Change, ChangeReport, NewHub};
 
 #[derive(Clone)]
 struct Imports {
@@ -23,6 +24,9 @@ struct Imports {
 pub fn routes(access: Access, lake: LakeLocation) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(import_reference))
+        .routes(routes!(add_hub))
+        .routes(routes!(retire_hub))
+        .routes(routes!(set_targets))
         // DUO files are some megabytes.
         .layer(DefaultBodyLimit::max(256 * 1024 * 1024))
         .with_state(Imports { access, lake })
@@ -98,4 +102,111 @@ async fn import_reference(
     let report = access.audited(asked, imported)?;
     tracing::info!(user = %user.name, table = report.table, source = %report.source, school_year = %report.school_year, rows = report.rows, imported = report.imported, "reference import");
     Ok(axum::Json(report).into_response())
+}
+
+/// Makes an administrator's change to the registry: authorized, applied in one commit,
+/// audited. `asked` is the change, or why the request does not say one.
+async fn registry_change(
+    imports: &Imports,
+    headers: &HeaderMap,
+    asked: impl FnOnce() -> Result<Change, ApiError>,
+) -> Result<Response, ApiError> {
+    let access = &imports.access;
+    let mut entry = access.authorize(headers, Role::Admin, AuditAction::RegistryChange)?;
+    let user = entry.user.clone();
+    let changed = async {
+        let change = asked()?;
+        Ok::<_, ApiError>(crate::registry::change(&imports.lake, change, &user.name).await?)
+    }
+    .await;
+    if let Ok(report) = &changed {
+        entry.entry.detail = Some(report.changed.clone());
+        entry.entry.table_versions = Some(format!("{}={}", report.table, report.table_version));
+        entry.entry.rows = Some(report.rows as u64);
+    }
+    let report = access.audited(entry, changed)?;
+    tracing::info!(user = %user.name, table = report.table, version = report.table_version, changed = %report.changed, "registry change");
+    Ok(axum::Json(report).into_response())
+}
+
+/// Add a hub (admin role)
+///
+/// The hub is in `hubs` from the table version the answer names: views, KPI reports
+/// and the dashboard take it up at the next query, without a restart.
+#[utoipa::path(post, path = "/v1/reference/hubs", tag = "reference", security(("bearer" = [])),
+    request_body = NewHub,
+    responses(
+        (status = 200, description = "The hubs' new table version", body = ChangeReport),
+        (status = 400, description = "The hub is known already, or a field is wrong (`bad_change`, `bad_request`)", body = ErrorAnswer),
+        (status = 401, description = "No token, or an unknown one (`unauthorized`)", body = ErrorAnswer),
+        (status = 403, description = "The token's role is not admin (`forbidden`)", body = ErrorAnswer),
+        (status = 503, description = "The lake or the audit trail does not answer (`lake_unavailable`, `audit_unavailable`, with `Retry-After`)", body = ErrorAnswer),
+    ))]
+async fn add_hub(
+    State(imports): State<Imports>,
+    headers: HeaderMap,
+    body: Result<Json<NewHub>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    registry_change(&imports, &headers, || Ok(Change::AddHub(body?.0))).await
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Retirement {
+    /// The last school year the hub reports (`2026/27`).
+    last_school_year: String,
+}
+
+/// Retire a hub (admin role)
+///
+/// The hub stays in `hubs`, with the last school year it reports.
+#[utoipa::path(post, path = "/v1/reference/hubs/{hub_id}/retire", tag = "reference", security(("bearer" = [])),
+    params(("hub_id" = String, Path, description = "The hub")),
+    request_body = Retirement,
+    responses(
+        (status = 200, description = "The hubs' new table version", body = ChangeReport),
+        (status = 400, description = "No such hub, or the school year is wrong (`bad_change`, `bad_request`)", body = ErrorAnswer),
+        (status = 401, description = "No token, or an unknown one (`unauthorized`)", body = ErrorAnswer),
+        (status = 403, description = "The token's role is not admin (`forbidden`)", body = ErrorAnswer),
+        (status = 503, description = "The lake or the audit trail does not answer (`lake_unavailable`, `audit_unavailable`, with `Retry-After`)", body = ErrorAnswer),
+    ))]
+async fn retire_hub(
+    State(imports): State<Imports>,
+    headers: HeaderMap,
+    Path(hub_id): Path<String>,
+    body: Result<Json<Retirement>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    registry_change(&imports, &headers, || {
+        Ok(Change::RetireHub {
+            hub_id,
+            last_school_year: body?.0.last_school_year,
+        })
+    })
+    .await
+}
+
+/// Set KPI targets (admin role)
+///
+/// CSV (`,` or `;`) with the columns `kpi`, `band`, `year` and `target` (an empty
+/// target: none that year). Each row replaces the target of its KPI, band and year;
+/// the others stay. An answer pinned to the table's earlier version still reads the
+/// earlier targets.
+#[utoipa::path(post, path = "/v1/reference/kpi_targets", tag = "reference", security(("bearer" = [])),
+    request_body(description = "The targets", content((String = "text/csv"))),
+    responses(
+        (status = 200, description = "The targets' new table version", body = ChangeReport),
+        (status = 400, description = "A row names no known KPI, or a field is wrong (`bad_change`, `bad_request`)", body = ErrorAnswer),
+        (status = 401, description = "No token, or an unknown one (`unauthorized`)", body = ErrorAnswer),
+        (status = 403, description = "The token's role is not admin (`forbidden`)", body = ErrorAnswer),
+        (status = 503, description = "The lake or the audit trail does not answer (`lake_unavailable`, `audit_unavailable`, with `Retry-After`)", body = ErrorAnswer),
+    ))]
+async fn set_targets(
+    State(imports): State<Imports>,
+    headers: HeaderMap,
+    body: Result<String, StringRejection>,
+) -> Result<Response, ApiError> {
+    registry_change(&imports, &headers, || {
+        Ok(Change::Targets(crate::registry::parse_targets(&body?)?))
+    })
+    .await
 }

@@ -6,6 +6,7 @@
 pub mod duo;
 mod http;
 mod import;
+pub mod registry;
 
 pub use http::routes;
 pub use import::{ImportReport, import};
@@ -27,6 +28,9 @@ pub enum ReferenceError {
         #[source]
         source: Box<deltalake::DeltaTableError>,
     },
+    /// An administrator's change that cannot be made as asked.
+    #[error("{0}")]
+    Change(String),
     #[error("lake table {table}: {source}")]
     Query {
         table: &'static str,
@@ -54,7 +58,7 @@ impl ReferenceError {
     pub fn fault(&self) -> techmon_service::Fault {
         use techmon_service::Fault;
         match self {
-            Self::File { .. } => Fault::User,
+            Self::File { .. } | Self::Change(_) => Fault::User,
             Self::Lake(e) if e.is_retryable() => Fault::External,
             Self::Table { .. } => Fault::External,
             Self::Lake(_) | Self::Query { .. } => Fault::Internal,
@@ -69,7 +73,10 @@ impl From<ReferenceError> for techmon_service::ApiError {
         match error.fault() {
             Fault::User => ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "bad_reference_file",
+                match error {
+                    ReferenceError::Change(_) => "bad_change",
+                    _ => "bad_reference_file",
+                },
                 error.to_string(),
             ),
             Fault::External => ApiError::unavailable(5, "lake_unavailable", error.to_string()),

@@ -40,6 +40,8 @@ pub enum AuditAction {
     ExportDownload,
     /// `POST /v1/reference/duo`.
     Import,
+    /// A change to the hubs or the KPI targets (`POST /v1/reference/hubs`, …).
+    RegistryChange,
     /// `GET /v1/audit`.
     AuditRead,
     /// A request without a known token.

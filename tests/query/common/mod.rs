@@ -319,6 +319,7 @@ pub async fn serve_with_hubs(lake: &str, config: &Config, hubs: &[(&str, &str)])
     let registry = prometheus::Registry::new();
     let (research, _) =
         techmon::serve::research_routes(config, &hubs, Arc::clone(&engine), &registry)
+            .await
             .expect("router");
     let router = research.merge(techmon_query::probes(engine, registry));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
