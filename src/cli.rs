@@ -101,6 +101,16 @@ pub enum Command {
         #[arg(long, default_value = "rejected.ndjson")]
         rejects: PathBuf,
     },
+    /// The hubs (admin): add one, or retire one, while techmon runs.
+    Hubs {
+        #[command(subcommand)]
+        command: crate::registry::HubCommand,
+    },
+    /// The KPI targets (admin): set targets from a CSV file while techmon runs.
+    Targets {
+        #[command(subcommand)]
+        command: crate::registry::TargetCommand,
+    },
     /// Reference data (DUO open onderwijsdata).
     Reference {
         #[command(subcommand)]
@@ -455,6 +465,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Sql(options) => crate::sql::run(&options).await?,
         Command::Effect(options) => crate::effect::run(&options).await?,
+        Command::Hubs { command } => crate::registry::hubs(command).await?,
+        Command::Targets { command } => crate::registry::targets(command).await?,
         Command::Reference {
             command: ReferenceCommand::Import(options),
         } => crate::reference::import(&options).await?,

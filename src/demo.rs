@@ -237,13 +237,17 @@ async fn import_duo(
     generated: &Generated,
 ) -> anyhow::Result<()> {
     let (mut rows, mut suppressed, mut again) = (0, 0, 0);
+    let admin = crate::sql::Server {
+        url: url.to_string(),
+        token: ADMIN_TOKEN.to_string(),
+    };
     for file in &generated.duo_files {
         let name = file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        let answer = crate::reference::send(client, (url, ADMIN_TOKEN), &name, bytes, None).await?;
+        let answer = crate::reference::send(client, &admin, &name, bytes, None).await?;
         rows += answer["rows"].as_u64().unwrap_or(0);
         suppressed += answer["suppressed_cells"].as_u64().unwrap_or(0);
         again += usize::from(answer["imported"] != true);

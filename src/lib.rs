@@ -14,5 +14,6 @@ pub mod effect;
 pub mod push;
 pub mod rebuild;
 pub mod reference;
+pub mod registry;
 pub mod serve;
 pub mod sql;

@@ -14,12 +14,9 @@ pub struct ImportOptions {
     /// The school year (`2024/25`) when the file name does not end in the year.
     #[arg(long)]
     pub school_year: Option<String>,
-    /// Base URL of the query API.
-    #[arg(long, default_value = "http://127.0.0.1:8080", env = "TECHMON_URL")]
-    pub url: String,
-    /// An admin token.
-    #[arg(long, env = "TECHMON_TOKEN", hide_env_values = true)]
-    pub token: String,
+    /// The query API, with an admin token.
+    #[command(flatten)]
+    pub server: crate::sql::Server,
 }
 
 pub async fn import(options: &ImportOptions) -> anyhow::Result<()> {
@@ -40,7 +37,7 @@ pub async fn import(options: &ImportOptions) -> anyhow::Result<()> {
     for (name, bytes) in files {
         let answer = send(
             &client,
-            (&options.url, &options.token),
+            &options.server,
             &name,
             bytes,
             options.school_year.as_deref(),
@@ -177,7 +174,7 @@ async fn download(client: &reqwest::Client, url: &str) -> anyhow::Result<Vec<u8>
 /// import's answer.
 pub async fn send(
     client: &reqwest::Client,
-    (url, token): (&str, &str),
+    server: &crate::sql::Server,
     name: &str,
     bytes: Vec<u8>,
     school_year: Option<&str>,
@@ -186,14 +183,14 @@ pub async fn send(
     if let Some(year) = school_year {
         query.push(("school_year", year));
     }
-    let response = client
-        .post(format!("{}/v1/reference/duo", url.trim_end_matches('/')))
-        .bearer_auth(token)
-        .query(&query)
-        .body(bytes)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the query API at {url}"))?;
+    let response = server
+        .send(
+            client
+                .post(server.at("/v1/reference/duo"))
+                .query(&query)
+                .body(bytes),
+        )
+        .await?;
     let status = response.status();
     let answer: serde_json::Value = response.json().await.unwrap_or_default();
     if !status.is_success() {

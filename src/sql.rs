@@ -8,15 +8,42 @@ use anyhow::{Context, bail};
 use techmon_query::formats::Format;
 use techmon_query::http::VERSIONS_HEADER;
 
-/// The query API and who asks it, for its clients (`techmon sql`, `techmon effect`).
+/// The query API and who asks it, for its clients (`techmon sql`, `techmon effect`,
+/// the administrators' `techmon hubs` and `techmon targets`).
 #[derive(Debug, clap::Args)]
-pub struct QueryApi {
+pub struct Server {
     /// Base URL of the query API (`techmon serve` serves it on the ingest address).
     #[arg(long, default_value = "http://127.0.0.1:8080", env = "TECHMON_URL")]
     pub url: String,
     /// Your researcher, analyst or admin token.
     #[arg(long, env = "TECHMON_TOKEN", hide_env_values = true)]
     pub token: String,
+}
+
+impl Server {
+    /// The API's `path` (`/v1/sql`).
+    pub(crate) fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url.trim_end_matches('/'))
+    }
+
+    /// Sends `request` with the token.
+    pub(crate) async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<reqwest::Response> {
+        request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the query API at {}", self.url))
+    }
+}
+
+/// [`Server`] for questions, which can pin the table versions they read.
+#[derive(Debug, clap::Args)]
+pub struct QueryApi {
+    #[command(flatten)]
+    pub server: Server,
     /// Pin table versions to reproduce an earlier answer: `activities=3,participants=7`
     /// (as printed under every answer).
     #[arg(long)]
@@ -24,9 +51,8 @@ pub struct QueryApi {
 }
 
 impl QueryApi {
-    /// The API's `path` (`/v1/sql`).
     pub(crate) fn at(&self, path: &str) -> String {
-        format!("{}{path}", self.url.trim_end_matches('/'))
+        self.server.at(path)
     }
 
     /// Sends `request` with the token and the pinned versions.
@@ -34,14 +60,10 @@ impl QueryApi {
         &self,
         mut request: reqwest::RequestBuilder,
     ) -> anyhow::Result<reqwest::Response> {
-        request = request.bearer_auth(&self.token);
         if let Some(versions) = &self.versions {
             request = request.header(VERSIONS_HEADER, versions);
         }
-        request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the query API at {}", self.url))
+        self.server.send(request).await
     }
 }
 

@@ -106,15 +106,30 @@ async fn targets_and_hubs_change_without_a_restart_and_pins_keep_the_old_ones() 
         reported[0]["n"].as_i64().is_some_and(|n| n > 0),
         "{reported:?}"
     );
-    // It retires.
-    let (status, report) = change(
-        addr,
-        ADMIN,
-        "/v1/reference/hubs/techniekpunt-harderwijk/retire",
-        Change::Json(json!({"last_school_year": "2027/28"})),
-    )
-    .await;
-    assert_eq!(status, 200, "{report}");
+    // It retires, by the administrator's command.
+    let url = format!("http://{addr}");
+    let retired = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_techmon"))
+            .args(["hubs", "retire", "--id", "techniekpunt-harderwijk"])
+            .args([
+                "--last-school-year",
+                "2027/28",
+                "--url",
+                &url,
+                "--token",
+                ADMIN,
+            ])
+            .output()
+            .expect("techmon hubs retire runs")
+    })
+    .await
+    .expect("the command");
+    let printed = String::from_utf8_lossy(&retired.stdout);
+    assert!(
+        retired.status.success() && printed.contains("retired after 2027/28"),
+        "{printed} {}",
+        String::from_utf8_lossy(&retired.stderr)
+    );
     let (retired, _) = rows(
         addr,
         None,

@@ -1,0 +1,110 @@
+//! `techmon hubs add|retire` and `techmon targets import`: an administrator's changes
+//! to the hubs and the KPI targets, sent to the admin routes of a running techmon
+//! (`POST /v1/reference/hubs`, `…/hubs/{hub_id}/retire`, `…/kpi_targets`).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use crate::sql::Server;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum HubCommand {
+    /// A hub joins: its events count from the school year given (its token is
+    /// configured as for any hub: `techmon token new --hub ID`).
+    Add {
+        /// Lower-case letters, digits and dashes, as its events name it.
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// The municipality whose DUO counts are the hub's own.
+        #[arg(long)]
+        municipality: String,
+        /// The first school year it reports (`2025/26`); from the start if left out.
+        #[arg(long)]
+        first_school_year: Option<String>,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// A hub stops: it stays in the hubs, with the last school year it reports.
+    Retire {
+        #[arg(long)]
+        id: String,
+        /// The last school year it reports (`2026/27`).
+        #[arg(long)]
+        last_school_year: String,
+        #[command(flatten)]
+        server: Server,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TargetCommand {
+    /// Sets the targets of a CSV file (`,` or `;`; columns kpi, band, year, target):
+    /// each row replaces its KPI's target for the year.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        server: Server,
+    },
+}
+
+pub async fn hubs(command: HubCommand) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let (server, request) = match &command {
+        HubCommand::Add {
+            id,
+            name,
+            municipality,
+            first_school_year,
+            server,
+        } => (
+            server,
+            client.post(server.at("/v1/reference/hubs")).json(&json!({
+                "hub_id": id, "name": name, "municipality": municipality,
+                "first_school_year": first_school_year,
+            })),
+        ),
+        HubCommand::Retire {
+            id,
+            last_school_year,
+            server,
+        } => (
+            server,
+            client
+                .post(server.at(&format!("/v1/reference/hubs/{id}/retire")))
+                .json(&json!({ "last_school_year": last_school_year })),
+        ),
+    };
+    report(server, request).await
+}
+
+pub async fn targets(command: TargetCommand) -> anyhow::Result<()> {
+    let TargetCommand::Import { file, server } = command;
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let request = reqwest::Client::new()
+        .post(server.at("/v1/reference/kpi_targets"))
+        .header(reqwest::header::CONTENT_TYPE, "text/csv")
+        .body(text);
+    report(&server, request).await
+}
+
+/// Sends a change and prints what it did.
+async fn report(server: &Server, request: reqwest::RequestBuilder) -> anyhow::Result<()> {
+    let response = server.send(request).await?;
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("{}", crate::sql::refusal(status, &answer));
+    }
+    println!(
+        "{}: {}; table version {}",
+        answer["table"].as_str().unwrap_or(""),
+        answer["changed"].as_str().unwrap_or(""),
+        answer["table_version"]
+    );
+    Ok(())
+}
