@@ -168,6 +168,7 @@ pub const EFFECT_TABLES: &[EffectTable] = &[
 ];
 
 /// The estimate of one scope and track, and its panel.
+#[derive(Debug)]
 pub struct ScopeEffects {
     scope: String,
     track: Track,
@@ -486,19 +487,25 @@ fn group_time_rows(all: &[ScopeEffects]) -> Vec<ArrayRef> {
     ]
 }
 
-/// An effect table in a session: computed when scanned, from the session's own
-/// `effect_panel`.
+/// The estimates of one session, computed when one of its effect tables is first
+/// read: a session holds one set of table versions, so they hold for all its queries.
+pub type Estimated = Arc<tokio::sync::OnceCell<Arc<Vec<ScopeEffects>>>>;
+
+/// An effect table in a session: computed when first scanned, from the session's own
+/// `effect_panel`, and shared with the session's other effect tables.
 #[derive(Debug)]
 pub struct EffectProvider {
     table: &'static EffectTable,
     schema: SchemaRef,
+    estimated: Estimated,
 }
 
 impl EffectProvider {
-    pub fn new(table: &'static EffectTable) -> Self {
+    pub fn new(table: &'static EffectTable, estimated: Estimated) -> Self {
         Self {
             table,
             schema: table.schema(),
+            estimated,
         }
     }
 }
@@ -524,8 +531,11 @@ impl TableProvider for EffectProvider {
             .as_any()
             .downcast_ref::<SessionState>()
             .ok_or_else(|| DataFusionError::Internal("an effect table needs a session".into()))?;
-        let all = compute(state).await?;
-        let batch = RecordBatch::try_new(self.schema.clone(), (self.table.rows)(&all))?;
+        let all = self
+            .estimated
+            .get_or_try_init(|| async { compute(state).await.map(Arc::new) })
+            .await?;
+        let batch = RecordBatch::try_new(self.schema.clone(), (self.table.rows)(all))?;
         let exec: Arc<dyn ExecutionPlan> = MemorySourceConfig::try_new_exec(
             &[vec![batch]],
             self.schema.clone(),

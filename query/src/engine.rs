@@ -39,7 +39,7 @@ use crate::QueryError;
 use crate::catalogue::{Catalogue, SourceKind, TableInfo};
 use crate::disclosure::Disclosure;
 use crate::distinct_partitions::DistinctPartitionValues;
-use crate::effects::{EFFECT_TABLES, EffectProvider};
+use crate::effects::{EFFECT_TABLES, EffectProvider, Estimated};
 use crate::memory::{QueryPool, ServiceMemory};
 use crate::pg_catalog::PgCatalog;
 use crate::utc_date_trunc::UtcDateTrunc;
@@ -677,8 +677,10 @@ async fn create_views(ctx: &SessionContext) -> Result<(), QueryError> {
 /// its panel would hold only its own reach, and other hubs' reached schools would
 /// pass for comparison schools (a hub asks `GET /v1/effects`).
 fn register_effect_tables(ctx: &SessionContext) -> Result<(), QueryError> {
+    let estimated = Estimated::default();
     for table in EFFECT_TABLES {
-        ctx.register_table(table.name, Arc::new(EffectProvider::new(table)))
+        let provider = EffectProvider::new(table, Arc::clone(&estimated));
+        ctx.register_table(table.name, Arc::new(provider))
             .map_err(|e| QueryError::engine(table.name, e))?;
     }
     Ok(())
