@@ -15,5 +15,6 @@ pub mod push;
 pub mod rebuild;
 pub mod reference;
 pub mod registry;
+pub mod retired_hubs;
 pub mod serve;
 pub mod sql;

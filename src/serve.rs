@@ -258,12 +258,19 @@ pub async fn run_on(
     .await?;
     // Ready while the event log and the lake answer.
     let probes = techmon_service::probes(
-        techmon_transform::Transform::readiness(Arc::clone(&log), lake_for_probes),
+        techmon_transform::Transform::readiness(Arc::clone(&log), lake_for_probes.clone()),
         registry.clone(),
     );
     let stores = techmon_ingest::Stores {
         person_keys: Some(person_keys),
         audit: Some(Arc::new(crate::audit::open(config)?)),
+        retired: Some(
+            crate::retired_hubs::LakeRetiredHubs::watch(
+                lake_for_probes.clone(),
+                config.lake.registry_refresh_seconds,
+            )
+            .await,
+        ),
     };
     let router = techmon_ingest::routes(&config.ingest, log, &registry, stores)?
         .merge(query)

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 use techmon_eventlog::{Appended, EventLog, LogRecord, RowVersion};
+use techmon_schemas::codes::SchoolYear;
 use techmon_schemas::{Event, EventKind, FieldError, Problem, Subject, sheet};
 use uuid::Uuid;
 
@@ -60,6 +61,15 @@ struct Ingest {
     max_body_bytes: usize,
     max_records: usize,
     retry_after: u64,
+    retired: Option<Arc<dyn RetiredHubs>>,
+}
+
+/// The hubs that stopped reporting, as the administrators keep them (the lake's `hubs`
+/// registry table, read by whoever runs ingest): a retired hub's events of a later
+/// school year than its last are refused.
+pub trait RetiredHubs: Send + Sync + std::fmt::Debug {
+    /// The last school year `hub` reports, once it is retired.
+    fn last_school_year(&self, hub: &str) -> Option<SchoolYear>;
 }
 
 /// What ingest keeps besides the event log.
@@ -72,6 +82,8 @@ pub struct Stores {
     /// With a trail, every push is recorded in it (which hub, when, what became of its
     /// records), and `GET /v1/uploads` lists a hub's.
     pub audit: Option<Arc<AuditLog>>,
+    /// With the retired hubs, their events after their last school year are refused.
+    pub retired: Option<Arc<dyn RetiredHubs>>,
 }
 
 /// The ingest routes (push API, schemas, health, readiness, metrics).
@@ -124,6 +136,7 @@ pub fn routes(
         max_body_bytes: config.max_body_bytes,
         max_records: config.max_records_per_request,
         retry_after: config.retry_after_seconds,
+        retired: stores.retired,
     };
     Ok(OpenApiRouter::new()
         .routes(routes!(push_events))
@@ -589,7 +602,12 @@ async fn store(
     let mut results = Vec::with_capacity(candidates.len());
     let mut valid = Vec::new();
     for candidate in candidates {
-        let checked = match check(hub, candidate.record, candidate.row) {
+        let checked = match check(
+            hub,
+            candidate.record,
+            candidate.row,
+            state.retired.as_deref(),
+        ) {
             Ok((record, event, Some((row, digest)))) => {
                 let plain = private_version(state, &event, row, digest)?;
                 Ok((record, event, Some(plain)))
@@ -665,6 +683,7 @@ fn check(
     hub: &str,
     record: Result<records::Record, records::Refused>,
     row: Option<Uuid>,
+    retired: Option<&dyn RetiredHubs>,
 ) -> Result<(records::Record, Event, Option<(Uuid, Uuid)>), (Option<Uuid>, Vec<FieldError>)> {
     let mut record = record.map_err(|refused| (refused.event_id, refused.errors))?;
     let plain = match (&mut record, row) {
@@ -685,6 +704,20 @@ fn check(
             vec![FieldError::new(
                 "/hub_id",
                 "the token used belongs to another hub: a hub may only send its own events",
+            )],
+        ));
+    }
+    if let Some(last) = retired.and_then(|r| r.last_school_year(hub))
+        && event.school_year() > last
+    {
+        return Err((
+            known_id,
+            vec![FieldError::new(
+                "/hub_id",
+                format!(
+                    "hub {hub} was retired after school year {last}: its events of {} are not taken",
+                    event.school_year()
+                ),
             )],
         ));
     }

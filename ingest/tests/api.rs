@@ -60,6 +60,7 @@ async fn start_with(
                 techmon_eventlog::person_keys::PersonKeys::open(keys).expect("person keys")
             }),
             audit: None,
+            retired: None,
         },
     )
     .expect("router");

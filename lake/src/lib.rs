@@ -27,6 +27,13 @@ pub struct Config {
     /// Options for a lake in a bucket: endpoint, region, credentials.
     #[serde(default)]
     pub storage: StorageOptions,
+    /// How often ingest reads the hubs registry again for retired hubs.
+    #[serde(default = "registry_refresh_seconds")]
+    pub registry_refresh_seconds: u64,
+}
+
+fn registry_refresh_seconds() -> u64 {
+    10
 }
 
 impl Config {

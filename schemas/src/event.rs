@@ -670,6 +670,17 @@ impl Event {
         self.payload.kind()
     }
 
+    /// The school year the event falls in: the one a class's participation or a
+    /// profile choice names, else the one its date in the Netherlands is in, whatever
+    /// offset the hub sent.
+    pub fn school_year(&self) -> SchoolYear {
+        match &self.payload {
+            Payload::GroupParticipated(g) => g.school_year,
+            Payload::ProfileChosen(p) => p.school_year,
+            _ => SchoolYear::containing(crate::time::dutch_date(&self.occurred_at)),
+        }
+    }
+
     /// Who or what the event is about: the one answer that the log's keys, the
     /// transform's pseudonyms and erasure all use. An event about a participant names
     /// them even when it is also about an activity or school (an answered survey, a

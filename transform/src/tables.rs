@@ -187,9 +187,7 @@ pub fn row<'a>(
     event: &'a Event,
     ctx: &RowContext<'a>,
 ) -> Result<(usize, Row<'a>), crate::TransformError> {
-    // By the date in the Netherlands, whatever offset the hub sent.
-    let occurred = techmon_schemas::time::dutch_date(&event.occurred_at);
-    let mut school_year = SchoolYear::containing(occurred);
+    let school_year = event.school_year();
     let key_id = ctx.key.id();
     let person = Cell::Null;
     // Cells after the common ones, in the order of the table's columns.
@@ -209,25 +207,22 @@ pub fn row<'a>(
                 Cell::Texts(a.partner_organisations.iter().map(String::as_str).collect()),
             ],
         ),
-        Payload::GroupParticipated(g) => {
-            school_year = g.school_year;
-            (
-                "group_participations",
-                vec![
-                    (&g.activity_id).into(),
-                    g.school_brin6.as_ref().into(),
-                    g.sector.as_str().into(),
-                    g.groep.into(),
-                    g.leerjaar.into(),
-                    g.onderwijstype.map(|o| o.as_str()).into(),
-                    g.participants.girls.into(),
-                    g.participants.boys.into(),
-                    g.participants.other.into(),
-                    g.participants.total().into(),
-                    g.accompanying_teachers.into(),
-                ],
-            )
-        }
+        Payload::GroupParticipated(g) => (
+            "group_participations",
+            vec![
+                (&g.activity_id).into(),
+                g.school_brin6.as_ref().into(),
+                g.sector.as_str().into(),
+                g.groep.into(),
+                g.leerjaar.into(),
+                g.onderwijstype.map(|o| o.as_str()).into(),
+                g.participants.girls.into(),
+                g.participants.boys.into(),
+                g.participants.other.into(),
+                g.participants.total().into(),
+                g.accompanying_teachers.into(),
+            ],
+        ),
         Payload::ParticipantRegistered(p) => (
             "participants",
             vec![
@@ -266,22 +261,19 @@ pub fn row<'a>(
                 s.score_of_10().into(),
             ],
         ),
-        Payload::ProfileChosen(p) => {
-            school_year = p.school_year;
-            (
-                "profile_choices",
-                vec![
-                    (&p.school_brin6).into(),
-                    p.leerjaar.into(),
-                    p.onderwijstype.as_str().into(),
-                    (&p.profile_code).into(),
-                    p.profile().is_some_and(|pr| pr.technical).into(),
-                    person,
-                    p.participant_ref.as_ref().map(|_| key_id).into(),
-                    p.count.into(),
-                ],
-            )
-        }
+        Payload::ProfileChosen(p) => (
+            "profile_choices",
+            vec![
+                (&p.school_brin6).into(),
+                p.leerjaar.into(),
+                p.onderwijstype.as_str().into(),
+                (&p.profile_code).into(),
+                p.profile().is_some_and(|pr| pr.technical).into(),
+                person,
+                p.participant_ref.as_ref().map(|_| key_id).into(),
+                p.count.into(),
+            ],
+        ),
         Payload::PartnerJoined(p) => (
             "partner_events",
             vec![
