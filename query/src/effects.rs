@@ -400,14 +400,34 @@ fn estimate_rows(all: &[ScopeEffects]) -> Vec<ArrayRef> {
 
 /// Why a scope has no estimate, or what to keep in mind about it.
 fn note(scope: &ScopeEffects) -> Option<String> {
-    match &scope.effects {
-        Err(e) => Some(format!("No estimate: {e}.")),
-        Ok(e) if e.treated < FEW_CLUSTERS => Some(format!(
+    let effects = match &scope.effects {
+        Err(e) => return Some(format!("No estimate: {e}.")),
+        Ok(effects) => effects,
+    };
+    let mut notes = Vec::new();
+    if effects.treated < FEW_CLUSTERS {
+        notes.push(format!(
             "Rests on {} treated school(s): with this few clusters the bootstrap interval is approximate and the effect of one school weighs heavily.",
-            e.treated
-        )),
-        Ok(_) => None,
+            effects.treated
+        ));
     }
+    // A cohort's own spread enters the errors only through its schools' differences:
+    // a cohort of one school adds none, however noisy its DUO counts are.
+    let mut single: Vec<i32> = effects
+        .group_time
+        .iter()
+        .filter(|c| c.treated == 1)
+        .map(|c| c.first_treated)
+        .collect();
+    single.dedup();
+    if !single.is_empty() {
+        notes.push(format!(
+            "{} of the {} cohorts are a single school: the standard errors leave out that school's own noise (DUO's rounding and suppressed counts), so the intervals are too narrow and the pre-trend test rejects too often.",
+            single.len(),
+            effects.cohorts
+        ));
+    }
+    (!notes.is_empty()).then(|| notes.join(" "))
 }
 
 fn event_study_fields() -> Vec<Field> {
