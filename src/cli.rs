@@ -251,8 +251,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let stores = techmon_ingest::Stores {
                 person_keys: Some(person_keys),
                 audit: Some(std::sync::Arc::new(crate::audit::open(&config)?)),
-                retired: Some(
-                    crate::retired_hubs::LakeRetiredHubs::watch(
+                registry: Some(
+                    crate::hub_registry::LakeHubRegistry::watch(
                         config.lake.location()?,
                         config.lake.registry_refresh_seconds,
                     )

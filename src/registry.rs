@@ -28,6 +28,14 @@ pub enum HubCommand {
         #[command(flatten)]
         server: Server,
     },
+    /// A new token for a hub, printed this once: ingest takes the hub's events with it
+    /// within `lake.registry_refresh_seconds`, without a restart.
+    Token {
+        #[arg(long)]
+        id: String,
+        #[command(flatten)]
+        server: Server,
+    },
     /// A hub stops: it stays in the hubs, with the last school year it reports.
     Retire {
         #[arg(long)]
@@ -66,6 +74,10 @@ pub async fn hubs(command: HubCommand) -> anyhow::Result<()> {
                 "hub_id": id, "name": name, "municipality": municipality,
                 "first_school_year": first_school_year,
             })),
+        ),
+        HubCommand::Token { id, server } => (
+            server,
+            client.post(server.at(&format!("/v1/reference/hubs/{id}/tokens"))),
         ),
         HubCommand::Retire {
             id,
@@ -106,5 +118,8 @@ async fn report(server: &Server, request: reqwest::RequestBuilder) -> anyhow::Re
         answer["changed"].as_str().unwrap_or(""),
         answer["table_version"]
     );
+    if let Some(token) = answer["token"].as_str() {
+        println!("token (shown this once; give it to the hub): {token}");
+    }
     Ok(())
 }

@@ -264,8 +264,8 @@ pub async fn run_on(
     let stores = techmon_ingest::Stores {
         person_keys: Some(person_keys),
         audit: Some(Arc::new(crate::audit::open(config)?)),
-        retired: Some(
-            crate::retired_hubs::LakeRetiredHubs::watch(
+        registry: Some(
+            crate::hub_registry::LakeHubRegistry::watch(
                 lake_for_probes.clone(),
                 config.lake.registry_refresh_seconds,
             )

@@ -444,7 +444,20 @@ fn probes_of_a_working_service() -> Vec<Probe> {
         targets(Some(ADMIN)).body("kpi,band,year,target\nhappiness,,2024,90\n"),
         targets(Some(RESEARCHER)).body("kpi,band,year,target\nvo_pupils,,2024,90\n"),
         targets(None).body("kpi,band,year,target\nvo_pupils,,2024,90\n"),
+        token("tec-deventer", Some(ADMIN)),
+        token("no-such-hub", Some(ADMIN)),
+        token("tec-deventer", Some(RESEARCHER)),
+        token("tec-deventer", None),
     ]
+}
+
+fn token(hub: &str, token: Option<&'static str>) -> Probe {
+    probe(
+        Method::POST,
+        "/v1/reference/hubs/{hub_id}/tokens",
+        &format!("/v1/reference/hubs/{hub}/tokens"),
+        token,
+    )
 }
 
 /// The registry's routes, as `token`.
@@ -518,6 +531,7 @@ fn probes_of_a_failing_service() -> Vec<Probe> {
         targets(Some(ADMIN)).body("kpi,band,year,target\nvo_pupils,,2024,90\n"),
         hubs(Some(ADMIN)).json(&json!({"hub_id": "techniekpunt-nunspeet", "name": "Techniekpunt Nunspeet", "municipality": "Nunspeet"})),
         retire(Some(ADMIN)).json(&json!({"last_school_year": "2027/28"})),
+        token("tec-deventer", Some(ADMIN)),
     ]
 }
 

@@ -61,15 +61,32 @@ struct Ingest {
     max_body_bytes: usize,
     max_records: usize,
     retry_after: u64,
-    retired: Option<Arc<dyn RetiredHubs>>,
+    registry: Option<Arc<dyn HubRegistry>>,
 }
 
-/// The hubs that stopped reporting, as the administrators keep them (the lake's `hubs`
-/// registry table, read by whoever runs ingest): a retired hub's events of a later
-/// school year than its last are refused.
-pub trait RetiredHubs: Send + Sync + std::fmt::Debug {
-    /// The last school year `hub` reports, once it is retired.
+/// The hubs as the administrators keep them while techmon runs (the lake's registry
+/// tables, read by whoever runs ingest).
+pub trait HubRegistry: Send + Sync + std::fmt::Debug {
+    /// The last school year `hub` reports, once it is retired: its events of a later
+    /// school year are refused.
     fn last_school_year(&self, hub: &str) -> Option<SchoolYear>;
+
+    /// The hub a token issued at run time belongs to, by the token's SHA-256 (hex).
+    fn hub_of_token(&self, token_sha256: &str) -> Option<String>;
+}
+
+impl Ingest {
+    /// The hub whose token the request carries: a configured one, or one issued at
+    /// run time.
+    fn hub(&self, headers: &axum::http::HeaderMap) -> Result<String, ApiError> {
+        match self.tokens.authenticate(headers) {
+            Ok(hub) => Ok(hub.clone()),
+            Err(unknown) => techmon_service::bearer(headers)
+                .map(techmon_service::token_sha256)
+                .and_then(|hash| self.registry.as_ref()?.hub_of_token(&hash))
+                .ok_or(unknown),
+        }
+    }
 }
 
 /// What ingest keeps besides the event log.
@@ -82,8 +99,9 @@ pub struct Stores {
     /// With a trail, every push is recorded in it (which hub, when, what became of its
     /// records), and `GET /v1/uploads` lists a hub's.
     pub audit: Option<Arc<AuditLog>>,
-    /// With the retired hubs, their events after their last school year are refused.
-    pub retired: Option<Arc<dyn RetiredHubs>>,
+    /// With the hubs' registry, tokens issued at run time are taken, and a retired
+    /// hub's events after its last school year are refused.
+    pub registry: Option<Arc<dyn HubRegistry>>,
 }
 
 /// The ingest routes (push API, schemas, health, readiness, metrics).
@@ -136,7 +154,7 @@ pub fn routes(
         max_body_bytes: config.max_body_bytes,
         max_records: config.max_records_per_request,
         retry_after: config.retry_after_seconds,
-        retired: stores.retired,
+        registry: stores.registry,
     };
     Ok(OpenApiRouter::new()
         .routes(routes!(push_events))
@@ -353,7 +371,7 @@ async fn sheet_rows(
     parameters: Result<Query<SheetParameters>, QueryRejection>,
     request: Request,
 ) -> Result<axum::Json<SheetAnswer>, ApiError> {
-    state.tokens.authenticate(request.headers())?;
+    state.hub(request.headers())?;
     let charset = charset(request.headers());
     let Query(parameters) = parameters.map_err(bad_parameters)?;
     let kind = parameters
@@ -447,7 +465,7 @@ async fn push(
     parse: impl FnOnce(&bytes::Bytes, &str) -> Result<Vec<Candidate>, ApiError>,
 ) -> Result<axum::Json<PushAnswer>, ApiError> {
     let started = Instant::now();
-    let hub = state.tokens.authenticate(request.headers())?.to_string();
+    let hub = state.hub(request.headers())?;
     let stored = async {
         let body = read_body(state, request.into_body()).await?;
         store(state, &hub, parse(&body, &hub)?).await
@@ -525,7 +543,7 @@ async fn uploads(
     State(state): State<Ingest>,
     headers: axum::http::HeaderMap,
 ) -> Result<axum::Json<Vec<Upload>>, ApiError> {
-    let hub = state.tokens.authenticate(&headers)?;
+    let hub = state.hub(&headers)?;
     let Some(audit) = &state.audit else {
         return Ok(axum::Json(Vec::new()));
     };
@@ -606,7 +624,7 @@ async fn store(
             hub,
             candidate.record,
             candidate.row,
-            state.retired.as_deref(),
+            state.registry.as_deref(),
         ) {
             Ok((record, event, Some((row, digest)))) => {
                 let plain = private_version(state, &event, row, digest)?;
@@ -683,7 +701,7 @@ fn check(
     hub: &str,
     record: Result<records::Record, records::Refused>,
     row: Option<Uuid>,
-    retired: Option<&dyn RetiredHubs>,
+    registry: Option<&dyn HubRegistry>,
 ) -> Result<(records::Record, Event, Option<(Uuid, Uuid)>), (Option<Uuid>, Vec<FieldError>)> {
     let mut record = record.map_err(|refused| (refused.event_id, refused.errors))?;
     let plain = match (&mut record, row) {
@@ -707,7 +725,7 @@ fn check(
             )],
         ));
     }
-    if let Some(last) = retired.and_then(|r| r.last_school_year(hub))
+    if let Some(last) = registry.and_then(|r| r.last_school_year(hub))
         && event.school_year() > last
     {
         return Err((

@@ -60,7 +60,7 @@ async fn start_with(
                 techmon_eventlog::person_keys::PersonKeys::open(keys).expect("person keys")
             }),
             audit: None,
-            retired: None,
+            registry: None,
         },
     )
     .expect("router");

@@ -168,6 +168,7 @@ pub const TERMS: &[Term] = &[
     Term::new("description", "The KPI as seed 003 describes it."),
     Term::new("first_school_year", "The first school year the hub reports, as 2025/26; null: from the start."),
     Term::new("last_school_year", "The last school year the hub reports, as 2026/27, once it is retired; null: still reporting."),
+    Term::new("token_sha256", "The SHA-256 (hex) of a token issued to the hub; the token itself is shown once, to the administrator who issued it."),
     Term::new("changed_at", "When an administrator last changed the row (UTC); null: as built in."),
     Term::new("changed_by", "The administrator who last changed the row; null: as built in."),
 ];

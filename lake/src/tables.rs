@@ -394,6 +394,18 @@ pub const REGISTRY_TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "hub_tokens",
+        description: "Tokens issued to hubs while techmon runs (`techmon hubs token`), by their SHA-256 only: ingest takes a hub's events with one as with a configured token.",
+        kind: TableKind::Registry,
+        columns: &[
+            &[
+                ("hub_id", ColumnType::Text, false),
+                ("token_sha256", ColumnType::Text, false),
+            ],
+            CHANGED,
+        ],
+    },
+    Table {
         name: "kpi_targets",
         description: "The KPI targets per year (null: no target that year); year Y is school year Y/Y+1; from seed 003, or as an administrator last changed them.",
         kind: TableKind::Registry,

@@ -27,6 +27,7 @@ pub fn routes(access: Access, lake: LakeLocation) -> OpenApiRouter {
         .routes(routes!(add_hub))
         .routes(routes!(retire_hub))
         .routes(routes!(set_targets))
+        .routes(routes!(issue_token))
         // DUO files are some megabytes.
         .layer(DefaultBodyLimit::max(256 * 1024 * 1024))
         .with_state(Imports { access, lake })
@@ -110,7 +111,7 @@ async fn registry_change(
     imports: &Imports,
     headers: &HeaderMap,
     asked: impl FnOnce() -> Result<Change, ApiError>,
-) -> Result<Response, ApiError> {
+) -> Result<ChangeReport, ApiError> {
     let access = &imports.access;
     let mut entry = access.authorize(headers, Role::Admin, AuditAction::RegistryChange)?;
     let user = entry.user.clone();
@@ -126,7 +127,7 @@ async fn registry_change(
     }
     let report = access.audited(entry, changed)?;
     tracing::info!(user = %user.name, table = report.table, version = report.table_version, changed = %report.changed, "registry change");
-    Ok(axum::Json(report).into_response())
+    Ok(report)
 }
 
 /// Add a hub (admin role)
@@ -147,7 +148,8 @@ async fn add_hub(
     headers: HeaderMap,
     body: Result<Json<NewHub>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    registry_change(&imports, &headers, || Ok(Change::AddHub(body?.0))).await
+    let report = registry_change(&imports, &headers, || Ok(Change::AddHub(body?.0))).await?;
+    Ok(axum::Json(report).into_response())
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -176,13 +178,14 @@ async fn retire_hub(
     Path(hub_id): Path<String>,
     body: Result<Json<Retirement>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    registry_change(&imports, &headers, || {
+    let report = registry_change(&imports, &headers, || {
         Ok(Change::RetireHub {
             hub_id,
             last_school_year: body?.0.last_school_year,
         })
     })
-    .await
+    .await?;
+    Ok(axum::Json(report).into_response())
 }
 
 /// Set KPI targets (admin role)
@@ -205,8 +208,41 @@ async fn set_targets(
     headers: HeaderMap,
     body: Result<String, StringRejection>,
 ) -> Result<Response, ApiError> {
-    registry_change(&imports, &headers, || {
+    let report = registry_change(&imports, &headers, || {
         Ok(Change::Targets(crate::registry::parse_targets(&body?)?))
     })
-    .await
+    .await?;
+    Ok(axum::Json(report).into_response())
+}
+
+/// Issue a token to a hub (admin role)
+///
+/// A new random token for a known hub, answered this once (only its SHA-256 is kept,
+/// in `hub_tokens`). Ingest takes the hub's events with it from its next reading of
+/// the registry (`lake.registry_refresh_seconds`), without a restart.
+#[utoipa::path(post, path = "/v1/reference/hubs/{hub_id}/tokens", tag = "reference", security(("bearer" = [])),
+    params(("hub_id" = String, Path, description = "The hub")),
+    responses(
+        (status = 200, description = "The token, and the new table version", body = ChangeReport),
+        (status = 400, description = "No such hub (`bad_change`)", body = ErrorAnswer),
+        (status = 401, description = "No token, or an unknown one (`unauthorized`)", body = ErrorAnswer),
+        (status = 403, description = "The token's role is not admin (`forbidden`)", body = ErrorAnswer),
+        (status = 503, description = "The lake or the audit trail does not answer (`lake_unavailable`, `audit_unavailable`, with `Retry-After`)", body = ErrorAnswer),
+    ))]
+async fn issue_token(
+    State(imports): State<Imports>,
+    headers: HeaderMap,
+    Path(hub_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    let token_sha256 = techmon_service::token_sha256(&token);
+    let mut answer = registry_change(&imports, &headers, || {
+        Ok(Change::IssueToken {
+            hub_id,
+            token_sha256,
+        })
+    })
+    .await?;
+    answer.token = Some(token);
+    Ok(axum::Json(answer).into_response())
 }

@@ -50,6 +50,11 @@ pub enum Change {
     },
     /// Targets of known KPIs, each replacing the one of its KPI, band and year.
     Targets(Vec<Target>),
+    /// A token for a known hub, by its SHA-256 (the token itself is never stored).
+    IssueToken {
+        hub_id: String,
+        token_sha256: String,
+    },
 }
 
 impl Change {
@@ -57,6 +62,7 @@ impl Change {
         let name = match self {
             Self::AddHub(_) | Self::RetireHub { .. } => "hubs",
             Self::Targets(_) => "kpi_targets",
+            Self::IssueToken { .. } => "hub_tokens",
         };
         tables::find(name).expect("the registry tables are in the catalogue")
     }
@@ -72,6 +78,9 @@ pub struct ChangeReport {
     pub rows: usize,
     /// The change, in words.
     pub changed: String,
+    /// A token issued: shown this once, never stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// A row of a registry table: its values in the table's column order, the last two
@@ -102,6 +111,13 @@ pub async fn change(
     by: &str,
 ) -> Result<ChangeReport, ReferenceError> {
     let table = change.table();
+    if let Change::IssueToken { hub_id, .. } = &change {
+        let hubs = tables::find("hubs").expect("the registry tables are in the catalogue");
+        let known = current(hubs, &lake.create(hubs).await?).await?;
+        if !known.iter().any(|r| r[0].text() == Some(hub_id.as_str())) {
+            return Err(ReferenceError::Change(format!("no hub {hub_id}")));
+        }
+    }
     let delta = lake.create(table).await?;
     let mut rows = current(table, &delta).await?;
     let changed = apply(
@@ -121,6 +137,7 @@ pub async fn change(
         table_version: delta.version().unwrap_or(0),
         rows: rows.len(),
         changed,
+        token: None,
     })
 }
 
@@ -365,6 +382,18 @@ fn apply(
                 rows.push(row);
             }
             Ok(format!("{} target(s) set", targets.len()))
+        }
+        Change::IssueToken {
+            hub_id,
+            token_sha256,
+        } => {
+            let mut row = vec![
+                Value::Text(Some(hub_id.clone())),
+                Value::Text(Some(token_sha256.clone())),
+            ];
+            row.extend(stamp());
+            rows.push(row);
+            Ok(format!("a token issued to hub {hub_id}"))
         }
     }
 }

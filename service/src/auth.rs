@@ -61,12 +61,7 @@ impl<T: Clone + ToString> TokenMap<T> {
 
     /// Whoever holds the bearer token the request carries.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<&T, ApiError> {
-        let token = headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(ApiError::unauthorized)?;
-        self.holder(token)
+        self.holder(bearer(headers).ok_or_else(ApiError::unauthorized)?)
     }
 
     /// Whoever holds `token` (as a protocol without bearer tokens carries it: the
@@ -79,6 +74,14 @@ impl<T: Clone + ToString> TokenMap<T> {
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         self.0.get(&hash).ok_or_else(ApiError::unauthorized)
     }
+}
+
+/// The bearer token a request carries.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
 }
 
 /// The hex SHA-256 of a token, as configured in `token_sha256`.

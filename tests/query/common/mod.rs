@@ -127,7 +127,7 @@ impl TestLake {
             techmon_ingest::Stores {
                 person_keys: Some(keys),
                 audit: None,
-                retired: None,
+                registry: None,
             },
         )
         .expect("ingest");
