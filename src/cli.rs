@@ -251,13 +251,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let stores = techmon_ingest::Stores {
                 person_keys: Some(person_keys),
                 audit: Some(std::sync::Arc::new(crate::audit::open(&config)?)),
-                registry: Some(
-                    crate::hub_registry::LakeHubRegistry::watch(
-                        config.lake.location()?,
-                        config.lake.registry_refresh_seconds,
-                    )
-                    .await,
-                ),
+                registry: Some(crate::hub_registry::LakeHubRegistry::watch(
+                    config.lake.location()?,
+                    config.lake.registry_refresh_seconds,
+                )),
             };
             let router = techmon_ingest::build_with_metrics(
                 &config.ingest,

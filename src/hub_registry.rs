@@ -41,17 +41,17 @@ impl techmon_ingest::HubRegistry for LakeHubRegistry {
 }
 
 impl LakeHubRegistry {
-    /// Reads the registry of `location` now, then again every `refresh_seconds` for
-    /// as long as the runtime runs.
-    pub async fn watch(location: LakeLocation, refresh_seconds: u64) -> Arc<Self> {
+    /// Reads the registry of `location` at once and then every `refresh_seconds`, for
+    /// as long as the runtime runs; in the background, so that a start does not wait
+    /// on the lake.
+    pub fn watch(location: LakeLocation, refresh_seconds: u64) -> Arc<Self> {
         let registry = Arc::new(Self::default());
-        registry.refresh(&location).await;
         let every = Duration::from_secs(refresh_seconds.max(1));
         let watched = Arc::clone(&registry);
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(every).await;
                 watched.refresh(&location).await;
+                tokio::time::sleep(every).await;
             }
         });
         registry

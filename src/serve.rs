@@ -264,13 +264,10 @@ pub async fn run_on(
     let stores = techmon_ingest::Stores {
         person_keys: Some(person_keys),
         audit: Some(Arc::new(crate::audit::open(config)?)),
-        registry: Some(
-            crate::hub_registry::LakeHubRegistry::watch(
-                lake_for_probes.clone(),
-                config.lake.registry_refresh_seconds,
-            )
-            .await,
-        ),
+        registry: Some(crate::hub_registry::LakeHubRegistry::watch(
+            lake_for_probes.clone(),
+            config.lake.registry_refresh_seconds,
+        )),
     };
     let router = techmon_ingest::routes(&config.ingest, log, &registry, stores)?
         .merge(query)

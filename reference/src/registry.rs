@@ -141,17 +141,23 @@ pub async fn change(
     })
 }
 
-/// Writes the built-in lists into registry tables that have no rows yet, so that
+/// Writes the built-in lists into registry tables that were never written, so that
 /// every answer names a version of them and a later change can be pinned against.
+/// A table past its first version (its creation, empty) has been written: only its
+/// log is looked at, so that a start does not wait on reading the tables.
 pub async fn write_built_in(lake: &LakeLocation) -> Result<(), ReferenceError> {
     for table in tables::REGISTRY_TABLES {
-        let delta = lake.create(table).await?;
-        if !current_rows(table, &delta).await?.is_empty() {
-            continue;
-        }
         let Some(rows) = techmon_lake::registry::built_in(table) else {
             continue;
         };
+        let opened = lake
+            .open(table.name)
+            .await
+            .map_err(|e| ReferenceError::table(table.name, e))?;
+        if opened.version().is_some_and(|v| v > 0) {
+            continue;
+        }
+        let delta = lake.create(table).await?;
         delta
             .write(vec![rows?])
             .with_save_mode(deltalake::protocol::SaveMode::Overwrite)
