@@ -414,8 +414,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     microdata_until,
                 },
         } => {
-            let token = hex::encode(rand::random::<[u8; 32]>());
-            let hash = techmon_service::token_sha256(&token);
+            let (token, hash) = techmon_service::new_token();
             match (hub, user, role) {
                 (Some(hub), ..) => {
                     println!("token for {hub} (give it to the hub; it is not stored): {token}");

@@ -402,10 +402,7 @@ async fn sql(
     asked.entry.sql = Some(body.clone());
     let answered = async {
         let format = Format::from_accept(header_text(&headers, header::ACCEPT.as_str()))?;
-        let pins: TableVersions = header_text(&headers, VERSIONS_HEADER)
-            .unwrap_or("")
-            .parse()
-            .map_err(QueryError::from)?;
+        let pins = pins_of(&headers)?;
         let answer = service.answer(&mut asked, &body, &pins).await?;
         let bytes = format.encode(
             &answer.schema,

@@ -234,8 +234,7 @@ async fn issue_token(
     headers: HeaderMap,
     Path(hub_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let token = hex::encode(rand::random::<[u8; 32]>());
-    let token_sha256 = techmon_service::token_sha256(&token);
+    let (token, token_sha256) = techmon_service::new_token();
     let mut answer = registry_change(&imports, &headers, || {
         Ok(Change::IssueToken {
             hub_id,

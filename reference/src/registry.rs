@@ -113,7 +113,11 @@ pub async fn change(
     let table = change.table();
     if let Change::IssueToken { hub_id, .. } = &change {
         let hubs = tables::find("hubs").expect("the registry tables are in the catalogue");
-        let known = current(hubs, &lake.create(hubs).await?).await?;
+        let opened = lake
+            .open(hubs.name)
+            .await
+            .map_err(|e| ReferenceError::table(hubs.name, e))?;
+        let known = current(hubs, &opened).await?;
         if !known.iter().any(|r| r[0].text() == Some(hub_id.as_str())) {
             return Err(ReferenceError::Change(format!("no hub {hub_id}")));
         }
@@ -186,6 +190,9 @@ async fn current_rows(
     table: &'static Table,
     delta: &deltalake::DeltaTable,
 ) -> Result<Vec<Row>, ReferenceError> {
+    if delta.version().is_none() {
+        return Ok(Vec::new());
+    }
     let engine = |e| ReferenceError::query(table.name, e);
     let batches = techmon_lake::session_over(delta, "registry")
         .await

@@ -84,6 +84,13 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.strip_prefix("Bearer "))
 }
 
+/// A new random token, and its hex SHA-256 (what is kept of it).
+pub fn new_token() -> (String, String) {
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    let hash = token_sha256(&token);
+    (token, hash)
+}
+
 /// The hex SHA-256 of a token, as configured in `token_sha256`.
 pub fn token_sha256(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
