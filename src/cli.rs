@@ -101,7 +101,12 @@ pub enum Command {
         #[arg(long, default_value = "rejected.ndjson")]
         rejects: PathBuf,
     },
-    /// The hubs (admin): add one, or retire one, while techmon runs.
+    /// The regions (admin): add one while techmon runs.
+    Regions {
+        #[command(subcommand)]
+        command: crate::registry::RegionCommand,
+    },
+    /// The hubs (admin): add one, issue it a token, or retire one, while techmon runs.
     Hubs {
         #[command(subcommand)]
         command: crate::registry::HubCommand,
@@ -468,6 +473,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Sql(options) => crate::sql::run(&options).await?,
         Command::Effect(options) => crate::effect::run(&options).await?,
+        Command::Regions { command } => crate::registry::regions(command).await?,
         Command::Hubs { command } => crate::registry::hubs(command).await?,
         Command::Targets { command } => crate::registry::targets(command).await?,
         Command::Reference {

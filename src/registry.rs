@@ -1,6 +1,7 @@
-//! `techmon hubs add|retire` and `techmon targets import`: an administrator's changes
-//! to the hubs and the KPI targets, sent to the admin routes of a running techmon
-//! (`POST /v1/reference/hubs`, `…/hubs/{hub_id}/retire`, `…/kpi_targets`).
+//! `techmon regions add`, `techmon hubs add|token|retire` and `techmon targets
+//! import`: an administrator's changes to the regions, the hubs and the KPI targets,
+//! sent to the admin routes of a running techmon (`POST /v1/reference/regions`,
+//! `…/hubs`, `…/hubs/{hub_id}/retire`, `…/hubs/{hub_id}/tokens`, `…/kpi_targets`).
 
 use std::path::PathBuf;
 
@@ -8,6 +9,24 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use crate::sql::Server;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum RegionCommand {
+    /// A region joins: its hubs are added after it, its KPI set and targets with
+    /// `techmon targets import`.
+    Add {
+        /// Lower-case letters, digits and dashes (`noord-veluwe`).
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// Its municipalities as DUO writes them: `--municipalities Harderwijk,Elburg`.
+        #[arg(long, value_delimiter = ',', required = true)]
+        municipalities: Vec<String>,
+        #[command(flatten)]
+        server: Server,
+    },
+}
 
 #[derive(Debug, clap::Subcommand)]
 pub enum HubCommand {
@@ -19,9 +38,12 @@ pub enum HubCommand {
         id: String,
         #[arg(long)]
         name: String,
-        /// The municipality whose DUO counts are the hub's own.
+        /// The municipality whose DUO counts are the hub's own: one of its region's.
         #[arg(long)]
         municipality: String,
+        /// The region it works in; may be left out while there is one.
+        #[arg(long)]
+        region: Option<String>,
         /// The first school year it reports (`2025/26`); from the start if left out.
         #[arg(long)]
         first_school_year: Option<String>,
@@ -50,13 +72,27 @@ pub enum HubCommand {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum TargetCommand {
-    /// Sets the targets of a CSV file (`,` or `;`; columns kpi, band, year, target):
-    /// each row replaces its KPI's target for the year.
+    /// Sets the targets of a CSV file (`,` or `;`; columns kpi, band, year, target,
+    /// and region_id and hub_id where needed): each row replaces its KPI's target for
+    /// the year, and a KPI new to a region joins its KPI set.
     Import {
         file: PathBuf,
         #[command(flatten)]
         server: Server,
     },
+}
+
+pub async fn regions(command: RegionCommand) -> anyhow::Result<()> {
+    let RegionCommand::Add {
+        id,
+        name,
+        municipalities,
+        server,
+    } = command;
+    let request = reqwest::Client::new()
+        .post(server.at("/v1/reference/regions"))
+        .json(&json!({ "region_id": id, "name": name, "municipalities": municipalities }));
+    report(&server, request).await
 }
 
 pub async fn hubs(command: HubCommand) -> anyhow::Result<()> {
@@ -66,13 +102,14 @@ pub async fn hubs(command: HubCommand) -> anyhow::Result<()> {
             id,
             name,
             municipality,
+            region,
             first_school_year,
             server,
         } => (
             server,
             client.post(server.at("/v1/reference/hubs")).json(&json!({
                 "hub_id": id, "name": name, "municipality": municipality,
-                "first_school_year": first_school_year,
+                "region_id": region, "first_school_year": first_school_year,
             })),
         ),
         HubCommand::Token { id, server } => (

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const HUB: &str = "techniekpunt-ermelo";
+const HUB: &str = "techniekpunt-voorst";
 
 /// An activity of `HUB` held at `at` for two hours.
 fn activity(at: (&str, &str)) -> Value {
@@ -94,9 +94,9 @@ async fn a_hub_joins_and_retires_without_a_restart() {
             "--id",
             HUB,
             "--name",
-            "Techniekpunt Ermelo",
+            "Techniekpunt Voorst",
             "--municipality",
-            "Ermelo",
+            "Voorst",
         ],
     )
     .await;

@@ -246,7 +246,8 @@ fn probes_of_a_working_service() -> Vec<Probe> {
     ))
     .expect("a DUO fixture");
     let export = json!({"sql": "SELECT count(*) AS n FROM activities", "format": "csv"});
-    let hub = json!({"hub_id": "techniekpunt-ermelo", "name": "Techniekpunt Ermelo", "municipality": "Ermelo"});
+    let hub = json!({"hub_id": "techniekpunt-voorst", "name": "Techniekpunt Voorst", "municipality": "Voorst"});
+    let region = json!({"region_id": "noord-veluwe", "name": "Noord-Veluwe", "municipalities": ["Harderwijk", "Elburg"]});
     let sql =
         |body: &str| probe(M::POST, "/v1/sql", "/v1/sql", Some(RESEARCHER)).body(body.to_string());
     let feed = |path: &str, token| probe(M::POST, "/v1/feeds/{kind}", path, token);
@@ -448,6 +449,11 @@ fn probes_of_a_working_service() -> Vec<Probe> {
         token("no-such-hub", Some(ADMIN)),
         token("tec-deventer", Some(RESEARCHER)),
         token("tec-deventer", None),
+        // A second region last: hubs and targets then need to name theirs.
+        regions(Some(ADMIN)).json(&region),
+        regions(Some(ADMIN)).json(&region),
+        regions(Some(RESEARCHER)).json(&region),
+        regions(None).json(&region),
     ]
 }
 
@@ -461,6 +467,15 @@ fn token(hub: &str, token: Option<&'static str>) -> Probe {
 }
 
 /// The registry's routes, as `token`.
+fn regions(token: Option<&'static str>) -> Probe {
+    probe(
+        Method::POST,
+        "/v1/reference/regions",
+        "/v1/reference/regions",
+        token,
+    )
+}
+
 fn hubs(token: Option<&'static str>) -> Probe {
     probe(
         Method::POST,
@@ -474,7 +489,7 @@ fn retire(token: Option<&'static str>) -> Probe {
     probe(
         Method::POST,
         "/v1/reference/hubs/{hub_id}/retire",
-        "/v1/reference/hubs/techniekpunt-ermelo/retire",
+        "/v1/reference/hubs/techniekpunt-voorst/retire",
         token,
     )
 }
@@ -529,7 +544,8 @@ fn probes_of_a_failing_service() -> Vec<Probe> {
         )
         .body("a;b\n"),
         targets(Some(ADMIN)).body("kpi,band,year,target\nvo_pupils,,2024,90\n"),
-        hubs(Some(ADMIN)).json(&json!({"hub_id": "techniekpunt-nunspeet", "name": "Techniekpunt Nunspeet", "municipality": "Nunspeet"})),
+        regions(Some(ADMIN)).json(&json!({"region_id": "noord-veluwe", "name": "Noord-Veluwe", "municipalities": ["Nunspeet"]})),
+        hubs(Some(ADMIN)).json(&json!({"hub_id": "techniekpunt-brummen", "name": "Techniekpunt Brummen", "municipality": "Brummen"})),
         retire(Some(ADMIN)).json(&json!({"last_school_year": "2027/28"})),
         token("tec-deventer", Some(ADMIN)),
     ]

@@ -161,11 +161,13 @@ pub const TERMS: &[Term] = &[
     Term::new("world", "The number of the wereld van techniek (1 to 7).").codes(Codes::Values(&["1", "2", "3", "4", "5", "6", "7"])),
     Term::new("name", "The name of what the row describes: the hub, the wereld van techniek, the VO profile or the school."),
     Term::new("onderwijstypes", "The VO onderwijstypes that offer the profile."),
-    Term::new("kpi", "The KPI of seed 003 (the Cleantech Regio's KPI table) the row is about.").codes(Codes::List("kpi_targets", "kpi")),
+    Term::new("kpi", "The KPI the row is about: one techmon computes, from seed 003 (the Cleantech Regio's KPI table); each region picks its set.").codes(Codes::List("kpi_targets", "kpi")),
     Term::new("unit", "What the KPI's values are.").codes(Codes::Of(|| [KpiUnit::Count, KpiUnit::Percent, KpiUnit::PercentChange, KpiUnit::Score10].map(KpiUnit::as_str).to_vec())),
     Term::new("year", "The KPI year Y: school year Y/Y+1."),
-    Term::new("target", "The KPI's target for the year, in the KPI's unit; null where seed 003 sets none."),
+    Term::new("target", "The KPI's target for the year, in the KPI's unit; null: none that year (as in seed 003 for some years, or a region's targets still to be set)."),
     Term::new("description", "The KPI as seed 003 describes it."),
+    Term::new("region_id", "The region the row belongs to: its hubs share a KPI set and targets.").codes(Codes::List("regions", "region_id")),
+    Term::new("municipalities", "The region's municipalities (gemeenten), as DUO writes them: where its schools are."),
     Term::new("first_school_year", "The first school year the hub reports, as 2025/26; null: from the start."),
     Term::new("last_school_year", "The last school year the hub reports, as 2026/27, once it is retired; null: still reporting."),
     Term::new("token_sha256", "The SHA-256 (hex) of a token issued to the hub; the token itself is shown once, to the administrator who issued it."),
@@ -175,6 +177,7 @@ pub const TERMS: &[Term] = &[
 
 /// Columns a table uses its own way.
 const TABLE_TERMS: &[(&str, Term)] = &[
+    ("kpi_targets", Term::new("hub_id", "The hub whose own target the row is; null: the region's, and each of its hubs' without one of their own.").codes(Codes::List("hubs", "hub_id"))),
     ("duo_vo_pupils", Term::new("gender", "The pupils' gender as DUO counts them: man, vrouw, or totaal where the file gives everyone in one count.").codes(Codes::Values(DUO_GENDERS))),
     ("profile_choices", Term::new("pupils", "The pupils the row stands for: 1 for a pupil's own choice, else the count the hub reported.").unit("pupils")),
 ];

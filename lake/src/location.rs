@@ -27,7 +27,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::LakeError;
-use crate::tables::{ADDED_COLUMNS, Table};
+use crate::tables::Table;
 
 /// URL schemes of the S3 store (`s3a` as Spark and Hadoop write it).
 const S3_SCHEMES: [&str; 2] = ["s3", "s3a"];
@@ -125,7 +125,7 @@ impl LakeLocation {
     }
 
     /// `table` at its latest version, created (its columns and partitioning, no rows)
-    /// when it has no commit yet, or given the [`ADDED_COLUMNS`] it lacks when it was
+    /// when it has no commit yet, or given the added columns ([`Table::added_columns`]) it lacks when it was
     /// written by an older release; a local lake's folder is made when missing. Every
     /// commit that adds rows then builds on a version it read, and Delta's conflict
     /// check refuses it when a commit since then changed what it read (a first commit
@@ -153,7 +153,7 @@ impl LakeLocation {
             .with_comment(table.description)
             .with_columns(columns.fields().cloned())
             .with_partition_columns(table.partition_column())
-            .with_configuration([(FILLED_COLUMNS, Some(all_filled()))])
+            .with_configuration([(FILLED_COLUMNS, Some(all_filled(table)))])
             // A property of techmon's own, not one of Delta's.
             .with_raise_if_key_not_exists(false)
             .await
@@ -174,21 +174,22 @@ impl LakeLocation {
     }
 }
 
-/// The table property that names the [`ADDED_COLUMNS`] whose values are all filled
+/// The table property that names the added columns whose values are all filled
 /// in: a table of this release has it from its creation, and one of an older release
 /// once its rows are filled, so the next openings read only this property.
 const FILLED_COLUMNS: &str = "techmon.filledColumns";
 
-/// [`FILLED_COLUMNS`]' value when every added column is filled.
-fn all_filled() -> String {
-    ADDED_COLUMNS
+/// [`FILLED_COLUMNS`]' value when every column added to `table` is filled.
+fn all_filled(table: &Table) -> String {
+    table
+        .added_columns()
         .iter()
         .map(|added| added.name())
         .collect::<Vec<_>>()
         .join(",")
 }
 
-/// `delta` with the [`ADDED_COLUMNS`] it lacks (one commit adds them), their values
+/// `delta` with the added columns it lacks (one commit adds them), their values
 /// filled in where they are empty (one commit each), then marked filled (one commit):
 /// a stop between any two is repaired at the next opening.
 async fn add_columns(table: &'static Table, delta: DeltaTable) -> Result<DeltaTable, LakeError> {
@@ -227,10 +228,13 @@ async fn add_columns(table: &'static Table, delta: DeltaTable) -> Result<DeltaTa
             .map_err(failed)?
     };
     for added in unfilled {
+        let Some(fill) = added.fill else {
+            continue;
+        };
         let (filled, metrics) = delta
             .update()
             .with_predicate(format!("{} IS NULL", added.name()))
-            .with_update(added.name(), added.fill)
+            .with_update(added.name(), fill)
             .with_writer_properties(crate::writer_properties())
             .await
             .map_err(failed)?;
@@ -244,7 +248,10 @@ async fn add_columns(table: &'static Table, delta: DeltaTable) -> Result<DeltaTa
     }
     delta
         .set_tbl_properties()
-        .with_properties(HashMap::from([(FILLED_COLUMNS.to_string(), all_filled())]))
+        .with_properties(HashMap::from([(
+            FILLED_COLUMNS.to_string(),
+            all_filled(table),
+        )]))
         .with_raise_if_not_exists(false)
         .await
         .map_err(failed)

@@ -82,11 +82,12 @@ const COMMON: &[Column] = &[
 
 /// A column added after the tables were first released: last in every table, and
 /// nullable, so that a table written before it takes it as it is; `fill` (SQL over the
-/// table's other columns) then gives the older rows their values, once.
+/// table's other columns) then gives the older rows their values, once (`None`: they
+/// stay null).
 #[derive(Debug)]
 pub struct AddedColumn {
     column: Column,
-    pub fill: &'static str,
+    pub fill: Option<&'static str>,
 }
 
 impl AddedColumn {
@@ -105,8 +106,27 @@ pub const ADDED_COLUMNS: &[AddedColumn] = &[AddedColumn {
     // The school year as a number to compare and compute with: 2024 for 2024/25
     // (`school_year` stays, as readers know it and as the tables are partitioned).
     column: ("school_year_start", ColumnType::Int, true),
-    fill: "CAST(substr(school_year, 1, 4) AS INT)",
+    fill: Some("CAST(substr(school_year, 1, 4) AS INT)"),
 }];
+
+/// The region of hubs and targets registered before regions were: the one built in.
+const FIRST_REGION: AddedColumn = AddedColumn {
+    column: ("region_id", ColumnType::Text, true),
+    fill: Some("'cleantech-regio'"),
+};
+
+/// The columns the hubs have gained since the registry's first release.
+const HUBS_ADDED: &[AddedColumn] = &[FIRST_REGION];
+
+/// The columns the KPI targets have gained since the registry's first release: whose
+/// targets they are (a region's, or one hub's within it).
+const KPI_TARGETS_ADDED: &[AddedColumn] = &[
+    FIRST_REGION,
+    AddedColumn {
+        column: ("hub_id", ColumnType::Text, true),
+        fill: None,
+    },
+];
 
 /// Columns of the event tables whose values (almost) never repeat within a table.
 pub const UNIQUE_COLUMNS: &[&str] = &["event_id", "occurred_at", "log_offset"];
@@ -379,8 +399,21 @@ const CHANGED: &[Column] = &[
 
 pub const REGISTRY_TABLES: &[Table] = &[
     Table {
+        name: "regions",
+        description: "The regions whose hubs share a KPI set and targets: region_id, name and municipalities (where its schools are, as DUO writes them); as built in, or as an administrator last changed them.",
+        kind: TableKind::Registry,
+        columns: &[
+            &[
+                ("region_id", ColumnType::Text, false),
+                ("name", ColumnType::Text, false),
+                ("municipalities", ColumnType::TextList, false),
+            ],
+            CHANGED,
+        ],
+    },
+    Table {
         name: "hubs",
-        description: "The techniekhubs: hub_id as in events, name and municipality, and the school years it reports (null: from the start, or still); as built in, or as an administrator last changed them.",
+        description: "The techniekhubs: hub_id as in events, name, municipality and region, and the school years it reports (null: from the start, or still); as built in, or as an administrator last changed them.",
         kind: TableKind::Registry,
         columns: &[
             &[
@@ -407,7 +440,7 @@ pub const REGISTRY_TABLES: &[Table] = &[
     },
     Table {
         name: "kpi_targets",
-        description: "The KPI targets per year (null: no target that year); year Y is school year Y/Y+1; from seed 003, or as an administrator last changed them.",
+        description: "The KPI set of each region and its targets per year (null: no target that year); year Y is school year Y/Y+1. A row with a hub_id is that hub's own target, else the region's and each of its hubs'. From seed 003 for the Cleantech Regio, or as an administrator last changed them.",
         kind: TableKind::Registry,
         columns: &[
             &[
@@ -454,8 +487,10 @@ impl Table {
 
     /// The columns added since the first release that this table has.
     pub fn added_columns(&self) -> &'static [AddedColumn] {
-        match self.kind {
-            TableKind::Registry => &[],
+        match (self.kind, self.name) {
+            (TableKind::Registry, "hubs") => HUBS_ADDED,
+            (TableKind::Registry, "kpi_targets") => KPI_TARGETS_ADDED,
+            (TableKind::Registry, _) => &[],
             _ => ADDED_COLUMNS,
         }
     }

@@ -1,6 +1,8 @@
 //! A table written by a release before a column was added (its layout as that release
 //! wrote it: the catalogue's columns without the added ones) gets the column when the
-//! lake is opened for writing, with every older row's value filled in, once.
+//! lake is opened for writing, with every older row's value filled in, once: the
+//! school year's start in the event tables, the built-in region in the registry's
+//! hubs and targets.
 
 use std::sync::Arc;
 
@@ -61,7 +63,7 @@ async fn old_table(
     dir: &std::path::Path,
     table: &'static tables::Table,
 ) -> DeltaTable {
-    let added: Vec<&str> = ADDED_COLUMNS.iter().map(|c| c.name()).collect();
+    let added: Vec<&str> = table.added_columns().iter().map(|c| c.name()).collect();
     let now = table.arrow_schema();
     let before = Arc::new(Schema::new(
         now.fields()
@@ -187,4 +189,54 @@ async fn a_new_table_is_opened_without_a_commit() {
     let created = lake.create(table).await.expect("created");
     let opened = lake.create(table).await.expect("opened");
     assert_eq!(opened.version(), created.version());
+}
+
+/// The registry's hubs and targets of the release before regions: every row is the
+/// built-in region's, and the targets are the region's, not one hub's.
+#[tokio::test]
+async fn hubs_and_targets_of_the_release_before_regions_are_the_built_in_region_s() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake =
+        LakeLocation::new(&dir.path().to_string_lossy(), Default::default()).expect("a lake");
+    for (name, expected) in [
+        ("hubs", "SELECT DISTINCT region_id FROM t"),
+        (
+            "kpi_targets",
+            "SELECT DISTINCT region_id, hub_id IS NULL AS shared FROM t",
+        ),
+    ] {
+        let table = tables::find(name).expect("a registry table");
+        old_table(&lake, dir.path(), table).await;
+        let migrated = lake.create(table).await.expect("migrated");
+        let batches = techmon_lake::session_over(&migrated, "t")
+            .await
+            .expect("session")
+            .sql(expected)
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("rows");
+        let rows: Vec<String> = batches
+            .iter()
+            .flat_map(|b| {
+                (0..b.num_rows()).map(move |i| {
+                    (0..b.num_columns())
+                        .map(|c| {
+                            deltalake::arrow::util::display::array_value_to_string(b.column(c), i)
+                                .expect("a value")
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+            })
+            .collect();
+        let region = &techmon_schemas::codes::regions()[0].id;
+        let want = if name == "hubs" {
+            region.clone()
+        } else {
+            format!("{region},true")
+        };
+        assert_eq!(rows, [want], "{name}");
+    }
 }

@@ -3,9 +3,10 @@
 //! `effect_panel` of the same session, so they read the table versions every other
 //! part of an answer reads, and a pinned answer reproduces them.
 //!
-//! Per track (vmbo, havo/vwo, both) the estimate is made for all hubs together
-//! (`region`: every reached school) and per hub (the schools the hub reached first,
-//! against the schools no hub reached; other hubs' schools are left out).
+//! Per track (vmbo, havo/vwo, both) the estimate is made per region (`region`: the
+//! schools its hubs reached first), for all regions together where there are several
+//! (`regions`: every reached school) and per hub (the schools the hub reached first),
+//! each against the schools no hub reached; other reached schools are left out.
 
 use std::sync::Arc;
 
@@ -61,8 +62,45 @@ pub const ASSUMPTIONS: &[&str] = &[
     "Few clusters: a hub reaches a handful of schools, so its interval is approximate; treated_schools says how many each number rests on.",
 ];
 
-/// The scope of the estimate of every reached school.
-pub const REGION: &str = "region";
+/// Whose reached schools an estimate's treated schools are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Treated {
+    /// Every region's (`regions`).
+    Everywhere,
+    /// The hubs' of one region (`region`).
+    Region(String),
+    Hub {
+        hub_id: String,
+        region_id: String,
+    },
+}
+
+impl Treated {
+    fn scope(&self) -> &str {
+        match self {
+            Self::Everywhere => "regions",
+            Self::Region(_) => "region",
+            Self::Hub { hub_id, .. } => hub_id,
+        }
+    }
+
+    fn region_id(&self) -> Option<&str> {
+        match self {
+            Self::Everywhere => None,
+            Self::Region(region_id) | Self::Hub { region_id, .. } => Some(region_id),
+        }
+    }
+
+    /// Whether a school first reached by hub `hub_id` of region `region_id` is one of
+    /// this scope's treated schools.
+    fn treats(&self, hub_id: &str, region_id: &str) -> bool {
+        match self {
+            Self::Everywhere => true,
+            Self::Region(region) => region == region_id,
+            Self::Hub { hub_id: hub, .. } => hub == hub_id,
+        }
+    }
+}
 
 /// The bootstrap of every estimate: fixed, so the same table versions give the same
 /// answer.
@@ -110,7 +148,8 @@ pub fn find(name: &str) -> Option<&'static EffectTable> {
 }
 
 const COMMON_TERMS: &[Term] = &[
-    Term::new("scope", "Whose schools are the treated ones: 'region' (every school a hub reached) or a hub_id (the schools that hub reached first; other hubs' schools are left out). The comparison schools are those no hub reached, anywhere in DUO's file, and treated schools before they were reached.").codes(Codes::List("hubs", "hub_id")),
+    Term::new("scope", "Whose schools are the treated ones: 'region' (every school a hub of region_id reached first), 'regions' (every school a hub reached; only where there are several regions) or a hub_id (the schools that hub reached first). Other reached schools are left out. The comparison schools are those no hub reached, anywhere in DUO's file, and treated schools before they were reached.").codes(Codes::List("hubs", "hub_id")),
+    Term::new("region_id", "The region of the scope: the region itself, or the hub's; null for 'regions'.").codes(Codes::List("regions", "region_id")),
     Term::new("track", "The Monitor Techniekpact population: 'vmbo' (vmbo bb/kb/gl, leerjaar 3), 'havo_vwo' (havo and vwo, leerjaar 4), or 'all' (both).").codes(Codes::Values(&["vmbo", "havo_vwo", "all"])),
     Term::new("att_pp", "The average effect on the treated schools' technical-profile share (pupils-weighted), in percentage points.").unit("percentage points"),
     Term::new("se_pp", "The wild cluster bootstrap's standard error (999 draws of Webb weights, a school one cluster; fixed seed).").unit("percentage points"),
@@ -125,7 +164,7 @@ const COMMON_TERMS: &[Term] = &[
 pub const EFFECT_TABLES: &[EffectTable] = &[
     EffectTable {
         name: "effect_estimates",
-        description: "The effect of a hub reaching a VO school on its pupils' technical-profile share: staggered difference in differences (Callaway and Sant'Anna 2021) on effect_panel, per scope ('region' or a hub) and track; with its 95% interval, the pre-trend test and the minimum detectable effect. See docs/researchers.md, 'The effect measurement'.",
+        description: "The effect of a hub reaching a VO school on its pupils' technical-profile share: staggered difference in differences (Callaway and Sant'Anna 2021) on effect_panel, per scope (a region, all regions, or a hub) and track; with its 95% interval, the pre-trend test and the minimum detectable effect. See docs/researchers.md, 'The effect measurement'.",
         columns: &[
             Term::new("att_pp", "The overall effect: each cohort's (schools first treated in the same school year) mean effect over its treated school years, averaged with the cohorts' pupils (R did's 'group' aggregation), in percentage points of the technical-profile share.").unit("percentage points"),
             Term::new("mde_pp", "The minimum detectable effect: the smallest true effect a two-sided 5% test would find with 80% power at this standard error, (1.96 + 0.84) × se_pp.").unit("percentage points"),
@@ -170,7 +209,7 @@ pub const EFFECT_TABLES: &[EffectTable] = &[
 /// The estimate of one scope and track, and its panel.
 #[derive(Debug)]
 pub struct ScopeEffects {
-    scope: String,
+    treated: Treated,
     track: Track,
     panel: Panel,
     effects: Result<Effects, EffectError>,
@@ -188,11 +227,20 @@ async fn compute(state: &SessionState) -> Result<Vec<ScopeEffects>> {
         .collect()
         .await?;
     let hubs = ctx
-        .sql("SELECT hub_id FROM hubs ORDER BY hub_id")
+        .sql("SELECT hub_id, region_id FROM hubs ORDER BY region_id, hub_id")
         .await?
         .collect()
         .await?;
-    let hubs: Vec<String> = strings(&hubs, 0).into_iter().flatten().collect();
+    let hubs: Vec<(String, String)> = strings(&hubs, 0)
+        .into_iter()
+        .zip(strings(&hubs, 1))
+        .filter_map(|(hub, region)| Some((hub?, region?)))
+        .collect();
+    let region_of = |hub_id: &str| {
+        hubs.iter()
+            .find(|(hub, _)| hub == hub_id)
+            .map_or("", |(_, region)| region.as_str())
+    };
     let mut rows = Vec::new();
     for batch in &batches {
         let text = |i: usize| strings(std::slice::from_ref(batch), i);
@@ -225,7 +273,23 @@ async fn compute(state: &SessionState) -> Result<Vec<ScopeEffects>> {
             ));
         }
     }
-    let scopes = std::iter::once(REGION.to_string()).chain(hubs);
+    let mut regions: Vec<&str> = hubs.iter().map(|(_, region)| region.as_str()).collect();
+    regions.dedup();
+    let mut scopes = Vec::new();
+    if regions.len() > 1 {
+        scopes.push(Treated::Everywhere);
+    }
+    for region in regions {
+        scopes.push(Treated::Region(region.to_string()));
+        scopes.extend(
+            hubs.iter()
+                .filter(|(_, r)| r == region)
+                .map(|(hub_id, region_id)| Treated::Hub {
+                    hub_id: hub_id.clone(),
+                    region_id: region_id.clone(),
+                }),
+        );
+    }
     let mut all = Vec::new();
     for scope in scopes {
         for track in Track::ALL {
@@ -233,13 +297,15 @@ async fn compute(state: &SessionState) -> Result<Vec<ScopeEffects>> {
                 .iter()
                 .filter(|(t, reached_by, _)| {
                     *t == track
-                        && (scope == REGION || reached_by.as_deref().is_none_or(|hub| hub == scope))
+                        && reached_by
+                            .as_deref()
+                            .is_none_or(|hub| scope.treats(hub, region_of(hub)))
                 })
                 .map(|(_, _, o)| o.clone());
             let panel = Panel::balanced(observations);
             let effects = techmon_effect::estimate(&panel, &BOOTSTRAP);
             all.push(ScopeEffects {
-                scope: scope.clone(),
+                treated: scope.clone(),
                 track,
                 panel,
                 effects,
@@ -309,6 +375,18 @@ fn estimate_values(estimates: &[Option<Estimate>]) -> Vec<ArrayRef> {
     ]
 }
 
+/// The scope, region and track of each row's estimates.
+fn scope_columns<'a>(rows: impl Iterator<Item = &'a ScopeEffects> + Clone) -> Vec<ArrayRef> {
+    vec![
+        strings_of(rows.clone().map(|s| Some(s.treated.scope().to_string()))),
+        strings_of(
+            rows.clone()
+                .map(|s| s.treated.region_id().map(str::to_string)),
+        ),
+        strings_of(rows.map(|s| Some(s.track.as_str().to_string()))),
+    ]
+}
+
 fn strings_of(values: impl IntoIterator<Item = Option<String>>) -> ArrayRef {
     Arc::new(StringArray::from(values.into_iter().collect::<Vec<_>>()))
 }
@@ -327,7 +405,7 @@ fn school_year(start: i32) -> String {
 }
 
 fn estimate_fields() -> Vec<Field> {
-    let mut fields = vec![text("scope"), text("track")];
+    let mut fields = vec![text("scope"), text("region_id"), text("track")];
     fields.extend(estimate_columns());
     fields.extend([
         real("mde_pp"),
@@ -353,10 +431,7 @@ fn estimate_rows(all: &[ScopeEffects]) -> Vec<ArrayRef> {
     }
     let overall: Vec<Option<Estimate>> = all.iter().map(|s| ok(s).map(|e| e.overall)).collect();
     let pre_trend = |s: &ScopeEffects| ok(s).and_then(|e| e.pre_trend);
-    let mut columns = vec![
-        strings_of(all.iter().map(|s| Some(s.scope.clone()))),
-        strings_of(all.iter().map(|s| Some(s.track.as_str().to_string()))),
-    ];
+    let mut columns = scope_columns(all.iter());
     columns.extend(estimate_values(&overall));
     columns.extend([
         Arc::new(Float64Array::from(
@@ -431,7 +506,12 @@ fn note(scope: &ScopeEffects) -> Option<String> {
 }
 
 fn event_study_fields() -> Vec<Field> {
-    let mut fields = vec![text("scope"), text("track"), whole("years_since")];
+    let mut fields = vec![
+        text("scope"),
+        text("region_id"),
+        text("track"),
+        whole("years_since"),
+    ];
     fields.extend(estimate_columns());
     fields.extend([
         whole("treated_schools"),
@@ -446,15 +526,12 @@ fn event_study_rows(all: &[ScopeEffects]) -> Vec<ArrayRef> {
         .filter_map(|s| Some((s, s.effects.as_ref().ok()?)))
         .flat_map(|(s, e)| e.event_study.iter().map(move |t| (s, t)))
         .collect();
-    let mut columns = vec![
-        strings_of(rows.iter().map(|(s, _)| Some(s.scope.clone()))),
-        strings_of(rows.iter().map(|(s, _)| Some(s.track.as_str().to_string()))),
-        Arc::new(Int64Array::from(
-            rows.iter()
-                .map(|(_, t)| i64::from(t.years_since))
-                .collect::<Vec<_>>(),
-        )) as ArrayRef,
-    ];
+    let mut columns = scope_columns(rows.iter().map(|(s, _)| *s));
+    columns.extend([Arc::new(Int64Array::from(
+        rows.iter()
+            .map(|(_, t)| i64::from(t.years_since))
+            .collect::<Vec<_>>(),
+    )) as ArrayRef]);
     columns.extend(estimate_values(
         &rows
             .iter()
@@ -475,6 +552,7 @@ fn event_study_rows(all: &[ScopeEffects]) -> Vec<ArrayRef> {
 fn group_time_fields() -> Vec<Field> {
     vec![
         text("scope"),
+        text("region_id"),
         text("track"),
         text("treated_from"),
         text("school_year"),
@@ -491,9 +569,8 @@ fn group_time_rows(all: &[ScopeEffects]) -> Vec<ArrayRef> {
         .filter_map(|s| Some((s, s.effects.as_ref().ok()?)))
         .flat_map(|(s, e)| e.group_time.iter().map(move |c| (s, c)))
         .collect();
-    vec![
-        strings_of(rows.iter().map(|(s, _)| Some(s.scope.clone()))),
-        strings_of(rows.iter().map(|(s, _)| Some(s.track.as_str().to_string()))),
+    let mut columns = scope_columns(rows.iter().map(|(s, _)| *s));
+    columns.extend([
         strings_of(rows.iter().map(|(_, c)| Some(school_year(c.first_treated)))),
         strings_of(rows.iter().map(|(_, c)| Some(school_year(c.period)))),
         Arc::new(Float64Array::from(
@@ -504,7 +581,8 @@ fn group_time_rows(all: &[ScopeEffects]) -> Vec<ArrayRef> {
         )),
         counts_of(rows.iter().map(|(_, c)| Some(c.treated))),
         counts_of(rows.iter().map(|(_, c)| Some(c.controls))),
-    ]
+    ]);
+    columns
 }
 
 /// The estimates of one session, computed when one of its effect tables is first

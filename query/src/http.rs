@@ -479,8 +479,11 @@ async fn tables(
 struct KpiParameters {
     /// KPI year Y (school year Y/Y+1); all years when absent.
     year: Option<i32>,
-    /// A hub id or `region`; all when absent.
+    /// A hub id, `region` (a region's hubs together) or `regions` (every region's);
+    /// all when absent.
     hub: Option<String>,
+    /// A region id: its hubs' rows and its own; all regions when absent.
+    region: Option<String>,
 }
 
 /// The KPI report of seed 003: actual, target, met (researcher role)
@@ -573,7 +576,10 @@ impl Report for KpiParameters {
     const ACTION: AuditAction = AuditAction::Kpis;
 
     fn detail(&self) -> String {
-        format!("year {:?}, hub {:?}", self.year, self.hub)
+        format!(
+            "year {:?}, hub {:?}, region {:?}",
+            self.year, self.hub, self.region
+        )
     }
 
     async fn answer(
@@ -583,13 +589,19 @@ impl Report for KpiParameters {
         own: Option<&str>,
         disclosure: Disclosure,
     ) -> Result<ReportAnswer, ApiError> {
-        let mut conditions = hub_conditions("hub_id", self.hub.as_deref(), own, "KPIs")?;
+        let mut conditions = hub_conditions(
+            "hub_id",
+            self.hub.as_deref(),
+            self.region.as_deref(),
+            own,
+            "KPIs",
+        )?;
         if let Some(year) = self.year {
             conditions.push(format!("year = {year}"));
         }
         let sql = format!(
-            "SELECT kpi, band, hub_id, year, school_year, unit, actual, target, met, description \
-             FROM kpi_report WHERE {} ORDER BY year, hub_id, kpi, band",
+            "SELECT kpi, band, hub_id, region_id, year, school_year, unit, actual, target, met, description \
+             FROM kpi_report WHERE {} ORDER BY year, region_id, hub_id, kpi, band",
             conditions.join(" AND ")
         );
         let pins = pins_of(headers)?;
@@ -608,31 +620,37 @@ impl Report for KpiParameters {
     }
 }
 
-/// The SQL conditions on `column` for the hub asked for (`asked`) and the hub asking
-/// (`own`, whose token sees its own rows and the region's, of `what`).
+/// Whether `id` can name a hub or a region: lower-case words with dashes.
+fn is_id(id: &str) -> bool {
+    id.bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// The SQL conditions on `column` (a hub, `region` or `regions`) and `region_id` for
+/// the hub and region asked for (`asked`, `region`) and the hub asking (`own`, whose
+/// token sees its own rows, its region's and all regions', of `what`).
 fn hub_conditions(
     column: &str,
     asked: Option<&str>,
+    region: Option<&str>,
     own: Option<&str>,
     what: &str,
 ) -> Result<Vec<String>, ApiError> {
     if let (Some(own), Some(hub)) = (own, asked)
         && hub != own
         && hub != "region"
+        && hub != "regions"
     {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            format!("a hub sees its own {what} and the region's, not {hub}'s"),
+            format!("a hub sees its own {what} and its region's, not {hub}'s"),
         ));
     }
     let mut conditions = vec!["TRUE".to_string()];
     if let Some(hub) = asked {
-        // Hub ids are lower-case words with dashes; anything else names no hub.
-        if !hub
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
+        // Anything but a lower-case word with dashes names no hub.
+        if !is_id(hub) {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "unknown_hub",
@@ -641,9 +659,22 @@ fn hub_conditions(
         }
         conditions.push(format!("{column} = '{hub}'"));
     }
+    if let Some(region) = region {
+        if !is_id(region) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("no region {region}"),
+            ));
+        }
+        conditions.push(format!("region_id = '{region}'"));
+    }
     if let Some(own) = own {
-        // A hub id as configured: lower-case words with dashes, checked at start.
-        conditions.push(format!("{column} IN ('{own}', 'region')"));
+        // A hub id as configured or registered: lower-case words with dashes.
+        conditions.push(format!(
+            "({column} IN ('{own}', 'regions') OR ({column} = 'region' AND region_id = \
+             (SELECT region_id FROM hubs WHERE hub_id = '{own}')))"
+        ));
     }
     Ok(conditions)
 }
@@ -660,8 +691,11 @@ fn pins_of(headers: &HeaderMap) -> Result<TableVersions, ApiError> {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct EffectParameters {
-    /// A hub id or `region`; all when absent.
+    /// A hub id, `region` (a region's reached schools) or `regions` (every
+    /// region's); all when absent.
     hub: Option<String>,
+    /// A region id: its hubs' estimates and its own; all regions when absent.
+    region: Option<String>,
     /// `vmbo`, `havo_vwo` or `all` (the default).
     track: Option<String>,
 }
@@ -716,7 +750,10 @@ impl Report for EffectParameters {
     const ACTION: AuditAction = AuditAction::Effects;
 
     fn detail(&self) -> String {
-        format!("hub {:?}, track {:?}", self.hub, self.track)
+        format!(
+            "hub {:?}, region {:?}, track {:?}",
+            self.hub, self.region, self.track
+        )
     }
 
     async fn answer(
@@ -736,13 +773,21 @@ impl Report for EffectParameters {
                 )
             })?,
         };
-        let mut conditions = hub_conditions("scope", self.hub.as_deref(), own, "effects")?;
+        let mut conditions = hub_conditions(
+            "scope",
+            self.hub.as_deref(),
+            self.region.as_deref(),
+            own,
+            "effects",
+        )?;
         conditions.push(format!("track = '{}'", track.as_str()));
         let conditions = conditions.join(" AND ");
         let estimates = service
             .engine
             .query_as(
-                &format!("SELECT * FROM effect_estimates WHERE {conditions} ORDER BY scope"),
+                &format!(
+                    "SELECT * FROM effect_estimates WHERE {conditions} ORDER BY region_id, scope"
+                ),
                 &pins_of(headers)?,
                 &Scope::AllHubs,
                 &disclosure,
@@ -753,7 +798,7 @@ impl Report for EffectParameters {
             .engine
             .query_as(
                 &format!(
-                    "SELECT * FROM effect_event_study WHERE {conditions} ORDER BY scope, years_since"
+                    "SELECT * FROM effect_event_study WHERE {conditions} ORDER BY region_id, scope, years_since"
                 ),
                 &estimates.versions,
                 &Scope::AllHubs,

@@ -11,8 +11,9 @@
 //!   participants count once per school year by pseudonym.
 //! - A professionalised teacher attended a docentprofessionalisering activity as a
 //!   teacher: in that role, or without a role and registered as a teacher.
-//! - The region is the hubs' municipalities; a hub's share uses the DUO counts of
-//!   its own municipality.
+//! - A region is its municipalities (the `regions` registry table); a hub's share
+//!   uses the DUO counts of its own municipality. All regions together (scope
+//!   `regions`) are shown where there are several; with one region they are it.
 //! - A count DUO suppressed (`<5`) counts as 2.5 in point estimates; the bounds take
 //!   it as 1 and as 4.
 //! - Satisfaction is on a 10-point scale: a score of s out of m counts as 10·s/m.
@@ -65,7 +66,8 @@ pub fn find(name: &str) -> Option<&'static View> {
 
 /// Columns that mean the same in every view that has them.
 pub const VIEW_TERMS: &[Term] = &[
-    Term::new("scope", "What the row covers: 'national' (every school in DUO's file), 'region' (the hubs' municipalities) or a hub_id (the hub's municipality).").codes(Codes::List("hubs", "hub_id")),
+    Term::new("scope", "What the row covers: 'national' (every school in DUO's file), 'regions' (every region's municipalities; only where there are several regions), 'region' (the municipalities of region_id) or a hub_id (the hub's municipality).").codes(Codes::List("hubs", "hub_id")),
+    Term::new("region_id", "The region of the row: the region itself for scope 'region', the hub's for a hub; null for 'national' and 'regions'.").codes(Codes::List("regions", "region_id")),
     Term::new("track", "The Monitor Techniekpact population: 'vmbo' (vmbo bb/kb/gl, leerjaar 3), 'havo_vwo' (havo and vwo, leerjaar 4), or 'all' (both).").codes(Codes::Values(&["vmbo", "havo_vwo", "all"])),
     Term::new("pupils", "Pupils counted, from DUO: a count DUO suppressed (1 to 4) counts as 2.5; pupils_min and pupils_max bound the sum.").unit("pupils"),
     Term::new("technical_pupils", "Of pupils, those in a technical profile.").unit("pupils"),
@@ -138,6 +140,14 @@ macro_rules! share_columns {
                    / (sum(CASE WHEN technical THEN pupils_max ELSE 0 END) + sum(CASE WHEN technical THEN 0 ELSE pupils_min END)) AS share_max_pct, \
              sum(CASE WHEN suppressed THEN 1 ELSE 0 END) AS suppressed_cells"
         )
+    };
+}
+
+/// Whether there are several regions: only then are all regions together (`regions`)
+/// a scope of their own.
+macro_rules! several_regions {
+    () => {
+        "(SELECT count(*) FROM regions) > 1"
     };
 }
 
@@ -237,6 +247,13 @@ pub const VIEWS: &[View] = &[
         },
     },
     View {
+        name: "region_municipalities",
+        description: "Each region's municipalities, one row each, from the regions registry: the places whose DUO counts are the region's.",
+        columns: &[Term::new("municipality", "A municipality of the region, as DUO writes it.")],
+        sql: "SELECT region_id, unnest(municipalities) AS municipality FROM regions",
+        release: Release::Open,
+    },
+    View {
         name: "po_pupils_per_hub",
         description: "DUO PO pupils per hub (schools in the hub's municipality), school year and groep band: estimate and bounds. Basisonderwijs (Bo) and speciaal basisonderwijs (Sbo) only: pupils of speciaal onderwijs are not in groepen.",
         columns: &[],
@@ -254,7 +271,7 @@ pub const VIEWS: &[View] = &[
     },
     View {
         name: "vo_profile_cells",
-        description: "DUO VO counts in the Monitor Techniekpact population: vmbo bb/kb/gl leerjaar 3 (track vmbo) and havo/vwo leerjaar 4 (track havo_vwo), each row also under track 'all', with scope 'national', 'region' (the hubs' municipalities) or a hub_id (its municipality). A school's municipality is DUO's address file's (duo_schools, its newest import) where the pupils file has none.",
+        description: "DUO VO counts in the Monitor Techniekpact population: vmbo bb/kb/gl leerjaar 3 (track vmbo) and havo/vwo leerjaar 4 (track havo_vwo), each row also under track 'all', with scope 'national', 'regions' (where there are several), 'region' (the municipalities of region_id) or a hub_id (its municipality). A school's municipality is DUO's address file's (duo_schools, its newest import) where the pupils file has none.",
         // One scan of DUO's counts joined to the scopes and tracks, rather than a union
         // per scope and track: every branch of a union is planned and scanned in full.
         columns: &[Term::new(
@@ -277,10 +294,14 @@ pub const VIEWS: &[View] = &[
             " \
                 FROM duo_vo_pupils v LEFT JOIN addresses a ON a.brin6 = v.brin6), \
               scopes AS ( \
-                SELECT 'national' AS scope, CAST(NULL AS VARCHAR) AS place \
-                UNION ALL SELECT DISTINCT 'region', upper(municipality) FROM hubs \
-                UNION ALL SELECT hub_id, upper(municipality) FROM hubs) \
-              SELECT s.scope, t.school_year, t.brin6, t.municipality, t.technical, t.pupils, t.pupils_min, t.pupils_max, t.suppressed, \
+                SELECT 'national' AS scope, CAST(NULL AS VARCHAR) AS region_id, CAST(NULL AS VARCHAR) AS place \
+                UNION ALL SELECT DISTINCT 'regions', CAST(NULL AS VARCHAR), upper(municipality) FROM region_municipalities \
+                  WHERE ",
+            several_regions!(),
+            " \
+                UNION ALL SELECT DISTINCT 'region', region_id, upper(municipality) FROM region_municipalities \
+                UNION ALL SELECT hub_id, region_id, upper(municipality) FROM hubs) \
+              SELECT s.scope, s.region_id, t.school_year, t.brin6, t.municipality, t.technical, t.pupils, t.pupils_min, t.pupils_max, t.suppressed, \
                      CASE WHEN a.all_tracks THEN 'all' ELSE t.track END AS track \
               FROM tracked t \
               CROSS JOIN (VALUES (false), (true)) AS a(all_tracks) \
@@ -294,38 +315,44 @@ pub const VIEWS: &[View] = &[
         description: "Share (%) of VO pupils in a technical profile per scope, school year and track, from DUO: point estimate (suppressed cells as 2.5) and bounds (as 1 and 4).",
         columns: &[],
         sql: concat!(
-            "SELECT scope, school_year, track, ",
+            "SELECT scope, region_id, school_year, track, ",
             share_columns!(),
-            " FROM vo_profile_cells GROUP BY scope, school_year, track"
+            " FROM vo_profile_cells GROUP BY scope, region_id, school_year, track"
         ),
         release: Release::Open,
     },
     View {
         name: "participant_profile_share",
-        description: "Share (%) of technical profiles among the profile choices hubs reported for former participants (profile_chosen), per hub or 'region', school year and track.",
+        description: "Share (%) of technical profiles among the profile choices hubs reported for former participants (profile_chosen), per hub, region ('region' with its region_id) or all regions ('regions', where there are several), school year and track.",
         // Summed per hub, school year and the plain columns the track derives from first:
         // the track is then worked out for a few hundred rows rather than every choice,
         // and the grouping sets repeat a few rows per hub four times, which makes the
         // view faster on a large lake.
         columns: &[
-            Term::new("scope", "What the row covers: a hub_id, or 'region' (every hub).").codes(Codes::List("hubs", "hub_id")),
+            Term::new("scope", "What the row covers: a hub_id, 'region' (every hub of region_id) or 'regions' (every hub; only where there are several regions).").codes(Codes::List("hubs", "hub_id")),
             Term::new("pupils", "Profile choices hubs reported for former participants (profile_chosen).").unit("pupils"),
         ],
         sql: concat!(
             "WITH choices AS ( \
-                SELECT hub_id, school_year, track, sum(pupils) AS pupils, \
-                       sum(CASE WHEN technical THEN pupils ELSE 0 END) AS technical_pupils \
+                SELECT c.hub_id, h.region_id, c.school_year, c.track, sum(c.pupils) AS pupils, \
+                       sum(CASE WHEN c.technical THEN c.pupils ELSE 0 END) AS technical_pupils \
                 FROM (SELECT hub_id, school_year, technical, pupils, ",
             track!(),
             " FROM (SELECT hub_id, school_year, onderwijstype, leerjaar, technical, sum(pupils) AS pupils \
-                         FROM profile_choices GROUP BY hub_id, school_year, onderwijstype, leerjaar, technical)) \
-                WHERE track IS NOT NULL GROUP BY hub_id, school_year, track) \
-              SELECT coalesce(hub_id, 'region') AS scope, school_year, coalesce(track, 'all') AS track, \
-                     sum(pupils) AS pupils, sum(technical_pupils) AS technical_pupils, \
-                     100.0 * sum(technical_pupils) / sum(pupils) AS share_pct \
-              FROM choices \
-              GROUP BY GROUPING SETS ((hub_id, school_year, track), (hub_id, school_year), \
-                                      (school_year, track), (school_year))"
+                         FROM profile_choices GROUP BY hub_id, school_year, onderwijstype, leerjaar, technical)) c \
+                JOIN hubs h ON h.hub_id = c.hub_id \
+                WHERE c.track IS NOT NULL GROUP BY c.hub_id, h.region_id, c.school_year, c.track), \
+              scoped AS ( \
+                SELECT coalesce(hub_id, CASE WHEN region_id IS NULL THEN 'regions' ELSE 'region' END) AS scope, \
+                       region_id, school_year, coalesce(track, 'all') AS track, \
+                       sum(pupils) AS pupils, sum(technical_pupils) AS technical_pupils, \
+                       100.0 * sum(technical_pupils) / sum(pupils) AS share_pct \
+                FROM choices \
+                GROUP BY GROUPING SETS ((hub_id, region_id, school_year, track), (hub_id, region_id, school_year), \
+                                        (region_id, school_year, track), (region_id, school_year), \
+                                        (school_year, track), (school_year))) \
+              SELECT * FROM scoped WHERE scope <> 'regions' OR ",
+            several_regions!()
         ),
         release: Release::Persons {
             // The smaller of the technical and the other choices: either, small, tells
@@ -367,13 +394,13 @@ pub const VIEWS: &[View] = &[
             baseline!("suppressed_cells"),
             " \
                 FROM technical_profile_share \
-                WINDOW per_scope AS (PARTITION BY scope, track)), \
+                WINDOW per_scope AS (PARTITION BY scope, region_id, track)), \
               compared AS ( \
                 SELECT *, share_pct - baseline_share_pct AS change_pp, \
                        max(CASE WHEN scope = 'national' THEN share_pct - baseline_share_pct END) \
                          OVER (PARTITION BY school_year, track) AS national_change_pp \
                 FROM shares WHERE has_baseline = 1) \
-              SELECT s.scope, s.school_year, s.track, s.pupils, s.technical_pupils, \
+              SELECT s.scope, s.region_id, s.school_year, s.track, s.pupils, s.technical_pupils, \
                      s.share_pct, s.share_min_pct, s.share_max_pct, \
                      s.baseline_share_pct, \
                      s.change_pp, \
@@ -387,7 +414,8 @@ pub const VIEWS: &[View] = &[
                      CASE WHEN s.suppressed_cells + s.baseline_suppressed_cells > 0 \
                           THEN 'DUO suppressed some counts (<5): estimates count them as 2.5, the _min/_max columns as 1 and 4' END AS note \
               FROM compared s \
-              LEFT JOIN participant_profile_share p ON p.scope = s.scope AND p.school_year = s.school_year AND p.track = s.track"
+              LEFT JOIN participant_profile_share p ON p.scope = s.scope AND coalesce(p.region_id, '') = coalesce(s.region_id, '') \
+                AND p.school_year = s.school_year AND p.track = s.track"
         ),
         release: Release::Persons {
             persons: "least(round(participants_reported * participants_share_pct / 100.0), \
@@ -401,7 +429,8 @@ pub const VIEWS: &[View] = &[
         description: "The effect measurement's panel: per VO school location (BRIN6), school year and track, DUO's pupils and the share in a technical profile (suppressed counts as in technical_profile_share), and when a hub first reached the school. Every school in DUO's file is in it: those never reached are the comparison pool of effect_estimates.",
         columns: &[
             Term::new("municipality", "The school's municipality, from DUO (the address file where the pupils file has none)."),
-            Term::new("in_region", "Whether the school is in one of the hubs' municipalities."),
+            Term::new("region_id", "The region whose municipalities the school is in; null: none.").codes(Codes::List("regions", "region_id")),
+            Term::new("in_region", "Whether the school is in a region's municipality (region_id is not null)."),
             Term::new("reached_by", "The hub that first reached the school: the first school year one of its VO classes took part in a hub's activity (group_participations); a tie goes to the first hub_id. Null: never reached.").codes(Codes::List("hubs", "hub_id")),
             Term::new("first_reached", "The school year the school was first reached."),
             Term::new("treated_from", "The school year after first_reached: the first whose DUO count (1 October) comes after reached pupils chose their profile (in the spring before), so the first that can show an effect."),
@@ -418,8 +447,9 @@ pub const VIEWS: &[View] = &[
                   FROM group_participations WHERE sector = 'VO' AND school_brin6 IS NOT NULL \
                   GROUP BY school_brin6, hub_id) \
                 WHERE earliest = 1), \
-              places AS (SELECT DISTINCT upper(municipality) AS place FROM hubs) \
-              SELECT s.brin6, s.school_year, s.track, s.municipality, p.place IS NOT NULL AS in_region, \
+              places AS (SELECT upper(municipality) AS place, min(region_id) AS region_id \
+                         FROM region_municipalities GROUP BY upper(municipality)) \
+              SELECT s.brin6, s.school_year, s.track, s.municipality, p.region_id, p.place IS NOT NULL AS in_region, \
                      r.hub_id AS reached_by, \
                      CASE WHEN r.hub_id IS NOT NULL THEN ",
             school_year!("r.first_reached"),
@@ -485,27 +515,37 @@ pub const VIEWS: &[View] = &[
     },
     View {
         name: "kpi_report",
-        description: "Every KPI of seed 003 per hub and for the region ('region') per year: actual, target, and whether the target was met (null: no target, or a share or score without data; a count without data is 0).",
+        description: "Every KPI of its region's KPI set per hub, per region ('region' with its region_id) and for all regions together ('regions', where there are several) per year: actual, target, and whether the target was met (null: no target, or a share or score without data; a count without data is 0). A hub's target is its own where kpi_targets has one, else its region's; all regions together have none.",
         columns: &[
-            Term::new("hub_id", "The techniekhub, or 'region' for all hubs together.").codes(Codes::List("hubs", "hub_id")),
+            Term::new("hub_id", "The techniekhub; 'region' for all hubs of region_id together; 'regions' for every hub (where there are several regions).").codes(Codes::List("hubs", "hub_id")),
             Term::new("actual", "The KPI's value: numerator / denominator for a share (× 100) or score, the numerator for a count or change, in the KPI's unit."),
             Term::new("met", "Whether actual reached target; null without a target, or for a share or score without data."),
         ],
-        sql: "WITH per_scope AS ( \
-                SELECT kpi, band, coalesce(hub_id, 'region') AS hub_id, school_year, \
-                       sum(numerator) AS numerator, sum(denominator) AS denominator \
-                FROM kpi_measures GROUP BY GROUPING SETS ((kpi, band, hub_id, school_year), (kpi, band, school_year)) \
+        sql: concat!(
+            "WITH per_scope AS ( \
+                SELECT kpi, band, coalesce(hub_id, CASE WHEN region_id IS NULL THEN 'regions' ELSE 'region' END) AS hub_id, \
+                       region_id, school_year, sum(numerator) AS numerator, sum(denominator) AS denominator \
+                FROM (SELECT m.*, h.region_id FROM kpi_measures m JOIN hubs h ON h.hub_id = m.hub_id) \
+                GROUP BY GROUPING SETS ((kpi, band, hub_id, region_id, school_year), (kpi, band, region_id, school_year), \
+                                        (kpi, band, school_year)) \
                 UNION ALL \
-                SELECT 'technical_profile_change_vs_2022', NULL, scope, school_year, change_pp, NULL \
+                SELECT 'technical_profile_change_vs_2022', NULL, scope, region_id, school_year, change_pp, NULL \
                 FROM technical_profile_vs_2022 \
-                WHERE track = 'all' AND (scope = 'region' OR scope IN (SELECT hub_id FROM hubs))), \
+                WHERE track = 'all' AND (scope IN ('region', 'regions') OR scope IN (SELECT hub_id FROM hubs))), \
+              scopes AS ( \
+                SELECT hub_id, region_id FROM hubs \
+                UNION ALL SELECT 'region', region_id FROM regions \
+                UNION ALL SELECT 'regions', CAST(NULL AS VARCHAR) WHERE ",
+            several_regions!(),
+            "), \
               frame AS ( \
-                SELECT t.kpi, t.band, t.unit, t.description, y.year, y.school_year, s.hub_id \
-                FROM (SELECT DISTINCT kpi, band, unit, description FROM kpi_targets) t \
-                CROSS JOIN kpi_years y \
-                CROSS JOIN (SELECT hub_id FROM hubs UNION ALL SELECT 'region') s), \
+                SELECT DISTINCT k.kpi, k.band, k.unit, k.description, y.year, y.school_year, s.hub_id, s.region_id \
+                FROM scopes s \
+                JOIN (SELECT DISTINCT region_id, kpi, band, unit, description FROM kpi_targets) k \
+                  ON k.region_id = s.region_id OR s.region_id IS NULL \
+                CROSS JOIN kpi_years y), \
               valued AS ( \
-                SELECT f.kpi, f.band, f.hub_id, f.year, f.school_year, f.unit, \
+                SELECT f.kpi, f.band, f.hub_id, f.region_id, f.year, f.school_year, f.unit, \
                        CASE f.unit \
                          WHEN 'percent' THEN CASE WHEN m.denominator > 0 THEN 100.0 * coalesce(m.numerator, 0) / m.denominator END \
                          WHEN 'score_10' THEN CASE WHEN m.denominator > 0 THEN m.numerator / m.denominator END \
@@ -514,12 +554,22 @@ pub const VIEWS: &[View] = &[
                        m.numerator, m.denominator, f.description \
                 FROM frame f LEFT JOIN per_scope m \
                   ON m.kpi = f.kpi AND coalesce(m.band, '') = coalesce(f.band, '') \
-                 AND m.hub_id = f.hub_id AND m.school_year = f.school_year) \
-              SELECT v.kpi, v.band, v.hub_id, v.year, v.school_year, v.unit, v.actual, g.target, \
-                     CASE WHEN g.target IS NULL OR v.actual IS NULL THEN NULL ELSE v.actual >= g.target END AS met, \
-                     v.numerator, v.denominator, v.description \
-              FROM valued v LEFT JOIN kpi_targets g \
-                ON g.kpi = v.kpi AND coalesce(g.band, '') = coalesce(v.band, '') AND g.year = v.year",
+                 AND m.hub_id = f.hub_id AND coalesce(m.region_id, '') = coalesce(f.region_id, '') \
+                 AND m.school_year = f.school_year), \
+              targeted AS ( \
+                SELECT v.*, CASE WHEN own.kpi IS NOT NULL THEN own.target ELSE shared.target END AS target \
+                FROM valued v \
+                LEFT JOIN kpi_targets own \
+                  ON own.hub_id = v.hub_id AND own.region_id = v.region_id AND own.kpi = v.kpi \
+                 AND coalesce(own.band, '') = coalesce(v.band, '') AND own.year = v.year \
+                LEFT JOIN kpi_targets shared \
+                  ON shared.hub_id IS NULL AND shared.region_id = v.region_id AND shared.kpi = v.kpi \
+                 AND coalesce(shared.band, '') = coalesce(v.band, '') AND shared.year = v.year) \
+              SELECT kpi, band, hub_id, region_id, year, school_year, unit, actual, target, \
+                     CASE WHEN target IS NULL OR actual IS NULL THEN NULL ELSE actual >= target END AS met, \
+                     numerator, denominator, description \
+              FROM targeted"
+        ),
         release: Release::Persons {
             persons: "CASE WHEN kpi IN ('affiliated_organisations', 'technical_profile_change_vs_2022') THEN NULL \
                            WHEN unit = 'score_10' THEN coalesce(denominator, 0) \

@@ -12,7 +12,7 @@ use techmon_service::{Access, ApiError, ErrorAnswer, OpenApiRouter, Role};
 use utoipa_axum::routes;
 
 use crate::ImportReport;
-use crate::registry::{Change, ChangeReport, NewHub};
+use crate::registry::{Change, ChangeReport, NewHub, NewRegion};
 
 #[derive(Clone)]
 struct Imports {
@@ -24,6 +24,7 @@ struct Imports {
 pub fn routes(access: Access, lake: LakeLocation) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(import_reference))
+        .routes(routes!(add_region))
         .routes(routes!(add_hub))
         .routes(routes!(retire_hub))
         .routes(routes!(set_targets))
@@ -130,6 +131,28 @@ async fn registry_change(
     Ok(report)
 }
 
+/// Add a region (admin role)
+///
+/// The region is in `regions` from the table version the answer names; its hubs are
+/// added after it, and its KPI set and targets with `/v1/reference/kpi_targets`.
+#[utoipa::path(post, path = "/v1/reference/regions", tag = "reference", security(("bearer" = [])),
+    request_body = NewRegion,
+    responses(
+        (status = 200, description = "The regions' new table version", body = ChangeReport),
+        (status = 400, description = "The region is known already, or a field is wrong (`bad_change`, `bad_request`)", body = ErrorAnswer),
+        (status = 401, description = "No token, or an unknown one (`unauthorized`)", body = ErrorAnswer),
+        (status = 403, description = "The token's role is not admin (`forbidden`)", body = ErrorAnswer),
+        (status = 503, description = "The lake or the audit trail does not answer (`lake_unavailable`, `audit_unavailable`, with `Retry-After`)", body = ErrorAnswer),
+    ))]
+async fn add_region(
+    State(imports): State<Imports>,
+    headers: HeaderMap,
+    body: Result<Json<NewRegion>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let report = registry_change(&imports, &headers, || Ok(Change::AddRegion(body?.0))).await?;
+    Ok(axum::Json(report).into_response())
+}
+
 /// Add a hub (admin role)
 ///
 /// The hub is in `hubs` from the table version the answer names: views, KPI reports
@@ -191,9 +214,11 @@ async fn retire_hub(
 /// Set KPI targets (admin role)
 ///
 /// CSV (`,` or `;`) with the columns `kpi`, `band`, `year` and `target` (an empty
-/// target: none that year). Each row replaces the target of its KPI, band and year;
-/// the others stay. An answer pinned to the table's earlier version still reads the
-/// earlier targets.
+/// target: none that year), and `region_id` (needed when there are several regions)
+/// and `hub_id` (a hub's own target; empty: the region's and its hubs'). Each row
+/// replaces the target of its region, hub, KPI, band and year; the others stay. A KPI
+/// a region had no row of joins its KPI set. An answer pinned to the table's earlier
+/// version still reads the earlier targets.
 #[utoipa::path(post, path = "/v1/reference/kpi_targets", tag = "reference", security(("bearer" = [])),
     request_body(description = "The targets", content((String = "text/csv"))),
     responses(

@@ -7,15 +7,26 @@
 use std::sync::Arc;
 
 use deltalake::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int32Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, Float64Array, Int32Array, ListBuilder, RecordBatch, StringArray,
+    StringBuilder, TimestampMicrosecondArray,
 };
 use deltalake::arrow::datatypes::{Float64Type, Int32Type, TimestampMicrosecondType};
 use techmon_lake::LakeLocation;
 use techmon_lake::tables::{self, Table};
-use techmon_schemas::codes::SchoolYear;
+use techmon_schemas::codes::{self, SchoolYear};
 
 use crate::ReferenceError;
+
+/// A region joining: its hubs share a KPI set and targets.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRegion {
+    /// Lower-case letters, digits and dashes, such as `noord-veluwe`.
+    pub region_id: String,
+    pub name: String,
+    /// Its municipalities as DUO writes them: where its schools are.
+    pub municipalities: Vec<String>,
+}
 
 /// A hub joining.
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
@@ -24,31 +35,40 @@ pub struct NewHub {
     /// Lower-case letters, digits and dashes, as the hub's events name it.
     pub hub_id: String,
     pub name: String,
-    /// The municipality whose DUO counts are the hub's own.
+    /// The municipality whose DUO counts are the hub's own: one of its region's.
     pub municipality: String,
+    /// The region it works in; may be left out while there is one region.
+    pub region_id: Option<String>,
     /// The first school year it reports (`2025/26`); from the start when left out.
     pub first_school_year: Option<String>,
 }
 
-/// A KPI's target for one year.
+/// A KPI's target for one year, in a region or for one of its hubs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
+    /// The region; may be left out while there is one region.
+    pub region_id: Option<String>,
+    /// A hub of the region whose own target this is; `None`: the region's and each
+    /// of its hubs' without one of their own.
+    pub hub_id: Option<String>,
     pub kpi: String,
     pub band: Option<String>,
     pub year: i32,
-    /// `None`: no target that year.
+    /// `None`: no target that year (the KPI is still in the region's set).
     pub target: Option<f64>,
 }
 
 /// One change to the registry.
 #[derive(Debug, Clone)]
 pub enum Change {
+    AddRegion(NewRegion),
     AddHub(NewHub),
     RetireHub {
         hub_id: String,
         last_school_year: String,
     },
-    /// Targets of known KPIs, each replacing the one of its KPI, band and year.
+    /// Targets of the KPIs techmon computes, each replacing the one of its region,
+    /// hub, KPI, band and year; a KPI a region had no target of joins its set.
     Targets(Vec<Target>),
     /// A token for a known hub, by its SHA-256 (the token itself is never stored).
     IssueToken {
@@ -60,12 +80,17 @@ pub enum Change {
 impl Change {
     fn table(&self) -> &'static Table {
         let name = match self {
+            Self::AddRegion(_) => "regions",
             Self::AddHub(_) | Self::RetireHub { .. } => "hubs",
             Self::Targets(_) => "kpi_targets",
             Self::IssueToken { .. } => "hub_tokens",
         };
-        tables::find(name).expect("the registry tables are in the catalogue")
+        registry_table(name)
     }
+}
+
+fn registry_table(name: &str) -> &'static Table {
+    tables::find(name).expect("the registry tables are in the catalogue")
 }
 
 /// What a change did.
@@ -83,25 +108,138 @@ pub struct ChangeReport {
     pub token: Option<String>,
 }
 
-/// A row of a registry table: its values in the table's column order, the last two
-/// being who changed it and when.
-type Row = Vec<Value>;
+/// A row of a registry table: its values in the table's column order, read and set
+/// by column name.
+#[derive(Debug, Clone)]
+struct Row {
+    table: &'static Table,
+    values: Vec<Value>,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 enum Value {
     Text(Option<String>),
-    Int(i32),
+    TextList(Vec<String>),
+    Int(Option<i32>),
     Real(Option<f64>),
     Time(Option<i64>),
 }
 
-impl Value {
-    fn text(&self) -> Option<&str> {
-        match self {
-            Self::Text(text) => text.as_deref(),
+impl Row {
+    /// A row of `table` with every value null.
+    fn new(table: &'static Table) -> Self {
+        let values = table
+            .arrow_schema()
+            .fields()
+            .iter()
+            .map(|field| null_of(field.data_type()))
+            .collect();
+        Self { table, values }
+    }
+
+    fn position(&self, column: &str) -> usize {
+        self.table
+            .arrow_schema()
+            .index_of(column)
+            .unwrap_or_else(|_| panic!("{} has a column {column}", self.table.name))
+    }
+
+    fn get(&self, column: &str) -> &Value {
+        &self.values[self.position(column)]
+    }
+
+    fn set(&mut self, column: &str, value: Value) -> &mut Self {
+        let position = self.position(column);
+        self.values[position] = value;
+        self
+    }
+
+    fn text(&self, column: &str) -> Option<&str> {
+        match self.get(column) {
+            Value::Text(text) => text.as_deref(),
             _ => None,
         }
     }
+
+    /// Marks the row as changed by `by` at `at` (microseconds since 1970).
+    fn stamp(&mut self, by: &str, at: i64) {
+        self.set("changed_at", Value::Time(Some(at)))
+            .set("changed_by", Value::Text(Some(by.to_string())));
+    }
+}
+
+fn null_of(data_type: &deltalake::arrow::datatypes::DataType) -> Value {
+    use deltalake::arrow::datatypes::DataType;
+    match data_type {
+        DataType::Int32 => Value::Int(None),
+        DataType::Float64 => Value::Real(None),
+        DataType::Timestamp(..) => Value::Time(None),
+        DataType::List(_) => Value::TextList(Vec::new()),
+        _ => Value::Text(None),
+    }
+}
+
+/// The regions and hubs a change is checked against.
+struct Known {
+    regions: Vec<Row>,
+    hubs: Vec<Row>,
+}
+
+impl Known {
+    async fn read(lake: &LakeLocation) -> Result<Self, ReferenceError> {
+        Ok(Self {
+            regions: read(lake, registry_table("regions")).await?,
+            hubs: read(lake, registry_table("hubs")).await?,
+        })
+    }
+
+    /// The region `asked` for, which must be known; the only one when none is asked
+    /// for and there is one.
+    fn region(&self, asked: Option<&str>) -> Result<&Row, ReferenceError> {
+        let ids: Vec<&str> = self
+            .regions
+            .iter()
+            .filter_map(|r| r.text("region_id"))
+            .collect();
+        match asked {
+            Some(id) => self
+                .regions
+                .iter()
+                .find(|r| r.text("region_id") == Some(id))
+                .ok_or_else(|| {
+                    ReferenceError::Change(format!(
+                        "no region {id}: the regions are {}",
+                        ids.join(", ")
+                    ))
+                }),
+            None if self.regions.len() == 1 => Ok(&self.regions[0]),
+            None => Err(ReferenceError::Change(format!(
+                "name the region (region_id): one of {}",
+                ids.join(", ")
+            ))),
+        }
+    }
+
+    fn hub(&self, hub_id: &str) -> Result<&Row, ReferenceError> {
+        self.hubs
+            .iter()
+            .find(|r| r.text("hub_id") == Some(hub_id))
+            .ok_or_else(|| ReferenceError::Change(format!("no hub {hub_id}")))
+    }
+}
+
+/// Registry table `table`'s rows as they are now (the built-in list while it was
+/// never written), without creating it.
+async fn read(lake: &LakeLocation, table: &'static Table) -> Result<Vec<Row>, ReferenceError> {
+    let opened = lake
+        .open(table.name)
+        .await
+        .map_err(|e| ReferenceError::table(table.name, e))?;
+    if opened.version().is_none() {
+        return current(table, &opened).await;
+    }
+    // Written by an older release, it gains the columns added since.
+    current(table, &lake.create(table).await?).await
 }
 
 /// Applies `change`, made by `by`, to its registry table.
@@ -111,22 +249,13 @@ pub async fn change(
     by: &str,
 ) -> Result<ChangeReport, ReferenceError> {
     let table = change.table();
-    if let Change::IssueToken { hub_id, .. } = &change {
-        let hubs = tables::find("hubs").expect("the registry tables are in the catalogue");
-        let opened = lake
-            .open(hubs.name)
-            .await
-            .map_err(|e| ReferenceError::table(hubs.name, e))?;
-        let known = current(hubs, &opened).await?;
-        if !known.iter().any(|r| r[0].text() == Some(hub_id.as_str())) {
-            return Err(ReferenceError::Change(format!("no hub {hub_id}")));
-        }
-    }
+    let known = Known::read(lake).await?;
     let delta = lake.create(table).await?;
     let mut rows = current(table, &delta).await?;
     let changed = apply(
         &mut rows,
         &change,
+        &known,
         by,
         chrono::Utc::now().timestamp_micros(),
     )?;
@@ -222,28 +351,33 @@ fn rows_of(table: &'static Table, batches: &[RecordBatch]) -> Result<Vec<Row>, R
             })
             .collect::<Result<_, _>>()?;
         for i in 0..batch.num_rows() {
-            rows.push(
-                columns
+            rows.push(Row {
+                table,
+                values: columns
                     .iter()
                     .map(|column| value(column.as_ref(), i))
                     .collect(),
-            );
+            });
         }
     }
     Ok(rows)
 }
 
 fn value(column: &dyn Array, i: usize) -> Value {
+    use deltalake::arrow::datatypes::DataType;
     let valid = column.is_valid(i);
     match column.data_type() {
-        deltalake::arrow::datatypes::DataType::Int32 => {
-            Value::Int(column.as_primitive::<Int32Type>().value(i))
-        }
-        deltalake::arrow::datatypes::DataType::Float64 => {
+        DataType::Int32 => Value::Int(valid.then(|| column.as_primitive::<Int32Type>().value(i))),
+        DataType::Float64 => {
             Value::Real(valid.then(|| column.as_primitive::<Float64Type>().value(i)))
         }
-        deltalake::arrow::datatypes::DataType::Timestamp(..) => {
+        DataType::Timestamp(..) => {
             Value::Time(valid.then(|| column.as_primitive::<TimestampMicrosecondType>().value(i)))
+        }
+        DataType::List(_) => {
+            let items = column.as_list::<i32>().value(i);
+            let items = items.as_string::<i32>();
+            Value::TextList(items.iter().flatten().map(str::to_string).collect())
         }
         _ => Value::Text(valid.then(|| column.as_string::<i32>().value(i).to_string())),
     }
@@ -257,89 +391,144 @@ fn to_batch(table: &'static Table, rows: &[Row]) -> Result<RecordBatch, Referenc
         .iter()
         .enumerate()
         .map(|(c, field)| -> ArrayRef {
-            let of = |r: &Row| r[c].clone();
+            let values = rows.iter().map(|r| &r.values[c]);
             match field.data_type() {
-                DataType::Int32 => {
-                    Arc::new(Int32Array::from_iter(rows.iter().map(|r| match of(r) {
-                        Value::Int(v) => Some(v),
-                        _ => None,
-                    })))
-                }
-                DataType::Float64 => {
-                    Arc::new(Float64Array::from_iter(rows.iter().map(|r| match of(r) {
-                        Value::Real(v) => v,
-                        _ => None,
-                    })))
-                }
+                DataType::Int32 => Arc::new(Int32Array::from_iter(values.map(|v| match v {
+                    Value::Int(v) => *v,
+                    _ => None,
+                }))),
+                DataType::Float64 => Arc::new(Float64Array::from_iter(values.map(|v| match v {
+                    Value::Real(v) => *v,
+                    _ => None,
+                }))),
                 DataType::Timestamp(..) => Arc::new(
-                    TimestampMicrosecondArray::from_iter(rows.iter().map(|r| match of(r) {
-                        Value::Time(v) => v,
+                    TimestampMicrosecondArray::from_iter(values.map(|v| match v {
+                        Value::Time(v) => *v,
                         _ => None,
                     }))
                     .with_timezone("UTC"),
                 ),
-                _ => Arc::new(StringArray::from_iter(
-                    rows.iter().map(|r| r[c].text().map(str::to_string)),
-                )),
+                DataType::List(_) => {
+                    let mut list = ListBuilder::new(StringBuilder::new());
+                    for value in values {
+                        match value {
+                            Value::TextList(items) => list.append_value(items.iter().map(Some)),
+                            _ => list.append_null(),
+                        }
+                    }
+                    Arc::new(list.finish())
+                }
+                _ => Arc::new(StringArray::from_iter(values.map(|v| match v {
+                    Value::Text(text) => text.clone(),
+                    _ => None,
+                }))),
             }
         })
         .collect();
     RecordBatch::try_new(schema, columns).map_err(|e| ReferenceError::query(table.name, e.into()))
 }
 
-/// Applies `change` to `rows` (of its table), stamped with `by` and `at`; says what
-/// changed.
+/// Whether `id` is lower-case letters, digits and dashes, as ids of hubs and regions are.
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Applies `change` to `rows` (of its table), checked against `known`, stamped with
+/// `by` and `at`; says what changed.
 fn apply(
     rows: &mut Vec<Row>,
     change: &Change,
+    known: &Known,
     by: &str,
     at: i64,
 ) -> Result<String, ReferenceError> {
     let refuse = |reason: String| Err(ReferenceError::Change(reason));
-    let stamp = || [Value::Time(Some(at)), Value::Text(Some(by.to_string()))];
     let school_year = |text: &str| {
         SchoolYear::parse(text)
             .map(|y| y.to_string())
             .ok_or_else(|| ReferenceError::Change(format!("{text} is no school year like 2025/26")))
     };
+    let text = |value: &str| Value::Text(Some(value.trim().to_string()));
     match change {
+        Change::AddRegion(region) => {
+            if !valid_id(&region.region_id) {
+                return refuse(format!(
+                    "region_id {:?}: lower-case letters, digits and dashes only",
+                    region.region_id
+                ));
+            }
+            if known.region(Some(&region.region_id)).is_ok() {
+                return refuse(format!("region {} is known already", region.region_id));
+            }
+            let mut municipalities: Vec<String> = region
+                .municipalities
+                .iter()
+                .map(|m| m.trim().to_string())
+                .filter(|m| !m.is_empty())
+                .collect();
+            municipalities.sort_unstable_by_key(|m| m.to_uppercase());
+            municipalities.dedup_by_key(|m| m.to_uppercase());
+            if region.name.trim().is_empty() || municipalities.is_empty() {
+                return refuse("a region needs a name and at least one municipality".into());
+            }
+            let mut row = Row::new(change.table());
+            row.set("region_id", text(&region.region_id))
+                .set("name", text(&region.name))
+                .set("municipalities", Value::TextList(municipalities.clone()))
+                .stamp(by, at);
+            rows.push(row);
+            Ok(format!(
+                "region {} added ({})",
+                region.region_id,
+                municipalities.join(", ")
+            ))
+        }
         Change::AddHub(hub) => {
-            let valid_id = !hub.hub_id.is_empty()
-                && hub
-                    .hub_id
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-            if !valid_id {
+            if !valid_id(&hub.hub_id) {
                 return refuse(format!(
                     "hub_id {:?}: lower-case letters, digits and dashes only",
                     hub.hub_id
                 ));
             }
-            if rows
-                .iter()
-                .any(|r| r[0].text() == Some(hub.hub_id.as_str()))
-            {
+            if known.hub(&hub.hub_id).is_ok() {
                 return refuse(format!("hub {} is known already", hub.hub_id));
             }
             if hub.name.trim().is_empty() || hub.municipality.trim().is_empty() {
                 return refuse("a hub needs a name and a municipality".into());
+            }
+            let region = known.region(hub.region_id.as_deref())?;
+            let region_id = region.text("region_id").unwrap_or_default();
+            let Value::TextList(municipalities) = region.get("municipalities") else {
+                unreachable!("municipalities is a list")
+            };
+            if !municipalities
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(hub.municipality.trim()))
+            {
+                return refuse(format!(
+                    "{} is not one of region {region_id}'s municipalities ({})",
+                    hub.municipality.trim(),
+                    municipalities.join(", ")
+                ));
             }
             let first = hub
                 .first_school_year
                 .as_deref()
                 .map(school_year)
                 .transpose()?;
-            let mut row = vec![
-                Value::Text(Some(hub.hub_id.clone())),
-                Value::Text(Some(hub.name.trim().to_string())),
-                Value::Text(Some(hub.municipality.trim().to_string())),
-                Value::Text(first.clone()),
-                Value::Text(None),
-            ];
-            row.extend(stamp());
+            let mut row = Row::new(change.table());
+            row.set("hub_id", text(&hub.hub_id))
+                .set("name", text(&hub.name))
+                .set("municipality", text(&hub.municipality))
+                .set("region_id", text(region_id))
+                .set("first_school_year", Value::Text(first.clone()))
+                .stamp(by, at);
             rows.push(row);
             Ok(format!(
-                "hub {} added ({}, from {})",
+                "hub {} added ({}, region {region_id}, from {})",
                 hub.hub_id,
                 hub.municipality.trim(),
                 first.as_deref().unwrap_or("the start")
@@ -352,46 +541,55 @@ fn apply(
             let last = school_year(last_school_year)?;
             let Some(row) = rows
                 .iter_mut()
-                .find(|r| r[0].text() == Some(hub_id.as_str()))
+                .find(|r| r.text("hub_id") == Some(hub_id.as_str()))
             else {
                 return refuse(format!("no hub {hub_id}"));
             };
-            if row[3].text().is_some_and(|first| first > last.as_str()) {
+            if row
+                .text("first_school_year")
+                .is_some_and(|first| first > last.as_str())
+            {
                 return refuse(format!("hub {hub_id} starts after {last}"));
             }
-            row[4] = Value::Text(Some(last.clone()));
-            let [at, by] = stamp();
-            row[5] = at;
-            row[6] = by;
+            row.set("last_school_year", Value::Text(Some(last.clone())))
+                .stamp(by, at);
             Ok(format!("hub {hub_id} retired after {last}"))
         }
         Change::Targets(targets) => {
             for target in targets {
-                let same_kpi = |r: &Row| {
-                    r[0].text() == Some(target.kpi.as_str())
-                        && r[1].text() == target.band.as_deref()
-                };
-                let Some(known) = rows.iter().find(|r| same_kpi(r)).cloned() else {
+                let band = target.band.as_deref();
+                let Some(definition) = codes::kpi_target(&target.kpi, band) else {
                     return refuse(format!(
                         "no KPI {}{} to set a target for",
                         target.kpi,
-                        target
-                            .band
-                            .as_deref()
-                            .map(|b| format!(" ({b})"))
-                            .unwrap_or_default()
+                        band.map(|b| format!(" ({b})")).unwrap_or_default()
                     ));
                 };
-                rows.retain(|r| !(same_kpi(r) && r[3] == Value::Int(target.year)));
-                let mut row = vec![
-                    known[0].clone(),
-                    known[1].clone(),
-                    known[2].clone(),
-                    Value::Int(target.year),
-                    Value::Real(target.target),
-                    known[5].clone(),
-                ];
-                row.extend(stamp());
+                let region = known.region(target.region_id.as_deref())?;
+                let region_id = region.text("region_id").unwrap_or_default().to_string();
+                if let Some(hub_id) = &target.hub_id
+                    && known.hub(hub_id)?.text("region_id") != Some(region_id.as_str())
+                {
+                    return refuse(format!("hub {hub_id} is not in region {region_id}"));
+                }
+                let same = |r: &Row| {
+                    r.text("region_id") == Some(region_id.as_str())
+                        && r.text("hub_id") == target.hub_id.as_deref()
+                        && r.text("kpi") == Some(target.kpi.as_str())
+                        && r.text("band") == band
+                        && r.get("year") == &Value::Int(Some(target.year))
+                };
+                rows.retain(|r| !same(r));
+                let mut row = Row::new(change.table());
+                row.set("region_id", Value::Text(Some(region_id)))
+                    .set("hub_id", Value::Text(target.hub_id.clone()))
+                    .set("kpi", text(&definition.kpi))
+                    .set("band", Value::Text(definition.band.clone()))
+                    .set("unit", text(definition.unit.as_str()))
+                    .set("year", Value::Int(Some(target.year)))
+                    .set("target", Value::Real(target.target))
+                    .set("description", text(&definition.description))
+                    .stamp(by, at);
                 rows.push(row);
             }
             Ok(format!("{} target(s) set", targets.len()))
@@ -400,11 +598,11 @@ fn apply(
             hub_id,
             token_sha256,
         } => {
-            let mut row = vec![
-                Value::Text(Some(hub_id.clone())),
-                Value::Text(Some(token_sha256.clone())),
-            ];
-            row.extend(stamp());
+            known.hub(hub_id)?;
+            let mut row = Row::new(change.table());
+            row.set("hub_id", text(hub_id))
+                .set("token_sha256", text(token_sha256))
+                .stamp(by, at);
             rows.push(row);
             Ok(format!("a token issued to hub {hub_id}"))
         }
@@ -412,7 +610,9 @@ fn apply(
 }
 
 /// Targets from CSV (`,` or `;`): a header with `kpi`, `band`, `year` and `target`
-/// (empty band: none; empty target: no target that year).
+/// (empty band: none; empty target: no target that year), and `region_id` and
+/// `hub_id` where the targets are a region's (needed when there are several) or a
+/// hub's own.
 pub fn parse_targets(text: &str) -> Result<Vec<Target>, ReferenceError> {
     let separator = if text.lines().next().is_some_and(|h| h.contains(';')) {
         b';'
@@ -440,6 +640,7 @@ pub fn parse_targets(text: &str) -> Result<Vec<Target>, ReferenceError> {
         column("year")?,
         column("target")?,
     );
+    let (region, hub) = (column("region_id").ok(), column("hub_id").ok());
     let mut targets = Vec::new();
     for (n, record) in reader.records().enumerate() {
         let line = n + 2;
@@ -456,7 +657,11 @@ pub fn parse_targets(text: &str) -> Result<Vec<Target>, ReferenceError> {
                     .map_err(|_| bad(format!("line {line}, target: {text:?} is no number")))?,
             ),
         };
+        let optional =
+            |i: Option<usize>| i.map(field).filter(|v| !v.is_empty()).map(str::to_string);
         targets.push(Target {
+            region_id: optional(region),
+            hub_id: optional(hub),
             kpi: field(kpi).to_string(),
             band: Some(field(band))
                 .filter(|b| !b.is_empty())

@@ -136,6 +136,27 @@ pub struct Hub {
     pub name: String,
     /// The municipality (gemeente) the hub is in.
     pub municipality: String,
+    /// The id of the region the hub works in.
+    pub region: String,
+}
+
+/// A region whose hubs share a KPI set and targets: its municipalities are where its
+/// schools are (DUO's counts of the region).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Region {
+    /// Such as `cleantech-regio`.
+    pub id: String,
+    pub name: String,
+    /// Its municipalities (gemeenten), as DUO writes them.
+    pub municipalities: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegionFile {
+    source: String,
+    regions: Vec<Region>,
 }
 
 /// One of the zeven werelden van techniek.
@@ -219,6 +240,8 @@ impl KpiTarget {
 #[serde(deny_unknown_fields)]
 struct KpiFile {
     source: String,
+    /// The region whose targets these are.
+    region: String,
     kpis: Vec<KpiTarget>,
 }
 
@@ -232,6 +255,8 @@ fn load<T: serde::de::DeserializeOwned>(name: &str, text: &str) -> T {
 
 static HUBS: LazyLock<Vec<Hub>> =
     LazyLock::new(|| load("hubs.json", include_str!("../codes/hubs.json")));
+static REGIONS: LazyLock<RegionFile> =
+    LazyLock::new(|| load("regions.json", include_str!("../codes/regions.json")));
 static WORLDS: LazyLock<Vec<World>> =
     LazyLock::new(|| load("worlds.json", include_str!("../codes/worlds.json")));
 static PROFILES: LazyLock<Vec<Profile>> =
@@ -264,6 +289,16 @@ pub fn hubs() -> &'static [Hub] {
 /// The hub with code `id`.
 pub fn hub(id: &str) -> Option<&'static Hub> {
     HUBS.iter().find(|h| h.id == id)
+}
+
+/// The regions known when this build was made; more join at run time.
+pub fn regions() -> &'static [Region] {
+    &REGIONS.regions
+}
+
+/// Where the built-in regions come from.
+pub fn regions_source() -> &'static str {
+    &REGIONS.source
 }
 
 /// The zeven werelden van techniek, 1 to 7.
@@ -299,6 +334,11 @@ pub fn kpi_target(kpi: &str, band: Option<&str>) -> Option<&'static KpiTarget> {
     KPIS.kpis
         .iter()
         .find(|k| k.kpi == kpi && k.band.as_deref() == band)
+}
+
+/// The region the built-in KPI targets are for.
+pub fn kpi_targets_region() -> &'static str {
+    &KPIS.region
 }
 
 /// Where the KPI targets come from.
@@ -397,6 +437,16 @@ mod tests {
         assert_eq!(
             hub("techniekbrouwerij").map(|h| h.municipality.as_str()),
             Some("Epe")
+        );
+        assert!(hubs().iter().all(|h| h.region == "cleantech-regio"));
+        let cleantech = &regions()[0];
+        assert_eq!(cleantech.id, kpi_targets_region());
+        assert!(
+            hubs()
+                .iter()
+                .all(|h| cleantech.municipalities.contains(&h.municipality)),
+            "{}",
+            regions_source()
         );
         assert_eq!(worlds().len(), 7);
         for (i, w) in worlds().iter().enumerate() {

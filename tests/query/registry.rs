@@ -1,6 +1,7 @@
-//! The hubs and the KPI targets changed at run time through the admin routes: the
-//! query service reads each change at the next query without a restart, and an answer
-//! pinned to the versions before a change still reads the list as it was.
+//! The regions, hubs and KPI targets changed at run time through the admin routes and
+//! commands: the query service reads each change at the next query without a
+//! restart, and an answer pinned to the versions before a change still reads the list
+//! as it was.
 
 mod common;
 
@@ -44,7 +45,7 @@ async fn rows(addr: std::net::SocketAddr, pins: Option<&str>, query: &str) -> (V
 }
 
 const VO_PUPILS_2024: &str = "SELECT target, met FROM kpi_report \
-    WHERE kpi = 'vo_pupils' AND hub_id = 'region' AND year = 2024";
+    WHERE kpi = 'vo_pupils' AND hub_id = 'region' AND region_id = 'cleantech-regio' AND year = 2024";
 
 #[tokio::test]
 async fn targets_and_hubs_change_without_a_restart_and_pins_keep_the_old_ones() {
@@ -78,58 +79,110 @@ async fn targets_and_hubs_change_without_a_restart_and_pins_keep_the_old_ones() 
     let (pinned, _) = rows(addr, Some(&versions), VO_PUPILS_2024).await;
     assert_eq!(pinned, before);
 
-    // A hub joins: in the hubs and in the KPI report at once.
+    // A second region joins, by the administrator's command, with a KPI set of its
+    // own; then a hub in it.
+    let region = techmon(&[
+        "regions",
+        "add",
+        "--id",
+        "noord-veluwe",
+        "--name",
+        "Noord-Veluwe",
+        "--municipalities",
+        "Harderwijk,Elburg,Ermelo,Nunspeet,Oldebroek,Putten",
+        "--url",
+        &format!("http://{addr}"),
+        "--token",
+        ADMIN,
+    ])
+    .await;
+    assert!(region.contains("region noord-veluwe added"), "{region}");
     let hub = json!({"hub_id": "techniekpunt-harderwijk", "name": "Techniekpunt Harderwijk",
-                     "municipality": "Harderwijk", "first_school_year": "2026/27"});
+                     "municipality": "Harderwijk", "region_id": "noord-veluwe",
+                     "first_school_year": "2026/27"});
     let (status, report) =
         change(addr, ADMIN, "/v1/reference/hubs", Change::Json(hub.clone())).await;
     assert_eq!(status, 200, "{report}");
     let (hubs, _) = rows(
         addr,
         None,
-        "SELECT municipality, first_school_year, last_school_year FROM hubs WHERE hub_id = 'techniekpunt-harderwijk'",
+        "SELECT municipality, region_id, first_school_year, last_school_year FROM hubs WHERE hub_id = 'techniekpunt-harderwijk'",
     )
     .await;
     assert_eq!(
         hubs,
         [
-            json!({"municipality": "Harderwijk", "first_school_year": "2026/27", "last_school_year": null})
+            json!({"municipality": "Harderwijk", "region_id": "noord-veluwe", "first_school_year": "2026/27", "last_school_year": null})
         ]
     );
+    // The region's KPI set is the KPIs it has targets (or empty ones) of; the hub has
+    // one target of its own.
+    let (status, report) = change(
+        addr,
+        ADMIN,
+        "/v1/reference/kpi_targets",
+        Change::Csv(
+            "region_id,hub_id,kpi,band,year,target
+             noord-veluwe,,vo_pupils,,2024,30
+             noord-veluwe,,mbo_students,,2024,
+             noord-veluwe,techniekpunt-harderwijk,vo_pupils,,2024,10
+",
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
     let (reported, _) = rows(
         addr,
         None,
-        "SELECT count(*) AS n FROM kpi_report WHERE hub_id = 'techniekpunt-harderwijk'",
+        "SELECT hub_id, region_id, kpi, target FROM kpi_report \
+         WHERE year = 2024 AND (region_id = 'noord-veluwe' OR region_id IS NULL) ORDER BY hub_id, kpi",
     )
     .await;
-    assert!(
-        reported[0]["n"].as_i64().is_some_and(|n| n > 0),
-        "{reported:?}"
+    assert_eq!(
+        reported,
+        [
+            json!({"hub_id": "region", "region_id": "noord-veluwe", "kpi": "mbo_students", "target": null}),
+            json!({"hub_id": "region", "region_id": "noord-veluwe", "kpi": "vo_pupils", "target": 30.0}),
+        ]
+        .into_iter()
+        .chain(
+            // All regions together: every KPI of either set, without targets.
+            ["affiliated_organisations", "ambassadors", "mbo_students", "parents"]
+                .into_iter()
+                .chain(std::iter::repeat_n("po_participation_share", 3))
+                .chain([
+                    "satisfaction",
+                    "teachers_professionalised",
+                    "technical_profile_change_vs_2022",
+                    "vo_pupils",
+                ])
+                .map(|kpi| json!({"hub_id": "regions", "region_id": null, "kpi": kpi, "target": null}))
+        )
+        .chain([
+            json!({"hub_id": "techniekpunt-harderwijk", "region_id": "noord-veluwe", "kpi": "mbo_students", "target": null}),
+            json!({"hub_id": "techniekpunt-harderwijk", "region_id": "noord-veluwe", "kpi": "vo_pupils", "target": 10.0}),
+        ])
+        .collect::<Vec<_>>()
     );
+    // The Cleantech Regio keeps its own set and targets.
+    let (cleantech, _) = rows(addr, None, VO_PUPILS_2024).await;
+    assert_eq!(cleantech, after);
+
     // It retires, by the administrator's command.
-    let url = format!("http://{addr}");
-    let retired = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_techmon"))
-            .args(["hubs", "retire", "--id", "techniekpunt-harderwijk"])
-            .args([
-                "--last-school-year",
-                "2027/28",
-                "--url",
-                &url,
-                "--token",
-                ADMIN,
-            ])
-            .output()
-            .expect("techmon hubs retire runs")
-    })
-    .await
-    .expect("the command");
-    let printed = String::from_utf8_lossy(&retired.stdout);
-    assert!(
-        retired.status.success() && printed.contains("retired after 2027/28"),
-        "{printed} {}",
-        String::from_utf8_lossy(&retired.stderr)
-    );
+    let retired = techmon(&[
+        "hubs",
+        "retire",
+        "--id",
+        "techniekpunt-harderwijk",
+        "--last-school-year",
+        "2027/28",
+        "--url",
+        &format!("http://{addr}"),
+        "--token",
+        ADMIN,
+    ])
+    .await;
+    assert!(retired.contains("retired after 2027/28"), "{retired}");
     let (retired, _) = rows(
         addr,
         None,
@@ -144,6 +197,39 @@ async fn targets_and_hubs_change_without_a_restart_and_pins_keep_the_old_ones() 
     // What cannot be done is refused with the reason, and changes nothing.
     for (path, body, reason) in [
         ("/v1/reference/hubs", Change::Json(hub), "known already"),
+        (
+            "/v1/reference/hubs",
+            Change::Json(
+                json!({"hub_id": "techlab-elburg", "name": "Techlab Elburg", "municipality": "Elburg"}),
+            ),
+            "name the region",
+        ),
+        (
+            "/v1/reference/hubs",
+            Change::Json(
+                json!({"hub_id": "techlab-zwolle", "name": "Techlab Zwolle", "municipality": "Zwolle", "region_id": "noord-veluwe"}),
+            ),
+            "Zwolle is not one of region noord-veluwe's municipalities",
+        ),
+        (
+            "/v1/reference/regions",
+            Change::Json(
+                json!({"region_id": "noord-veluwe", "name": "Noord-Veluwe", "municipalities": ["Ermelo"]}),
+            ),
+            "region noord-veluwe is known already",
+        ),
+        (
+            "/v1/reference/kpi_targets",
+            Change::Csv(
+                "region_id,hub_id,kpi,band,year,target\ncleantech-regio,techniekpunt-harderwijk,vo_pupils,,2024,3\n",
+            ),
+            "hub techniekpunt-harderwijk is not in region cleantech-regio",
+        ),
+        (
+            "/v1/reference/kpi_targets",
+            Change::Csv("kpi,band,year,target\nvo_pupils,,2024,3\n"),
+            "name the region",
+        ),
         (
             "/v1/reference/hubs",
             Change::Json(json!({"hub_id": "Hub One", "name": "x", "municipality": "y"})),
@@ -175,10 +261,29 @@ async fn targets_and_hubs_change_without_a_restart_and_pins_keep_the_old_ones() 
         addr,
         RESEARCHER,
         "/v1/reference/kpi_targets",
-        Change::Csv("kpi,band,year,target\nvo_pupils,,2024,1\n"),
+        Change::Csv("region_id,kpi,band,year,target\ncleantech-regio,vo_pupils,,2024,1\n"),
     )
     .await;
     assert_eq!(status, 403);
     let (unchanged, _) = rows(addr, None, VO_PUPILS_2024).await;
     assert_eq!(unchanged, after);
+}
+
+/// Runs `techmon` with `args`; what it printed, once it succeeded.
+async fn techmon(args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_techmon"))
+            .args(&args)
+            .output()
+            .expect("techmon runs")
+    })
+    .await
+    .expect("the command");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
