@@ -4,6 +4,7 @@
 //! DUO files, waits until the transform has caught up, prints the headline answers
 //! and keeps serving the dashboard until stopped.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -66,6 +67,8 @@ fn demo_config(mut config: TechmonConfig, options: &DemoOptions) -> TechmonConfi
     config.query.audit = dir.join("audit");
     config.query.output_control = dir.join("output-control");
     config.ingest.listen = options.listen;
+    // Hubs of the region that joins are taken within a second of their registration.
+    config.lake.registry_refresh_seconds = 1;
     config
 }
 
@@ -145,7 +148,7 @@ async fn demonstrate(options: &DemoOptions, url: &str, started: Instant) -> anyh
             .await??
     };
     println!(
-        "Generated the region (seed {}): {} records for {} hubs, {} DUO files, in {}.",
+        "Generated two regions (seed {}): {} records for {} hubs, {} DUO files, in {}.",
         options.seed,
         generated.records(),
         generated.hubs.len(),
@@ -153,7 +156,8 @@ async fn demonstrate(options: &DemoOptions, url: &str, started: Instant) -> anyh
         region_dir.display()
     );
 
-    let pushed = push_region(url, &generated, &region_dir).await?;
+    let tokens = register_joining_regions(&client, url).await?;
+    let pushed = push_region(url, &generated, &region_dir, &tokens).await?;
     import_duo(&client, url, &generated).await?;
     wait_for_transform(&client, url, pushed.accepted).await?;
     print_answers(&client, url).await?;
@@ -183,17 +187,126 @@ async fn wait_until_ready(client: &reqwest::Client, url: &str) -> anyhow::Result
     bail!("the services at {url} did not get ready")
 }
 
-/// Pushes every hub's files with its own token, the hubs side by side.
+/// Registers the regions that join while techmon runs, as their administrator would
+/// (`techmon regions add`, `hubs add`, `targets import`, `hubs token`): the region
+/// where it is not yet, its hubs where they are not yet, its KPI set and targets, and
+/// a new token per hub; then waits until ingest takes the tokens. The tokens, by hub.
+async fn register_joining_regions(
+    client: &reqwest::Client,
+    url: &str,
+) -> anyhow::Result<HashMap<&'static str, String>> {
+    let admin = crate::sql::Server {
+        url: url.to_string(),
+        token: ADMIN_TOKEN.to_string(),
+    };
+    let known = |sql: &'static str, column: &'static str| async move {
+        let rows = ask_as(client, url, ADMIN_TOKEN, sql).await?;
+        anyhow::Ok(
+            rows.iter()
+                .filter_map(|r| r[column].as_str().map(str::to_string))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let (regions, hubs) = (
+        known("SELECT region_id FROM regions", "region_id").await?,
+        known("SELECT hub_id FROM hubs", "hub_id").await?,
+    );
+    let change = |path: &str, request: reqwest::RequestBuilder| {
+        let path = path.to_string();
+        let admin = &admin;
+        async move {
+            let response = admin.send(request).await?;
+            let status = response.status();
+            let answer: Value = response.json().await.unwrap_or_default();
+            if !status.is_success() {
+                bail!("{path}: {}", crate::sql::refusal(status, &answer));
+            }
+            anyhow::Ok(answer)
+        }
+    };
+    let mut tokens = HashMap::new();
+    for region in techmon_generate::world::REGIONS {
+        let Some(joining) = &region.joins else {
+            continue;
+        };
+        if !regions.iter().any(|r| r == region.id) {
+            let body = serde_json::json!({"region_id": region.id, "name": joining.name,
+                                          "municipalities": joining.municipalities});
+            let path = "/v1/reference/regions";
+            change(path, client.post(admin.at(path)).json(&body)).await?;
+        }
+        let members = techmon_generate::world::HUBS
+            .iter()
+            .filter(|h| h.region == region.id);
+        for hub in members.clone().filter(|h| !hubs.iter().any(|k| k == h.id)) {
+            let body = serde_json::json!({
+                "hub_id": hub.id, "name": hub.name, "municipality": hub.municipality,
+                "region_id": region.id,
+                "first_school_year": techmon_schemas::codes::SchoolYear::new(hub.first_year).to_string(),
+            });
+            let path = "/v1/reference/hubs";
+            change(path, client.post(admin.at(path)).json(&body)).await?;
+        }
+        let path = "/v1/reference/kpi_targets";
+        let targets = client
+            .post(admin.at(path))
+            .header(reqwest::header::CONTENT_TYPE, "text/csv")
+            .body(joining.targets_csv(region.id));
+        change(path, targets).await?;
+        for hub in members {
+            let path = format!("/v1/reference/hubs/{}/tokens", hub.id);
+            let answer = change(&path, client.post(admin.at(&path))).await?;
+            let token = answer["token"].as_str().unwrap_or_default().to_string();
+            tokens.insert(hub.id, token);
+        }
+        println!(
+            "Registered region {} ({}) with its hubs, KPI set and targets, and a token per hub, as its administrator would (techmon regions add, hubs add, targets import, hubs token).",
+            region.id, joining.name
+        );
+    }
+    for (hub, token) in &tokens {
+        wait_until_taken(client, url, hub, token).await?;
+    }
+    Ok(tokens)
+}
+
+/// Waits until ingest takes `token` (it reads the registry again every second here).
+async fn wait_until_taken(
+    client: &reqwest::Client,
+    url: &str,
+    hub: &str,
+    token: &str,
+) -> anyhow::Result<()> {
+    for _ in 0..100 {
+        let answered = client
+            .get(format!("{url}/v1/uploads"))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        if answered.status().is_success() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("ingest did not take the token issued to {hub} within 20 s")
+}
+
+/// Pushes every hub's files with its own token (the joining hubs' `tokens`, else its
+/// development token), the hubs side by side.
 async fn push_region(
     url: &str,
     generated: &Generated,
     region_dir: &std::path::Path,
+    tokens: &HashMap<&'static str, String>,
 ) -> anyhow::Result<PushSummary> {
     let mut pushes = tokio::task::JoinSet::new();
     for hub in &generated.hubs {
         let options = PushOptions {
             url: url.to_string(),
-            token: hub_token(hub.hub_id),
+            token: tokens
+                .get(hub.hub_id)
+                .cloned()
+                .unwrap_or_else(|| hub_token(hub.hub_id)),
             batch_size: 1000,
             max_attempts: 10,
             kind: None,
@@ -355,16 +468,44 @@ fn report_year() -> i32 {
 }
 
 async fn print_answers(client: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+    let regions = ask(
+        client,
+        url,
+        "SELECT region_id, name FROM regions ORDER BY region_id",
+    )
+    .await?;
+    for region in &regions {
+        print_headline(client, url, region).await?;
+    }
+    print_effects(client, url).await?;
+    for region in &regions {
+        print_kpis(client, url, region).await?;
+    }
+    Ok(())
+}
+
+/// A region's `region_id` (quoted for SQL: ids are lower-case words with dashes) and
+/// name.
+fn region_of(row: &Value) -> (String, &str) {
+    let id = row["region_id"].as_str().unwrap_or("");
+    (format!("'{id}'"), row["name"].as_str().unwrap_or(id))
+}
+
+async fn print_headline(client: &reqwest::Client, url: &str, region: &Value) -> anyhow::Result<()> {
+    let (id, name) = region_of(region);
     let rows = ask(
         client,
         url,
-        "SELECT school_year, share_pct, change_pp, change_pp_min, change_pp_max, change_relative_pct, \
-                national_change_pp, difference_in_differences_pp \
-         FROM technical_profile_vs_2022 WHERE scope = 'region' AND track = 'all' ORDER BY school_year",
+        &format!(
+            "SELECT school_year, share_pct, change_pp, change_pp_min, change_pp_max, change_relative_pct, \
+                    national_change_pp, difference_in_differences_pp \
+             FROM technical_profile_vs_2022 WHERE scope = 'region' AND region_id = {id} AND track = 'all' \
+             ORDER BY school_year"
+        ),
     )
     .await?;
     println!(
-        "\nDid intake into technical profiles rise against 2022/23? (DUO; vmbo bb/kb/gl leerjaar 3 and havo/vwo leerjaar 4, the region)"
+        "\nDid intake into technical profiles rise against 2022/23? (DUO; vmbo bb/kb/gl leerjaar 3 and havo/vwo leerjaar 4; {name})"
     );
     println!(
         "  {:<11} {:>7} {:>10} {:>17} {:>9} {:>10} {:>13}",
@@ -386,25 +527,35 @@ async fn print_answers(client: &reqwest::Client, url: &str) -> anyhow::Result<()
             signed(number(row, "difference_in_differences_pp"), ""),
         );
     }
+    Ok(())
+}
 
+async fn print_effects(client: &reqwest::Client, url: &str) -> anyhow::Result<()> {
     let effects = ask(
         client,
         url,
-        "SELECT scope, att_pp, ci_low_pp, ci_high_pp, treated_schools, pre_trend_p_value \
-         FROM effect_estimates WHERE track = 'all' AND att_pp IS NOT NULL ORDER BY scope",
+        "SELECT scope, region_id, att_pp, ci_low_pp, ci_high_pp, treated_schools, pre_trend_p_value \
+         FROM effect_estimates WHERE track = 'all' AND att_pp IS NOT NULL \
+         ORDER BY region_id NULLS FIRST, scope <> 'region', scope",
     )
     .await?;
     println!(
         "\nDid reaching a school change its pupils' choice? (difference in differences against schools not yet or never reached; `techmon effect` explains)"
     );
     println!(
-        "  {:<20} {:>9} {:>19} {:>15} {:>11}",
+        "  {:<28} {:>9} {:>19} {:>15} {:>11}",
         "scope", "effect", "95% interval", "treated schools", "pre-trend p"
     );
     for row in &effects {
+        let scope = match (row["scope"].as_str(), row["region_id"].as_str()) {
+            (Some("region"), Some(region)) => region.to_string(),
+            (Some("regions"), _) => "all regions".to_string(),
+            (Some(hub), _) => format!("  {hub}"),
+            _ => String::new(),
+        };
         println!(
-            "  {:<20} {:>6} pp {:>19} {:>15} {:>11}",
-            truncate(row["scope"].as_str().unwrap_or(""), 20),
+            "  {:<28} {:>6} pp {:>19} {:>15} {:>11}",
+            truncate(&scope, 28),
             signed(number(row, "att_pp"), ""),
             format!(
                 "{} … {} pp",
@@ -415,21 +566,34 @@ async fn print_answers(client: &reqwest::Client, url: &str) -> anyhow::Result<()
             number(row, "pre_trend_p_value").map_or("–".into(), |p| format!("{p:.2}")),
         );
     }
+    Ok(())
+}
 
+/// The region's KPI set for the report year: actual against target, for the region
+/// and each of its hubs.
+async fn print_kpis(client: &reqwest::Client, url: &str, region: &Value) -> anyhow::Result<()> {
+    let (id, name) = region_of(region);
     let year = report_year();
     let kpis = ask(
         client,
         url,
         &format!(
-            "SELECT r.kpi, r.band, r.hub_id, r.unit, r.actual, r.target, r.met \
-             FROM kpi_report r WHERE r.year = {year} ORDER BY r.kpi, r.band"
+            "SELECT kpi, band, hub_id, unit, actual, target, met \
+             FROM kpi_report WHERE year = {year} AND region_id = {id} ORDER BY kpi, band"
         ),
     )
     .await?;
-    let mut scopes: Vec<String> = vec!["region".into()];
-    scopes.extend(techmon_schemas::codes::hubs().iter().map(|h| h.id.clone()));
+    let mut hubs: Vec<String> = kpis
+        .iter()
+        .filter_map(|r| r["hub_id"].as_str())
+        .filter(|hub| *hub != "region")
+        .map(str::to_string)
+        .collect();
+    hubs.sort_unstable();
+    hubs.dedup();
+    let scopes: Vec<String> = std::iter::once("region".to_string()).chain(hubs).collect();
     println!(
-        "\nKPIs of seed 003 for {year}/{:02}: actual (target; ✔ met, ✘ missed)",
+        "\nKPIs of {name} for {year}/{:02}: actual (target; ✔ met, ✘ missed)",
         (year + 1) % 100
     );
     print!("  {:<34}", "KPI");

@@ -6,9 +6,13 @@ use serde_json::Value;
 
 #[derive(Debug, clap::Args)]
 pub struct EffectOptions {
-    /// A hub id, or `region` (every reached school); all when left out.
+    /// A hub id, `region` (a region's reached schools) or `regions` (every reached
+    /// school); all when left out.
     #[arg(long)]
     pub hub: Option<String>,
+    /// A region id: its hubs' estimates and its own; all regions when left out.
+    #[arg(long)]
+    pub region: Option<String>,
     /// The population: vmbo (leerjaar 3), havo_vwo (leerjaar 4) or all.
     #[arg(long, default_value = "all", value_parser = ["vmbo", "havo_vwo", "all"])]
     pub track: String,
@@ -20,6 +24,9 @@ pub async fn run(options: &EffectOptions) -> anyhow::Result<()> {
     let mut query = vec![("track", options.track.as_str())];
     if let Some(hub) = &options.hub {
         query.push(("hub", hub));
+    }
+    if let Some(region) = &options.region {
+        query.push(("region", region));
     }
     let api = &options.api;
     let response = api
@@ -61,6 +68,14 @@ fn interval(row: &Value) -> String {
     }
 }
 
+/// Whose estimate a row is: a hub, `region <id>`, or `regions`.
+fn scope(row: &Value) -> String {
+    match (row["scope"].as_str(), row["region_id"].as_str()) {
+        (Some("region"), Some(region)) => format!("region {region}"),
+        _ => text(&row["scope"]),
+    }
+}
+
 fn text(value: &Value) -> String {
     match value {
         Value::Null => "-".into(),
@@ -99,7 +114,7 @@ fn report(answer: &Value) -> String {
     let estimates = rows("estimates");
     for row in &estimates {
         table.push(vec![
-            text(&row["scope"]),
+            scope(row),
             text(&row["track"]),
             number(&row["att_pp"]),
             interval(row),
@@ -112,11 +127,7 @@ fn report(answer: &Value) -> String {
     }
     out.push_str(&crate::sql::aligned(&table));
     for row in estimates.iter().filter(|r| !r["note"].is_null()) {
-        out.push_str(&format!(
-            "  {}: {}\n",
-            text(&row["scope"]),
-            text(&row["note"])
-        ));
+        out.push_str(&format!("  {}: {}\n", scope(row), text(&row["note"])));
     }
     out.push_str("\nBy school years since treated (negative: before, placebo)\n");
     let mut table = vec![
@@ -133,7 +144,7 @@ fn report(answer: &Value) -> String {
     ];
     for row in rows("event_study") {
         table.push(vec![
-            text(&row["scope"]),
+            scope(&row),
             text(&row["track"]),
             text(&row["years_since"]),
             number(&row["att_pp"]),

@@ -5,7 +5,8 @@ use crate::config::TechmonConfig;
 
 /// Reads the whole event log into a new lake (`to`, a folder or URL with the
 /// configured lake's storage options), with progress, then finishes the relinks as
-/// the service would on its schedule.
+/// the service would on its schedule, and copies the registry (regions, hubs, tokens,
+/// targets) from the configured lake, which the log does not hold.
 pub async fn rebuild(
     config: &TechmonConfig,
     transform: &techmon_transform::Config,
@@ -58,5 +59,11 @@ pub async fn rebuild(
             started.elapsed().as_secs_f64()
         );
     }
+    let current = techmon_lake::LakeLocation::new(&config.lake.url, config.lake.storage.clone())?;
+    techmon_reference::registry::copy(&current, &lake).await?;
+    println!(
+        "copied the registry (regions, hubs, hub tokens, KPI targets) from {}",
+        config.lake.url
+    );
     Ok(())
 }

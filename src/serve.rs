@@ -108,7 +108,7 @@ async fn supervise_transform<F: Future<Output = ()> + Send>(
 
 /// The research routes: the query API and the reference import, for the users of
 /// `query` and for `hubs` (with the hub role), with one audit trail; the query
-/// metrics go into `registry`. The registry tables (hubs, KPI targets) get their
+/// metrics go into `registry`. The registry tables (regions, hubs, KPI targets) get their
 /// built-in lists first where they have none, so that every answer names their
 /// version.
 pub async fn research_routes(

@@ -65,13 +65,14 @@ fn close(a: Option<f64>, b: Option<f64>) -> bool {
     }
 }
 
-/// The report row of a KPI, band, scope and year.
+/// The report row of a KPI, band, scope (of a region) and year.
 fn report_row<'a>(rows: &'a [Value], expected: &techmon_generate::KpiTruth) -> &'a Value {
     rows.iter()
         .find(|r| {
             r["kpi"] == expected.kpi
                 && r["band"].as_str() == expected.band
                 && r["hub_id"] == expected.scope.as_str()
+                && r["region_id"].as_str() == expected.region_id
                 && r["year"] == expected.year
         })
         .unwrap_or_else(|| panic!("no report row for {expected:?}"))
@@ -81,7 +82,7 @@ async fn check_kpis(client: &reqwest::Client, url: &str, truth: &Truth) {
     let rows = ask(
         client,
         url,
-        "SELECT kpi, band, hub_id, year, actual FROM kpi_report WHERE year BETWEEN 2021 AND 2026",
+        "SELECT kpi, band, hub_id, region_id, year, actual FROM kpi_report WHERE year BETWEEN 2021 AND 2026",
     )
     .await
     .expect("kpi_report");
@@ -96,10 +97,11 @@ async fn check_kpis(client: &reqwest::Client, url: &str, truth: &Truth) {
         let actual = row["actual"].as_f64();
         assert!(
             close(actual, expected.actual),
-            "{} {:?} {} {}: the pipeline says {actual:?}, the ground truth {:?}",
+            "{} {:?} {} {:?} {}: the pipeline says {actual:?}, the ground truth {:?}",
             expected.kpi,
             expected.band,
             expected.scope,
+            expected.region_id,
             expected.year,
             expected.actual
         );
@@ -117,7 +119,7 @@ async fn check_technical_shares(client: &reqwest::Client, url: &str, truth: &Tru
     let rows = ask(
         client,
         url,
-        "SELECT scope, school_year, track, pupils, technical_pupils, share_pct, share_min_pct, share_max_pct \
+        "SELECT scope, region_id, school_year, track, pupils, technical_pupils, share_pct, share_min_pct, share_max_pct \
          FROM technical_profile_share",
     )
     .await
@@ -128,13 +130,14 @@ async fn check_technical_shares(client: &reqwest::Client, url: &str, truth: &Tru
             .iter()
             .find(|r| {
                 r["scope"] == expected.scope.as_str()
+                    && r["region_id"].as_str() == expected.region_id
                     && r["school_year"] == expected.school_year.as_str()
                     && r["track"] == expected.track
             })
             .unwrap_or_else(|| panic!("no share for {expected:?}"));
         let what = format!(
-            "{} {} {}",
-            expected.scope, expected.school_year, expected.track
+            "{} {:?} {} {}",
+            expected.scope, expected.region_id, expected.school_year, expected.track
         );
         assert!(
             close(row["pupils"].as_f64(), Some(expected.pupils)),
@@ -157,10 +160,18 @@ async fn check_technical_shares(client: &reqwest::Client, url: &str, truth: &Tru
     }
 }
 
+/// A scope of the effect tables, and its region (none for all regions together).
+type Scope<'a> = (&'a str, Option<&'a str>);
+
+/// The scopes of the built-in region, of the hub `tec-deventer` and of all regions.
+const CLEANTECH: Scope = ("region", Some("cleantech-regio"));
+const TEC_DEVENTER: Scope = ("tec-deventer", Some("cleantech-regio"));
+const REGIONS: Scope = ("regions", None);
+
 /// The rows of `rows` of one scope and track.
-fn of_scope<'a>(rows: &'a [Value], scope: &str, track: &str) -> Vec<&'a Value> {
+fn of_scope<'a>(rows: &'a [Value], (scope, region): Scope, track: &str) -> Vec<&'a Value> {
     rows.iter()
-        .filter(|r| r["scope"] == scope && r["track"] == track)
+        .filter(|r| r["scope"] == scope && r["region_id"].as_str() == region && r["track"] == track)
         .collect()
 }
 
@@ -209,9 +220,20 @@ async fn check_effects(
         .expect("row");
     }
     csv.flush().expect("panel written");
+    let hubs = ask(client, url, "SELECT hub_id, region_id FROM hubs")
+        .await
+        .expect("hubs");
+    let mut csv = csv::Writer::from_path(work.join("hubs.csv")).expect("hubs file");
+    csv.write_record(["hub_id", "region_id"]).expect("header");
+    for hub in &hubs {
+        csv.write_record([&hub["hub_id"], &hub["region_id"]].map(|v| v.as_str().unwrap_or("")))
+            .expect("row");
+    }
+    csv.flush().expect("hubs written");
     let oracle = std::process::Command::new("python3")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracles/csdid_effects.py"))
         .arg(work.join("effect_panel.csv"))
+        .arg(work.join("hubs.csv"))
         .output()
         .expect("python3 runs (bash .ci/install installs csdid)");
     assert!(
@@ -232,10 +254,13 @@ async fn check_effects(
     let mut compared = 0;
     for answer in &oracle {
         let (scope, track) = (
-            answer["scope"].as_str().expect("scope"),
+            (
+                answer["scope"].as_str().expect("scope"),
+                answer["region_id"].as_str(),
+            ),
             answer["track"].as_str().expect("track"),
         );
-        let what = format!("{scope} {track}");
+        let what = format!("{scope:?} {track}");
         let estimate = of_scope(&estimates, scope, track);
         assert_eq!(estimate.len(), 1, "{what}");
         let expected = &answer["estimates"];
@@ -323,7 +348,9 @@ async fn check_effects_answer(
         }
         request.send()
     };
-    let response = get("hub=region", None).await.expect("GET /v1/effects");
+    let response = get("hub=region&region=cleantech-regio", None)
+        .await
+        .expect("GET /v1/effects");
     assert_eq!(response.status(), 200);
     let versions = response.headers()["techmon-table-versions"]
         .to_str()
@@ -341,7 +368,7 @@ async fn check_effects_answer(
             .as_array()
             .is_some_and(|a| a.len() >= 3)
     );
-    let region = of_scope(estimates, "region", "all");
+    let region = of_scope(estimates, CLEANTECH, "all");
     assert_eq!(answer["estimates"].as_array().map(Vec::len), Some(1));
     assert!(
         same(&answer["estimates"][0], "att_pp", &region[0]["att_pp"]),
@@ -349,9 +376,9 @@ async fn check_effects_answer(
     );
     assert_eq!(
         answer["event_study"].as_array().map(Vec::len),
-        Some(of_scope(events, "region", "all").len())
+        Some(of_scope(events, CLEANTECH, "all").len())
     );
-    let pinned: Value = get("hub=region", Some(&versions))
+    let pinned: Value = get("hub=region&region=cleantech-regio", Some(&versions))
         .await
         .expect("pinned")
         .json()
@@ -381,7 +408,15 @@ async fn check_effects_answer(
     let printed = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_techmon"))
             .args([
-                "effect", "--hub", "region", "--url", &url, "--token", RESEARCHER,
+                "effect",
+                "--hub",
+                "region",
+                "--region",
+                "cleantech-regio",
+                "--url",
+                &url,
+                "--token",
+                RESEARCHER,
             ])
             .output()
             .expect("techmon effect runs")
@@ -404,7 +439,7 @@ async fn check_effects_answer(
 /// The estimates against the generator's built-in effects, which techmon never sees.
 /// A hub reaches one to four schools, too few clusters for its standard error to
 /// cover DUO's rounding and suppression of one school's counts, so the truth is
-/// checked where the estimate rests on every reached school (the region), and per
+/// checked where the estimate rests on every reached school (all regions), and per
 /// hub by what no estimate without differencing would give.
 fn check_effects_against_truth(
     panel: &[Value],
@@ -412,7 +447,7 @@ fn check_effects_against_truth(
     events: &[Value],
     truth: &Truth,
 ) {
-    // The region's true effect e school years after treatment: the pupils-weighted
+    // All regions' true effect e school years after treatment: the pupils-weighted
     // mean of the built-in effects of the schools whose cohort is observed e school
     // years after (the schools counted in every school year; weight: mean pupils).
     let all: Vec<&Value> = panel.iter().filter(|r| r["track"] == "all").collect();
@@ -457,7 +492,7 @@ fn check_effects_against_truth(
         .collect();
     for event in events
         .iter()
-        .filter(|r| r["track"] == "all" && r["scope"] == "region")
+        .filter(|r| r["track"] == "all" && r["scope"] == REGIONS.0)
     {
         let e = i32::try_from(event["years_since"].as_i64().expect("years_since")).expect("e");
         let observed: Vec<_> = treated
@@ -476,19 +511,36 @@ fn check_effects_against_truth(
         );
         assert!(
             (att - expected).abs() <= 3.0 * se,
-            "region e={e}: {att} ± {se} against {expected}"
+            "all regions e={e}: {att} ± {se} against {expected}"
         );
-        assert_eq!(event["treated_schools"], observed.len(), "region e={e}");
+        assert_eq!(
+            event["treated_schools"],
+            observed.len(),
+            "all regions e={e}"
+        );
     }
-    let overall = |scope: &str| of_scope(estimates, scope, "all")[0]["att_pp"].as_f64();
-    let low = of_scope(estimates, "region", "all")[0]["ci_low_pp"]
-        .as_f64()
-        .expect("low");
-    assert!(low > 0.0, "the region's effect: from {low}");
-    // The hubs' estimates rank as their built-in effects do.
+    let overall = |scope: &str| {
+        let row = estimates
+            .iter()
+            .find(|r| r["scope"] == scope && r["track"] == "all")?;
+        row["att_pp"].as_f64()
+    };
+    for scope in [REGIONS, CLEANTECH] {
+        let low = of_scope(estimates, scope, "all")[0]["ci_low_pp"]
+            .as_f64()
+            .expect("low");
+        assert!(low > 0.0, "{scope:?}'s effect: from {low}");
+    }
+    // The built-in region's hubs' estimates rank as their built-in effects do (the
+    // joining region's rest on one or two schools each).
     let mut hubs: Vec<(f64, f64)> = truth
         .hub_effects
         .iter()
+        .filter(|h| {
+            techmon_schemas::codes::hubs()
+                .iter()
+                .any(|c| c.id == h.hub_id)
+        })
         .filter_map(|h| Some((h.pp_per_year, overall(h.hub_id)?)))
         .collect();
     hubs.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -645,7 +697,8 @@ async fn check_released_kpis(client: &reqwest::Client, url: &str, truth: &Truth)
 }
 
 /// The dashboard in headless Chromium (playwright-core): the KPI table and charts
-/// for one hub and year, a query in the SQL console and its CSV download.
+/// for one hub and year, a query in the SQL console and its CSV download; then for
+/// the region that joined.
 fn check_dashboard(
     url: &str,
     truth: &Truth,
@@ -674,11 +727,11 @@ fn check_dashboard(
         .filter(|s| s.scope == hub && s.track == "all")
         .map(|s| json!({"series": "scope", "x": s.school_year, "value": s.share_pct}))
         .collect();
-    let effect: Vec<Value> = of_scope(effects, hub, "all")
+    let effect: Vec<Value> = of_scope(effects, TEC_DEVENTER, "all")
         .into_iter()
         .map(|r| json!({"series": "effect", "x": r["years_since"].to_string(), "value": r["att_pp"]}))
         .collect();
-    let hubs = techmon_schemas::codes::hubs().len();
+    let hubs = techmon_generate::world::HUBS.len();
     let expect = json!({
         "hub": hub, "year": year, "kpis": kpis,
         "charts": {
@@ -731,6 +784,51 @@ fn check_dashboard(
     own["hub_options"] = json!([hub]);
     own["sql_rows"] = json!(1);
     check("dashboard-hub", &format!("dev-token-{hub}"), &own);
+
+    // The region that joined while techmon ran: its own KPI set and targets, its
+    // shares and its effects.
+    let (region, year) = (("region", Some("noord-veluwe")), 2025);
+    let joining = techmon_generate::world::REGIONS
+        .iter()
+        .find(|r| r.id == "noord-veluwe")
+        .and_then(|r| r.joins.as_ref())
+        .expect("Noord-Veluwe joins");
+    let kpis: Vec<Value> = truth
+        .kpis
+        .iter()
+        .filter(|k| (k.scope.as_str(), k.region_id) == region && k.year == year)
+        .map(|k| {
+            let target = joining
+                .targets
+                .iter()
+                .find(|t| t.hub.is_none() && t.kpi == k.kpi && t.band == k.band && t.year == year)
+                .and_then(|t| t.target);
+            let met = match (k.actual, target) {
+                (Some(a), Some(t)) => json!(a >= t),
+                _ => Value::Null,
+            };
+            json!({"kpi": k.kpi, "band": k.band, "actual": k.actual, "met": met})
+        })
+        .collect();
+    let shares: Vec<Value> = truth
+        .technical_share
+        .iter()
+        .filter(|s| (s.scope.as_str(), s.region_id) == region && s.track == "all")
+        .map(|s| json!({"series": "scope", "x": s.school_year, "value": s.share_pct}))
+        .collect();
+    let effect: Vec<Value> = of_scope(effects, region, "all")
+        .into_iter()
+        .map(|r| json!({"series": "effect", "x": r["years_since"].to_string(), "value": r["att_pp"]}))
+        .collect();
+    let expect = json!({
+        "hub": "region:noord-veluwe", "year": year, "kpis": kpis, "kpi_rows": kpis.len(),
+        "charts": {
+            "chart-technical-share": {"min_points": shares.len(), "points": shares},
+            "chart-effect": {"min_points": effect.len(), "points": effect},
+            "chart-activities": {"min_points": 10},
+        },
+    });
+    check("dashboard-region", ANALYST_TOKEN, &expect);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -148,8 +148,7 @@ async fn a_rotated_lake_has_new_pseudonyms_and_the_same_kpis() {
                 .all(|r| r[1] == config.transform.pseudonym_key_id.as_str())
         );
     }
-    let report =
-        "SELECT kpi, band, hub_id, year, actual FROM kpi_report ORDER BY kpi, band, hub_id, year";
+    let report = "SELECT kpi, band, hub_id, region_id, year, actual FROM kpi_report ORDER BY kpi, band, hub_id, region_id, year";
     let (before, after) = (rows(&old, report).await, rows(&new, report).await);
     assert!(before.len() > 100, "{}", before.len());
     assert_eq!(before, after, "every KPI as it was");

@@ -1,15 +1,19 @@
-//! `techmon generate`: a deterministic synthetic Cleantech Regio to run the whole
-//! pipeline on.
+//! `techmon generate`: a deterministic synthetic world of two regions to run the
+//! whole pipeline on.
 //!
-//! The world ([`world`]) has the five hubs of the code list (Lochem joins in
-//! 2025/26), about 60 PO and 12 VO schools in the hubs' municipalities and VO
-//! schools elsewhere for the national totals, school years 2021/22 to 2026/27.
-//! From it come:
+//! The world ([`world`]) has the Cleantech Regio with the five hubs of the code list
+//! (Lochem joins in 2025/26) and about 60 PO and 12 VO schools, Noord-Veluwe, a
+//! region that joins while techmon runs, with two hubs and about 25 PO and 5 VO
+//! schools, and VO schools elsewhere for the national totals, school years 2021/22
+//! to 2026/27. From it come:
 //! - per hub and school year, the events the hub pushes (NDJSON) and its class
 //!   participations as the CSV feed hubs export (`season`);
 //! - DUO files for the same schools in the layouts DUO publishes, older and newer
 //!   (`duo_files`);
-//! - the ground truth of every KPI, computed from the world itself (`truth`).
+//! - the ground truth of every KPI, computed from the world itself (`truth`);
+//! - what an administrator registers for the joining region (`registry/`: the region
+//!   with its hubs as JSON, its KPI set and targets as the CSV `techmon targets
+//!   import` reads).
 //!
 //! The built-in effect: VO schools whose pupils the hubs reach choose technical
 //! profiles more often each year after (each hub its own effect a year, one hub
@@ -85,7 +89,8 @@ impl Generated {
     }
 }
 
-/// Generates the region into `dir` (`events/<hub>/`, `duo/`, `truth.json`).
+/// Generates the world into `dir` (`events/<hub>/`, `duo/`, `registry/`,
+/// `truth.json`).
 pub fn generate(spec: &Spec, dir: &Path) -> Result<Generated, GenerateError> {
     let mut rng = StdRng::seed_from_u64(spec.seed);
     let world = world::World::build(&mut rng);
@@ -96,8 +101,8 @@ pub fn generate(spec: &Spec, dir: &Path) -> Result<Generated, GenerateError> {
         .enumerate()
         .flat_map(|(h, hub)| (hub.first_year..=world::LAST_YEAR).map(move |y| (h, y)))
         .collect();
-    // Everything but the clubs first: the clubs then fill what is left of the
-    // size, in proportion to the club weeks each season has.
+    // Everything but the clubs beyond each season's first, first: the clubs then
+    // fill what is left of the size, in proportion to the club weeks each season has.
     let mut bases = Vec::with_capacity(seasons.len());
     for &(hub, year) in &seasons {
         let season = season::Season::new(
@@ -160,6 +165,7 @@ pub fn generate(spec: &Spec, dir: &Path) -> Result<Generated, GenerateError> {
         }
     }
     let duo_files = duo_files::write(&world, &dir.join("duo"))?;
+    write_registry(&dir.join("registry"))?;
     let truth = tally.truth(&world);
     let truth_path = dir.join("truth.json");
     let text = serde_json::to_string_pretty(&truth).unwrap_or_default();
@@ -172,6 +178,45 @@ pub fn generate(spec: &Spec, dir: &Path) -> Result<Generated, GenerateError> {
         duo_files,
         truth,
     })
+}
+
+/// The joining regions as an administrator registers them: `<region>.json` (the
+/// region and its hubs, as `POST /v1/reference/regions` and `…/hubs` take them) and
+/// `<region>-targets.csv`.
+fn write_registry(dir: &Path) -> Result<(), GenerateError> {
+    for region in world::REGIONS {
+        let Some(joining) = &region.joins else {
+            continue;
+        };
+        let hubs: Vec<serde_json::Value> = world::HUBS
+            .iter()
+            .filter(|h| h.region == region.id)
+            .map(|h| {
+                serde_json::json!({
+                    "hub_id": h.id, "name": h.name, "municipality": h.municipality,
+                    "region_id": region.id,
+                    "first_school_year": techmon_schemas::codes::SchoolYear::new(h.first_year).to_string(),
+                })
+            })
+            .collect();
+        let described = serde_json::json!({
+            "region": {"region_id": region.id, "name": joining.name, "municipalities": joining.municipalities},
+            "hubs": hubs,
+        });
+        let text = serde_json::to_string_pretty(&described).unwrap_or_default();
+        write_lines(
+            &dir.join(format!("{}.json", region.id)),
+            None,
+            [text.as_str()].into_iter(),
+        )?;
+        let targets = joining.targets_csv(region.id);
+        write_lines(
+            &dir.join(format!("{}-targets.csv", region.id)),
+            None,
+            targets.lines(),
+        )?;
+    }
+    Ok(())
 }
 
 fn write_lines<'l>(

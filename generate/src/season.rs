@@ -107,6 +107,8 @@ const TOWN_PC4: &[(&str, u32)] = &[
     ("Zutphen", 7201),
     ("Epe", 8161),
     ("Lochem", 7241),
+    ("Harderwijk", 3841),
+    ("Elburg", 8081),
 ];
 
 impl Region {
@@ -237,7 +239,8 @@ impl<'a> Season<'a> {
         }
     }
 
-    /// Everything of the season but the after-school clubs.
+    /// Everything of the season but the after-school clubs beyond its first: every
+    /// season has one, and [`Season::clubs`] adds what the size leaves room for.
     pub fn base(mut self) -> SeasonOutput {
         self.partners_and_ambassadors();
         self.po_classes();
@@ -248,18 +251,16 @@ impl<'a> Season<'a> {
         self.parents();
         self.work_learning_routes();
         self.profile_choices();
+        self.club();
         self.out
     }
 
-    /// Adds after-school clubs (at least one) until they made `budget`
-    /// events; returns the season in time order.
+    /// Adds after-school clubs until they made `budget` events; returns the season in
+    /// time order.
     pub fn clubs(mut self, budget: usize) -> SeasonOutput {
         let start = self.tally.valid_events;
-        loop {
+        while self.tally.valid_events - start < budget {
             self.club();
-            if self.tally.valid_events - start >= budget {
-                break;
-            }
         }
         let mut out = self.out;
         out.events.sort_by_key(|r| r.at);
@@ -853,7 +854,12 @@ impl<'a> Season<'a> {
                 (who, details, self.year - 4 - i32::from(groep), false)
             } else {
                 let leerjaar = self.rng.random_range(1..=2u8);
-                let region: Vec<&VoSchool> = self.world.vo.iter().filter(|s| s.in_region).collect();
+                let region: Vec<&VoSchool> = self
+                    .world
+                    .vo
+                    .iter()
+                    .filter(|s| s.region == Some(self.hub.region))
+                    .collect();
                 let school = region[self.rng.random_range(0..region.len())];
                 let onderwijstype = school.offers[self.rng.random_range(0..school.offers.len())];
                 let details = Map::from_iter([

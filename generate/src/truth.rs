@@ -9,7 +9,7 @@ use serde::Serialize;
 use techmon_schemas::codes::SchoolYear;
 
 use crate::duo_files::{DuoCount, vo_track};
-use crate::world::{FIRST_YEAR, HUBS, LAST_YEAR, World};
+use crate::world::{FIRST_YEAR, HUBS, LAST_YEAR, REGIONS, World};
 
 /// A person the generator made up (an index into its people).
 pub type PersonId = u64;
@@ -57,13 +57,15 @@ pub struct Tally {
     pub resent_events: usize,
 }
 
-/// One KPI value for a hub or the region (`scope`) and year, as `kpi_report`
-/// should give it: `None` where the report has no value.
+/// One KPI value for a hub, a region (`region`) or all regions (`regions`) and
+/// year, as `kpi_report` should give it (`scope` is its `hub_id`): `None` where the
+/// report has no value.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct KpiTruth {
     pub kpi: &'static str,
     pub band: Option<&'static str>,
     pub scope: String,
+    pub region_id: Option<&'static str>,
     pub year: i32,
     pub actual: Option<f64>,
 }
@@ -73,6 +75,7 @@ pub struct KpiTruth {
 #[derive(Debug, Clone, Serialize)]
 pub struct ShareTruth {
     pub scope: String,
+    pub region_id: Option<&'static str>,
     pub school_year: String,
     pub track: &'static str,
     pub pupils: f64,
@@ -100,11 +103,19 @@ pub struct HubEffect {
 }
 
 impl Truth {
-    /// The share of a scope, school year and track.
-    pub fn share(&self, scope: &str, school_year: &str, track: &str) -> Option<&ShareTruth> {
-        self.technical_share
-            .iter()
-            .find(|s| s.scope == scope && s.school_year == school_year && s.track == track)
+    /// The share of a scope (of a region), school year and track.
+    pub fn share(
+        &self,
+        (scope, region_id): (&str, Option<&str>),
+        school_year: &str,
+        track: &str,
+    ) -> Option<&ShareTruth> {
+        self.technical_share.iter().find(|s| {
+            s.scope == scope
+                && s.region_id == region_id
+                && s.school_year == school_year
+                && s.track == track
+        })
     }
 
     /// The true effect on a hub's reached schools `years_since` school years after
@@ -114,11 +125,21 @@ impl Truth {
         Some(hub.pp_per_year * f64::from((years_since + 1).max(0)))
     }
 
-    /// A KPI value (`None` if the generator has no such row).
-    pub fn kpi(&self, kpi: &str, band: Option<&str>, scope: &str, year: i32) -> Option<&KpiTruth> {
-        self.kpis
-            .iter()
-            .find(|k| k.kpi == kpi && k.band == band && k.scope == scope && k.year == year)
+    /// A KPI value of a scope (of a region) and year (`None` if the generator has no
+    /// such row).
+    pub fn kpi(
+        &self,
+        (kpi, band): (&str, Option<&str>),
+        (scope, region_id): (&str, Option<&str>),
+        year: i32,
+    ) -> Option<&KpiTruth> {
+        self.kpis.iter().find(|k| {
+            k.kpi == kpi
+                && k.band == band
+                && k.scope == scope
+                && k.region_id == region_id
+                && k.year == year
+        })
     }
 }
 
@@ -131,12 +152,49 @@ fn band(groep: u8) -> Option<&'static str> {
     }
 }
 
-/// Scopes of the report: each hub (by index) and the region (`None`).
-fn scopes() -> impl Iterator<Item = (Option<usize>, String)> {
-    HUBS.iter()
-        .enumerate()
-        .map(|(i, h)| (Some(i), h.id.to_string()))
-        .chain(std::iter::once((None, "region".to_string())))
+/// A scope of the report: its hubs (by index), its name (`hub_id` in the report),
+/// its region, and its KPI set.
+struct Scope {
+    hubs: Vec<usize>,
+    name: String,
+    region_id: Option<&'static str>,
+    kpis: Vec<(&'static str, Option<&'static str>)>,
+}
+
+/// Scopes of the report: each hub, each region, and all regions together.
+fn scopes() -> Vec<Scope> {
+    let mut scopes = Vec::new();
+    let mut every = Vec::new();
+    for region in REGIONS {
+        let kpis = region.kpi_set();
+        let hubs: Vec<usize> = (0..HUBS.len())
+            .filter(|&i| HUBS[i].region == region.id)
+            .collect();
+        scopes.extend(hubs.iter().map(|&i| Scope {
+            hubs: vec![i],
+            name: HUBS[i].id.to_string(),
+            region_id: Some(region.id),
+            kpis: kpis.clone(),
+        }));
+        scopes.push(Scope {
+            hubs,
+            name: "region".to_string(),
+            region_id: Some(region.id),
+            kpis: kpis.clone(),
+        });
+        every.extend(kpis);
+    }
+    every.sort_unstable();
+    every.dedup();
+    if REGIONS.len() > 1 {
+        scopes.push(Scope {
+            hubs: (0..HUBS.len()).collect(),
+            name: "regions".to_string(),
+            region_id: None,
+            kpis: every,
+        });
+    }
+    scopes
 }
 
 impl Tally {
@@ -190,8 +248,8 @@ impl Tally {
         let shares = technical_shares(world);
         let mut kpis = Vec::new();
         for year in FIRST_YEAR..=LAST_YEAR {
-            for (scope, scope_name) in scopes() {
-                let in_scope = |hub: usize| scope.is_none_or(|s| s == hub);
+            for scope in scopes() {
+                let in_scope = |hub: usize| scope.hubs.contains(&hub);
                 let sum = |kpi: &str, band: Option<&str>| -> f64 {
                     reach
                         .iter()
@@ -202,13 +260,16 @@ impl Tally {
                         .sum()
                 };
                 let mut push = |kpi, band, actual| {
-                    kpis.push(KpiTruth {
-                        kpi,
-                        band,
-                        scope: scope_name.clone(),
-                        year,
-                        actual,
-                    });
+                    if scope.kpis.contains(&(kpi, band)) {
+                        kpis.push(KpiTruth {
+                            kpi,
+                            band,
+                            scope: scope.name.clone(),
+                            region_id: scope.region_id,
+                            year,
+                            actual,
+                        });
+                    }
                 };
                 for b in ["groep_1_2", "groep_3_6", "groep_7_8"] {
                     let municipalities: Vec<&str> = HUBS
@@ -263,9 +324,10 @@ impl Tally {
                     .map(|(h, a, _)| (*h, a.as_str()))
                     .collect();
                 push("ambassadors", None, Some(ambassadors.len() as f64));
-                let change = shares
-                    .get(&(scope_name.clone(), year, "all"))
-                    .zip(shares.get(&(scope_name.clone(), 2022, "all")))
+                let of_scope =
+                    |year| shares.get(&((scope.name.clone(), scope.region_id), year, "all"));
+                let change = of_scope(year)
+                    .zip(of_scope(2022))
                     .map(|(now, base)| now.share_pct - base.share_pct);
                 push("technical_profile_change_vs_2022", None, change);
             }
@@ -306,20 +368,26 @@ fn po_denominators(world: &World) -> HashMap<(&'static str, i32, &'static str), 
     pupils
 }
 
-/// Technical shares per (scope, year, track) for the nation, the region and each
-/// hub's municipality.
-fn technical_shares(world: &World) -> BTreeMap<(String, i32, &'static str), ShareTruth> {
+/// A scope of the technical shares: its name and region.
+type ShareScope = (String, Option<&'static str>);
+
+/// Technical shares per (scope, year, track) for the nation, all regions, each region
+/// and each hub's municipality.
+fn technical_shares(world: &World) -> BTreeMap<(ShareScope, i32, &'static str), ShareTruth> {
     // (estimate all, estimate technical, true all, true technical)
-    let mut sums: BTreeMap<(String, i32, &'static str), [f64; 4]> = BTreeMap::new();
+    let mut sums: BTreeMap<(ShareScope, i32, &'static str), [f64; 4]> = BTreeMap::new();
     for school in &world.vo {
-        let mut scopes = vec!["national".to_string()];
-        if school.in_region {
-            scopes.push("region".to_string());
+        let mut scopes: Vec<ShareScope> = vec![("national".to_string(), None)];
+        if let Some(region) = school.region {
+            if REGIONS.len() > 1 {
+                scopes.push(("regions".to_string(), None));
+            }
+            scopes.push(("region".to_string(), Some(region)));
         }
         scopes.extend(
             HUBS.iter()
                 .filter(|h| h.municipality == school.municipality)
-                .map(|h| h.id.to_string()),
+                .map(|h| (h.id.to_string(), Some(h.region))),
         );
         for (y, cells) in school.cells.iter().enumerate() {
             for cell in cells {
@@ -350,7 +418,8 @@ fn technical_shares(world: &World) -> BTreeMap<(String, i32, &'static str), Shar
         .map(
             |((scope, year, track), [all, technical, true_all, true_technical])| {
                 let share = ShareTruth {
-                    scope: scope.clone(),
+                    scope: scope.0.clone(),
+                    region_id: scope.1,
                     school_year: SchoolYear::new(year).to_string(),
                     track,
                     pupils: all,

@@ -1,6 +1,7 @@
-//! The synthetic region: hubs, schools and their pupils per school year. Everything
-//! the events and the DUO files say is drawn from this one world, so the ground
-//! truth can be computed from it.
+//! The synthetic world: two regions (the Cleantech Regio, built into techmon, and
+//! Noord-Veluwe, which joins at run time), their hubs, schools and pupils per school
+//! year. Everything the events and the DUO files say is drawn from this one world, so
+//! the ground truth can be computed from it.
 
 use rand::Rng;
 use rand::rngs::StdRng;
@@ -21,6 +22,9 @@ pub const NATIONAL_TREND_PP_PER_YEAR: f64 = 0.3;
 
 pub struct Hub {
     pub id: &'static str,
+    pub name: &'static str,
+    /// The region it works in (see [`REGIONS`]).
+    pub region: &'static str,
     /// The hub's own prefix for participant references (`NTP-P-000731`).
     pub prefix: &'static str,
     pub municipality: &'static str,
@@ -33,12 +37,14 @@ pub struct Hub {
     pub effect_pp_per_year: f64,
 }
 
-/// The hubs of the code list, when each starts reporting, and the effect each has
-/// (none for techniekfabriek, so that an estimate of zero is checked too). The
-/// fifth (Lochem) joins in 2025/26.
+/// The hubs: the five of the code list and two of Noord-Veluwe, when each starts
+/// reporting, and the effect each has (none for techniekfabriek, so that an estimate
+/// of zero is checked too). Lochem joins in 2025/26.
 pub const HUBS: &[Hub] = &[
     Hub {
         id: "newtechpark",
+        name: "NewTechPark",
+        region: CLEANTECH,
         prefix: "NTP",
         municipality: "Apeldoorn",
         first_year: 2021,
@@ -46,6 +52,8 @@ pub const HUBS: &[Hub] = &[
     },
     Hub {
         id: "tec-deventer",
+        name: "Technicampus Experience Center",
+        region: CLEANTECH,
         prefix: "TEC",
         municipality: "Deventer",
         first_year: 2021,
@@ -53,6 +61,8 @@ pub const HUBS: &[Hub] = &[
     },
     Hub {
         id: "techniekfabriek",
+        name: "Techniekfabriek",
+        region: CLEANTECH,
         prefix: "TFZ",
         municipality: "Zutphen",
         first_year: 2021,
@@ -60,6 +70,8 @@ pub const HUBS: &[Hub] = &[
     },
     Hub {
         id: "techniekbrouwerij",
+        name: "Techniekbrouwerij",
+        region: CLEANTECH,
         prefix: "TBE",
         municipality: "Epe",
         first_year: 2021,
@@ -67,16 +79,170 @@ pub const HUBS: &[Hub] = &[
     },
     Hub {
         id: "techniekhuis-lochem",
+        name: "Techniekhuis Lochem",
+        region: CLEANTECH,
         prefix: "THL",
         municipality: "Lochem",
         first_year: 2025,
         effect_pp_per_year: 2.0,
     },
+    Hub {
+        id: "techlab-harderwijk",
+        name: "Techlab Harderwijk",
+        region: NOORD_VELUWE,
+        prefix: "TLH",
+        municipality: "Harderwijk",
+        first_year: 2022,
+        effect_pp_per_year: 3.0,
+    },
+    Hub {
+        id: "techlab-elburg",
+        name: "Techlab Elburg",
+        region: NOORD_VELUWE,
+        prefix: "TLE",
+        municipality: "Elburg",
+        first_year: 2022,
+        effect_pp_per_year: 1.0,
+    },
 ];
 
-/// Region municipalities with their places, and how many PO and VO schools each
-/// has: about 60 PO and 12 VO schools in all.
-const REGION: &[(&str, &[&str], usize, usize)] = &[
+const CLEANTECH: &str = "cleantech-regio";
+const NOORD_VELUWE: &str = "noord-veluwe";
+
+/// A region of the world: built into techmon, or one that joins while it runs.
+pub struct Region {
+    pub id: &'static str,
+    /// `None`: built in (its name, municipalities and seed 003's targets are techmon's).
+    pub joins: Option<Joining>,
+}
+
+/// A region that joins while techmon runs: an administrator registers its row, its
+/// hubs, and its KPI set and targets.
+pub struct Joining {
+    pub name: &'static str,
+    pub municipalities: &'static [&'static str],
+    pub targets: &'static [Target],
+}
+
+/// One row of a joining region's targets (`techmon targets import`).
+pub struct Target {
+    /// A hub's own target; `None`: the region's.
+    pub hub: Option<&'static str>,
+    pub kpi: &'static str,
+    pub band: Option<&'static str>,
+    pub year: i32,
+    /// `None`: the KPI is in the region's set, its target still to be set.
+    pub target: Option<f64>,
+}
+
+const fn target(kpi: &'static str, year: i32, target: Option<f64>) -> Target {
+    Target {
+        hub: None,
+        kpi,
+        band: None,
+        year,
+        target,
+    }
+}
+
+/// The regions: the Cleantech Regio as techmon has it built in, and Noord-Veluwe
+/// (seed 004's Techniekpact 2.0 plan: pupils to excursions and technical intake into
+/// vmbo and mbo; its SMART targets partly still to be set).
+pub const REGIONS: &[Region] = &[
+    Region {
+        id: CLEANTECH,
+        joins: None,
+    },
+    Region {
+        id: NOORD_VELUWE,
+        joins: Some(Joining {
+            name: "Noord-Veluwe",
+            municipalities: &[
+                "Elburg",
+                "Ermelo",
+                "Harderwijk",
+                "Nunspeet",
+                "Oldebroek",
+                "Putten",
+            ],
+            targets: &[
+                Target {
+                    band: Some("groep_7_8"),
+                    ..target("po_participation_share", 2025, Some(30.0))
+                },
+                Target {
+                    band: Some("groep_7_8"),
+                    ..target("po_participation_share", 2026, Some(50.0))
+                },
+                target("vo_pupils", 2025, Some(150.0)),
+                target("vo_pupils", 2026, Some(250.0)),
+                Target {
+                    hub: Some("techlab-elburg"),
+                    ..target("vo_pupils", 2026, Some(60.0))
+                },
+                target("mbo_students", 2025, None),
+                target("mbo_students", 2026, None),
+                target("affiliated_organisations", 2025, Some(15.0)),
+                target("affiliated_organisations", 2026, Some(25.0)),
+                target("technical_profile_change_vs_2022", 2025, Some(1.0)),
+                target("technical_profile_change_vs_2022", 2026, Some(2.0)),
+            ],
+        }),
+    },
+];
+
+impl Region {
+    /// Its municipalities: techmon's own list when built in.
+    pub fn municipalities(&self) -> Vec<&'static str> {
+        match &self.joins {
+            Some(joining) => joining.municipalities.to_vec(),
+            None => codes::regions()
+                .iter()
+                .filter(|r| r.id == self.id)
+                .flat_map(|r| r.municipalities.iter().map(String::as_str))
+                .collect(),
+        }
+    }
+
+    /// The (KPI, band) pairs of its KPI set: seed 003's when built in.
+    pub fn kpi_set(&self) -> Vec<(&'static str, Option<&'static str>)> {
+        let mut set: Vec<(&'static str, Option<&'static str>)> = match &self.joins {
+            Some(joining) => joining.targets.iter().map(|t| (t.kpi, t.band)).collect(),
+            None => codes::kpi_targets()
+                .iter()
+                .map(|k| (k.kpi.as_str(), k.band.as_deref()))
+                .collect(),
+        };
+        set.sort_unstable();
+        set.dedup();
+        set
+    }
+}
+
+impl Joining {
+    /// Its targets as `techmon targets import` reads them (CSV), for region `id`.
+    pub fn targets_csv(&self, id: &str) -> String {
+        let rows = self.targets.iter().map(|t| {
+            format!(
+                "{id},{},{},{},{},{}",
+                t.hub.unwrap_or(""),
+                t.kpi,
+                t.band.unwrap_or(""),
+                t.year,
+                t.target.map(|v| v.to_string()).unwrap_or_default()
+            )
+        });
+        std::iter::once("region_id,hub_id,kpi,band,year,target".to_string())
+            .chain(rows)
+            .map(|line| line + "\n")
+            .collect()
+    }
+}
+
+/// The regions' municipalities with schools, with their places, and how many PO
+/// and VO schools each has: about 60 PO and 12 VO schools in the Cleantech Regio,
+/// 25 and 5 in Noord-Veluwe (Ermelo and Nunspeet have no hub of their own).
+const MUNICIPALITIES: &[(&str, &[&str], usize, usize)] = &[
     (
         "Apeldoorn",
         &["Apeldoorn", "Ugchelen", "Beekbergen", "Loenen"],
@@ -87,7 +253,19 @@ const REGION: &[(&str, &[&str], usize, usize)] = &[
     ("Zutphen", &["Zutphen", "Warnsveld"], 9, 2),
     ("Epe", &["Epe", "Vaassen", "Emst"], 8, 1),
     ("Lochem", &["Lochem", "Laren", "Gorssel"], 7, 2),
+    ("Harderwijk", &["Harderwijk", "Hierden"], 9, 2),
+    ("Elburg", &["Elburg", "Doornspijk"], 6, 1),
+    ("Ermelo", &["Ermelo"], 5, 1),
+    ("Nunspeet", &["Nunspeet", "Vierhouten"], 5, 1),
 ];
+
+/// The region of `municipality`, if it is in one.
+pub fn region_of(municipality: &str) -> Option<&'static str> {
+    REGIONS
+        .iter()
+        .find(|r| r.municipalities().contains(&municipality))
+        .map(|r| r.id)
+}
 
 /// Municipalities elsewhere: their VO schools make up the national totals.
 const ELSEWHERE: &[(&str, &str)] = &[
@@ -181,7 +359,8 @@ pub struct VoSchool {
     pub place: &'static str,
     pub municipality: &'static str,
     pub province: &'static str,
-    pub in_region: bool,
+    /// The region the school is in, if any.
+    pub region: Option<&'static str>,
     pub offers: Vec<VoOnderwijstype>,
     /// The school year hubs first reach this school's pupils, if ever.
     pub reached_from: Option<i32>,
@@ -215,7 +394,7 @@ impl World {
         let mut brins = BrinCodes::default();
         let mut po = Vec::new();
         let mut vo = Vec::new();
-        for &(municipality, places, po_count, vo_count) in REGION {
+        for &(municipality, places, po_count, vo_count) in MUNICIPALITIES {
             let hub_start = HUBS
                 .iter()
                 .find(|h| h.municipality == municipality)
@@ -248,7 +427,6 @@ impl World {
                     rng,
                     &mut brins,
                     (municipality, province, places[i % places.len()]),
-                    true,
                     reached_from,
                     i,
                 ));
@@ -268,7 +446,6 @@ impl World {
                 rng,
                 &mut brins,
                 (municipality, province, municipality),
-                false,
                 None,
                 i,
             ));
@@ -284,7 +461,7 @@ impl World {
                 i,
             ));
         }
-        let mbo = ["Apeldoorn", "Deventer", "Zutphen"]
+        let mbo = ["Apeldoorn", "Deventer", "Zutphen", "Harderwijk"]
             .into_iter()
             .map(|municipality| MboCollege {
                 brin6: brins.next(rng),
@@ -367,7 +544,6 @@ fn vo_school(
     rng: &mut StdRng,
     brins: &mut BrinCodes,
     (municipality, province, place): (&'static str, &'static str, &'static str),
-    in_region: bool,
     reached_from: Option<i32>,
     index: usize,
 ) -> VoSchool {
@@ -384,7 +560,7 @@ fn vo_school(
         place,
         municipality,
         province,
-        in_region,
+        region: region_of(municipality),
         offers,
         reached_from,
         cells: Vec::new(),

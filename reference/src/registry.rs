@@ -277,22 +277,42 @@ pub async fn change(
 /// Writes the built-in lists into registry tables that were never written, so that
 /// every answer names a version of them and a later change can be pinned against.
 /// A table past its first version (its creation, empty) has been written: only its
-/// log is looked at, so that a start does not wait on reading the tables.
+/// log is looked at, and the tables side by side, so that a start does not wait on
+/// reading the tables.
 pub async fn write_built_in(lake: &LakeLocation) -> Result<(), ReferenceError> {
+    let writes = tables::REGISTRY_TABLES.iter().filter_map(|table| {
+        let rows = techmon_lake::registry::built_in(table)?;
+        Some(async move {
+            let opened = lake
+                .open(table.name)
+                .await
+                .map_err(|e| ReferenceError::table(table.name, e))?;
+            if opened.version().is_some_and(|v| v > 0) {
+                return Ok(());
+            }
+            lake.create(table)
+                .await?
+                .write(vec![rows?])
+                .with_save_mode(deltalake::protocol::SaveMode::Overwrite)
+                .await
+                .map_err(|e| ReferenceError::table(table.name, e))?;
+            Ok::<_, ReferenceError>(())
+        })
+    });
+    futures::future::try_join_all(writes).await?;
+    Ok(())
+}
+
+/// Copies the registry as it is now in `from` (its current rows, or the built-in lists
+/// where a table was never written) into `to`, one commit a table: a lake rebuilt from
+/// the event log keeps the regions, hubs, tokens and targets administrators set.
+pub async fn copy(from: &LakeLocation, to: &LakeLocation) -> Result<(), ReferenceError> {
     for table in tables::REGISTRY_TABLES {
-        let Some(rows) = techmon_lake::registry::built_in(table) else {
-            continue;
-        };
-        let opened = lake
-            .open(table.name)
-            .await
-            .map_err(|e| ReferenceError::table(table.name, e))?;
-        if opened.version().is_some_and(|v| v > 0) {
-            continue;
-        }
-        let delta = lake.create(table).await?;
-        delta
-            .write(vec![rows?])
+        let rows = read(from, table).await?;
+        let batch = to_batch(table, &rows)?;
+        to.create(table)
+            .await?
+            .write(vec![batch])
             .with_save_mode(deltalake::protocol::SaveMode::Overwrite)
             .await
             .map_err(|e| ReferenceError::table(table.name, e))?;

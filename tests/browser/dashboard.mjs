@@ -26,7 +26,7 @@
 //
 // Expect file (JSON):
 // {
-//   "hub": "tec-deventer",            // a hub id or "region"
+//   "hub": "tec-deventer",            // a hub id, "region:<region_id>" or "regions"
 //   "hub_options": ["tec-deventer"],  // optional: exactly the hubs #filter-hub offers
 //   "year": 2024,                     // KPI year Y = school year Y/Y+1
 //   "kpis": [                         // rows of the KPI table that must be there
@@ -34,6 +34,7 @@
 //     {"kpi": "po_participation_share", "band": "groep_7_8", "actual": 41.5, "met": false},
 //     {"kpi": "satisfaction", "band": null, "actual": null, "met": null}
 //   ],                                // "met" may be left out to skip that check
+//   "kpi_rows": 5,                    // optional: exactly this many rows (the KPI set)
 //   "charts": {                       // per chart container id
 //     "chart-technical-share": {"series": "scope", "min_points": 3,
 //        "points": [{"series": "scope", "x": "2024/25", "value": 31.25}]},
@@ -147,6 +148,12 @@ async function main() {
         if (met !== expected) fail(`KPI ${name}: expected met ${want.met}, the page has ${met === '' ? 'null' : met}`);
       }
       log(`KPI ${name}: actual ${want.actual} (shown as "${shown}")${'met' in want ? `, met ${want.met}` : ''}`);
+    }
+
+    if (expect.kpi_rows !== undefined) {
+      const rows = await page.locator('#kpi-table tbody tr[data-kpi]').count();
+      if (rows !== Number(expect.kpi_rows)) fail(`#kpi-table has ${rows} KPI rows, expected exactly ${expect.kpi_rows}`);
+      log(`#kpi-table has exactly ${rows} KPI rows`);
     }
 
     // 4. Charts.

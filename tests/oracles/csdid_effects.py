@@ -2,12 +2,14 @@
 `did`, Callaway and Sant'Anna 2021) computes them: the oracle of tests/demo.rs.
 
 Reads the panel as CSV (brin6, school_year, track, reached_by, treated_from, pupils,
-share_pct) and writes, per scope and track, csdid's group-time effects, its "group"
-aggregation (the overall effect), its event study and its pre-trend Wald test, all
-with analytic (influence-function) standard errors, as JSON on stdout.
+share_pct) and the hubs as CSV (hub_id, region_id), and writes, per scope and track,
+csdid's group-time effects, its "group" aggregation (the overall effect), its event
+study and its pre-trend Wald test, all with analytic (influence-function) standard
+errors, as JSON on stdout.
 
 The scopes are built here from the panel as docs/researchers.md describes them:
-'region' takes every school; a hub takes its own reached schools and those no hub
+'regions' (where there are several) takes every school; 'region' the schools its
+hubs reached and those no hub reached; a hub its own reached schools and those no hub
 reached. A school's weight is its mean pupils over the school years.
 """
 
@@ -67,20 +69,26 @@ def estimate(rows):
     }
 
 
-def main(path):
-    panel = pd.read_csv(path, dtype={"brin6": str, "reached_by": str})
+def main(panel_path, hubs_path):
+    panel = pd.read_csv(panel_path, dtype={"brin6": str, "reached_by": str})
     panel["t"] = panel["school_year"].map(start)
     panel["g"] = panel["treated_from"].map(start)
-    hubs = sorted(panel["reached_by"].dropna().unique())
+    region_of = dict(pd.read_csv(hubs_path, dtype=str).itertuples(index=False, name=None))
+    panel["reached_in"] = panel["reached_by"].map(region_of)
+    regions = sorted(set(region_of.values()))
+    scopes = [("regions", None, None)] if len(regions) > 1 else []
+    scopes += [("region", region, "reached_in") for region in regions]
+    scopes += [(hub, region_of[hub], "reached_by") for hub in sorted(panel["reached_by"].dropna().unique())]
     answers = []
-    for scope in ["region", *hubs]:
+    for scope, region, column in scopes:
         for track in ["vmbo", "havo_vwo", "all"]:
             rows = panel[panel["track"] == track]
-            if scope != "region":
-                rows = rows[rows["reached_by"].isna() | (rows["reached_by"] == scope)]
-            answers.append({"scope": scope, "track": track, "estimates": estimate(rows.copy())})
+            if column is not None:
+                rows = rows[rows["reached_by"].isna() | (rows[column] == (region if scope == "region" else scope))]
+            answers.append({"scope": scope, "region_id": region, "track": track,
+                            "estimates": estimate(rows.copy())})
     json.dump(answers, sys.stdout)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])

@@ -38,33 +38,62 @@
   // The SQL the page sends (besides GET /v1/kpis). Values spliced in are quoted with
   // `literal` or are integers.
   const SQL = {
-    hubs: 'SELECT hub_id, name, municipality FROM hubs ORDER BY name',
+    hubs: 'SELECT hub_id, name, municipality, region_id FROM hubs ORDER BY name',
+    regions: 'SELECT region_id, name FROM regions ORDER BY name',
     years: 'SELECT year, school_year FROM kpi_years ORDER BY year',
     // Ambassadors and affiliated organisations count cumulatively, into every later
     // year: they do not tell which years have data.
     latestYear: 'SELECT max(year) AS year FROM kpi_report WHERE actual IS NOT NULL AND numerator IS NOT NULL ' +
       "AND kpi NOT IN ('ambassadors', 'affiliated_organisations')",
-    technicalShare: (scope) =>
-      'SELECT scope, school_year, share_pct, share_min_pct, share_max_pct, suppressed_cells ' +
-      "FROM technical_profile_share WHERE track = 'all' AND scope IN (" + literal(scope) + ", 'national') " +
+    technicalShare: (choice) =>
+      'SELECT scope, region_id, school_year, share_pct, share_min_pct, share_max_pct, suppressed_cells ' +
+      "FROM technical_profile_share WHERE track = 'all' AND ((" + scopeSql('scope', choice) + ") OR scope = 'national') " +
       'ORDER BY school_year, scope',
-    activities: (hub, year) =>
+    activities: (choice, year) =>
       'SELECT hub_id, y, m, sum(activities) AS activities FROM (' +
       "SELECT hub_id, CAST(date_part('year', month) AS INT) AS y, CAST(date_part('month', month) AS INT) AS m, activities " +
       'FROM activities_per_month) ' +
       `WHERE y * 100 + m BETWEEN ${year * 100 + 8} AND ${(year + 1) * 100 + 7}` +
-      (hub === 'region' ? '' : ' AND hub_id = ' + literal(hub)) +
+      (choice.scope === 'regions' ? ''
+        : choice.scope === 'region' ? ' AND hub_id IN (SELECT hub_id FROM hubs WHERE region_id = ' + literal(choice.region) + ')'
+          : ' AND hub_id = ' + literal(choice.scope)) +
       ' GROUP BY hub_id, y, m ORDER BY y, m, hub_id',
-    satisfaction: (scope) =>
+    satisfaction: (choice) =>
       'SELECT year, school_year, actual, target, denominator FROM kpi_report ' +
-      "WHERE kpi = 'satisfaction' AND hub_id = " + literal(scope) + ' ORDER BY year',
+      "WHERE kpi = 'satisfaction' AND " + scopeSql('hub_id', choice) + ' ORDER BY year',
   };
+
+  // A choice of #filter-hub: a hub id, a region (`region:<id>`) or all regions
+  // (`regions`, where there are several), as the views' scope and region_id.
+  function choiceOf(key) {
+    return key.startsWith('region:') ? { scope: 'region', region: key.slice(7) } : { scope: key, region: null };
+  }
+
+  // Whether `row` (its `column` the scope, and region_id) is of `choice`.
+  function isOf(row, column, choice) {
+    return row[column] === choice.scope && (choice.scope !== 'region' || row.region_id === choice.region);
+  }
+
+  // The SQL condition on `column` (and region_id) for `choice`.
+  function scopeSql(column, choice) {
+    return `${column} = ${literal(choice.scope)}` +
+      (choice.scope === 'region' ? ` AND region_id = ${literal(choice.region)}` : '');
+  }
+
+  // The name of an effect row's scope: a hub's, a region's, or all regions'.
+  function labelOf(row) {
+    const key = row.scope === 'region' ? `region:${row.region_id}` : row.scope;
+    return hubNames.get(key) || key;
+  }
+
+  // Whether `choice` is several hubs together.
+  const isArea = (choice) => choice.scope === 'region' || choice.scope === 'regions';
 
   const $ = (id) => document.getElementById(id);
   let token = null;
   let generation = 0;
   let lastRun = null; // {sql, versions} of the console's last answer
-  let hubNames = new Map([['region', 'Region']]);
+  let hubNames = new Map();
   let hubOrder = [];
   let schoolYears = new Map();
 
@@ -253,7 +282,8 @@
 
   const runSql = (text, options = {}) => jsonAnswer('POST', '/v1/sql', { ...options, body: text });
 
-  // The effect estimates of every scope the token sees (a hub: its own and the region's).
+  // The effect estimates of every scope the token sees (a hub: its own, its region's
+  // and all regions').
   async function effectAnswer(versions) {
     const response = await request('GET', '/v1/effects?track=all', { versions });
     const answer = await response.json();
@@ -339,12 +369,14 @@
     $('load-state').textContent = 'Loading hubs and years…';
     $('dashboard-error').hidden = true;
     let hubs;
+    let regions;
     let years;
     let latest;
     let me;
     try {
-      [hubs, years, latest, me] = await Promise.all([
+      [hubs, regions, years, latest, me] = await Promise.all([
         runSql(SQL.hubs),
+        runSql(SQL.regions),
         runSql(SQL.years),
         // Only a default: without it the current year is taken.
         runSql(SQL.latestYear).catch((e) => { if (isAuthError(e)) throw e; return null; }),
@@ -363,19 +395,33 @@
 
     // A hub's token sees its own rows only: its own hub is the only choice.
     const ownHub = me && me.role === 'hub' && me.hub ? String(me.hub) : null;
-    hubNames = new Map([['region', 'Region']]);
+    hubNames = new Map();
     hubOrder = [];
     const hubSelect = $('filter-hub');
-    hubSelect.replaceChildren(...(ownHub ? [] : [html('option', { value: 'region', text: 'Region (all hubs)' })]));
-    for (const row of hubs.rows) {
-      if (row.hub_id === null || row.hub_id === undefined) continue;
-      const id = String(row.hub_id);
-      if (ownHub && id !== ownHub) continue;
-      const name = row.name ? String(row.name) : id;
-      hubNames.set(id, name);
-      hubOrder.push(id);
-      const label = row.municipality ? `${name} (${row.municipality})` : name;
-      hubSelect.appendChild(html('option', { value: id, text: label }));
+    hubSelect.replaceChildren();
+    // Each region with its hubs after it; all regions together first where there are several.
+    const regionRows = regions.rows.filter((r) => r.region_id !== null && r.region_id !== undefined);
+    if (!ownHub && regionRows.length > 1) {
+      hubNames.set('regions', 'All regions');
+      hubSelect.appendChild(html('option', { value: 'regions', text: 'All regions (every hub)' }));
+    }
+    for (const region of regionRows) {
+      const regionId = String(region.region_id);
+      const regionName = region.name ? String(region.name) : regionId;
+      if (!ownHub) {
+        hubNames.set(`region:${regionId}`, regionName);
+        hubSelect.appendChild(html('option', { value: `region:${regionId}`, text: `${regionName} (all its hubs)` }));
+      }
+      for (const row of hubs.rows) {
+        if (row.hub_id === null || row.hub_id === undefined || String(row.region_id) !== regionId) continue;
+        const id = String(row.hub_id);
+        if (ownHub && id !== ownHub) continue;
+        const name = row.name ? String(row.name) : id;
+        hubNames.set(id, name);
+        hubOrder.push(id);
+        const label = row.municipality ? `${name} (${row.municipality})` : name;
+        hubSelect.appendChild(html('option', { value: id, text: label }));
+      }
     }
 
     schoolYears = new Map();
@@ -396,7 +442,8 @@
     const yearSelect = $('filter-year');
     yearSelect.replaceChildren(...yearList.map((y) => html('option', { value: String(y), text: schoolYearOf(y) })));
 
-    hubSelect.value = ownHub || (wanted.hub && hubNames.has(wanted.hub) ? wanted.hub : 'region');
+    const firstRegion = regionRows.length ? `region:${regionRows[0].region_id}` : '';
+    hubSelect.value = ownHub || (wanted.hub && hubNames.has(wanted.hub) ? wanted.hub : firstRegion);
     yearSelect.value = String(wanted.year !== null && wanted.year !== undefined && yearList.includes(wanted.year) ? wanted.year : defaultYear);
     await recompute();
   }
@@ -413,6 +460,7 @@
     const hub = $('filter-hub').value;
     const year = num($('filter-year').value);
     if (!hub || year === null) return;
+    const choice = choiceOf(hub);
     const gen = ++generation;
     setState('loading');
     document.body.dataset.computed = '';
@@ -427,7 +475,9 @@
     const errors = [];
     let kpis = null;
     try {
-      kpis = await jsonAnswer('GET', `/v1/kpis?year=${year}&hub=${encodeURIComponent(hub)}`);
+      const asked = new URLSearchParams({ year: String(year), hub: choice.scope });
+      if (choice.region) asked.set('region', choice.region);
+      kpis = await jsonAnswer('GET', `/v1/kpis?${asked}`);
     } catch (e) {
       if (gen !== generation) return;
       if (isAuthError(e)) { authFailed(e); return; }
@@ -444,12 +494,11 @@
 
     // Everything else is read at the versions the KPIs were computed from.
     const versions = kpis ? kpis.versions : '';
-    const scope = hub;
     const parts = [
-      ['chart-technical-share', (v) => runSql(SQL.technicalShare(scope), { versions: v }), (a) => renderTechnicalShare(a.rows, scope, year)],
-      ['chart-effect', (v) => effectAnswer(v), (a) => renderEffect(a.events, a.estimates, scope)],
-      ['chart-activities', (v) => runSql(SQL.activities(hub, year), { versions: v }), (a) => renderActivities(a.rows, hub, year)],
-      ['chart-satisfaction', (v) => runSql(SQL.satisfaction(scope), { versions: v }), (a) => renderSatisfaction(a.rows, scope, year)],
+      ['chart-technical-share', (v) => runSql(SQL.technicalShare(choice), { versions: v }), (a) => renderTechnicalShare(a.rows, hub, year)],
+      ['chart-effect', (v) => effectAnswer(v), (a) => renderEffect(a.events, a.estimates, hub)],
+      ['chart-activities', (v) => runSql(SQL.activities(choice, year), { versions: v }), (a) => renderActivities(a.rows, hub, year)],
+      ['chart-satisfaction', (v) => runSql(SQL.satisfaction(choice), { versions: v }), (a) => renderSatisfaction(a.rows, hub, year)],
     ];
     const results = await Promise.allSettled(parts.map(([, run]) => pinned(run, versions)));
     if (gen !== generation) return;
@@ -656,7 +705,7 @@
     for (const row of rows) {
       const v = num(row.share_pct);
       if (v === null || !row.school_year) continue;
-      if (row.scope === scope) {
+      if (isOf(row, 'scope', choiceOf(scope))) {
         byScope.scope.set(row.school_year, v);
         bounds.set(row.school_year, [num(row.share_min_pct), num(row.share_max_pct), num(row.suppressed_cells)]);
       } else if (row.scope === 'national') {
@@ -800,7 +849,7 @@
       perHub.set(row.hub_id, (perHub.get(row.hub_id) || 0) + n);
       seen.add(row.hub_id);
     }
-    const series = hub === 'region'
+    const series = isArea(choiceOf(hub))
       ? [...hubOrder.filter((h) => seen.has(h)), ...[...seen].filter((h) => !hubOrder.includes(h)).sort()]
       : [hub];
     const totals = months.map((m) => series.reduce((s, h) => s + ((counts.get(m) && counts.get(m).get(h)) || 0), 0));
@@ -817,7 +866,7 @@
     const fills = new Map(series.map((h, i) => {
       const index = hubOrder.includes(h) ? hubOrder.indexOf(h) : hubOrder.length + i;
       const colour = HUB_COLOURS[index % HUB_COLOURS.length];
-      return [h, { colour, fill: hub === 'region' ? hubPattern(f.defs, index, colour) : colour }];
+      return [h, { colour, fill: isArea(choiceOf(hub)) ? hubPattern(f.defs, index, colour) : colour }];
     }));
     const barW = Math.min(34, f.bw * 0.7);
     months.forEach((month, i) => {
@@ -854,11 +903,11 @@
   function renderEffect(rows, estimates, scope) {
     const id = 'chart-effect';
     const scopeName = hubNames.get(scope) || scope;
-    const events = rows.filter((r) => r.scope === scope).map((r) => ({
+    const events = rows.filter((r) => isOf(r, 'scope', choiceOf(scope))).map((r) => ({
       e: num(r.years_since), att: num(r.att_pp), low: num(r.ci_low_pp), high: num(r.ci_high_pp),
       schools: num(r.treated_schools), placebo: r.placebo === true,
     })).filter((r) => r.e !== null && r.att !== null);
-    const own = estimates.find((r) => r.scope === scope);
+    const own = estimates.find((r) => isOf(r, 'scope', choiceOf(scope)));
     if (!events.length) {
       chartMessage(id, own && own.note ? `${scopeName}: ${own.note}` : `No effect estimate for ${scopeName} (it needs DUO's VO counts and reached schools).`);
       return;
@@ -896,7 +945,7 @@
       dataTable('Effect by school years since (percentage points)', ['Years since', 'Effect', '95% interval', 'Treated schools'],
         events.map((r) => [String(r.e), fmt(r.att, 'percent_change'), r.low === null ? '—' : `${fmt(r.low, 'percent_change')} to ${fmt(r.high, 'percent_change')}`, String(r.schools)])),
       dataTable('Overall effect per hub (percentage points)', ['Scope', 'Effect', '95% interval', 'Treated schools'],
-        hubs.map((r) => [hubNames.get(r.scope) || r.scope, fmt(num(r.att_pp), 'percent_change'), `${fmt(num(r.ci_low_pp), 'percent_change')} to ${fmt(num(r.ci_high_pp), 'percent_change')}`, String(r.treated_schools)])),
+        hubs.map((r) => [labelOf(r), fmt(num(r.att_pp), 'percent_change'), `${fmt(num(r.ci_low_pp), 'percent_change')} to ${fmt(num(r.ci_high_pp), 'percent_change')}`, String(r.treated_schools)])),
     ]);
   }
 
