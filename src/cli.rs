@@ -450,9 +450,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 techmon_query::Engine::new(config.lake.location()?, config.query.limits())?;
             let engine = std::sync::Arc::new(engine);
             let registry = prometheus::Registry::new();
+            let issued = crate::hub_registry::LakeHubRegistry::watch(
+                config.lake.location()?,
+                config.lake.registry_refresh_seconds,
+            );
             let (research, service) = crate::serve::research_routes(
                 &config.query,
-                &config.ingest.hubs,
+                (&config.ingest.hubs, issued),
                 std::sync::Arc::clone(&engine),
                 &registry,
             )

@@ -1,7 +1,8 @@
-//! Ingest's view of the hubs registry: the retired hubs (`hubs`) and the tokens issued
-//! at run time (`hub_tokens`), read from the lake and again every
-//! `lake.registry_refresh_seconds`, so an administrator's `techmon hubs retire` or
-//! `techmon hubs token` takes effect without a restart.
+//! The services' view of the hubs registry: the retired hubs (`hubs`, for ingest) and
+//! the tokens issued at run time (`hub_tokens`, for ingest and the query API), read
+//! from the lake and again every `lake.registry_refresh_seconds`, so an
+//! administrator's `techmon hubs retire` or `techmon hubs token` takes effect without
+//! a restart.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -33,7 +34,9 @@ impl techmon_ingest::HubRegistry for LakeHubRegistry {
         let retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
         retired.values.get(hub).copied()
     }
+}
 
+impl techmon_service::IssuedTokens for LakeHubRegistry {
     fn hub_of_token(&self, token_sha256: &str) -> Option<String> {
         let tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
         tokens.values.get(token_sha256).cloned()

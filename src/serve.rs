@@ -113,7 +113,10 @@ async fn supervise_transform<F: Future<Output = ()> + Send>(
 /// version.
 pub async fn research_routes(
     query: &techmon_query::Config,
-    hubs: &[techmon_service::HubCredential],
+    (hubs, issued): (
+        &[techmon_service::HubCredential],
+        Arc<dyn techmon_service::IssuedTokens>,
+    ),
     engine: Arc<techmon_query::Engine>,
     registry: &prometheus::Registry,
 ) -> Result<
@@ -123,7 +126,7 @@ pub async fn research_routes(
     ),
     ServeError,
 > {
-    let access = techmon_query::access(query, hubs)?;
+    let access = techmon_query::access(query, hubs)?.with_issued_tokens(issued);
     let lake = engine.catalogue().location().clone();
     if let Err(e) = techmon_reference::registry::write_built_in(&lake).await {
         // The lists as built in stand in until the lake answers.
@@ -241,9 +244,13 @@ pub async fn run_on(
         .enable_all()
         .build()
         .map_err(ServeError::QueryRuntime)?;
+    let hub_registry = crate::hub_registry::LakeHubRegistry::watch(
+        lake_for_probes.clone(),
+        config.lake.registry_refresh_seconds,
+    );
     let (research, service) = research_routes(
         &config.query,
-        &config.ingest.hubs,
+        (&config.ingest.hubs, hub_registry.clone()),
         Arc::new(engine),
         &registry,
     )
@@ -264,10 +271,7 @@ pub async fn run_on(
     let stores = techmon_ingest::Stores {
         person_keys: Some(person_keys),
         audit: Some(Arc::new(crate::audit::open(config)?)),
-        registry: Some(crate::hub_registry::LakeHubRegistry::watch(
-            lake_for_probes.clone(),
-            config.lake.registry_refresh_seconds,
-        )),
+        registry: Some(hub_registry),
     };
     let router = techmon_ingest::routes(&config.ingest, log, &registry, stores)?
         .merge(query)

@@ -66,13 +66,10 @@ struct Ingest {
 
 /// The hubs as the administrators keep them while techmon runs (the lake's registry
 /// tables, read by whoever runs ingest).
-pub trait HubRegistry: Send + Sync + std::fmt::Debug {
+pub trait HubRegistry: techmon_service::IssuedTokens {
     /// The last school year `hub` reports, once it is retired: its events of a later
     /// school year are refused.
     fn last_school_year(&self, hub: &str) -> Option<SchoolYear>;
-
-    /// The hub a token issued at run time belongs to, by the token's SHA-256 (hex).
-    fn hub_of_token(&self, token_sha256: &str) -> Option<String>;
 }
 
 impl Ingest {

@@ -27,7 +27,8 @@ pub struct Config {
     /// Options for a lake in a bucket: endpoint, region, credentials.
     #[serde(default)]
     pub storage: StorageOptions,
-    /// How often ingest reads the hubs registry again for retired hubs.
+    /// How often ingest and the query API read the hubs registry again: retired hubs,
+    /// tokens issued at run time.
     #[serde(default = "registry_refresh_seconds")]
     pub registry_refresh_seconds: u64,
 }

@@ -155,7 +155,7 @@ impl FlightSql {
         })?;
         let started = Instant::now();
         let mut asked = Asked {
-            user: &user,
+            user: std::borrow::Cow::Borrowed(&user),
             entry: AuditEntry::new(AuditAction::Query, started),
             started,
         };

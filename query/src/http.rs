@@ -144,7 +144,7 @@ impl QueryService {
             asked.entry.detail = Some(format!("microdata grant until {until}"));
         }
         disclosure(
-            asked.user,
+            &asked.user,
             self.min_persons,
             today,
             &self.releases,
@@ -160,7 +160,7 @@ impl QueryService {
             .access
             .authorize_token(token, Role::Researcher, AuditAction::Query)?
             .user
-            .clone();
+            .into_owned();
         if user.role != Role::Hub {
             return Ok(user);
         }
@@ -189,11 +189,11 @@ impl QueryService {
         pins: &TableVersions,
     ) -> Result<crate::Answer, ApiError> {
         let disclosure = self.disclosure(asked)?;
-        let user = asked.user;
+        let user = asked.user.clone();
         let _admitted = self.admission.admit(&user.name).await?;
         let answer = self
             .engine
-            .query_as(sql, pins, &scope(user), &disclosure)
+            .query_as(sql, pins, &scope(&user), &disclosure)
             .await?;
         asked.entry.table_versions = Some(answer.versions.to_string());
         asked.entry.rows = Some(answer.row_count() as u64);
@@ -242,13 +242,7 @@ pub fn access(config: &Config, hubs: &[HubCredential]) -> Result<Access, QueryEr
             user: user.name.clone(),
         });
     }
-    let hub_users = hubs.iter().map(|h| User {
-        name: format!("hub:{}", h.hub_id),
-        role: Role::Hub,
-        token_sha256: h.token_sha256.clone(),
-        hub: Some(h.hub_id.clone()),
-        microdata_until: None,
-    });
+    let hub_users = hubs.iter().map(|h| User::hub(&h.hub_id, &h.token_sha256));
     let users: Vec<User> = config.users.iter().cloned().chain(hub_users).collect();
     let audit =
         AuditLog::open(&config.audit, config.audit_retention_days).map_err(QueryError::Audit)?;
@@ -397,7 +391,7 @@ async fn sql(
         .access
         .authorize(&headers, Role::Researcher, AuditAction::Query)?;
     let (mut asked, body) = service.access.parsed(asked, body)?;
-    let user = asked.user;
+    let user = asked.user.clone();
     let started = asked.started;
     asked.entry.sql = Some(body.clone());
     let answered = async {
@@ -544,7 +538,7 @@ async fn report<P: Report>(
         .access
         .authorize(headers, Role::Researcher, P::ACTION)?;
     let (mut asked, Query(parameters)) = service.access.parsed(asked, parameters)?;
-    let user = asked.user;
+    let user = asked.user.clone();
     asked.entry.detail = Some(parameters.detail());
     let disclosure = service.disclosure(&mut asked);
     let answered = match (service.admission.admit(&user.name).await, disclosure) {
@@ -857,7 +851,7 @@ async fn create_export(
         .access
         .authorize(&headers, Role::Analyst, AuditAction::Export)?;
     let (mut asked, axum::Json(request)) = service.access.parsed(asked, request)?;
-    let user = asked.user;
+    let user = asked.user.clone();
     asked.entry.sql = Some(request.sql.clone());
     // An export is a publication: aggregates only, whatever the role.
     let disclosure = service

@@ -306,7 +306,7 @@ impl Queries {
                 let sql = with_parameters(statement, parameters)?.to_string();
                 let started = Instant::now();
                 let mut asked = Asked {
-                    user: &user.0,
+                    user: std::borrow::Cow::Borrowed(&user.0),
                     entry: AuditEntry::new(AuditAction::Query, started),
                     started,
                 };

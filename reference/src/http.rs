@@ -72,7 +72,7 @@ async fn import_reference(
     let asked = access.authorize(&headers, Role::Admin, AuditAction::Import)?;
     let (asked, Query(parameters)) = access.parsed(asked, parameters)?;
     let (mut asked, body) = access.parsed(asked, body)?;
-    let user = asked.user;
+    let user = asked.user.clone();
     asked.entry.detail = Some(format!("source {}", parameters.source));
     asked.entry.bytes = Some(body.len() as u64);
     let imported = async {

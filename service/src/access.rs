@@ -1,6 +1,7 @@
 //! Who may ask what of the research services, and the trail of it: users with roles
 //! and bearer tokens, and every request's audit entry, written before its answer.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
 use crate::audit::{AuditAction, AuditEntry, AuditLog};
-use crate::{ApiError, ServiceError, TokenMap};
+use crate::{ApiError, IssuedTokens, ServiceError, TokenMap};
 
 /// What a user may do; each role may do what the ones before it may, but for a
 /// hub's, whose SQL sees its own rows only.
@@ -56,6 +57,17 @@ pub struct User {
 }
 
 impl User {
+    /// Hub `hub_id`, asking with the token whose SHA-256 is `token_sha256`.
+    pub fn hub(hub_id: &str, token_sha256: &str) -> Self {
+        Self {
+            name: format!("hub:{hub_id}"),
+            role: Role::Hub,
+            token_sha256: token_sha256.to_string(),
+            hub: Some(hub_id.to_string()),
+            microdata_until: None,
+        }
+    }
+
     /// Whether a microdata grant holds `today`.
     pub fn microdata(&self, today: chrono::NaiveDate) -> bool {
         self.microdata_until.is_some_and(|until| today <= until)
@@ -72,13 +84,15 @@ impl fmt::Display for User {
 #[derive(Clone)]
 pub struct Access {
     users: Arc<TokenMap<User>>,
+    /// Tokens issued to hubs at run time, which ask as hubs do with a configured one.
+    issued: Option<Arc<dyn IssuedTokens>>,
     audit: Arc<AuditLog>,
 }
 
 /// An authorized request: who asked, and the audit entry its answer leaves
 /// ([`Access::audited`]).
 pub struct Asked<'a> {
-    pub user: &'a User,
+    pub user: Cow<'a, User>,
     pub entry: AuditEntry,
     pub started: Instant,
 }
@@ -91,8 +105,22 @@ impl Access {
                 .map_err(|user| ServiceError::BadUserTokenHash { user })?;
         Ok(Self {
             users: Arc::new(users),
+            issued: None,
             audit: Arc::new(audit),
         })
+    }
+
+    /// These users and the hubs whose tokens `issued` holds, read at every request.
+    pub fn with_issued_tokens(mut self, issued: Arc<dyn IssuedTokens>) -> Self {
+        self.issued = Some(issued);
+        self
+    }
+
+    /// The hub a token issued at run time is for, as a user.
+    fn issued_to(&self, token: &str) -> Option<Cow<'static, User>> {
+        let hash = crate::token_sha256(token.trim());
+        let hub = self.issued.as_ref()?.hub_of_token(&hash)?;
+        Some(Cow::Owned(User::hub(&hub, &hash)))
     }
 
     pub fn audit(&self) -> &AuditLog {
@@ -107,7 +135,13 @@ impl Access {
         needed: Role,
         action: AuditAction,
     ) -> Result<Asked<'_>, ApiError> {
-        self.authorize_holder(self.users.authenticate(headers), needed, action)
+        let holder = match self.users.authenticate(headers) {
+            Ok(user) => Ok(Cow::Borrowed(user)),
+            Err(unknown) => crate::bearer(headers)
+                .and_then(|token| self.issued_to(token))
+                .ok_or(unknown),
+        };
+        self.authorize_holder(holder, needed, action)
     }
 
     /// [`Access::authorize`] for a token that comes otherwise than as a bearer token
@@ -118,12 +152,16 @@ impl Access {
         needed: Role,
         action: AuditAction,
     ) -> Result<Asked<'_>, ApiError> {
-        self.authorize_holder(self.users.holder(token), needed, action)
+        let holder = match self.users.holder(token) {
+            Ok(user) => Ok(Cow::Borrowed(user)),
+            Err(unknown) => self.issued_to(token).ok_or(unknown),
+        };
+        self.authorize_holder(holder, needed, action)
     }
 
     fn authorize_holder<'a>(
         &self,
-        holder: Result<&'a User, ApiError>,
+        holder: Result<Cow<'a, User>, ApiError>,
         needed: Role,
         action: AuditAction,
     ) -> Result<Asked<'a>, ApiError> {
@@ -153,7 +191,7 @@ impl Access {
                     user.role.as_str()
                 ),
             );
-            return refused(AuditAction::Forbidden, Some(user), error);
+            return refused(AuditAction::Forbidden, Some(&user), error);
         }
         Ok(Asked {
             user,

@@ -91,6 +91,13 @@ pub fn new_token() -> (String, String) {
     (token, hash)
 }
 
+/// Tokens issued to hubs while techmon runs, as the registry holds them (by their
+/// SHA-256 only).
+pub trait IssuedTokens: Send + Sync + std::fmt::Debug {
+    /// The hub a token issued at run time belongs to, by the token's SHA-256 (hex).
+    fn hub_of_token(&self, token_sha256: &str) -> Option<String>;
+}
+
 /// The hex SHA-256 of a token, as configured in `token_sha256`.
 pub fn token_sha256(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))

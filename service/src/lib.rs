@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 pub use access::{Access, Asked, Role, User};
 pub use api_error::{ApiError, ErrorAnswer};
-pub use auth::{HubCredential, HubTokens, TokenMap, bearer, new_token, token_sha256};
+pub use auth::{HubCredential, HubTokens, IssuedTokens, TokenMap, bearer, new_token, token_sha256};
 pub use fault::{Backoff, Fault};
 pub use probes::{Readiness, probes};
 pub use shell::REQUEST_ID;

@@ -164,6 +164,65 @@ async fn targets_and_hubs_change_without_a_restart_and_pins_keep_the_old_ones() 
         ])
         .collect::<Vec<_>>()
     );
+    // A token issued to the hub while the service runs asks as the hub: its own
+    // rows and its region's, not another region's or hub's.
+    let (status, issued) = change(
+        addr,
+        ADMIN,
+        "/v1/reference/hubs/techniekpunt-harderwijk/tokens",
+        Change::Json(json!(null)),
+    )
+    .await;
+    assert_eq!(status, 200, "{issued}");
+    let token = issued["token"].as_str().expect("a token").to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let kpis = loop {
+        let response = reqwest::Client::new()
+            .get(format!("http://{addr}/v1/kpis?year=2024"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("an answer");
+        if response.status() == 200 {
+            break response.json::<Value>().await.expect("JSON");
+        }
+        assert_eq!(response.status(), 401, "before the registry is read again");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the issued token is never taken"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let scopes: std::collections::BTreeSet<(String, String)> = kpis["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            (
+                r["hub_id"].as_str().unwrap_or("").to_string(),
+                r["region_id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        scopes,
+        [
+            ("region", "noord-veluwe"),
+            ("regions", ""),
+            ("techniekpunt-harderwijk", "noord-veluwe")
+        ]
+        .map(|(h, r)| (h.to_string(), r.to_string()))
+        .into(),
+        "{kpis}"
+    );
+    let other = reqwest::Client::new()
+        .get(format!("http://{addr}/v1/kpis?hub=tec-deventer"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(other.status(), 403);
+
     // The Cleantech Regio keeps its own set and targets.
     let (cleantech, _) = rows(addr, None, VO_PUPILS_2024).await;
     assert_eq!(cleantech, after);

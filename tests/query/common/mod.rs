@@ -314,12 +314,14 @@ pub async fn serve(lake: &str, config: &Config) -> SocketAddr {
 /// [`serve`], answering `hubs` too (hub id, token) with the hub role.
 pub async fn serve_with_hubs(lake: &str, config: &Config, hubs: &[(&str, &str)]) -> SocketAddr {
     let location = LakeLocation::new(lake, Default::default()).expect("a lake folder");
+    // Tokens issued to hubs at run time count within a second.
+    let issued = techmon::hub_registry::LakeHubRegistry::watch(location.clone(), 1);
     let engine = Engine::new(location, config.limits()).expect("engine");
     let hubs = hub_credentials(hubs);
     let engine = Arc::new(engine);
     let registry = prometheus::Registry::new();
     let (research, _) =
-        techmon::serve::research_routes(config, &hubs, Arc::clone(&engine), &registry)
+        techmon::serve::research_routes(config, (&hubs, issued), Arc::clone(&engine), &registry)
             .await
             .expect("router");
     let router = research.merge(techmon_query::probes(engine, registry));
