@@ -696,6 +696,40 @@ async fn check_released_kpis(client: &reqwest::Client, url: &str, truth: &Truth)
         .collect()
 }
 
+/// What the dashboard should show of `scope` in `year`, by the ground truth: the KPI
+/// rows (met against `target`), the technical shares and the event study.
+fn expected_view(
+    truth: &Truth,
+    scope: Scope,
+    year: i32,
+    effects: &[Value],
+    target: impl Fn(&techmon_generate::KpiTruth) -> Option<f64>,
+) -> (Vec<Value>, Vec<Value>, Vec<Value>) {
+    let kpis = truth
+        .kpis
+        .iter()
+        .filter(|k| (k.scope.as_str(), k.region_id) == scope && k.year == year)
+        .map(|k| {
+            let met = match (k.actual, target(k)) {
+                (Some(a), Some(t)) => json!(a >= t),
+                _ => Value::Null,
+            };
+            json!({"kpi": k.kpi, "band": k.band, "actual": k.actual, "met": met})
+        })
+        .collect();
+    let shares = truth
+        .technical_share
+        .iter()
+        .filter(|s| (s.scope.as_str(), s.region_id) == scope && s.track == "all")
+        .map(|s| json!({"series": "scope", "x": s.school_year, "value": s.share_pct}))
+        .collect();
+    let effect = of_scope(effects, scope, "all")
+        .into_iter()
+        .map(|r| json!({"series": "effect", "x": r["years_since"].to_string(), "value": r["att_pp"]}))
+        .collect();
+    (kpis, shares, effect)
+}
+
 /// The dashboard in headless Chromium (playwright-core): the KPI table and charts
 /// for one hub and year, a query in the SQL console and its CSV download; then for
 /// the region that joined.
@@ -707,30 +741,9 @@ fn check_dashboard(
     effects: &[Value],
 ) {
     let (hub, year) = ("tec-deventer", 2024);
-    let kpis: Vec<Value> = truth
-        .kpis
-        .iter()
-        .filter(|k| k.scope == hub && k.year == year)
-        .map(|k| {
-            let target =
-                techmon_schemas::codes::kpi_target(k.kpi, k.band).and_then(|t| t.target(year));
-            let met = match (k.actual, target) {
-                (Some(a), Some(t)) => json!(a >= t),
-                _ => Value::Null,
-            };
-            json!({"kpi": k.kpi, "band": k.band, "actual": k.actual, "met": met})
-        })
-        .collect();
-    let shares: Vec<Value> = truth
-        .technical_share
-        .iter()
-        .filter(|s| s.scope == hub && s.track == "all")
-        .map(|s| json!({"series": "scope", "x": s.school_year, "value": s.share_pct}))
-        .collect();
-    let effect: Vec<Value> = of_scope(effects, TEC_DEVENTER, "all")
-        .into_iter()
-        .map(|r| json!({"series": "effect", "x": r["years_since"].to_string(), "value": r["att_pp"]}))
-        .collect();
+    let (kpis, shares, effect) = expected_view(truth, TEC_DEVENTER, year, effects, |k| {
+        techmon_schemas::codes::kpi_target(k.kpi, k.band).and_then(|t| t.target(year))
+    });
     let hubs = techmon_generate::world::HUBS.len();
     let expect = json!({
         "hub": hub, "year": year, "kpis": kpis,
@@ -793,33 +806,13 @@ fn check_dashboard(
         .find(|r| r.id == "noord-veluwe")
         .and_then(|r| r.joins.as_ref())
         .expect("Noord-Veluwe joins");
-    let kpis: Vec<Value> = truth
-        .kpis
-        .iter()
-        .filter(|k| (k.scope.as_str(), k.region_id) == region && k.year == year)
-        .map(|k| {
-            let target = joining
-                .targets
-                .iter()
-                .find(|t| t.hub.is_none() && t.kpi == k.kpi && t.band == k.band && t.year == year)
-                .and_then(|t| t.target);
-            let met = match (k.actual, target) {
-                (Some(a), Some(t)) => json!(a >= t),
-                _ => Value::Null,
-            };
-            json!({"kpi": k.kpi, "band": k.band, "actual": k.actual, "met": met})
-        })
-        .collect();
-    let shares: Vec<Value> = truth
-        .technical_share
-        .iter()
-        .filter(|s| (s.scope.as_str(), s.region_id) == region && s.track == "all")
-        .map(|s| json!({"series": "scope", "x": s.school_year, "value": s.share_pct}))
-        .collect();
-    let effect: Vec<Value> = of_scope(effects, region, "all")
-        .into_iter()
-        .map(|r| json!({"series": "effect", "x": r["years_since"].to_string(), "value": r["att_pp"]}))
-        .collect();
+    let (kpis, shares, effect) = expected_view(truth, region, year, effects, |k| {
+        joining
+            .targets
+            .iter()
+            .find(|t| t.hub.is_none() && t.kpi == k.kpi && t.band == k.band && t.year == year)
+            .and_then(|t| t.target)
+    });
     let expect = json!({
         "hub": "region:noord-veluwe", "year": year, "kpis": kpis, "kpi_rows": kpis.len(),
         "charts": {

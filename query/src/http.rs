@@ -642,26 +642,20 @@ fn hub_conditions(
         ));
     }
     let mut conditions = vec!["TRUE".to_string()];
-    if let Some(hub) = asked {
-        // Anything but a lower-case word with dashes names no hub.
-        if !is_id(hub) {
+    // Anything but a lower-case word with dashes names no hub and no region.
+    for (value, column, code, what) in [
+        (asked, column, "unknown_hub", "hub"),
+        (region, "region_id", "bad_request", "region"),
+    ] {
+        let Some(value) = value else { continue };
+        if !is_id(value) {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "unknown_hub",
-                format!("no hub {hub}"),
+                code,
+                format!("no {what} {value}"),
             ));
         }
-        conditions.push(format!("{column} = '{hub}'"));
-    }
-    if let Some(region) = region {
-        if !is_id(region) {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("no region {region}"),
-            ));
-        }
-        conditions.push(format!("region_id = '{region}'"));
+        conditions.push(format!("{column} = '{value}'"));
     }
     if let Some(own) = own {
         // A hub id as configured or registered: lower-case words with dashes.
