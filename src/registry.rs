@@ -73,8 +73,9 @@ pub enum HubCommand {
 #[derive(Debug, clap::Subcommand)]
 pub enum TargetCommand {
     /// Sets the targets of a CSV file (`,` or `;`; columns kpi, band, year, target,
-    /// and region_id and hub_id where needed): each row replaces its KPI's target for
-    /// the year, and a KPI new to a region joins its KPI set.
+    /// and region_id and hub_id where needed) or a TOML file (`*.toml`: `region_id`,
+    /// then a `[[targets]]` table per row with the same keys): each row replaces its
+    /// KPI's target for the year, and a KPI new to a region joins its KPI set.
     Import {
         file: PathBuf,
         #[command(flatten)]
@@ -130,10 +131,58 @@ pub async fn hubs(command: HubCommand) -> anyhow::Result<()> {
     report(server, request).await
 }
 
+/// A targets file in TOML: `region_id` for every row that names none, and one
+/// `[[targets]]` table per target.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetsFile {
+    region_id: Option<String>,
+    targets: Vec<TargetRow>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetRow {
+    region_id: Option<String>,
+    hub_id: Option<String>,
+    kpi: String,
+    band: Option<String>,
+    year: i32,
+    /// Left out: the KPI is in the region's set without a target that year.
+    target: Option<f64>,
+}
+
+impl TargetsFile {
+    /// The targets as the CSV `POST /v1/reference/kpi_targets` takes.
+    fn csv(&self) -> anyhow::Result<String> {
+        let mut csv = csv::Writer::from_writer(Vec::new());
+        csv.write_record(["region_id", "hub_id", "kpi", "band", "year", "target"])?;
+        for row in &self.targets {
+            let region = row.region_id.as_ref().or(self.region_id.as_ref());
+            csv.write_record([
+                region.map_or("", String::as_str),
+                row.hub_id.as_deref().unwrap_or(""),
+                &row.kpi,
+                row.band.as_deref().unwrap_or(""),
+                &row.year.to_string(),
+                &row.target.map(|t| t.to_string()).unwrap_or_default(),
+            ])?;
+        }
+        Ok(String::from_utf8(csv.into_inner()?)?)
+    }
+}
+
 pub async fn targets(command: TargetCommand) -> anyhow::Result<()> {
     let TargetCommand::Import { file, server } = command;
     let text =
         std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let text = if file.extension().is_some_and(|e| e == "toml") {
+        toml::from_str::<TargetsFile>(&text)
+            .with_context(|| format!("reading {} as targets", file.display()))?
+            .csv()?
+    } else {
+        text
+    };
     let request = reqwest::Client::new()
         .post(server.at("/v1/reference/kpi_targets"))
         .header(reqwest::header::CONTENT_TYPE, "text/csv")

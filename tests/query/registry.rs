@@ -164,6 +164,35 @@ async fn targets_and_hubs_change_without_a_restart_and_pins_keep_the_old_ones() 
         ])
         .collect::<Vec<_>>()
     );
+    // A target from a TOML file, by the administrator's command.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("noord-veluwe.toml");
+    std::fs::write(
+        &file,
+        "region_id = \"noord-veluwe\"\n\
+         [[targets]]\nhub_id = \"techniekpunt-harderwijk\"\nkpi = \"mbo_students\"\nyear = 2024\ntarget = 5\n",
+    )
+    .expect("the file");
+    let imported = techmon(&[
+        "targets",
+        "import",
+        &file.to_string_lossy(),
+        "--url",
+        &format!("http://{addr}"),
+        "--token",
+        ADMIN,
+    ])
+    .await;
+    assert!(imported.contains("1 target(s) set"), "{imported}");
+    let (own, _) = rows(
+        addr,
+        None,
+        "SELECT target FROM kpi_report WHERE kpi = 'mbo_students' AND year = 2024 \
+         AND hub_id = 'techniekpunt-harderwijk'",
+    )
+    .await;
+    assert_eq!(own, [json!({"target": 5.0})]);
+
     // A token issued to the hub while the service runs asks as the hub: its own
     // rows and its region's, not another region's or hub's.
     let (status, issued) = change(
