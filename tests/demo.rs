@@ -732,7 +732,7 @@ fn expected_view(
 
 /// The dashboard in headless Chromium (playwright-core): the KPI table and charts
 /// for one hub and year, a query in the SQL console and its CSV download; then for
-/// the region that joined.
+/// the region that joined, and for both regions together.
 fn check_dashboard(
     url: &str,
     truth: &Truth,
@@ -822,6 +822,18 @@ fn check_dashboard(
         },
     });
     check("dashboard-region", ANALYST_TOKEN, &expect);
+
+    // Both regions together: every KPI of either set, without targets.
+    let (kpis, shares, effect) = expected_view(truth, REGIONS, year, effects, |_| None);
+    let expect = json!({
+        "hub": "regions", "year": year, "kpis": kpis, "kpi_rows": kpis.len(),
+        "charts": {
+            "chart-technical-share": {"min_points": shares.len(), "points": shares},
+            "chart-effect": {"min_points": effect.len(), "points": effect},
+            "chart-activities": {"min_points": 10},
+        },
+    });
+    check("dashboard-regions", ANALYST_TOKEN, &expect);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
