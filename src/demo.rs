@@ -215,13 +215,9 @@ async fn register_joining_regions(
         let path = path.to_string();
         let admin = &admin;
         async move {
-            let response = admin.send(request).await?;
-            let status = response.status();
-            let answer: Value = response.json().await.unwrap_or_default();
-            if !status.is_success() {
-                bail!("{path}: {}", crate::sql::refusal(status, &answer));
-            }
-            anyhow::Ok(answer)
+            crate::registry::send(admin, request)
+                .await
+                .with_context(|| path)
         }
     };
     let mut tokens = HashMap::new();

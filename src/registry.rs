@@ -190,14 +190,24 @@ pub async fn targets(command: TargetCommand) -> anyhow::Result<()> {
     report(&server, request).await
 }
 
-/// Sends a change and prints what it did.
-async fn report(server: &Server, request: reqwest::RequestBuilder) -> anyhow::Result<()> {
+/// Sends a change; the service's answer (the change report), or its refusal as the
+/// error.
+pub(crate) async fn send(
+    server: &Server,
+    request: reqwest::RequestBuilder,
+) -> anyhow::Result<Value> {
     let response = server.send(request).await?;
     let status = response.status();
     let answer: Value = response.json().await.unwrap_or_default();
     if !status.is_success() {
         bail!("{}", crate::sql::refusal(status, &answer));
     }
+    Ok(answer)
+}
+
+/// Sends a change and prints what it did.
+async fn report(server: &Server, request: reqwest::RequestBuilder) -> anyhow::Result<()> {
+    let answer = send(server, request).await?;
     println!(
         "{}: {}; table version {}",
         answer["table"].as_str().unwrap_or(""),

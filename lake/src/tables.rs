@@ -511,6 +511,11 @@ impl Table {
         matches!(self.kind, TableKind::Events | TableKind::Reference).then_some(PARTITION_COLUMN)
     }
 
+    /// Where column `name` stands among the table's columns.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.columns().position(|(column, ..)| *column == name)
+    }
+
     pub fn arrow_schema(&self) -> SchemaRef {
         Arc::new(Schema::new(
             self.columns()

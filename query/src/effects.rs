@@ -260,9 +260,14 @@ async fn compute(state: &SessionState) -> Result<Vec<ScopeEffects>> {
             ) else {
                 continue;
             };
+            // The hub that reached the school first, with its region.
+            let reached = reached_by[i].clone().map(|hub| {
+                let region = region_of(&hub);
+                (hub, region)
+            });
             rows.push((
                 track,
-                reached_by[i].clone(),
+                reached,
                 Observation {
                     unit,
                     period: period.start,
@@ -295,11 +300,11 @@ async fn compute(state: &SessionState) -> Result<Vec<ScopeEffects>> {
         for track in Track::ALL {
             let observations = rows
                 .iter()
-                .filter(|(t, reached_by, _)| {
+                .filter(|(t, reached, _)| {
                     *t == track
-                        && reached_by
-                            .as_deref()
-                            .is_none_or(|hub| scope.treats(hub, region_of(hub)))
+                        && reached
+                            .as_ref()
+                            .is_none_or(|(hub, region)| scope.treats(hub, region))
                 })
                 .map(|(_, _, o)| o.clone());
             let panel = Panel::balanced(observations);

@@ -87,6 +87,16 @@ impl Change {
         };
         registry_table(name)
     }
+
+    /// Whether the change is checked against the regions, and against the hubs.
+    fn checked_against(&self) -> (bool, bool) {
+        match self {
+            Self::AddRegion(_) => (true, false),
+            Self::AddHub(_) | Self::Targets(_) => (true, true),
+            Self::RetireHub { .. } => (false, false),
+            Self::IssueToken { .. } => (false, true),
+        }
+    }
 }
 
 fn registry_table(name: &str) -> &'static Table {
@@ -139,9 +149,8 @@ impl Row {
 
     fn position(&self, column: &str) -> usize {
         self.table
-            .arrow_schema()
-            .index_of(column)
-            .unwrap_or_else(|_| panic!("{} has a column {column}", self.table.name))
+            .position(column)
+            .unwrap_or_else(|| panic!("{} has a column {column}", self.table.name))
     }
 
     fn get(&self, column: &str) -> &Value {
@@ -179,17 +188,36 @@ fn null_of(data_type: &deltalake::arrow::datatypes::DataType) -> Value {
     }
 }
 
-/// The regions and hubs a change is checked against.
+/// The regions and hubs a change is checked against (those it is not checked
+/// against are left empty).
 struct Known {
     regions: Vec<Row>,
     hubs: Vec<Row>,
 }
 
 impl Known {
-    async fn read(lake: &LakeLocation) -> Result<Self, ReferenceError> {
+    /// What `change` is checked against: `rows` where it is the changed table itself,
+    /// else read from `lake`.
+    async fn read(
+        lake: &LakeLocation,
+        change: &Change,
+        rows: &[Row],
+    ) -> Result<Self, ReferenceError> {
+        let of = |name: &'static str| async move {
+            if name == change.table().name {
+                Ok(rows.to_vec())
+            } else {
+                read(lake, registry_table(name)).await
+            }
+        };
+        let (regions, hubs) = change.checked_against();
         Ok(Self {
-            regions: read(lake, registry_table("regions")).await?,
-            hubs: read(lake, registry_table("hubs")).await?,
+            regions: if regions {
+                of("regions").await?
+            } else {
+                Vec::new()
+            },
+            hubs: if hubs { of("hubs").await? } else { Vec::new() },
         })
     }
 
@@ -249,9 +277,9 @@ pub async fn change(
     by: &str,
 ) -> Result<ChangeReport, ReferenceError> {
     let table = change.table();
-    let known = Known::read(lake).await?;
     let delta = lake.create(table).await?;
     let mut rows = current(table, &delta).await?;
+    let known = Known::read(lake, &change, &rows).await?;
     let changed = apply(
         &mut rows,
         &change,

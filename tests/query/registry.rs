@@ -81,20 +81,19 @@ async fn targets_and_hubs_change_without_a_restart_and_pins_keep_the_old_ones() 
 
     // A second region joins, by the administrator's command, with a KPI set of its
     // own; then a hub in it.
-    let region = techmon(&[
-        "regions",
-        "add",
-        "--id",
-        "noord-veluwe",
-        "--name",
-        "Noord-Veluwe",
-        "--municipalities",
-        "Harderwijk,Elburg,Ermelo,Nunspeet,Oldebroek,Putten",
-        "--url",
-        &format!("http://{addr}"),
-        "--token",
-        ADMIN,
-    ])
+    let region = admin(
+        addr,
+        &[
+            "regions",
+            "add",
+            "--id",
+            "noord-veluwe",
+            "--name",
+            "Noord-Veluwe",
+            "--municipalities",
+            "Harderwijk,Elburg,Ermelo,Nunspeet,Oldebroek,Putten",
+        ],
+    )
     .await;
     assert!(region.contains("region noord-veluwe added"), "{region}");
     let hub = json!({"hub_id": "techniekpunt-harderwijk", "name": "Techniekpunt Harderwijk",
@@ -173,16 +172,7 @@ async fn targets_and_hubs_change_without_a_restart_and_pins_keep_the_old_ones() 
          [[targets]]\nhub_id = \"techniekpunt-harderwijk\"\nkpi = \"mbo_students\"\nyear = 2024\ntarget = 5\n",
     )
     .expect("the file");
-    let imported = techmon(&[
-        "targets",
-        "import",
-        &file.to_string_lossy(),
-        "--url",
-        &format!("http://{addr}"),
-        "--token",
-        ADMIN,
-    ])
-    .await;
+    let imported = admin(addr, &["targets", "import", &file.to_string_lossy()]).await;
     assert!(imported.contains("1 target(s) set"), "{imported}");
     let (own, _) = rows(
         addr,
@@ -257,18 +247,17 @@ async fn targets_and_hubs_change_without_a_restart_and_pins_keep_the_old_ones() 
     assert_eq!(cleantech, after);
 
     // It retires, by the administrator's command.
-    let retired = techmon(&[
-        "hubs",
-        "retire",
-        "--id",
-        "techniekpunt-harderwijk",
-        "--last-school-year",
-        "2027/28",
-        "--url",
-        &format!("http://{addr}"),
-        "--token",
-        ADMIN,
-    ])
+    let retired = admin(
+        addr,
+        &[
+            "hubs",
+            "retire",
+            "--id",
+            "techniekpunt-harderwijk",
+            "--last-school-year",
+            "2027/28",
+        ],
+    )
     .await;
     assert!(retired.contains("retired after 2027/28"), "{retired}");
     let (retired, _) = rows(
@@ -357,9 +346,19 @@ async fn targets_and_hubs_change_without_a_restart_and_pins_keep_the_old_ones() 
     assert_eq!(unchanged, after);
 }
 
-/// Runs `techmon` with `args`; what it printed, once it succeeded.
-async fn techmon(args: &[&str]) -> String {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+/// Runs `techmon` with `args` against the service at `addr` as the admin; what it
+/// printed, once it succeeded.
+async fn admin(addr: std::net::SocketAddr, args: &[&str]) -> String {
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string())
+        .chain([
+            "--url".into(),
+            format!("http://{addr}"),
+            "--token".into(),
+            ADMIN.into(),
+        ])
+        .collect();
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_techmon"))
             .args(&args)
